@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages roomcast needs to build, run and test, and only
+# those that are missing. Used by `make deps`, `make run`, `make test` and CI.
+set -euo pipefail
+PKGS=(
+  build-essential cmake pkg-config clang clang-format libfuzzer-14-dev libclang-rt-14-dev
+  libev-dev libluajit-5.1-dev luajit libssl-dev openssl lua-cjson
+  libcmocka-dev lua-busted
+  python3 python3-websockets python3-prometheus-client
+  nodejs npm
+  libhiredis-dev libsqlite3-dev zlib1g-dev redis-server
+  valgrind
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then SUDO=sudo; else
+      echo "deps: missing packages and not root: ${missing[*]}" >&2; exit 1; fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# Node's `ws` for the integration tests that use a second third-party client.
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ -f "$here/tests/package.json" ] && [ ! -d "$here/tests/node_modules/ws" ] && command -v npm >/dev/null; then
+  (cd "$here/tests" && npm install --no-audit --no-fund --silent) || echo "deps: npm install failed; node tests will be skipped" >&2
+fi
+exit 0

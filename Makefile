@@ -1,0 +1,77 @@
+# roomcast: `make run` and `make test` are the two commands a newcomer needs.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+JOBS       ?= $(shell nproc)
+PORT       ?= 8080
+SCRIPT     ?= scripts/chat.lua
+RC_WERROR  ?= OFF
+FUZZ_SECONDS ?= 20
+CTEST      = ctest --output-on-failure --no-tests=error -j$(JOBS)
+
+.PHONY: all build deps run test test-fast test-asan test-tsan test-fuzz bench bench-quick format clean
+
+all: build
+
+deps:
+	@bash .ci/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DRC_WERROR=$(RC_WERROR)
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: deps build
+	@if [ -f $(SCRIPT) ] && ./$(BUILD)/roomcast --help 2>&1 | grep -q -- '-s SCRIPT'; then \
+	  exec ./$(BUILD)/roomcast -p $(PORT) -s $(SCRIPT); \
+	else exec ./$(BUILD)/roomcast -p $(PORT) --echo; fi
+
+# Every suite: sanitizers and fuzzers first, the main build's ctest last so
+# its summary closes the output.
+test: deps
+	$(MAKE) test-asan
+	$(MAKE) test-tsan
+	$(MAKE) test-fuzz
+	$(MAKE) test-fast
+
+test-fast:
+	cmake -S . -B $(BUILD) -DRC_WERROR=$(RC_WERROR)
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && $(CTEST)
+
+test-asan:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRC_BENCH=OFF \
+	  -DRC_SANITIZE=address,undefined -DRC_WERROR=$(RC_WERROR)
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) -L 'unit|integration'
+
+test-tsan:
+	@if ls tests/unit/test_*thread* tests/unit/test_mpsc* >/dev/null 2>&1; then \
+	  cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRC_BENCH=OFF \
+	    -DRC_SANITIZE=thread -DRC_WERROR=$(RC_WERROR) && \
+	  cmake --build $(TSAN_BUILD) -j$(JOBS) && \
+	  cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 $(CTEST) -L 'tsan'; \
+	else echo "test-tsan: no threaded tests yet"; fi
+
+test-fuzz:
+	@if command -v clang >/dev/null && ls tests/fuzz/fuzz_*.c >/dev/null 2>&1; then \
+	  CC=clang cmake -S . -B $(FUZZ_BUILD) -DRC_FUZZ=ON -DRC_BUILD_TESTS=OFF -DRC_BENCH=OFF \
+	    -DRC_FUZZ_SECONDS=$(FUZZ_SECONDS) && \
+	  cmake --build $(FUZZ_BUILD) -j$(JOBS) && \
+	  cd $(FUZZ_BUILD) && $(CTEST) -L fuzz; \
+	else echo "test-fuzz: skipped (clang or fuzz targets missing)"; fi
+
+bench: build
+	@bash tests/bench/run.sh full
+
+bench-quick: build
+	@bash tests/bench/run.sh quick
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,27 @@
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c with a seed corpus in
+enable_testing()
+# tests/fuzz/corpus/<name>/. Each is registered as a bounded ctest run
+# (RC_FUZZ_SECONDS) over a scratch copy of the corpus, so the committed
+# corpus only changes when a developer minimises it on purpose.
+if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+  message(FATAL_ERROR "RC_FUZZ=ON needs clang (CC=clang)")
+endif()
+set(RC_FUZZ_SECONDS 20 CACHE STRING "seconds per fuzz target in ctest")
+file(GLOB RC_FUZZERS CONFIGURE_DEPENDS tests/fuzz/fuzz_*.c)
+foreach(src ${RC_FUZZERS})
+  get_filename_component(name ${src} NAME_WE)
+  string(REGEX REPLACE "^fuzz_" "" short ${name})
+  add_executable(${name} ${src})
+  target_compile_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(${name} PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(${name} PRIVATE rcproto)
+  set(dict "")
+  if(EXISTS ${CMAKE_SOURCE_DIR}/tests/fuzz/ws.dict)
+    set(dict "-dict=${CMAKE_SOURCE_DIR}/tests/fuzz/ws.dict")
+  endif()
+  add_test(NAME fuzz/${short}
+    COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
+      sh -c "rm -rf work-${short} && mkdir -p work-${short} && cp -r ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${short}/. work-${short}/ 2>/dev/null; exec $<TARGET_FILE:${name}> -max_total_time=${RC_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048 ${dict} work-${short}"
+    WORKING_DIRECTORY ${CMAKE_BINARY_DIR})
+  set_tests_properties(fuzz/${short} PROPERTIES LABELS "fuzz" TIMEOUT 300)
+endforeach()

@@ -1,0 +1,73 @@
+# Unit tests: one cmocka executable per tests/unit/test_<module>.c.
+find_library(CMOCKA_LIBRARY cmocka REQUIRED)
+find_path(CMOCKA_INCLUDE_DIR cmocka.h REQUIRED)
+add_library(rcguard STATIC tests/unit/support/guardbuf.c)
+target_include_directories(rcguard PUBLIC tests/unit/support)
+file(GLOB RC_UNIT_SUPPORT CONFIGURE_DEPENDS tests/unit/support/*.c)
+list(REMOVE_ITEM RC_UNIT_SUPPORT ${CMAKE_SOURCE_DIR}/tests/unit/support/guardbuf.c)
+file(GLOB RC_UNIT_TESTS CONFIGURE_DEPENDS tests/unit/test_*.c)
+if(RC_UNIT_SUPPORT)
+  add_library(rctestsupport STATIC ${RC_UNIT_SUPPORT})
+  target_include_directories(rctestsupport PUBLIC tests/unit/support ${CMOCKA_INCLUDE_DIR})
+  target_compile_definitions(rctestsupport PRIVATE _GNU_SOURCE)
+  target_link_libraries(rctestsupport PUBLIC libroomcast)
+endif()
+foreach(src ${RC_UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  string(REGEX REPLACE "^test_" "" module ${name})
+  # Tests of the pure layers link only rcproto, so they build while the
+  # upper layers are being changed.
+  set(pure OFF)
+  if(EXISTS ${CMAKE_SOURCE_DIR}/core/proto/${module}.c OR EXISTS ${CMAKE_SOURCE_DIR}/core/base/${module}.c)
+    set(pure ON)
+  endif()
+  add_executable(${name} ${src})
+  target_include_directories(${name} PRIVATE ${CMOCKA_INCLUDE_DIR} tests/unit/support)
+  target_compile_definitions(${name} PRIVATE _GNU_SOURCE RC_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+  if(pure)
+    target_link_libraries(${name} PRIVATE rcproto rcguard ${CMOCKA_LIBRARY})
+  else()
+    target_link_libraries(${name} PRIVATE libroomcast rcguard ${CMOCKA_LIBRARY})
+    if(RC_UNIT_SUPPORT)
+      target_link_libraries(${name} PRIVATE rctestsupport)
+    endif()
+  endif()
+  set_target_properties(${name} PROPERTIES ENABLE_EXPORTS ON)
+  add_test(NAME unit/${name} COMMAND ${name})
+  set_tests_properties(unit/${name} PROPERTIES LABELS "unit" TIMEOUT 300
+    ENVIRONMENT "RC_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+endforeach()
+
+# Lua specs (busted under LuaJIT).
+find_program(BUSTED busted)
+if(BUSTED AND EXISTS ${CMAKE_SOURCE_DIR}/tests/lua)
+  file(GLOB RC_LUA_SPECS CONFIGURE_DEPENDS tests/lua/*_spec.lua)
+  foreach(spec ${RC_LUA_SPECS})
+    get_filename_component(name ${spec} NAME_WE)
+    add_test(NAME lua/${name}
+      COMMAND ${BUSTED} --lua=luajit -o utfTerminal ${spec}
+      WORKING_DIRECTORY ${CMAKE_SOURCE_DIR})
+    set_tests_properties(lua/${name} PROPERTIES LABELS "lua" TIMEOUT 300
+      ENVIRONMENT "ROOMCAST_BIN=$<TARGET_FILE:roomcast>;RC_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+  endforeach()
+endif()
+
+# Integration tests: real binary, real third-party clients.
+set(RC_PYTHON /usr/bin/python3 CACHE FILEPATH "Debian's python3 (owns python3-websockets)")
+file(GLOB RC_INTEG_PY CONFIGURE_DEPENDS tests/integration/[0-9][0-9]_*.py)
+foreach(t ${RC_INTEG_PY})
+  get_filename_component(name ${t} NAME_WE)
+  add_test(NAME integration/${name} COMMAND ${RC_PYTHON} ${t})
+  set_tests_properties(integration/${name} PROPERTIES LABELS "integration" TIMEOUT 600
+    ENVIRONMENT "ROOMCAST_BIN=$<TARGET_FILE:roomcast>;RC_SOURCE_DIR=${CMAKE_SOURCE_DIR};RC_BUILD_DIR=${CMAKE_BINARY_DIR};RC_SANITIZE=${RC_SANITIZE}")
+endforeach()
+find_program(NODE node)
+file(GLOB RC_INTEG_JS CONFIGURE_DEPENDS tests/integration/[0-9][0-9]_*.js)
+if(NODE)
+  foreach(t ${RC_INTEG_JS})
+    get_filename_component(name ${t} NAME_WE)
+    add_test(NAME integration/${name} COMMAND ${NODE} ${t})
+    set_tests_properties(integration/${name} PROPERTIES LABELS "integration" TIMEOUT 600
+      ENVIRONMENT "ROOMCAST_BIN=$<TARGET_FILE:roomcast>;RC_SOURCE_DIR=${CMAKE_SOURCE_DIR};RC_BUILD_DIR=${CMAKE_BINARY_DIR};NODE_PATH=${CMAKE_SOURCE_DIR}/tests/node_modules")
+  endforeach()
+endif()

@@ -1,0 +1,656 @@
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "closecode.h"
+#include "err.h"
+#include "log.h"
+#include "worker.h"
+
+#define HEAD_INITIAL 1024
+/* Reads per readable event, so one fast sender cannot starve the others. */
+#define READS_PER_EVENT 4
+/* Bytes written to one connection per flush before yielding to the others. */
+#define FLUSH_BUDGET (1024 * 1024)
+
+static struct rc_ratelimit io_rl;
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents);
+
+/* ------------------------------------------------------------------------
+ * watcher management: the io watcher is restarted only when the wanted
+ * events change (read paused, write blocked), never per message.
+ * ------------------------------------------------------------------------ */
+
+static void update_events(struct conn *c)
+{
+    int want = 0;
+    if (!c->read_paused)
+        want |= EV_READ;
+    if (c->write_blocked)
+        want |= EV_WRITE;
+    want |= c->t.ops->want_events(&c->t);
+    if (want == c->events)
+        return;
+    struct ev_loop *loop = c->w->loop;
+    if (c->events)
+        ev_io_stop(loop, &c->io);
+    if (want) {
+        ev_io_set(&c->io, c->t.fd, want);
+        ev_io_start(loop, &c->io);
+    }
+    c->events = (uint8_t)want;
+}
+
+const char *conn_peer_str(const struct conn *c, char *buf, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    inet_ntop(c->peer_family, c->peer_addr, ip, sizeof(ip));
+    if (c->peer_family == AF_INET6)
+        snprintf(buf, cap, "[%s]:%u", ip, c->peer_port);
+    else
+        snprintf(buf, cap, "%s:%u", ip, c->peer_port);
+    return buf;
+}
+
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer)
+{
+    struct conn *c = rc_xcalloc(1, sizeof(*c));
+    c->w = w;
+    c->id = (++w->next_seq << 8) | (uint64_t)w->id;
+    transport_init_tcp(&c->t, fd);
+    c->peer_family = (uint8_t)peer->ss_family;
+    if (peer->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)peer;
+        memcpy(c->peer_addr, &s4->sin_addr, 4);
+        c->peer_port = ntohs(s4->sin_port);
+    } else if (peer->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)peer;
+        memcpy(c->peer_addr, &s6->sin6_addr, 16);
+        c->peer_port = ntohs(s6->sin6_port);
+    }
+    rc_list_init(&c->link);
+    rc_list_init(&c->dirty_link);
+    tnode_init(&c->tn);
+    sendq_init(&c->q);
+    c->state = CONN_HTTP;
+    rc_list_push_back(&w->conns, &c->link);
+    ev_init(&c->io, on_io);
+    c->io.data = c;
+    update_events(c);
+    tlist_add(&w->hs_list, &c->tn);
+    STAT_INC(&w->stats, conns_total);
+    STAT_INC(&w->stats, conns_active);
+    return c;
+}
+
+/* ------------------------------------------------------------------------
+ * teardown
+ * ------------------------------------------------------------------------ */
+
+static void notify_close(struct conn *c, unsigned code, const uint8_t *reason, size_t len)
+{
+    if (c->notified)
+        return;
+    c->notified = 1;
+    if (c->w->handler->on_close)
+        c->w->handler->on_close(c, code, reason, len);
+}
+
+void conn_release(struct conn *c)
+{
+    if (c->released)
+        return;
+    struct worker *w = c->w;
+    c->released = 1;
+    if (c->opened)
+        notify_close(c, WS_CLOSE_ABNORMAL, NULL, 0);
+    c->state = CONN_DEAD;
+    /* Stop the watcher BEFORE close(fd): libev must not keep state for an fd
+     * number the kernel may hand out again (libev manual). */
+    if (c->events)
+        ev_io_stop(w->loop, &c->io);
+    c->events = 0;
+    c->t.ops->destroy(&c->t);
+    close(c->t.fd);
+    c->t.fd = -1;
+    tlist_remove(&c->tn);
+    if (c->dirty) {
+        rc_list_remove(&c->dirty_link);
+        c->dirty = 0;
+    }
+    STAT_ADD(&w->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
+    sendq_clear(&c->q);
+    ws_msg_reset(&c->rx);
+    rc_free(c->head);
+    c->head = NULL;
+    rc_list_remove(&c->link);
+    rc_list_push_back(&w->reap, &c->link);
+    STAT_DEC(&w->stats, conns_active);
+}
+
+void conn_free(struct conn *c)
+{
+    RC_ASSERT(c->released && c->pin == 0);
+    rc_list_remove(&c->link);
+    rc_free(c);
+}
+
+/* Our side is done (close frame or error response flushed): half-close and
+ * read until the peer's EOF, bounded by close_timeout. */
+static void begin_linger(struct conn *c)
+{
+    if (c->state == CONN_LINGER || c->released)
+        return;
+    c->state = CONN_LINGER;
+    c->t.ops->shutdown(&c->t);
+    c->read_paused = 0;
+    c->write_blocked = 0;
+    update_events(c);
+    tlist_add(&c->w->close_list, &c->tn);
+}
+
+/* ------------------------------------------------------------------------
+ * output
+ * ------------------------------------------------------------------------ */
+
+void worker_mark_dirty(struct worker *w, struct conn *c)
+{
+    if (!c->dirty) {
+        c->dirty = 1;
+        rc_list_push_back(&w->dirty, &c->dirty_link);
+    }
+}
+
+static void queued(struct conn *c, size_t before)
+{
+    STAT_ADD(&c->w->stats, queued_bytes, c->q.bytes - before);
+    worker_mark_dirty(c->w, c);
+}
+
+static void queue_ctrl(struct conn *c, unsigned opcode, const uint8_t *payload, size_t len)
+{
+    struct frame_ref *f = frame_ref_encode(opcode, 0, payload, len);
+    if (f == NULL) {
+        conn_release(c);
+        return;
+    }
+    size_t before = c->q.bytes;
+    sendq_push_ctrl(&c->q, f);
+    frame_ref_put(f);
+    queued(c, before);
+}
+
+static int over_limit(struct conn *c, size_t add)
+{
+    return c->q.bytes + add > c->w->cfg->sendq_hard_limit;
+}
+
+int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
+{
+    if (c->state != CONN_OPEN || c->close_sent)
+        return RC_E_CLOSED;
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t hl = ws_frame_encode_header(hdr, 1, 0, opcode, len, NULL);
+    /* A reply to this client's own traffic is never dropped silently: the
+     * read side is paused instead (backpressure reaches TCP), but one frame
+     * larger than the whole limit still has to fit once. */
+    if (over_limit(c, hl + len) && c->q.bytes > 0) {
+        STAT_INC(&c->w->stats, drops_total);
+        return RC_E_LIMIT;
+    }
+    size_t before = c->q.bytes;
+    int rc = sendq_push_copy(&c->q, hdr, hl, data, len);
+    if (rc < 0)
+        return rc;
+    STAT_INC(&c->w->stats, msgs_out_total);
+    queued(c, before);
+    return 0;
+}
+
+int conn_send_ref(struct conn *c, struct frame_ref *f)
+{
+    if (c->state != CONN_OPEN || c->close_sent)
+        return RC_E_CLOSED;
+    if (over_limit(c, f->len)) {
+        const struct rc_config *cfg = c->w->cfg;
+        if (cfg->slow_policy == SLOW_CLOSE) {
+            STAT_INC(&c->w->stats, slow_closes_total);
+            conn_fail(c, WS_CLOSE_POLICY, "send queue limit exceeded");
+        } else {
+            STAT_INC(&c->w->stats, drops_total);
+        }
+        return RC_E_LIMIT;
+    }
+    size_t before = c->q.bytes;
+    sendq_push_ref(&c->q, f);
+    STAT_INC(&c->w->stats, msgs_out_total);
+    queued(c, before);
+    return 0;
+}
+
+void conn_flush(struct conn *c)
+{
+    if (c->released)
+        return;
+    if (c->dirty) {
+        rc_list_remove(&c->dirty_link);
+        c->dirty = 0;
+    }
+    size_t budget = FLUSH_BUDGET;
+    while (!sendq_empty(&c->q)) {
+        struct iovec iov[SENDQ_MAX_IOV];
+        int n = sendq_iov(&c->q, iov, SENDQ_MAX_IOV);
+        ssize_t wr = c->t.ops->writev(&c->t, iov, n);
+        if (wr == -EAGAIN) {
+            c->write_blocked = 1;
+            break;
+        }
+        if (wr < 0) {
+            rc_log_limited(&io_rl, 5, RC_LOG_DEBUG, "conn %llu: write: %s",
+                           (unsigned long long)c->id, rc_strerror((int)wr));
+            conn_release(c);
+            return;
+        }
+        sendq_consume(&c->q, (size_t)wr);
+        STAT_ADD(&c->w->stats, bytes_out_total, (uint_fast64_t)wr);
+        STAT_ADD(&c->w->stats, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
+        if ((size_t)wr >= budget) {
+            /* Yield: the socket may take more, EV_WRITE brings us back. */
+            c->write_blocked = 1;
+            break;
+        }
+        budget -= (size_t)wr;
+    }
+    if (sendq_empty(&c->q)) {
+        c->write_blocked = 0;
+        if (c->state == CONN_CLOSING && c->close_sent && (c->close_recv || c->failing)) {
+            begin_linger(c);
+            return;
+        }
+    }
+    /* Resume reading once the queue has drained below half the pause mark. */
+    if (c->read_paused && c->state != CONN_HTTP &&
+        c->q.bytes < c->w->cfg->sendq_soft_limit / 2)
+        c->read_paused = 0;
+    update_events(c);
+}
+
+/* ------------------------------------------------------------------------
+ * closing
+ * ------------------------------------------------------------------------ */
+
+static void send_close(struct conn *c, unsigned code, const char *reason)
+{
+    uint8_t payload[WS_MAX_CONTROL];
+    size_t len = ws_close_payload(payload, code, reason, reason ? strlen(reason) : 0);
+    queue_ctrl(c, WS_OP_CLOSE, payload, len);
+    c->close_sent = 1;
+}
+
+void conn_close(struct conn *c, unsigned code, const char *reason)
+{
+    if (c->released)
+        return;
+    if (c->state == CONN_HTTP) {
+        conn_release(c);
+        return;
+    }
+    if (c->state != CONN_OPEN)
+        return;
+    c->state = CONN_CLOSING;
+    c->close_code = (uint16_t)code;
+    notify_close(c, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+    if (c->released)
+        return;
+    send_close(c, code, reason);
+    tlist_add(&c->w->close_list, &c->tn);
+}
+
+void conn_fail(struct conn *c, unsigned code, const char *reason)
+{
+    if (c->released)
+        return;
+    c->failing = 1;
+    if (c->state == CONN_CLOSING && c->close_sent) {
+        /* Already said goodbye: stop waiting for the peer. */
+        if (sendq_empty(&c->q))
+            begin_linger(c);
+        return;
+    }
+    if (reason == NULL)
+        reason = ws_close_reason(code);
+    conn_close(c, code, reason);
+    /* Nothing more is read as messages; the reader discards until EOF. */
+}
+
+/* The peer's close frame (RFC 6455 §5.5.1): echo its code, then close TCP. */
+static void on_peer_close(struct conn *c, const struct ws_event *ev)
+{
+    c->close_recv = 1;
+    if (c->state == CONN_OPEN) {
+        c->state = CONN_CLOSING;
+        c->close_code = (uint16_t)(ev->close_code ? ev->close_code : WS_CLOSE_NO_STATUS);
+        notify_close(c, c->close_code, ev->data, ev->len);
+        if (c->released)
+            return;
+        uint8_t payload[2];
+        size_t len = 0;
+        if (ev->close_code) {
+            payload[0] = (uint8_t)(ev->close_code >> 8);
+            payload[1] = (uint8_t)ev->close_code;
+            len = 2;
+        }
+        queue_ctrl(c, WS_OP_CLOSE, payload, len);
+        c->close_sent = 1;
+        tlist_add(&c->w->close_list, &c->tn);
+    } else if (c->state == CONN_CLOSING && c->close_sent && sendq_empty(&c->q)) {
+        begin_linger(c);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * input: WebSocket frames
+ * ------------------------------------------------------------------------ */
+
+static void fail_with_error(struct conn *c, int err)
+{
+    unsigned code = ws_close_code_for(err);
+    STAT_INC(&c->w->stats, protocol_errors_total);
+    const char *reason = ws_close_reason(code);
+    if (err == RC_E_TOO_BIG)
+        reason = "message too big";
+    else if (err == RC_E_UTF8)
+        reason = "invalid UTF-8";
+    conn_fail(c, code, reason);
+}
+
+/* Feeds bytes to the receiver and dispatches every complete event. */
+static void feed_ws(struct conn *c, uint8_t *buf, size_t n)
+{
+    size_t off = 0;
+    while (off < n && !c->released) {
+        if (c->state == CONN_LINGER || c->close_recv || (c->failing && c->close_sent))
+            return; /* discard: nothing after a close counts */
+        struct ws_event ev;
+        ssize_t r = ws_msg_feed(&c->rx, buf + off, n - off, &ev);
+        if (r < 0) {
+            fail_with_error(c, (int)r);
+            return;
+        }
+        off += (size_t)r;
+        switch (ev.type) {
+        case WS_EV_NONE:
+            return;
+        case WS_EV_MESSAGE:
+            if (c->state == CONN_OPEN) {
+                STAT_INC(&c->w->stats, msgs_in_total);
+                c->pin++;
+                c->w->handler->on_message(c, ev.opcode, ev.data, ev.len);
+                c->pin--;
+            }
+            break;
+        case WS_EV_PING:
+            if (!c->close_sent)
+                queue_ctrl(c, WS_OP_PONG, ev.data, ev.len);
+            break;
+        case WS_EV_PONG:
+            break; /* liveness was recorded when the bytes arrived */
+        case WS_EV_CLOSE:
+            on_peer_close(c, &ev);
+            break;
+        }
+    }
+}
+
+/* Any bytes from the peer prove it alive: back to the tail of the idle list. */
+static void touch(struct conn *c)
+{
+    if (c->state == CONN_OPEN)
+        tlist_add(&c->w->idle_list, &c->tn);
+}
+
+static void read_ws(struct conn *c)
+{
+    struct worker *w = c->w;
+    for (int i = 0; i < READS_PER_EVENT && !c->released && !c->read_paused; i++) {
+        ssize_t n = c->t.ops->read(&c->t, w->rbuf, WORKER_RBUF_SIZE);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            /* EOF or error: the peer is gone (1006 if it never sent a close). */
+            conn_release(c);
+            return;
+        }
+        STAT_ADD(&w->stats, bytes_in_total, (uint_fast64_t)n);
+        if (c->state == CONN_LINGER)
+            continue; /* discard until EOF */
+        touch(c);
+        feed_ws(c, w->rbuf, (size_t)n);
+        /* Backpressure: a client whose replies pile up is not read from. */
+        if (c->q.bytes > w->cfg->sendq_soft_limit && c->state == CONN_OPEN) {
+            c->read_paused = 1;
+            update_events(c);
+        }
+        if ((size_t)n < WORKER_RBUF_SIZE)
+            return;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * input: the HTTP upgrade
+ * ------------------------------------------------------------------------ */
+
+static void refuse(struct conn *c, int status, const char *reason)
+{
+    char resp[512];
+    int n = http_error_response(resp, sizeof(resp), status, reason, NULL);
+    STAT_INC(&c->w->stats, handshake_failures_total);
+    rc_free(c->head);
+    c->head = NULL;
+    if (n < 0) {
+        conn_release(c);
+        return;
+    }
+    char peer[64];
+    rc_debug("conn %llu %s: refused %d %s", (unsigned long long)c->id,
+             conn_peer_str(c, peer, sizeof(peer)), status, reason);
+    sendq_push_copy(&c->q, (const uint8_t *)resp, (size_t)n, NULL, 0);
+    c->state = CONN_CLOSING;
+    c->close_sent = 1;
+    c->failing = 1;
+    c->read_paused = 1; /* the rest of the request is not read */
+    tlist_add(&c->w->close_list, &c->tn);
+    worker_mark_dirty(c->w, c);
+    update_events(c);
+}
+
+static int path_ok(const struct http_request *req)
+{
+    const char *path, *q;
+    size_t pl, ql;
+    http_split_target(req, &path, &pl, &q, &ql);
+    return (pl == 1 && path[0] == '/') || (pl == 3 && memcmp(path, "/ws", 3) == 0);
+}
+
+static void upgrade(struct conn *c, const struct http_request *req, size_t head_len)
+{
+    struct worker *w = c->w;
+    struct ws_upgrade up;
+    struct ws_refusal why;
+    if (ws_upgrade_check(req, &up, &why) != 0) {
+        /* A plain GET for another path is a 404, not an invitation to upgrade. */
+        if (why.status == 426 && !path_ok(req) && http_find_header(req, "upgrade") == NULL)
+            why = (struct ws_refusal){404, "not found: this server speaks WebSocket at /ws"};
+        refuse(c, why.status, why.reason);
+        return;
+    }
+    if (!path_ok(req)) {
+        refuse(c, 404, "no WebSocket endpoint at this path; connect to /ws");
+        return;
+    }
+    const char *subprotocol = NULL;
+    if (w->handler->on_upgrade) {
+        c->pin++;
+        int rc = w->handler->on_upgrade(c, req, &up, &why, &subprotocol);
+        c->pin--;
+        if (c->released)
+            return;
+        if (rc != 0) {
+            refuse(c, why.status, why.reason);
+            return;
+        }
+    }
+    char accept[WS_ACCEPT_LEN + 1];
+    ws_accept_key(up.key, up.key_len, accept);
+    char resp[512];
+    int n = ws_response_101(resp, sizeof(resp), accept, subprotocol, NULL);
+    if (n < 0) {
+        refuse(c, 500, "response too large");
+        return;
+    }
+    size_t before = c->q.bytes;
+    sendq_push_copy(&c->q, (const uint8_t *)resp, (size_t)n, NULL, 0);
+    queued(c, before);
+    STAT_INC(&w->stats, upgrades_total);
+    c->state = CONN_OPEN;
+    c->opened = 1;
+    ws_msg_init(&c->rx, &w->msg_cfg);
+    tlist_add(&w->idle_list, &c->tn);
+    /* Bytes the client pipelined after the head are frames: feed them. */
+    size_t extra = c->head_len - head_len;
+    char *head = c->head;
+    c->head = NULL;
+    c->head_len = c->head_cap = 0;
+    if (w->handler->on_open) {
+        c->pin++;
+        w->handler->on_open(c);
+        c->pin--;
+    }
+    if (extra > 0 && !c->released) {
+        memcpy(w->rbuf, head + head_len, extra);
+        feed_ws(c, w->rbuf, extra);
+    }
+    rc_free(head);
+}
+
+static void read_head(struct conn *c)
+{
+    const struct rc_config *cfg = c->w->cfg;
+    for (;;) {
+        if (c->head_len == c->head_cap) {
+            if (c->head_cap >= cfg->max_head + 1) {
+                refuse(c, 431, "request head too large");
+                return;
+            }
+            size_t ncap = c->head_cap ? c->head_cap * 2 : HEAD_INITIAL;
+            if (ncap > cfg->max_head + 1)
+                ncap = cfg->max_head + 1;
+            char *nh = rc_try_realloc(c->head, ncap);
+            if (nh == NULL) {
+                conn_release(c);
+                return;
+            }
+            c->head = nh;
+            c->head_cap = (uint32_t)ncap;
+        }
+        size_t last = c->head_len;
+        ssize_t n = c->t.ops->read(&c->t, c->head + c->head_len, c->head_cap - c->head_len);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            conn_release(c);
+            return;
+        }
+        STAT_ADD(&c->w->stats, bytes_in_total, (uint_fast64_t)n);
+        c->head_len += (uint32_t)n;
+        struct http_header headers[RC_MAX_HEADERS_PARSE];
+        struct http_request req;
+        req.headers = headers;
+        req.num_headers = cfg->max_headers < RC_MAX_HEADERS_PARSE ? cfg->max_headers
+                                                                   : RC_MAX_HEADERS_PARSE;
+        ssize_t r = http_parse_request(c->head, c->head_len, last, cfg->max_head, &req);
+        if (r == RC_NEED_MORE)
+            continue;
+        if (r == RC_E_HEAD_TOO_BIG) {
+            refuse(c, 431, "request head too large");
+            return;
+        }
+        if (r == RC_E_TOO_MANY_HEADERS) {
+            refuse(c, 431, "too many header fields");
+            return;
+        }
+        if (r < 0) {
+            refuse(c, 400, "malformed HTTP request");
+            return;
+        }
+        upgrade(c, &req, (size_t)r);
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * the io watcher
+ * ------------------------------------------------------------------------ */
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct conn *c = w->data;
+    (void)loop;
+    c->pin++;
+    if (revents & EV_WRITE) {
+        c->write_blocked = 0;
+        conn_flush(c);
+    }
+    if ((revents & EV_READ) && !c->released) {
+        if (c->state == CONN_HTTP)
+            read_head(c);
+        else
+            read_ws(c);
+    }
+    c->pin--;
+}
+
+/* ------------------------------------------------------------------------
+ * timeouts (one ordered list per timeout value, see heartbeat.h)
+ * ------------------------------------------------------------------------ */
+
+void conn_on_handshake_timeout(struct tlist *tl, struct tnode *n)
+{
+    struct conn *c = rc_container_of(n, struct conn, tn);
+    STAT_INC(&c->w->stats, handshake_timeouts_total);
+    if (c->head_len > 0)
+        refuse(c, 408, "handshake timed out");
+    else
+        conn_release(c);
+}
+
+void conn_on_idle(struct tlist *tl, struct tnode *n)
+{
+    struct conn *c = rc_container_of(n, struct conn, tn);
+    if (c->state != CONN_OPEN)
+        return;
+    static const uint8_t payload[] = "rc";
+    queue_ctrl(c, WS_OP_PING, payload, 2);
+    STAT_INC(&c->w->stats, pings_sent_total);
+    tlist_add(&c->w->pong_list, &c->tn);
+}
+
+void conn_on_pong_timeout(struct tlist *tl, struct tnode *n)
+{
+    struct conn *c = rc_container_of(n, struct conn, tn);
+    STAT_INC(&c->w->stats, heartbeat_closes_total);
+    conn_fail(c, WS_CLOSE_GOING_AWAY, "pong timeout");
+}
+
+void conn_on_close_timeout(struct tlist *tl, struct tnode *n)
+{
+    struct conn *c = rc_container_of(n, struct conn, tn);
+    conn_release(c);
+}

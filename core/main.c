@@ -1,0 +1,296 @@
+/* main.c - argv, config, signals, daemon and pidfile, start the workers.
+ * No server logic lives here. */
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "config.h"
+#include "echo.h"
+#include "err.h"
+#include "log.h"
+#include "worker.h"
+
+static const char usage_text[] =
+    "usage: roomcast [options]\n"
+    "  -c FILE              config file (Lua), default none\n"
+    "  -b ADDR              bind address (default 0.0.0.0)\n"
+    "  -p PORT              port (default 8080; 0 = any free port)\n"
+    "  -w N                 worker threads (default: online CPUs)\n"
+    "  -s SCRIPT            Lua handler script (e.g. scripts/chat.lua)\n"
+    "  --echo               built-in echo handler (no Lua)\n"
+    "  --max-message BYTES  largest message accepted (default 1M; K/M/G suffixes)\n"
+    "  --ping-interval SECS idle time before the server pings (default 30)\n"
+    "  --pong-timeout SECS  time to answer a ping before close 1001 (default 10)\n"
+    "  --handshake-timeout SECS  time to complete the HTTP upgrade (default 10)\n"
+    "  --close-timeout SECS time to finish the closing handshake (default 5)\n"
+    "  --sendq-limit BYTES  per-connection send queue hard limit (default 8M)\n"
+    "  --log-level LEVEL    debug|info|warn|error (default info)\n"
+    "  --log-file FILE      log to FILE instead of stderr\n"
+    "  -t                   check the configuration and exit\n"
+    "  -d                   run as a daemon (needs --pidfile)\n"
+    "  --pidfile FILE       write and lock a pidfile\n"
+    "  -h, --help           this help\n";
+
+enum {
+    OPT_ECHO = 256,
+    OPT_MAX_MESSAGE,
+    OPT_PING,
+    OPT_PONG,
+    OPT_HS_TIMEOUT,
+    OPT_CLOSE_TIMEOUT,
+    OPT_SENDQ,
+    OPT_LOG_LEVEL,
+    OPT_LOG_FILE,
+    OPT_PIDFILE,
+};
+
+static RC_NORETURN RC_PRINTF(1, 2) void bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "roomcast: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see roomcast -h)\n");
+    exit(2);
+}
+
+static void parse_args(int argc, char **argv, struct rc_config *cfg)
+{
+    static const struct option opts[] = {
+        {"echo", no_argument, NULL, OPT_ECHO},
+        {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+        {"ping-interval", required_argument, NULL, OPT_PING},
+        {"pong-timeout", required_argument, NULL, OPT_PONG},
+        {"handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT},
+        {"close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT},
+        {"sendq-limit", required_argument, NULL, OPT_SENDQ},
+        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+        {"log-file", required_argument, NULL, OPT_LOG_FILE},
+        {"pidfile", required_argument, NULL, OPT_PIDFILE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, ":c:b:p:w:s:tdh", opts, NULL)) != -1) {
+        char *end;
+        long v;
+        switch (ch) {
+        case 'c':
+            rc_config_set_str(&cfg->config_file, optarg);
+            break;
+        case 'b':
+            rc_config_set_str(&cfg->bind_addr, optarg);
+            break;
+        case 'p':
+            v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end || v < 0 || v > 65535)
+                bad_usage("invalid port '%s'", optarg);
+            cfg->port = (int)v;
+            break;
+        case 'w':
+            v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end || v < 1 || v > RC_MAX_WORKERS)
+                bad_usage("invalid worker count '%s' (1-64)", optarg);
+            cfg->workers = (int)v;
+            break;
+        case 's':
+            rc_config_set_str(&cfg->script, optarg);
+            break;
+        case 't':
+            cfg->test_only = 1;
+            break;
+        case 'd':
+            cfg->daemonize = 1;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            exit(0);
+        case OPT_ECHO:
+            cfg->echo = 1;
+            break;
+        case OPT_MAX_MESSAGE:
+            if (rc_parse_size(optarg, &cfg->max_message) != 0 || cfg->max_message == 0)
+                bad_usage("invalid size '%s' for --max-message", optarg);
+            break;
+        case OPT_SENDQ:
+            if (rc_parse_size(optarg, &cfg->sendq_hard_limit) != 0)
+                bad_usage("invalid size '%s' for --sendq-limit", optarg);
+            break;
+        case OPT_PING:
+            if (rc_parse_seconds(optarg, &cfg->ping_interval) != 0 || cfg->ping_interval <= 0)
+                bad_usage("invalid duration '%s' for --ping-interval", optarg);
+            break;
+        case OPT_PONG:
+            if (rc_parse_seconds(optarg, &cfg->pong_timeout) != 0 || cfg->pong_timeout <= 0)
+                bad_usage("invalid duration '%s' for --pong-timeout", optarg);
+            break;
+        case OPT_HS_TIMEOUT:
+            if (rc_parse_seconds(optarg, &cfg->handshake_timeout) != 0 ||
+                cfg->handshake_timeout <= 0)
+                bad_usage("invalid duration '%s' for --handshake-timeout", optarg);
+            break;
+        case OPT_CLOSE_TIMEOUT:
+            if (rc_parse_seconds(optarg, &cfg->close_timeout) != 0 || cfg->close_timeout <= 0)
+                bad_usage("invalid duration '%s' for --close-timeout", optarg);
+            break;
+        case OPT_LOG_LEVEL: {
+            enum rc_log_level lvl;
+            if (rc_log_parse_level(optarg, &lvl) != 0)
+                bad_usage("invalid log level '%s' (debug|info|warn|error)", optarg);
+            cfg->log_level = (int)lvl;
+            break;
+        }
+        case OPT_LOG_FILE:
+            rc_config_set_str(&cfg->log_file, optarg);
+            break;
+        case OPT_PIDFILE:
+            rc_config_set_str(&cfg->pidfile, optarg);
+            break;
+        case ':':
+            bad_usage("option '%s' needs a value", argv[optind - 1]);
+        default:
+            bad_usage("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        bad_usage("unexpected argument '%s'", argv[optind]);
+    /* A message bigger than the send queue limit could never be echoed. */
+    if (cfg->sendq_hard_limit < cfg->max_message + 16)
+        cfg->sendq_hard_limit = cfg->max_message + 16;
+    if (cfg->sendq_soft_limit > cfg->sendq_hard_limit)
+        cfg->sendq_soft_limit = cfg->sendq_hard_limit;
+}
+
+static struct server srv;
+static int stop_count;
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    if (w->signum == SIGTERM || w->signum == SIGINT) {
+        stop_count++;
+        rc_info("%s: %s", w->signum == SIGTERM ? "SIGTERM" : "SIGINT",
+                stop_count == 1 ? "draining" : "exiting now");
+        server_stop(&srv, stop_count > 1);
+    } else if (w->signum == SIGUSR1) {
+        rc_log_reopen();
+    }
+}
+
+static void on_check_workers(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    /* The main loop ends once every worker has stopped. */
+    (void)t;
+    if (stop_count == 0)
+        return;
+    for (int i = 0; i < srv.nworkers; i++) {
+        struct worker *w = &srv.workers[i];
+        if (!w->joined) {
+            if (pthread_tryjoin_np(w->thread, NULL) == EBUSY)
+                return;
+            w->joined = 1;
+        }
+    }
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static int write_pidfile(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd == -1)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        int e = errno;
+        close(fd);
+        return e == EWOULDBLOCK ? RC_E_EXISTS : -e;
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == -1 || write(fd, buf, (size_t)n) != n) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd; /* kept open: the lock lives as long as the process */
+}
+
+int main(int argc, char **argv)
+{
+    struct rc_config cfg;
+    rc_config_defaults(&cfg);
+    parse_args(argc, argv, &cfg);
+    rc_log_set_level((enum rc_log_level)cfg.log_level);
+    if (cfg.log_file && rc_log_open(cfg.log_file) != 0) {
+        fprintf(stderr, "roomcast: cannot open log file %s: %s\n", cfg.log_file,
+                strerror(errno));
+        return 1;
+    }
+    if (!cfg.echo && cfg.script == NULL)
+        cfg.echo = 1;
+    if (cfg.test_only) {
+        printf("roomcast: configuration OK\n");
+        rc_config_free(&cfg);
+        return 0;
+    }
+    if (cfg.daemonize) {
+        if (cfg.pidfile == NULL) {
+            fprintf(stderr, "roomcast: -d needs --pidfile\n");
+            return 2;
+        }
+        if (daemon(1, cfg.log_file ? 0 : 1) == -1) {
+            fprintf(stderr, "roomcast: daemon: %s\n", strerror(errno));
+            return 1;
+        }
+    }
+    int pid_fd = -1;
+    if (cfg.pidfile) {
+        pid_fd = write_pidfile(cfg.pidfile);
+        if (pid_fd < 0) {
+            rc_error("cannot write pidfile %s: %s", cfg.pidfile,
+                     pid_fd == RC_E_EXISTS ? "locked by a running roomcast" : rc_strerror(pid_fd));
+            return 1;
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    /* Signal watchers first, so a signal during startup is not fatal. */
+    ev_signal sig_term, sig_int, sig_usr1;
+    ev_signal_init(&sig_term, on_signal, SIGTERM);
+    ev_signal_init(&sig_int, on_signal, SIGINT);
+    ev_signal_init(&sig_usr1, on_signal, SIGUSR1);
+    ev_signal_start(loop, &sig_term);
+    ev_signal_start(loop, &sig_int);
+    ev_signal_start(loop, &sig_usr1);
+    int rc = server_init(&srv, &cfg, &echo_handler);
+    if (rc < 0)
+        return 1;
+    if (server_start(&srv) < 0) {
+        rc_error("cannot start workers");
+        return 1;
+    }
+    rc_info("roomcast started: %d worker%s, %s", srv.nworkers, srv.nworkers == 1 ? "" : "s",
+            cfg.echo ? "echo mode" : cfg.script);
+    ev_timer check;
+    ev_timer_init(&check, on_check_workers, 0.05, 0.05);
+    ev_timer_start(loop, &check);
+    ev_run(loop, 0);
+    /* Threads were joined by on_check_workers. */
+    server_join(&srv);
+    rc_info("stopped");
+    if (cfg.pidfile) {
+        unlink(cfg.pidfile);
+        close(pid_fd);
+    }
+    rc_config_free(&cfg);
+    return 0;
+}

@@ -1,0 +1,146 @@
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+
+int listener_bind(const char *addr, int port, int backlog)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        sl = sizeof(*s4);
+    } else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        sl = sizeof(*s6);
+    } else {
+        return RC_E_INVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    if (bind(fd, (struct sockaddr *)&ss, sl) == -1 || listen(fd, backlog) == -1) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int listener_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == -1)
+        return -errno;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+static int open_spare(void)
+{
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    static struct rc_ratelimit rl;
+    struct listener *l = w->data;
+    /* Accept in a bounded batch so one busy listener cannot starve the loop. */
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof(peer);
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &pl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            int e = errno;
+            if (e == EINTR)
+                continue;
+            if (e == EAGAIN || e == EWOULDBLOCK)
+                return;
+            if ((e == EMFILE || e == ENFILE) && l->spare_fd >= 0) {
+                close(l->spare_fd);
+                int victim = accept(l->fd, NULL, NULL);
+                if (victim >= 0) {
+                    close(victim);
+                    l->refused_emfile++;
+                }
+                l->spare_fd = open_spare();
+                rc_log_limited(&rl, 1, RC_LOG_WARN, "accept: out of file descriptors (%s)",
+                               strerror(e));
+                continue;
+            }
+            /* ECONNABORTED and friends: the connection is gone; go on. */
+            if (e == ECONNABORTED || e == EPROTO)
+                continue;
+            rc_log_limited(&rl, 1, RC_LOG_WARN, "accept: %s", strerror(e));
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        l->on_accept(l, fd, &peer, pl);
+    }
+}
+
+void listener_start(struct listener *l, struct ev_loop *loop, int fd, listener_accept_cb cb,
+                    void *data)
+{
+    l->loop = loop;
+    l->fd = fd;
+    l->spare_fd = open_spare();
+    l->on_accept = cb;
+    l->data = data;
+    l->paused = 0;
+    l->refused_emfile = 0;
+    ev_io_init(&l->io, on_readable, fd, EV_READ);
+    l->io.data = l;
+    ev_io_start(loop, &l->io);
+}
+
+void listener_pause(struct listener *l)
+{
+    if (l->fd >= 0 && !l->paused) {
+        ev_io_stop(l->loop, &l->io);
+        l->paused = 1;
+    }
+}
+
+void listener_resume(struct listener *l)
+{
+    if (l->fd >= 0 && l->paused) {
+        ev_io_start(l->loop, &l->io);
+        l->paused = 0;
+    }
+}
+
+void listener_close(struct listener *l)
+{
+    if (l->fd >= 0) {
+        ev_io_stop(l->loop, &l->io);
+        close(l->fd);
+        l->fd = -1;
+    }
+    if (l->spare_fd >= 0) {
+        close(l->spare_fd);
+        l->spare_fd = -1;
+    }
+}

@@ -1,0 +1,50 @@
+/* listener.h - TCP listening sockets on libev: non-blocking accept in
+ * batches, SO_REUSEPORT (each worker has its own socket on the same port and
+ * the kernel spreads connections), TCP_NODELAY on accepted sockets, and the
+ * spare-fd trick for EMFILE/ENFILE (libev manual, "The special problem of
+ * accept()ing when you can't"): keep one fd open on /dev/null; when accept
+ * fails for lack of fds, close it, accept and immediately close the pending
+ * connection (so it is refused rather than left to spin the loop), reopen.
+ */
+#ifndef RC_NET_LISTENER_H
+#define RC_NET_LISTENER_H
+
+#include <ev.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct listener;
+/* Called for each accepted, non-blocking, TCP_NODELAY socket. The callee owns fd. */
+typedef void (*listener_accept_cb)(struct listener *l, int fd, const struct sockaddr_storage *peer,
+                                   socklen_t peer_len);
+
+struct listener {
+    ev_io io;
+    struct ev_loop *loop; /* borrowed */
+    int fd;
+    int spare_fd;
+    int paused;
+    listener_accept_cb on_accept;
+    void *data;
+    uint64_t refused_emfile; /* connections dropped for lack of fds */
+};
+
+/* Creates a bound, listening, non-blocking socket with SO_REUSEADDR and
+ * SO_REUSEPORT. addr is an IPv4 or IPv6 literal; port 0 picks a free port.
+ * Returns the fd, or -errno (RC_E_INVAL for a bad address). */
+int listener_bind(const char *addr, int port, int backlog);
+
+/* The port a bound socket listens on, or -errno. */
+int listener_port(int fd);
+
+/* Wraps an already bound fd (takes ownership) and starts accepting on loop. */
+void listener_start(struct listener *l, struct ev_loop *loop, int fd, listener_accept_cb cb,
+                    void *data);
+/* Stops accepting (the socket stays open: for drain). */
+void listener_pause(struct listener *l);
+void listener_resume(struct listener *l);
+/* Stops and closes the sockets. Safe to call twice. */
+void listener_close(struct listener *l);
+
+#endif

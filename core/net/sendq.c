@@ -1,0 +1,171 @@
+#include "sendq.h"
+
+#include <string.h>
+
+#include "alloc.h"
+#include "err.h"
+
+static void lane_clear(struct sendq_lane *l)
+{
+    for (uint32_t i = 0; i < l->count; i++)
+        frame_ref_put(l->ring[(l->head + i) & (l->cap - 1)]);
+    rc_free(l->ring);
+    memset(l, 0, sizeof(*l));
+}
+
+void sendq_init(struct sendq *q)
+{
+    memset(q, 0, sizeof(*q));
+}
+
+void sendq_clear(struct sendq *q)
+{
+    lane_clear(&q->data);
+    lane_clear(&q->ctrl);
+    q->bytes = 0;
+}
+
+/* The ring capacity is a power of two so positions wrap with a mask. */
+static void lane_push(struct sendq_lane *l, struct frame_ref *f)
+{
+    if (l->count == l->cap) {
+        uint32_t ncap = l->cap ? l->cap * 2 : 4;
+        struct frame_ref **r = rc_xmalloc(sizeof(*r) * ncap);
+        for (uint32_t i = 0; i < l->count; i++)
+            r[i] = l->ring[(l->head + i) & (l->cap - 1)];
+        rc_free(l->ring);
+        l->ring = r;
+        l->cap = ncap;
+        l->head = 0;
+    }
+    l->ring[(l->head + l->count) & (l->cap - 1)] = f;
+    l->count++;
+}
+
+static struct frame_ref *lane_at(const struct sendq_lane *l, uint32_t i)
+{
+    return l->ring[(l->head + i) & (l->cap - 1)];
+}
+
+static struct frame_ref *lane_tail(const struct sendq_lane *l)
+{
+    return l->count ? lane_at(l, l->count - 1) : NULL;
+}
+
+/* Room for n more bytes in the private chunk at the data tail, or NULL. */
+static struct frame_ref *private_tail(struct sendq *q, size_t n)
+{
+    struct frame_ref *t = lane_tail(&q->data);
+    if (t && (t->flags & FRAME_PRIVATE) && t->cap - t->len >= n)
+        return t;
+    if (n > SENDQ_CHUNK)
+        return NULL;
+    t = frame_ref_new(SENDQ_CHUNK, FRAME_PRIVATE);
+    lane_push(&q->data, t);
+    return t;
+}
+
+void sendq_push_ref(struct sendq *q, struct frame_ref *f)
+{
+    if (f->len < SENDQ_COPY_MAX) {
+        struct frame_ref *t = private_tail(q, f->len);
+        memcpy(t->data + t->len, f->data, f->len);
+        t->len += f->len;
+    } else {
+        lane_push(&q->data, frame_ref_get(f));
+    }
+    q->bytes += f->len;
+}
+
+int sendq_push_copy(struct sendq *q, const uint8_t *hdr, size_t hlen, const uint8_t *payload,
+                    size_t plen)
+{
+    size_t n = hlen + plen;
+    struct frame_ref *t = n <= SENDQ_CHUNK ? private_tail(q, n) : NULL;
+    if (t == NULL) {
+        t = frame_ref_try_new(n, FRAME_PRIVATE);
+        if (t == NULL)
+            return RC_E_NOMEM;
+        lane_push(&q->data, t);
+    }
+    memcpy(t->data + t->len, hdr, hlen);
+    if (plen)
+        memcpy(t->data + t->len + hlen, payload, plen);
+    t->len += n;
+    q->bytes += n;
+    return 0;
+}
+
+void sendq_push_ctrl(struct sendq *q, struct frame_ref *f)
+{
+    lane_push(&q->ctrl, frame_ref_get(f));
+    q->bytes += f->len;
+}
+
+static int lane_iov(const struct sendq_lane *l, uint32_t from, struct iovec *iov, int n, int max)
+{
+    for (uint32_t i = from; i < l->count && n < max; i++) {
+        struct frame_ref *f = lane_at(l, i);
+        size_t off = i == 0 ? l->head_off : 0;
+        iov[n].iov_base = f->data + off;
+        iov[n].iov_len = f->len - off;
+        n++;
+    }
+    return n;
+}
+
+int sendq_iov(const struct sendq *q, struct iovec *iov, int max)
+{
+    int n = 0;
+    uint32_t data_from = 0;
+    if (q->data.head_off > 0) {
+        n = lane_iov(&q->data, 0, iov, n, max < 1 ? 0 : 1);
+        data_from = 1;
+    }
+    n = lane_iov(&q->ctrl, 0, iov, n, max);
+    return lane_iov(&q->data, data_from, iov, n, max);
+}
+
+/* Consumes up to *n bytes from the front of one lane's head entry.
+ * Returns 1 if the entry was completed (and popped). */
+static int lane_consume_head(struct sendq_lane *l, size_t *n, int *closes)
+{
+    struct frame_ref *f = lane_at(l, 0);
+    size_t left = f->len - l->head_off;
+    if (*n < left) {
+        l->head_off += *n;
+        *n = 0;
+        return 0;
+    }
+    *n -= left;
+    if (f->flags & FRAME_CLOSE)
+        (*closes)++;
+    frame_ref_put(f);
+    l->head = (l->head + 1) & (l->cap - 1);
+    l->head_off = 0;
+    if (--l->count == 0) {
+        rc_free(l->ring);
+        l->ring = NULL;
+        l->cap = l->head = 0;
+    }
+    return 1;
+}
+
+int sendq_consume(struct sendq *q, size_t n)
+{
+    int closes = 0;
+    q->bytes -= n;
+    if (q->data.head_off > 0 && n > 0) {
+        if (!lane_consume_head(&q->data, &n, &closes))
+            return closes;
+    }
+    while (n > 0 && q->ctrl.count > 0) {
+        if (!lane_consume_head(&q->ctrl, &n, &closes))
+            return closes;
+    }
+    while (n > 0 && q->data.count > 0) {
+        if (!lane_consume_head(&q->data, &n, &closes))
+            return closes;
+    }
+    return closes;
+}

@@ -1,0 +1,78 @@
+/* sendq.h - a connection's outgoing queue of frames, gathered into writev.
+ *
+ * Two lanes (wslay's split): control frames (pong, close, ping) and data
+ * frames. A lane is a ring of frame_ref pointers, each entry owning one
+ * reference. Control frames may go out between data frames but never in the
+ * middle of one: if the data head is partly written it is finished first.
+ *
+ *   writev order:  [data head, if partly written] ctrl[0..] data[rest..]
+ *
+ *   data ring:  head -> [f1 off=137][f2][chunk(private, small frames copied)] <- tail
+ *
+ * Small frames are copied into a private chunk at the tail of the data lane
+ * (one iovec, no refcount traffic); frames at least SENDQ_COPY_MAX bytes are
+ * queued by reference. An empty queue holds no memory: rings and chunks are
+ * released as soon as they drain.
+ *
+ * Single-threaded: a sendq belongs to one connection on one worker.
+ */
+#ifndef RC_NET_SENDQ_H
+#define RC_NET_SENDQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "frame_ref.h"
+
+/* Frames shorter than this are copied into the private chunk; longer ones are
+ * shared by reference. Measured in tests/bench (see RESULTS.md). */
+#define SENDQ_COPY_MAX 1024
+#define SENDQ_CHUNK 4096
+#define SENDQ_MAX_IOV 64
+
+struct sendq_lane {
+    struct frame_ref **ring; /* owned; NULL when empty */
+    uint32_t head, count, cap;
+    size_t head_off; /* bytes of ring[head] already written */
+};
+
+struct sendq {
+    struct sendq_lane data;
+    struct sendq_lane ctrl;
+    size_t bytes;        /* bytes queued and not yet written, both lanes */
+    uint64_t dropped;    /* data frames refused by sendq_push_data's limit */
+};
+
+void sendq_init(struct sendq *q);
+/* Drops every queued reference and frees the rings. */
+void sendq_clear(struct sendq *q);
+
+static inline int sendq_empty(const struct sendq *q)
+{
+    return q->bytes == 0;
+}
+
+/* Queues one reference to f (taken here; the caller keeps its own) on the
+ * data lane, or copies it into the private chunk when it is small. */
+void sendq_push_ref(struct sendq *q, struct frame_ref *f);
+
+/* Queues a frame made of hdr[0..hlen) + payload[0..plen) on the data lane,
+ * copying the bytes. Returns 0, or RC_E_NOMEM when a large frame's block
+ * cannot be allocated. */
+int sendq_push_copy(struct sendq *q, const uint8_t *hdr, size_t hlen, const uint8_t *payload,
+                    size_t plen);
+
+/* Queues a control frame (already encoded, refs taken here) on the control lane. */
+void sendq_push_ctrl(struct sendq *q, struct frame_ref *f);
+
+/* Fills iov with up to max segments in wire order. Returns the count. */
+int sendq_iov(const struct sendq *q, struct iovec *iov, int max);
+
+/* Marks n bytes as written (n <= bytes in the segments sendq_iov returned),
+ * dropping references of frames written completely.
+ * Returns how many FRAME_CLOSE frames were completed by this call. */
+int sendq_consume(struct sendq *q, size_t n);
+
+#endif

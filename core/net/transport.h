@@ -1,0 +1,49 @@
+/* transport.h - the byte stream under a connection: plain TCP or TLS.
+ *
+ * conn calls only these operations, so TLS (and the scripted transport of
+ * the unit tests) slot in without the connection code knowing.
+ * Return values: bytes moved (> 0), 0 for end of stream (read only),
+ * -EAGAIN when it would block, another -errno or RC_E_TLS on failure.
+ * For TLS a read may need the socket writable and a write readable:
+ * want_events() reports EV_READ/EV_WRITE the transport needs beyond what
+ * the caller asked for.
+ */
+#ifndef RC_NET_TRANSPORT_H
+#define RC_NET_TRANSPORT_H
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct transport;
+
+struct transport_ops {
+    const char *name;
+    ssize_t (*read)(struct transport *t, void *buf, size_t len);
+    ssize_t (*writev)(struct transport *t, const struct iovec *iov, int iovcnt);
+    /* Half-closes the write side (TCP FIN, TLS close_notify). Returns 0 or -errno. */
+    int (*shutdown)(struct transport *t);
+    /* Releases transport state; does NOT close the fd (the connection does). */
+    void (*destroy)(struct transport *t);
+    /* Extra EV_READ/EV_WRITE bits the transport needs right now (TLS), or 0. */
+    int (*want_events)(const struct transport *t);
+    /* 1 while a handshake (TLS) is still in progress. */
+    int (*handshaking)(const struct transport *t);
+};
+
+struct transport {
+    const struct transport_ops *ops; /* static */
+    int fd;                          /* borrowed from the connection */
+    void *impl;                      /* owned by the ops (e.g. SSL *) */
+};
+
+/* Plain TCP: read(2), writev(2) with EINTR retried, shutdown(SHUT_WR). */
+extern const struct transport_ops tcp_transport_ops;
+
+static inline void transport_init_tcp(struct transport *t, int fd)
+{
+    t->ops = &tcp_transport_ops;
+    t->fd = fd;
+    t->impl = 0;
+}
+
+#endif

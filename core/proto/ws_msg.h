@@ -1,0 +1,111 @@
+/* ws_msg.h - incremental RFC 6455 receiver: frames in, whole messages and
+ * control frames out.
+ *
+ * Feed it whatever bytes arrived, at any byte boundary. It unmasks in place
+ * (word at a time), joins fragments (§5.4), lets control frames interleave
+ * with fragments (§5.5), validates text incrementally so invalid UTF-8 fails
+ * at the first bad byte even mid-fragment (§8.1), validates close payloads
+ * (§5.5.1, §7.4), and caps the message size.
+ *
+ * Memory: the state struct is small and fixed. A frame whose whole payload
+ * is inside the bytes fed, and that is not part of a fragmented message, is
+ * delivered in place (zero-copy, pointing into the input). Otherwise the
+ * payload is accumulated in a heap buffer allocated through alloc.h's try_
+ * family, grown geometrically up to max_message. Because the delivered event
+ * points into that buffer, it is released lazily: at the start of the next
+ * ws_msg_feed, by ws_msg_trim, or by ws_msg_reset (call ws_msg_trim after
+ * handling an event when no more input is pending, and an idle connection
+ * holds no buffer). Control payloads accumulate in a fixed 125-byte array.
+ * There is no cap on the number of fragments, only on the message size.
+ *
+ *   ws_msg_feed(in) --> [hdr bytes: hb[0..13]] --> header decoded
+ *                       --> payload: unmask in place --> utf8 check (text)
+ *                           --> whole & unfragmented & in `in`: event points into `in`
+ *                           --> otherwise append to buf/ctrl; event on FIN
+ */
+#ifndef RC_PROTO_WS_MSG_H
+#define RC_PROTO_WS_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ws_frame.h"
+
+struct ws_msg_cfg {
+    size_t max_message;   /* cap on a data message (sum of fragments); over it: RC_E_TOO_BIG */
+    int require_mask;     /* 1 on the server: an unmasked client frame is RC_E_PROTO (§5.1) */
+    int reject_masked;    /* 1 on the client side: a masked server frame is RC_E_PROTO */
+    unsigned allowed_rsv; /* RSV bits an extension negotiated (WS_RSV*); others: RC_E_PROTO */
+};
+
+enum ws_event_type {
+    WS_EV_NONE = 0,
+    WS_EV_MESSAGE, /* a whole text or binary message */
+    WS_EV_PING,
+    WS_EV_PONG,
+    WS_EV_CLOSE,
+};
+
+struct ws_event {
+    enum ws_event_type type;
+    unsigned opcode;     /* WS_OP_TEXT or WS_OP_BINARY for WS_EV_MESSAGE */
+    unsigned rsv;        /* RSV bits of the message's first frame (for extensions) */
+    const uint8_t *data; /* borrowed: valid until the next ws_msg_feed/ws_msg_trim/
+                            ws_msg_reset; points into the caller's input or into
+                            the ws_msg; never NULL (len 0 is a valid message).
+                            WS_EV_CLOSE: the reason only (after the code) */
+    size_t len;
+    unsigned close_code; /* WS_EV_CLOSE: the code (already checked by
+                            ws_close_code_valid), or 0 when the payload was empty */
+};
+
+struct ws_msg {
+    const struct ws_msg_cfg *cfg; /* borrowed; must outlive the ws_msg */
+    struct ws_frame_hdr hdr;      /* current frame, valid while in_frame */
+    uint64_t pos;                 /* payload bytes of the current frame already consumed */
+    uint8_t in_frame;             /* header decoded, payload pending */
+    uint8_t hb_len;               /* bytes of a partial header saved in hb */
+    uint8_t msg_opcode;           /* TEXT/BINARY of the message in progress, 0 if none */
+    uint8_t msg_rsv;
+    uint8_t ctrl_len;
+    uint8_t hb[WS_MAX_HEADER];
+    uint8_t ctrl[WS_MAX_CONTROL];
+    uint32_t utf8; /* validator state of the text message in progress */
+    uint8_t *buf;  /* owned; NULL, or the message being joined, or the last event's data */
+    size_t len;    /* bytes in buf */
+    size_t cap;
+};
+
+/* Initialises m (no allocation). cfg is borrowed. */
+void ws_msg_init(struct ws_msg *m, const struct ws_msg_cfg *cfg);
+
+/* Releases buf and resets to the initial state (keeping cfg). Safe to call
+ * twice, and after an error. Invalidates the last event's data. */
+void ws_msg_reset(struct ws_msg *m);
+
+/* Releases buf if it only backs the last delivered event (no message in
+ * progress); a no-op otherwise. Invalidates the last event's data. */
+void ws_msg_trim(struct ws_msg *m);
+
+/* Consumes bytes from in[0..len) (modifying them: unmasking in place) until
+ * one event is complete or the input is exhausted.
+ *
+ * Returns the number of bytes consumed (0..len). ev->type is WS_EV_NONE when
+ * the input was used up without completing an event; otherwise the event is
+ * in *ev and the caller calls again with in + consumed.
+ * A zero-length frame completes even when it ends exactly at the end of the
+ * input. in may be NULL when len is 0. Thread: whoever owns m.
+ * Errors (negative): RC_E_PROTO (framing rules, bad close code, a 1-byte
+ * close payload, continuation without a message, a new data frame inside a
+ * fragmented message, RSV bits not allowed, mask rule), RC_E_UTF8 (text or
+ * close reason), RC_E_TOO_BIG (the message would exceed max_message; decided
+ * as soon as a frame header announces it), RC_E_NOMEM (buffer allocation
+ * failed). After an error the state is undefined until ws_msg_reset.
+ */
+ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev);
+
+/* 1 when no partial frame or message is pending (a safe point, e.g. for reload). */
+int ws_msg_idle(const struct ws_msg *m);
+
+#endif

@@ -231,8 +231,7 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &cfg);
     rc_log_set_level((enum rc_log_level)cfg.log_level);
     if (cfg.log_file && rc_log_open(cfg.log_file) != 0) {
-        fprintf(stderr, "roomcast: cannot open log file %s: %s\n", cfg.log_file,
-                strerror(errno));
+        fprintf(stderr, "roomcast: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
         return 1;
     }
     if (!cfg.echo && cfg.script == NULL)

@@ -25,7 +25,7 @@ struct rc_route_cfg {
 };
 
 struct rc_config {
-    char *bind_addr;   /* owned */
+    char *bind_addr; /* owned */
     int port;
     int workers;       /* 0 = online CPUs */
     char *script;      /* owned; NULL with echo */
@@ -39,18 +39,18 @@ struct rc_config {
     double ping_interval;
     double pong_timeout;
     double close_timeout;
-    size_t sendq_hard_limit;    /* bytes; over it the slow-consumer policy applies */
-    size_t sendq_soft_limit;    /* bytes; must stay exceeded for sendq_soft_seconds */
+    size_t sendq_hard_limit; /* bytes; over it the slow-consumer policy applies */
+    size_t sendq_soft_limit; /* bytes; must stay exceeded for sendq_soft_seconds */
     double sendq_soft_seconds;
-    int slow_policy;            /* enum slow_policy */
-    size_t history_size;        /* messages kept per room */
-    uint64_t lua_budget;        /* instructions per handler call */
-    double tick_interval;       /* seconds between on_tick calls; 0 = off */
+    int slow_policy;      /* enum slow_policy */
+    size_t history_size;  /* messages kept per room */
+    uint64_t lua_budget;  /* instructions per handler call */
+    double tick_interval; /* seconds between on_tick calls; 0 = off */
     int daemonize;
     char *pidfile;  /* owned */
     char *log_file; /* owned */
     int log_level;
-    int test_only; /* -t */
+    int test_only;            /* -t */
     char *script_config_json; /* owned: the `script_config` table as JSON */
     struct rc_plugin_cfg plugins[RC_MAX_PLUGINS];
     int nplugins;

@@ -11,6 +11,8 @@
 #include "closecode.h"
 #include "err.h"
 #include "log.h"
+#include "room.h"
+#include "users.h"
 #include "worker.h"
 
 #define HEAD_INITIAL 1024
@@ -81,6 +83,7 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *p
     sendq_init(&c->q);
     c->state = CONN_HTTP;
     rc_list_push_back(&w->conns, &c->link);
+    strmap_put(&w->conns_by_id, &c->id, sizeof(c->id), c);
     ev_init(&c->io, on_io);
     c->io.data = c;
     update_events(c);
@@ -111,6 +114,15 @@ void conn_release(struct conn *c)
     c->released = 1;
     if (c->opened)
         notify_close(c, WS_CLOSE_ABNORMAL, NULL, 0);
+    room_leave_all(c);
+    if (c->user)
+        conn_set_user(c, NULL, 0);
+    if (c->data) {
+        kv_clear(c->data);
+        rc_free(c->data);
+        c->data = NULL;
+    }
+    strmap_del(&w->conns_by_id, &c->id, sizeof(c->id));
     c->state = CONN_DEAD;
     /* Stop the watcher BEFORE close(fd): libev must not keep state for an fd
      * number the kernel may hand out again (libev manual). */
@@ -133,6 +145,12 @@ void conn_release(struct conn *c)
     rc_list_remove(&c->link);
     rc_list_push_back(&w->reap, &c->link);
     STAT_DEC(&w->stats, conns_active);
+}
+
+struct conn *conn_find(struct worker *w, uint64_t id)
+{
+    struct conn *c = strmap_get(&w->conns_by_id, &id, sizeof(id));
+    return c && !c->released ? c : NULL;
 }
 
 void conn_free(struct conn *c)
@@ -182,7 +200,12 @@ static void queue_ctrl(struct conn *c, unsigned opcode, const uint8_t *payload, 
         return;
     }
     size_t before = c->q.bytes;
-    sendq_push_ctrl(&c->q, f);
+    /* A close frame is the last frame (RFC 6455 §5.5.1): it goes behind
+     * the queued data, while pings and pongs may overtake data frames. */
+    if (opcode == WS_OP_CLOSE)
+        sendq_push_ref(&c->q, f);
+    else
+        sendq_push_ctrl(&c->q, f);
     frame_ref_put(f);
     queued(c, before);
 }
@@ -192,9 +215,15 @@ static int over_limit(struct conn *c, size_t add)
     return c->q.bytes + add > c->w->cfg->sendq_hard_limit;
 }
 
+/* Open for output: OPEN, or inside the connect hook (queued behind the 101). */
+static int can_send(const struct conn *c)
+{
+    return (c->state == CONN_OPEN && !c->close_sent) || (c->state == CONN_HTTP && c->upgrading);
+}
+
 int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
 {
-    if (c->state != CONN_OPEN || c->close_sent)
+    if (!can_send(c))
         return RC_E_CLOSED;
     uint8_t hdr[WS_MAX_HEADER];
     size_t hl = ws_frame_encode_header(hdr, 1, 0, opcode, len, NULL);
@@ -216,7 +245,7 @@ int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
 
 int conn_send_ref(struct conn *c, struct frame_ref *f)
 {
-    if (c->state != CONN_OPEN || c->close_sent)
+    if (!can_send(c))
         return RC_E_CLOSED;
     if (over_limit(c, f->len)) {
         const struct rc_config *cfg = c->w->cfg;
@@ -276,8 +305,7 @@ void conn_flush(struct conn *c)
         }
     }
     /* Resume reading once the queue has drained below half the pause mark. */
-    if (c->read_paused && c->state != CONN_HTTP &&
-        c->q.bytes < c->w->cfg->sendq_soft_limit / 2)
+    if (c->read_paused && c->state != CONN_HTTP && c->q.bytes < c->w->cfg->sendq_soft_limit / 2)
         c->read_paused = 0;
     update_events(c);
 }
@@ -433,6 +461,9 @@ static void read_ws(struct conn *c)
             continue; /* discard until EOF */
         touch(c);
         feed_ws(c, w->rbuf, (size_t)n);
+        /* An idle connection keeps no message buffer (ws_msg.h). */
+        if (!c->released)
+            ws_msg_trim(&c->rx);
         /* Backpressure: a client whose replies pile up is not read from. */
         if (c->q.bytes > w->cfg->sendq_soft_limit && c->state == CONN_OPEN) {
             c->read_paused = 1;
@@ -461,7 +492,11 @@ static void refuse(struct conn *c, int status, const char *reason)
     char peer[64];
     rc_debug("conn %llu %s: refused %d %s", (unsigned long long)c->id,
              conn_peer_str(c, peer, sizeof(peer)), status, reason);
+    STAT_ADD(&c->w->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
+    sendq_clear(&c->q); /* whatever a refusing connect hook queued */
+    room_leave_all(c);
     sendq_push_copy(&c->q, (const uint8_t *)resp, (size_t)n, NULL, 0);
+    STAT_ADD(&c->w->stats, queued_bytes, c->q.bytes);
     c->state = CONN_CLOSING;
     c->close_sent = 1;
     c->failing = 1;
@@ -498,7 +533,9 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
     const char *subprotocol = NULL;
     if (w->handler->on_upgrade) {
         c->pin++;
+        c->upgrading = 1;
         int rc = w->handler->on_upgrade(c, req, &up, &why, &subprotocol);
+        c->upgrading = 0;
         c->pin--;
         if (c->released)
             return;
@@ -515,8 +552,14 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
         refuse(c, 500, "response too large");
         return;
     }
+    /* The 101 goes on the control lane: it must precede both the frames the
+     * connect hook queued (data lane) and pongs for pipelined pings. */
+    struct frame_ref *f101 = frame_ref_new((size_t)n, FRAME_CONTROL);
+    memcpy(f101->data, resp, (size_t)n);
+    f101->len = (size_t)n;
     size_t before = c->q.bytes;
-    sendq_push_copy(&c->q, (const uint8_t *)resp, (size_t)n, NULL, 0);
+    sendq_push_ctrl(&c->q, f101);
+    frame_ref_put(f101);
     queued(c, before);
     STAT_INC(&w->stats, upgrades_total);
     c->state = CONN_OPEN;
@@ -573,8 +616,8 @@ static void read_head(struct conn *c)
         struct http_header headers[RC_MAX_HEADERS_PARSE];
         struct http_request req;
         req.headers = headers;
-        req.num_headers = cfg->max_headers < RC_MAX_HEADERS_PARSE ? cfg->max_headers
-                                                                   : RC_MAX_HEADERS_PARSE;
+        req.num_headers =
+            cfg->max_headers < RC_MAX_HEADERS_PARSE ? cfg->max_headers : RC_MAX_HEADERS_PARSE;
         ssize_t r = http_parse_request(c->head, c->head_len, last, cfg->max_head, &req);
         if (r == RC_NEED_MORE)
             continue;

@@ -1,7 +1,8 @@
 /* conn.h - one client connection: the state machine from the HTTP upgrade to
  * the closed socket, its send queue, its receiver, and its timers.
  *
- *   HTTP --101--> OPEN --close sent/received--> CLOSING --both done--> LINGER --EOF/timeout--> released
+ *   HTTP --101--> OPEN --close sent/received--> CLOSING --both done--> LINGER --EOF/timeout-->
+ * released
  *     \--error response---------------------------------------------> LINGER
  *
  * LINGER: our side is shut down (FIN sent after the close frame); we keep
@@ -23,6 +24,7 @@
 #include <sys/socket.h>
 
 #include "heartbeat.h"
+#include "kv.h"
 #include "http_parse.h"
 #include "handshake.h"
 #include "list.h"
@@ -32,6 +34,7 @@
 
 struct worker;
 struct conn;
+struct local_room;
 
 #define RC_MAX_HEADERS_PARSE 128
 
@@ -55,25 +58,39 @@ struct conn_handler {
     /* Once, when an OPEN connection stops being open (code 1006 when the TCP
      * connection was lost without a close frame). */
     void (*on_close)(struct conn *c, unsigned code, const uint8_t *reason, size_t reason_len);
+    /* Per worker, on the worker's thread: set up (e.g. a Lua state; return 0
+     * or a negative error to abort startup), tear down, reload (MAIL_RELOAD),
+     * and a periodic tick. Any may be NULL. worker_start runs in the main
+     * thread before the worker threads start. */
+    int (*worker_start)(struct worker *w);
+    void (*worker_stop)(struct worker *w);
+    void (*reload)(struct worker *w);
+};
+
+/* One room this connection is in (c->rooms[i]). */
+struct conn_room {
+    struct local_room *room; /* borrowed: the worker's local room */
+    uint32_t index;          /* position of c in room->members */
 };
 
 struct conn {
-    uint64_t id; /* unique in the process: (sequence << 8) | worker id */
+    uint64_t id;      /* unique in the process: (sequence << 8) | worker id */
     struct worker *w; /* borrowed: the owner */
     struct transport t;
     ev_io io;
     uint8_t state;
-    uint8_t events;      /* events the io watcher is started with (0 = stopped) */
-    unsigned dirty : 1;   /* on w->dirty */
+    uint8_t events;     /* events the io watcher is started with (0 = stopped) */
+    unsigned dirty : 1; /* on w->dirty */
     unsigned close_sent : 1;
     unsigned close_recv : 1;
     unsigned failing : 1; /* we failed the connection: don't wait for the peer's close */
     unsigned read_paused : 1;
     unsigned write_blocked : 1;
     unsigned released : 1;
-    unsigned notified : 1; /* on_close delivered */
-    unsigned opened : 1;   /* reached OPEN (on_open ran) */
-    uint16_t close_code;  /* code sent or received, for on_close */
+    unsigned notified : 1;  /* on_close delivered */
+    unsigned opened : 1;    /* reached OPEN (on_open ran) */
+    unsigned upgrading : 1; /* inside on_upgrade: sends and joins are allowed */
+    uint16_t close_code;    /* code sent or received, for on_close */
     uint16_t peer_port;
     uint32_t pin; /* > 0: someone up the stack holds it; the reaper waits */
     uint8_t peer_addr[16];
@@ -85,8 +102,16 @@ struct conn {
     struct ws_msg rx;
     char *head; /* owned: request head being read; NULL after the upgrade */
     uint32_t head_len, head_cap;
-    void *app; /* the handler's per-connection state */
+    void *app;               /* the handler's per-connection state */
+    char *user;              /* owned: the user id (conn_set_user), NULL when anonymous */
+    struct kv *data;         /* owned, created on first set: conn.data */
+    struct conn_room *rooms; /* owned array */
+    uint16_t nrooms, rooms_cap;
 };
+
+/* The live connection with this id on worker w, or NULL (closed, or on
+ * another worker). */
+struct conn *conn_find(struct worker *w, uint64_t id);
 
 /* Creates a connection for an accepted socket (takes fd) and starts reading. */
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer);

@@ -10,6 +10,16 @@
 #include "closecode.h"
 #include "err.h"
 #include "log.h"
+#include "mailbox.h"
+#include "room.h"
+#include "users.h"
+
+static _Thread_local struct worker *cur_worker;
+
+struct worker *worker_current(void)
+{
+    return cur_worker;
+}
 
 static void on_accept(struct listener *l, int fd, const struct sockaddr_storage *peer,
                       socklen_t peer_len)
@@ -28,6 +38,7 @@ static void on_accept(struct listener *l, int fd, const struct sockaddr_storage 
 static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     struct worker *w = p->data;
+    mailbox_drain_local(w);
     while (!rc_list_empty(&w->dirty)) {
         struct conn *c = rc_list_first(&w->dirty, struct conn, dirty_link);
         conn_flush(c); /* unlinks c from dirty */
@@ -84,6 +95,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     rc_log_set_thread_tag(w->id);
+    cur_worker = w;
     ev_run(w->loop, 0);
     return NULL;
 }
@@ -101,6 +113,8 @@ static int worker_init(struct worker *w, struct server *s, int id, int fd)
     rc_list_init(&w->conns);
     rc_list_init(&w->dirty);
     rc_list_init(&w->reap);
+    strmap_init(&w->conns_by_id);
+    mailbox_init(w);
     w->msg_cfg.max_message = w->cfg->max_message;
     w->msg_cfg.require_mask = 1;
     w->msg_cfg.reject_masked = 0;
@@ -121,8 +135,10 @@ static int worker_init(struct worker *w, struct server *s, int id, int fd)
     return 0;
 }
 
-static void worker_destroy(struct worker *w)
+/* Releases every connection of w (main thread, after the worker stopped). */
+static void worker_release_all(struct worker *w)
 {
+    cur_worker = w;
     struct rc_list *pos, *tmp;
     rc_list_foreach_safe(pos, tmp, &w->conns)
     {
@@ -134,11 +150,22 @@ static void worker_destroy(struct worker *w)
         c->pin = 0;
         conn_free(c);
     }
+    cur_worker = NULL;
+}
+
+static void worker_destroy(struct worker *w)
+{
+    cur_worker = w;
+    if (w->handler && w->handler->worker_stop)
+        w->handler->worker_stop(w);
+    cur_worker = NULL;
     listener_close(&w->lst);
     tlist_stop(&w->hs_list);
     tlist_stop(&w->idle_list);
     tlist_stop(&w->pong_list);
     tlist_stop(&w->close_list);
+    mailbox_destroy(w);
+    strmap_clear(&w->conns_by_id, NULL);
     if (w->loop)
         ev_loop_destroy(w->loop);
     w->loop = NULL;
@@ -171,12 +198,24 @@ int server_init(struct server *s, struct rc_config *cfg, const struct conn_handl
     }
     s->port = port;
     s->nworkers = n;
+    s->handler = handler;
     s->workers = rc_xcalloc((size_t)n, sizeof(struct worker));
     for (int i = 0; i < n; i++) {
         int rc = worker_init(&s->workers[i], s, i, fds[i]);
         if (rc < 0)
             return rc;
         s->workers[i].handler = handler;
+    }
+    rooms_init(s);
+    users_init(s);
+    for (int i = 0; i < n; i++) {
+        if (handler->worker_start) {
+            cur_worker = &s->workers[i];
+            int rc = handler->worker_start(&s->workers[i]);
+            cur_worker = NULL;
+            if (rc < 0)
+                return rc;
+        }
     }
     s->started = ev_time();
     const char *a = cfg->bind_addr;
@@ -223,10 +262,22 @@ void server_join(struct server *s)
         s->workers[i].joined = 1;
     }
     for (int i = 0; i < s->nworkers; i++)
+        worker_release_all(&s->workers[i]);
+    rooms_destroy(s);
+    users_destroy(s);
+    for (int i = 0; i < s->nworkers; i++)
         worker_destroy(&s->workers[i]);
     rc_free(s->workers);
     s->workers = NULL;
     s->nworkers = 0;
+}
+
+void server_reload(struct server *s)
+{
+    for (int i = 0; i < s->nworkers; i++) {
+        struct mail *m = mail_new(MAIL_RELOAD, NULL, 0, NULL, 0);
+        mail_post(NULL, &s->workers[i], m);
+    }
 }
 
 uint64_t server_stat_sum(const struct server *s, size_t offset)

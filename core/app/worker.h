@@ -27,42 +27,61 @@
 #include "list.h"
 #include "listener.h"
 #include "stats.h"
+#include "strmap.h"
 
 #define WORKER_RBUF_SIZE (64 * 1024)
 #define RC_MAX_WORKERS 64
 
 struct server;
+struct mail;
 
 struct worker {
     int id;
     pthread_t thread;
-    struct ev_loop *loop; /* owned */
-    struct server *srv;   /* borrowed */
+    struct ev_loop *loop;        /* owned */
+    struct server *srv;          /* borrowed */
     const struct rc_config *cfg; /* borrowed, read-only */
     struct listener lst;
     ev_prepare prepare;
     ev_async wake;
     ev_timer drain_timer;
-    struct rc_list conns; /* every live conn (for drain and stop) */
-    struct rc_list dirty; /* conns with output to flush this iteration */
-    struct rc_list reap;  /* released conns, freed by the prepare hook */
-    struct tlist hs_list;    /* HTTP state, by accept time: handshake timeout */
-    struct tlist idle_list;  /* OPEN, by last activity: ping after ping_interval */
-    struct tlist pong_list;  /* OPEN, pinged, by ping time: close after pong_timeout */
-    struct tlist close_list; /* CLOSING/LINGER, by close time: hard close after close_timeout */
-    uint8_t *rbuf;           /* owned: the one read buffer of this worker */
+    struct rc_list conns;      /* every live conn (for drain and stop) */
+    struct rc_list dirty;      /* conns with output to flush this iteration */
+    struct rc_list reap;       /* released conns, freed by the prepare hook */
+    struct tlist hs_list;      /* HTTP state, by accept time: handshake timeout */
+    struct tlist idle_list;    /* OPEN, by last activity: ping after ping_interval */
+    struct tlist pong_list;    /* OPEN, pinged, by ping time: close after pong_timeout */
+    struct tlist close_list;   /* CLOSING/LINGER, by close time: hard close after close_timeout */
+    uint8_t *rbuf;             /* owned: the one read buffer of this worker */
     struct ws_msg_cfg msg_cfg; /* shared by this worker's receivers */
     uint64_t next_seq;
     struct worker_stats stats;
     const struct conn_handler *handler; /* borrowed (static) */
     void *handler_state;                /* owned by the handler (e.g. the Lua state) */
+    struct strmap conns_by_id;          /* conn id (8 bytes) -> struct conn * */
+    struct strmap local_rooms;          /* room name -> struct local_room * (my members) */
+    /* rooms owned by this worker: name -> struct room *; read by other
+     * workers under rooms_lock */
+    struct strmap rooms;
+    pthread_mutex_t rooms_lock;
+    ev_timer room_gc;
+    /* mailbox (mailbox.h) */
+    pthread_mutex_t mbox_lock;
+    struct mail *mbox_head, *mbox_tail;   /* under mbox_lock */
+    struct mail *local_head, *local_tail; /* self-posted, no lock */
+    ev_async mbox_async;
+    ev_timer tick;
+    uint64_t generation; /* handler (script) generation, for stats */
     atomic_int stop_requested;
     int draining;
     int joined; /* main thread: pthread_join done */
 };
 
 struct server {
-    struct rc_config *cfg; /* borrowed */
+    struct rc_config *cfg;              /* borrowed */
+    const struct conn_handler *handler; /* borrowed (static) */
+    pthread_mutex_t users_lock;
+    struct strmap users; /* user id -> struct user_conns * (users.c), under users_lock */
     struct worker *workers;
     int nworkers;
     int port; /* the bound port (resolved when -p 0) */
@@ -93,6 +112,12 @@ static inline int worker_of_conn_id(uint64_t id)
 {
     return (int)(id & 0xff);
 }
+
+/* Asks every worker to reload its handler state (posts MAIL_RELOAD). Any thread. */
+void server_reload(struct server *s);
+
+/* The worker running on the calling thread, or NULL (main thread). */
+struct worker *worker_current(void);
 
 /* Marks c dirty (to be flushed in this iteration's prepare). */
 void worker_mark_dirty(struct worker *w, struct conn *c);

@@ -60,6 +60,7 @@ static inline void rc_list_remove(struct rc_list *n)
 
 /* Iteration that tolerates removal of the current node. */
 #define rc_list_foreach_safe(pos, tmp, head)                                                       \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
+         (pos) = (tmp), (tmp) = (pos)->next)
 
 #endif

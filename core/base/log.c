@@ -98,6 +98,8 @@ void rc_log_set_thread_tag(int worker_id)
 }
 
 static void vlog(enum rc_log_level lvl, const char *suffix, const char *fmt, va_list ap)
+    RC_PRINTF(3, 0);
+static void vlog(enum rc_log_level lvl, const char *suffix, const char *fmt, va_list ap)
 {
     char line[2048];
     struct timespec ts;
@@ -105,8 +107,8 @@ static void vlog(enum rc_log_level lvl, const char *suffix, const char *fmt, va_
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000L, level_names[lvl]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000L, level_names[lvl]);
     if (thread_tag >= 0)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "[w%d] ", thread_tag);
     else

@@ -41,8 +41,8 @@ struct sendq_lane {
 struct sendq {
     struct sendq_lane data;
     struct sendq_lane ctrl;
-    size_t bytes;        /* bytes queued and not yet written, both lanes */
-    uint64_t dropped;    /* data frames refused by sendq_push_data's limit */
+    size_t bytes;     /* bytes queued and not yet written, both lanes */
+    uint64_t dropped; /* data frames refused by sendq_push_data's limit */
 };
 
 void sendq_init(struct sendq *q);

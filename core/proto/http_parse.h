@@ -50,15 +50,16 @@ struct http_request {
  * Returns:
  *   > 0                    bytes of the head, including the final CRLF CRLF;
  *                          req is filled and its pointers stay valid while buf does.
- *   RC_NEED_MORE           the head is incomplete but valid so far; call again with
- *                          more bytes and last_len = len.
+ *   RC_NEED_MORE           the head is incomplete and breaks no early-refusal rule
+ *                          (above); call again with more bytes and last_len = len.
  *   RC_E_PROTO             malformed (answer 400).
  *   RC_E_TOO_MANY_HEADERS  more headers than the capacity (answer 431).
  *   RC_E_HEAD_TOO_BIG      the head (complete or not) is longer than max_head (answer 431);
  *                          returned as soon as len >= max_head without a complete head.
  * Bytes after the head (pipelined data) are never looked at. Only bytes from
- * last_len - 1 on are scanned (last_len > len is treated as 0), so last_len must
- * be the length of a previous call on the same bytes that returned RC_NEED_MORE.
+ * last_len on are examined, with up to 3 bytes of look-back (last_len > len is
+ * treated as 0), so last_len must be the length of a previous call on the same
+ * bytes that returned RC_NEED_MORE.
  * The method/target/header outputs are only meaningful when the result is > 0
  * (headers[] may be partly written on errors). Never allocates, never reads
  * outside buf[0..len). Thread-safe (no state besides the arguments).

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "guardbuf.h"
 
 #include <stdio.h>

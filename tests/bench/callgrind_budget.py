@@ -1,0 +1,189 @@
+#!/usr/bin/python3
+"""callgrind_budget.py - deterministic instruction budget for roomcast's hot paths.
+
+Runs roomcast under `valgrind --tool=callgrind` twice per case: once with a
+fixed number of messages driven by rcbench, once with none (same connections,
+so start-up, handshakes and shutdown cancel out), and divides the difference
+in user-space instructions (Ir) by the number of messages:
+
+  echo:   roomcast --echo, 1 connection, N echoes of 32 B  -> Ir per echo
+  fanout: roomcast -s scripts/fanout.lua, M members, P publishes of 32 B
+          -> Ir per delivery (P * M deliveries; the publish itself is
+          amortised over the room, as it is in production)
+
+Compares with tests/bench/budget.json and fails when a case is more than
+`tolerance` (10 %) above its baseline. A case whose prerequisites are missing
+(fanout.lua not delivering yet) is reported and skipped, not failed.
+
+usage: callgrind_budget.py [--build DIR] [--update] [--only echo|fanout]
+exit:  0 within budget, 1 over budget or broken run, 77 valgrind/binaries missing
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BUDGET = os.path.join(HERE, "budget.json")
+SKIP = 77
+
+ECHO_N = 2000
+FANOUT_MEMBERS = 100
+FANOUT_PUBLISHES = 200
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, timeout=60.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def callgrind_run(build, server_args, bench_args, tmp, tag):
+    """Runs the server under callgrind and rcbench against it; returns
+    (total Ir, rcbench JSON)."""
+    port = free_port()
+    out = os.path.join(tmp, f"callgrind.{tag}.out")
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+           "--smc-check=all-non-file", "--dump-instr=no", "--collect-jumps=no",
+           os.path.join(build, "roomcast"), *server_args,
+           "-b", "127.0.0.1", "-p", str(port), "-w", "1", "--log-level", "warn"]
+    log = open(os.path.join(tmp, f"server.{tag}.log"), "w")
+    srv = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        if not wait_port(port, srv):
+            raise RuntimeError(f"{tag}: roomcast under valgrind did not listen "
+                               f"(see {log.name})")
+        time.sleep(0.3)
+        bench = subprocess.run(
+            [os.path.join(build, "tests", "bench", "rcbench"), "-q", "--json",
+             "-p", str(port), *bench_args],
+            capture_output=True, text=True, timeout=300)
+        if bench.returncode != 0:
+            raise RuntimeError(f"{tag}: rcbench failed: {bench.stderr.strip()[-400:]}")
+        result = json.loads(bench.stdout)
+    finally:
+        srv.send_signal(signal.SIGTERM)
+        try:
+            srv.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
+        log.close()
+    if srv.returncode != 0:
+        raise RuntimeError(f"{tag}: roomcast exited {srv.returncode} (see {log.name})")
+    with open(out) as f:
+        text = f.read()
+    m = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+    if not m:
+        raise RuntimeError(f"{tag}: no Ir total in {out}")
+    return int(m.group(1)), result
+
+
+def case_echo(build, tmp):
+    common = ["-S", "echo", "-c", "1", "-s", "32", "-D", "1", "-w", "0", "-d", "120"]
+    ir0, _ = callgrind_run(build, ["--echo"], common + ["-n", "0"], tmp, "echo0")
+    ir1, res = callgrind_run(build, ["--echo"], common + ["-n", str(ECHO_N)], tmp, "echo1")
+    got = res["received"]
+    if got != ECHO_N:
+        raise RuntimeError(f"echo: {got} of {ECHO_N} echoes came back")
+    return (ir1 - ir0) / ECHO_N, {"ir_base": ir0, "ir_run": ir1, "messages": ECHO_N}
+
+
+def case_fanout(build, tmp):
+    script = os.path.join(ROOT, "scripts", "fanout.lua")
+    if not os.path.exists(script):
+        return None, "scripts/fanout.lua missing"
+    srv = ["-s", script]
+    common = ["-S", "fanout", "-c", str(FANOUT_MEMBERS), "-s", "32", "-w", "0", "-d", "120",
+              "-r", "100"]
+    ir0, _ = callgrind_run(build, srv, common + ["-n", "0"], tmp, "fanout0")
+    ir1, res = callgrind_run(build, srv, common + ["-n", str(FANOUT_PUBLISHES)], tmp, "fanout1")
+    deliveries = res["received"]
+    expected = FANOUT_PUBLISHES * FANOUT_MEMBERS
+    if deliveries != expected:
+        return None, f"fanout delivered {deliveries} of {expected} (fanout.lua/bridge not ready?)"
+    return (ir1 - ir0) / deliveries, {"ir_base": ir0, "ir_run": ir1, "deliveries": deliveries}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--update", action="store_true", help="write the measurement to budget.json")
+    ap.add_argument("--only", choices=["echo", "fanout"])
+    a = ap.parse_args()
+    build = os.path.abspath(a.build)
+    if not shutil.which("valgrind"):
+        print("callgrind_budget: SKIP, valgrind not installed")
+        return SKIP
+    for exe in ("roomcast", "tests/bench/rcbench"):
+        if not os.access(os.path.join(build, exe), os.X_OK):
+            print(f"callgrind_budget: SKIP, {build}/{exe} not built")
+            return SKIP
+    with open(BUDGET) as f:
+        budget = json.load(f)
+    tol = budget.get("tolerance", 0.10)
+    cases = {"echo": ("ir_per_echo", case_echo), "fanout": ("ir_per_delivery", case_fanout)}
+    failed = passed = skipped = 0
+    measured = {}
+    with tempfile.TemporaryDirectory(prefix="rc-callgrind-") as tmp:
+        for name, (key, fn) in cases.items():
+            if a.only and a.only != name:
+                continue
+            try:
+                value, info = fn(build, tmp)
+            except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as e:
+                print(f"FAIL {name}: {e}")
+                failed += 1
+                continue
+            if value is None:
+                print(f"SKIP {name}: {info}")
+                skipped += 1
+                continue
+            measured[key] = round(value, 1)
+            base = budget.get(key)
+            goal = budget.get("goals", {}).get(key)
+            line = f"{name}: {value:.1f} Ir/msg ({info})"
+            if goal:
+                line += f"; goal <= {goal}"
+            if a.update or base is None:
+                print(f"PASS {line}; baseline set")
+                passed += 1
+            elif value > base * (1 + tol):
+                print(f"FAIL {line}; baseline {base}, limit {base * (1 + tol):.1f}")
+                failed += 1
+            else:
+                print(f"PASS {line}; baseline {base}, limit {base * (1 + tol):.1f}")
+                passed += 1
+    if a.update and measured:
+        budget.update(measured)
+        with open(BUDGET, "w") as f:
+            json.dump(budget, f, indent=2, sort_keys=True)
+            f.write("\n")
+        print(f"updated {BUDGET}")
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+#!/usr/bin/python3
+"""report.py OUT - folds bench-out/raw/*.json (one rcbench --json line per run,
+named SERVER.ROW.REP.json) into OUT/results.json, OUT/results.md and
+OUT/plots/*.png (gnuplot). Medians over repeats, field by field."""
+import glob
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+SERVERS = ["roomcast", "node", "gorilla", "lws"]
+PEERS = SERVERS[1:]
+
+
+def flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, prefix + k + "."))
+        elif isinstance(v, (int, float)):
+            out[prefix + k] = v
+    return out
+
+
+def row_order(row):
+    kind = row.split("-")[0]
+    rank = ["idle", "storm", "echo", "fanout", "n2", "slow"].index(kind)
+    nums = [int(x) for x in re.findall(r"\d+", row)]
+    return (rank, row.startswith("fanout-1000") is False, nums)
+
+
+def key_metric(row):
+    """(field, label, higher_is_better) that the ratio column compares."""
+    if row.startswith("idle"):
+        return "server.rss_per_conn_b", "server RSS B/conn", False
+    if row.startswith("storm"):
+        return "upgrades_per_s", "upgrades/s", True
+    if row.startswith("echo"):
+        return "server.per_cpu_s", "msgs per server CPU-s", True
+    return "server.per_cpu_s", "deliveries per server CPU-s", True
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and digits:
+        return f"{v:.{digits}f}"
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if abs(v) >= 1e4:
+        return f"{v / 1e3:.1f}k"
+    return f"{v:.0f}" if isinstance(v, float) else str(v)
+
+
+def main():
+    out = sys.argv[1]
+    runs = {}
+    for path in sorted(glob.glob(os.path.join(out, "raw", "*.json"))):
+        server, row, _rep, _ = os.path.basename(path).split(".")
+        try:
+            with open(path) as f:
+                runs.setdefault(row, {}).setdefault(server, []).append(flatten(json.load(f)))
+        except (OSError, ValueError) as e:
+            print(f"report: skipping {path}: {e}", file=sys.stderr)
+    results = {}
+    for row, by_server in runs.items():
+        results[row] = {}
+        for server, reps in by_server.items():
+            med = {}
+            for k in reps[0]:
+                vals = [r[k] for r in reps if k in r]
+                med[k] = statistics.median(vals)
+            med["repeats"] = len(reps)
+            results[row][server] = med
+    meta = {}
+    if os.path.exists(os.path.join(out, "meta.txt")):
+        with open(os.path.join(out, "meta.txt")) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                meta[k.strip()] = v.strip()
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump({"meta": meta, "results": results}, f, indent=1, sort_keys=True)
+
+    rows = sorted(results, key=row_order)
+    md = []
+    md.append(f"# roomcast benchmark ({meta.get('mode', '?')})\n")
+    for k in ("date", "cores", "kernel", "elapsed_s"):
+        if k in meta:
+            md.append(f"- {k}: {meta[k]}")
+    md.append("- server pinned to CPU 0 with 1 worker/thread; rcbench pinned to CPU 1, 1 thread")
+    md.append("- values are medians over the repeats; ratio = roomcast / peer "
+              "(for B/conn lower is better, otherwise higher is better)\n")
+    head = "| row | metric | " + " | ".join(SERVERS) + " | " + " | ".join(
+        f"rc/{p}" for p in PEERS) + " |"
+    md.append(head)
+    md.append("|" + "---|" * (2 + len(SERVERS) + len(PEERS)))
+    for row in rows:
+        field, label, _ = key_metric(row)
+        vals = {s: results[row].get(s, {}).get(field) for s in SERVERS}
+        cells = [fmt(vals[s]) for s in SERVERS]
+        ratios = []
+        for p in PEERS:
+            a, b = vals["roomcast"], vals[p]
+            ratios.append(f"{a / b:.2f}" if a is not None and b not in (None, 0) and a >= 0
+                          and b > 0 else "-")
+        md.append(f"| {row} | {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+
+    md.append("\n## Detail\n")
+    md.append("| row | server | per s | per server CPU-s | delivered | p50 us | p90 us | p99 us "
+              "| p99.9 us | server CPU % | RSS max kB | runs |")
+    md.append("|" + "---|" * 12)
+    for row in rows:
+        for s in SERVERS:
+            r = results[row].get(s)
+            if not r:
+                continue
+            if row.startswith(("idle", "storm")):
+                per_s = r.get("upgrades_per_s")
+                lat = "upgrade_us"
+                per_cpu = None
+                deliv = f"{r.get('opened', 0):.0f}/{r.get('conns', 0):.0f} open"
+                if row.startswith("idle"):
+                    deliv += f", {fmt(r.get('server.rss_per_conn_b'))} B/conn"
+            else:
+                per_s = r.get("per_s")
+                lat = "latency_us"
+                per_cpu = r.get("server.per_cpu_s")
+                deliv = f"{r.get('delivered_ratio', 0):.4f}"
+            md.append(
+                f"| {row} | {s} | {fmt(per_s)} | {fmt(per_cpu)} | {deliv} | "
+                f"{fmt(r.get(lat + '.p50'), 1)} | {fmt(r.get(lat + '.p90'), 1)} | "
+                f"{fmt(r.get(lat + '.p99'), 1)} | {fmt(r.get(lat + '.p999'), 1)} | "
+                f"{fmt(r.get('server.cpu_pct'), 1)} | {fmt(r.get('server.rss_max_kb'))} | "
+                f"{r['repeats']} |")
+    plots = make_plots(out, results)
+    if plots:
+        md.append("\n## Plots\n")
+        for p in plots:
+            md.append(f"![{p}](plots/{p})")
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    print("\n".join(md[: 8 + len(rows)]))
+
+
+def make_plots(out, results):
+    if not shutil.which("gnuplot"):
+        print("report: gnuplot not found, no plots", file=sys.stderr)
+        return []
+    pdir = os.path.join(out, "plots")
+    os.makedirs(pdir, exist_ok=True)
+    made = []
+
+    def series(prefix, xfun, field):
+        data = {}
+        for row, by in results.items():
+            if not row.startswith(prefix):
+                continue
+            for s, r in by.items():
+                if r.get(field) is not None:
+                    data.setdefault(s, []).append((xfun(row), r[field]))
+        return {s: sorted(v) for s, v in data.items()}
+
+    def write_dat(name, data):
+        path = os.path.join(pdir, name)
+        with open(path, "w") as f:
+            for s in SERVERS:
+                if s not in data:
+                    continue
+                f.write(f"# {s}\n")
+                for x, y in data[s]:
+                    f.write(f"{x} {y}\n")
+                f.write("\n\n")
+        return path
+
+    def plot(png, script):
+        try:
+            subprocess.run(["gnuplot"], input=script, text=True, check=True, timeout=30,
+                           capture_output=True)
+            made.append(png)
+        except (subprocess.SubprocessError, OSError) as e:
+            print(f"report: gnuplot failed for {png}: {e}", file=sys.stderr)
+
+    term = "set terminal pngcairo size 720,420 font 'sans,10'\n"
+
+    rate = series("fanout-1000-r", lambda r: int(r.split("-r")[1]), "per_s")
+    if rate:
+        dat = write_dat("fanout_rate.dat", rate)
+        idx = [s for s in SERVERS if s in rate]
+        lines = ", ".join(f"'{dat}' index {i} with linespoints title '{s}'"
+                          for i, s in enumerate(idx))
+        plot("fanout_rate.png", term + f"set output '{pdir}/fanout_rate.png'\n"
+             "set title 'fan-out, 1 room x 1000 members: deliveries/s vs publish rate'\n"
+             "set xlabel 'publishes/s'; set ylabel 'deliveries/s'; set key top left\n"
+             "set grid\n"
+             f"plot {lines}, x*1000 with lines dashtype 2 lc 'gray' title 'expected'\n")
+
+    def room(r):
+        return int(r.split("-")[1])
+    sizes = [r for r in results if re.match(r"fanout-\d+-r", r)]
+    bysize = {}
+    for row in sizes:
+        n = room(row)
+        if n != 1000 or row == "fanout-1000-r100":
+            bysize[row] = results[row]
+    if len({room(r) for r in bysize}) > 1:
+        p50 = {}
+        p99 = {}
+        for row, by in bysize.items():
+            for s, r in by.items():
+                p50.setdefault(s, []).append((room(row), r.get("latency_us.p50", 0)))
+                p99.setdefault(s, []).append((room(row), r.get("latency_us.p99", 0)))
+        d50 = write_dat("latency_p50.dat", {s: sorted(v) for s, v in p50.items()})
+        d99 = write_dat("latency_p99.dat", {s: sorted(v) for s, v in p99.items()})
+        idx = [s for s in SERVERS if s in p99]
+        lines = ", ".join(
+            f"'{d99}' index {i} with linespoints lc {i + 1} title '{s} p99', "
+            f"'{d50}' index {i} with linespoints dashtype 2 lc {i + 1} title '{s} p50'"
+            for i, s in enumerate(idx))
+        plot("latency_room.png", term + f"set output '{pdir}/latency_room.png'\n"
+             "set title 'publish->receive latency vs room size (~100k deliveries/s offered)'\n"
+             "set xlabel 'members'; set ylabel 'latency (us)'; set logscale xy; set grid\n"
+             "set key top left\n"
+             f"plot {lines}\n")
+
+    echo_rows = sorted(r for r in results if r.startswith("echo"))
+    if echo_rows:
+        path = os.path.join(pdir, "echo_cpu.dat")
+        present = [s for s in SERVERS if any(s in results[r] for r in echo_rows)]
+        with open(path, "w") as f:
+            f.write("row " + " ".join(present) + "\n")
+            for r in echo_rows:
+                vals = [results[r].get(s, {}).get("server.per_cpu_s", 0) for s in present]
+                f.write(r + " " + " ".join(f"{v:.0f}" for v in vals) + "\n")
+        cols = ", ".join(f"'{path}' using {i + 2}:xtic(1) title '{s}'"
+                         for i, s in enumerate(present))
+        plot("echo_cpu.png", term + f"set output '{pdir}/echo_cpu.png'\n"
+             "set title 'echo: messages per server CPU-second'\n"
+             "set style data histograms; set style histogram clustered gap 1\n"
+             "set style fill solid 0.8 border -1; set boxwidth 0.9; set grid ytics\n"
+             "set ylabel 'msgs / CPU-s'; set key top left; set yrange [0:*]\n"
+             f"plot {cols}\n")
+    return made
+
+
+if __name__ == "__main__":
+    main()

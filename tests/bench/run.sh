@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# run.sh quick|full - benchmarks roomcast against its peer servers.
+#
+# Builds what is needed (roomcast, rcbench, peer_lws in $RC_BENCH_BUILD,
+# default build/; peer_gorilla with Debian's Go packages), then runs every
+# scenario against roomcast and each available peer, one server at a time, the
+# server pinned to CPU 0 and rcbench to CPU 1. Every rcbench run has a warm-up
+# before it measures; `full` repeats the headline rows 3 times and reports the
+# median. Writes bench-out/results.json, bench-out/results.md and
+# bench-out/plots/*.png. quick stays under 1 minute, full under 10: rows that
+# would pass the time budget are skipped with a message.
+#
+# Only 127.0.0.1; every load run is bounded in time and count.
+set -u
+mode="${1:-quick}"
+case "$mode" in quick | full) ;; *)
+    echo "usage: $0 quick|full" >&2
+    exit 2
+    ;;
+esac
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+build="${RC_BENCH_BUILD:-$root/build}"
+out="${RC_BENCH_OUT:-$root/bench-out}"
+servers="${RC_BENCH_SERVERS:-roomcast node gorilla lws}"
+t_start=$SECONDS
+if [ "$mode" = quick ]; then budget=55; else budget=580; fi
+
+log() { echo "run.sh: $*" >&2; }
+
+# ---- dependencies and builds --------------------------------------------------
+bash "$here/deps.sh"
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S "$root" -B "$build" -DRC_BENCH=ON >"$out.cmake.log" 2>&1 || true
+fi
+cmake --build "$build" --target rcbench -j2 >/dev/null 2>&1 || {
+    log "cannot build rcbench in $build"
+    exit 1
+}
+cmake --build "$build" --target roomcast -j2 >/dev/null 2>&1 ||
+    log "roomcast did not build; using the existing binary if there is one"
+cmake --build "$build" --target peer_lws -j2 >/dev/null 2>&1 || true
+
+rcbench="$build/tests/bench/rcbench"
+mkdir -p "$out/raw" "$out/logs" "$out/plots"
+rm -f "$out"/raw/*.json
+
+gorilla_bin="$build/bench-peers/peer_gorilla"
+if command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/github.com/gorilla/websocket ]; then
+    mkdir -p "$build/bench-peers"
+    if [ ! -x "$gorilla_bin" ] || [ "$here/peers/gorilla.go" -nt "$gorilla_bin" ]; then
+        (cd "$here/peers" && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= \
+            go build -o "$gorilla_bin" gorilla.go) >"$out/logs/gorilla-build.log" 2>&1 ||
+            rm -f "$gorilla_bin"
+    fi
+fi
+
+# ---- pinning --------------------------------------------------------------------
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+    pin_server=(taskset -c 0)
+    pin_client=(taskset -c 1)
+else
+    log "fewer than 2 CPUs: no pinning"
+    pin_server=()
+    pin_client=()
+fi
+
+# ---- servers --------------------------------------------------------------------
+available() { # name mode
+    case "$1" in
+    roomcast)
+        [ -x "$build/roomcast" ] || { log "roomcast: $build/roomcast missing, skipped"; return 1; }
+        if [ "$2" = fanout ] && [ ! -f "$root/scripts/fanout.lua" ]; then
+            log "roomcast: scripts/fanout.lua missing, fanout rows skipped"
+            return 1
+        fi
+        ;;
+    node)
+        command -v node >/dev/null 2>&1 && [ -f "$here/peers/node_modules/ws/package.json" ] ||
+            { log "node: node or the npm package ws missing, skipped"; return 1; }
+        ;;
+    gorilla)
+        [ -x "$gorilla_bin" ] ||
+            { log "gorilla: golang-go / golang-github-gorilla-websocket-dev missing, skipped"; return 1; }
+        ;;
+    lws)
+        [ -x "$build/tests/bench/peer_lws" ] ||
+            { log "lws: libwebsockets-dev missing (peer_lws not built), skipped"; return 1; }
+        ;;
+    *) log "unknown server $1"; return 1 ;;
+    esac
+}
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        kill -0 "$SPID" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+SPID=
+next_port=19400
+start_server() { # name mode
+    local name=$1 m=$2 cmd
+    PORT=$next_port
+    next_port=$((next_port + 1))
+    case "$name" in
+    roomcast)
+        if [ "$m" = echo ]; then
+            cmd=("$build/roomcast" --echo -b 127.0.0.1 -p "$PORT" -w 1 --log-level warn)
+        else
+            cmd=("$build/roomcast" -s "$root/scripts/fanout.lua" -b 127.0.0.1 -p "$PORT" -w 1
+                --log-level warn)
+        fi
+        ;;
+    node) cmd=(node "$here/peers/node_ws.js" "$m" "$PORT") ;;
+    gorilla) cmd=("$gorilla_bin" "$m" "$PORT") ;;
+    lws) cmd=("$build/tests/bench/peer_lws" "$m" "$PORT") ;;
+    esac
+    "${pin_server[@]}" "${cmd[@]}" >"$out/logs/$name-$m.log" 2>&1 &
+    SPID=$!
+    if ! wait_port "$PORT"; then
+        log "$name ($m) did not start; see $out/logs/$name-$m.log"
+        stop_server
+        return 1
+    fi
+}
+
+stop_server() {
+    [ -n "$SPID" ] || return 0
+    kill "$SPID" 2>/dev/null
+    for _ in $(seq 1 40); do
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -9 "$SPID" 2>/dev/null
+    wait "$SPID" 2>/dev/null
+    SPID=
+}
+trap stop_server EXIT
+
+# ---- rows -------------------------------------------------------------------------
+# Each row: "id reps rcbench-args...". reps is the count in full mode (quick: 1).
+if [ "$mode" = quick ]; then
+    W=(-w 0.2 -d 0.5 --drain 0.5)
+    echo_rows=(
+        "idle-1000 1 -S idle -c 1000 -d 0.3"
+        "storm-1000 1 -S storm -c 1000"
+        "echo-32-d1 1 -S echo -c 50 -s 32 -D 1 ${W[*]}"
+        "echo-32-d16 1 -S echo -c 50 -s 32 -D 16 ${W[*]}"
+        "echo-1k-d1 1 -S echo -c 50 -s 1024 -D 1 ${W[*]}"
+    )
+    fanout_rows=(
+        "fanout-1000-r100 1 -S fanout -c 1000 -r 100 ${W[*]}"
+        "n2-100 1 -S n2 -c 100 -r 10 ${W[*]}"
+        "slow-1000 1 -S slow -c 1000 -r 100 ${W[*]}"
+    )
+else
+    W=(-w 0.5 -d 2 --drain 1)
+    echo_rows=(
+        "idle-10000 3 -S idle -c 10000 -d 1"
+        "storm-10000 3 -S storm -c 10000"
+        "echo-32-d1 3 -S echo -c 50 -s 32 -D 1 ${W[*]}"
+        "echo-32-d16 3 -S echo -c 50 -s 32 -D 16 ${W[*]}"
+        "echo-1k-d1 3 -S echo -c 50 -s 1024 -D 1 ${W[*]}"
+        "echo-1k-d16 3 -S echo -c 50 -s 1024 -D 16 ${W[*]}"
+    )
+    fanout_rows=(
+        "fanout-1000-r100 3 -S fanout -c 1000 -r 100 ${W[*]}"
+        "fanout-1000-r25 1 -S fanout -c 1000 -r 25 ${W[*]}"
+        "fanout-1000-r50 1 -S fanout -c 1000 -r 50 ${W[*]}"
+        "fanout-1000-r200 1 -S fanout -c 1000 -r 200 ${W[*]}"
+        "fanout-1000-r400 1 -S fanout -c 1000 -r 400 ${W[*]}"
+        "fanout-10-r5000 1 -S fanout -c 10 -r 5000 ${W[*]}"
+        "fanout-100-r500 1 -S fanout -c 100 -r 500 ${W[*]}"
+        "fanout-5000-r20 1 -S fanout -c 5000 -r 20 ${W[*]}"
+        "n2-100 3 -S n2 -c 100 -r 10 ${W[*]}"
+        "slow-1000 3 -S slow -c 1000 -r 100 -w 0.5 -d 3 --drain 1"
+    )
+fi
+
+run_rows() { # server rows...
+    local name=$1 row id reps r
+    shift
+    for row in "$@"; do
+        read -r id reps args <<<"$row"
+        [ "$mode" = quick ] && reps=1
+        for r in $(seq 1 "$reps"); do
+            if [ $((SECONDS - t_start)) -ge "$budget" ]; then
+                log "time budget (${budget}s) spent: $name $id run $r skipped"
+                continue
+            fi
+            # shellcheck disable=SC2086
+            timeout 60 "${pin_client[@]}" "$rcbench" -q --json -n 100000000 --label "$name" \
+                --server-pid "$SPID" -p "$PORT" $args \
+                >"$out/raw/$name.$id.$r.json" 2>>"$out/logs/rcbench-$name.log" ||
+                log "$name $id run $r: rcbench exited $? (see $out/logs/rcbench-$name.log)"
+            [ -s "$out/raw/$name.$id.$r.json" ] || rm -f "$out/raw/$name.$id.$r.json"
+        done
+    done
+}
+
+# roomcast's fan-out needs the Lua bridge and scripts/fanout.lua: probe that a
+# message reaches every member before timing anything.
+fanout_works() {
+    local probe
+    probe=$(timeout 20 "$rcbench" -q --json -S fanout -c 3 -n 5 -r 50 -w 0 -d 1 -p "$PORT" 2>/dev/null)
+    echo "$probe" | grep -q '"delivered_ratio":1.0'
+}
+
+for name in $servers; do
+    if available "$name" echo && start_server "$name" echo; then
+        log "$name: echo rows"
+        run_rows "$name" "${echo_rows[@]}"
+        stop_server
+    fi
+    if available "$name" fanout && start_server "$name" fanout; then
+        if [ "$name" = roomcast ] && ! fanout_works; then
+            log "roomcast: fanout.lua does not deliver to every member yet; fanout rows skipped"
+        else
+            log "$name: fanout rows"
+            run_rows "$name" "${fanout_rows[@]}"
+        fi
+        stop_server
+    fi
+done
+
+{
+    echo "mode: $mode"
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "cores: $(nproc) ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+    echo "kernel: $(uname -sr)"
+    echo "elapsed_s: $((SECONDS - t_start))"
+} >"$out/meta.txt"
+/usr/bin/python3 "$here/report.py" "$out" || log "report failed"
+log "done in $((SECONDS - t_start)) s: $out/results.md"

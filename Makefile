@@ -49,18 +49,16 @@ test-asan:
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) -L 'unit|integration'
 
 test-tsan:
-	@if ls tests/unit/test_*thread* tests/unit/test_mpsc* >/dev/null 2>&1; then \
-	  cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRC_BENCH=OFF \
-	    -DRC_SANITIZE=thread -DRC_WERROR=$(RC_WERROR) && \
-	  cmake --build $(TSAN_BUILD) -j$(JOBS) && \
-	  cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1 $(CTEST) -L 'tsan'; \
-	else echo "test-tsan: no threaded tests yet"; fi
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRC_BENCH=OFF \
+	  -DRC_SANITIZE=thread -DRC_WERROR=$(RC_WERROR)
+	cmake --build $(TSAN_BUILD) -j$(JOBS)
+	cd $(TSAN_BUILD) && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(CTEST) -L tsan
 
 test-fuzz:
 	@if command -v clang >/dev/null && ls tests/fuzz/fuzz_*.c >/dev/null 2>&1; then \
 	  CC=clang cmake -S . -B $(FUZZ_BUILD) -DRC_FUZZ=ON -DRC_BUILD_TESTS=OFF -DRC_BENCH=OFF \
 	    -DRC_FUZZ_SECONDS=$(FUZZ_SECONDS) && \
-	  cmake --build $(FUZZ_BUILD) -j$(JOBS) && \
+	  cmake --build $(FUZZ_BUILD) -j$(JOBS) --target fuzzers && \
 	  cd $(FUZZ_BUILD) && $(CTEST) -L fuzz; \
 	else echo "test-fuzz: skipped (clang or fuzz targets missing)"; fi
 

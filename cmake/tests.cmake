@@ -34,7 +34,12 @@ foreach(src ${RC_UNIT_TESTS})
   endif()
   set_target_properties(${name} PROPERTIES ENABLE_EXPORTS ON)
   add_test(NAME unit/${name} COMMAND ${name})
-  set_tests_properties(unit/${name} PROPERTIES LABELS "unit" TIMEOUT 300
+  # Threaded tests also run in the TSan build (make test-tsan runs -L tsan).
+  set(labels "unit")
+  if(name MATCHES "^test_(mailbox|room|thread)")
+    set(labels "unit;tsan")
+  endif()
+  set_tests_properties(unit/${name} PROPERTIES LABELS "${labels}" TIMEOUT 300
     ENVIRONMENT "RC_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endforeach()
 
@@ -55,19 +60,26 @@ endif()
 # Integration tests: real binary, real third-party clients.
 set(RC_PYTHON /usr/bin/python3 CACHE FILEPATH "Debian's python3 (owns python3-websockets)")
 file(GLOB RC_INTEG_PY CONFIGURE_DEPENDS tests/integration/[0-9][0-9]_*.py)
+# Every integration scenario runs with 1 worker and with 3, so the
+# cross-thread paths (mailboxes, remote rooms) are always exercised.
+set(RC_TEST_WORKERS 1 3)
 foreach(t ${RC_INTEG_PY})
   get_filename_component(name ${t} NAME_WE)
-  add_test(NAME integration/${name} COMMAND ${RC_PYTHON} ${t})
-  set_tests_properties(integration/${name} PROPERTIES LABELS "integration" TIMEOUT 600
-    ENVIRONMENT "ROOMCAST_BIN=$<TARGET_FILE:roomcast>;RC_SOURCE_DIR=${CMAKE_SOURCE_DIR};RC_BUILD_DIR=${CMAKE_BINARY_DIR};RC_SANITIZE=${RC_SANITIZE}")
+  foreach(nw ${RC_TEST_WORKERS})
+    add_test(NAME integration/w${nw}/${name} COMMAND ${RC_PYTHON} ${t})
+    set_tests_properties(integration/w${nw}/${name} PROPERTIES LABELS "integration" TIMEOUT 600
+      ENVIRONMENT "ROOMCAST_BIN=$<TARGET_FILE:roomcast>;RC_WORKERS=${nw};RC_SOURCE_DIR=${CMAKE_SOURCE_DIR};RC_BUILD_DIR=${CMAKE_BINARY_DIR};RC_SANITIZE=${RC_SANITIZE}")
+  endforeach()
 endforeach()
 find_program(NODE node)
 file(GLOB RC_INTEG_JS CONFIGURE_DEPENDS tests/integration/[0-9][0-9]_*.js)
 if(NODE)
   foreach(t ${RC_INTEG_JS})
     get_filename_component(name ${t} NAME_WE)
-    add_test(NAME integration/${name} COMMAND ${NODE} ${t})
-    set_tests_properties(integration/${name} PROPERTIES LABELS "integration" TIMEOUT 600
-      ENVIRONMENT "ROOMCAST_BIN=$<TARGET_FILE:roomcast>;RC_SOURCE_DIR=${CMAKE_SOURCE_DIR};RC_BUILD_DIR=${CMAKE_BINARY_DIR};NODE_PATH=${CMAKE_SOURCE_DIR}/tests/node_modules")
+    foreach(nw ${RC_TEST_WORKERS})
+      add_test(NAME integration/w${nw}/${name} COMMAND ${NODE} ${t})
+      set_tests_properties(integration/w${nw}/${name} PROPERTIES LABELS "integration" TIMEOUT 600
+        ENVIRONMENT "ROOMCAST_BIN=$<TARGET_FILE:roomcast>;RC_WORKERS=${nw};RC_SOURCE_DIR=${CMAKE_SOURCE_DIR};RC_BUILD_DIR=${CMAKE_BINARY_DIR};RC_SANITIZE=${RC_SANITIZE};NODE_PATH=${CMAKE_SOURCE_DIR}/tests/node_modules")
+    endforeach()
   endforeach()
 endif()

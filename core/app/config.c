@@ -37,6 +37,10 @@ void rc_config_defaults(struct rc_config *c)
     c->lua_budget = 10 * 1000 * 1000;
     c->tick_interval = 1;
     c->log_level = RC_LOG_INFO;
+    c->drain_time = 2;
+    rc_config_set_str(&c->admin_addr, "127.0.0.1");
+    c->admin_port = 8081;
+    c->msg_rate_close = 1;
 }
 
 void rc_config_free(struct rc_config *c)
@@ -57,6 +61,14 @@ void rc_config_free(struct rc_config *c)
         rc_free(c->routes[i].pattern);
         rc_free(c->routes[i].script);
     }
+    rc_free(c->admin_addr);
+    rc_free(c->admin_token);
+    rc_free(c->tls_cert);
+    rc_free(c->tls_key);
+    rc_free(c->tls_chain);
+    for (int i = 0; i < c->norigins; i++)
+        rc_free(c->origins[i]);
+    rc_free(c->origins);
     memset(c, 0, sizeof(*c));
 }
 

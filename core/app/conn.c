@@ -210,6 +210,8 @@ static void queue_ctrl(struct conn *c, unsigned opcode, const uint8_t *payload, 
     queued(c, before);
 }
 
+static int can_send(const struct conn *c);
+
 static int over_limit(struct conn *c, size_t add)
 {
     return c->q.bytes + add > c->w->cfg->sendq_hard_limit;
@@ -245,21 +247,68 @@ int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
 
 int conn_send_ref(struct conn *c, struct frame_ref *f)
 {
+    return conn_deliver(c, f, c->w->cfg->slow_policy);
+}
+
+/* Redis-style limits: over the hard limit at once, or over the soft limit
+ * for longer than sendq_soft_seconds. */
+static int slow(struct conn *c, size_t add)
+{
+    const struct rc_config *cfg = c->w->cfg;
+    size_t after = c->q.bytes + add;
+    if (after > cfg->sendq_hard_limit)
+        return 1;
+    if (after <= cfg->sendq_soft_limit) {
+        c->soft_since = 0;
+        return 0;
+    }
+    ev_tstamp now = ev_now(c->w->loop);
+    if (c->soft_since == 0) {
+        c->soft_since = now;
+        return 0;
+    }
+    return now - c->soft_since >= cfg->sendq_soft_seconds;
+}
+
+int conn_deliver(struct conn *c, struct frame_ref *f, int policy)
+{
     if (!can_send(c))
         return RC_E_CLOSED;
-    if (over_limit(c, f->len)) {
-        const struct rc_config *cfg = c->w->cfg;
-        if (cfg->slow_policy == SLOW_CLOSE) {
-            STAT_INC(&c->w->stats, slow_closes_total);
+    struct worker_stats *st = &c->w->stats;
+    if (rc_unlikely(slow(c, f->len))) {
+        size_t bytes = 0;
+        size_t n;
+        switch (policy) {
+        case SLOW_CLOSE:
+            /* What the client never started to read is dropped so the close
+             * frame is next in line. */
+            n = sendq_drop_pending(&c->q, 0, &bytes);
+            STAT_ADD(st, drops_total, n + 1);
+            STAT_ADD(st, queued_bytes, (uint_fast64_t)0 - bytes);
+            STAT_INC(st, slow_closes_total);
             conn_fail(c, WS_CLOSE_POLICY, "send queue limit exceeded");
-        } else {
-            STAT_INC(&c->w->stats, drops_total);
+            return RC_E_LIMIT;
+        case SLOW_LATEST:
+            /* Keep only the newest pending message of this room. */
+            n = sendq_drop_pending(&c->q, f->tag, &bytes);
+            STAT_ADD(st, drops_total, n);
+            STAT_ADD(st, queued_bytes, (uint_fast64_t)0 - bytes);
+            if (c->q.bytes + f->len > c->w->cfg->sendq_hard_limit) {
+                STAT_INC(st, drops_total);
+                return RC_E_LIMIT;
+            }
+            break;
+        default:
+            STAT_INC(st, drops_total);
+            return RC_E_LIMIT;
         }
-        return RC_E_LIMIT;
     }
     size_t before = c->q.bytes;
-    sendq_push_ref(&c->q, f);
-    STAT_INC(&c->w->stats, msgs_out_total);
+    if (policy == SLOW_LATEST && f->tag)
+        sendq_push_ref_nocopy(&c->q, f);
+    else
+        sendq_push_ref(&c->q, f);
+    STAT_INC(st, msgs_out_total);
     queued(c, before);
     return 0;
 }

@@ -107,6 +107,7 @@ struct conn {
     struct kv *data;         /* owned, created on first set: conn.data */
     struct conn_room *rooms; /* owned array */
     uint16_t nrooms, rooms_cap;
+    ev_tstamp soft_since; /* when the queue went over the soft limit, 0 if under */
 };
 
 /* The live connection with this id on worker w, or NULL (closed, or on
@@ -121,9 +122,17 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *p
  * limit (the frame is dropped and counted), RC_E_NOMEM. */
 int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len);
 
-/* Queues a shared, already encoded frame (a reference is taken). Applies the
- * slow-consumer policy. Same returns as conn_send. */
+/* Queues a shared, already encoded frame (a reference is taken) under the
+ * configured slow-consumer policy: the limits are the hard limit (at once)
+ * and the soft limit exceeded for sendq_soft_seconds (Redis's client output
+ * buffer limits). Same returns as conn_send. */
 int conn_send_ref(struct conn *c, struct frame_ref *f);
+
+/* Queues a shared room frame under a slow-consumer policy (enum slow_policy):
+ * over the limits (conn_send_ref's doc) SLOW_DROP drops it, SLOW_CLOSE drops
+ * everything pending and closes 1008, SLOW_LATEST drops pending frames with
+ * the same tag (room) and queues this one. Same returns as conn_send. */
+int conn_deliver(struct conn *c, struct frame_ref *f, int policy);
 
 /* Starts the closing handshake with code/reason (reason may be NULL). Idempotent. */
 void conn_close(struct conn *c, unsigned code, const char *reason);

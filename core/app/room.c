@@ -37,6 +37,7 @@ struct room {
     uint32_t per_worker[RC_MAX_WORKERS];
     struct kv data;
     double empty_since; /* monotonic seconds; 0 while it has members */
+    int policy;         /* enum slow_policy for this room's deliveries */
     size_t name_len;
     char name[];
 };
@@ -88,6 +89,7 @@ static struct room *get_or_create(struct worker *owner, const char *name, size_t
     r->name_len = len;
     memcpy(r->name, name, len);
     r->empty_since = mono_now();
+    r->policy = owner->cfg->slow_policy;
     strmap_put(&owner->rooms, name, len, r);
     STAT_INC(&owner->stats, rooms);
     return r;
@@ -344,6 +346,7 @@ static struct frame_ref *encode(struct mail *m, uint64_t seq, uint32_t *off)
         memcpy(f->data + hl, m->payload, m->payload_len);
     }
     f->len = hl + plen;
+    f->tag = strmap_hash(m->name, m->name_len) | 1; /* never 0: 0 means untagged */
     *off = (uint32_t)hl;
     return f;
 }
@@ -380,6 +383,7 @@ void room_handle_publish(struct worker *w, struct mail *m)
     }
     uint32_t targets[RC_MAX_WORKERS];
     memcpy(targets, r->per_worker, sizeof(uint32_t) * (size_t)s->nworkers);
+    int policy = r->policy;
     pthread_mutex_unlock(&r->lock);
     /* Posting happens in seq order on this (the owner's) thread, and each
      * mailbox is FIFO per sender, so every worker delivers in seq order. */
@@ -389,6 +393,7 @@ void room_handle_publish(struct worker *w, struct mail *m)
         struct mail *d = mail_new(MAIL_DELIVER, m->name, m->name_len, NULL, 0);
         d->frame = frame_ref_get(f);
         d->conn_id = m->conn_id;
+        d->flags = (uint32_t)policy;
         mail_post(w, &s->workers[i], d);
     }
     frame_ref_put(f);
@@ -408,7 +413,7 @@ void room_handle_deliver(struct worker *w, struct mail *m)
             continue;
         struct conn *c = lr->members[i];
         if (c->id != m->conn_id)
-            conn_send_ref(c, m->frame);
+            conn_deliver(c, m->frame, (int)m->flags);
     }
     lr->busy--;
     maybe_free_local(w, lr);
@@ -563,6 +568,20 @@ int room_kv_set(struct server *s, const char *name, size_t len, const char *key,
     int rc = kv_set(&r->data, key, klen, val, vlen);
     pthread_mutex_unlock(&r->lock);
     return rc;
+}
+
+int room_set_policy(struct server *s, const char *name, size_t len, int policy)
+{
+    if (len == 0 || len > ROOM_NAME_MAX || policy < SLOW_DROP || policy > SLOW_LATEST)
+        return RC_E_INVAL;
+    struct worker *owner = &s->workers[owner_of(s, name, len)];
+    pthread_mutex_lock(&owner->rooms_lock);
+    struct room *r = get_or_create(owner, name, len);
+    pthread_mutex_lock(&r->lock);
+    pthread_mutex_unlock(&owner->rooms_lock);
+    r->policy = policy;
+    pthread_mutex_unlock(&r->lock);
+    return 0;
 }
 
 long room_owned_count(struct worker *w)

@@ -81,6 +81,10 @@ int room_kv_get(struct server *s, const char *name, size_t len, const char *key,
 int room_kv_set(struct server *s, const char *name, size_t len, const char *key, size_t klen,
                 const char *val, size_t vlen);
 
+/* Sets the room's slow-consumer policy (enum slow_policy in config.h) for
+ * its future deliveries. Returns 0 or RC_E_INVAL. Any worker. */
+int room_set_policy(struct server *s, const char *name, size_t len, int policy);
+
 /* Mailbox handlers (mailbox.c dispatches to these on the receiving worker). */
 void room_handle_publish(struct worker *w, struct mail *m);
 void room_handle_deliver(struct worker *w, struct mail *m);

@@ -30,12 +30,34 @@
     XX(protocol_errors_total, counter, "Connections failed with 1002/1007/1009")                   \
     XX(lua_errors_total, counter, "Handler errors (exceptions and exhausted budgets)")             \
     XX(reloads_total, counter, "Successful script reloads")                                        \
-    XX(reload_failures_total, counter, "Refused script reloads")
+    XX(reload_failures_total, counter, "Refused script reloads")                                  \
+    XX(conns_open, gauge, "Open WebSocket connections (upgraded)")                                 \
+    XX(refused_max_conns_total, counter, "Upgrades refused with 503 (max_connections)")            \
+    XX(refused_per_ip_total, counter, "Connections refused by the per-IP cap")                     \
+    XX(refused_accept_rate_total, counter, "Connections refused by the accept rate limit")         \
+    XX(refused_origin_total, counter, "Upgrades refused with 403 (Origin not allowed)")            \
+    XX(msg_rate_drops_total, counter, "Messages dropped by the per-connection rate limit")         \
+    XX(msg_rate_closes_total, counter, "Connections closed 1008 by the message rate limit")        \
+    XX(tls_handshake_failures_total, counter, "Failed TLS handshakes")
+
+/* Close codes counted by stats_count_close(): 1000-1015 by value, then one
+ * slot for the application range 3000-4999 and one for anything else. */
+#define RC_CLOSE_SLOTS 18
+/* Refused handshakes by HTTP status (stats_count_refusal()). */
+#define RC_HS_STATUS_MAP(XX) XX(400) XX(403) XX(404) XX(408) XX(426) XX(429) XX(431) XX(500) XX(503)
+#define RC_HS_SLOTS 10 /* the statuses above plus "other" */
+/* Handler time histogram: upper bounds in microseconds, then +Inf. */
+#define RC_HIST_BOUNDS_US {10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000}
+#define RC_HIST_SLOTS 12
 
 struct worker_stats {
 #define RC_STATS_FIELD(name, kind, help) atomic_uint_fast64_t name;
     RC_STATS_MAP(RC_STATS_FIELD)
 #undef RC_STATS_FIELD
+    atomic_uint_fast64_t closes_by_code[RC_CLOSE_SLOTS];
+    atomic_uint_fast64_t refusals_by_status[RC_HS_SLOTS];
+    atomic_uint_fast64_t handler_hist[RC_HIST_SLOTS]; /* not cumulative: one slot per bucket */
+    atomic_uint_fast64_t handler_ns_sum;
 };
 
 #define STAT_ADD(st, field, n)                                                                     \
@@ -45,5 +67,37 @@ struct worker_stats {
 #define STAT_INC(st, field) STAT_ADD(st, field, 1)
 #define STAT_DEC(st, field) STAT_ADD(st, field, (uint_fast64_t)-1)
 #define STAT_GET(st, field) atomic_load_explicit(&(st)->field, memory_order_relaxed)
+
+/* Counts one connection that stopped being open with `code` (sent or received). */
+static inline void stats_count_close(struct worker_stats *st, unsigned code)
+{
+    size_t i = code >= 1000 && code <= 1015 ? code - 1000 : code >= 3000 && code <= 4999 ? 16 : 17;
+    STAT_INC(st, closes_by_code[i]);
+}
+
+/* Counts one handshake refused with HTTP `status`. */
+static inline void stats_count_refusal(struct worker_stats *st, int status)
+{
+    static const int codes[] = {
+#define RC_HS_CODE(c) c,
+        RC_HS_STATUS_MAP(RC_HS_CODE)
+#undef RC_HS_CODE
+    };
+    size_t i = 0;
+    while (i < sizeof(codes) / sizeof(codes[0]) && codes[i] != status)
+        i++;
+    STAT_INC(st, refusals_by_status[i]);
+}
+
+/* Records one handler call that took `ns` nanoseconds. */
+static inline void stats_observe_handler(struct worker_stats *st, uint64_t ns)
+{
+    static const uint64_t bounds[] = RC_HIST_BOUNDS_US;
+    size_t i = 0;
+    while (i < sizeof(bounds) / sizeof(bounds[0]) && ns > bounds[i] * 1000)
+        i++;
+    STAT_INC(st, handler_hist[i]);
+    STAT_ADD(st, handler_ns_sum, ns);
+}
 
 #endif

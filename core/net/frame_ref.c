@@ -11,6 +11,7 @@ static struct frame_ref *init(struct frame_ref *f, size_t cap, unsigned flags)
 {
     atomic_init(&f->refs, 1);
     f->flags = flags;
+    f->tag = 0;
     f->len = 0;
     f->cap = cap;
     atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);

@@ -31,8 +31,9 @@
 struct frame_ref {
     atomic_uint refs;
     uint32_t flags;
-    size_t len; /* bytes used in data */
-    size_t cap; /* bytes allocated for data */
+    uint64_t tag; /* the room a shared frame belongs to (hash), 0 for none */
+    size_t len;   /* bytes used in data */
+    size_t cap;   /* bytes allocated for data */
     uint8_t data[];
 };
 

@@ -169,3 +169,42 @@ int sendq_consume(struct sendq *q, size_t n)
     }
     return closes;
 }
+
+void sendq_push_ref_nocopy(struct sendq *q, struct frame_ref *f)
+{
+    lane_push(&q->data, frame_ref_get(f));
+    q->bytes += f->len;
+}
+
+size_t sendq_drop_pending(struct sendq *q, uint64_t tag, size_t *bytes)
+{
+    struct sendq_lane *l = &q->data;
+    size_t dropped = 0, nbytes = 0;
+    uint32_t keep = 0;
+    uint32_t first = l->head_off > 0 ? 1 : 0;
+    /* Compact the ring in place: entries [0, first) always stay. */
+    for (uint32_t i = 0; i < l->count; i++) {
+        struct frame_ref *f = lane_at(l, i);
+        int drop = i >= first && (tag == 0 || (f->tag == tag && !(f->flags & FRAME_PRIVATE))) &&
+                   !(f->flags & FRAME_CLOSE);
+        if (drop) {
+            nbytes += f->len;
+            dropped++;
+            frame_ref_put(f);
+        } else {
+            l->ring[(l->head + keep) & (l->cap - 1)] = f;
+            keep++;
+        }
+    }
+    l->count = keep;
+    q->bytes -= nbytes;
+    if (l->count == 0) {
+        rc_free(l->ring);
+        l->ring = NULL;
+        l->cap = l->head = 0;
+        l->head_off = 0;
+    }
+    if (bytes)
+        *bytes = nbytes;
+    return dropped;
+}

@@ -58,6 +58,15 @@ static inline int sendq_empty(const struct sendq *q)
  * data lane, or copies it into the private chunk when it is small. */
 void sendq_push_ref(struct sendq *q, struct frame_ref *f);
 
+/* Queues one reference to f on the data lane, never copying (so the entry
+ * can later be found by its tag). */
+void sendq_push_ref_nocopy(struct sendq *q, struct frame_ref *f);
+
+/* Drops queued data frames that have not started to go out: all of them
+ * (tag 0) or the shared frames whose tag equals `tag`. A partly written
+ * frame is kept. Returns the number of frames dropped; *bytes gets their size. */
+size_t sendq_drop_pending(struct sendq *q, uint64_t tag, size_t *bytes);
+
 /* Queues a frame made of hdr[0..hlen) + payload[0..plen) on the data lane,
  * copying the bytes. Returns 0, or RC_E_NOMEM when a large frame's block
  * cannot be allocated. */

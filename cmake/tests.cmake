@@ -67,7 +67,12 @@ foreach(t ${RC_INTEG_PY})
   get_filename_component(name ${t} NAME_WE)
   foreach(nw ${RC_TEST_WORKERS})
     add_test(NAME integration/w${nw}/${name} COMMAND ${RC_PYTHON} ${t})
-    set_tests_properties(integration/w${nw}/${name} PROPERTIES LABELS "integration" TIMEOUT 600
+    # Room and threading scenarios (3x) also run in the TSan build.
+    set(labels "integration")
+    if(name MATCHES "^3[0-9]_")
+      set(labels "integration;tsan")
+    endif()
+    set_tests_properties(integration/w${nw}/${name} PROPERTIES LABELS "${labels}" TIMEOUT 600
       ENVIRONMENT "ROOMCAST_BIN=$<TARGET_FILE:roomcast>;RC_WORKERS=${nw};RC_SOURCE_DIR=${CMAKE_SOURCE_DIR};RC_BUILD_DIR=${CMAKE_BINARY_DIR};RC_SANITIZE=${RC_SANITIZE}")
   endforeach()
 endforeach()

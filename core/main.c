@@ -16,7 +16,9 @@
 #include "config.h"
 #include "echo.h"
 #include "err.h"
+#include "lhandler.h"
 #include "log.h"
+#include "lwatch.h"
 #include "worker.h"
 
 static const char usage_text[] =
@@ -27,12 +29,16 @@ static const char usage_text[] =
     "  -w N                 worker threads (default: online CPUs)\n"
     "  -s SCRIPT            Lua handler script (e.g. scripts/chat.lua)\n"
     "  --echo               built-in echo handler (no Lua)\n"
+    "  --plugin NAME=PATH[=JSON]  enable a Lua plugin (config as JSON); repeatable\n"
+    "  --lua-budget N       VM instructions per handler call (default 10000000)\n"
     "  --max-message BYTES  largest message accepted (default 1M; K/M/G suffixes)\n"
     "  --ping-interval SECS idle time before the server pings (default 30)\n"
     "  --pong-timeout SECS  time to answer a ping before close 1001 (default 10)\n"
     "  --handshake-timeout SECS  time to complete the HTTP upgrade (default 10)\n"
     "  --close-timeout SECS time to finish the closing handshake (default 5)\n"
     "  --sendq-limit BYTES  per-connection send queue hard limit (default 8M)\n"
+    "  --slow-policy P      drop|close|latest for slow consumers (default drop)\n"
+    "  --sndbuf BYTES       SO_SNDBUF of client sockets (default: kernel's)\n"
     "  --log-level LEVEL    debug|info|warn|error (default info)\n"
     "  --log-file FILE      log to FILE instead of stderr\n"
     "  -t                   check the configuration and exit\n"
@@ -48,6 +54,10 @@ enum {
     OPT_HS_TIMEOUT,
     OPT_CLOSE_TIMEOUT,
     OPT_SENDQ,
+    OPT_SLOW_POLICY,
+    OPT_SNDBUF,
+    OPT_PLUGIN,
+    OPT_LUA_BUDGET,
     OPT_LOG_LEVEL,
     OPT_LOG_FILE,
     OPT_PIDFILE,
@@ -64,6 +74,19 @@ static RC_NORETURN RC_PRINTF(1, 2) void bad_usage(const char *fmt, ...)
     exit(2);
 }
 
+/* --plugin NAME=PATH[=JSON] (until the config file lists plugins). */
+static void add_plugin(struct rc_config *cfg, const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    if (eq == NULL || eq == arg || eq[1] == '\0' || cfg->nplugins >= RC_MAX_PLUGINS)
+        bad_usage("invalid --plugin '%s' (NAME=PATH[=JSON], at most %d)", arg, RC_MAX_PLUGINS);
+    const char *eq2 = strchr(eq + 1, '=');
+    struct rc_plugin_cfg *p = &cfg->plugins[cfg->nplugins++];
+    p->name = rc_xstrndup(arg, (size_t)(eq - arg));
+    p->path = eq2 ? rc_xstrndup(eq + 1, (size_t)(eq2 - eq - 1)) : rc_xstrdup(eq + 1);
+    p->config_json = eq2 ? rc_xstrdup(eq2 + 1) : NULL;
+}
+
 static void parse_args(int argc, char **argv, struct rc_config *cfg)
 {
     static const struct option opts[] = {
@@ -74,6 +97,10 @@ static void parse_args(int argc, char **argv, struct rc_config *cfg)
         {"handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT},
         {"close-timeout", required_argument, NULL, OPT_CLOSE_TIMEOUT},
         {"sendq-limit", required_argument, NULL, OPT_SENDQ},
+        {"slow-policy", required_argument, NULL, OPT_SLOW_POLICY},
+        {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+        {"plugin", required_argument, NULL, OPT_PLUGIN},
+        {"lua-budget", required_argument, NULL, OPT_LUA_BUDGET},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"pidfile", required_argument, NULL, OPT_PIDFILE},
@@ -126,6 +153,29 @@ static void parse_args(int argc, char **argv, struct rc_config *cfg)
         case OPT_SENDQ:
             if (rc_parse_size(optarg, &cfg->sendq_hard_limit) != 0)
                 bad_usage("invalid size '%s' for --sendq-limit", optarg);
+            break;
+        case OPT_PLUGIN:
+            add_plugin(cfg, optarg);
+            break;
+        case OPT_LUA_BUDGET:
+            v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end || v < 1000)
+                bad_usage("invalid instruction budget '%s' (>= 1000)", optarg);
+            cfg->lua_budget = (uint64_t)v;
+            break;
+        case OPT_SNDBUF:
+            if (rc_parse_size(optarg, &cfg->sndbuf) != 0 || cfg->sndbuf > (1u << 30))
+                bad_usage("invalid size '%s' for --sndbuf", optarg);
+            break;
+        case OPT_SLOW_POLICY:
+            if (strcmp(optarg, "drop") == 0)
+                cfg->slow_policy = SLOW_DROP;
+            else if (strcmp(optarg, "close") == 0)
+                cfg->slow_policy = SLOW_CLOSE;
+            else if (strcmp(optarg, "latest") == 0)
+                cfg->slow_policy = SLOW_LATEST;
+            else
+                bad_usage("invalid slow-consumer policy '%s' (drop|close|latest)", optarg);
             break;
         case OPT_PING:
             if (rc_parse_seconds(optarg, &cfg->ping_interval) != 0 || cfg->ping_interval <= 0)
@@ -184,6 +234,9 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
         server_stop(&srv, stop_count > 1);
     } else if (w->signum == SIGUSR1) {
         rc_log_reopen();
+    } else if (w->signum == SIGHUP) {
+        rc_info("SIGHUP: reloading scripts");
+        server_reload(&srv);
     }
 }
 
@@ -202,6 +255,12 @@ static void on_check_workers(struct ev_loop *loop, ev_timer *t, int revents)
         }
     }
     ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_files_changed(void *ud)
+{
+    (void)ud;
+    server_reload(&srv);
 }
 
 static int write_pidfile(const char *path)
@@ -263,14 +322,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     /* Signal watchers first, so a signal during startup is not fatal. */
-    ev_signal sig_term, sig_int, sig_usr1;
+    ev_signal sig_term, sig_int, sig_usr1, sig_hup;
     ev_signal_init(&sig_term, on_signal, SIGTERM);
     ev_signal_init(&sig_int, on_signal, SIGINT);
     ev_signal_init(&sig_usr1, on_signal, SIGUSR1);
     ev_signal_start(loop, &sig_term);
     ev_signal_start(loop, &sig_int);
     ev_signal_start(loop, &sig_usr1);
-    int rc = server_init(&srv, &cfg, &echo_handler);
+    ev_signal_init(&sig_hup, on_signal, SIGHUP);
+    ev_signal_start(loop, &sig_hup);
+    int rc = server_init(&srv, &cfg, cfg.echo ? &echo_handler : &lua_handler);
     if (rc < 0)
         return 1;
     if (server_start(&srv) < 0) {
@@ -282,7 +343,9 @@ int main(int argc, char **argv)
     ev_timer check;
     ev_timer_init(&check, on_check_workers, 0.05, 0.05);
     ev_timer_start(loop, &check);
+    struct lwatch *watch = cfg.echo ? NULL : lwatch_start(loop, &cfg, on_files_changed, NULL);
     ev_run(loop, 0);
+    lwatch_stop(watch);
     /* Threads were joined by on_check_workers. */
     server_join(&srv);
     rc_info("stopped");

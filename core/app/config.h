@@ -39,6 +39,7 @@ struct rc_config {
     double ping_interval;
     double pong_timeout;
     double close_timeout;
+    size_t sndbuf;           /* SO_SNDBUF for client sockets; 0 = kernel default */
     size_t sendq_hard_limit; /* bytes; over it the slow-consumer policy applies */
     size_t sendq_soft_limit; /* bytes; must stay exceeded for sendq_soft_seconds */
     double sendq_soft_seconds;

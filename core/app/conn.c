@@ -67,6 +67,12 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *p
     c->w = w;
     c->id = (++w->next_seq << 8) | (uint64_t)w->id;
     transport_init_tcp(&c->t, fd);
+    if (w->cfg->sndbuf) {
+        /* A small kernel buffer makes a slow reader visible to the send
+         * queue limits sooner (nginx's `sndbuf`). */
+        int sb = (int)w->cfg->sndbuf;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
+    }
     c->peer_family = (uint8_t)peer->ss_family;
     if (peer->ss_family == AF_INET) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)peer;

@@ -1,0 +1,271 @@
+// 11_node_ws - a real third-party client (the npm `ws` package, major 8)
+// against `roomcast --echo`: concurrent clients, text and binary echoes up to
+// 1 MiB (byte-identical, in order), permessage-deflate offered, ping/pong,
+// the clean 1000 close, and a 404 for an unknown path. Every scenario runs
+// twice against the same server. Ends with `N passed, M failed`.
+//
+// Install the client with `cd tests && npm install`. Without it the test
+// is skipped (exit 0).
+'use strict';
+
+const { spawn } = require('child_process');
+const crypto = require('crypto');
+const path = require('path');
+
+let WebSocket;
+try {
+    WebSocket = require('ws');
+} catch (e) {
+    try {
+        WebSocket = require(path.join(__dirname, '..', 'node_modules', 'ws'));
+    } catch (e2) {
+        console.log('SKIP: the npm package "ws" is not installed (run: cd tests && npm install)');
+        console.log('0 passed, 0 failed');
+        process.exit(0);
+    }
+}
+
+const BIN = process.env.ROOMCAST_BIN || require('path').join(__dirname, '..', '..', 'build', 'roomcast');
+const SLOW = process.env.RC_SANITIZE ? 4 : 1;
+const SANITIZER =
+    /AddressSanitizer|LeakSanitizer|ThreadSanitizer|UndefinedBehaviorSanitizer|runtime error:/;
+
+function withTimeout(promise, ms, what) {
+    let timer;
+    const t = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(what + ': timed out after ' + ms * SLOW + ' ms')),
+                           ms * SLOW);
+    });
+    return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+function assert(cond, msg) {
+    if (!cond) throw new Error(msg);
+}
+
+// --- server -------------------------------------------------------------------------
+
+function startServer(args) {
+    return new Promise((resolve, reject) => {
+        const proc = spawn(BIN, ['-b', '127.0.0.1', '-p', '0', ...args],
+                           { stdio: ['ignore', 'pipe', 'pipe'] });
+        const srv = { proc, log: '', port: 0, exited: null };
+        const onData = (chunk) => {
+            srv.log += chunk.toString();
+            const m = /listening on ws:\/\/([^\s:/]+):(\d+)\//.exec(srv.log);
+            if (m && !srv.port) {
+                srv.host = m[1];
+                srv.port = parseInt(m[2], 10);
+                clearTimeout(timer);
+                resolve(srv);
+            }
+        };
+        proc.stdout.on('data', onData);
+        proc.stderr.on('data', onData);
+        proc.on('error', (e) => reject(new Error('cannot start ' + BIN + ': ' + e.message)));
+        proc.on('exit', (code, signal) => {
+            srv.exited = { code, signal };
+            if (!srv.port) {
+                reject(new Error('server exited (' + code + '/' + signal +
+                                 ') before listening:\n' + srv.log));
+            }
+        });
+        const timer = setTimeout(() => {
+            proc.kill('SIGKILL');
+            reject(new Error('no "listening on" line within ' + 10 * SLOW + ' s:\n' + srv.log));
+        }, 10000 * SLOW);
+    });
+}
+
+function stopServer(srv) {
+    return new Promise((resolve) => {
+        const problems = [];
+        const finish = () => {
+            const { code, signal } = srv.exited;
+            if (signal && signal !== 'SIGKILL') problems.push('died from ' + signal);
+            else if (code) problems.push('exit status ' + code + ' after SIGTERM');
+            if (SANITIZER.test(srv.log)) problems.push('sanitizer report in the log');
+            resolve(problems);
+        };
+        if (srv.exited) return finish();
+        const killer = setTimeout(() => {
+            problems.push('did not exit within ' + 10 * SLOW + ' s of SIGTERM (killed)');
+            srv.proc.kill('SIGKILL');
+        }, 10000 * SLOW);
+        srv.proc.on('exit', () => { clearTimeout(killer); setImmediate(finish); });
+        srv.proc.kill('SIGTERM');
+    });
+}
+
+// --- client helpers ---------------------------------------------------------------------
+
+function open(srv, opts = {}, urlPath = '/') {
+    return withTimeout(new Promise((resolve, reject) => {
+        const ws = new WebSocket('ws://' + srv.host + ':' + srv.port + urlPath,
+                                 { maxPayload: 64 * 1024 * 1024, ...opts });
+        ws.inbox = [];
+        ws.waiters = [];
+        ws.on('message', (data, isBinary) => {
+            const item = { data: Buffer.from(data), isBinary };
+            if (ws.waiters.length) ws.waiters.shift()(item);
+            else ws.inbox.push(item);
+        });
+        ws.once('open', () => resolve(ws));
+        ws.once('error', reject);
+        ws.once('unexpected-response', (req, res) => reject(new Error('HTTP ' + res.statusCode)));
+    }), 5000, 'connect');
+}
+
+function next(ws) {
+    if (ws.inbox.length) return Promise.resolve(ws.inbox.shift());
+    return withTimeout(new Promise((resolve) => ws.waiters.push(resolve)), 10000, 'echo');
+}
+
+function closeClean(ws, code = 1000, reason = 'done') {
+    return withTimeout(new Promise((resolve, reject) => {
+        ws.once('close', (gotCode, gotReason) => {
+            if (gotCode !== code) reject(new Error('close code ' + gotCode + ', want ' + code));
+            else resolve(gotReason.toString());
+        });
+        ws.close(code, reason);
+    }), 5000, 'close');
+}
+
+function send(ws, data, binary) {
+    return new Promise((resolve, reject) =>
+        ws.send(data, { binary }, (err) => (err ? reject(err) : resolve())));
+}
+
+const SIZES = [0, 1, 125, 126, 127, 65535, 65536, 100000, 1024 * 1024];
+
+function textOf(n, seed) {
+    // Multi-byte characters included; trimmed to exactly n bytes of valid UTF-8.
+    const unit = 'κόσμε-' + seed + '-€𤭢-';
+    let s = unit.repeat(Math.ceil(n / Buffer.byteLength(unit)) + 1);
+    let b = Buffer.from(s);
+    b = b.subarray(0, n);
+    while (b.length && !Buffer.from(b.toString()).equals(b)) b = b.subarray(0, b.length - 1);
+    return b.toString() + 'x'.repeat(n - b.length);
+}
+
+async function echoSession(srv, id, opts) {
+    const ws = await open(srv, opts, id % 2 ? '/ws' : '/');
+    const sent = [];
+    for (const n of SIZES) {
+        const t = textOf(n, id);
+        const b = crypto.randomBytes(n);
+        await send(ws, t, false);
+        await send(ws, b, true);
+        sent.push({ data: Buffer.from(t), isBinary: false }, { data: b, isBinary: true });
+    }
+    for (let i = 0; i < sent.length; i++) {
+        const got = await next(ws);
+        const what = 'client ' + id + ' message ' + i + ' (' + sent[i].data.length + ' bytes)';
+        assert(got.isBinary === sent[i].isBinary,
+               what + ': binary=' + got.isBinary + ', want ' + sent[i].isBinary);
+        assert(got.data.equals(sent[i].data),
+               what + ': echo differs (got ' + got.data.length + ' bytes)');
+    }
+    await closeClean(ws);
+}
+
+// --- tests -----------------------------------------------------------------------------------
+
+const tests = {
+    async concurrent_clients_text_and_binary(srv) {
+        await Promise.all([0, 1, 2, 3, 4, 5].map((id) =>
+            echoSession(srv, id, { perMessageDeflate: false })));
+    },
+
+    async deflate_offered(srv) {
+        // ws offers permessage-deflate; whether the server accepts it or not,
+        // the echoes must be identical.
+        await Promise.all([10, 11].map((id) => echoSession(srv, id, { perMessageDeflate: true })));
+    },
+
+    async ping_pong(srv) {
+        const ws = await open(srv, { perMessageDeflate: false });
+        for (const payload of [Buffer.alloc(0), Buffer.from('hello'), crypto.randomBytes(125)]) {
+            const pong = withTimeout(new Promise((resolve) => ws.once('pong', resolve)),
+                                     5000, 'pong');
+            ws.ping(payload);
+            const got = await pong;
+            assert(Buffer.from(got).equals(payload), 'pong payload differs from the ping');
+        }
+        await closeClean(ws);
+    },
+
+    async close_1000_with_reason(srv) {
+        const ws = await open(srv, { perMessageDeflate: false });
+        await send(ws, 'last', false);
+        const got = await next(ws);
+        assert(got.data.toString() === 'last', 'echo before close');
+        await closeClean(ws, 1000, 'bye');
+        assert(ws.readyState === WebSocket.CLOSED, 'readyState after close: ' + ws.readyState);
+    },
+
+    async close_app_code_echoed(srv) {
+        const ws = await open(srv, { perMessageDeflate: false });
+        await closeClean(ws, 4000, 'app');
+    },
+
+    async unknown_path_404(srv) {
+        let status = 0;
+        try {
+            const ws = await open(srv, {}, '/no-such-path');
+            ws.terminate();
+        } catch (e) {
+            status = e.message;
+        }
+        assert(status === 'HTTP 404', 'unknown path: ' + (status || 'upgraded'));
+    },
+};
+
+async function main() {
+    let passed = 0;
+    let failed = 0;
+    let srv;
+    try {
+        srv = await startServer(['--echo', '--max-message', '64M']);
+    } catch (e) {
+        console.log('FAIL server start: ' + e.message);
+        console.log('0 passed, 1 failed');
+        process.exit(1);
+    }
+    for (const [name, fn] of Object.entries(tests)) {
+        const t0 = Date.now();
+        let error = null;
+        for (let run = 1; run <= 2 && !error; run++) {
+            try {
+                await withTimeout(fn(srv), 60000, name);
+            } catch (e) {
+                error = 'run ' + run + ': ' + e.message;
+            }
+            if (srv.exited) {
+                error = (error || 'run ' + run) + ' -- server died: ' +
+                    JSON.stringify(srv.exited) + '\n' + srv.log.slice(-3000);
+            }
+        }
+        if (error) {
+            failed++;
+            console.log('FAIL ' + name + ' ' + error);
+        } else {
+            passed++;
+            const dt = ((Date.now() - t0) / 1000).toFixed(2);
+            console.log('ok   ' + name + ' (2 runs, ' + dt + 's)');
+        }
+        if (srv.exited) break;
+    }
+    const problems = await stopServer(srv);
+    if (problems.length) {
+        failed++;
+        console.log('FAIL server shutdown: ' + problems.join('; ') + '\n' + srv.log.slice(-3000));
+    } else {
+        passed++;
+        console.log('ok   server shutdown');
+    }
+    console.log(passed + ' passed, ' + failed + ' failed');
+    process.exit(failed ? 1 : 0);
+}
+
+main();

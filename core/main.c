@@ -12,18 +12,23 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "admin.h"
 #include "alloc.h"
 #include "config.h"
+#include "confload.h"
 #include "echo.h"
 #include "err.h"
 #include "lhandler.h"
+#include "guard.h"
 #include "log.h"
+#include "notify.h"
+#include "tlsserver.h"
 #include "lwatch.h"
 #include "worker.h"
 
 static const char usage_text[] =
     "usage: roomcast [options]\n"
-    "  -c FILE              config file (Lua), default none\n"
+    "  -c FILE              config file (Lua; see etc/roomcast.conf.lua); flags override it\n"
     "  -b ADDR              bind address (default 0.0.0.0)\n"
     "  -p PORT              port (default 8080; 0 = any free port)\n"
     "  -w N                 worker threads (default: online CPUs)\n"
@@ -44,6 +49,7 @@ static const char usage_text[] =
     "  -t                   check the configuration and exit\n"
     "  -d                   run as a daemon (needs --pidfile)\n"
     "  --pidfile FILE       write and lock a pidfile\n"
+    "  --admin ADDR:PORT    admin HTTP listener (default 127.0.0.1:8081; 'off' disables)\n"
     "  -h, --help           this help\n";
 
 enum {
@@ -61,6 +67,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_LOG_FILE,
     OPT_PIDFILE,
+    OPT_ADMIN,
 };
 
 static RC_NORETURN RC_PRINTF(1, 2) void bad_usage(const char *fmt, ...)
@@ -104,6 +111,7 @@ static void parse_args(int argc, char **argv, struct rc_config *cfg)
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"pidfile", required_argument, NULL, OPT_PIDFILE},
+        {"admin", required_argument, NULL, OPT_ADMIN},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -207,6 +215,18 @@ static void parse_args(int argc, char **argv, struct rc_config *cfg)
         case OPT_PIDFILE:
             rc_config_set_str(&cfg->pidfile, optarg);
             break;
+        case OPT_ADMIN:
+            cfg->admin_explicit = 1;
+            if (strcmp(optarg, "off") == 0) {
+                rc_config_set_str(&cfg->admin_addr, NULL);
+            } else {
+                char *addr;
+                if (confload_parse_hostport(optarg, &addr, &cfg->admin_port) != 0)
+                    bad_usage("invalid --admin '%s' (ADDR:PORT or off)", optarg);
+                rc_free(cfg->admin_addr);
+                cfg->admin_addr = addr;
+            }
+            break;
         case ':':
             bad_usage("option '%s' needs a value", argv[optind - 1]);
         default:
@@ -224,6 +244,39 @@ static void parse_args(int argc, char **argv, struct rc_config *cfg)
 
 static struct server srv;
 static int stop_count;
+static struct rc_config *live_cfg; /* main's cfg, for the SIGHUP config reload */
+
+/* -c FILE: defaults, then the file, then the command line again (flags win). */
+static void load_config_file(int argc, char **argv, struct rc_config *cfg)
+{
+    char *path = rc_xstrdup(cfg->config_file);
+    char err[640];
+    rc_config_free(cfg);
+    rc_config_defaults(cfg);
+    if (confload_file(path, cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    rc_config_set_str(&cfg->config_file, path);
+    rc_free(path);
+    optind = 0; /* GNU getopt: start over */
+    parse_args(argc, argv, cfg);
+}
+
+/* SIGHUP: the reloadable part of the config file (confload.h), then the scripts. */
+static void reload_config(void)
+{
+    rc_notify_reloading();
+    if (live_cfg && live_cfg->config_file) {
+        char err[640];
+        int ok = confload_reload(live_cfg->config_file, live_cfg, err, sizeof(err)) == 0;
+        admin_count_config_reload(ok);
+        if (ok)
+            rc_info("SIGHUP: configuration %s reloaded", live_cfg->config_file);
+        else
+            rc_error("SIGHUP: configuration kept: %s", err);
+    }
+}
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -232,11 +285,16 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
         rc_info("%s: %s", w->signum == SIGTERM ? "SIGTERM" : "SIGINT",
                 stop_count == 1 ? "draining" : "exiting now");
         server_stop(&srv, stop_count > 1);
+        admin_set_draining();
+        if (stop_count == 1)
+            rc_notify("STOPPING=1");
     } else if (w->signum == SIGUSR1) {
         rc_log_reopen();
     } else if (w->signum == SIGHUP) {
         rc_info("SIGHUP: reloading scripts");
+        reload_config();
         server_reload(&srv);
+        rc_notify("READY=1");
     }
 }
 
@@ -288,6 +346,8 @@ int main(int argc, char **argv)
     struct rc_config cfg;
     rc_config_defaults(&cfg);
     parse_args(argc, argv, &cfg);
+    if (cfg.config_file)
+        load_config_file(argc, argv, &cfg);
     rc_log_set_level((enum rc_log_level)cfg.log_level);
     if (cfg.log_file && rc_log_open(cfg.log_file) != 0) {
         fprintf(stderr, "roomcast: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
@@ -296,7 +356,13 @@ int main(int argc, char **argv)
     if (!cfg.echo && cfg.script == NULL)
         cfg.echo = 1;
     if (cfg.test_only) {
-        printf("roomcast: configuration OK\n");
+        char err[640];
+        if (tls_check_config(&cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s\n", err);
+            rc_config_free(&cfg);
+            return 1;
+        }
+        printf("roomcast: configuration %s OK\n", cfg.config_file ? cfg.config_file : "(flags)");
         rc_config_free(&cfg);
         return 0;
     }
@@ -316,6 +382,7 @@ int main(int argc, char **argv)
         if (pid_fd < 0) {
             rc_error("cannot write pidfile %s: %s", cfg.pidfile,
                      pid_fd == RC_E_EXISTS ? "locked by a running roomcast" : rc_strerror(pid_fd));
+            rc_config_free(&cfg);
             return 1;
         }
     }
@@ -331,6 +398,8 @@ int main(int argc, char **argv)
     ev_signal_start(loop, &sig_usr1);
     ev_signal_init(&sig_hup, on_signal, SIGHUP);
     ev_signal_start(loop, &sig_hup);
+    live_cfg = &cfg;
+    guard_init(&cfg);
     int rc = server_init(&srv, &cfg, cfg.echo ? &echo_handler : &lua_handler);
     if (rc < 0)
         return 1;
@@ -340,14 +409,22 @@ int main(int argc, char **argv)
     }
     rc_info("roomcast started: %d worker%s, %s", srv.nworkers, srv.nworkers == 1 ? "" : "s",
             cfg.echo ? "echo mode" : cfg.script);
+    if (admin_start(loop, &srv, &cfg) < 0 && cfg.admin_explicit) {
+        server_stop(&srv, 1);
+        server_join(&srv);
+        return 1;
+    }
+    rc_notify("READY=1\nSTATUS=serving");
     ev_timer check;
     ev_timer_init(&check, on_check_workers, 0.05, 0.05);
     ev_timer_start(loop, &check);
     struct lwatch *watch = cfg.echo ? NULL : lwatch_start(loop, &cfg, on_files_changed, NULL);
     ev_run(loop, 0);
     lwatch_stop(watch);
+    admin_stop();
     /* Threads were joined by on_check_workers. */
     server_join(&srv);
+    guard_destroy();
     rc_info("stopped");
     if (cfg.pidfile) {
         unlink(cfg.pidfile);

@@ -40,6 +40,7 @@ void rc_config_defaults(struct rc_config *c)
     c->drain_time = 2;
     rc_config_set_str(&c->admin_addr, "127.0.0.1");
     c->admin_port = 8081;
+    c->tls_port = 8443;
     c->msg_rate_close = 1;
 }
 

@@ -57,25 +57,25 @@ struct rc_config {
     int nplugins;
     struct rc_route_cfg routes[RC_MAX_ROUTES];
     int nroutes;
-    /* operations (confload.c, admin.c, tls.c, limits.c, drain.c) */
-    double drain_time;      /* SIGTERM: closes 1001 spread over this many seconds */
-    char *admin_addr;       /* owned; NULL = admin listener off */
-    int admin_port;         /* 0 = any free port */
-    int admin_explicit;     /* set by the file or --admin: a bind failure is fatal */
-    char *admin_token;      /* owned; NULL = no bearer token required */
-    int tls_port;           /* 0 = no wss:// listener */
-    char *tls_cert;         /* owned: PEM certificate (with chain, or see tls_chain) */
-    char *tls_key;          /* owned: PEM private key */
-    char *tls_chain;        /* owned: optional PEM intermediate chain */
-    int max_conns;          /* open WebSocket connections, all workers; 0 = no limit */
-    int max_conns_per_ip;   /* TCP connections per peer address; 0 = no limit */
-    double accept_rate;     /* accepted connections per second; 0 = no limit */
-    double accept_burst;    /* token bucket size; 0 = accept_rate */
-    double msg_rate;        /* inbound messages per second per connection; 0 = no limit */
-    double msg_burst;       /* token bucket size; 0 = msg_rate */
-    int msg_rate_close;     /* 1: close 1008 when over msg_rate; 0: drop the message */
-    char **origins;         /* owned array of owned strings: allowed Origin values */
-    int norigins;           /* 0 = any Origin (and none) accepted */
+    /* operations (confload.c, admin.c, tls.c, guard.c, drain.c) */
+    double drain_time;    /* SIGTERM: closes 1001 spread over this many seconds */
+    char *admin_addr;     /* owned; NULL = admin listener off */
+    int admin_port;       /* 0 = any free port */
+    int admin_explicit;   /* set by the file or --admin: a bind failure is fatal */
+    char *admin_token;    /* owned; NULL = no bearer token required */
+    int tls_port;         /* wss:// port, used when tls_cert is set; 0 = any free port */
+    char *tls_cert;       /* owned: PEM certificate; NULL = no wss:// listener */
+    char *tls_key;        /* owned: PEM private key */
+    char *tls_chain;      /* owned: optional PEM intermediate chain */
+    int max_conns;        /* open WebSocket connections, all workers; 0 = no limit */
+    int max_conns_per_ip; /* TCP connections per peer address; 0 = no limit */
+    double accept_rate;   /* accepted connections per second; 0 = no limit */
+    double accept_burst;  /* token bucket size; 0 = accept_rate */
+    double msg_rate;      /* inbound messages per second per connection; 0 = no limit */
+    double msg_burst;     /* token bucket size; 0 = msg_rate */
+    int msg_rate_close;   /* 1: close 1008 when over msg_rate; 0: drop the message */
+    char **origins;       /* owned array of owned strings: allowed Origin values */
+    int norigins;         /* 0 = any Origin (and none) accepted */
 };
 
 enum slow_policy { SLOW_DROP = 0, SLOW_CLOSE = 1, SLOW_LATEST = 2 };

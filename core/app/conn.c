@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
+#include <guard.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,6 +10,7 @@
 #include "alloc.h"
 #include "closecode.h"
 #include "err.h"
+#include "guard.h"
 #include "log.h"
 #include "room.h"
 #include "users.h"
@@ -50,6 +51,36 @@ static void update_events(struct conn *c)
     c->events = (uint8_t)want;
 }
 
+/* Connection ids: | 21-bit sequence | 24-bit slot | 8-bit worker |. The
+ * slot makes conn_find an array index; the sequence makes a stale id (a
+ * closed connection whose slot was reused) miss. Ids stay below 2^53, so
+ * Lua numbers hold them exactly. */
+static uint64_t conn_slot_take(struct worker *w, struct conn *c)
+{
+    uint32_t slot;
+    if (w->free_slot != UINT32_MAX) {
+        slot = w->free_slot;
+        w->free_slot = (uint32_t)(w->slots[slot] >> 1);
+    } else {
+        RC_ASSERT(w->nslots < 0xffffff);
+        if (w->nslots == w->slots_cap) {
+            w->slots_cap = w->slots_cap ? w->slots_cap * 2 : 64;
+            w->slots = rc_xrealloc(w->slots, (size_t)w->slots_cap * sizeof(*w->slots));
+        }
+        slot = w->nslots++;
+    }
+    w->slots[slot] = (uintptr_t)c;
+    uint64_t seq = ++w->next_seq & 0x1fffff;
+    return (seq << 32) | ((uint64_t)slot << 8) | (uint64_t)w->id;
+}
+
+static void conn_slot_put(struct worker *w, uint64_t id)
+{
+    uint32_t slot = (uint32_t)(id >> 8) & 0xffffff;
+    w->slots[slot] = ((uintptr_t)w->free_slot << 1) | 1;
+    w->free_slot = slot;
+}
+
 const char *conn_peer_str(const struct conn *c, char *buf, size_t cap)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -65,7 +96,7 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *p
 {
     struct conn *c = rc_xcalloc(1, sizeof(*c));
     c->w = w;
-    c->id = (++w->next_seq << 8) | (uint64_t)w->id;
+    c->id = conn_slot_take(w, c);
     transport_init_tcp(&c->t, fd);
     if (w->cfg->sndbuf) {
         /* A small kernel buffer makes a slow reader visible to the send
@@ -89,7 +120,6 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *p
     sendq_init(&c->q);
     c->state = CONN_HTTP;
     rc_list_push_back(&w->conns, &c->link);
-    strmap_put(&w->conns_by_id, &c->id, sizeof(c->id), c);
     ev_init(&c->io, on_io);
     c->io.data = c;
     update_events(c);
@@ -108,6 +138,7 @@ static void notify_close(struct conn *c, unsigned code, const uint8_t *reason, s
     if (c->notified)
         return;
     c->notified = 1;
+    stats_count_close(&c->w->stats, code);
     if (c->w->handler->on_close)
         c->w->handler->on_close(c, code, reason, len);
 }
@@ -118,8 +149,11 @@ void conn_release(struct conn *c)
         return;
     struct worker *w = c->w;
     c->released = 1;
-    if (c->opened)
+    if (c->opened) {
         notify_close(c, WS_CLOSE_ABNORMAL, NULL, 0);
+        STAT_DEC(&w->stats, conns_open);
+    }
+    guard_on_release(c);
     room_leave_all(c);
     if (c->user)
         conn_set_user(c, NULL, 0);
@@ -128,7 +162,7 @@ void conn_release(struct conn *c)
         rc_free(c->data);
         c->data = NULL;
     }
-    strmap_del(&w->conns_by_id, &c->id, sizeof(c->id));
+    conn_slot_put(w, c->id);
     c->state = CONN_DEAD;
     /* Stop the watcher BEFORE close(fd): libev must not keep state for an fd
      * number the kernel may hand out again (libev manual). */
@@ -155,8 +189,11 @@ void conn_release(struct conn *c)
 
 struct conn *conn_find(struct worker *w, uint64_t id)
 {
-    struct conn *c = strmap_get(&w->conns_by_id, &id, sizeof(id));
-    return c && !c->released ? c : NULL;
+    uint32_t slot = (uint32_t)(id >> 8) & 0xffffff;
+    if ((int)(id & 0xff) != w->id || slot >= w->nslots || (w->slots[slot] & 1))
+        return NULL;
+    struct conn *c = (struct conn *)w->slots[slot];
+    return c->id == id && !c->released ? c : NULL;
 }
 
 void conn_free(struct conn *c)
@@ -474,8 +511,12 @@ static void feed_ws(struct conn *c, uint8_t *buf, size_t n)
         case WS_EV_MESSAGE:
             if (c->state == CONN_OPEN) {
                 STAT_INC(&c->w->stats, msgs_in_total);
+                if (guard_message(c) != 0)
+                    break; /* over the message rate: dropped, or failed with 1008 */
                 c->pin++;
+                uint64_t t0 = stats_clock_ns();
                 c->w->handler->on_message(c, ev.opcode, ev.data, ev.len);
+                stats_observe_handler(&c->w->stats, stats_clock_ns() - t0);
                 c->pin--;
             }
             break;
@@ -538,6 +579,7 @@ static void refuse(struct conn *c, int status, const char *reason)
     char resp[512];
     int n = http_error_response(resp, sizeof(resp), status, reason, NULL);
     STAT_INC(&c->w->stats, handshake_failures_total);
+    stats_count_refusal(&c->w->stats, status);
     rc_free(c->head);
     c->head = NULL;
     if (n < 0) {
@@ -585,6 +627,10 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
         refuse(c, 404, "no WebSocket endpoint at this path; connect to /ws");
         return;
     }
+    if (guard_check_upgrade(c, req, &why) != 0) {
+        refuse(c, why.status, why.reason);
+        return;
+    }
     const char *subprotocol = NULL;
     if (w->handler->on_upgrade) {
         c->pin++;
@@ -619,6 +665,7 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
     STAT_INC(&w->stats, upgrades_total);
     c->state = CONN_OPEN;
     c->opened = 1;
+    STAT_INC(&w->stats, conns_open);
     ws_msg_init(&c->rx, &w->msg_cfg);
     tlist_add(&w->idle_list, &c->tn);
     /* Bytes the client pipelined after the head are frames: feed them. */
@@ -706,12 +753,17 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
         c->write_blocked = 0;
         conn_flush(c);
     }
-    if ((revents & EV_READ) && !c->released) {
+    /* A TLS read (or handshake) that waits for writability resumes on EV_WRITE. */
+    int read_ready = (revents & EV_READ) || (c->t.ops->want_events(&c->t) & EV_WRITE);
+    if (read_ready && !c->released) {
         if (c->state == CONN_HTTP)
             read_head(c);
         else
             read_ws(c);
     }
+    /* A TLS transport may need the other direction to make progress. */
+    if (!c->released)
+        update_events(c);
     c->pin--;
 }
 

@@ -74,7 +74,7 @@ struct conn_room {
 };
 
 struct conn {
-    uint64_t id;      /* unique in the process: (sequence << 8) | worker id */
+    uint64_t id;      /* seq (21 bits) | slot (24) | worker (8): see conn_find */
     struct worker *w; /* borrowed: the owner */
     struct transport t;
     ev_io io;
@@ -108,6 +108,8 @@ struct conn {
     struct conn_room *rooms; /* owned array */
     uint16_t nrooms, rooms_cap;
     ev_tstamp soft_since; /* when the queue went over the soft limit, 0 if under */
+    double rl_tokens;     /* inbound message rate bucket (guard.c) */
+    ev_tstamp rl_last;    /* its last refill, 0 before the first message */
 };
 
 /* The live connection with this id on worker w, or NULL (closed, or on

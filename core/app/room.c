@@ -51,6 +51,8 @@ struct local_room {
     char name[];
 };
 
+static struct room *lock_room(struct server *s, const char *name, size_t len);
+
 static double mono_now(void)
 {
     struct timespec ts;
@@ -192,6 +194,20 @@ static void summary_update(struct conn *c, const char *name, size_t len, int joi
             r->empty_since = mono_now();
     }
     pthread_mutex_unlock(&r->lock);
+}
+
+void room_update_user(struct conn *c)
+{
+    struct server *s = c->w->srv;
+    for (int i = 0; i < c->nrooms; i++) {
+        const struct local_room *lr = c->rooms[i].room;
+        struct room *r = lock_room(s, lr->name, lr->name_len);
+        if (r == NULL)
+            continue;
+        char *user = c->user ? rc_xstrdup(c->user) : NULL;
+        rc_free(strmap_put(&r->members, &c->id, sizeof(c->id), user));
+        pthread_mutex_unlock(&r->lock);
+    }
 }
 
 int room_join(struct conn *c, const char *name, size_t len)

@@ -46,6 +46,8 @@ void rooms_destroy(struct server *s);
  * RC_E_INVAL (empty or too long name), RC_E_CLOSED (c not open),
  * RC_E_LIMIT (too many rooms for this connection). */
 int room_join(struct conn *c, const char *name, size_t len);
+/* Records c->user (just changed) in every room c is in, for presence. */
+void room_update_user(struct conn *c);
 /* Returns 0 or RC_E_NOT_FOUND (not a member). */
 int room_leave(struct conn *c, const char *name, size_t len);
 /* Leaves every room (connection teardown). */

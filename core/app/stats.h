@@ -9,7 +9,9 @@
 #define RC_APP_STATS_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define RC_STATS_MAP(XX)                                                                           \
     XX(conns_active, gauge, "Open connections (any state)")                                        \
@@ -30,7 +32,7 @@
     XX(protocol_errors_total, counter, "Connections failed with 1002/1007/1009")                   \
     XX(lua_errors_total, counter, "Handler errors (exceptions and exhausted budgets)")             \
     XX(reloads_total, counter, "Successful script reloads")                                        \
-    XX(reload_failures_total, counter, "Refused script reloads")                                  \
+    XX(reload_failures_total, counter, "Refused script reloads")                                   \
     XX(conns_open, gauge, "Open WebSocket connections (upgraded)")                                 \
     XX(refused_max_conns_total, counter, "Upgrades refused with 503 (max_connections)")            \
     XX(refused_per_ip_total, counter, "Connections refused by the per-IP cap")                     \
@@ -47,7 +49,10 @@
 #define RC_HS_STATUS_MAP(XX) XX(400) XX(403) XX(404) XX(408) XX(426) XX(429) XX(431) XX(500) XX(503)
 #define RC_HS_SLOTS 10 /* the statuses above plus "other" */
 /* Handler time histogram: upper bounds in microseconds, then +Inf. */
-#define RC_HIST_BOUNDS_US {10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000}
+#define RC_HIST_BOUNDS_US                                                                          \
+    {                                                                                              \
+        10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000, 500000, 1000000                        \
+    }
 #define RC_HIST_SLOTS 12
 
 struct worker_stats {
@@ -87,6 +92,14 @@ static inline void stats_count_refusal(struct worker_stats *st, int status)
     while (i < sizeof(codes) / sizeof(codes[0]) && codes[i] != status)
         i++;
     STAT_INC(st, refusals_by_status[i]);
+}
+
+/* CLOCK_MONOTONIC in nanoseconds (vDSO: no system call), for stats_observe_handler. */
+static inline uint64_t stats_clock_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Records one handler call that took `ns` nanoseconds. */

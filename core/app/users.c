@@ -7,6 +7,7 @@
 #include "err.h"
 #include "frame_ref.h"
 #include "mailbox.h"
+#include "room.h"
 #include "worker.h"
 #include "ws_frame.h"
 
@@ -79,6 +80,8 @@ int conn_set_user(struct conn *c, const char *user, size_t len)
     pthread_mutex_unlock(&s->users_lock);
     rc_free(c->user);
     c->user = user ? rc_xstrndup(user, len) : NULL;
+    if (c->nrooms)
+        room_update_user(c);
     return 0;
 }
 

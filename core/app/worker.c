@@ -8,10 +8,13 @@
 
 #include "alloc.h"
 #include "closecode.h"
+#include "drain.h"
 #include "err.h"
+#include "guard.h"
 #include "log.h"
 #include "mailbox.h"
 #include "room.h"
+#include "tlsserver.h"
 #include "users.h"
 
 static _Thread_local struct worker *cur_worker;
@@ -26,7 +29,7 @@ static void on_accept(struct listener *l, int fd, const struct sockaddr_storage 
 {
     struct worker *w = l->data;
     (void)peer_len;
-    if (w->draining) {
+    if (w->draining || guard_accept(w, peer) != 0) {
         close(fd);
         return;
     }
@@ -70,6 +73,15 @@ static void begin_drain(struct worker *w, int immediate)
         return;
     w->draining = 1;
     listener_close(&w->lst);
+    if (!immediate) {
+        /* close 1001 paced over drain_time (drain.h), then close_timeout for the peers */
+        drain_begin(w);
+        ev_timer_set(&w->drain_timer, w->cfg->drain_time + w->cfg->close_timeout, 0.);
+        ev_timer_start(w->loop, &w->drain_timer);
+        return;
+    }
+    drain_stop(w);
+    listener_close(&w->tls_lst);
     struct rc_list *pos, *tmp;
     rc_list_foreach_safe(pos, tmp, &w->conns)
     {
@@ -79,6 +91,7 @@ static void begin_drain(struct worker *w, int immediate)
         else
             conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
     }
+    ev_timer_stop(w->loop, &w->drain_timer); /* libev: never ev_timer_set an active timer */
     ev_timer_set(&w->drain_timer, immediate ? 0.001 : w->cfg->close_timeout, 0.);
     ev_timer_start(w->loop, &w->drain_timer);
 }
@@ -113,7 +126,9 @@ static int worker_init(struct worker *w, struct server *s, int id, int fd)
     rc_list_init(&w->conns);
     rc_list_init(&w->dirty);
     rc_list_init(&w->reap);
-    strmap_init(&w->conns_by_id);
+    w->slots = NULL;
+    w->nslots = w->slots_cap = 0;
+    w->free_slot = UINT32_MAX;
     mailbox_init(w);
     w->msg_cfg.max_message = w->cfg->max_message;
     w->msg_cfg.require_mask = 1;
@@ -160,12 +175,14 @@ static void worker_destroy(struct worker *w)
         w->handler->worker_stop(w);
     cur_worker = NULL;
     listener_close(&w->lst);
+    listener_close(&w->tls_lst);
     tlist_stop(&w->hs_list);
     tlist_stop(&w->idle_list);
     tlist_stop(&w->pong_list);
     tlist_stop(&w->close_list);
     mailbox_destroy(w);
-    strmap_clear(&w->conns_by_id, NULL);
+    rc_free(w->slots);
+    w->slots = NULL;
     if (w->loop)
         ev_loop_destroy(w->loop);
     w->loop = NULL;
@@ -206,6 +223,9 @@ int server_init(struct server *s, struct rc_config *cfg, const struct conn_handl
             return rc;
         s->workers[i].handler = handler;
     }
+    int trc = tls_server_init(s); /* wss:// listeners when tls_cert is set (tls.h) */
+    if (trc < 0)
+        return trc;
     rooms_init(s);
     users_init(s);
     for (int i = 0; i < n; i++) {

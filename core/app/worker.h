@@ -42,9 +42,12 @@ struct worker {
     struct server *srv;          /* borrowed */
     const struct rc_config *cfg; /* borrowed, read-only */
     struct listener lst;
+    struct listener tls_lst; /* wss:// (tls.c); fd -1 when TLS is off */
     ev_prepare prepare;
     ev_async wake;
     ev_timer drain_timer;
+    ev_timer drain_pace;       /* drain.c: closes 1001 in batches over drain_time */
+    size_t drain_batch;        /* connections closed per pace tick */
     struct rc_list conns;      /* every live conn (for drain and stop) */
     struct rc_list dirty;      /* conns with output to flush this iteration */
     struct rc_list reap;       /* released conns, freed by the prepare hook */
@@ -58,8 +61,12 @@ struct worker {
     struct worker_stats stats;
     const struct conn_handler *handler; /* borrowed (static) */
     void *handler_state;                /* owned by the handler (e.g. the Lua state) */
-    struct strmap conns_by_id;          /* conn id (8 bytes) -> struct conn * */
-    struct strmap local_rooms;          /* room name -> struct local_room * (my members) */
+    /* conn id -> conn without hashing: the id carries the slot (see conn.h).
+     * A free slot holds (next free << 1) | 1; a used one the conn pointer. */
+    uintptr_t *slots; /* owned */
+    uint32_t nslots, slots_cap;
+    uint32_t free_slot;        /* head of the free list, UINT32_MAX if none */
+    struct strmap local_rooms; /* room name -> struct local_room * (my members) */
     /* rooms owned by this worker: name -> struct room *; read by other
      * workers under rooms_lock */
     struct strmap rooms;

@@ -27,13 +27,14 @@
 
 struct worker_stats;
 
-/* Sets where lcall_pcall counts errors for state L (NULL: nowhere). Call
- * once after creating the state; the stats must outlive the state. */
+/* Sets where lcall_pcall counts errors for state L (NULL: nowhere) and
+ * installs the budget hook. Call once after creating the state; the stats
+ * must outlive the state. */
 void lcall_init(lua_State *L, struct worker_stats *stats);
 
 /* Calls the function that sits below `nargs` arguments on top of L's stack,
- * within `budget` VM instructions (0 = unlimited; values above INT_MAX are
- * clamped). nres >= 0.
+ * within `budget` VM instructions (0 = unlimited; counted in steps of 10000,
+ * the period of the hook installed by lcall_init). nres >= 0.
  * Returns 0 with exactly nres results pushed; or, with function and
  * arguments popped and nothing pushed:
  *   RC_E_SCRIPT  the function raised (or yielded, which nothing supports yet)

@@ -25,11 +25,17 @@ void ws_msg_init(struct ws_msg *m, const struct ws_msg_cfg *cfg)
 void ws_msg_reset(struct ws_msg *m)
 {
     rc_free(m->buf);
+    rc_free(m->ctrl);
     ws_msg_init(m, m->cfg);
 }
 
 void ws_msg_trim(struct ws_msg *m)
 {
+    /* ctrl outside a control frame only backs the last delivered event. */
+    if (m->ctrl != NULL && !(m->in_frame && ws_opcode_is_control(m->hdr.opcode))) {
+        rc_free(m->ctrl);
+        m->ctrl = NULL;
+    }
     /* buf with no message in progress only backs the last delivered event. */
     if (m->buf != NULL && m->msg_opcode == 0) {
         rc_free(m->buf);
@@ -211,6 +217,11 @@ static ssize_t read_payload(struct ws_msg *m, uint8_t *in, size_t len, struct ws
 
     m->pos += take;
     if (control) {
+        if (m->ctrl == NULL) {
+            m->ctrl = rc_try_malloc(WS_MAX_CONTROL);
+            if (m->ctrl == NULL)
+                return RC_E_NOMEM;
+        }
         memcpy(m->ctrl + m->ctrl_len, in, take); /* §5.5: take <= 125 */
         m->ctrl_len = (uint8_t)(m->ctrl_len + take);
         if (m->pos < h->len)

@@ -1,0 +1,49 @@
+/* admin.h - the admin HTTP listener (default 127.0.0.1:8081) on the main
+ * thread's default loop, which is otherwise idle.
+ *
+ *   GET /health   200 {"status":"ok"} while serving, 503 {"status":"draining"}
+ *                 once SIGTERM began the drain (load balancers stop routing)
+ *   GET /stats    JSON: totals and per-worker counters, script generation,
+ *                 uptime, ports
+ *   GET /metrics  Prometheus text exposition format 0.0.4: every counter of
+ *                 RC_STATS_MAP per worker, closes by code, refused handshakes
+ *                 by status, drops by reason, handler time histogram
+ *
+ * With admin_token set, /stats and /metrics need "Authorization: Bearer
+ * TOKEN" (401 otherwise); /health stays open for probes. One request per
+ * connection (Connection: close), heads parsed with proto/http_parse.h,
+ * 5 s to send a request, at most 64 clients at a time.
+ * Counters are read with relaxed atomics while the workers run (stats.h).
+ */
+#ifndef RC_APP_ADMIN_H
+#define RC_APP_ADMIN_H
+
+#include <ev.h>
+
+struct server;
+struct rc_config;
+
+/* Binds cfg->admin_addr:admin_port (0 = any free port) and serves on loop,
+ * logging "admin listening on http://ADDR:PORT/". srv and cfg are borrowed
+ * until admin_stop (cfg->admin_token is read per request, so a reload may
+ * change it). Returns 0, 1 when the admin listener is off (admin_addr NULL),
+ * or -errno when the bind fails (logged). Main thread. */
+int admin_start(struct ev_loop *loop, struct server *srv, struct rc_config *cfg);
+
+/* /health turns 503 (drain began). Main thread. */
+void admin_set_draining(void);
+
+/* Counts one SIGHUP config reload (ok = 1) or a refused one (ok = 0). Main thread. */
+void admin_count_config_reload(int ok);
+
+/* Closes the listener and every admin connection. Main thread. */
+void admin_stop(void);
+
+/* Renders /metrics into a new rc_xmalloc'd NUL-terminated string (caller
+ * frees); for tests and the handler. Any thread. */
+char *admin_render_metrics(const struct server *srv);
+
+/* Renders /stats likewise. */
+char *admin_render_stats(const struct server *srv);
+
+#endif

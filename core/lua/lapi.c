@@ -1,0 +1,454 @@
+#include "lapi.h"
+
+#include <ev.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "closecode.h"
+#include "conn.h"
+#include "crypto.h"
+#include "err.h"
+#include "frame_ref.h"
+#include "kv.h"
+#include "log.h"
+#include "mailbox.h"
+#include "room.h"
+#include "users.h"
+#include "worker.h"
+#include "ws_frame.h"
+
+/* The live connection `id` of the calling worker. *remote is set when the id
+ * belongs to another worker of this server (then NULL is returned). */
+static struct conn *find(uint64_t id, struct worker **wout, int *remote)
+{
+    struct worker *w = worker_current();
+    *remote = 0;
+    *wout = w;
+    if (w == NULL)
+        return NULL;
+    int wid = worker_of_conn_id(id);
+    if (wid != w->id) {
+        *remote = wid < w->srv->nworkers;
+        return NULL;
+    }
+    return conn_find(w, id);
+}
+
+/* A connection usable for per-connection calls, or the code to return. */
+#define LOCAL_CONN(id, c, w)                                                                       \
+    int remote_;                                                                                   \
+    struct worker *w;                                                                              \
+    struct conn *c = find((id), &w, &remote_);                                                     \
+    if (c == NULL)                                                                                 \
+        return remote_ ? RC_E_DENIED : RC_E_CLOSED;
+
+RC_FFI_EXPORT int rc_ffi_send(uint64_t id, const char *data, size_t len, int binary)
+{
+    int remote;
+    struct worker *w;
+    struct conn *c = find(id, &w, &remote);
+    unsigned op = binary ? WS_OP_BINARY : WS_OP_TEXT;
+    if (c != NULL)
+        return conn_send(c, op, data, len);
+    if (!remote)
+        return RC_E_CLOSED;
+    struct frame_ref *f = frame_ref_encode(op, 0, data, len);
+    if (f == NULL)
+        return RC_E_NOMEM;
+    struct mail *m = mail_new(MAIL_SEND_CONN, NULL, 0, NULL, 0);
+    m->conn_id = id;
+    m->frame = f;
+    mail_post(w, &w->srv->workers[worker_of_conn_id(id)], m);
+    return 0;
+}
+
+RC_FFI_EXPORT int rc_ffi_close(uint64_t id, int code, const char *reason, size_t len)
+{
+    int remote;
+    struct worker *w;
+    struct conn *c = find(id, &w, &remote);
+    if (c == NULL && !remote)
+        return RC_E_CLOSED;
+    if (code == 0)
+        code = WS_CLOSE_NORMAL;
+    /* RFC 6455 §5.5: a control frame carries at most 125 bytes, 2 of them
+     * the code; cut the reason at a UTF-8 character boundary. */
+    if (reason == NULL)
+        len = 0;
+    if (len > 123) {
+        len = 123;
+        while (len > 0 && ((unsigned char)reason[len] & 0xC0) == 0x80)
+            len--;
+    }
+    /* The payload carries the reason with its NUL (conn_close wants a C
+     * string). Posting to ourselves defers the close to the mailbox drain, so
+     * the disconnect handler never runs inside the handler that asked. */
+    char tmp[124];
+    memcpy(tmp, reason ? reason : "", len);
+    tmp[len] = '\0';
+    struct mail *m = mail_new(MAIL_CLOSE_CONN, NULL, 0, tmp, len + 1);
+    if (m == NULL)
+        return RC_E_NOMEM;
+    m->conn_id = id;
+    m->flags = (uint32_t)code;
+    mail_post(w, &w->srv->workers[worker_of_conn_id(id)], m);
+    return 0;
+}
+
+RC_FFI_EXPORT int rc_ffi_join(uint64_t id, const char *room, size_t len)
+{
+    LOCAL_CONN(id, c, w);
+    (void)w;
+    return room_join(c, room, len);
+}
+
+RC_FFI_EXPORT int rc_ffi_leave(uint64_t id, const char *room, size_t len)
+{
+    LOCAL_CONN(id, c, w);
+    (void)w;
+    return room_leave(c, room, len);
+}
+
+RC_FFI_EXPORT int rc_ffi_in_room(uint64_t id, const char *room, size_t len)
+{
+    LOCAL_CONN(id, c, w);
+    (void)w;
+    return room_is_member(c, room, len) ? 1 : 0;
+}
+
+struct rooms_walk {
+    const struct conn *c;
+    char *buf;
+    size_t cap, used;
+    int count;
+};
+
+static void rooms_fn(void *ud, const char *key, size_t klen, void *val)
+{
+    struct rooms_walk *rw = ud;
+    for (int i = 0; i < rw->c->nrooms; i++) {
+        if ((void *)rw->c->rooms[i].room != val)
+            continue;
+        if (rw->used + klen + 1 <= rw->cap) {
+            memcpy(rw->buf + rw->used, key, klen);
+            rw->buf[rw->used + klen] = '\0';
+        }
+        rw->used += klen + 1;
+        rw->count++;
+        return;
+    }
+}
+
+RC_FFI_EXPORT int rc_ffi_conn_rooms(uint64_t id, char *buf, size_t cap, size_t *used)
+{
+    *used = 0;
+    LOCAL_CONN(id, c, w);
+    /* struct local_room is room.c's: its name is the key of the worker's
+     * local_rooms map, so walk that map for c's rooms (rare call: the
+     * disconnect chain and scripts listing their rooms). */
+    struct rooms_walk rw = {.c = c, .buf = buf, .cap = cap};
+    if (c->nrooms > 0)
+        strmap_foreach(&w->local_rooms, rooms_fn, &rw);
+    *used = rw.used;
+    return rw.used > cap ? RC_E_LIMIT : rw.count;
+}
+
+RC_FFI_EXPORT int rc_ffi_set_user(uint64_t id, const char *user, size_t len)
+{
+    LOCAL_CONN(id, c, w);
+    (void)w;
+    return conn_set_user(c, user, user ? len : 0);
+}
+
+RC_FFI_EXPORT int rc_ffi_get_user(uint64_t id, const char **user, size_t *len)
+{
+    *user = NULL;
+    *len = 0;
+    LOCAL_CONN(id, c, w);
+    (void)w;
+    if (c->user) {
+        *user = c->user;
+        *len = strlen(c->user);
+    }
+    return 0;
+}
+
+RC_FFI_EXPORT int rc_ffi_peer(uint64_t id, char *buf, size_t cap)
+{
+    LOCAL_CONN(id, c, w);
+    (void)w;
+    conn_peer_str(c, buf, cap);
+    return (int)strlen(buf);
+}
+
+RC_FFI_EXPORT int rc_ffi_conn_get(uint64_t id, const char *key, size_t klen, const char **val,
+                                  size_t *vlen)
+{
+    *val = NULL;
+    *vlen = 0;
+    LOCAL_CONN(id, c, w);
+    (void)w;
+    if (c->data)
+        *val = kv_get(c->data, key, klen, vlen);
+    return 0;
+}
+
+RC_FFI_EXPORT int rc_ffi_conn_set(uint64_t id, const char *key, size_t klen, const char *val,
+                                  size_t vlen)
+{
+    LOCAL_CONN(id, c, w);
+    (void)w;
+    if (c->data == NULL) {
+        if (val == NULL)
+            return 0;
+        c->data = rc_xmalloc(sizeof(*c->data));
+        kv_init(c->data);
+    }
+    return kv_set(c->data, key, klen, val, vlen);
+}
+
+/* -- rooms ----------------------------------------------------------------- */
+
+static struct server *cur_server(void)
+{
+    struct worker *w = worker_current();
+    return w ? w->srv : NULL;
+}
+
+RC_FFI_EXPORT int rc_ffi_publish(const char *room, size_t len, const char *data, size_t dlen,
+                                 unsigned flags, uint64_t exclude, uint64_t *seq)
+{
+    *seq = 0;
+    struct worker *w = worker_current();
+    if (w == NULL)
+        return RC_E_CLOSED;
+    int rc = room_publish(w, room, len, data, dlen, flags, exclude);
+    if (rc > 0) /* a room layer that sequences synchronously returns the seq */
+        *seq = (uint64_t)rc;
+    return rc > 0 ? 0 : rc;
+}
+
+RC_FFI_EXPORT long rc_ffi_room_count(const char *room, size_t len)
+{
+    struct server *s = cur_server();
+    if (s == NULL)
+        return 0;
+    long n = room_count(s, room, len);
+    return n < 0 ? 0 : n;
+}
+
+struct ids_walk {
+    uint64_t *ids;
+    size_t cap, n;
+};
+
+static void members_fn(void *ud, uint64_t id)
+{
+    struct ids_walk *iw = ud;
+    if (iw->n < iw->cap)
+        iw->ids[iw->n] = id;
+    iw->n++;
+}
+
+RC_FFI_EXPORT long rc_ffi_room_members(const char *room, size_t len, uint64_t *ids, size_t cap)
+{
+    struct server *s = cur_server();
+    if (s == NULL)
+        return 0;
+    struct ids_walk iw = {.ids = ids, .cap = cap};
+    long r = room_members(s, room, len, members_fn, &iw);
+    return r < 0 ? 0 : (long)iw.n;
+}
+
+struct buf_walk {
+    char *buf;
+    size_t cap, used;
+    long count;
+};
+
+static void put_bytes(struct buf_walk *bw, const void *p, size_t n)
+{
+    if (bw->used + n <= bw->cap)
+        memcpy(bw->buf + bw->used, p, n);
+    bw->used += n;
+}
+
+static void presence_fn(void *ud, const char *user, size_t ulen)
+{
+    struct buf_walk *bw = ud;
+    put_bytes(bw, user, ulen);
+    put_bytes(bw, "", 1);
+    bw->count++;
+}
+
+RC_FFI_EXPORT long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap,
+                                        size_t *used)
+{
+    *used = 0;
+    struct server *s = cur_server();
+    if (s == NULL)
+        return 0;
+    struct buf_walk bw = {.buf = buf, .cap = cap};
+    room_presence(s, room, len, presence_fn, &bw);
+    *used = bw.used;
+    return bw.used > cap ? RC_E_LIMIT : bw.count;
+}
+
+static void history_fn(void *ud, uint64_t seq, const char *payload, size_t plen)
+{
+    struct buf_walk *bw = ud;
+    uint32_t n = (uint32_t)plen;
+    put_bytes(bw, &seq, sizeof(seq));
+    put_bytes(bw, &n, sizeof(n));
+    put_bytes(bw, payload, plen);
+    bw->count++;
+}
+
+RC_FFI_EXPORT long rc_ffi_room_history(const char *room, size_t len, uint64_t since, size_t limit,
+                                       char *buf, size_t cap, size_t *used)
+{
+    *used = 0;
+    struct server *s = cur_server();
+    if (s == NULL)
+        return 0;
+    struct buf_walk bw = {.buf = buf, .cap = cap};
+    room_history(s, room, len, since, limit, history_fn, &bw);
+    *used = bw.used;
+    return bw.used > cap ? RC_E_LIMIT : bw.count;
+}
+
+RC_FFI_EXPORT int rc_ffi_room_last_seq(const char *room, size_t len, uint64_t *seq)
+{
+    struct server *s = cur_server();
+    *seq = s ? room_last_seq(s, room, len) : 0;
+    return 0;
+}
+
+RC_FFI_EXPORT int rc_ffi_room_get(const char *room, size_t len, const char *key, size_t klen,
+                                  char **val, size_t *vlen)
+{
+    *val = NULL;
+    *vlen = 0;
+    struct server *s = cur_server();
+    if (s == NULL)
+        return RC_E_CLOSED;
+    int rc = room_kv_get(s, room, len, key, klen, val, vlen);
+    return rc == RC_E_NOT_FOUND ? 0 : rc;
+}
+
+RC_FFI_EXPORT int rc_ffi_room_set(const char *room, size_t len, const char *key, size_t klen,
+                                  const char *val, size_t vlen)
+{
+    struct server *s = cur_server();
+    if (s == NULL)
+        return RC_E_CLOSED;
+    return room_kv_set(s, room, len, key, klen, val, vlen);
+}
+
+RC_FFI_EXPORT void rc_ffi_free(void *p)
+{
+    rc_free(p);
+}
+
+/* -- misc ------------------------------------------------------------------ */
+
+RC_FFI_EXPORT long rc_ffi_send_to_user(const char *user, size_t ulen, const char *data, size_t dlen,
+                                       int binary)
+{
+    struct worker *w = worker_current();
+    if (w == NULL)
+        return 0;
+    return users_send(w, user, ulen, data, dlen, binary);
+}
+
+RC_FFI_EXPORT void rc_ffi_log(int level, const char *msg, size_t len)
+{
+    if (level < RC_LOG_DEBUG || level > RC_LOG_ERROR)
+        level = RC_LOG_INFO;
+    if ((enum rc_log_level)level < rc_log_get_level())
+        return;
+    if (len > 4000)
+        len = 4000;
+    rc_log((enum rc_log_level)level, "%.*s", (int)len, msg);
+}
+
+RC_FFI_EXPORT double rc_ffi_now(void)
+{
+    struct worker *w = worker_current();
+    ev_tstamp t = w && w->loop ? ev_now(w->loop) : ev_time();
+    return (double)(int64_t)(t * 1000.0);
+}
+
+/* -- JWT --------------------------------------------------------------------- */
+
+#define JWT_MAX_PART 8192
+
+RC_FFI_EXPORT int rc_ffi_jwt_verify(const char *token, size_t tlen, const char *secret, size_t slen,
+                                    char *out, size_t cap, size_t *hlen, size_t *plen)
+{
+    *hlen = *plen = 0;
+    /* RFC 7515 §7.1 compact serialization: three base64url parts. */
+    const char *d1 = memchr(token, '.', tlen);
+    if (d1 == NULL)
+        return RC_JWT_MALFORMED;
+    const char *d2 = memchr(d1 + 1, '.', tlen - (size_t)(d1 + 1 - token));
+    if (d2 == NULL || memchr(d2 + 1, '.', tlen - (size_t)(d2 + 1 - token)) != NULL)
+        return RC_JWT_MALFORMED;
+    size_t l1 = (size_t)(d1 - token), l2 = (size_t)(d2 - d1 - 1);
+    size_t l3 = tlen - (size_t)(d2 + 1 - token);
+    if (l1 == 0 || l2 == 0 || l3 == 0 || l1 > JWT_MAX_PART || l2 > JWT_MAX_PART)
+        return RC_JWT_MALFORMED;
+    /* The header first, so the caller can tell a wrong "alg" from a bad
+     * signature. */
+    long h = rc_base64_decode(token, l1, (uint8_t *)out, cap, 1);
+    if (h < 0)
+        return (l1 * 3) / 4 > cap ? RC_JWT_TOO_BIG : RC_JWT_MALFORMED;
+    *hlen = (size_t)h;
+    /* RFC 7515 §5.2: the signature covers ASCII(header "." payload). */
+    uint8_t sig[64];
+    long n = rc_base64_decode(d2 + 1, l3, sig, sizeof(sig), 1);
+    if (n < 0)
+        return RC_JWT_MALFORMED;
+    uint8_t mac[RC_SHA256_LEN];
+    rc_hmac_sha256(secret, slen, token, (size_t)(d2 - token), mac);
+    if (n != RC_SHA256_LEN || rc_memeq_ct(sig, mac, RC_SHA256_LEN) != 0)
+        return RC_JWT_BAD_SIGNATURE;
+    long p = rc_base64_decode(d1 + 1, l2, (uint8_t *)out + h, cap - (size_t)h, 1);
+    if (p < 0)
+        return (l2 * 3) / 4 > cap - (size_t)h ? RC_JWT_TOO_BIG : RC_JWT_MALFORMED;
+    *plen = (size_t)p;
+    return RC_JWT_OK;
+}
+
+/* -- the symbol table ---------------------------------------------------------- */
+
+#define RC_FFI_LIST(XX)                                                                            \
+    XX(rc_ffi_send)                                                                                \
+    XX(rc_ffi_close)                                                                               \
+    XX(rc_ffi_join)                                                                                \
+    XX(rc_ffi_leave)                                                                               \
+    XX(rc_ffi_in_room)                                                                             \
+    XX(rc_ffi_conn_rooms)                                                                          \
+    XX(rc_ffi_set_user)                                                                            \
+    XX(rc_ffi_get_user)                                                                            \
+    XX(rc_ffi_peer)                                                                                \
+    XX(rc_ffi_conn_get)                                                                            \
+    XX(rc_ffi_conn_set)                                                                            \
+    XX(rc_ffi_publish)                                                                             \
+    XX(rc_ffi_room_count)                                                                          \
+    XX(rc_ffi_room_members)                                                                        \
+    XX(rc_ffi_room_presence)                                                                       \
+    XX(rc_ffi_room_history)                                                                        \
+    XX(rc_ffi_room_last_seq)                                                                       \
+    XX(rc_ffi_room_get)                                                                            \
+    XX(rc_ffi_room_set)                                                                            \
+    XX(rc_ffi_free)                                                                                \
+    XX(rc_ffi_send_to_user)                                                                        \
+    XX(rc_ffi_log)                                                                                 \
+    XX(rc_ffi_now)                                                                                 \
+    XX(rc_ffi_jwt_verify)
+
+#define RC_FFI_PTR(name) (void *)name,
+#define RC_FFI_NAME(name) #name,
+void *const rc_ffi_symbols[] = {RC_FFI_LIST(RC_FFI_PTR) NULL};
+const char *const rc_ffi_names[] = {RC_FFI_LIST(RC_FFI_NAME) NULL};

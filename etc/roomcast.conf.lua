@@ -1,0 +1,80 @@
+-- roomcast.conf.lua - every option with its default.
+--
+-- This file is Lua. It returns a table of options (as here); a file that
+-- assigns the options as globals (`port = 8080`) works too, a returned table
+-- wins. It runs once in a throwaway Lua state, so it may compute values
+-- (os.getenv("ROOMCAST_TOKEN")), but nothing it creates outlives the load.
+-- Unknown keys are errors. Check a file with:   roomcast -t -c FILE
+-- Command-line flags (-b -p -w -s --admin ...) override the file.
+-- Sizes take 65536, "64K", "8M", "1G"; durations take 10, "500ms", "2s", "1m".
+-- (R) marks options SIGHUP re-reads; the others need a restart.
+
+return {
+    -- listeners --------------------------------------------------------------
+    bind = "0.0.0.0",           -- address of the ws:// listener (IPv6: "::")
+    port = 8080,                -- ws:// port; 0 = any free port
+    -- listen = "0.0.0.0:8080", -- the same two as one "ADDR:PORT" string
+    workers = 0,                -- worker threads; 0 = one per online CPU (max 64)
+
+    -- TLS (wss://): on when tls_cert is set; same bind address, TLS 1.2+
+    tls_port = 8443,            -- wss:// port; 0 = any free port
+    tls_cert = nil,             -- PEM certificate, may hold the chain after the leaf
+    tls_key = nil,              -- PEM private key
+    tls_chain = nil,            -- optional PEM file of intermediate certificates
+
+    -- application ------------------------------------------------------------
+    script = "scripts/chat.lua",-- handler script; SIGHUP reloads it
+    echo = false,               -- built-in C echo handler instead of a script
+    lua_dir = nil,              -- where lua/roomcast lives (default: the source tree)
+    lua_budget = 10000000,      -- VM instructions per handler call
+    tick_interval = 1,          -- seconds between on_tick calls; 0 = off
+    history_size = 100,         -- messages kept per room
+    script_config = {           -- handed to the script as JSON (roomcast.config)
+        -- motd = "welcome",
+    },
+    plugins = {                 -- run before the script, in this order
+        -- { name = "jwt", path = "plugins/jwt.lua", config = { secret_env = "JWT_SECRET" } },
+        -- { name = "ratelimit", config = { per_second = 20 } },
+    },
+    routes = {                  -- rooms matching a pattern go to another script
+        -- { pattern = "game:*", script = "scripts/game.lua" },
+    },
+
+    -- protocol limits and timeouts -------------------------------------------
+    max_message = "1M",         -- largest message accepted (close 1009 above)
+    max_head = "8K",            -- largest HTTP upgrade request head (431 above)
+    max_headers = 64,           -- header fields in the upgrade request (431 above)
+    handshake_timeout = 10,     -- seconds to finish the upgrade (408 / dropped)
+    ping_interval = 30,         -- idle seconds before the server pings
+    pong_timeout = 10,          -- seconds to answer the ping (then close 1001)
+    close_timeout = 5,          -- seconds for the closing handshake
+    drain_time = 2,             -- SIGTERM: close 1001 spread over this many seconds
+
+    -- slow consumers -----------------------------------------------------------
+    sndbuf = 0,                 -- SO_SNDBUF of client sockets in bytes; 0 = the kernel's
+    sendq_limit = "8M",         -- hard limit of one connection's send queue
+    sendq_soft_limit = "1M",    -- soft limit ...
+    sendq_soft_seconds = 10,    -- ... exceeded for this long counts as over
+    slow_consumer = "drop",     -- over the limit: "drop" | "close" (1008) | "latest"
+
+    -- protection (every refusal is counted in /metrics) -------------------------
+    max_connections = 0,        -- (R) open WebSocket connections; 0 = no limit; 503 above
+    max_connections_per_ip = 0, -- (R, if set at start) TCP connections per address
+    accept_rate = 0,            -- (R) new connections per second, all workers; 0 = off
+    accept_burst = 0,           -- (R) bucket size; 0 = accept_rate
+    message_rate = 0,           -- (R) inbound messages per second per connection; 0 = off
+    message_burst = 0,          -- (R) bucket size; 0 = message_rate
+    message_rate_policy = "close", -- (R) over the rate: "close" (1008) | "drop"
+    allowed_origins = {},       -- Origin allow-list (403 otherwise); {} = any;
+                                -- requests without Origin (non-browsers) pass
+
+    -- admin HTTP (/health /stats /metrics) ---------------------------------------
+    admin = "127.0.0.1:8081",   -- ADDR:PORT, or false to turn it off
+    admin_token = nil,          -- (R) bearer token for /stats and /metrics
+
+    -- process ------------------------------------------------------------------
+    daemon = false,             -- like -d (needs pidfile)
+    pidfile = nil,              -- locked while running, removed at exit
+    log_file = nil,             -- nil = stderr; SIGUSR1 reopens it (logrotate)
+    log_level = "info",         -- (R) "debug" | "info" | "warn" | "error"
+}

@@ -1,0 +1,67 @@
+-- roomcast.ffi: the FFI declarations of the C functions in core/lua/lapi.h
+-- (they live in the roomcast executable, exported, so ffi.C finds them).
+-- Keep this file and lapi.h in step: test_lbridge checks that every name
+-- declared here resolves, and that lapi.c exports nothing undeclared.
+--
+-- Not reachable from scripts (roomcast.sandbox denies it): raw C access.
+
+local ffi = require("ffi")
+
+ffi.cdef([[
+int rc_ffi_send(uint64_t id, const char *data, size_t len, int binary);
+int rc_ffi_close(uint64_t id, int code, const char *reason, size_t len);
+int rc_ffi_join(uint64_t id, const char *room, size_t len);
+int rc_ffi_leave(uint64_t id, const char *room, size_t len);
+int rc_ffi_in_room(uint64_t id, const char *room, size_t len);
+int rc_ffi_conn_rooms(uint64_t id, char *buf, size_t cap, size_t *used);
+int rc_ffi_set_user(uint64_t id, const char *user, size_t len);
+int rc_ffi_get_user(uint64_t id, const char **user, size_t *len);
+int rc_ffi_peer(uint64_t id, char *buf, size_t cap);
+int rc_ffi_conn_get(uint64_t id, const char *key, size_t klen, const char **val, size_t *vlen);
+int rc_ffi_conn_set(uint64_t id, const char *key, size_t klen, const char *val, size_t vlen);
+int rc_ffi_publish(const char *room, size_t len, const char *data, size_t dlen, unsigned flags,
+                   uint64_t exclude, uint64_t *seq);
+long rc_ffi_room_count(const char *room, size_t len);
+long rc_ffi_room_members(const char *room, size_t len, uint64_t *ids, size_t cap);
+long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, size_t *used);
+long rc_ffi_room_history(const char *room, size_t len, uint64_t since, size_t limit, char *buf,
+                         size_t cap, size_t *used);
+int rc_ffi_room_last_seq(const char *room, size_t len, uint64_t *seq);
+int rc_ffi_room_get(const char *room, size_t len, const char *key, size_t klen, char **val,
+                    size_t *vlen);
+int rc_ffi_room_set(const char *room, size_t len, const char *key, size_t klen, const char *val,
+                    size_t vlen);
+void rc_ffi_free(void *p);
+long rc_ffi_send_to_user(const char *user, size_t ulen, const char *data, size_t dlen, int binary);
+void rc_ffi_log(int level, const char *msg, size_t len);
+double rc_ffi_now(void);
+int rc_ffi_jwt_verify(const char *token, size_t tlen, const char *secret, size_t slen, char *out,
+                      size_t cap, size_t *hlen, size_t *plen);
+]])
+
+local M = {
+    C = ffi.C,
+    -- every declared function, for the symbol check in test_lbridge
+    NAMES = {
+        "rc_ffi_send", "rc_ffi_close", "rc_ffi_join", "rc_ffi_leave", "rc_ffi_in_room",
+        "rc_ffi_conn_rooms", "rc_ffi_set_user", "rc_ffi_get_user", "rc_ffi_peer",
+        "rc_ffi_conn_get", "rc_ffi_conn_set", "rc_ffi_publish", "rc_ffi_room_count",
+        "rc_ffi_room_members", "rc_ffi_room_presence", "rc_ffi_room_history",
+        "rc_ffi_room_last_seq", "rc_ffi_room_get", "rc_ffi_room_set", "rc_ffi_free",
+        "rc_ffi_send_to_user", "rc_ffi_log", "rc_ffi_now", "rc_ffi_jwt_verify",
+    },
+    -- core/base/err.h
+    E = {
+        LIMIT = -5004, CLOSED = -5005, NOMEM = -5008, INVAL = -5009, NOT_FOUND = -5012,
+        EXISTS = -5013, DENIED = -5014,
+    },
+    -- core/app/room.h
+    PUB_BINARY = 1,
+    PUB_STAMP = 2,
+    -- core/lua/lapi.h
+    JWT = { OK = 0, MALFORMED = -1, BAD_ALG = -2, BAD_SIGNATURE = -3, TOO_BIG = -4 },
+    -- core/base/log.h
+    LOG = { debug = 0, info = 1, warn = 2, error = 3 },
+}
+
+return M

@@ -1,0 +1,560 @@
+-- roomcast: the runtime module scripts and plugins use (lua/API.md), over
+-- the C functions of core/lua/lapi.h called through the FFI.
+--
+--   local rc = require("roomcast")
+--   rc.room("lobby"):publish(payload, { stamp = true })
+--
+-- C owns every connection and room. A handle is a small table holding only
+-- an id (connections) or a name (rooms); every call looks the id up again in
+-- C, so a stale handle answers nil, "closed" and never touches freed memory.
+-- Calls return value | nil, err; they raise only for programmer mistakes
+-- (wrong argument types).
+--
+-- The hot wrappers (send, publish, join, leave, get/set) stay JIT-compilable:
+-- no closures, varargs or pcall on their paths, out-params preallocated.
+--
+-- Entry points for C (core/lua/lbridge.c): rc._boot(opts) loads everything
+-- through roomcast.boot and returns the `entry` table whose functions C
+-- calls with plain values (conn ids, strings).
+
+local ffi = require("ffi")
+local F = require("roomcast.ffi")
+local cjson = require("cjson")
+local util = require("roomcast.util")
+local errors = require("roomcast.errors")
+
+local C = F.C
+local E = F.E
+local type, tostring, tonumber, error, setmetatable = type, tostring, tonumber, error, setmetatable
+local select, ipairs, pcall = select, ipairs, pcall
+local ffi_string, ffi_new = ffi.string, ffi.new
+local fmt = string.format
+
+local rc = {}
+rc.json = cjson
+rc.errors = errors
+rc.config = {}
+
+local worker_id, generation = 0, 1
+
+-- scratch out-params (one state per thread: never shared between threads)
+local out_u64 = ffi_new("uint64_t[1]")
+local out_str = ffi_new("const char *[1]")
+local out_mstr = ffi_new("char *[1]")
+local out_sz = ffi_new("size_t[1]")
+local out_sz2 = ffi_new("size_t[1]")
+local peer_buf = ffi_new("char[64]")
+local scratch_cap = 4096
+local scratch = ffi_new("char[?]", scratch_cap)
+
+local ERRS = {
+    [E.CLOSED] = "closed", [E.EXISTS] = "already_member", [E.NOT_FOUND] = "not_member",
+    [E.LIMIT] = "limit", [E.NOMEM] = "nomem", [E.INVAL] = "invalid", [E.DENIED] = "remote",
+}
+
+local function err_of(code)
+    return ERRS[code] or ("error " .. tostring(code))
+end
+
+local function check_string(v, fname, argn)
+    if type(v) ~= "string" then
+        error(fmt("bad argument #%d to '%s' (string expected, got %s)", argn, fname, type(v)), 3)
+    end
+end
+
+-- a scratch buffer of at least n bytes
+local function scratch_of(n)
+    if n > scratch_cap then
+        scratch_cap = n
+        scratch = ffi_new("char[?]", n)
+    end
+    return scratch, scratch_cap
+end
+
+-- "a\0b\0" -> { "a", "b" }
+local function split_nul(buf, used)
+    local s = ffi_string(buf, used)
+    local out, pos = {}, 1
+    while pos <= #s do
+        local z = s:find("\0", pos, true)
+        out[#out + 1] = s:sub(pos, z - 1)
+        pos = z + 1
+    end
+    return out
+end
+
+-- calls f(buf, cap, out_sz) until the buffer was big enough
+local function with_buffer(f, a, b)
+    local buf, cap = scratch_of(1024)
+    for _ = 1, 4 do
+        local n = f(a, b, buf, cap, out_sz)
+        if n ~= E.LIMIT then
+            return n, buf
+        end
+        buf, cap = scratch_of(tonumber(out_sz[0]) + 64)
+    end
+    return E.LIMIT, buf
+end
+
+local function kv_proxy(obj)
+    return setmetatable({}, {
+        __index = function(_, k) return (obj:get(k)) end,
+        __newindex = function(_, k, v)
+            local ok, err = obj:set(k, v)
+            if not ok and err ~= "closed" then
+                error("data." .. tostring(k) .. ": " .. tostring(err), 2)
+            end
+        end,
+    })
+end
+
+-- --------------------------------------------------------------- connections
+
+local conn_methods = {}
+local conn_mt = {}
+
+local function new_conn(id)
+    return setmetatable({ id = id }, conn_mt)
+end
+
+function conn_methods:send(text)
+    check_string(text, "send", 1)
+    local r = C.rc_ffi_send(self.id, text, #text, 0)
+    if r == 0 then return true end
+    return nil, err_of(r)
+end
+
+function conn_methods:send_binary(bytes)
+    check_string(bytes, "send_binary", 1)
+    local r = C.rc_ffi_send(self.id, bytes, #bytes, 1)
+    if r == 0 then return true end
+    return nil, err_of(r)
+end
+
+function conn_methods:send_json(tbl)
+    if type(tbl) ~= "table" then
+        error("bad argument #1 to 'send_json' (table expected, got " .. type(tbl) .. ")", 2)
+    end
+    local s = util.encode(tbl)
+    local r = C.rc_ffi_send(self.id, s, #s, 0)
+    if r == 0 then return true end
+    return nil, err_of(r)
+end
+
+function conn_methods:close(code, reason)
+    if code ~= nil and type(code) ~= "number" then
+        error("bad argument #1 to 'close' (number expected, got " .. type(code) .. ")", 2)
+    end
+    reason = reason ~= nil and tostring(reason) or ""
+    local r = C.rc_ffi_close(self.id, code or 1000, reason, #reason)
+    if r == 0 then return true end
+    return nil, err_of(r)
+end
+
+-- conn:join(name) -> true | nil, err[, code, message]
+-- The on_join chain (plugins, route, script) runs first and may deny:
+-- nil, "denied", code, message.
+function conn_methods:join(name)
+    check_string(name, "join", 1)
+    local id = self.id
+    local r = C.rc_ffi_in_room(id, name, #name)
+    if r < 0 then return nil, err_of(r) end
+    if r == 1 then return nil, "already_member" end
+    local chain = rc._chain
+    if chain then
+        local ok, code, msg = chain.join_chain(self, rc.room(name))
+        if ok == false then
+            return nil, "denied", code, msg
+        end
+    end
+    r = C.rc_ffi_join(id, name, #name)
+    if r ~= 0 then return nil, err_of(r) end
+    return true
+end
+
+-- conn:leave(name) -> true | nil, err. C leaves first; then on_leave runs.
+function conn_methods:leave(name)
+    check_string(name, "leave", 1)
+    local r = C.rc_ffi_leave(self.id, name, #name)
+    if r ~= 0 then return nil, err_of(r) end
+    local chain = rc._chain
+    if chain then
+        chain.leave_chain(self, rc.room(name))
+    end
+    return true
+end
+
+function conn_methods:rooms()
+    local n, buf = with_buffer(function(id, _, b, cap, used)
+        return C.rc_ffi_conn_rooms(id, b, cap, used)
+    end, self.id)
+    if n < 0 then return nil, err_of(n) end
+    return split_nul(buf, tonumber(out_sz[0]))
+end
+
+function conn_methods:in_room(name)
+    check_string(name, "in_room", 1)
+    return C.rc_ffi_in_room(self.id, name, #name) == 1
+end
+
+function conn_methods:get(key)
+    check_string(key, "get", 1)
+    local r = C.rc_ffi_conn_get(self.id, key, #key, out_str, out_sz)
+    if r ~= 0 then return nil, err_of(r) end
+    if out_str[0] == nil then return nil end
+    return ffi_string(out_str[0], out_sz[0])
+end
+
+function conn_methods:set(key, value)
+    check_string(key, "set", 1)
+    local r
+    if value == nil then
+        r = C.rc_ffi_conn_set(self.id, key, #key, nil, 0)
+    else
+        if type(value) ~= "string" then
+            error("bad argument #2 to 'set' (string or nil expected, got " .. type(value) .. ")", 2)
+        end
+        r = C.rc_ffi_conn_set(self.id, key, #key, value, #value)
+    end
+    if r ~= 0 then return nil, err_of(r) end
+    return true
+end
+
+local function conn_user(id)
+    if C.rc_ffi_get_user(id, out_str, out_sz) ~= 0 or out_str[0] == nil then
+        return nil
+    end
+    return ffi_string(out_str[0], out_sz[0])
+end
+
+conn_mt.__index = function(self, k)
+    local m = conn_methods[k]
+    if m ~= nil then return m end
+    if k == "user" then
+        return conn_user(self.id)
+    elseif k == "peer" then
+        local n = C.rc_ffi_peer(self.id, peer_buf, 64)
+        if n < 0 then return nil end
+        return ffi_string(peer_buf, n)
+    elseif k == "data" then
+        return kv_proxy(self)
+    end
+    return nil
+end
+
+conn_mt.__newindex = function(self, k, v)
+    if k ~= "user" then
+        error("conn handle: field '" .. tostring(k) .. "' is read-only", 2)
+    end
+    local r
+    if v == nil then
+        r = C.rc_ffi_set_user(self.id, nil, 0)
+    elseif type(v) == "string" then
+        r = C.rc_ffi_set_user(self.id, v, #v)
+    else
+        error("conn.user must be a string or nil", 2)
+    end
+    if r == E.INVAL then
+        error("conn.user must be 1 to 256 bytes", 2)
+    end
+end
+
+conn_mt.__tostring = function(self)
+    return "conn " .. tostring(self.id)
+end
+
+-- --------------------------------------------------------------------- rooms
+
+local room_methods = {}
+local room_mt = {}
+
+-- room:publish(payload[, opts]) -> seq | nil, err
+-- seq is the room's sequence number when C knows it at once, else 0 (the
+-- room actor assigns it later; with opts.stamp it is spliced into the JSON).
+function room_methods:publish(payload, opts)
+    check_string(payload, "publish", 1)
+    local flags, exclude = 0, 0
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            error("bad argument #2 to 'publish' (table expected, got " .. type(opts) .. ")", 2)
+        end
+        if opts.binary then flags = flags + F.PUB_BINARY end
+        if opts.stamp then flags = flags + F.PUB_STAMP end
+        local ex = opts.exclude
+        if type(ex) == "table" then ex = ex.id end
+        if type(ex) == "number" then exclude = ex end
+    end
+    local name = self.name
+    local r = C.rc_ffi_publish(name, #name, payload, #payload, flags, exclude, out_u64)
+    if r ~= 0 then return nil, err_of(r) end
+    return tonumber(out_u64[0])
+end
+
+function room_methods:count()
+    local name = self.name
+    return tonumber(C.rc_ffi_room_count(name, #name))
+end
+
+function room_methods:members()
+    local name = self.name
+    local cap = tonumber(C.rc_ffi_room_count(name, #name)) + 16
+    for _ = 1, 4 do
+        local ids = ffi_new("uint64_t[?]", cap)
+        local n = tonumber(C.rc_ffi_room_members(name, #name, ids, cap))
+        if n <= cap then
+            local out = {}
+            for i = 0, n - 1 do out[i + 1] = tonumber(ids[i]) end
+            return out
+        end
+        cap = n + 16
+    end
+    return {}
+end
+
+function room_methods:presence()
+    local n, buf = with_buffer(function(name, len, b, cap, used)
+        return C.rc_ffi_room_presence(name, len, b, cap, used)
+    end, self.name, #self.name)
+    if n < 0 then return {} end
+    return split_nul(buf, tonumber(out_sz[0]))
+end
+
+-- room:history(since, limit) -> { {seq = n, payload = "..."}, ... } oldest first
+function room_methods:history(since, limit)
+    since = since or 0
+    if type(since) ~= "number" then
+        error("bad argument #1 to 'history' (number expected, got " .. type(since) .. ")", 2)
+    end
+    if limit ~= nil and type(limit) ~= "number" then
+        error("bad argument #2 to 'history' (number expected, got " .. type(limit) .. ")", 2)
+    end
+    if since < 0 then since = 0 end
+    limit = limit or 1000000
+    local name = self.name
+    local n, buf = with_buffer(function(nm, _, b, cap, used)
+        return C.rc_ffi_room_history(nm, #nm, since, limit, b, cap, used)
+    end, name)
+    if n < 0 then return {} end
+    local out, off = {}, 0
+    for i = 1, tonumber(n) do
+        local seq = ffi.cast("const uint64_t *", buf + off)[0]
+        local len = ffi.cast("const uint32_t *", buf + off + 8)[0]
+        out[i] = { seq = tonumber(seq), payload = ffi_string(buf + off + 12, len) }
+        off = off + 12 + len
+    end
+    return out
+end
+
+function room_methods:last_seq()
+    local name = self.name
+    C.rc_ffi_room_last_seq(name, #name, out_u64)
+    return tonumber(out_u64[0])
+end
+
+function room_methods:get(key)
+    check_string(key, "room:get", 1)
+    local name = self.name
+    local r = C.rc_ffi_room_get(name, #name, key, #key, out_mstr, out_sz)
+    if r ~= 0 then return nil, err_of(r) end
+    local p = out_mstr[0]
+    if p == nil then return nil end
+    local v = ffi_string(p, out_sz[0])
+    C.rc_ffi_free(p)
+    return v
+end
+
+function room_methods:set(key, value)
+    check_string(key, "room:set", 1)
+    local name = self.name
+    local r
+    if value == nil then
+        r = C.rc_ffi_room_set(name, #name, key, #key, nil, 0)
+    else
+        if type(value) ~= "string" then
+            error("bad argument #2 to 'room:set' (string or nil expected, got " .. type(value) ..
+                ")", 2)
+        end
+        r = C.rc_ffi_room_set(name, #name, key, #key, value, #value)
+    end
+    if r ~= 0 then return nil, err_of(r) end
+    return true
+end
+
+room_mt.__index = function(self, k)
+    local m = room_methods[k]
+    if m ~= nil then return m end
+    if k == "data" then
+        return kv_proxy(self)
+    end
+    return nil
+end
+
+room_mt.__newindex = function(_, k)
+    error("room handle: field '" .. tostring(k) .. "' is read-only", 2)
+end
+
+room_mt.__tostring = function(self)
+    return "room " .. self.name
+end
+
+-- -------------------------------------------------------------------- module
+
+function rc.conn(id)
+    if type(id) ~= "number" then
+        error("bad argument #1 to 'roomcast.conn' (number expected, got " .. type(id) .. ")", 2)
+    end
+    return new_conn(id)
+end
+
+function rc.room(name)
+    check_string(name, "roomcast.room", 1)
+    return setmetatable({ name = name }, room_mt)
+end
+
+function rc.send_to_user(user, payload, is_binary)
+    check_string(user, "send_to_user", 1)
+    check_string(payload, "send_to_user", 2)
+    local n = C.rc_ffi_send_to_user(user, #user, payload, #payload, is_binary and 1 or 0)
+    return n < 0 and 0 or tonumber(n)
+end
+
+local function logger(level)
+    local lv = F.LOG[level]
+    return function(f, ...)
+        check_string(f, "log." .. level, 1)
+        local s = select("#", ...) > 0 and fmt(f, ...) or f
+        C.rc_ffi_log(lv, s, #s)
+    end
+end
+rc.log = { debug = logger("debug"), info = logger("info"), warn = logger("warn"),
+    error = logger("error") }
+
+function rc.now()
+    return C.rc_ffi_now()
+end
+
+function rc.worker_id()
+    return worker_id
+end
+
+function rc.generation()
+    return generation
+end
+
+-- ----------------------------------------------------------------------- JWT
+
+local JWT_CAP = 16384
+local jwt_buf = ffi_new("char[?]", JWT_CAP)
+local JWT_ERR = { [F.JWT.MALFORMED] = "malformed", [F.JWT.BAD_ALG] = "bad_alg",
+    [F.JWT.BAD_SIGNATURE] = "bad_signature", [F.JWT.TOO_BIG] = "malformed" }
+
+local function decode_object(s)
+    local ok, v = pcall(cjson.decode, s)
+    if ok and type(v) == "table" then return v end
+    return nil
+end
+
+-- rc.jwt.verify(token, secret[, opts]) -> claims | nil, err (lua/API.md)
+rc.jwt = {}
+function rc.jwt.verify(token, secret, opts)
+    check_string(token, "jwt.verify", 1)
+    check_string(secret, "jwt.verify", 2)
+    local r = C.rc_ffi_jwt_verify(token, #token, secret, #secret, jwt_buf, JWT_CAP, out_sz, out_sz2)
+    local hlen = tonumber(out_sz[0])
+    if hlen > 0 then
+        -- RFC 7515 §4.1.1 / RFC 7518 §3.2: only HS256 is accepted
+        local header = decode_object(ffi_string(jwt_buf, hlen))
+        if not header then return nil, "malformed" end
+        if header.alg ~= "HS256" then return nil, "bad_alg" end
+    end
+    if r ~= 0 then return nil, JWT_ERR[r] or "malformed" end
+    local claims = decode_object(ffi_string(jwt_buf + hlen, out_sz2[0]))
+    if not claims then return nil, "malformed" end
+    local now = C.rc_ffi_now() / 1000
+    local leeway = opts and tonumber(opts.leeway) or 0
+    -- RFC 7519 §4.1.4: reject on or after exp; §4.1.5: reject before nbf
+    if claims.exp ~= nil then
+        if type(claims.exp) ~= "number" then return nil, "malformed" end
+        if now >= claims.exp + leeway then return nil, "expired" end
+    end
+    if claims.nbf ~= nil then
+        if type(claims.nbf) ~= "number" then return nil, "malformed" end
+        if now + leeway < claims.nbf then return nil, "not_yet_valid" end
+    end
+    return claims
+end
+
+-- ------------------------------------------------------------ entry for C
+
+local function unescape(s)
+    s = s:gsub("%+", " ")
+    return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- "a=1&b=x%20y" -> { a = "1", b = "x y" } (the first of repeated names wins)
+local function parse_query(q)
+    local args = {}
+    if q == nil or q == "" then return args end
+    for part in q:gmatch("[^&]+") do
+        local k, v = part:match("^([^=]*)=(.*)$")
+        if not k then k, v = part, "" end
+        k = unescape(k)
+        if k ~= "" and args[k] == nil then
+            args[k] = unescape(v)
+        end
+    end
+    return args
+end
+rc._parse_query = parse_query
+
+local function decode_config(s)
+    if s == nil then return {} end
+    local v = cjson.decode(s)
+    if type(v) ~= "table" then return {} end
+    return v
+end
+
+-- rc._boot(o) -> entry. o (built by lbridge.c): script, plugins = { {name, path,
+-- config_json} }, routes = { {pattern, script} }, config_json, old_state,
+-- worker_id, generation. Raises "file:line: msg" when anything fails to load.
+function rc._boot(o)
+    worker_id = o.worker_id or 0
+    generation = o.generation or 1
+    local config = decode_config(o.config_json)
+    rc.config = config
+    local plugins = {}
+    for i, p in ipairs(o.plugins or {}) do
+        plugins[i] = { name = p.name, path = p.path, config = decode_config(p.config_json) }
+    end
+    local handlers = require("roomcast.boot").load({
+        script = o.script, plugins = plugins, routes = o.routes or {}, config = config,
+        old_state = o.old_state,
+    })
+    local connect, message, disconnect = handlers.connect, handlers.message, handlers.disconnect
+    local tick, save_state = handlers.tick, handlers.save_state
+    local entry = {}
+    function entry.connect(id, path, query, headers, peer)
+        local req = { path = path, query = query, args = parse_query(query), headers = headers,
+            peer = peer }
+        local ok, status, reason = connect(new_conn(id), req)
+        if ok == false then
+            return false, tonumber(status) or 403, reason ~= nil and tostring(reason) or "Forbidden"
+        end
+        return true
+    end
+    function entry.message(id, data, is_binary)
+        message(new_conn(id), data, is_binary)
+    end
+    function entry.disconnect(id, code, reason)
+        disconnect(new_conn(id), code, reason)
+    end
+    function entry.tick(now)
+        tick(now)
+    end
+    function entry.save_state()
+        return save_state()
+    end
+    return entry
+end
+
+return rc

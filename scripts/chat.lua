@@ -1,0 +1,321 @@
+-- scripts/chat.lua: the default protocol (DESIGN.md "Default protocol").
+--
+-- One JSON object per text frame; `id` (string up to 128 bytes, or number)
+-- is optional and echoed in the reply.
+--
+--   {"type":"auth","token":"..."}          handled by plugins/jwt_auth when enabled
+--   {"type":"join","room_id":"lobby","user_id":"alice","since":41}
+--        -> {"type":"joined","room_id":"lobby"}           (+ "id"; + "seq" when since was given)
+--           then, with since, every kept message with seq > since, as it was broadcast
+--   {"type":"leave","room_id":"lobby"}    -> {"type":"left","room_id":"lobby"}
+--   {"type":"broadcast","room_id":"lobby","content":"hi"}
+--        -> every member, sender included:
+--           {"type":"broadcast","room_id":"lobby","content":"hi","sender":"alice","seq":7,"ts":...}
+--           and, only if the request had an id: {"type":"ack","id":..} (the
+--           room actor assigns seq asynchronously; the broadcast carries it)
+--   {"type":"direct","to":"bob","content":"psst"}
+--        -> bob's connections: {"type":"direct","from":"alice","content":"psst"}
+--           (+ {"type":"ack","id":..,"delivered":n} when the request had an id)
+--   {"type":"history","room_id":"lobby","since":0,"limit":50}
+--        -> {"type":"history","room_id":"lobby","messages":[{...broadcast...}, ...]}
+--           oldest first; limit is clamped to 1..100 (default 50); without
+--           since, the latest `limit` messages
+--   {"type":"presence","room_id":"lobby"}
+--        -> {"type":"presence","room_id":"lobby","users":["alice",...],"count":n}
+--           users: distinct user ids; count: connections in the room
+--
+-- Errors: {"type":"error","code":<code>,"message":<text>} (+ "id"), codes from
+-- roomcast.errors: bad_json, bad_request, unknown_type, missing_field,
+-- invalid_field, not_member, already_member, not_authorized, forbidden_room,
+-- not_found, too_big, internal. history and presence need membership.
+--
+-- The sender name is conn.user (set by jwt_auth, or by the first join that
+-- carries user_id), else "conn-<id>". A join whose user_id differs from an
+-- already set conn.user is refused (invalid_field): no renaming mid-session.
+--
+-- Config (rc.config / the script's config): max_content_bytes (default 16384).
+
+local rc = require("roomcast")
+local util = require("roomcast.util")
+local E = require("roomcast.errors")
+local cjson = require("cjson")
+
+local config = ... or {}
+
+local MAX_ROOM_ID = 128
+local MAX_USER_ID = 128
+local MAX_CONTENT = tonumber(config.max_content_bytes) or 16384
+local HISTORY_MAX = 100
+local HISTORY_DEFAULT = 50
+
+local enc = cjson.encode
+local type, tostring, floor = type, tostring, math.floor
+
+-- ---------------------------------------------------------------- validation
+-- Each check returns the value, or nil, code, message.
+
+local function check_name(msg, field, max, required)
+    local v = msg[field]
+    if v == nil then
+        if required then
+            return nil, E.missing_field, field .. " is required"
+        end
+        return nil
+    end
+    if type(v) ~= "string" or v == "" then
+        return nil, E.invalid_field, field .. " must be a non-empty string"
+    end
+    if #v > max then
+        return nil, E.invalid_field, string.format("%s is %d bytes; the limit is %d", field, #v, max)
+    end
+    return v
+end
+
+local function check_content(msg)
+    local v = msg.content
+    if v == nil then
+        return nil, E.missing_field, "content is required"
+    end
+    if type(v) ~= "string" then
+        return nil, E.invalid_field, "content must be a string"
+    end
+    if #v > MAX_CONTENT then
+        return nil, E.too_big,
+            string.format("content is %d bytes; the limit is %d", #v, MAX_CONTENT)
+    end
+    return v
+end
+
+-- optional non-negative integer
+local function check_count(msg, field)
+    local v = msg[field]
+    if v == nil then
+        return nil
+    end
+    if type(v) ~= "number" or v ~= v or v < 0 or v ~= floor(v) or v > 2 ^ 53 then
+        return nil, E.invalid_field, field .. " must be a non-negative integer"
+    end
+    return v
+end
+
+local function reply(conn, id, tbl)
+    return util.reply(conn, id, tbl)
+end
+
+local function id_field(id)
+    if id == nil then
+        return ""
+    end
+    return ',"id":' .. enc(id)
+end
+
+-- ------------------------------------------------------------------ handlers
+-- handler(conn, msg, id) -> nothing on success (it replied), or code, message
+
+local handlers = {}
+
+function handlers.auth()
+    -- plugins/jwt_auth answers auth messages itself and stops the chain;
+    -- getting here means no auth plugin is enabled.
+    return E.not_authorized, "authentication is not enabled on this server"
+end
+
+function handlers.join(conn, msg, id)
+    local room_id, code, text = check_name(msg, "room_id", MAX_ROOM_ID, true)
+    if not room_id then return code, text end
+    local user_id
+    user_id, code, text = check_name(msg, "user_id", MAX_USER_ID, false)
+    if code then return code, text end
+    local since
+    since, code, text = check_count(msg, "since")
+    if code then return code, text end
+
+    local current = conn.user
+    if user_id and current and current ~= user_id then
+        return E.invalid_field, "user_id does not match this connection's user '" .. current .. "'"
+    end
+
+    local ok, err, dcode, dtext = conn:join(room_id)
+    if not ok then
+        if err == "already_member" then
+            return E.already_member, "already a member of '" .. room_id .. "'"
+        elseif err == "denied" then
+            return dcode or E.forbidden_room, dtext or ("joining '" .. room_id .. "' is not allowed")
+        elseif err == "closed" then
+            return
+        end
+        return E.internal, "join failed: " .. tostring(err)
+    end
+    if user_id and not current then
+        conn.user = user_id
+    end
+
+    local room = rc.room(room_id)
+    -- Built by hand to keep the seed's key order: {"type":"joined","room_id":...}
+    local seq_field = ""
+    if since and room.last_seq then
+        seq_field = ',"seq":' .. room:last_seq()
+    end
+    conn:send('{"type":"joined","room_id":' .. enc(room_id) .. id_field(id) .. seq_field .. '}')
+
+    if since then
+        -- Replay what the client missed. A message published between the
+        -- join and this read can arrive twice; clients dedupe by seq.
+        for _, e in ipairs(room:history(since, HISTORY_MAX) or {}) do
+            if e.binary then
+                conn:send_binary(e.payload)
+            else
+                conn:send(e.payload)
+            end
+        end
+    end
+end
+
+function handlers.leave(conn, msg, id)
+    local room_id, code, text = check_name(msg, "room_id", MAX_ROOM_ID, true)
+    if not room_id then return code, text end
+    local ok, err = conn:leave(room_id)
+    if not ok then
+        if err == "not_member" then
+            return E.not_member, "not a member of '" .. room_id .. "'"
+        elseif err == "closed" then
+            return
+        end
+        return E.internal, "leave failed: " .. tostring(err)
+    end
+    conn:send('{"type":"left","room_id":' .. enc(room_id) .. id_field(id) .. '}')
+end
+
+function handlers.broadcast(conn, msg, id)
+    local room_id, code, text = check_name(msg, "room_id", MAX_ROOM_ID, true)
+    if not room_id then return code, text end
+    local content
+    content, code, text = check_content(msg)
+    if not content then return code, text end
+    if not conn:in_room(room_id) then
+        return E.not_member, "join '" .. room_id .. "' before broadcasting to it"
+    end
+    -- The seed's key order; C splices ,"seq":N,"ts":MS before the final }.
+    local payload = '{"type":"broadcast","room_id":' .. enc(room_id) .. ',"content":' ..
+        enc(content) .. ',"sender":' .. enc(util.sender(conn)) .. '}'
+    local ok, err = rc.room(room_id):publish(payload, { stamp = true })
+    if not ok then
+        if err == "too_big" then
+            return E.too_big, "the message is too big for this room"
+        end
+        return E.internal, "publish failed: " .. tostring(err)
+    end
+    if id ~= nil then
+        -- The room actor assigns seq after this returns: the ack confirms
+        -- acceptance; the broadcast itself carries the seq.
+        conn:send('{"type":"ack"' .. id_field(id) .. '}')
+    end
+end
+
+function handlers.direct(conn, msg, id)
+    local to, code, text = check_name(msg, "to", MAX_USER_ID, true)
+    if not to then return code, text end
+    local content
+    content, code, text = check_content(msg)
+    if not content then return code, text end
+    local payload = '{"type":"direct","from":' .. enc(util.sender(conn)) .. ',"content":' ..
+        enc(content) .. '}'
+    local n = rc.send_to_user(to, payload)
+    if not n or n == 0 then
+        return E.not_found, "user '" .. to .. "' is not connected"
+    end
+    if id ~= nil then
+        conn:send('{"type":"ack"' .. id_field(id) .. ',"delivered":' .. n .. '}')
+    end
+end
+
+function handlers.history(conn, msg, id)
+    local room_id, code, text = check_name(msg, "room_id", MAX_ROOM_ID, true)
+    if not room_id then return code, text end
+    local since, limit
+    since, code, text = check_count(msg, "since")
+    if code then return code, text end
+    limit, code, text = check_count(msg, "limit")
+    if code then return code, text end
+    limit = limit or HISTORY_DEFAULT
+    if limit < 1 then limit = 1 elseif limit > HISTORY_MAX then limit = HISTORY_MAX end
+    if not conn:in_room(room_id) then
+        return E.not_member, "join '" .. room_id .. "' to read its history"
+    end
+    local room = rc.room(room_id)
+    if not since then
+        -- the latest `limit` messages
+        since = room.last_seq and room:last_seq() - limit or 0
+        if since < 0 then since = 0 end
+    end
+    local messages = util.array()
+    for _, e in ipairs(room:history(since, limit) or {}) do
+        if not e.binary then
+            local ok, v = pcall(cjson.decode, e.payload)
+            if ok and type(v) == "table" then
+                messages[#messages + 1] = v
+            end
+        end
+    end
+    reply(conn, id, { type = "history", room_id = room_id, messages = messages })
+end
+
+function handlers.presence(conn, msg, id)
+    local room_id, code, text = check_name(msg, "room_id", MAX_ROOM_ID, true)
+    if not room_id then return code, text end
+    if not conn:in_room(room_id) then
+        return E.not_member, "join '" .. room_id .. "' to see who is there"
+    end
+    local room = rc.room(room_id)
+    reply(conn, id, { type = "presence", room_id = room_id,
+        users = util.array(room:presence() or {}), count = room:count() })
+end
+
+-- --------------------------------------------------------------------- hooks
+
+local function on_message(conn, data, is_binary, msg)
+    if is_binary then
+        util.send_error(conn, E.bad_request, "binary frames are not part of this protocol")
+        return
+    end
+    if not msg then
+        local ok, v = pcall(cjson.decode, data)
+        if not ok then
+            util.send_error(conn, E.bad_json, "the message is not valid JSON")
+        else
+            util.send_error(conn, E.bad_request, "the message must be a JSON object, got " ..
+                (v == cjson.null and "null" or type(v)))
+        end
+        return
+    end
+    local id = msg.id
+    if id == cjson.null then
+        id = nil
+    end
+    if id ~= nil and not util.valid_id(id) then
+        util.send_error(conn, E.invalid_field, "id must be a string of at most 128 bytes or a number")
+        return
+    end
+    local t = msg.type
+    if t == nil then
+        util.send_error(conn, E.bad_request, "the message has no \"type\"", id)
+        return
+    end
+    if type(t) ~= "string" then
+        util.send_error(conn, E.bad_request, "\"type\" must be a string", id)
+        return
+    end
+    local h = handlers[t]
+    if not h then
+        util.send_error(conn, E.unknown_type, "unknown message type '" .. t:sub(1, 64) .. "'", id)
+        return
+    end
+    local code, text = h(conn, msg, id)
+    if code then
+        util.send_error(conn, code, text, id)
+    end
+end
+
+return {
+    on_message = on_message,
+}

@@ -1,0 +1,405 @@
+package.path = "lua/?.lua;lua/?/init.lua;tests/lua/helpers/?.lua;" .. package.path
+
+local fake = require("fake_roomcast")
+local cjson = require("cjson")
+
+describe("scripts/chat.lua", function()
+    local w
+
+    local function boot(config)
+        w = fake.new({ config = config })
+        w:boot({ script = "scripts/chat.lua", config = config })
+    end
+
+    local function send(c, tbl)
+        w:send_json(c, tbl)
+        return w:take(c)
+    end
+
+    local function one(c, tbl)
+        local out = send(c, tbl)
+        assert.are.equal(1, #out, "expected one reply, got " .. cjson.encode(out))
+        return out[1]
+    end
+
+    local function expect_error(c, tbl, code, pattern)
+        local r = one(c, tbl)
+        assert.are.equal("error", r.type)
+        assert.are.equal(code, r.code, r.message)
+        assert.is_string(r.message)
+        if pattern then
+            assert.matches(pattern, r.message)
+        end
+        return r
+    end
+
+    before_each(function()
+        boot()
+    end)
+
+    describe("seed protocol, verbatim", function()
+        it("join answers exactly {\"type\":\"joined\",\"room_id\":\"game_lobby\"}", function()
+            local c = w:connect()
+            w:send(c, '{"type":"join","room_id":"game_lobby","user_id":"alice123"}')
+            assert.are.same({ { data = '{"type":"joined","room_id":"game_lobby"}', binary = false } },
+                w:raw(c))
+            assert.are.equal("alice123", c.user)
+        end)
+
+        it("broadcast reaches every member, sender included, with seq and ts", function()
+            local alice, bob, carol = w:connect(), w:connect(), w:connect()
+            w:send(alice, '{"type":"join","room_id":"game_lobby","user_id":"alice123"}')
+            w:send(bob, '{"type":"join","room_id":"game_lobby","user_id":"bob"}')
+            w:raw(alice); w:raw(bob)
+            w:send(alice, '{"type":"broadcast","room_id":"game_lobby","content":"Hello everyone!"}')
+            local want = string.format('{"type":"broadcast","room_id":"game_lobby","content":'
+                .. '"Hello everyone!","sender":"alice123","seq":1,"ts":%d}', w.clock)
+            assert.are.same({ { data = want, binary = false } }, w:raw(alice))
+            assert.are.same({ { data = want, binary = false } }, w:raw(bob))
+            assert.are.same({}, w:raw(carol)) -- not a member
+            w:send(bob, '{"type":"broadcast","room_id":"game_lobby","content":"hi"}')
+            assert.are.equal(2, w:take(alice)[1].seq)
+        end)
+    end)
+
+    describe("framing errors", function()
+        it("bad_json for text that is not JSON", function()
+            local c = w:connect()
+            w:send(c, "{not json")
+            local r = w:take(c)[1]
+            assert.are.same({ "error", "bad_json" }, { r.type, r.code })
+            w:send(c, "hello")
+            assert.are.equal("bad_json", w:take(c)[1].code)
+        end)
+
+        it("bad_request for JSON that is not an object", function()
+            local c = w:connect()
+            for _, s in ipairs({ "[1,2]", '"x"', "42", "null" }) do
+                w:send(c, s)
+                local r = w:take(c)[1]
+                assert.are.equal("bad_request", r.code, s)
+            end
+        end)
+
+        it("bad_request for binary frames", function()
+            local c = w:connect()
+            w:send(c, '{"type":"join","room_id":"a"}', true)
+            local r = w:take(c)[1]
+            assert.are.equal("bad_request", r.code)
+            assert.matches("binary", r.message)
+        end)
+
+        it("bad_request for a missing or non-string type, echoing id", function()
+            local c = w:connect()
+            local r = expect_error(c, { room_id = "a", id = "q1" }, "bad_request", "type")
+            assert.are.equal("q1", r.id)
+            expect_error(c, { type = 5 }, "bad_request", "type")
+        end)
+
+        it("unknown_type names the type", function()
+            local c = w:connect()
+            local r = expect_error(c, { type = "dance", id = 9 }, "unknown_type", "dance")
+            assert.are.equal(9, r.id)
+        end)
+
+        it("invalid_field for an id that cannot be echoed", function()
+            local c = w:connect()
+            local r = expect_error(c, { type = "join", room_id = "a", id = { 1 } }, "invalid_field", "id")
+            assert.is_nil(r.id)
+            expect_error(c, { type = "join", room_id = "a", id = string.rep("x", 129) }, "invalid_field")
+            assert.is_false(c:in_room("a"))
+            w:send(c, '{"type":"join","room_id":"a","id":null}') -- null is no id
+            assert.are.same({ { type = "joined", room_id = "a" } }, w:take(c))
+        end)
+    end)
+
+    describe("auth", function()
+        it("is not_authorized without the jwt_auth plugin", function()
+            local c = w:connect()
+            local r = expect_error(c, { type = "auth", token = "x", id = 1 }, "not_authorized", "not enabled")
+            assert.are.equal(1, r.id)
+        end)
+    end)
+
+    describe("join", function()
+        it("echoes id and keeps conn.user once set", function()
+            local c = w:connect()
+            assert.are.same({ type = "joined", room_id = "r", id = "j1" },
+                one(c, { type = "join", room_id = "r", user_id = "alice", id = "j1" }))
+            assert.are.same({ type = "joined", room_id = "r2" }, one(c, { type = "join", room_id = "r2" }))
+            assert.are.equal("alice", c.user)
+        end)
+
+        it("user_id is optional: the connection stays anonymous", function()
+            local c = w:connect()
+            one(c, { type = "join", room_id = "r" })
+            assert.is_nil(c.user)
+            one(c, { type = "broadcast", room_id = "r", content = "x" })
+            one(c, { type = "join", room_id = "r2", user_id = "late" })
+            assert.are.equal("late", c.user)
+        end)
+
+        it("refuses a user_id that differs from conn.user", function()
+            local c = w:connect()
+            one(c, { type = "join", room_id = "r", user_id = "alice" })
+            expect_error(c, { type = "join", room_id = "r2", user_id = "mallory" }, "invalid_field", "alice")
+            assert.is_false(c:in_room("r2"))
+            assert.are.equal("alice", c.user)
+        end)
+
+        it("missing_field and invalid_field for room_id", function()
+            local c = w:connect()
+            expect_error(c, { type = "join" }, "missing_field", "room_id")
+            expect_error(c, { type = "join", room_id = 5 }, "invalid_field", "room_id")
+            expect_error(c, { type = "join", room_id = "" }, "invalid_field", "room_id")
+            expect_error(c, { type = "join", room_id = cjson.null }, "invalid_field", "room_id")
+            expect_error(c, { type = "join", room_id = string.rep("r", 129) }, "invalid_field", "128")
+            assert.are.same({ type = "joined", room_id = string.rep("r", 128) },
+                one(c, { type = "join", room_id = string.rep("r", 128) }))
+        end)
+
+        it("invalid_field for a bad user_id or since", function()
+            local c = w:connect()
+            expect_error(c, { type = "join", room_id = "r", user_id = 7 }, "invalid_field", "user_id")
+            expect_error(c, { type = "join", room_id = "r", user_id = string.rep("u", 129) }, "invalid_field")
+            expect_error(c, { type = "join", room_id = "r", since = -1 }, "invalid_field", "since")
+            expect_error(c, { type = "join", room_id = "r", since = 1.5 }, "invalid_field", "since")
+            expect_error(c, { type = "join", room_id = "r", since = "3" }, "invalid_field", "since")
+            assert.are.same({}, c:rooms())
+        end)
+
+        it("already_member for a second join", function()
+            local c = w:connect()
+            one(c, { type = "join", room_id = "r" })
+            expect_error(c, { type = "join", room_id = "r", id = 2 }, "already_member")
+        end)
+
+        it("replays history newer than since, in order, after the joined reply", function()
+            local a, b = w:connect(), w:connect()
+            one(a, { type = "join", room_id = "r", user_id = "a" })
+            for i = 1, 4 do
+                send(a, { type = "broadcast", room_id = "r", content = "m" .. i })
+            end
+            local out = send(b, { type = "join", room_id = "r", since = 2, id = "s" })
+            assert.are.equal(3, #out)
+            assert.are.same({ type = "joined", room_id = "r", id = "s", seq = 4 }, out[1])
+            assert.are.same({ 3, "m3", "broadcast", "a" }, { out[2].seq, out[2].content, out[2].type, out[2].sender })
+            assert.are.same({ 4, "m4" }, { out[3].seq, out[3].content })
+        end)
+
+        it("since = 0 on an empty room replays nothing and reports seq 0", function()
+            local c = w:connect()
+            assert.are.same({ { type = "joined", room_id = "new", seq = 0 } },
+                send(c, { type = "join", room_id = "new", since = 0 }))
+        end)
+    end)
+
+    describe("leave", function()
+        it("answers left and removes the membership", function()
+            local c = w:connect()
+            one(c, { type = "join", room_id = "r" })
+            assert.are.same({ type = "left", room_id = "r", id = 3 }, one(c, { type = "leave", room_id = "r", id = 3 }))
+            assert.is_false(c:in_room("r"))
+            assert.are.equal(0, w.rc.room("r"):count())
+        end)
+
+        it("not_member when not in the room; missing_field without room_id", function()
+            local c = w:connect()
+            expect_error(c, { type = "leave", room_id = "r" }, "not_member", "r")
+            expect_error(c, { type = "leave" }, "missing_field", "room_id")
+            expect_error(c, { type = "leave", room_id = {} }, "invalid_field")
+        end)
+    end)
+
+    describe("broadcast", function()
+        local a, b
+        before_each(function()
+            a, b = w:connect(), w:connect()
+            one(a, { type = "join", room_id = "r", user_id = "alice" })
+            one(b, { type = "join", room_id = "r" })
+        end)
+
+        it("acks only when the request has an id", function()
+            local out = send(a, { type = "broadcast", room_id = "r", content = "x", id = "b1" })
+            assert.are.equal(2, #out)
+            assert.are.equal("broadcast", out[1].type)
+            assert.are.same({ type = "ack", id = "b1" }, out[2])
+            out = send(a, { type = "broadcast", room_id = "r", content = "y" })
+            assert.are.equal(1, #out)
+            assert.are.equal("broadcast", out[1].type)
+        end)
+
+        it("names anonymous senders conn-<id>", function()
+            send(b, { type = "broadcast", room_id = "r", content = "anon" })
+            local got = w:take(a)[1]
+            assert.are.equal("conn-" .. b.id, got.sender)
+        end)
+
+        it("keeps unusual content intact", function()
+            local content = 'quote " slash / back \\ nl \n uni \xc3\xa9 {"}'
+            send(a, { type = "broadcast", room_id = "r", content = content })
+            assert.are.equal(content, w:take(b)[1].content)
+            send(a, { type = "broadcast", room_id = "r", content = "" })
+            assert.are.equal("", w:take(b)[1].content)
+        end)
+
+        it("not_member when the sender is not in the room, and nothing is published", function()
+            local c = w:connect()
+            expect_error(c, { type = "broadcast", room_id = "r", content = "x" }, "not_member")
+            assert.are.same({}, w:take(a))
+            assert.are.equal(0, #w.published)
+        end)
+
+        it("missing_field / invalid_field for room_id and content", function()
+            expect_error(a, { type = "broadcast", content = "x" }, "missing_field", "room_id")
+            expect_error(a, { type = "broadcast", room_id = "r" }, "missing_field", "content")
+            expect_error(a, { type = "broadcast", room_id = "r", content = 42 }, "invalid_field", "content")
+            expect_error(a, { type = "broadcast", room_id = "r", content = { t = 1 } }, "invalid_field", "content")
+            expect_error(a, { type = "broadcast", room_id = string.rep("r", 200), content = "x" },
+                "invalid_field", "room_id")
+            assert.are.same({}, w:take(b))
+        end)
+
+        it("too_big for content over the default 16 KiB", function()
+            local r = expect_error(a, { type = "broadcast", room_id = "r", content = string.rep("x", 16385) },
+                "too_big", "16384")
+            assert.is_nil(r.id)
+            assert.are.equal(1, #send(a, { type = "broadcast", room_id = "r", content = string.rep("x", 16384) }))
+        end)
+
+        it("too_big honours max_content_bytes from the config", function()
+            boot({ max_content_bytes = 10 })
+            local c = w:connect()
+            one(c, { type = "join", room_id = "r" })
+            expect_error(c, { type = "broadcast", room_id = "r", content = "12345678901" }, "too_big", "10")
+            assert.are.equal(1, #send(c, { type = "broadcast", room_id = "r", content = "1234567890" }))
+        end)
+
+        it("too_big when the runtime refuses the payload", function()
+            w.max_message = 100
+            expect_error(a, { type = "broadcast", room_id = "r", content = string.rep("x", 90) }, "too_big")
+        end)
+    end)
+
+    describe("direct", function()
+        it("reaches every connection of the user, with from and content", function()
+            local a, b1, b2 = w:connect(), w:connect(), w:connect()
+            one(a, { type = "join", room_id = "x", user_id = "alice" })
+            one(b1, { type = "join", room_id = "y", user_id = "bob" })
+            one(b2, { type = "join", room_id = "z", user_id = "bob" })
+            assert.are.same({ { type = "ack", id = 1, delivered = 2 } },
+                send(a, { type = "direct", to = "bob", content = "psst", id = 1 }))
+            local want = { { type = "direct", from = "alice", content = "psst" } }
+            assert.are.same(want, w:take(b1))
+            assert.are.same(want, w:take(b2))
+            assert.are.same({}, send(a, { type = "direct", to = "bob", content = "again" }))
+        end)
+
+        it("not_found when nobody is reached", function()
+            local a = w:connect()
+            expect_error(a, { type = "direct", to = "ghost", content = "boo" }, "not_found", "ghost")
+        end)
+
+        it("validates to and content", function()
+            local a = w:connect()
+            expect_error(a, { type = "direct", content = "x" }, "missing_field", "to")
+            expect_error(a, { type = "direct", to = 3, content = "x" }, "invalid_field", "to")
+            expect_error(a, { type = "direct", to = "b" }, "missing_field", "content")
+            expect_error(a, { type = "direct", to = "b", content = false }, "invalid_field", "content")
+            expect_error(a, { type = "direct", to = "b", content = string.rep("x", 20000) }, "too_big")
+        end)
+    end)
+
+    describe("history", function()
+        local a
+        before_each(function()
+            a = w:connect()
+            one(a, { type = "join", room_id = "r", user_id = "alice" })
+            for i = 1, 120 do
+                send(a, { type = "broadcast", room_id = "r", content = "m" .. i })
+            end
+        end)
+
+        local function seqs(r)
+            local out = {}
+            for i, m in ipairs(r.messages) do out[i] = m.seq end
+            return out
+        end
+
+        it("returns decoded messages newer than since, oldest first", function()
+            local r = one(a, { type = "history", room_id = "r", since = 115, id = "h" })
+            assert.are.equal("history", r.type)
+            assert.are.equal("r", r.room_id)
+            assert.are.equal("h", r.id)
+            assert.are.same({ 116, 117, 118, 119, 120 }, seqs(r))
+            assert.are.same({ type = "broadcast", room_id = "r", content = "m116", sender = "alice",
+                seq = 116, ts = w.clock }, r.messages[1])
+        end)
+
+        it("without since returns the latest `limit` (default 50)", function()
+            local r = one(a, { type = "history", room_id = "r" })
+            assert.are.equal(50, #r.messages)
+            assert.are.equal(71, r.messages[1].seq)
+            assert.are.equal(120, r.messages[50].seq)
+            r = one(a, { type = "history", room_id = "r", limit = 3 })
+            assert.are.same({ 118, 119, 120 }, seqs(r))
+        end)
+
+        it("clamps limit to 1..100", function()
+            assert.are.equal(100, #one(a, { type = "history", room_id = "r", since = 0, limit = 1000 }).messages)
+            assert.are.same({ 1 }, seqs(one(a, { type = "history", room_id = "r", since = 0, limit = 0 })))
+            assert.are.same({ 11, 12 }, seqs(one(a, { type = "history", room_id = "r", since = 10, limit = 2 })))
+        end)
+
+        it("encodes an empty result as an array", function()
+            w:send(a, '{"type":"history","room_id":"r","since":500}')
+            local raw = w:raw(a)[1].data
+            assert.matches('"messages":%[%]', raw)
+        end)
+
+        it("needs membership and valid fields", function()
+            local c = w:connect()
+            expect_error(c, { type = "history", room_id = "r" }, "not_member")
+            expect_error(a, { type = "history" }, "missing_field", "room_id")
+            expect_error(a, { type = "history", room_id = "r", since = "x" }, "invalid_field", "since")
+            expect_error(a, { type = "history", room_id = "r", limit = -5 }, "invalid_field", "limit")
+        end)
+    end)
+
+    describe("presence", function()
+        it("lists distinct users and counts connections", function()
+            local a1, a2, anon = w:connect(), w:connect(), w:connect()
+            one(a1, { type = "join", room_id = "r", user_id = "alice" })
+            one(a2, { type = "join", room_id = "r", user_id = "alice" })
+            one(anon, { type = "join", room_id = "r" })
+            assert.are.same({ type = "presence", room_id = "r", users = { "alice" }, count = 3, id = 4 },
+                one(anon, { type = "presence", room_id = "r", id = 4 }))
+        end)
+
+        it("encodes no users as an empty array", function()
+            local c = w:connect()
+            one(c, { type = "join", room_id = "r" })
+            w:send(c, '{"type":"presence","room_id":"r"}')
+            local raw = w:raw(c)[1].data
+            assert.matches('"users":%[%]', raw)
+            assert.matches('"count":1', raw)
+        end)
+
+        it("needs membership and a room_id", function()
+            local c = w:connect()
+            expect_error(c, { type = "presence", room_id = "r" }, "not_member")
+            expect_error(c, { type = "presence" }, "missing_field")
+        end)
+    end)
+
+    describe("disconnect", function()
+        it("removes the connection from its rooms and from presence", function()
+            local a, b = w:connect(), w:connect()
+            one(a, { type = "join", room_id = "r", user_id = "alice" })
+            one(b, { type = "join", room_id = "r", user_id = "bob" })
+            w:disconnect(a)
+            assert.are.same({ type = "presence", room_id = "r", users = { "bob" }, count = 1 },
+                one(b, { type = "presence", room_id = "r" }))
+        end)
+    end)
+end)

@@ -1,0 +1,90 @@
+package.path = "lua/?.lua;lua/?/init.lua;tests/lua/helpers/?.lua;" .. package.path
+
+local fake = require("fake_roomcast")
+local util = require("roomcast.util")
+local cjson = require("cjson")
+
+describe("scripts/echo.lua", function()
+    it("sends every message back as it came, binary as binary", function()
+        local w = fake.new()
+        w:boot({ script = "scripts/echo.lua" })
+        local c = w:connect()
+        w:send(c, "plain text")
+        w:send(c, '{"type":"x"}')
+        w:send(c, "\0\1\255", true)
+        assert.are.same({
+            { data = "plain text", binary = false },
+            { data = '{"type":"x"}', binary = false },
+            { data = "\0\1\255", binary = true },
+        }, w:raw(c))
+    end)
+end)
+
+describe("scripts/fanout.lua", function()
+    it("joins everyone to bench and publishes verbatim, unstamped, to all", function()
+        local w = fake.new()
+        w:boot({ script = "scripts/fanout.lua" })
+        local a, b = w:connect(), w:connect()
+        assert.are.same({ "bench" }, a:rooms())
+        assert.are.equal(2, w.rc.room("bench"):count())
+        w:send(a, '{"n":1}')
+        w:send(b, "\1\2", true)
+        local want = { { data = '{"n":1}', binary = false }, { data = "\1\2", binary = true } }
+        assert.are.same(want, w:raw(a))
+        assert.are.same(want, w:raw(b))
+    end)
+end)
+
+describe("roomcast.util", function()
+    it("encodes marked empty tables as arrays, anywhere in the value", function()
+        assert.are.equal("[]", util.encode(util.array()))
+        assert.are.equal("{}", util.encode({}))
+        local v = { a = util.array(), b = { c = util.array(), d = { 1, 2 } }, e = {} }
+        assert.are.same({ a = {}, b = { c = {}, d = { 1, 2 } }, e = {} }, cjson.decode(util.encode(v)))
+        local s = util.encode(v)
+        assert.matches('"a":%[%]', s)
+        assert.matches('"c":%[%]', s)
+        assert.matches('"e":{}', s)
+        -- the value is left as it was
+        assert.are.equal(util.array_mt, getmetatable(v.a))
+        assert.are.same({}, v.a)
+    end)
+
+    it("is not fooled by user data that looks like its placeholder", function()
+        local evil = "__rc_empty_array_0000000000000000__"
+        local s = util.encode({ x = util.array(), y = evil })
+        assert.are.same({ x = {}, y = evil }, cjson.decode(s))
+        assert.matches('"x":%[%]', s)
+    end)
+
+    it("raises like cjson for values JSON cannot hold", function()
+        assert.has_error(function() util.encode({ f = print, a = util.array() }) end)
+    end)
+
+    it("matches globs with * only", function()
+        assert.is_true(util.glob_match("game:*", "game:1"))
+        assert.is_true(util.glob_match("game:*", "game:"))
+        assert.is_false(util.glob_match("game:*", "xgame:1"))
+        assert.is_true(util.glob_match("lobby", "lobby"))
+        assert.is_false(util.glob_match("lobby", "lobby2"))
+        assert.is_true(util.glob_match("a.b%c", "a.b%c"))
+        assert.is_false(util.glob_match("a.b", "axb"))
+        assert.is_true(util.glob_match("*", "anything"))
+        assert.is_true(util.glob_match("*-eu-*", "room-eu-7"))
+        assert.is_false(util.glob_match("lobby", nil))
+    end)
+
+    it("validates ids and refuses unknown error codes", function()
+        assert.is_true(util.valid_id("x"))
+        assert.is_true(util.valid_id(3))
+        assert.is_false(util.valid_id(0 / 0))
+        assert.is_false(util.valid_id({}))
+        assert.is_false(util.valid_id(string.rep("x", 129)))
+        local w = fake.new()
+        w:boot({ script = "scripts/echo.lua" })
+        local c = w:connect()
+        assert.has_error(function() util.send_error(c, "made_up", "x") end)
+        util.send_error(c, "not_found", nil, { bad = 1 })
+        assert.are.same({ { type = "error", code = "not_found", message = "not found" } }, w:take(c))
+    end)
+end)

@@ -1,0 +1,494 @@
+-- An in-memory fake of the C side of the roomcast Lua API (lua/API.md) for
+-- busted specs. It implements the whole `require("roomcast")` module
+-- (connections with an outbox of sent frames, rooms with seq / history /
+-- presence / KV, the user index, publish with seq+ts splicing, rc.jwt.verify
+-- with real HS256) plus driver methods that play the part of C: connect a
+-- client, deliver a frame, disconnect, tick the clock.
+--
+--   local fake = require("fake_roomcast")
+--   local w = fake.new({ config = {...}, now = 1700000000000 })
+--       -- installs w.rc as package.loaded["roomcast"]
+--   w:boot({ script = "scripts/chat.lua", plugins = {...} })  -- roomcast.boot.load
+--   local c = w:connect({ args = {}, headers = {} })            -- nil, status, reason if refused
+--   w:send(c, '{"type":"join","room_id":"lobby"}')              -- handlers.message
+--   w:take(c)        -- decoded JSON frames sent to c since the last take
+--   w:disconnect(c)  -- handlers.disconnect, then C-side cleanup
+--   w:tick(1000)     -- advance the clock by 1000 ms and run handlers.tick
+--
+-- Like C, the fake delivers a publish to every member synchronously (there is
+-- no room actor here), so a sender sees its own broadcast before its ack.
+
+local cjson = require("cjson")
+local hs256 = require("hs256")
+
+local M = {}
+
+local World = {}
+World.__index = World
+
+local function check_type(v, want, fname, argn)
+    if type(v) ~= want then
+        error(string.format("bad argument #%d to '%s' (%s expected, got %s)", argn, fname, want,
+            type(v)), 3)
+    end
+end
+
+local function remove_value(list, v)
+    for i = #list, 1, -1 do
+        if list[i] == v then
+            table.remove(list, i)
+        end
+    end
+end
+
+local function kv_proxy(get, set)
+    return setmetatable({}, {
+        __index = function(_, k) return get(k) end,
+        __newindex = function(_, k, v) set(k, v) end,
+    })
+end
+
+local function check_kv(key, value, fname)
+    check_type(key, "string", fname, 1)
+    if value ~= nil and type(value) ~= "string" then
+        error("bad argument #2 to '" .. fname .. "' (string or nil expected, got " .. type(value)
+            .. ")", 3)
+    end
+end
+
+-- --------------------------------------------------------------------------
+-- connection handles
+
+local function make_conn_mt(w)
+    local methods = {}
+
+    local function live(self)
+        local st = w.conns[self.id]
+        if st and not st.closing then
+            return st
+        end
+        return nil
+    end
+
+    local function push(st, data, binary)
+        if #data > w.max_message then
+            return nil, "too_big"
+        end
+        st.outbox[#st.outbox + 1] = { data = data, binary = binary }
+        return true
+    end
+
+    function methods:send(text)
+        check_type(text, "string", "send", 1)
+        local st = live(self)
+        if not st then return nil, "closed" end
+        return push(st, text, false)
+    end
+
+    function methods:send_binary(bytes)
+        check_type(bytes, "string", "send_binary", 1)
+        local st = live(self)
+        if not st then return nil, "closed" end
+        return push(st, bytes, true)
+    end
+
+    function methods:send_json(tbl)
+        check_type(tbl, "table", "send_json", 1)
+        local st = live(self)
+        if not st then return nil, "closed" end
+        return push(st, cjson.encode(tbl), false)
+    end
+
+    function methods:close(code, reason)
+        local st = w.conns[self.id]
+        if not st then return nil, "closed" end
+        if not st.closing then
+            st.closing = true
+            st.close_code = code or 1000
+            st.close_reason = reason or ""
+        end
+        return true
+    end
+
+    function methods:join(name)
+        check_type(name, "string", "join", 1)
+        local st = live(self)
+        if not st then return nil, "closed" end
+        if st.rooms[name] then return nil, "already_member" end
+        local chain = w.rc._chain
+        if chain then
+            local ok, code, msg = chain.join_chain(self, w.rc.room(name))
+            if ok == false then
+                return nil, "denied", code, msg
+            end
+        end
+        -- the chain may have closed the connection
+        st = live(self)
+        if not st then return nil, "closed" end
+        local room = w:room_state(name)
+        st.rooms[name] = true
+        st.room_order[#st.room_order + 1] = name
+        room.members[#room.members + 1] = self.id
+        return true
+    end
+
+    function methods:leave(name)
+        check_type(name, "string", "leave", 1)
+        local st = w.conns[self.id]
+        if not st then return nil, "closed" end
+        if not st.rooms[name] then return nil, "not_member" end
+        st.rooms[name] = nil
+        remove_value(st.room_order, name)
+        remove_value(w.rooms[name].members, self.id)
+        local chain = w.rc._chain
+        if chain then
+            chain.leave_chain(self, w.rc.room(name))
+        end
+        return true
+    end
+
+    function methods:rooms()
+        local st = w.conns[self.id]
+        if not st then return nil, "closed" end
+        local out = {}
+        for i, n in ipairs(st.room_order) do out[i] = n end
+        return out
+    end
+
+    function methods:in_room(name)
+        check_type(name, "string", "in_room", 1)
+        local st = w.conns[self.id]
+        return st ~= nil and st.rooms[name] == true
+    end
+
+    function methods:get(key)
+        check_type(key, "string", "get", 1)
+        local st = w.conns[self.id]
+        if not st then return nil, "closed" end
+        return st.kv[key]
+    end
+
+    function methods:set(key, value)
+        check_kv(key, value, "set")
+        local st = w.conns[self.id]
+        if not st then return nil, "closed" end
+        st.kv[key] = value
+        return true
+    end
+
+    return {
+        __index = function(self, k)
+            if k == "user" then
+                local st = w.conns[rawget(self, "id")]
+                return st and st.user
+            elseif k == "peer" then
+                local st = w.conns[rawget(self, "id")]
+                return st and st.peer
+            elseif k == "data" then
+                return kv_proxy(function(key) return self:get(key) end,
+                    function(key, v) self:set(key, v) end)
+            end
+            return methods[k]
+        end,
+        __newindex = function(self, k, v)
+            if k ~= "user" then
+                error("conn handle: field '" .. tostring(k) .. "' is read-only", 2)
+            end
+            if v ~= nil and type(v) ~= "string" then
+                error("conn.user must be a string or nil", 2)
+            end
+            local st = w.conns[rawget(self, "id")]
+            if st then
+                st.user = v
+            end
+        end,
+    }
+end
+
+-- --------------------------------------------------------------------------
+-- room handles
+
+local function make_room_mt(w)
+    local methods = {}
+
+    function methods:publish(payload, opts)
+        check_type(payload, "string", "publish", 1)
+        if opts ~= nil then check_type(opts, "table", "publish", 2) end
+        opts = opts or {}
+        local room = w:room_state(self.name)
+        if #payload > w.max_message then return nil, "too_big" end
+        local seq = room.seq + 1
+        local ts = w.clock
+        if opts.stamp then
+            local body = payload:match("^(.-)%s*}%s*$")
+            if not body or not payload:find("^%s*{") then
+                return nil, "not_object"
+            end
+            local sep = body:find("^%s*{%s*$") and "" or ","
+            payload = string.format('%s%s"seq":%d,"ts":%d}', body, sep, seq, ts)
+        end
+        room.seq = seq
+        room.history[#room.history + 1] = { seq = seq, payload = payload,
+            binary = opts.binary and true or nil }
+        while #room.history > w.history_max do
+            table.remove(room.history, 1)
+        end
+        for _, id in ipairs(room.members) do
+            local st = w.conns[id]
+            if id ~= opts.exclude and st and not st.closing then
+                st.outbox[#st.outbox + 1] = { data = payload, binary = opts.binary and true or false }
+            end
+        end
+        w.published[#w.published + 1] = { room = self.name, seq = seq, payload = payload }
+        return true -- like C: queued; seq is assigned by the room actor
+    end
+
+    function methods:count()
+        local room = w.rooms[self.name]
+        return room and #room.members or 0
+    end
+
+    function methods:members()
+        local room = w.rooms[self.name]
+        local out = {}
+        for i, id in ipairs(room and room.members or {}) do out[i] = id end
+        return out
+    end
+
+    function methods:presence()
+        local room = w.rooms[self.name]
+        local out, seen = {}, {}
+        for _, id in ipairs(room and room.members or {}) do
+            local u = w.conns[id] and w.conns[id].user
+            if u and not seen[u] then
+                seen[u] = true
+                out[#out + 1] = u
+            end
+        end
+        return out
+    end
+
+    function methods:history(since, limit)
+        since = since or 0
+        check_type(since, "number", "history", 1)
+        if limit ~= nil then check_type(limit, "number", "history", 2) end
+        local room = w.rooms[self.name]
+        local out = {}
+        for _, e in ipairs(room and room.history or {}) do
+            if e.seq > since then
+                if limit and #out >= limit then break end
+                out[#out + 1] = { seq = e.seq, payload = e.payload, binary = e.binary }
+            end
+        end
+        return out
+    end
+
+    function methods:last_seq()
+        local room = w.rooms[self.name]
+        return room and room.seq or 0
+    end
+
+    function methods:get(key)
+        check_type(key, "string", "room:get", 1)
+        local room = w.rooms[self.name]
+        return room and room.kv[key]
+    end
+
+    function methods:set(key, value)
+        check_kv(key, value, "room:set")
+        w:room_state(self.name).kv[key] = value
+        return true
+    end
+
+    return {
+        __index = function(self, k)
+            if k == "data" then
+                return kv_proxy(function(key) return self:get(key) end,
+                    function(key, v) self:set(key, v) end)
+            end
+            return methods[k]
+        end,
+        __newindex = function(_, k)
+            error("room handle: field '" .. tostring(k) .. "' is read-only", 2)
+        end,
+    }
+end
+
+-- --------------------------------------------------------------------------
+-- the module
+
+local function make_module(w, opts)
+    local rc = {}
+    local conn_mt, room_mt = make_conn_mt(w), make_room_mt(w)
+
+    rc.json = cjson
+    rc.errors = require("roomcast.errors")
+    rc.config = opts.config or {}
+
+    local function logger(level)
+        return function(fmt, ...)
+            check_type(fmt, "string", "log." .. level, 1)
+            w.logs[#w.logs + 1] = { level = level, text = string.format(fmt, ...) }
+        end
+    end
+    rc.log = { debug = logger("debug"), info = logger("info"), warn = logger("warn"),
+        error = logger("error") }
+
+    function rc.now() return w.clock end
+    function rc.worker_id() return 0 end
+    function rc.generation() return w.generation end
+
+    function rc.conn(id)
+        check_type(id, "number", "roomcast.conn", 1)
+        return setmetatable({ id = id }, conn_mt)
+    end
+
+    function rc.room(name)
+        check_type(name, "string", "roomcast.room", 1)
+        return setmetatable({ name = name }, room_mt)
+    end
+
+    function rc.send_to_user(user, payload, is_binary)
+        check_type(user, "string", "send_to_user", 1)
+        check_type(payload, "string", "send_to_user", 2)
+        local n = 0
+        for id = 1, w.next_id - 1 do
+            local st = w.conns[id]
+            if st and st.user == user and not st.closing then
+                st.outbox[#st.outbox + 1] = { data = payload, binary = is_binary and true or false }
+                n = n + 1
+            end
+        end
+        return n
+    end
+
+    rc.jwt = {
+        verify = function(token, secret, vopts)
+            check_type(token, "string", "jwt.verify", 1)
+            check_type(secret, "string", "jwt.verify", 2)
+            return hs256.verify(token, secret, math.floor(w.clock / 1000), vopts)
+        end,
+    }
+    return rc
+end
+
+-- fake.new([opts]) -> world. opts: config, now (ms), history_max, max_message
+function M.new(opts)
+    opts = opts or {}
+    local w = setmetatable({
+        conns = {}, rooms = {}, next_id = 1, logs = {}, published = {},
+        clock = opts.now or 1700000000000, generation = 1,
+        history_max = opts.history_max or 1000,
+        max_message = opts.max_message or 1024 * 1024,
+    }, World)
+    w.rc = make_module(w, opts)
+    package.loaded["roomcast"] = w.rc
+    return w
+end
+
+function World:room_state(name)
+    local r = self.rooms[name]
+    if not r then
+        r = { name = name, seq = 0, history = {}, members = {}, kv = {} }
+        self.rooms[name] = r
+    end
+    return r
+end
+
+-- world:boot(opts) -> handlers (roomcast.boot.load with this fake installed)
+function World:boot(opts)
+    package.loaded["roomcast"] = self.rc
+    self.handlers = require("roomcast.boot").load(opts)
+    return self.handlers
+end
+
+-- world:reload(opts) -> handlers: save_state of the current generation, then
+-- boot a new one with old_state, as C does on SIGHUP. Connections, rooms and
+-- their KV stay (they are C's).
+function World:reload(opts)
+    local saved = self.handlers and self.handlers.save_state()
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.old_state = saved
+    local h = self:boot(o)
+    self.generation = self.generation + 1
+    return h, saved
+end
+
+-- world:connect([req]) -> conn | nil, status, reason
+function World:connect(req)
+    req = req or {}
+    req.path = req.path or "/ws"
+    req.args = req.args or {}
+    req.headers = req.headers or {}
+    local id = self.next_id
+    self.next_id = id + 1
+    local peer = req.peer or ("127.0.0.1:" .. (40000 + id))
+    req.peer = peer
+    self.conns[id] = { id = id, peer = peer, outbox = {}, rooms = {}, room_order = {}, kv = {} }
+    local conn = self.rc.conn(id)
+    local ok, status, reason = self.handlers.connect(conn, req)
+    if not ok then
+        self.conns[id] = nil
+        return nil, status, reason
+    end
+    return conn
+end
+
+-- world:send(conn, data[, is_binary]) -> handlers.message (errors propagate)
+function World:send(conn, data, is_binary)
+    return self.handlers.message(conn, data, is_binary and true or false)
+end
+
+function World:send_json(conn, tbl)
+    return self:send(conn, cjson.encode(tbl), false)
+end
+
+-- world:raw(conn) -> { {data=, binary=}, ... } sent since the last take/raw; clears
+function World:raw(conn)
+    local st = self.conns[conn.id]
+    local out = st and st.outbox or {}
+    if st then st.outbox = {} end
+    return out
+end
+
+-- world:take(conn) -> decoded JSON frames sent since the last take/raw; clears
+-- (binary frames are returned as { binary = <bytes> })
+function World:take(conn)
+    local out = {}
+    for i, f in ipairs(self:raw(conn)) do
+        out[i] = f.binary and { binary = f.data } or cjson.decode(f.data)
+    end
+    return out
+end
+
+-- world:state(conn) -> the C-side record (closing, close_code, kv, user, ...)
+function World:state(conn)
+    return self.conns[conn.id]
+end
+
+-- world:disconnect(conn[, code, reason]): handlers.disconnect while the
+-- connection is still registered, then the C-side cleanup (rooms, user index).
+function World:disconnect(conn, code, reason)
+    local st = self.conns[conn.id]
+    if not st then return end
+    st.closing = true
+    local ok, err = pcall(self.handlers.disconnect, conn, code or 1000, reason or "")
+    for name in pairs(st.rooms) do
+        remove_value(self.rooms[name].members, conn.id)
+    end
+    self.conns[conn.id] = nil
+    if not ok then error(err, 0) end
+end
+
+-- world:tick([advance_ms]) -> handlers.tick(now) after moving the clock
+function World:tick(advance_ms)
+    self.clock = self.clock + (advance_ms or 0)
+    return self.handlers.tick(self.clock)
+end
+
+function World:advance(ms)
+    self.clock = self.clock + ms
+end
+
+return M

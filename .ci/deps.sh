@@ -7,10 +7,13 @@ PKGS=(
   libev-dev libluajit-5.1-dev luajit libssl-dev openssl lua-cjson
   libcmocka-dev lua-busted
   python3 python3-websockets python3-prometheus-client
-  nodejs npm
   libhiredis-dev libsqlite3-dev zlib1g-dev redis-server
   valgrind
 )
+# Node.js may come from outside Debian (with its own npm); Debian's npm
+# conflicts with such a node, so it is only installed when the commands are absent.
+command -v node >/dev/null || PKGS+=(nodejs)
+command -v npm >/dev/null || PKGS+=(npm)
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then

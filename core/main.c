@@ -44,6 +44,7 @@ static const char usage_text[] =
     "  --sendq-limit BYTES  per-connection send queue hard limit (default 8M)\n"
     "  --slow-policy P      drop|close|latest for slow consumers (default drop)\n"
     "  --sndbuf BYTES       SO_SNDBUF of client sockets (default: kernel's)\n"
+    "  --accept MODE        reuseport (a listener per worker) | handoff (one acceptor)\n"
     "  --log-level LEVEL    debug|info|warn|error (default info)\n"
     "  --log-file FILE      log to FILE instead of stderr\n"
     "  -t                   check the configuration and exit\n"
@@ -62,6 +63,7 @@ enum {
     OPT_SENDQ,
     OPT_SLOW_POLICY,
     OPT_SNDBUF,
+    OPT_ACCEPT,
     OPT_PLUGIN,
     OPT_LUA_BUDGET,
     OPT_LOG_LEVEL,
@@ -106,6 +108,7 @@ static void parse_args(int argc, char **argv, struct rc_config *cfg)
         {"sendq-limit", required_argument, NULL, OPT_SENDQ},
         {"slow-policy", required_argument, NULL, OPT_SLOW_POLICY},
         {"sndbuf", required_argument, NULL, OPT_SNDBUF},
+        {"accept", required_argument, NULL, OPT_ACCEPT},
         {"plugin", required_argument, NULL, OPT_PLUGIN},
         {"lua-budget", required_argument, NULL, OPT_LUA_BUDGET},
         {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -170,6 +173,14 @@ static void parse_args(int argc, char **argv, struct rc_config *cfg)
             if (*optarg == '\0' || *end || v < 1000)
                 bad_usage("invalid instruction budget '%s' (>= 1000)", optarg);
             cfg->lua_budget = (uint64_t)v;
+            break;
+        case OPT_ACCEPT:
+            if (strcmp(optarg, "reuseport") == 0)
+                cfg->accept_handoff = 0;
+            else if (strcmp(optarg, "handoff") == 0)
+                cfg->accept_handoff = 1;
+            else
+                bad_usage("invalid accept mode '%s' (reuseport|handoff)", optarg);
             break;
         case OPT_SNDBUF:
             if (rc_parse_size(optarg, &cfg->sndbuf) != 0 || cfg->sndbuf > (1u << 30))

@@ -69,6 +69,7 @@ struct rc_config {
     char *tls_chain;      /* owned: optional PEM intermediate chain */
     int max_conns;        /* open WebSocket connections, all workers; 0 = no limit */
     int max_conns_per_ip; /* TCP connections per peer address; 0 = no limit */
+    int accept_handoff;   /* 1: worker 0 accepts and hands fds round-robin; 0: SO_REUSEPORT */
     double accept_rate;   /* accepted connections per second; 0 = no limit */
     double accept_burst;  /* token bucket size; 0 = accept_rate */
     double msg_rate;      /* inbound messages per second per connection; 0 = no limit */

@@ -615,6 +615,10 @@ static int apply(struct loadctx *x, const char *k)
         return get_secs(x, k, 0.001, &c->close_timeout);
     if (strcmp(k, "drain_time") == 0)
         return get_secs(x, k, 0, &c->drain_time);
+    if (strcmp(k, "accept") == 0) {
+        static const char *const accept_names[] = {"reuseport", "handoff", NULL};
+        return get_enum(x, k, accept_names, &c->accept_handoff);
+    }
     if (strcmp(k, "sndbuf") == 0)
         return get_size(x, k, 0, (size_t)1 << 30, &c->sndbuf);
     if (strcmp(k, "sendq_limit") == 0)

@@ -536,7 +536,11 @@ static void feed_ws(struct conn *c, uint8_t *buf, size_t n)
 /* Any bytes from the peer prove it alive: back to the tail of the idle list. */
 static void touch(struct conn *c)
 {
-    if (c->state == CONN_OPEN)
+    /* Lazy like nginx's timers: a busy connection moves at most once a
+     * second (its ping may come up to a second early); a pinged one moves
+     * back at once so its pong deadline is cancelled. */
+    if (c->state == CONN_OPEN &&
+        (c->tn.on != &c->w->idle_list || ev_now(c->w->loop) - c->tn.stamp >= 1.0))
         tlist_add(&c->w->idle_list, &c->tn);
 }
 

@@ -1,6 +1,7 @@
 #include "mailbox.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "closecode.h"
@@ -60,6 +61,12 @@ static void handle(struct worker *w, struct mail *m)
             conn_close(c, m->flags ? m->flags : WS_CLOSE_NORMAL, m->payload);
         break;
     }
+    case MAIL_NEW_CONN:
+        if (w->draining)
+            close((int)m->conn_id);
+        else
+            conn_new(w, (int)m->conn_id, (const struct sockaddr_storage *)m->payload);
+        break;
     case MAIL_RELOAD:
         if (w->handler->reload)
             w->handler->reload(w);
@@ -134,20 +141,21 @@ void mailbox_init(struct worker *w)
     ev_async_start(w->loop, &w->mbox_async);
 }
 
+static void free_list(struct mail *m)
+{
+    while (m) {
+        struct mail *n = m->next;
+        if (m->type == MAIL_NEW_CONN)
+            close((int)m->conn_id); /* a handed-off socket nobody took */
+        mail_free(m);
+        m = n;
+    }
+}
+
 void mailbox_destroy(struct worker *w)
 {
-    struct mail *m = w->mbox_head;
-    while (m) {
-        struct mail *n = m->next;
-        mail_free(m);
-        m = n;
-    }
-    m = w->local_head;
-    while (m) {
-        struct mail *n = m->next;
-        mail_free(m);
-        m = n;
-    }
+    free_list(w->mbox_head);
+    free_list(w->local_head);
     w->mbox_head = w->mbox_tail = w->local_head = w->local_tail = NULL;
     if (w->loop)
         ev_async_stop(w->loop, &w->mbox_async);

@@ -26,6 +26,7 @@ enum mail_type {
     MAIL_SEND_CONN,   /* to a conn's worker: send frame to that connection */
     MAIL_CLOSE_CONN,  /* to a conn's worker: close it (code in flags, reason in payload) */
     MAIL_RELOAD,      /* reload the handler state (Lua) */
+    MAIL_NEW_CONN,    /* handoff accept: conn_id is the fd, payload the peer sockaddr */
 };
 
 #define MAIL_F_BINARY 0x1u

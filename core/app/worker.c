@@ -33,6 +33,22 @@ static void on_accept(struct listener *l, int fd, const struct sockaddr_storage 
         close(fd);
         return;
     }
+    struct server *s = w->srv;
+    if (s->cfg->accept_handoff && s->nworkers > 1) {
+        /* One acceptor, round-robin hand-over (see RESULTS.md for why
+         * SO_REUSEPORT is the default). */
+        struct worker *to = &s->workers[s->next_worker++ % (unsigned)s->nworkers];
+        if (to != w) {
+            struct mail *m = mail_new(MAIL_NEW_CONN, NULL, 0, peer, sizeof(*peer));
+            if (m == NULL) {
+                close(fd);
+                return;
+            }
+            m->conn_id = (uint64_t)fd;
+            mail_post(w, to, m);
+            return;
+        }
+    }
     conn_new(w, fd, peer);
 }
 
@@ -110,6 +126,7 @@ static void *worker_main(void *arg)
     rc_log_set_thread_tag(w->id);
     cur_worker = w;
     ev_run(w->loop, 0);
+    sendq_cache_flush();
     return NULL;
 }
 
@@ -202,12 +219,17 @@ int server_init(struct server *s, struct rc_config *cfg, const struct conn_handl
     int fds[RC_MAX_WORKERS];
     int port = cfg->port;
     for (int i = 0; i < n; i++) {
+        if (i > 0 && cfg->accept_handoff) {
+            fds[i] = -1; /* only worker 0 accepts */
+            continue;
+        }
         fds[i] = listener_bind(cfg->bind_addr, port, 4096);
         if (fds[i] < 0) {
             int e = fds[i];
             rc_error("cannot listen on %s:%d: %s", cfg->bind_addr, port, rc_strerror(e));
             for (int j = 0; j < i; j++)
-                close(fds[j]);
+                if (fds[j] >= 0)
+                    close(fds[j]);
             return e;
         }
         if (i == 0)
@@ -285,6 +307,7 @@ void server_join(struct server *s)
         worker_release_all(&s->workers[i]);
     rooms_destroy(s);
     users_destroy(s);
+    sendq_cache_flush(); /* what the releases above cached on this thread */
     for (int i = 0; i < s->nworkers; i++)
         worker_destroy(&s->workers[i]);
     rc_free(s->workers);

@@ -91,7 +91,8 @@ struct server {
     struct strmap users; /* user id -> struct user_conns * (users.c), under users_lock */
     struct worker *workers;
     int nworkers;
-    int port; /* the bound port (resolved when -p 0) */
+    int port;             /* the bound port (resolved when -p 0) */
+    unsigned next_worker; /* handoff accept: round-robin cursor (worker 0's thread only) */
     ev_tstamp started;
     atomic_int running;
 };

@@ -106,6 +106,9 @@ void listener_start(struct listener *l, struct ev_loop *loop, int fd, listener_a
 {
     l->loop = loop;
     l->fd = fd;
+    l->spare_fd = -1;
+    if (fd < 0)
+        return; /* this worker does not accept (handoff mode) */
     l->spare_fd = open_spare();
     l->on_accept = cb;
     l->data = data;

@@ -38,7 +38,8 @@ int listener_bind(const char *addr, int port, int backlog);
 /* The port a bound socket listens on, or -errno. */
 int listener_port(int fd);
 
-/* Wraps an already bound fd (takes ownership) and starts accepting on loop. */
+/* Wraps an already bound fd (takes ownership) and starts accepting on loop.
+ * fd < 0 sets up a listener that never accepts (closing it is a no-op). */
 void listener_start(struct listener *l, struct ev_loop *loop, int fd, listener_accept_cb cb,
                     void *data);
 /* Stops accepting (the socket stays open: for drain). */

@@ -1265,7 +1265,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "rcbench: only %" PRIu64 " of %d connections opened\n", s.opened, o.conns);
 
     uint64_t ms = 0, me = 0;
-    if (o.sc == SC_STORM) {
+    if (s.opened == 0) {
+        ms = me = now_ns(); /* nothing to measure: stop now */
+    } else if (o.sc == SC_STORM) {
         proc_sample(o.server_pid, &r.p1);
         r.client_cpu_s = self_cpu();
         r.p0 = r.pbase;

@@ -110,8 +110,8 @@ def main():
 
     md.append("\n## Detail\n")
     md.append("| row | server | per s | per server CPU-s | delivered | p50 us | p90 us | p99 us "
-              "| p99.9 us | server CPU % | RSS max kB | runs |")
-    md.append("|" + "---|" * 12)
+              "| p99.9 us | server CPU % | client CPU % | RSS max kB | runs |")
+    md.append("|" + "---|" * 13)
     for row in rows:
         for s in SERVERS:
             r = results[row].get(s)
@@ -133,7 +133,8 @@ def main():
                 f"| {row} | {s} | {fmt(per_s)} | {fmt(per_cpu)} | {deliv} | "
                 f"{fmt(r.get(lat + '.p50'), 1)} | {fmt(r.get(lat + '.p90'), 1)} | "
                 f"{fmt(r.get(lat + '.p99'), 1)} | {fmt(r.get(lat + '.p999'), 1)} | "
-                f"{fmt(r.get('server.cpu_pct'), 1)} | {fmt(r.get('server.rss_max_kb'))} | "
+                f"{fmt(r.get('server.cpu_pct'), 1)} | {fmt(r.get('client_cpu_pct'), 1)} | "
+                f"{fmt(r.get('server.rss_max_kb'))} | "
                 f"{r['repeats']} |")
     plots = make_plots(out, results)
     if plots:
@@ -203,7 +204,7 @@ def make_plots(out, results):
     bysize = {}
     for row in sizes:
         n = room(row)
-        if n != 1000 or row == "fanout-1000-r100":
+        if n != 1000 or row == "fanout-1000-r20":
             bysize[row] = results[row]
     if len({room(r) for r in bysize}) > 1:
         p50 = {}
@@ -220,7 +221,7 @@ def make_plots(out, results):
             f"'{d50}' index {i} with linespoints dashtype 2 lc {i + 1} title '{s} p50'"
             for i, s in enumerate(idx))
         plot("latency_room.png", term + f"set output '{pdir}/latency_room.png'\n"
-             "set title 'publish->receive latency vs room size (~100k deliveries/s offered)'\n"
+             "set title 'publish->receive latency vs room size (20k deliveries/s offered)'\n"
              "set xlabel 'members'; set ylabel 'latency (us)'; set logscale xy; set grid\n"
              "set key top left\n"
              f"plot {lines}\n")

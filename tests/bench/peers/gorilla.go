@@ -4,7 +4,8 @@
 //
 // echo:   every message goes back to its sender, same opcode.
 // fanout: every connection is a member of one room; every message received is
-//         sent to every connection (the sender too), binary stays binary.
+//
+//	sent to every connection (the sender too), binary stays binary.
 //
 // Each connection has a reader goroutine and, in fanout mode, a writer
 // goroutine fed by a buffered channel. A message is framed once

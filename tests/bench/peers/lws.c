@@ -110,17 +110,21 @@ static int on_receive(struct lws *wsi, struct sess *s, const void *in, size_t le
 
 static int on_writeable(struct lws *wsi, struct sess *s)
 {
-    if (s->n == 0)
-        return 0;
-    struct msg *m = s->q[s->head];
-    s->head = (s->head + 1) % QCAP;
-    s->n--;
-    /* lws allows one lws_write per WRITEABLE callback. */
-    int w = lws_write(wsi, m->buf + LWS_PRE, m->len, m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-    int short_write = w < (int)m->len;
-    msg_unref(m);
-    if (short_write)
-        return -1;
+    /* Several messages per callback while the socket takes them
+     * (lws_send_pipe_choked), not one per poll round. */
+    do {
+        if (s->n == 0)
+            return 0;
+        struct msg *m = s->q[s->head];
+        s->head = (s->head + 1) % QCAP;
+        s->n--;
+        int w =
+            lws_write(wsi, m->buf + LWS_PRE, m->len, m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+        int short_write = w < (int)m->len;
+        msg_unref(m);
+        if (short_write)
+            return -1;
+    } while (!lws_send_pipe_choked(wsi));
     if (s->n)
         lws_callback_on_writable(wsi);
     return 0;

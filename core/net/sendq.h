@@ -28,9 +28,12 @@
 
 /* Frames shorter than this are copied into the private chunk; longer ones are
  * shared by reference. Measured in tests/bench (see RESULTS.md). */
+#ifndef SENDQ_COPY_MAX
 #define SENDQ_COPY_MAX 1024
+#endif
 #define SENDQ_CHUNK 4096
 #define SENDQ_MAX_IOV 64
+_Static_assert(SENDQ_COPY_MAX <= SENDQ_CHUNK, "a copied frame must fit in one private chunk");
 
 struct sendq_lane {
     struct frame_ref **ring; /* owned; NULL when empty */

@@ -317,6 +317,13 @@ RC_FFI_EXPORT long rc_ffi_room_history(const char *room, size_t len, uint64_t si
     return bw.used > cap ? RC_E_LIMIT : bw.count;
 }
 
+/* room:set_policy(name): 0 drop, 1 close, 2 latest (enum slow_policy). */
+RC_FFI_EXPORT int rc_ffi_room_set_policy(const char *room, size_t len, int policy)
+{
+    struct server *s = cur_server();
+    return s ? room_set_policy(s, room, len, policy) : RC_E_CLOSED;
+}
+
 RC_FFI_EXPORT int rc_ffi_room_last_seq(const char *room, size_t len, uint64_t *seq)
 {
     struct server *s = cur_server();
@@ -440,6 +447,7 @@ RC_FFI_EXPORT int rc_ffi_jwt_verify(const char *token, size_t tlen, const char *
     XX(rc_ffi_room_presence)                                                                       \
     XX(rc_ffi_room_history)                                                                        \
     XX(rc_ffi_room_last_seq)                                                                       \
+    XX(rc_ffi_room_set_policy)                                                                     \
     XX(rc_ffi_room_get)                                                                            \
     XX(rc_ffi_room_set)                                                                            \
     XX(rc_ffi_free)                                                                                \

@@ -84,6 +84,8 @@ long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, s
 long rc_ffi_room_history(const char *room, size_t len, uint64_t since, size_t limit, char *buf,
                          size_t cap, size_t *used);
 int rc_ffi_room_last_seq(const char *room, size_t len, uint64_t *seq);
+/* Sets the room's slow-consumer policy (0 drop, 1 close, 2 latest). 0 or RC_E_INVAL. */
+int rc_ffi_room_set_policy(const char *room, size_t len, int policy);
 /* room.data: *val is malloc'd (free it with rc_ffi_free), NULL when absent. */
 int rc_ffi_room_get(const char *room, size_t len, const char *key, size_t klen, char **val,
                     size_t *vlen);

@@ -27,6 +27,7 @@ long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, s
 long rc_ffi_room_history(const char *room, size_t len, uint64_t since, size_t limit, char *buf,
                          size_t cap, size_t *used);
 int rc_ffi_room_last_seq(const char *room, size_t len, uint64_t *seq);
+int rc_ffi_room_set_policy(const char *room, size_t len, int policy);
 int rc_ffi_room_get(const char *room, size_t len, const char *key, size_t klen, char **val,
                     size_t *vlen);
 int rc_ffi_room_set(const char *room, size_t len, const char *key, size_t klen, const char *val,
@@ -47,7 +48,7 @@ local M = {
         "rc_ffi_conn_rooms", "rc_ffi_set_user", "rc_ffi_get_user", "rc_ffi_peer",
         "rc_ffi_conn_get", "rc_ffi_conn_set", "rc_ffi_publish", "rc_ffi_room_count",
         "rc_ffi_room_members", "rc_ffi_room_presence", "rc_ffi_room_history",
-        "rc_ffi_room_last_seq", "rc_ffi_room_get", "rc_ffi_room_set", "rc_ffi_free",
+        "rc_ffi_room_last_seq", "rc_ffi_room_set_policy", "rc_ffi_room_get", "rc_ffi_room_set", "rc_ffi_free",
         "rc_ffi_send_to_user", "rc_ffi_log", "rc_ffi_now", "rc_ffi_jwt_verify",
     },
     -- core/base/err.h

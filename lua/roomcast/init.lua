@@ -351,6 +351,22 @@ function room_methods:last_seq()
     return tonumber(out_u64[0])
 end
 
+local POLICIES = { drop = 0, close = 1, latest = 2 }
+
+-- The slow-consumer policy for this room's deliveries: "drop" (skip data
+-- frames for a member over its send-queue limits), "close" (1008) or
+-- "latest" (keep only the newest pending message of this room).
+function room_methods:set_policy(policy)
+    local p = POLICIES[policy]
+    if p == nil then
+        error("room:set_policy: expected \"drop\", \"close\" or \"latest\"", 2)
+    end
+    local name = self.name
+    local r = C.rc_ffi_room_set_policy(name, #name, p)
+    if r ~= 0 then return nil, err_of(r) end
+    return true
+end
+
 function room_methods:get(key)
     check_string(key, "room:get", 1)
     local name = self.name

@@ -46,6 +46,25 @@ def conf(policy):
 
 DROP_CONF = conf("drop")
 CLOSE_CONF = conf("close")
+
+
+def latest_script():
+    """fanout.lua with the room's policy set from Lua to "latest"."""
+    import tempfile
+    fd, path = tempfile.mkstemp(prefix="rc-latest-", suffix=".lua")
+    with os.fdopen(fd, "w") as f:
+        f.write('local rc = require("roomcast")\n'
+                'local room = rc.room("bench")\n'
+                'assert(room:set_policy("latest"))\n'
+                'return {\n'
+                '  decode_json = false,\n'
+                '  on_connect = function(conn) conn:join("bench") end,\n'
+                '  on_message = function(_, data, is_binary) room:publish(data, {binary = is_binary}) end,\n'
+                '}\n')
+    return path
+
+
+LATEST_LUA = latest_script()
 RSS_BOUND_MB = 400 if rctest.SANITIZED else 150
 
 
@@ -63,8 +82,7 @@ def url(srv):
 
 def slow_member(srv):
     """A raw member that never reads, with a tiny receive buffer."""
-    c = srv.raw()
-    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c = srv.raw(rcvbuf=4096)
     c.upgrade("/ws")
     return c
 
@@ -85,8 +103,8 @@ async def run_flood(srv):
 
     tasks = [asyncio.create_task(reader(k, ws)) for k, ws in enumerate(members)]
     pub = members[0]
-    payload = b"x" * SIZE
     for i in range(MESSAGES):
+        payload = b"%08d" % i + b"x" * (SIZE - 8)
         await pub.send(payload)
         if i % BATCH == BATCH - 1:
             await asyncio.sleep(TICK)
@@ -113,16 +131,36 @@ def test_drop_policy_keeps_others_on_time(srv):
     slow = asyncio.run(asyncio.wait_for(run_flood(srv), tmo(120)))
     # The slow member is still connected (drop policy) and missed messages.
     slow.sock.setblocking(True)
-    got = 0
+    got = []
     try:
         while True:
             f = slow.recv_frame(timeout=1.0)
             if f.opcode == rctest.OP_BINARY:
-                got += 1
+                got.append(int(f.payload[:8]))
     except (rctest.Timeout, rctest.Closed):
         pass
-    check(got < MESSAGES, "slow member missed messages under drop (got %d)" % got)
+    check(len(got) < MESSAGES, "slow member missed messages under drop (got %d)" % len(got))
+    # drop skips what comes once it is over the limit: the newest never arrives
+    check(not got or got[-1] != MESSAGES - 1, "under drop the newest message is dropped")
     check(srv.alive(), "server alive")
+    slow.close()
+
+
+@rctest.server("-c", DROP_CONF, "-s", LATEST_LUA, "--admin", "off")
+def test_latest_policy_keeps_the_newest_message(srv):
+    slow = asyncio.run(asyncio.wait_for(run_flood(srv), tmo(120)))
+    got = []
+    try:
+        while True:
+            f = slow.recv_frame(timeout=1.0)
+            if f.opcode == rctest.OP_BINARY:
+                got.append(int(f.payload[:8]))
+    except (rctest.Timeout, rctest.Closed):
+        pass
+    check(len(got) < MESSAGES, "the stalled member lost older messages (got %d)" % len(got))
+    check(got and got[-1] == MESSAGES - 1,
+          "the newest message is the last one it gets (got %d: %r)" % (len(got), got[-12:]))
+    check(got == sorted(got), "what it gets stays in order")
     slow.close()
 
 
@@ -149,3 +187,4 @@ if __name__ == "__main__":
     finally:
         os.unlink(DROP_CONF)
         os.unlink(CLOSE_CONF)
+        os.unlink(LATEST_LUA)

@@ -194,9 +194,9 @@ class Server:
             raise
         return c
 
-    def raw(self):
-        """A Conn with only the TCP connection made."""
-        return Conn(self.host, self.port)
+    def raw(self, rcvbuf=None):
+        """A Conn with only the TCP connection made (rcvbuf: SO_RCVBUF set before connect)."""
+        return Conn(self.host, self.port, rcvbuf=rcvbuf)
 
 
 # --- frames -------------------------------------------------------------------
@@ -310,8 +310,17 @@ def upgrade_request(path="/", key=None, host="127.0.0.1", headers=None, omit=(),
 # --- raw client -----------------------------------------------------------------
 
 class Conn:
-    def __init__(self, host, port, timeout=5.0):
-        self.sock = socket.create_connection((host, port), timeout=tmo(timeout))
+    def __init__(self, host, port, timeout=5.0, rcvbuf=None):
+        if rcvbuf is None:
+            self.sock = socket.create_connection((host, port), timeout=tmo(timeout))
+        else:
+            # A receive buffer must be set before connect(): shrinking it on an
+            # established connection leaves the peer with data it already sent
+            # past the new window, recovered only by slow retransmits.
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(tmo(timeout))
+            self.sock.connect((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.eof = False

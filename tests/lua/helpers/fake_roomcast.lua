@@ -211,6 +211,15 @@ end
 local function make_room_mt(w)
     local methods = {}
 
+    function methods:set_policy(policy)
+        local ok = ({ drop = true, close = true, latest = true })[policy]
+        if not ok then
+            error("room:set_policy: expected \"drop\", \"close\" or \"latest\"", 2)
+        end
+        self.policy = policy
+        return true
+    end
+
     function methods:publish(payload, opts)
         check_type(payload, "string", "publish", 1)
         if opts ~= nil then check_type(opts, "table", "publish", 2) end

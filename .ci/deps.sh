@@ -7,7 +7,6 @@ PKGS=(
   libev-dev libluajit-5.1-dev luajit libssl-dev openssl lua-cjson
   libcmocka-dev lua-busted
   python3 python3-websockets python3-prometheus-client
-  libhiredis-dev libsqlite3-dev zlib1g-dev redis-server
   valgrind
 )
 # Node.js may come from outside Debian (with its own npm); Debian's npm

@@ -27,13 +27,14 @@
 
 #define RC_FFI_EXPORT __attribute__((used, visibility("default")))
 
-/* JWT verification results (rc_ffi_jwt_verify). */
+/* JWT verification results (rc_ffi_jwt_verify): proto/jwt.h's codes. */
+#include "jwt.h"
 enum {
-    RC_JWT_OK = 0,
-    RC_JWT_MALFORMED = -1,
-    RC_JWT_BAD_ALG = -2,
-    RC_JWT_BAD_SIGNATURE = -3,
-    RC_JWT_TOO_BIG = -4,
+    RC_JWT_OK = (int)JWT_OK,
+    RC_JWT_MALFORMED = (int)JWT_MALFORMED,
+    RC_JWT_BAD_ALG = (int)JWT_BAD_ALG,
+    RC_JWT_BAD_SIGNATURE = (int)JWT_BAD_SIGNATURE,
+    RC_JWT_TOO_BIG = (int)JWT_TOO_BIG,
 };
 
 /* -- connections ---------------------------------------------------------- */

@@ -97,6 +97,18 @@ static struct room *get_or_create(struct worker *owner, const char *name, size_t
     return r;
 }
 
+/* Locks and returns the room, creating it on its owner if needed. Unlock
+ * with pthread_mutex_unlock(&r->lock). Lock order: rooms_lock, then r->lock. */
+static struct room *lock_room_create(struct server *s, const char *name, size_t len)
+{
+    struct worker *owner = &s->workers[owner_of(s, name, len)];
+    pthread_mutex_lock(&owner->rooms_lock);
+    struct room *r = get_or_create(owner, name, len);
+    pthread_mutex_lock(&r->lock);
+    pthread_mutex_unlock(&owner->rooms_lock);
+    return r;
+}
+
 static void on_gc(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct worker *w = t->data;
@@ -177,11 +189,7 @@ int room_is_member(const struct conn *c, const char *name, size_t len)
 static void summary_update(struct conn *c, const char *name, size_t len, int join)
 {
     struct server *s = c->w->srv;
-    struct worker *owner = &s->workers[owner_of(s, name, len)];
-    pthread_mutex_lock(&owner->rooms_lock);
-    struct room *r = get_or_create(owner, name, len);
-    pthread_mutex_lock(&r->lock);
-    pthread_mutex_unlock(&owner->rooms_lock);
+    struct room *r = lock_room_create(s, name, len);
     if (join) {
         char *user = c->user ? rc_xstrdup(c->user) : NULL;
         rc_free(strmap_put(&r->members, &c->id, sizeof(c->id), user));
@@ -370,10 +378,7 @@ static struct frame_ref *encode(struct mail *m, uint64_t seq, uint32_t *off)
 void room_handle_publish(struct worker *w, struct mail *m)
 {
     struct server *s = w->srv;
-    pthread_mutex_lock(&w->rooms_lock);
-    struct room *r = get_or_create(w, m->name, m->name_len);
-    pthread_mutex_lock(&r->lock);
-    pthread_mutex_unlock(&w->rooms_lock);
+    struct room *r = lock_room_create(s, m->name, m->name_len); /* w is its owner */
     uint64_t seq = ++r->seq;
     uint32_t off = 0;
     struct frame_ref *f = encode(m, seq, &off);
@@ -576,11 +581,7 @@ int room_kv_set(struct server *s, const char *name, size_t len, const char *key,
 {
     if (len == 0 || len > ROOM_NAME_MAX)
         return RC_E_INVAL;
-    struct worker *owner = &s->workers[owner_of(s, name, len)];
-    pthread_mutex_lock(&owner->rooms_lock);
-    struct room *r = get_or_create(owner, name, len);
-    pthread_mutex_lock(&r->lock);
-    pthread_mutex_unlock(&owner->rooms_lock);
+    struct room *r = lock_room_create(s, name, len);
     int rc = kv_set(&r->data, key, klen, val, vlen);
     pthread_mutex_unlock(&r->lock);
     return rc;
@@ -590,11 +591,7 @@ int room_set_policy(struct server *s, const char *name, size_t len, int policy)
 {
     if (len == 0 || len > ROOM_NAME_MAX || policy < SLOW_DROP || policy > SLOW_LATEST)
         return RC_E_INVAL;
-    struct worker *owner = &s->workers[owner_of(s, name, len)];
-    pthread_mutex_lock(&owner->rooms_lock);
-    struct room *r = get_or_create(owner, name, len);
-    pthread_mutex_lock(&r->lock);
-    pthread_mutex_unlock(&owner->rooms_lock);
+    struct room *r = lock_room_create(s, name, len);
     r->policy = policy;
     pthread_mutex_unlock(&r->lock);
     return 0;

@@ -23,10 +23,8 @@ static void on_tls_accept(struct listener *l, int fd, const struct sockaddr_stor
 {
     struct worker *w = l->data;
     (void)peer_len;
-    if (w->draining || guard_accept(w, peer) != 0) {
-        close(fd);
+    if (!worker_admit(w, fd, peer))
         return;
-    }
     struct conn *c = conn_new(w, fd, peer);
     if (transport_init_tls(&c->t, fd, tls_ctx, &w->stats.tls_handshake_failures_total) != 0)
         conn_release(c);

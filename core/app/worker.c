@@ -24,15 +24,22 @@ struct worker *worker_current(void)
     return cur_worker;
 }
 
+int worker_admit(struct worker *w, int fd, const struct sockaddr_storage *peer)
+{
+    if (w->draining || guard_accept(w, peer) != 0) {
+        close(fd);
+        return 0;
+    }
+    return 1;
+}
+
 static void on_accept(struct listener *l, int fd, const struct sockaddr_storage *peer,
                       socklen_t peer_len)
 {
     struct worker *w = l->data;
     (void)peer_len;
-    if (w->draining || guard_accept(w, peer) != 0) {
-        close(fd);
+    if (!worker_admit(w, fd, peer))
         return;
-    }
     struct server *s = w->srv;
     if (s->cfg->accept_handoff && s->nworkers > 1) {
         /* One acceptor, round-robin hand-over (see RESULTS.md for why

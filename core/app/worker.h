@@ -127,6 +127,10 @@ void server_reload(struct server *s);
 /* The worker running on the calling thread, or NULL (main thread). */
 struct worker *worker_current(void);
 
+/* The accept-time checks (draining, per-IP cap, accept rate): 1 to go on,
+ * or 0 after closing fd. Worker thread. */
+int worker_admit(struct worker *w, int fd, const struct sockaddr_storage *peer);
+
 /* Marks c dirty (to be flushed in this iteration's prepare). */
 void worker_mark_dirty(struct worker *w, struct conn *c);
 

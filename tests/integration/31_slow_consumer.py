@@ -87,6 +87,19 @@ def slow_member(srv):
     return c
 
 
+def read_ids(slow):
+    """The message numbers a stalled member gets once it reads again."""
+    got = []
+    try:
+        while True:
+            f = slow.recv_frame(timeout=1.0)
+            if f.opcode == rctest.OP_BINARY:
+                got.append(int(f.payload[:8]))
+    except (rctest.Timeout, rctest.Closed):
+        pass
+    return got
+
+
 async def run_flood(srv):
     members = []
     for _ in range(MEMBERS - 1):
@@ -131,14 +144,7 @@ def test_drop_policy_keeps_others_on_time(srv):
     slow = asyncio.run(asyncio.wait_for(run_flood(srv), tmo(120)))
     # The slow member is still connected (drop policy) and missed messages.
     slow.sock.setblocking(True)
-    got = []
-    try:
-        while True:
-            f = slow.recv_frame(timeout=1.0)
-            if f.opcode == rctest.OP_BINARY:
-                got.append(int(f.payload[:8]))
-    except (rctest.Timeout, rctest.Closed):
-        pass
+    got = read_ids(slow)
     check(len(got) < MESSAGES, "slow member missed messages under drop (got %d)" % len(got))
     # drop skips what comes once it is over the limit: the newest never arrives
     check(not got or got[-1] != MESSAGES - 1, "under drop the newest message is dropped")
@@ -149,14 +155,7 @@ def test_drop_policy_keeps_others_on_time(srv):
 @rctest.server("-c", DROP_CONF, "-s", LATEST_LUA, "--admin", "off")
 def test_latest_policy_keeps_the_newest_message(srv):
     slow = asyncio.run(asyncio.wait_for(run_flood(srv), tmo(120)))
-    got = []
-    try:
-        while True:
-            f = slow.recv_frame(timeout=1.0)
-            if f.opcode == rctest.OP_BINARY:
-                got.append(int(f.payload[:8]))
-    except (rctest.Timeout, rctest.Closed):
-        pass
+    got = read_ids(slow)
     check(len(got) < MESSAGES, "the stalled member lost older messages (got %d)" % len(got))
     check(got and got[-1] == MESSAGES - 1,
           "the newest message is the last one it gets (got %d: %r)" % (len(got), got[-12:]))

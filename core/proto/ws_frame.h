@@ -31,9 +31,9 @@ enum ws_opcode {
     WS_OP_PONG = 0xA,
 };
 
-#define WS_MAX_HEADER 14      /* 2 + 8 extended length + 4 mask */
-#define WS_MAX_CONTROL 125    /* RFC 6455 §5.5 */
-#define WS_RSV1 0x4           /* bit values in ws_frame_hdr.rsv */
+#define WS_MAX_HEADER 14   /* 2 + 8 extended length + 4 mask */
+#define WS_MAX_CONTROL 125 /* RFC 6455 §5.5 */
+#define WS_RSV1 0x4        /* bit values in ws_frame_hdr.rsv */
 #define WS_RSV2 0x2
 #define WS_RSV3 0x1
 

@@ -10,21 +10,51 @@
 #include "room.h"
 #include "worker.h"
 
+#define MAIL_CACHE 256
+#ifndef RC_SANITIZED
+static _Thread_local struct mail *mail_cache[MAIL_CACHE];
+static _Thread_local int mail_cached;
+#endif
+
+/* The inline payload starts 16-byte aligned after the name (a NEW_CONN
+ * mail carries a sockaddr_storage). */
+static size_t payload_offset(size_t name_len)
+{
+    return (name_len + 1 + 15) & ~(size_t)15;
+}
+
 struct mail *mail_new(uint32_t type, const char *name, size_t name_len, const void *payload,
                       size_t payload_len)
 {
-    struct mail *m = rc_xmalloc(sizeof(*m) + name_len + 1);
-    memset(m, 0, sizeof(*m));
+    size_t need = payload_offset(name_len) + (payload ? payload_len : 0);
+    struct mail *m;
+    if (need <= MAIL_INLINE) {
+#ifndef RC_SANITIZED
+        if (mail_cached > 0)
+            m = mail_cache[--mail_cached];
+        else
+#endif
+            m = rc_xmalloc(sizeof(*m) + MAIL_INLINE);
+        memset(m, 0, sizeof(*m));
+        m->inline_cap = MAIL_INLINE;
+    } else {
+        m = rc_xmalloc(sizeof(*m) + name_len + 1);
+        memset(m, 0, sizeof(*m));
+    }
     m->type = type;
     m->name_len = name_len;
     if (name_len)
         memcpy(m->name, name, name_len);
     m->name[name_len] = '\0';
     if (payload) {
-        m->payload = rc_try_malloc(payload_len ? payload_len : 1);
-        if (m->payload == NULL) {
-            rc_free(m);
-            return NULL;
+        if (m->inline_cap) {
+            m->payload = m->name + payload_offset(name_len);
+        } else {
+            m->payload = rc_try_malloc(payload_len ? payload_len : 1);
+            if (m->payload == NULL) {
+                rc_free(m);
+                return NULL;
+            }
         }
         memcpy(m->payload, payload, payload_len);
         m->payload_len = payload_len;
@@ -36,8 +66,26 @@ void mail_free(struct mail *m)
 {
     if (m->frame)
         frame_ref_put(m->frame);
-    rc_free(m->payload);
+    if (m->inline_cap == 0) {
+        rc_free(m->payload);
+        rc_free(m);
+        return;
+    }
+#ifndef RC_SANITIZED
+    if (mail_cached < MAIL_CACHE) {
+        mail_cache[mail_cached++] = m;
+        return;
+    }
+#endif
     rc_free(m);
+}
+
+void mail_cache_flush(void)
+{
+#ifndef RC_SANITIZED
+    while (mail_cached > 0)
+        rc_free(mail_cache[--mail_cached]);
+#endif
 }
 
 static void handle(struct worker *w, struct mail *m)

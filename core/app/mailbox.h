@@ -38,11 +38,16 @@ struct mail {
     uint32_t flags;
     uint64_t conn_id;        /* exclude (PUBLISH/DELIVER) or target (SEND/CLOSE) */
     struct frame_ref *frame; /* owned reference, or NULL */
-    char *payload;           /* owned, or NULL */
+    char *payload;           /* NULL, inside this block (inline_cap > 0), or owned */
     size_t payload_len;
     size_t name_len;
-    char name[]; /* room name, NUL-terminated */
+    uint32_t inline_cap; /* MAIL_INLINE for a recyclable block holding name and payload */
+    char name[];         /* room name, NUL-terminated; an inline payload follows, aligned */
 };
+
+/* Name and payload up to this many bytes travel inside the mail itself, and
+ * such mails are recycled per thread, so a small publish allocates nothing. */
+#define MAIL_INLINE 512
 
 /* Allocates a mail with a copy of name (may be NULL/0) and, when payload is
  * not NULL, a copy of payload. Aborts on OOM (fixed small sizes), but payload
@@ -50,6 +55,8 @@ struct mail {
 struct mail *mail_new(uint32_t type, const char *name, size_t name_len, const void *payload,
                       size_t payload_len);
 void mail_free(struct mail *m);
+/* Frees the calling thread's cache of recycled mails (at thread exit). */
+void mail_cache_flush(void);
 
 /* Hands m to worker `to` (any thread). Never fails. */
 void mail_post(struct worker *from, struct worker *to, struct mail *m);

@@ -134,6 +134,7 @@ static void *worker_main(void *arg)
     cur_worker = w;
     ev_run(w->loop, 0);
     sendq_cache_flush();
+    mail_cache_flush();
     return NULL;
 }
 
@@ -314,9 +315,11 @@ void server_join(struct server *s)
         worker_release_all(&s->workers[i]);
     rooms_destroy(s);
     users_destroy(s);
-    sendq_cache_flush(); /* what the releases above cached on this thread */
     for (int i = 0; i < s->nworkers; i++)
         worker_destroy(&s->workers[i]);
+    /* What the teardown above recycled on this (the main) thread. */
+    sendq_cache_flush();
+    mail_cache_flush();
     rc_free(s->workers);
     s->workers = NULL;
     s->nworkers = 0;

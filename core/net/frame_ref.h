@@ -27,6 +27,7 @@
 #define FRAME_PRIVATE 0x1u
 #define FRAME_CONTROL 0x2u /* close/ping/pong: never dropped by slow-consumer policy */
 #define FRAME_CLOSE 0x4u
+#define FRAME_SMALL 0x8u /* a recycled size-class block (frame_ref.c) */
 
 struct frame_ref {
     atomic_uint refs;
@@ -55,6 +56,9 @@ static inline struct frame_ref *frame_ref_get(struct frame_ref *f)
 
 /* Drops one reference; frees the block when it was the last one. */
 void frame_ref_put(struct frame_ref *f);
+
+/* Frees the calling thread's cache of small blocks (at thread exit). */
+void frame_ref_cache_flush(void);
 
 /* Live frame_ref blocks in the process (for leak checks in tests). */
 long frame_ref_live(void);

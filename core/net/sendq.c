@@ -73,6 +73,7 @@ void sendq_cache_flush(void)
     while (chunk_cached > 0)
         frame_ref_put(chunk_cache[--chunk_cached]);
 #endif
+    frame_ref_cache_flush();
 }
 
 static void lane_free_ring(struct sendq_lane *l)

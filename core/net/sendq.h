@@ -49,7 +49,8 @@ struct sendq {
 };
 
 void sendq_init(struct sendq *q);
-/* Frees the calling thread's cache of rings and chunks (at thread exit). */
+/* Frees the calling thread's caches of rings, chunks and small frames (at
+ * thread exit). */
 void sendq_cache_flush(void);
 /* Drops every queued reference and frees the rings. */
 void sendq_clear(struct sendq *q);

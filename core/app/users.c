@@ -11,7 +11,7 @@
 #include "worker.h"
 #include "ws_frame.h"
 
-#define USER_MAX 256
+#define USER_MAX USERS_NAME_MAX
 
 /* One user's connections (ids), owned by server->users under users_lock. */
 struct user_conns {
@@ -23,6 +23,7 @@ void users_init(struct server *s)
 {
     pthread_mutex_init(&s->users_lock, NULL);
     strmap_init(&s->users);
+    strmap_init(&s->user_of);
 }
 
 static void user_conns_free(void *p)
@@ -35,6 +36,7 @@ static void user_conns_free(void *p)
 void users_destroy(struct server *s)
 {
     strmap_clear(&s->users, user_conns_free);
+    strmap_clear(&s->user_of, rc_free);
     pthread_mutex_destroy(&s->users_lock);
 }
 
@@ -76,6 +78,9 @@ int conn_set_user(struct conn *c, const char *user, size_t len)
             u->ids = rc_xrealloc(u->ids, u->cap * sizeof(*u->ids));
         }
         u->ids[u->n++] = c->id;
+        rc_free(strmap_put(&s->user_of, &c->id, sizeof(c->id), rc_xstrndup(user, len)));
+    } else {
+        rc_free(strmap_del(&s->user_of, &c->id, sizeof(c->id)));
     }
     pthread_mutex_unlock(&s->users_lock);
     rc_free(c->user);
@@ -125,6 +130,22 @@ long users_send(struct worker *w, const char *user, size_t ulen, const void *pay
     if (ids != local)
         rc_free(ids);
     return sent;
+}
+
+size_t users_name_of(struct server *s, uint64_t id, char *buf, size_t cap)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->users_lock);
+    const char *u = strmap_get(&s->user_of, &id, sizeof(id));
+    if (u && cap > 0) {
+        n = strlen(u);
+        if (n >= cap)
+            n = cap - 1;
+        memcpy(buf, u, n);
+        buf[n] = '\0';
+    }
+    pthread_mutex_unlock(&s->users_lock);
+    return n;
 }
 
 long users_count(struct server *s, const char *user, size_t ulen)

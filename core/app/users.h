@@ -24,6 +24,12 @@ int conn_set_user(struct conn *c, const char *user, size_t len);
 long users_send(struct worker *w, const char *user, size_t ulen, const void *payload, size_t plen,
                 int binary);
 
+#define USERS_NAME_MAX 256
+
+/* Copies the user of connection `id` (on any worker) into buf (cap bytes,
+ * NUL-terminated) and returns its length, or 0 when it has none or is gone. */
+size_t users_name_of(struct server *s, uint64_t id, char *buf, size_t cap);
+
 /* Number of connections of a user. */
 long users_count(struct server *s, const char *user, size_t ulen);
 

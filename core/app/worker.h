@@ -88,7 +88,8 @@ struct server {
     struct rc_config *cfg;              /* borrowed */
     const struct conn_handler *handler; /* borrowed (static) */
     pthread_mutex_t users_lock;
-    struct strmap users; /* user id -> struct user_conns * (users.c), under users_lock */
+    struct strmap users;   /* user id -> struct user_conns * (users.c), under users_lock */
+    struct strmap user_of; /* conn id (8 bytes) -> char * user (owned), under users_lock */
     struct worker *workers;
     int nworkers;
     int port;             /* the bound port (resolved when -p 0) */

@@ -162,12 +162,31 @@ RC_FFI_EXPORT int rc_ffi_set_user(uint64_t id, const char *user, size_t len)
     return conn_set_user(c, user, user ? len : 0);
 }
 
+static struct server *cur_server(void)
+{
+    struct worker *w = worker_current();
+    return w ? w->srv : NULL;
+}
+
 RC_FFI_EXPORT int rc_ffi_get_user(uint64_t id, const char **user, size_t *len)
 {
     *user = NULL;
     *len = 0;
-    LOCAL_CONN(id, c, w);
-    (void)w;
+    int remote;
+    struct worker *w;
+    struct conn *c = find(id, &w, &remote);
+    if (c == NULL && remote) {
+        /* A member of the same room on another worker (room:members() lists
+         * them all): read its user from the index, copied under its lock. */
+        static _Thread_local char name[USERS_NAME_MAX + 1];
+        struct server *s = cur_server();
+        *len = s ? users_name_of(s, id, name, sizeof(name)) : 0;
+        if (*len)
+            *user = name;
+        return 0;
+    }
+    if (c == NULL)
+        return RC_E_CLOSED;
     if (c->user) {
         *user = c->user;
         *len = strlen(c->user);
@@ -210,12 +229,6 @@ RC_FFI_EXPORT int rc_ffi_conn_set(uint64_t id, const char *key, size_t klen, con
 }
 
 /* -- rooms ----------------------------------------------------------------- */
-
-static struct server *cur_server(void)
-{
-    struct worker *w = worker_current();
-    return w ? w->srv : NULL;
-}
 
 RC_FFI_EXPORT int rc_ffi_publish(const char *room, size_t len, const char *data, size_t dlen,
                                  unsigned flags, uint64_t exclude, uint64_t *seq)

@@ -615,7 +615,10 @@ static int path_ok(const struct http_request *req)
     return (pl == 1 && path[0] == '/') || (pl == 3 && memcmp(path, "/ws", 3) == 0);
 }
 
-static void upgrade(struct conn *c, const struct http_request *req, size_t head_len)
+/* buf[0..buf_len) holds the request head (head_len bytes) and whatever the
+ * client sent after it; buf is c->head or the worker's read buffer. */
+static void upgrade(struct conn *c, const struct http_request *req, size_t head_len,
+                    const char *buf, size_t buf_len)
 {
     struct worker *w = c->w;
     struct ws_upgrade up;
@@ -673,7 +676,7 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
     ws_msg_init(&c->rx, &w->msg_cfg);
     tlist_add(&w->idle_list, &c->tn);
     /* Bytes the client pipelined after the head are frames: feed them. */
-    size_t extra = c->head_len - head_len;
+    size_t extra = buf_len - head_len;
     char *head = c->head;
     c->head = NULL;
     c->head_len = c->head_cap = 0;
@@ -683,32 +686,87 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
         c->pin--;
     }
     if (extra > 0 && !c->released) {
-        memcpy(w->rbuf, head + head_len, extra);
+        memmove(w->rbuf, buf + head_len, extra); /* buf may be rbuf itself */
         feed_ws(c, w->rbuf, extra);
     }
     rc_free(head);
 }
 
-static void read_head(struct conn *c)
+/* Parses buf[0..len) (last: bytes already scanned) and acts on a complete
+ * head or an error. Returns 1 when more bytes are needed. */
+static int parse_head(struct conn *c, const char *buf, size_t len, size_t last)
 {
     const struct rc_config *cfg = c->w->cfg;
-    for (;;) {
-        if (c->head_len == c->head_cap) {
-            if (c->head_cap >= cfg->max_head + 1) {
-                refuse(c, 431, "request head too large");
-                return;
-            }
-            size_t ncap = c->head_cap ? c->head_cap * 2 : HEAD_INITIAL;
-            if (ncap > cfg->max_head + 1)
-                ncap = cfg->max_head + 1;
-            char *nh = rc_try_realloc(c->head, ncap);
-            if (nh == NULL) {
-                conn_release(c);
-                return;
-            }
-            c->head = nh;
-            c->head_cap = (uint32_t)ncap;
+    struct http_header headers[RC_MAX_HEADERS_PARSE];
+    struct http_request req;
+    req.headers = headers;
+    req.num_headers =
+        cfg->max_headers < RC_MAX_HEADERS_PARSE ? cfg->max_headers : RC_MAX_HEADERS_PARSE;
+    ssize_t r = http_parse_request(buf, len, last, cfg->max_head, &req);
+    if (r == RC_NEED_MORE)
+        return 1;
+    if (r == RC_E_HEAD_TOO_BIG)
+        refuse(c, 431, "request head too large");
+    else if (r == RC_E_TOO_MANY_HEADERS)
+        refuse(c, 431, "too many header fields");
+    else if (r < 0)
+        refuse(c, 400, "malformed HTTP request");
+    else
+        upgrade(c, &req, (size_t)r, buf, len);
+    return 0;
+}
+
+/* Grows c->head for more of an incomplete request head. 0, or -1 after
+ * refusing or releasing the connection. */
+static int grow_head(struct conn *c, size_t want)
+{
+    const struct rc_config *cfg = c->w->cfg;
+    if (c->head_cap >= cfg->max_head + 1) {
+        refuse(c, 431, "request head too large");
+        return -1;
+    }
+    size_t ncap = c->head_cap ? c->head_cap * 2 : HEAD_INITIAL;
+    while (ncap < want)
+        ncap *= 2;
+    if (ncap > cfg->max_head + 1)
+        ncap = cfg->max_head + 1;
+    char *nh = rc_try_realloc(c->head, ncap);
+    if (nh == NULL) {
+        conn_release(c);
+        return -1;
+    }
+    c->head = nh;
+    c->head_cap = (uint32_t)ncap;
+    return 0;
+}
+
+static void read_head(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (c->head == NULL) {
+        /* Most requests arrive in one segment: parse them in the worker's
+         * buffer and allocate nothing. Only an incomplete head is copied
+         * into a buffer of its own. */
+        ssize_t n = c->t.ops->read(&c->t, w->rbuf, WORKER_RBUF_SIZE);
+        if (n == -EAGAIN)
+            return;
+        if (n <= 0) {
+            conn_release(c);
+            return;
         }
+        STAT_ADD(&w->stats, bytes_in_total, (uint_fast64_t)n);
+        if (!parse_head(c, (const char *)w->rbuf, (size_t)n, 0))
+            return;
+        /* NEED_MORE means n <= max_head (the parser refuses longer heads). */
+        RC_ASSERT((size_t)n <= w->cfg->max_head);
+        if (grow_head(c, (size_t)n + 1) < 0)
+            return;
+        memcpy(c->head, w->rbuf, (size_t)n);
+        c->head_len = (uint32_t)n;
+    }
+    for (;;) {
+        if (c->head_len == c->head_cap && grow_head(c, c->head_len + 1) < 0)
+            return;
         size_t last = c->head_len;
         ssize_t n = c->t.ops->read(&c->t, c->head + c->head_len, c->head_cap - c->head_len);
         if (n == -EAGAIN)
@@ -717,30 +775,10 @@ static void read_head(struct conn *c)
             conn_release(c);
             return;
         }
-        STAT_ADD(&c->w->stats, bytes_in_total, (uint_fast64_t)n);
+        STAT_ADD(&w->stats, bytes_in_total, (uint_fast64_t)n);
         c->head_len += (uint32_t)n;
-        struct http_header headers[RC_MAX_HEADERS_PARSE];
-        struct http_request req;
-        req.headers = headers;
-        req.num_headers =
-            cfg->max_headers < RC_MAX_HEADERS_PARSE ? cfg->max_headers : RC_MAX_HEADERS_PARSE;
-        ssize_t r = http_parse_request(c->head, c->head_len, last, cfg->max_head, &req);
-        if (r == RC_NEED_MORE)
-            continue;
-        if (r == RC_E_HEAD_TOO_BIG) {
-            refuse(c, 431, "request head too large");
+        if (!parse_head(c, c->head, c->head_len, last))
             return;
-        }
-        if (r == RC_E_TOO_MANY_HEADERS) {
-            refuse(c, 431, "too many header fields");
-            return;
-        }
-        if (r < 0) {
-            refuse(c, 400, "malformed HTTP request");
-            return;
-        }
-        upgrade(c, &req, (size_t)r);
-        return;
     }
 }
 

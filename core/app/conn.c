@@ -232,7 +232,11 @@ void worker_mark_dirty(struct worker *w, struct conn *c)
 static void queued(struct conn *c, size_t before)
 {
     STAT_ADD(&c->w->stats, queued_bytes, c->q.bytes - before);
-    worker_mark_dirty(c->w, c);
+    /* A blocked socket has EV_WRITE armed, which flushes when it drains:
+     * trying again now would only cost a writev that returns EAGAIN for
+     * every frame a slow member is sent. */
+    if (!c->write_blocked)
+        worker_mark_dirty(c->w, c);
 }
 
 static void queue_ctrl(struct conn *c, unsigned opcode, const uint8_t *payload, size_t len)

@@ -548,19 +548,30 @@ static void touch(struct conn *c)
         tlist_add(&c->w->idle_list, &c->tn);
 }
 
+/* One read into buf. Returns the bytes read (> 0, counted in the stats), or
+ * 0 when the caller should stop: the socket would block, or the peer is gone
+ * (EOF or an error, and the connection was released). */
+static size_t conn_read(struct conn *c, void *buf, size_t cap)
+{
+    ssize_t n = c->t.ops->read(&c->t, buf, cap);
+    if (n == -EAGAIN)
+        return 0;
+    if (n <= 0) {
+        /* EOF or error: the peer is gone (1006 if it never sent a close). */
+        conn_release(c);
+        return 0;
+    }
+    STAT_ADD(&c->w->stats, bytes_in_total, (uint_fast64_t)n);
+    return (size_t)n;
+}
+
 static void read_ws(struct conn *c)
 {
     struct worker *w = c->w;
     for (int i = 0; i < READS_PER_EVENT && !c->released && !c->read_paused; i++) {
-        ssize_t n = c->t.ops->read(&c->t, w->rbuf, WORKER_RBUF_SIZE);
-        if (n == -EAGAIN)
+        size_t n = conn_read(c, w->rbuf, WORKER_RBUF_SIZE);
+        if (n == 0)
             return;
-        if (n <= 0) {
-            /* EOF or error: the peer is gone (1006 if it never sent a close). */
-            conn_release(c);
-            return;
-        }
-        STAT_ADD(&w->stats, bytes_in_total, (uint_fast64_t)n);
         if (c->state == CONN_LINGER)
             continue; /* discard until EOF */
         touch(c);
@@ -751,15 +762,10 @@ static void read_head(struct conn *c)
         /* Most requests arrive in one segment: parse them in the worker's
          * buffer and allocate nothing. Only an incomplete head is copied
          * into a buffer of its own. */
-        ssize_t n = c->t.ops->read(&c->t, w->rbuf, WORKER_RBUF_SIZE);
-        if (n == -EAGAIN)
+        size_t n = conn_read(c, w->rbuf, WORKER_RBUF_SIZE);
+        if (n == 0)
             return;
-        if (n <= 0) {
-            conn_release(c);
-            return;
-        }
-        STAT_ADD(&w->stats, bytes_in_total, (uint_fast64_t)n);
-        if (!parse_head(c, (const char *)w->rbuf, (size_t)n, 0))
+        if (!parse_head(c, (const char *)w->rbuf, n, 0))
             return;
         /* NEED_MORE means n <= max_head (the parser refuses longer heads). */
         RC_ASSERT((size_t)n <= w->cfg->max_head);
@@ -772,14 +778,9 @@ static void read_head(struct conn *c)
         if (c->head_len == c->head_cap && grow_head(c, c->head_len + 1) < 0)
             return;
         size_t last = c->head_len;
-        ssize_t n = c->t.ops->read(&c->t, c->head + c->head_len, c->head_cap - c->head_len);
-        if (n == -EAGAIN)
+        size_t n = conn_read(c, c->head + c->head_len, c->head_cap - c->head_len);
+        if (n == 0)
             return;
-        if (n <= 0) {
-            conn_release(c);
-            return;
-        }
-        STAT_ADD(&w->stats, bytes_in_total, (uint_fast64_t)n);
         c->head_len += (uint32_t)n;
         if (!parse_head(c, c->head, c->head_len, last))
             return;

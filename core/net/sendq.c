@@ -209,7 +209,7 @@ int sendq_iov(const struct sendq *q, struct iovec *iov, int max)
 
 /* Consumes up to *n bytes from the front of one lane's head entry.
  * Returns 1 if the entry was completed (and popped). */
-static int lane_consume_head(struct sendq_lane *l, size_t *n, int *closes)
+static int lane_consume_head(struct sendq_lane *l, size_t *n)
 {
     struct frame_ref *f = lane_at(l, 0);
     size_t left = f->len - l->head_off;
@@ -219,8 +219,6 @@ static int lane_consume_head(struct sendq_lane *l, size_t *n, int *closes)
         return 0;
     }
     *n -= left;
-    if (f->flags & FRAME_CLOSE)
-        (*closes)++;
     entry_release(f);
     l->head = (l->head + 1) & (l->cap - 1);
     l->head_off = 0;
@@ -229,23 +227,18 @@ static int lane_consume_head(struct sendq_lane *l, size_t *n, int *closes)
     return 1;
 }
 
-int sendq_consume(struct sendq *q, size_t n)
+/* Same order as sendq_iov: a partly written data head, then control, then data. */
+void sendq_consume(struct sendq *q, size_t n)
 {
-    int closes = 0;
     q->bytes -= n;
-    if (q->data.head_off > 0 && n > 0) {
-        if (!lane_consume_head(&q->data, &n, &closes))
-            return closes;
-    }
-    while (n > 0 && q->ctrl.count > 0) {
-        if (!lane_consume_head(&q->ctrl, &n, &closes))
-            return closes;
-    }
-    while (n > 0 && q->data.count > 0) {
-        if (!lane_consume_head(&q->data, &n, &closes))
-            return closes;
-    }
-    return closes;
+    if (q->data.head_off > 0 && n > 0 && !lane_consume_head(&q->data, &n))
+        return;
+    while (n > 0 && q->ctrl.count > 0)
+        if (!lane_consume_head(&q->ctrl, &n))
+            return;
+    while (n > 0 && q->data.count > 0)
+        if (!lane_consume_head(&q->data, &n))
+            return;
 }
 
 void sendq_push_ref_nocopy(struct sendq *q, struct frame_ref *f)

@@ -44,8 +44,7 @@ struct sendq_lane {
 struct sendq {
     struct sendq_lane data;
     struct sendq_lane ctrl;
-    size_t bytes;     /* bytes queued and not yet written, both lanes */
-    uint64_t dropped; /* data frames refused by sendq_push_data's limit */
+    size_t bytes; /* bytes queued and not yet written, both lanes */
 };
 
 void sendq_init(struct sendq *q);
@@ -86,8 +85,7 @@ void sendq_push_ctrl(struct sendq *q, struct frame_ref *f);
 int sendq_iov(const struct sendq *q, struct iovec *iov, int max);
 
 /* Marks n bytes as written (n <= bytes in the segments sendq_iov returned),
- * dropping references of frames written completely.
- * Returns how many FRAME_CLOSE frames were completed by this call. */
-int sendq_consume(struct sendq *q, size_t n);
+ * dropping references of frames written completely. */
+void sendq_consume(struct sendq *q, size_t n);
 
 #endif

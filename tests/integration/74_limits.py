@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
 import websockets  # noqa: E402
 from rctest import OP_TEXT, check, eq, server, tmo  # noqa: E402
-from rcadmin import admin_port, conf, metrics, total  # noqa: E402
+from rcadmin import admin_port, conf, metrics, total, wait_metric  # noqa: E402
 
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
@@ -70,6 +70,7 @@ def test_half_open_flood(srv):
 
 @server("-c", LIMITS, *ADMIN)
 def test_max_connections_503(srv):
+    wait_metric(admin_port(srv), "roomcast_conns_open", 0)  # the previous run's clients are gone
     conns = [srv.connect() for _ in range(3)]
     try:
         with srv.raw() as c:
@@ -128,6 +129,8 @@ def test_message_rate_1008(srv):
 
 @server("-c", PER_IP, *ADMIN)
 def test_per_ip_cap(srv):
+    port = admin_port(srv)
+    wait_metric(port, "roomcast_conns_open", 0)  # the previous run's clients are gone
     conns = [srv.connect() for _ in range(4)]
     try:
         s = socket.create_connection((srv.host, srv.port), timeout=tmo(5))
@@ -139,7 +142,7 @@ def test_per_ip_cap(srv):
         s.close()
         eq(data, b"", "5th connection from one address closed without a response")
         conns.pop().finish()
-        time.sleep(0.1)
+        wait_metric(port, "roomcast_conns_open", 3)
         with srv.connect() as c:
             c.finish()
     finally:

@@ -75,6 +75,20 @@ def total(m, name, **labels):
     return sum(v for k, v in m.get(name, {}).items() if want <= set(k))
 
 
+def wait_metric(port, name, want, timeout=5.0, **labels):
+    """Polls /metrics until total(name, labels) == want; the server frees a
+    connection a moment after the client's side has closed, so a test that
+    counts live connections waits for the count instead of sleeping."""
+    deadline = time.monotonic() + tmo(timeout)
+    while True:
+        got = total(metrics(port), name, **labels)
+        if got == want:
+            return
+        if time.monotonic() > deadline:
+            raise Failure("%s stayed %r, want %r" % (name, got, want))
+        time.sleep(0.02)
+
+
 def conf(name, text):
     path = os.path.join(TMP, name)
     with open(path, "w") as f:

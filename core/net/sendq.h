@@ -9,10 +9,13 @@
  *
  *   data ring:  head -> [f1 off=137][f2][chunk(private, small frames copied)] <- tail
  *
- * Small frames are copied into a private chunk at the tail of the data lane
- * (one iovec, no refcount traffic); frames at least SENDQ_COPY_MAX bytes are
- * queued by reference. An empty queue holds no memory: rings and chunks are
- * released as soon as they drain.
+ * A frame queued on an empty data lane is queued by reference (one atomic
+ * increment, no copy, no chunk: a fan-out to 10k members must not allocate
+ * 10k chunks). Small frames queued behind others are copied into a private
+ * chunk at the tail of the data lane (one iovec for many messages, no
+ * refcount traffic); frames at least SENDQ_COPY_MAX bytes always go by
+ * reference. An empty queue holds no memory: rings and chunks are released
+ * as soon as they drain.
  *
  * Single-threaded: a sendq belongs to one connection on one worker.
  */
@@ -35,10 +38,16 @@
 #define SENDQ_MAX_IOV 64
 _Static_assert(SENDQ_COPY_MAX <= SENDQ_CHUNK, "a copied frame must fit in one private chunk");
 
+/* A lane of capacity 1 keeps its one entry in `one` and allocates nothing
+ * (the usual case: one frame queued and written in the same loop iteration);
+ * from the second entry on it is a ring of power-of-two capacity. */
 struct sendq_lane {
-    struct frame_ref **ring; /* owned; NULL when empty */
-    uint32_t head, count, cap;
-    size_t head_off; /* bytes of ring[head] already written */
+    union {
+        struct frame_ref **ring; /* cap > 1: owned */
+        struct frame_ref *one;   /* cap == 1 */
+    };
+    uint32_t head, count, cap; /* cap 0: empty, nothing held */
+    size_t head_off;           /* bytes of the head entry already written */
 };
 
 struct sendq {
@@ -60,7 +69,8 @@ static inline int sendq_empty(const struct sendq *q)
 }
 
 /* Queues one reference to f (taken here; the caller keeps its own) on the
- * data lane, or copies it into the private chunk when it is small. */
+ * data lane, or copies it into the private chunk when it is small and other
+ * frames are already queued. */
 void sendq_push_ref(struct sendq *q, struct frame_ref *f);
 
 /* Queues one reference to f on the data lane, never copying (so the entry

@@ -1,0 +1,221 @@
+/* test_sendq.c - a connection's outgoing queue: the wire order writev sees
+ * (a partly written data frame, then control frames, then data), partial
+ * writes at every byte boundary, the single-entry lane that allocates
+ * nothing, growth into a ring, small frames copied behind others, slow-
+ * consumer drops, and no reference leaked or dropped twice. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "frame_ref.h"
+#include "sendq.h"
+
+static struct frame_ref *text(const char *s)
+{
+    return frame_ref_encode(0x1, 0, s, strlen(s));
+}
+
+/* Drains q through sendq_iov/sendq_consume, `step` bytes per write (0: all
+ * the iovecs at once), and returns what a socket would have received. */
+static size_t drain(struct sendq *q, uint8_t *out, size_t cap, size_t step)
+{
+    size_t got = 0;
+    while (!sendq_empty(q)) {
+        struct iovec iov[SENDQ_MAX_IOV];
+        int n = sendq_iov(q, iov, SENDQ_MAX_IOV);
+        assert_true(n > 0);
+        size_t want = 0;
+        for (int i = 0; i < n; i++)
+            want += iov[i].iov_len;
+        size_t take = step && step < want ? step : want;
+        size_t left = take;
+        for (int i = 0; i < n && left > 0; i++) {
+            size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+            assert_true(got + k <= cap);
+            memcpy(out + got, iov[i].iov_base, k);
+            got += k;
+            left -= k;
+        }
+        sendq_consume(q, take);
+    }
+    return got;
+}
+
+static void test_single_frame_by_reference(void **state)
+{
+    (void)state;
+    long live0 = frame_ref_live();
+    struct sendq q;
+    sendq_init(&q);
+    struct frame_ref *f = text("hello");
+    sendq_push_ref(&q, f);
+    /* Queued by reference: the queue holds the second reference, in the
+     * lane's inline slot. */
+    assert_int_equal(atomic_load(&f->refs), 2);
+    assert_int_equal(q.data.cap, 1);
+    assert_int_equal(q.bytes, f->len);
+    struct iovec iov[4];
+    assert_int_equal(sendq_iov(&q, iov, 4), 1);
+    assert_ptr_equal(iov[0].iov_base, f->data);
+    assert_int_equal(iov[0].iov_len, f->len);
+    sendq_consume(&q, 3);
+    assert_int_equal(sendq_iov(&q, iov, 4), 1);
+    assert_ptr_equal(iov[0].iov_base, f->data + 3);
+    sendq_consume(&q, f->len - 3);
+    assert_true(sendq_empty(&q));
+    assert_int_equal(q.data.cap, 0);
+    assert_int_equal(atomic_load(&f->refs), 1);
+    frame_ref_put(f);
+    assert_int_equal(frame_ref_live(), live0);
+}
+
+static void test_small_frames_behind_others_are_copied(void **state)
+{
+    (void)state;
+    long live0 = frame_ref_live();
+    struct sendq q;
+    sendq_init(&q);
+    struct frame_ref *a = text("first"), *b = text("second"), *c = text("third");
+    sendq_push_ref(&q, a);
+    sendq_push_ref(&q, b);
+    sendq_push_ref(&q, c);
+    /* a by reference, b and c copied into one private chunk */
+    assert_int_equal(atomic_load(&a->refs), 2);
+    assert_int_equal(atomic_load(&b->refs), 1);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    struct iovec iov[4];
+    assert_int_equal(sendq_iov(&q, iov, 4), 2);
+    uint8_t out[64], want[64];
+    size_t wl = 0;
+    memcpy(want + wl, a->data, a->len), wl += a->len;
+    memcpy(want + wl, b->data, b->len), wl += b->len;
+    memcpy(want + wl, c->data, c->len), wl += c->len;
+    assert_int_equal(drain(&q, out, sizeof(out), 0), wl);
+    assert_memory_equal(out, want, wl);
+    frame_ref_put(a), frame_ref_put(b), frame_ref_put(c);
+    sendq_cache_flush();
+    assert_int_equal(frame_ref_live(), live0);
+}
+
+/* Builds the same mixed queue again and again and drains it `step` bytes at
+ * a time: the bytes must come out in wire order whatever the write sizes. */
+static void test_partial_writes_keep_wire_order(void **state)
+{
+    (void)state;
+    long live0 = frame_ref_live();
+    static uint8_t big[3000];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 7);
+    for (size_t step = 1; step <= 97; step += 3) {
+        struct sendq q;
+        sendq_init(&q);
+        struct frame_ref *large = frame_ref_encode(0x2, 0, big, sizeof(big));
+        struct frame_ref *small = text("tiny");
+        struct frame_ref *ping = frame_ref_encode(0x9, 0, "p", 1);
+        uint8_t want[8192], out[8192];
+        size_t wl = 0;
+        sendq_push_ref(&q, large);
+        /* the first write starts the large frame: the ping must wait */
+        struct iovec iov[SENDQ_MAX_IOV];
+        sendq_iov(&q, iov, SENDQ_MAX_IOV);
+        sendq_consume(&q, 10);
+        memcpy(want, large->data, large->len), wl = large->len;
+        sendq_push_ref(&q, small);
+        sendq_push_ctrl(&q, ping);
+        assert_int_equal(
+            sendq_push_copy(&q, (const uint8_t *)"\x81\x02", 2, (const uint8_t *)"ok", 2), 0);
+        memcpy(want + wl, ping->data, ping->len), wl += ping->len;
+        memcpy(want + wl, small->data, small->len), wl += small->len;
+        memcpy(want + wl, "\x81\x02ok", 4), wl += 4;
+        assert_int_equal(q.bytes, wl - 10);
+        size_t got = drain(&q, out, sizeof(out), step);
+        assert_int_equal(got, wl - 10);
+        assert_memory_equal(out, want + 10, wl - 10);
+        assert_int_equal(q.data.cap, 0);
+        assert_int_equal(q.ctrl.cap, 0);
+        frame_ref_put(large), frame_ref_put(small), frame_ref_put(ping);
+    }
+    sendq_cache_flush();
+    assert_int_equal(frame_ref_live(), live0);
+}
+
+static void test_ring_growth_and_clear(void **state)
+{
+    (void)state;
+    long live0 = frame_ref_live();
+    static uint8_t big[SENDQ_COPY_MAX + 10];
+    struct frame_ref *f = frame_ref_encode(0x2, 0, big, sizeof(big));
+    struct sendq q;
+    sendq_init(&q);
+    for (int i = 0; i < 100; i++)
+        sendq_push_ref(&q, f);
+    assert_int_equal(q.data.count, 100);
+    assert_true(q.data.cap >= 100);
+    assert_int_equal(atomic_load(&f->refs), 101);
+    /* consume 30 whole frames and half of the 31st */
+    sendq_consume(&q, 30 * f->len + f->len / 2);
+    assert_int_equal(q.data.count, 70);
+    assert_int_equal(atomic_load(&f->refs), 71);
+    sendq_clear(&q);
+    assert_true(sendq_empty(&q));
+    assert_int_equal(atomic_load(&f->refs), 1);
+    frame_ref_put(f);
+    assert_int_equal(frame_ref_live(), live0);
+}
+
+static void test_drop_pending(void **state)
+{
+    (void)state;
+    long live0 = frame_ref_live();
+    static uint8_t big[SENDQ_COPY_MAX + 10];
+    struct frame_ref *room_a = frame_ref_encode(0x2, 0, big, sizeof(big));
+    struct frame_ref *room_b = frame_ref_encode(0x2, 0, big, sizeof(big));
+    struct frame_ref *close = frame_ref_encode(0x8, 0, "\x03\xe8", 2);
+    room_a->tag = 1;
+    room_b->tag = 2;
+    close->flags |= FRAME_CLOSE;
+    struct sendq q;
+    sendq_init(&q);
+    sendq_push_ref_nocopy(&q, room_a); /* partly written below: kept */
+    sendq_consume(&q, 5);
+    sendq_push_ref_nocopy(&q, room_a);
+    sendq_push_ref_nocopy(&q, room_b);
+    sendq_push_ref_nocopy(&q, room_a);
+    size_t bytes = 0;
+    assert_int_equal(sendq_drop_pending(&q, 1, &bytes), 2);
+    assert_int_equal(bytes, 2 * room_a->len);
+    assert_int_equal(q.data.count, 2);
+    assert_int_equal(q.bytes, room_a->len - 5 + room_b->len);
+    sendq_push_ref_nocopy(&q, close);
+    assert_int_equal(sendq_drop_pending(&q, 0, &bytes), 1); /* room_b; the close stays */
+    assert_int_equal(q.data.count, 2);
+    uint8_t out[4096];
+    size_t got = drain(&q, out, sizeof(out), 0);
+    assert_int_equal(got, room_a->len - 5 + close->len);
+    assert_memory_equal(out + got - close->len, close->data, close->len);
+    /* a single entry dropped from the inline slot */
+    sendq_push_ref(&q, room_b);
+    assert_int_equal(q.data.cap, 1);
+    assert_int_equal(sendq_drop_pending(&q, 2, &bytes), 1);
+    assert_true(sendq_empty(&q));
+    assert_int_equal(q.data.cap, 0);
+    frame_ref_put(room_a), frame_ref_put(room_b), frame_ref_put(close);
+    sendq_cache_flush();
+    assert_int_equal(frame_ref_live(), live0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_single_frame_by_reference),
+        cmocka_unit_test(test_small_frames_behind_others_are_copied),
+        cmocka_unit_test(test_partial_writes_keep_wire_order),
+        cmocka_unit_test(test_ring_growth_and_clear),
+        cmocka_unit_test(test_drop_pending),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -108,12 +108,17 @@ static inline void xor_word(uint8_t *p, uint64_t k)
 void ws_mask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset)
 {
     /* RFC 6455 §5.3: octet i of the payload is XORed with mask[i % 4]. Rotate the
-     * key so k[0] applies to p[0]; then every 8-byte block starts at phase 0
-     * again and the same 64-bit key word fits all of them. */
+     * key so its first byte applies to p[0]; then every 8-byte block starts at
+     * phase 0 again and the same 64-bit key word fits all of them. The key
+     * word is built in memory order, so this is right on either endianness. */
     uint8_t k[8];
     unsigned r = (unsigned)(offset & 3);
-    for (unsigned i = 0; i < 8; i++)
-        k[i] = mask[(r + i) & 3];
+    memcpy(k, mask, 4);
+    memcpy(k + 4, mask, 4);
+    uint32_t k4;
+    memcpy(&k4, k + r, 4); /* mask[r], mask[r+1], ... */
+    memcpy(k, &k4, 4);
+    memcpy(k + 4, &k4, 4);
     uint64_t kw;
     memcpy(&kw, k, 8);
 

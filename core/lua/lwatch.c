@@ -1,7 +1,10 @@
 #include "lwatch.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "alloc.h"
 #include "config.h"
@@ -16,8 +19,44 @@ struct lwatch {
     ev_timer debounce;
     int n;
     ev_stat st[LWATCH_MAX];
-    char *paths[LWATCH_MAX]; /* owned: ev_stat keeps the pointer */
+    char *paths[LWATCH_MAX];     /* owned: ev_stat keeps the pointer */
+    uint64_t dir_fp[LWATCH_MAX]; /* a directory's *.lua fingerprint; 0 for a file */
 };
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Names, sizes, inodes and mtimes of the *.lua files in dir, folded into one
+ * number that does not depend on readdir's order; never 0. */
+static uint64_t lua_fingerprint(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return 1;
+    uint64_t sum = 2;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".lua") != 0)
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), e->d_name, &sb, 0) != 0)
+            continue;
+        uint64_t h = fnv(0xcbf29ce484222325ull, e->d_name, n);
+        h = fnv(h, &sb.st_size, sizeof(sb.st_size));
+        h = fnv(h, &sb.st_ino, sizeof(sb.st_ino));
+        h = fnv(h, &sb.st_mtim.tv_sec, sizeof(sb.st_mtim.tv_sec));
+        h = fnv(h, &sb.st_mtim.tv_nsec, sizeof(sb.st_mtim.tv_nsec));
+        sum += h;
+    }
+    closedir(d);
+    return sum ? sum : 1;
+}
 
 static void on_debounce(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -39,12 +78,21 @@ static void on_change(struct ev_loop *loop, ev_stat *st, int revents)
         st->attr.st_size == st->prev.st_size && st->attr.st_nlink == st->prev.st_nlink &&
         st->attr.st_mtim.tv_nsec == st->prev.st_mtim.tv_nsec)
         return;
+    /* A directory changes whenever any file in it does (a log, a socket, an
+     * editor's swap file): it counts only when its Lua files changed. */
+    int i = (int)(st - lw->st);
+    if (lw->dir_fp[i]) {
+        uint64_t fp = lua_fingerprint(lw->paths[i]);
+        if (fp == lw->dir_fp[i])
+            return;
+        lw->dir_fp[i] = fp;
+    }
     ev_timer_stop(loop, &lw->debounce);
     ev_timer_set(&lw->debounce, LWATCH_DEBOUNCE, 0.);
     ev_timer_start(loop, &lw->debounce);
 }
 
-static void add(struct lwatch *lw, const char *path)
+static void add(struct lwatch *lw, const char *path, int is_dir)
 {
     if (path == NULL || lw->n >= LWATCH_MAX)
         return;
@@ -53,6 +101,7 @@ static void add(struct lwatch *lw, const char *path)
             return;
     char *p = rc_xstrdup(path);
     lw->paths[lw->n] = p;
+    lw->dir_fp[lw->n] = is_dir ? lua_fingerprint(p) : 0;
     ev_stat *st = &lw->st[lw->n];
     ev_stat_init(st, on_change, p, 0.);
     st->data = lw;
@@ -64,9 +113,9 @@ static void add_file_and_dir(struct lwatch *lw, const char *path)
 {
     if (path == NULL)
         return;
-    add(lw, path);
+    add(lw, path, 0);
     char *copy = rc_xstrdup(path);
-    add(lw, dirname(copy));
+    add(lw, dirname(copy), 1);
     rc_free(copy);
 }
 

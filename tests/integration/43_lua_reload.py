@@ -7,7 +7,9 @@ every message sent to its room), the new field appears after the swap,
 "reload: generation N" is logged by every worker. Then a broken script:
 refused ("reload failed" logged), the old behaviour continues. Prints the
 reload pause (SIGHUP to the last worker's new generation) and the longest
-delivery gap seen by a client around it."""
+delivery gap seen by a client around it. Also: the file watcher reloads
+on a change of a Lua file in the script's directory and ignores other files
+that come and go there."""
 
 import asyncio
 import json
@@ -201,7 +203,54 @@ def test_reload_under_load(srv):
           flush=True)
 
 
+_wdir = tempfile.mkdtemp(prefix="rc43w_")
+WPATH = os.path.join(_wdir, "echo.lua")
+with open(script("echo.lua")) as f:
+    ECHO = f.read()
+with open(WPATH, "w") as f:
+    f.write(ECHO)
+
+
+def test_file_watcher_reloads_on_lua_changes_only(srv):
+    """The watcher (no SIGHUP) reloads when a Lua file of the script's
+    directory changes, and not when other files come and go there."""
+    nw = workers(srv)
+    changed = lambda: len([l for l in srv.log() if "script files changed" in l])  # noqa: E731
+    gens = lambda: len([l for l in srv.log() if "reload: generation" in l])  # noqa: E731
+    c0, g0 = changed(), gens()
+    with srv.connect() as c:
+        # unrelated files: a log being written, a temp file created and removed
+        for i in range(3):
+            with open(os.path.join(_wdir, "server.log"), "a") as f:
+                f.write("line %d\n" % i)
+            tmp = os.path.join(_wdir, ".swp%d" % i)
+            open(tmp, "w").close()
+            os.unlink(tmp)
+            time.sleep(0.15)
+        time.sleep(1.0)  # ev_stat polls; give it time to see (and ignore) them
+        eq(changed(), c0, "reloads triggered by non-Lua files")
+        # a new helper module next to the script is a Lua change
+        with open(os.path.join(_wdir, "helper.lua"), "w") as f:
+            f.write("return {}\n")
+        wait_log(srv, "reload: generation", count=g0 + nw, timeout=10)
+        check(changed() > c0, "the watcher logged the change")
+        # the connection survived the reload and still echoes
+        c.send_frame(rctest.OP_TEXT, "still here")
+        c.expect_message(rctest.OP_TEXT, "still here")
+        c.finish()
+    os.unlink(os.path.join(_wdir, "helper.lua"))
+    os.unlink(os.path.join(_wdir, "server.log"))
+
+
 if __name__ == "__main__":
     # once per server: the test itself runs long and reloads several times
-    rctest.main(None, cases=[rctest.Case("test_reload_under_load", test_reload_under_load, ARGS,
-                                         repeat=1)])
+    try:
+        rctest.main(None, cases=[
+            rctest.Case("test_reload_under_load", test_reload_under_load, ARGS, repeat=1),
+            rctest.Case("test_file_watcher_reloads_on_lua_changes_only",
+                        test_file_watcher_reloads_on_lua_changes_only, ("-s", WPATH), repeat=1)])
+    finally:
+        for d in (_wdir,):
+            for f in os.listdir(d):
+                os.unlink(os.path.join(d, f))
+            os.rmdir(d)

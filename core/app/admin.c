@@ -430,7 +430,7 @@ int admin_start(struct ev_loop *loop, struct server *srv, struct rc_config *cfg)
 {
     if (cfg->admin_addr == NULL)
         return 1;
-    int fd = listener_bind(cfg->admin_addr, cfg->admin_port, 64);
+    int fd = listener_bind(cfg->admin_addr, cfg->admin_port, 64, 1);
     if (fd < 0) {
         rc_log(cfg->admin_explicit ? RC_LOG_ERROR : RC_LOG_WARN,
                "cannot listen on %s:%d (admin): %s%s", cfg->admin_addr, cfg->admin_port,

@@ -61,7 +61,7 @@ int tls_server_init(struct server *s)
     }
     int port = cfg->tls_port;
     for (int i = 0; i < s->nworkers; i++) {
-        int fd = listener_bind(cfg->bind_addr, port, 4096);
+        int fd = listener_bind(cfg->bind_addr, port, 4096, i == 0);
         if (fd < 0) {
             rc_error("cannot listen on %s:%d (TLS): %s", cfg->bind_addr, port, rc_strerror(fd));
             for (int j = 0; j < i; j++)

@@ -231,7 +231,7 @@ int server_init(struct server *s, struct rc_config *cfg, const struct conn_handl
             fds[i] = -1; /* only worker 0 accepts */
             continue;
         }
-        fds[i] = listener_bind(cfg->bind_addr, port, 4096);
+        fds[i] = listener_bind(cfg->bind_addr, port, 4096, i == 0);
         if (fds[i] < 0) {
             int e = fds[i];
             rc_error("cannot listen on %s:%d: %s", cfg->bind_addr, port, rc_strerror(e));

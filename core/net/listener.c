@@ -10,7 +10,24 @@
 #include "err.h"
 #include "log.h"
 
-int listener_bind(const char *addr, int port, int backlog)
+/* SO_REUSEPORT lets any process of the same user join a port's listeners
+ * and silently take a share of its connections, so a second server started
+ * by mistake would not fail. A plain socket cannot bind a port that has
+ * listeners (reuseport or not): trying one first makes "address in use" an
+ * error again, as nginx and Redis report it. */
+static int probe_free(const struct sockaddr_storage *ss, socklen_t sl)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd == -1)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)); /* TIME_WAIT is fine */
+    int rc = bind(fd, (const struct sockaddr *)ss, sl) == -1 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+int listener_bind(const char *addr, int port, int backlog, int first)
 {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -27,6 +44,11 @@ int listener_bind(const char *addr, int port, int backlog)
         sl = sizeof(*s6);
     } else {
         return RC_E_INVAL;
+    }
+    if (first && port != 0) {
+        int rc = probe_free(&ss, sl);
+        if (rc < 0)
+            return rc;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1)

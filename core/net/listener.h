@@ -32,8 +32,11 @@ struct listener {
 
 /* Creates a bound, listening, non-blocking socket with SO_REUSEADDR and
  * SO_REUSEPORT. addr is an IPv4 or IPv6 literal; port 0 picks a free port.
- * Returns the fd, or -errno (RC_E_INVAL for a bad address). */
-int listener_bind(const char *addr, int port, int backlog);
+ * `first`: the first socket of this process on the port; it fails with
+ * -EADDRINUSE when another process already listens there (later sockets of
+ * the group join the first one). Returns the fd, or -errno (RC_E_INVAL for a
+ * bad address). */
+int listener_bind(const char *addr, int port, int backlog, int first);
 
 /* The port a bound socket listens on, or -errno. */
 int listener_port(int fd);

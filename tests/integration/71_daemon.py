@@ -165,5 +165,23 @@ def test_sd_notify(srv):
         check(not problems, "; ".join(problems))
 
 
+def test_port_in_use_is_an_error(srv):
+    # SO_REUSEPORT would let a second server share the port and quietly take
+    # part of the connections: it must refuse to start instead.
+    second = subprocess.run([BIN, "-b", "127.0.0.1", "-p", str(srv.port), "--echo",
+                             "--admin", "off", "-w", "2"],
+                            capture_output=True, text=True, timeout=tmo(10))
+    check(second.returncode != 0, "second server on a used port exits non-zero (%d)"
+          % second.returncode)
+    check("cannot listen on 127.0.0.1:%d" % srv.port in second.stderr and
+          "in use" in second.stderr, "it says why: %r" % second.stderr[-300:])
+    # the first server still has every connection
+    for _ in range(20):
+        with srv.connect() as c:
+            c.send_frame(rctest.OP_TEXT, "mine")
+            c.expect_message(rctest.OP_TEXT, "mine")
+            c.finish()
+
+
 if __name__ == "__main__":
     rctest.main(globals(), default_args=("--echo", "--admin", "off"))

@@ -70,12 +70,13 @@ struct ws_msg {
     uint8_t msg_rsv;
     uint8_t ctrl_len;
     uint8_t hb[WS_MAX_HEADER];
+    uint32_t utf8; /* validator state of the text message in progress (fills the
+                      hole after hb: every byte here is paid per connection) */
     /* owned; allocated (WS_MAX_CONTROL bytes) only while a control frame
      * arrives in pieces, so an idle connection carries no control buffer */
     uint8_t *ctrl;
-    uint32_t utf8; /* validator state of the text message in progress */
-    uint8_t *buf;  /* owned; NULL, or the message being joined, or the last event's data */
-    size_t len;    /* bytes in buf */
+    uint8_t *buf; /* owned; NULL, or the message being joined, or the last event's data */
+    size_t len;   /* bytes in buf */
     size_t cap;
 };
 

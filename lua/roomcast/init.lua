@@ -26,6 +26,7 @@ local errors = require("roomcast.errors")
 local C = F.C
 local E = F.E
 local type, tostring, tonumber, error, setmetatable = type, tostring, tonumber, error, setmetatable
+local getmetatable = getmetatable
 local select, ipairs, pcall = select, ipairs, pcall
 local ffi_string, ffi_new = ffi.string, ffi.new
 local fmt = string.format
@@ -96,16 +97,22 @@ local function with_buffer(f, a, b)
     return E.LIMIT, buf
 end
 
+-- conn.data / room.data: a proxy whose metatable holds the handle. The two
+-- metamethods are shared, not closures made per access: creating a closure
+-- (FNEW) is NYI in LuaJIT 2.1 and would abort every trace through conn.data.
+local function kv_index(p, k)
+    return (getmetatable(p).obj:get(k))
+end
+
+local function kv_newindex(p, k, v)
+    local ok, err = getmetatable(p).obj:set(k, v)
+    if not ok and err ~= "closed" then
+        error("data." .. tostring(k) .. ": " .. tostring(err), 2)
+    end
+end
+
 local function kv_proxy(obj)
-    return setmetatable({}, {
-        __index = function(_, k) return (obj:get(k)) end,
-        __newindex = function(_, k, v)
-            local ok, err = obj:set(k, v)
-            if not ok and err ~= "closed" then
-                error("data." .. tostring(k) .. ": " .. tostring(err), 2)
-            end
-        end,
-    })
+    return setmetatable({}, { __index = kv_index, __newindex = kv_newindex, obj = obj })
 end
 
 -- --------------------------------------------------------------- connections

@@ -3,7 +3,8 @@
  * lua/roomcast/ffi.lua checked against the exported rc_ffi_* symbols, the
  * instruction budget against endless loops (plain, JIT-hot, pcall-guarded,
  * loaded at run time), errors with file:line and counters, load errors,
- * state hand-over on reload, and rc.jwt.verify over the C HS256 check. */
+ * state hand-over on reload, rc.jwt.verify over the C HS256 check, and the
+ * performance guard: the hot lua/roomcast wrappers compile into JIT traces. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 #include <lauxlib.h>
 #include <lua.h>
+#include <lualib.h>
 
 #include "config.h"
 #include "crypto.h"
@@ -318,6 +320,190 @@ static void test_jwt_verify(void **state)
     lbridge_free(b);
 }
 
+/* -- performance guard (STYLE.md §3.8) ---------------------------------------
+ * The hot wrappers of lua/roomcast/ must compile into LuaJIT traces.
+ * A jit.attach handler watches the trace events while each wrapper runs in a
+ * hot loop of unsandboxed (so JIT-enabled) code: a trace that aborts with an
+ * NYI inside a lua/roomcast/ file fails the test, and each wrapper must show up
+ * in at least one completed trace, or the test would prove nothing. Without a
+ * worker the wrappers answer nil, "closed" (or 0, nil, false), which still
+ * takes the FFI path. Aborts outside lua/roomcast/ (the loops below) do not
+ * count, nor do aborts that are not NYIs: the budget's count hook firing
+ * while a trace is recorded aborts it, and the loop is simply recorded again.
+ */
+#define JIT_GUARD_ITERS 2000
+
+static const char jit_probe[] =
+    "local jutil, vmdef = require('jit.util'), require('jit.vmdef')\n"
+    "local funcinfo, fmt = jutil.funcinfo, string.format\n"
+    "assert(jit.status(), 'the JIT is off in the bridge state')\n"
+    "local P = { problems = {} }\n"
+    "local seen = {}\n"
+    "local function problem(msg)\n"
+    "  if not seen[msg] then seen[msg] = true P.problems[#P.problems + 1] = msg end\n"
+    "end\n"
+    "local name, target, recorded, done, nstop\n"
+    "local function ours(src)\n"
+    "  return src and src:match('^@.*/roomcast/([%w_]+%.lua)$')\n"
+    "end\n"
+    "local function fname(f)\n"
+    "  local fi = funcinfo(f)\n"
+    "  if fi.ffid then return vmdef.ffnames[fi.ffid] end\n"
+    "  return fi.loc or fmt('C:%x', fi.addr or 0)\n"
+    "end\n"
+    "local function reason(err, info)\n"
+    "  if type(err) ~= 'number' then return tostring(err) end\n"
+    "  if type(info) == 'function' then info = fname(info) end\n"
+    "  local msg = fmt(vmdef.traceerr[err] or ('trace error ' .. err), info)\n"
+    "  if msg:find('^NYI: bytecode') then\n"
+    "    msg = msg .. ' (' .. vmdef.bcnames:sub(info * 6 + 1, info * 6 + 6):gsub(' ', '') .. ')'\n"
+    "  end\n"
+    "  return msg\n"
+    "end\n"
+    "local function key(f)\n"
+    "  local fi = funcinfo(f)\n"
+    "  return fi.source and (fi.source .. ':' .. fi.linedefined)\n"
+    "end\n"
+    "function P.on_record(tr, func) recorded[func] = true end\n"
+    "local function on_trace(what, tr, func, pc, otr, oex)\n"
+    "  if name == nil then return end\n"
+    "  if what == 'start' then\n"
+    "    recorded = {}\n"
+    "  elseif what == 'stop' then\n"
+    "    nstop = nstop + 1\n"
+    "    for f in pairs(recorded) do done[key(f) or ''] = true end\n"
+    "  elseif what == 'abort' then\n"
+    "    local fi = funcinfo(func, pc)\n"
+    "    local file, msg = ours(fi.source), reason(otr, oex)\n"
+    "    if file and msg:find('^NYI') then\n"
+    "      problem(fmt('%s: trace abort at %s:%d: %s', name, file,\n"
+    "        fi.currentline or 0, msg))\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "-- LuaJIT drops errors raised by event handlers: report them instead\n"
+    "function P.on_trace(...)\n"
+    "  local ok, e = pcall(on_trace, ...)\n"
+    "  if not ok then problem('trace event handler: ' .. tostring(e)) end\n"
+    "end\n"
+    "jit.attach(P.on_record, 'record')\n"
+    "jit.attach(P.on_trace, 'trace')\n"
+    "function P.begin(n, f)\n"
+    "  assert(ours(funcinfo(f).source), n .. ': target is not in lua/roomcast/')\n"
+    "  jit.flush()\n"
+    "  name, target, recorded, done, nstop = n, key(f), {}, {}, 0\n"
+    "end\n"
+    "function P.finish(ok)\n"
+    "  if not ok then\n"
+    "    problem(name .. ': unexpected result without a worker')\n"
+    "  elseif nstop == 0 or not done[target] then\n"
+    "    problem(fmt('%s: no completed trace ran through %s '\n"
+    "      .. '(%d traces completed)', name, target:match('[^/]*$'), nstop))\n"
+    "  end\n"
+    "  name = nil\n"
+    "end\n"
+    "PROBE = P\n";
+
+/* One hot loop per wrapper: `target` is the wrapper's Lua function (a trace
+ * must record its bytecode), `body` runs JIT_GUARD_ITERS times with c a conn
+ * handle, r a room handle and i the loop counter, and `check` holds for the
+ * values the body leaves in a and b. Without a worker conn:join returns
+ * before the on_join chain, so the chain is not covered here.
+ * msg is an empty table on purpose: util.encode walks a non-empty one with
+ * pairs(), an inner loop that gets its own trace, so no trace would run
+ * through send_json as a whole. Either way the trace ends at cjson.encode (a
+ * C function: LuaJIT returns to the interpreter there), so only the code up
+ * to the encode is checked for send_json and util.reply. */
+static const struct hot_case {
+    const char *name, *target, *body, *check;
+} hot_cases[] = {
+    {"conn:send", "c.send", "a, b = c:send('hello')", "a == nil and b == 'closed'"},
+    {"conn:send_binary", "c.send_binary", "a, b = c:send_binary('\\1\\2')",
+     "a == nil and b == 'closed'"},
+    {"conn:send_json", "c.send_json", "a, b = c:send_json(msg)", "a == nil and b == 'closed'"},
+    {"conn:join", "c.join", "a, b = c:join('lobby')", "a == nil and b == 'closed'"},
+    {"conn:leave", "c.leave", "a, b = c:leave('lobby')", "a == nil and b == 'closed'"},
+    {"conn:in_room", "c.in_room", "a = c:in_room('lobby')", "a == false"},
+    {"conn:get", "c.get", "a, b = c:get('k')", "a == nil and b == 'closed'"},
+    {"conn:set", "c.set", "a, b = c:set('k', 'v')", "a == nil and b == 'closed'"},
+    {"conn.data get", "getmetatable(c.data).__index", "a = c.data.k", "a == nil"},
+    {"conn.data set", "getmetatable(c.data).__newindex", "c.data.k = 'v' a = true", "a"},
+    {"conn.user get", "getmetatable(c).__index", "a = c.user", "a == nil"},
+    {"conn.user set", "getmetatable(c).__newindex", "c.user = 'alice' a = true", "a"},
+    {"room:publish", "r.publish", "a, b = r:publish('m')", "a == nil and b == 'closed'"},
+    {"room:publish opts", "r.publish", "a, b = r:publish('m', opts)", "a == nil and b == 'closed'"},
+    {"room:count", "r.count", "a = r:count()", "a == 0"},
+    {"room:get", "r.get", "a, b = r:get('k')", "a == nil and b == 'closed'"},
+    {"room:set", "r.set", "a, b = r:set('k', 'v')", "a == nil and b == 'closed'"},
+    {"room.data get", "getmetatable(r.data).__index", "a = r.data.k", "a == nil"},
+    {"room.data set", "getmetatable(r.data).__newindex", "r.data.k = 'v' a = true", "a"},
+    {"rc.now", "rc.now", "a = rc.now()", "a > 1.6e12"},
+    {"rc.conn", "rc.conn", "a = rc.conn(i)", "a.id == N"},
+    {"rc.room", "rc.room", "a = rc.room('lobby')", "a.name == 'lobby'"},
+    {"rc.send_to_user", "rc.send_to_user", "a = rc.send_to_user('alice', 'm')", "a == 0"},
+    {"util.reply", "util.reply", "a, b = util.reply(c, nil, msg)", "a == nil and b == 'closed'"},
+    {"util.send_error", "util.send_error", "a, b = util.send_error(c, 'not_member', nil, i)",
+     "a == nil and b == 'closed'"},
+};
+
+static void test_lbridge__hot_wrappers_compile(void **state)
+{
+    (void)state;
+    struct lbridge *b = bridge_for("return {}\n", NULL);
+    /* jit.vmdef (the abort messages) lives in LuaJIT's own directory, which
+     * the bridge's package.path leaves out: borrow the library default. */
+    lua_State *plain = luaL_newstate();
+    assert_non_null(plain);
+    luaL_openlibs(plain);
+    lua_getglobal(plain, "package");
+    lua_getfield(plain, -1, "path");
+    lua_getglobal(b->L, "package");
+    lua_getfield(b->L, -1, "path");
+    lua_pushfstring(b->L, "%s;%s", lua_tostring(b->L, -1), lua_tostring(plain, -1));
+    lua_setfield(b->L, -3, "path");
+    lua_pop(b->L, 2);
+    lua_close(plain);
+    char err[4096] = "";
+    if (run_lua(b, jit_probe, err, sizeof(err)) != 0) {
+        lbridge_free(b);
+        fail_msg("%s", err);
+    }
+    for (size_t k = 0; k < sizeof(hot_cases) / sizeof(hot_cases[0]); k++) {
+        const struct hot_case *h = &hot_cases[k];
+        char code[2048];
+        snprintf(code, sizeof(code),
+                 "local P, rc, util = PROBE, require('roomcast'), require('roomcast.util')\n"
+                 "local c, r = rc.conn(1), rc.room('lobby')\n"
+                 "local msg, opts = {}, { stamp = true, exclude = c }\n"
+                 "local a, b, N = nil, nil, %d\n"
+                 "P.begin('%s', %s)\n"
+                 "for i = 1, N do %s end\n"
+                 "P.finish(%s)\n",
+                 JIT_GUARD_ITERS, h->name, h->target, h->body, h->check);
+        if (run_lua(b, code, err, sizeof(err)) != 0) {
+            lbridge_free(b);
+            fail_msg("%s: %s", h->name, err);
+        }
+    }
+    assert_int_equal(
+        run_lua(b, "jit.attach(PROBE.on_record) jit.attach(PROBE.on_trace)", err, sizeof(err)), 0);
+    /* every problem, one a line (an error message would keep only the first) */
+    lua_getglobal(b->L, "PROBE");
+    lua_getfield(b->L, -1, "problems");
+    size_t n = lua_objlen(b->L, -1);
+    char report[8192] = "";
+    for (size_t k = 1; k <= n; k++) {
+        lua_rawgeti(b->L, -1, (int)k);
+        size_t used = strlen(report);
+        snprintf(report + used, sizeof(report) - used, "\n  %s", lua_tostring(b->L, -1));
+        lua_pop(b->L, 1);
+    }
+    lua_pop(b->L, 2);
+    lbridge_free(b);
+    if (n > 0)
+        fail_msg("%zu problem(s) with the hot wrappers' traces:%s", n, report);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_state_handover),
         cmocka_unit_test(test_jwt_verify),
+        cmocka_unit_test(test_lbridge__hot_wrappers_compile),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

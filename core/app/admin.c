@@ -147,6 +147,15 @@ char *admin_render_metrics(const struct server *srv)
                       (unsigned long long)v);
     }
 
+    family(&b, "handshake_refusals_by_reason_total", "counter",
+           "Refused upgrades by reason (see README: Metrics)");
+    for (int k = 0; k < RC_HS_REASONS; k++) {
+        uint64_t v = sum_slot(srv, offsetof(struct worker_stats, refusals_by_reason) +
+                                       (size_t)k * sizeof(atomic_uint_fast64_t));
+        sb_printf(&b, "roomcast_handshake_refusals_by_reason_total{reason=\"%s\"} %llu\n",
+                  rc_hs_reason_names[k], (unsigned long long)v);
+    }
+
     family(&b, "dropped_messages_total", "counter", "Messages dropped, by reason");
     sb_printf(&b, "roomcast_dropped_messages_total{reason=\"slow_consumer\"} %llu\n",
               (unsigned long long)sum_slot(srv, offsetof(struct worker_stats, drops_total)));

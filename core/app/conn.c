@@ -593,12 +593,13 @@ static void read_ws(struct conn *c)
  * input: the HTTP upgrade
  * ------------------------------------------------------------------------ */
 
-static void refuse(struct conn *c, int status, const char *reason)
+/* kind: the stable label of roomcast_handshake_failures_total{reason} (stats.h). */
+static void refuse(struct conn *c, int status, const char *kind, const char *reason)
 {
     char resp[512];
     int n = http_error_response(resp, sizeof(resp), status, reason, NULL);
     STAT_INC(&c->w->stats, handshake_failures_total);
-    stats_count_refusal(&c->w->stats, status);
+    stats_count_refusal(&c->w->stats, status, kind);
     rc_free(c->head);
     c->head = NULL;
     if (n < 0) {
@@ -637,20 +638,21 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
 {
     struct worker *w = c->w;
     struct ws_upgrade up;
-    struct ws_refusal why;
+    struct ws_refusal why = {0};
     if (ws_upgrade_check(req, &up, &why) != 0) {
         /* A plain GET for another path is a 404, not an invitation to upgrade. */
         if (why.status == 426 && !path_ok(req) && http_find_header(req, "upgrade") == NULL)
-            why = (struct ws_refusal){404, "not found: this server speaks WebSocket at /ws"};
-        refuse(c, why.status, why.reason);
+            why = (struct ws_refusal){404, "not found: this server speaks WebSocket at /ws",
+                                      "not_found"};
+        refuse(c, why.status, why.kind, why.reason);
         return;
     }
     if (!path_ok(req)) {
-        refuse(c, 404, "no WebSocket endpoint at this path; connect to /ws");
+        refuse(c, 404, "not_found", "no WebSocket endpoint at this path; connect to /ws");
         return;
     }
     if (guard_check_upgrade(c, req, &why) != 0) {
-        refuse(c, why.status, why.reason);
+        refuse(c, why.status, why.kind, why.reason);
         return;
     }
     const char *subprotocol = NULL;
@@ -663,7 +665,7 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
         if (c->released)
             return;
         if (rc != 0) {
-            refuse(c, why.status, why.reason);
+            refuse(c, why.status, why.kind, why.reason);
             return;
         }
     }
@@ -672,7 +674,7 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
     char resp[512];
     int n = ws_response_101(resp, sizeof(resp), accept, subprotocol, NULL);
     if (n < 0) {
-        refuse(c, 500, "response too large");
+        refuse(c, 500, "internal", "response too large");
         return;
     }
     /* The 101 goes on the control lane: it must precede both the frames the
@@ -721,11 +723,11 @@ static int parse_head(struct conn *c, const char *buf, size_t len, size_t last)
     if (r == RC_NEED_MORE)
         return 1;
     if (r == RC_E_HEAD_TOO_BIG)
-        refuse(c, 431, "request head too large");
+        refuse(c, 431, "head_too_large", "request head too large");
     else if (r == RC_E_TOO_MANY_HEADERS)
-        refuse(c, 431, "too many header fields");
+        refuse(c, 431, "head_too_large", "too many header fields");
     else if (r < 0)
-        refuse(c, 400, "malformed HTTP request");
+        refuse(c, 400, "malformed", "malformed HTTP request");
     else
         upgrade(c, &req, (size_t)r, buf, len);
     return 0;
@@ -737,7 +739,7 @@ static int grow_head(struct conn *c, size_t want)
 {
     const struct rc_config *cfg = c->w->cfg;
     if (c->head_cap >= cfg->max_head + 1) {
-        refuse(c, 431, "request head too large");
+        refuse(c, 431, "head_too_large", "request head too large");
         return -1;
     }
     size_t ncap = c->head_cap ? c->head_cap * 2 : HEAD_INITIAL;
@@ -823,7 +825,7 @@ void conn_on_handshake_timeout(struct tlist *tl, struct tnode *n)
     struct conn *c = rc_container_of(n, struct conn, tn);
     STAT_INC(&c->w->stats, handshake_timeouts_total);
     if (c->head_len > 0)
-        refuse(c, 408, "handshake timed out");
+        refuse(c, 408, "timeout", "handshake timed out");
     else
         conn_release(c);
 }

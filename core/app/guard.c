@@ -158,7 +158,7 @@ int guard_check_upgrade(struct conn *c, const struct http_request *req, struct w
     struct worker *w = c->w;
     if (lim.norigins > 0 && !origin_allowed(req)) {
         STAT_INC(&w->stats, refused_origin_total);
-        *why = (struct ws_refusal){403, "origin not allowed"};
+        *why = (struct ws_refusal){403, "origin not allowed", "origin"};
         return -1;
     }
     int max = atomic_load_explicit(&lim.max_conns, RELAXED);
@@ -166,7 +166,7 @@ int guard_check_upgrade(struct conn *c, const struct http_request *req, struct w
         server_stat_sum(w->srv, offsetof(struct worker_stats, conns_open)) >= (uint64_t)max) {
         STAT_INC(&w->stats, refused_max_conns_total);
         rc_log_limited(&limit_rl, 5, RC_LOG_WARN, "max_connections (%d) reached: 503", max);
-        *why = (struct ws_refusal){503, "server full, try again later"};
+        *why = (struct ws_refusal){503, "server full, try again later", "max_connections"};
         return -1;
     }
     return 0;

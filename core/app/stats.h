@@ -9,6 +9,7 @@
 #define RC_APP_STATS_H
 
 #include <stdatomic.h>
+#include <string.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -46,8 +47,17 @@
  * slot for the application range 3000-4999 and one for anything else. */
 #define RC_CLOSE_SLOTS 18
 /* Refused handshakes by HTTP status (stats_count_refusal()). */
-#define RC_HS_STATUS_MAP(XX) XX(400) XX(403) XX(404) XX(408) XX(426) XX(429) XX(431) XX(500) XX(503)
-#define RC_HS_SLOTS 10 /* the statuses above plus "other" */
+#define RC_HS_STATUS_MAP(XX)                                                                       \
+    XX(400) XX(403) XX(404) XX(405) XX(408) XX(426) XX(429) XX(431) XX(500) XX(503)
+#define RC_HS_SLOTS 11 /* the statuses above plus "other" */
+/* ... and by reason: the stable `kind` of struct ws_refusal (handshake.h,
+ * guard.c, conn.c, the Lua connect hook), plus "other". */
+#define RC_HS_REASON_MAP(XX)                                                                       \
+    XX(method)                                                                                     \
+    XX(http_version) XX(host) XX(not_websocket) XX(connection) XX(key) XX(version) XX(not_found)   \
+        XX(origin) XX(max_connections) XX(script) XX(script_error) XX(head_too_large)              \
+            XX(malformed) XX(timeout) XX(internal)
+#define RC_HS_REASONS 17 /* the reasons above plus "other" */
 /* Handler time histogram: upper bounds in microseconds, then +Inf. */
 #define RC_HIST_BOUNDS_US                                                                          \
     {                                                                                              \
@@ -61,6 +71,7 @@ struct worker_stats {
 #undef RC_STATS_FIELD
     atomic_uint_fast64_t closes_by_code[RC_CLOSE_SLOTS];
     atomic_uint_fast64_t refusals_by_status[RC_HS_SLOTS];
+    atomic_uint_fast64_t refusals_by_reason[RC_HS_REASONS];
     atomic_uint_fast64_t handler_hist[RC_HIST_SLOTS]; /* not cumulative: one slot per bucket */
     atomic_uint_fast64_t handler_ns_sum;
 };
@@ -80,8 +91,18 @@ static inline void stats_count_close(struct worker_stats *st, unsigned code)
     STAT_INC(st, closes_by_code[i]);
 }
 
-/* Counts one handshake refused with HTTP `status`. */
-static inline void stats_count_refusal(struct worker_stats *st, int status)
+/* The names of RC_HS_REASON_MAP in slot order ("other" last). */
+static const char *const rc_hs_reason_names[] = {
+#define RC_HS_NAME(r) #r,
+    RC_HS_REASON_MAP(RC_HS_NAME)
+#undef RC_HS_NAME
+        "other"};
+_Static_assert(sizeof(rc_hs_reason_names) / sizeof(rc_hs_reason_names[0]) == RC_HS_REASONS,
+               "RC_HS_REASONS must count RC_HS_REASON_MAP plus other");
+
+/* Counts one handshake refused with HTTP `status` for reason `kind` (NULL or
+ * unknown: "other"). */
+static inline void stats_count_refusal(struct worker_stats *st, int status, const char *kind)
 {
     static const int codes[] = {
 #define RC_HS_CODE(c) c,
@@ -92,8 +113,11 @@ static inline void stats_count_refusal(struct worker_stats *st, int status)
     while (i < sizeof(codes) / sizeof(codes[0]) && codes[i] != status)
         i++;
     STAT_INC(st, refusals_by_status[i]);
+    size_t k = 0;
+    while (kind && k < RC_HS_REASONS - 1 && strcmp(rc_hs_reason_names[k], kind) != 0)
+        k++;
+    STAT_INC(st, refusals_by_reason[kind ? k : RC_HS_REASONS - 1]);
 }
-
 /* CLOCK_MONOTONIC in nanoseconds (vDSO: no system call), for stats_observe_handler. */
 static inline uint64_t stats_clock_ns(void)
 {

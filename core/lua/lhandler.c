@@ -134,6 +134,7 @@ static int lua_upgrade(struct conn *c, const struct http_request *req, const str
     if (rc != 0) {
         why->status = 500;
         why->reason = "the connect handler failed";
+        why->kind = "script_error";
         result = -1;
     } else if (!lua_toboolean(L, -3)) {
         lua_Integer st = lua_tointeger(L, -2);
@@ -141,6 +142,7 @@ static int lua_upgrade(struct conn *c, const struct http_request *req, const str
         size_t len = 0;
         const char *s = lua_tolstring(L, -1, &len);
         why->reason = s ? keep_reason(lw, s, len) : "Forbidden";
+        why->kind = "script";
         result = -1;
     }
     if (rc == 0)

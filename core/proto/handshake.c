@@ -8,10 +8,11 @@
 /* RFC 6455 §1.3 / §4.2.2 step 5.4: the GUID appended to the client key. */
 static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-static int refuse(struct ws_refusal *why, int status, const char *reason)
+static int refuse(struct ws_refusal *why, int status, const char *kind, const char *reason)
 {
     why->status = status;
     why->reason = reason;
+    why->kind = kind;
     return -1;
 }
 
@@ -40,50 +41,50 @@ int ws_upgrade_check(const struct http_request *req, struct ws_upgrade *up, stru
     /* §4.2.1 item 1: an HTTP/1.1 or higher GET request. */
     /* Methods are case-sensitive (RFC 9110 §9.1): "get" is not GET. */
     if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0)
-        return refuse(why, 405, "WebSocket upgrade needs GET");
+        return refuse(why, 405, "method", "WebSocket upgrade needs GET");
     if (req->minor_version < 1)
-        return refuse(why, 400, "WebSocket upgrade needs HTTP/1.1");
+        return refuse(why, 400, "http_version", "WebSocket upgrade needs HTTP/1.1");
 
     /* §4.2.1 item 2: a Host header field; RFC 9112 §3.2 makes zero or several a 400. */
     size_t nhost = http_count_header(req, "Host");
     if (nhost == 0)
-        return refuse(why, 400, "missing Host");
+        return refuse(why, 400, "host", "missing Host");
     if (nhost > 1)
-        return refuse(why, 400, "duplicate Host");
+        return refuse(why, 400, "host", "duplicate Host");
 
     /* §4.2.1 item 3: Upgrade containing "websocket" (case-insensitive). A GET
      * that does not ask for WebSocket is an ordinary request to an endpoint that
      * only speaks WebSocket: 426 (RFC 9110 §15.5.22). */
     if (!any_has_token(req, "Upgrade", "websocket"))
-        return refuse(why, 426, "this endpoint speaks WebSocket");
+        return refuse(why, 426, "not_websocket", "this endpoint speaks WebSocket");
 
     /* §4.2.1 item 4: Connection containing the "Upgrade" token. */
     if (!any_has_token(req, "Connection", "upgrade"))
-        return refuse(why, 400, "Connection header lacks the upgrade token");
+        return refuse(why, 400, "connection", "Connection header lacks the upgrade token");
 
     /* §4.2.1 item 5 and §11.3.1: exactly one Sec-WebSocket-Key, which is the
      * base64 of 16 bytes (so 24 characters, "==" padded). */
     size_t nkey = http_count_header(req, "Sec-WebSocket-Key");
     if (nkey == 0)
-        return refuse(why, 400, "missing Sec-WebSocket-Key");
+        return refuse(why, 400, "key", "missing Sec-WebSocket-Key");
     if (nkey > 1)
-        return refuse(why, 400, "duplicate Sec-WebSocket-Key");
+        return refuse(why, 400, "key", "duplicate Sec-WebSocket-Key");
     const struct http_header *key = http_find_header(req, "Sec-WebSocket-Key");
     uint8_t nonce[18];
     if (key->value_len != 24 ||
         rc_base64_decode(key->value, key->value_len, nonce, sizeof(nonce), 0) != 16)
-        return refuse(why, 400, "invalid Sec-WebSocket-Key");
+        return refuse(why, 400, "key", "invalid Sec-WebSocket-Key");
 
     /* §4.2.1 item 6 and §11.3.5: exactly one Sec-WebSocket-Version, "13".
      * §4.2.2: another version is answered 426 with the versions we speak. */
     size_t nver = http_count_header(req, "Sec-WebSocket-Version");
     if (nver == 0)
-        return refuse(why, 400, "missing Sec-WebSocket-Version");
+        return refuse(why, 400, "version", "missing Sec-WebSocket-Version");
     if (nver > 1)
-        return refuse(why, 400, "duplicate Sec-WebSocket-Version");
+        return refuse(why, 400, "version", "duplicate Sec-WebSocket-Version");
     const struct http_header *ver = http_find_header(req, "Sec-WebSocket-Version");
     if (ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0)
-        return refuse(why, 426, "unsupported Sec-WebSocket-Version");
+        return refuse(why, 426, "version", "unsupported Sec-WebSocket-Version");
 
     const struct http_header *host = http_find_header(req, "Host");
     up->host = host->value;

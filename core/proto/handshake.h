@@ -30,6 +30,7 @@ struct ws_upgrade {
 struct ws_refusal {
     int status;         /* 400, 404, 405, 426 */
     const char *reason; /* e.g. "missing Sec-WebSocket-Key" */
+    const char *kind;   /* a stable metric label, e.g. "key" (static); NULL: by status */
 };
 
 /* Validates req as a WebSocket upgrade (RFC 6455 §4.2.1):

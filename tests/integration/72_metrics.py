@@ -54,9 +54,32 @@ def test_refusals_counted(srv):
     with srv.raw() as c:
         c.send(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
         eq(c.read_response().status, 404, "plain GET elsewhere")
+    # one refusal of each kind the handshake itself can tell apart
+    bad = [
+        (rctest.upgrade_request(method="POST"), 405, "method"),
+        (rctest.upgrade_request(key="short"), 400, "key"),
+        (rctest.upgrade_request(version="12"), 426, "version"),
+        (rctest.upgrade_request(omit=("Host",)), 400, "host"),
+        (rctest.upgrade_request(headers=[("Connection", "keep-alive")], omit=("Connection",)),
+         400, "connection"),
+        (b"GET / HTTP/1.1\r\nHost x\r\n\r\n", 400, "malformed"),
+    ]
+    for raw, status, _ in bad:
+        with srv.raw() as c:
+            c.send(raw)
+            eq(c.read_response().status, status, "status for %r" % raw[:40])
     after = metrics(port)
     eq(total(after, "roomcast_handshake_refusals_total", status="404") -
        total(before, "roomcast_handshake_refusals_total", status="404"), 1, "404 refusal counted")
+    eq(total(after, "roomcast_handshake_refusals_total", status="405") -
+       total(before, "roomcast_handshake_refusals_total", status="405"), 1, "405 has its own series")
+
+    def by_reason(m, r):
+        return total(m, "roomcast_handshake_refusals_by_reason_total", reason=r)
+    eq(by_reason(after, "not_found") - by_reason(before, "not_found"), 1, "reason not_found")
+    for _, _, reason in bad:
+        eq(by_reason(after, reason) - by_reason(before, reason), 1, "reason %s" % reason)
+    eq(by_reason(after, "other") - by_reason(before, "other"), 0, "nothing unclassified")
 
 
 def test_stats_json(srv):

@@ -98,6 +98,8 @@ def test_max_connections_503(srv):
     check(total(m, "roomcast_refused_connections_total", reason="max_connections") >= 1,
           "503 counted")
     check(total(m, "roomcast_handshake_refusals_total", status="503") >= 1, "503 by status")
+    check(total(m, "roomcast_handshake_refusals_by_reason_total", reason="max_connections") >= 1,
+          "503 by reason")
 
 
 @server("-c", LIMITS, *ADMIN)
@@ -111,6 +113,8 @@ def test_origin_allow_list(srv):
         c.finish()
     m = metrics(admin_port(srv))
     check(total(m, "roomcast_refused_connections_total", reason="origin") >= 1, "403 counted")
+    check(total(m, "roomcast_handshake_refusals_by_reason_total", reason="origin") >= 1,
+          "403 counted by reason")
 
 
 @server("-c", LIMITS, *ADMIN)

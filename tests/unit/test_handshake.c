@@ -79,7 +79,7 @@ static void check_ok(const struct http_request *req, const void *ctx)
 {
     const struct ok_vec *v = ctx;
     struct ws_upgrade up;
-    struct ws_refusal why = {0, NULL};
+    struct ws_refusal why = {0, NULL, NULL};
     memset(&up, 0xa5, sizeof(up));
     if (ws_upgrade_check(req, &up, &why) != 0) {
         print_error("refused %d %s:\n%s", why.status, why.reason, v->raw);
@@ -161,9 +161,9 @@ static void check_refused(const struct http_request *req, const void *ctx)
 {
     const struct bad_vec *v = ctx;
     struct ws_upgrade up;
-    struct ws_refusal why = {0, NULL};
+    struct ws_refusal why = {0, NULL, NULL};
     if (ws_upgrade_check(req, &up, &why) != -1 || why.status != v->status || why.reason == NULL ||
-        strcmp(why.reason, v->reason) != 0) {
+        strcmp(why.reason, v->reason) != 0 || why.kind == NULL) {
         print_error("%s: got %d '%s', want %d '%s'\n", v->what, why.status,
                     why.reason ? why.reason : "(null)", v->status, v->reason);
         fail();

@@ -263,6 +263,27 @@ ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *
     if (len == 0)
         in = scratch; /* never do arithmetic on a NULL `in` */
 
+    /* The common case, told from the first two bytes: a whole, final, masked
+     * text or binary frame of at most 125 bytes while no message is in
+     * progress. It passes every check of the general path (RSV 0, masked,
+     * not a continuation, under the size cap), so it is delivered in place
+     * without the header state machine. */
+    if (len >= 6 && !m->in_frame && m->hb_len == 0 && m->msg_opcode == 0 && m->cfg->require_mask &&
+        (in[0] == 0x81 || in[0] == 0x82) && (in[1] & 0x80)) {
+        size_t n = in[1] & 0x7f;
+        if (n <= 125 && len >= 6 + n && n <= m->cfg->max_message) {
+            uint8_t *p = in + 6;
+            ws_mask(p, n, in + 2, 0); /* §5.3 */
+            if (in[0] == 0x81 && utf8_validate(UTF8_ACCEPT, p, n) != UTF8_ACCEPT)
+                return RC_E_UTF8; /* §8.1 */
+            ev->type = WS_EV_MESSAGE;
+            ev->opcode = in[0] & 0x0f;
+            ev->data = n ? p : empty_payload;
+            ev->len = n;
+            return (ssize_t)(6 + n);
+        }
+    }
+
     size_t off = 0;
     for (;;) {
         if (!m->in_frame) {

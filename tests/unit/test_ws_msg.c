@@ -879,6 +879,83 @@ static void test_ws_msg__idle_reset_and_lazy_release(void **state)
     bld_free(&b);
 }
 
+/* Whole small frames take a shortcut in ws_msg_feed; every size from 0 to 125
+ * bytes, text and binary, must give what the general path gives (the same
+ * bytes fed one at a time), and the shortcut must not bypass the size cap,
+ * the fragmentation rules or UTF-8 validation. */
+static void test_ws_msg__small_frame_shortcut_matches_general_path(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    for (unsigned op = WS_OP_TEXT; op <= WS_OP_BINARY; op++) {
+        for (size_t n = 0; n <= 125; n++) {
+            uint8_t plain[125], frame[WS_MAX_HEADER + 125], copy[WS_MAX_HEADER + 125];
+            for (size_t i = 0; i < n; i++)
+                plain[i] = (uint8_t)('a' + i % 26);
+            size_t hl = ws_frame_encode_header(frame, 1, 0, op, n, key);
+            assert_int_equal(hl, 6);
+            memcpy(frame + hl, plain, n);
+            ws_mask(frame + hl, n, key, 0);
+            memcpy(copy, frame, hl + n);
+            /* whole: the shortcut */
+            struct ws_msg m;
+            ws_msg_init(&m, &server_cfg);
+            struct ws_event ev;
+            assert_int_equal(ws_msg_feed(&m, frame, hl + n, &ev), (ssize_t)(hl + n));
+            assert_int_equal(ev.type, WS_EV_MESSAGE);
+            assert_int_equal(ev.opcode, op);
+            assert_int_equal(ev.len, n);
+            assert_memory_equal(ev.data, plain, n);
+            assert_true(ws_msg_idle(&m));
+            /* one byte at a time: the general path */
+            ws_msg_reset(&m);
+            size_t off = 0;
+            ev.type = WS_EV_NONE;
+            while (off < hl + n) {
+                ssize_t r = ws_msg_feed(&m, copy + off, 1, &ev);
+                assert_true(r == 1);
+                off += 1;
+                if (ev.type != WS_EV_NONE)
+                    break;
+            }
+            assert_int_equal(off, hl + n);
+            assert_int_equal(ev.type, WS_EV_MESSAGE);
+            assert_int_equal(ev.len, n);
+            assert_memory_equal(ev.data, plain, n);
+            ws_msg_reset(&m);
+            /* over a smaller cap: 1009, not delivered */
+            if (n > 0) {
+                struct ws_msg_cfg small = server_cfg;
+                small.max_message = n - 1;
+                ws_msg_init(&m, &small);
+                memcpy(frame, copy, hl + n);
+                assert_int_equal(ws_msg_feed(&m, frame, hl + n, &ev), RC_E_TOO_BIG);
+                ws_msg_reset(&m);
+            }
+            /* while a fragmented message is open: a new data frame is 1002 */
+            ws_msg_init(&m, &server_cfg);
+            uint8_t first[WS_MAX_HEADER];
+            assert_int_equal(ws_frame_encode_header(first, 0, 0, WS_OP_BINARY, 0, key), 6);
+            assert_int_equal(ws_msg_feed(&m, first, 6, &ev), 6);
+            assert_int_equal(ev.type, WS_EV_NONE);
+            memcpy(frame, copy, hl + n);
+            assert_int_equal(ws_msg_feed(&m, frame, hl + n, &ev), RC_E_PROTO);
+            ws_msg_reset(&m);
+        }
+    }
+    /* invalid UTF-8 in a whole small text frame: 1007 */
+    uint8_t bad[WS_MAX_HEADER + 3];
+    static const uint8_t bytes[3] = {'o', 0xc3, 'k'};
+    size_t hl = ws_frame_encode_header(bad, 1, 0, WS_OP_TEXT, 3, key);
+    memcpy(bad + hl, bytes, 3);
+    ws_mask(bad + hl, 3, key, 0);
+    struct ws_msg m;
+    ws_msg_init(&m, &server_cfg);
+    struct ws_event ev;
+    assert_int_equal(ws_msg_feed(&m, bad, hl + 3, &ev), RC_E_UTF8);
+    ws_msg_reset(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -907,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_ws_msg__many_small_fragments),
         cmocka_unit_test(test_ws_msg__64mib_in_64_byte_fragments),
         cmocka_unit_test(test_ws_msg__idle_reset_and_lazy_release),
+        cmocka_unit_test(test_ws_msg__small_frame_shortcut_matches_general_path),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     guardbuf_free();

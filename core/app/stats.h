@@ -52,11 +52,12 @@
 #define RC_HS_SLOTS 11 /* the statuses above plus "other" */
 /* ... and by reason: the stable `kind` of struct ws_refusal (handshake.h,
  * guard.c, conn.c, the Lua connect hook), plus "other". */
-#define RC_HS_REASON_MAP(XX)                                                                       \
-    XX(method)                                                                                     \
-    XX(http_version) XX(host) XX(not_websocket) XX(connection) XX(key) XX(version) XX(not_found)   \
-        XX(origin) XX(max_connections) XX(script) XX(script_error) XX(head_too_large)              \
-            XX(malformed) XX(timeout) XX(internal)
+/* clang-format off */
+#define RC_HS_REASON_MAP(XX) \
+    XX(method) XX(http_version) XX(host) XX(not_websocket) XX(connection) XX(key) XX(version) \
+    XX(not_found) XX(origin) XX(max_connections) XX(script) XX(script_error) \
+    XX(head_too_large) XX(malformed) XX(timeout) XX(internal)
+/* clang-format on */
 #define RC_HS_REASONS 17 /* the reasons above plus "other" */
 /* Handler time histogram: upper bounds in microseconds, then +Inf. */
 #define RC_HIST_BOUNDS_US                                                                          \

@@ -208,9 +208,7 @@ int sendq_iov(const struct sendq *q, struct iovec *iov, int max)
 {
     if (q->ctrl.count == 0 && q->data.count == 1 && max > 0) {
         /* The common case: one frame (or one chunk) and nothing else. */
-        struct frame_ref *f = q->data.one;
-        if (q->data.cap > 1)
-            f = q->data.ring[q->data.head];
+        struct frame_ref *f = lane_at(&q->data, 0);
         iov[0].iov_base = f->data + q->data.head_off;
         iov[0].iov_len = f->len - q->data.head_off;
         return 1;

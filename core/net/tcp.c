@@ -15,8 +15,8 @@
 #define SYS_READ(fd, buf, len) read(fd, buf, len)
 #define SYS_WRITEV(fd, iov, n) writev(fd, iov, n)
 #else
-#define SYS_READ(fd, buf, len) syscall(SYS_read, fd, buf, len)
-#define SYS_WRITEV(fd, iov, n) syscall(SYS_writev, fd, iov, n)
+#define SYS_READ(fd, buf, len) syscall(SYS_read, (long)(fd), (buf), (long)(len))
+#define SYS_WRITEV(fd, iov, n) syscall(SYS_writev, (long)(fd), (iov), (long)(n))
 #endif
 
 static ssize_t tcp_read(struct transport *t, void *buf, size_t len)

@@ -241,35 +241,34 @@ function M.load(opts)
         return true
     end
 
+    -- A message hook that returned false stops the chain; the error code it
+    -- gave (if any) goes to the client. Returns true when stopped.
+    local function stopped(conn, msg, ok, code, text)
+        if ok ~= false then
+            return false
+        end
+        if code ~= nil then
+            util.send_error(conn, code, text, id_of(msg))
+        end
+        return true
+    end
+
     -- One message through the chain; returns nothing. Raised errors are
     -- handled by handlers.message.
     local function run_message(conn, data, is_binary, msg)
         for i = 1, #plugin_message do
-            local ok, code, text = plugin_message[i](conn, data, is_binary, msg)
-            if ok == false then
-                if code ~= nil then
-                    util.send_error(conn, code, text, id_of(msg))
-                end
+            if stopped(conn, msg, plugin_message[i](conn, data, is_binary, msg)) then
                 return
             end
         end
         if msg and #routes > 0 then
             local r = route_for(msg.room_id)
-            if r and r.on_message then
-                local ok, code, text = r.on_message(conn, data, is_binary, msg)
-                if ok == false then
-                    if code ~= nil then
-                        util.send_error(conn, code, text, id_of(msg))
-                    end
-                    return
-                end
+            if r and r.on_message and stopped(conn, msg, r.on_message(conn, data, is_binary, msg)) then
+                return
             end
         end
         if script_message then
-            local ok, code, text = script_message(conn, data, is_binary, msg)
-            if ok == false and code ~= nil then
-                util.send_error(conn, code, text, id_of(msg))
-            end
+            stopped(conn, msg, script_message(conn, data, is_binary, msg))
         end
     end
 

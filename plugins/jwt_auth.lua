@@ -1,16 +1,23 @@
--- plugins/jwt_auth.lua: HS256 JWT authentication (RFC 7519).
+-- plugins/jwt_auth.lua: JWT authentication (RFC 7519) with HMAC, RSA, ECDSA
+-- and EdDSA keys, key rotation and strict claim checks.
 --
 -- A token is taken, in this order, from:
 --   1. the `token` query parameter of the upgrade request (ws://host/ws?token=...)
 --   2. an `Authorization: Bearer <token>` header
 --   3. a message {"type":"auth","token":"...","id":...} after the upgrade
--- and verified with rc.jwt.verify (HMAC in C, exp/nbf with `leeway`).
+-- and verified with rc.jwt.verifier (lua/roomcast/jwt.lua): the signature in
+-- C through OpenSSL, with only the algorithms listed in `algorithms`; then
+-- the claims (exp, nbf, iat with `leeway`; iss, aud when configured; sub a
+-- string of 1..128 bytes; iat no older than `max_age` when set).
 --
 -- A valid token sets conn.user = claims.sub and stores the claims JSON in
 -- conn:set("claims", ...) (C-owned, so it survives reloads). The auth message
 -- is answered with {"type":"authenticated","user_id":sub} (+ "id").
--- A bad token in the upgrade request refuses it with 401; a bad token in an
--- auth message gets error not_authorized and the connection stays open.
+-- A bad token in the upgrade request refuses it with 401 and the reason
+-- ("invalid token (expired)"); a bad token in an auth message gets error
+-- not_authorized and the connection stays open. Each refusal is counted in
+-- /metrics (roomcast_jwt_refusals_by_reason_total) and logged at debug
+-- level with the connection id and the reason, never the token.
 --
 -- With `required` (the default), an unauthenticated connection may only send
 -- auth messages: everything else gets not_authorized, joins are denied, and a
@@ -22,8 +29,28 @@
 -- limits which rooms the user may join (forbidden_room otherwise). A join
 -- after the token's exp is refused with not_authorized.
 --
--- Config: secret (required), required (true), leeway (seconds, 0),
---         auth_timeout (seconds, 10; 0 disables).
+-- Config (at least one key source):
+--   secret        HMAC key for HS256/HS384/HS512
+--   public_key    path of a PEM file: a public key or a certificate
+--                 (RSA >= 2048 bits, EC P-256/P-384, Ed25519)
+--   jwks          path of a local JWKS file (RFC 7517); keys chosen by the
+--                 token's "kid" (an unknown kid is refused: unknown_kid)
+--   algorithms    the accepted algorithms, e.g. {"RS256", "ES256"}: HS256,
+--                 HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384,
+--                 EdDSA. Required with public_key or jwks; {"HS256"} when
+--                 only a secret is given. A key only ever checks the
+--                 algorithms of its own type (no algorithm confusion).
+--   issuer        string or array: the accepted "iss" values
+--   audience      string or array: "aud" must name one of them
+--   max_age       seconds: refuse tokens whose iat is older
+--   leeway        seconds of clock skew for exp, nbf, iat (0)
+--   required      true; auth_timeout: seconds, 10 (0 disables)
+--
+-- Key rotation: the key files are read when the plugin loads, that is at
+-- start and at every reload (SIGHUP). Add the new key to the JWKS, SIGHUP,
+-- start signing with it, later remove the old key and SIGHUP again. A file
+-- that fails to load fails the reload, and the old keys stay in use.
+-- `roomcast -t` loads the plugins too, so it checks the key files.
 
 local rc = require("roomcast")
 local util = require("roomcast.util")
@@ -32,14 +59,21 @@ local cjson = require("cjson")
 
 local config = ... or {}
 
-if type(config.secret) ~= "string" or config.secret == "" then
-    error("jwt_auth: config.secret (the HS256 key) is required", 1)
-end
-local SECRET = config.secret
 local REQUIRED = config.required ~= false
 local LEEWAY = tonumber(config.leeway) or 0
 local AUTH_TIMEOUT_MS = (tonumber(config.auth_timeout) or 10) * 1000
-local VERIFY_OPTS = { leeway = LEEWAY }
+
+-- the verifier's options are the config minus the plugin's own
+local vopts = {}
+for k, v in pairs(config) do
+    if k ~= "required" and k ~= "auth_timeout" then
+        vopts[k] = v
+    end
+end
+local verifier, verr = rc.jwt.verifier(vopts)
+if not verifier then
+    error("jwt_auth: " .. verr, 1)
+end
 
 -- conn id (string, for JSON) -> deadline in ms; handed over on reload
 local pending = {}
@@ -55,17 +89,12 @@ end
 
 -- Verify token and attach it to conn. -> sub | nil, reason
 local function authenticate(conn, token)
-    local claims, err = rc.jwt.verify(token, SECRET, VERIFY_OPTS)
+    local claims, reason = verifier:verify(token)
     if not claims then
-        return nil, "invalid token (" .. tostring(err) .. ")"
+        rc.log.debug("jwt_auth: conn %s: token refused: %s", tostring(conn.id), reason)
+        return nil, "invalid token (" .. reason .. ")"
     end
     local sub = claims.sub
-    if type(sub) == "number" then
-        sub = tostring(sub)
-    end
-    if type(sub) ~= "string" or sub == "" or #sub > 128 then
-        return nil, "token has no usable \"sub\" claim"
-    end
     local prev = conn:get("claims") and conn.user
     if prev and prev ~= sub then
         return nil, "already authenticated as '" .. prev .. "'"

@@ -156,6 +156,15 @@ char *admin_render_metrics(const struct server *srv)
                   rc_hs_reason_names[k], (unsigned long long)v);
     }
 
+    family(&b, "jwt_refusals_by_reason_total", "counter",
+           "Tokens refused by roomcast.jwt, by reason (see lua/API.md)");
+    for (int k = 1; k < JWT_NREASONS; k++) {
+        uint64_t v = sum_slot(srv, offsetof(struct worker_stats, jwt_refusals_by_reason) +
+                                       (size_t)k * sizeof(atomic_uint_fast64_t));
+        sb_printf(&b, "roomcast_jwt_refusals_by_reason_total{reason=\"%s\"} %llu\n",
+                  jwt_reason_name(k), (unsigned long long)v);
+    }
+
     family(&b, "dropped_messages_total", "counter", "Messages dropped, by reason");
     sb_printf(&b, "roomcast_dropped_messages_total{reason=\"slow_consumer\"} %llu\n",
               (unsigned long long)sum_slot(srv, offsetof(struct worker_stats, drops_total)));

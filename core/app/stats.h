@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "jwt.h"
+
 #define RC_STATS_MAP(XX)                                                                           \
     XX(conns_active, gauge, "Open connections (any state)")                                        \
     XX(conns_total, counter, "Connections accepted")                                               \
@@ -73,6 +75,7 @@ struct worker_stats {
     atomic_uint_fast64_t closes_by_code[RC_CLOSE_SLOTS];
     atomic_uint_fast64_t refusals_by_status[RC_HS_SLOTS];
     atomic_uint_fast64_t refusals_by_reason[RC_HS_REASONS];
+    atomic_uint_fast64_t jwt_refusals_by_reason[JWT_NREASONS]; /* by enum jwt_reason; 0 unused */
     atomic_uint_fast64_t handler_hist[RC_HIST_SLOTS]; /* not cumulative: one slot per bucket */
     atomic_uint_fast64_t handler_ns_sum;
 };

@@ -403,11 +403,64 @@ RC_FFI_EXPORT double rc_ffi_now(void)
 
 /* -- JWT --------------------------------------------------------------------- */
 
-RC_FFI_EXPORT int rc_ffi_jwt_verify(const char *token, size_t tlen, const char *secret, size_t slen,
-                                    char *out, size_t cap, size_t *hlen, size_t *plen)
+static struct jwt_str opt_str(const char *p, size_t len)
 {
-    /* RC_JWT_* and JWT_* are the same values (static asserts in lapi.h). */
-    return jwt_hs256_check(token, tlen, secret, slen, out, cap, hlen, plen);
+    struct jwt_str s = {p, len};
+    return s;
+}
+
+RC_FFI_EXPORT const char *rc_ffi_jwt_name(int kind, int i)
+{
+    return kind == 0 ? jwt_reason_name(i) : jwt_alg_name(i);
+}
+
+RC_FFI_EXPORT struct jwt_keyset *rc_ffi_jwt_keyset_new(uint32_t allowed)
+{
+    return jwt_keyset_new(allowed);
+}
+
+RC_FFI_EXPORT void rc_ffi_jwt_keyset_free(struct jwt_keyset *ks)
+{
+    jwt_keyset_free(ks);
+}
+
+RC_FFI_EXPORT int rc_ffi_jwt_add_secret(struct jwt_keyset *ks, const char *kid, size_t kidlen,
+                                        const char *secret, size_t len, char *err, size_t errcap)
+{
+    return jwt_keyset_add_secret(ks, opt_str(kid, kidlen), secret, len, err, errcap);
+}
+
+RC_FFI_EXPORT int rc_ffi_jwt_add_pem(struct jwt_keyset *ks, const char *kid, size_t kidlen,
+                                     const char *pem, size_t len, char *err, size_t errcap)
+{
+    return jwt_keyset_add_pem(ks, opt_str(kid, kidlen), pem, len, err, errcap);
+}
+
+RC_FFI_EXPORT int rc_ffi_jwt_add_jwk(struct jwt_keyset *ks, const struct jwt_jwk *jwk, char *err,
+                                     size_t errcap)
+{
+    return jwt_keyset_add_jwk(ks, jwk, err, errcap);
+}
+
+RC_FFI_EXPORT int rc_ffi_jwt_header(const char *token, size_t tlen, char *out, size_t cap,
+                                    size_t *hlen)
+{
+    return jwt_decode_header(token, tlen, out, cap, hlen);
+}
+
+RC_FFI_EXPORT int rc_ffi_jwt_verify(const struct jwt_keyset *ks, int alg, const char *kid,
+                                    size_t kidlen, const char *token, size_t tlen, char *out,
+                                    size_t cap, size_t *plen)
+{
+    return jwt_verify(ks, alg, opt_str(kid, kidlen), token, tlen, out, cap, plen);
+}
+
+RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
+{
+    struct worker *w = worker_current();
+    if (w == NULL || r <= 0 || r >= JWT_NREASONS)
+        return;
+    STAT_INC(&w->stats, jwt_refusals_by_reason[r]);
 }
 
 /* -- the symbol table ---------------------------------------------------------- */
@@ -437,7 +490,15 @@ RC_FFI_EXPORT int rc_ffi_jwt_verify(const char *token, size_t tlen, const char *
     XX(rc_ffi_send_to_user)                                                                        \
     XX(rc_ffi_log)                                                                                 \
     XX(rc_ffi_now)                                                                                 \
-    XX(rc_ffi_jwt_verify)
+    XX(rc_ffi_jwt_name)                                                                            \
+    XX(rc_ffi_jwt_keyset_new)                                                                      \
+    XX(rc_ffi_jwt_keyset_free)                                                                     \
+    XX(rc_ffi_jwt_add_secret)                                                                      \
+    XX(rc_ffi_jwt_add_pem)                                                                         \
+    XX(rc_ffi_jwt_add_jwk)                                                                         \
+    XX(rc_ffi_jwt_header)                                                                          \
+    XX(rc_ffi_jwt_verify)                                                                          \
+    XX(rc_ffi_jwt_refused)
 
 #define RC_FFI_PTR(name) (void *)name,
 #define RC_FFI_NAME(name) #name,

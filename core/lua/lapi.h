@@ -27,15 +27,7 @@
 
 #define RC_FFI_EXPORT __attribute__((used, visibility("default")))
 
-/* JWT verification results (rc_ffi_jwt_verify): proto/jwt.h's codes. */
 #include "jwt.h"
-enum {
-    RC_JWT_OK = (int)JWT_OK,
-    RC_JWT_MALFORMED = (int)JWT_MALFORMED,
-    RC_JWT_BAD_ALG = (int)JWT_BAD_ALG,
-    RC_JWT_BAD_SIGNATURE = (int)JWT_BAD_SIGNATURE,
-    RC_JWT_TOO_BIG = (int)JWT_TOO_BIG,
-};
 
 /* -- connections ---------------------------------------------------------- */
 /* Queues one text (binary = 0) or binary frame. 0, RC_E_CLOSED, RC_E_LIMIT
@@ -101,14 +93,32 @@ long rc_ffi_send_to_user(const char *user, size_t ulen, const char *data, size_t
 void rc_ffi_log(int level, const char *msg, size_t len);
 /* Milliseconds since the epoch (the worker loop's cached time). */
 double rc_ffi_now(void);
-/* HS256 (RFC 7519 §7.2, RFC 7515 §5.2): verifies the signature over
- * "header.payload" in constant time, then copies the decoded header JSON
- * followed by the decoded payload JSON into out (cap bytes): *hlen and *plen
- * are their lengths. Returns RC_JWT_*. The alg check and the claims (exp,
- * nbf) are the Lua wrapper's (the signature is HMAC-SHA256 whatever the
- * header says, so a forged "alg" cannot weaken it). */
-int rc_ffi_jwt_verify(const char *token, size_t tlen, const char *secret, size_t slen, char *out,
-                      size_t cap, size_t *hlen, size_t *plen);
+
+/* -- JWT (proto/jwt.h; wrapped by lua/roomcast/jwt.lua) ---------------------
+ * A key set is owned by the Lua state that made it (ffi.gc calls
+ * rc_ffi_jwt_keyset_free when it is collected); it is never shared with C
+ * code or another state. Results are 0 or -(enum jwt_reason) unless said. */
+/* kind 0: the name of reason i (jwt_reason_name); kind 1: of algorithm i
+ * (jwt_alg_name). NULL past the end. Static strings. */
+const char *rc_ffi_jwt_name(int kind, int i);
+struct jwt_keyset *rc_ffi_jwt_keyset_new(uint32_t allowed);
+void rc_ffi_jwt_keyset_free(struct jwt_keyset *ks);
+/* jwt_keyset_add_secret / _add_pem / _add_jwk: 0, 1 (JWK skipped), or a
+ * negative RC_E_* with the reason in err (NUL-terminated, errcap bytes). */
+int rc_ffi_jwt_add_secret(struct jwt_keyset *ks, const char *kid, size_t kidlen, const char *secret,
+                          size_t len, char *err, size_t errcap);
+int rc_ffi_jwt_add_pem(struct jwt_keyset *ks, const char *kid, size_t kidlen, const char *pem,
+                       size_t len, char *err, size_t errcap);
+int rc_ffi_jwt_add_jwk(struct jwt_keyset *ks, const struct jwt_jwk *jwk, char *err, size_t errcap);
+/* jwt_decode_header. */
+int rc_ffi_jwt_header(const char *token, size_t tlen, char *out, size_t cap, size_t *hlen);
+/* jwt_verify; kid NULL: the token has none. */
+int rc_ffi_jwt_verify(const struct jwt_keyset *ks, int alg, const char *kid, size_t kidlen,
+                      const char *token, size_t tlen, char *out, size_t cap, size_t *plen);
+/* Counts one refused token for reason r (1..JWT_NREASONS-1) in the calling
+ * worker's stats (roomcast_jwt_refusals_by_reason_total); no-op without a
+ * worker or for an r out of range. */
+void rc_ffi_jwt_refused(int r);
 
 /* Every rc_ffi_* function, so that the linker keeps lapi.o and its symbols
  * in any binary that uses the Lua bridge (ffi.C looks them up by name). */

@@ -36,8 +36,21 @@ void rc_ffi_free(void *p);
 long rc_ffi_send_to_user(const char *user, size_t ulen, const char *data, size_t dlen, int binary);
 void rc_ffi_log(int level, const char *msg, size_t len);
 double rc_ffi_now(void);
-int rc_ffi_jwt_verify(const char *token, size_t tlen, const char *secret, size_t slen, char *out,
-                      size_t cap, size_t *hlen, size_t *plen);
+struct jwt_keyset;
+struct jwt_str { const char *p; size_t len; };
+struct jwt_jwk { struct jwt_str kty, crv, kid, alg, use, n, e, x, y; int has_private; };
+const char *rc_ffi_jwt_name(int kind, int i);
+struct jwt_keyset *rc_ffi_jwt_keyset_new(uint32_t allowed);
+void rc_ffi_jwt_keyset_free(struct jwt_keyset *ks);
+int rc_ffi_jwt_add_secret(struct jwt_keyset *ks, const char *kid, size_t kidlen, const char *secret,
+                          size_t len, char *err, size_t errcap);
+int rc_ffi_jwt_add_pem(struct jwt_keyset *ks, const char *kid, size_t kidlen, const char *pem,
+                       size_t len, char *err, size_t errcap);
+int rc_ffi_jwt_add_jwk(struct jwt_keyset *ks, const struct jwt_jwk *jwk, char *err, size_t errcap);
+int rc_ffi_jwt_header(const char *token, size_t tlen, char *out, size_t cap, size_t *hlen);
+int rc_ffi_jwt_verify(const struct jwt_keyset *ks, int alg, const char *kid, size_t kidlen,
+                      const char *token, size_t tlen, char *out, size_t cap, size_t *plen);
+void rc_ffi_jwt_refused(int r);
 ]])
 
 local M = {
@@ -49,7 +62,10 @@ local M = {
         "rc_ffi_conn_get", "rc_ffi_conn_set", "rc_ffi_publish", "rc_ffi_room_count",
         "rc_ffi_room_members", "rc_ffi_room_presence", "rc_ffi_room_history",
         "rc_ffi_room_last_seq", "rc_ffi_room_set_policy", "rc_ffi_room_get", "rc_ffi_room_set", "rc_ffi_free",
-        "rc_ffi_send_to_user", "rc_ffi_log", "rc_ffi_now", "rc_ffi_jwt_verify",
+        "rc_ffi_send_to_user", "rc_ffi_log", "rc_ffi_now", "rc_ffi_jwt_name",
+        "rc_ffi_jwt_keyset_new", "rc_ffi_jwt_keyset_free", "rc_ffi_jwt_add_secret",
+        "rc_ffi_jwt_add_pem", "rc_ffi_jwt_add_jwk", "rc_ffi_jwt_header", "rc_ffi_jwt_verify",
+        "rc_ffi_jwt_refused",
     },
     -- core/base/err.h
     E = {
@@ -59,8 +75,6 @@ local M = {
     -- core/app/room.h
     PUB_BINARY = 1,
     PUB_STAMP = 2,
-    -- core/lua/lapi.h
-    JWT = { OK = 0, MALFORMED = -1, BAD_ALG = -2, BAD_SIGNATURE = -3, TOO_BIG = -4 },
     -- core/base/log.h
     LOG = { debug = 0, info = 1, warn = 2, error = 3 },
 }

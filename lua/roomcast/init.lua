@@ -43,7 +43,6 @@ local out_u64 = ffi_new("uint64_t[1]")
 local out_str = ffi_new("const char *[1]")
 local out_mstr = ffi_new("char *[1]")
 local out_sz = ffi_new("size_t[1]")
-local out_sz2 = ffi_new("size_t[1]")
 local peer_buf = ffi_new("char[64]")
 local scratch_cap = 4096
 local scratch = ffi_new("char[?]", scratch_cap)
@@ -465,47 +464,107 @@ function rc.generation()
 end
 
 -- ----------------------------------------------------------------------- JWT
+-- The C half of roomcast.jwt (lua/roomcast/jwt.lua; core/proto/jwt.h).
 
 local JWT_CAP = 16384
 local jwt_buf = ffi_new("char[?]", JWT_CAP)
-local JWT_ERR = { [F.JWT.MALFORMED] = "malformed", [F.JWT.BAD_ALG] = "bad_alg",
-    [F.JWT.BAD_SIGNATURE] = "bad_signature", [F.JWT.TOO_BIG] = "malformed" }
+local jwt_err = ffi_new("char[256]")
+local jwt_jwk = ffi_new("struct jwt_jwk")
 
-local function decode_object(s)
-    local ok, v = pcall(cjson.decode, s)
-    if ok and type(v) == "table" then return v end
-    return nil
+local jwt_reasons, jwt_reason_id, jwt_algs = {}, {}, {}
+for i = 1, 64 do
+    local p = C.rc_ffi_jwt_name(0, i)
+    if p == nil then break end
+    jwt_reasons[i] = ffi_string(p)
+    jwt_reason_id[jwt_reasons[i]] = i
+end
+for i = 0, 31 do
+    local p = C.rc_ffi_jwt_name(1, i)
+    if p == nil then break end
+    jwt_algs[ffi_string(p)] = i
 end
 
--- rc.jwt.verify(token, secret[, opts]) -> claims | nil, err (lua/API.md)
-rc.jwt = {}
-function rc.jwt.verify(token, secret, opts)
-    check_string(token, "jwt.verify", 1)
-    check_string(secret, "jwt.verify", 2)
-    local r = C.rc_ffi_jwt_verify(token, #token, secret, #secret, jwt_buf, JWT_CAP, out_sz, out_sz2)
-    local hlen = tonumber(out_sz[0])
-    if hlen > 0 then
-        -- RFC 7515 §4.1.1 / RFC 7518 §3.2: only HS256 is accepted
-        local header = decode_object(ffi_string(jwt_buf, hlen))
-        if not header then return nil, "malformed" end
-        if header.alg ~= "HS256" then return nil, "bad_alg" end
+local function jwt_result(r, len)
+    if r == 0 then
+        return ffi_string(jwt_buf, len)
     end
-    if r ~= 0 then return nil, JWT_ERR[r] or "malformed" end
-    local claims = decode_object(ffi_string(jwt_buf + hlen, out_sz2[0]))
-    if not claims then return nil, "malformed" end
-    local now = C.rc_ffi_now() / 1000
-    local leeway = opts and tonumber(opts.leeway) or 0
-    -- RFC 7519 §4.1.4: reject on or after exp; §4.1.5: reject before nbf
-    if claims.exp ~= nil then
-        if type(claims.exp) ~= "number" then return nil, "malformed" end
-        if now >= claims.exp + leeway then return nil, "expired" end
-    end
-    if claims.nbf ~= nil then
-        if type(claims.nbf) ~= "number" then return nil, "malformed" end
-        if now + leeway < claims.nbf then return nil, "not_yet_valid" end
-    end
-    return claims
+    return nil, jwt_reasons[-r] or "malformed"
 end
+
+local function jwt_added(r)
+    if r == 0 then return 0 end
+    if r == 1 then return 1, ffi_string(jwt_err) end
+    return nil, ffi_string(jwt_err)
+end
+
+local function set_str(field, v)
+    if v == nil then
+        field.p, field.len = nil, 0
+    else
+        field.p, field.len = v, #v
+    end
+end
+
+local jwt_backend = {
+    reasons = jwt_reasons,
+    algs = jwt_algs,
+    new_keyset = function(mask)
+        return ffi.gc(C.rc_ffi_jwt_keyset_new(mask), C.rc_ffi_jwt_keyset_free)
+    end,
+    add_secret = function(ks, secret)
+        return jwt_added(C.rc_ffi_jwt_add_secret(ks, nil, 0, secret, #secret, jwt_err, 256))
+    end,
+    add_pem = function(ks, pem)
+        return jwt_added(C.rc_ffi_jwt_add_pem(ks, nil, 0, pem, #pem, jwt_err, 256))
+    end,
+    add_jwk = function(ks, jwk)
+        -- the strings stay referenced by `jwk` until the call returns
+        for _, f in ipairs({ "kty", "crv", "kid", "alg", "use", "n", "e", "x", "y" }) do
+            set_str(jwt_jwk[f], jwk[f])
+        end
+        jwt_jwk.has_private = jwk.has_private and 1 or 0
+        local r = C.rc_ffi_jwt_add_jwk(ks, jwt_jwk, jwt_err, 256)
+        for _, f in ipairs({ "kty", "crv", "kid", "alg", "use", "n", "e", "x", "y" }) do
+            set_str(jwt_jwk[f], nil)
+        end
+        return jwt_added(r)
+    end,
+    header = function(token)
+        return jwt_result(C.rc_ffi_jwt_header(token, #token, jwt_buf, JWT_CAP, out_sz),
+            out_sz[0])
+    end,
+    verify = function(ks, alg, kid, token)
+        return jwt_result(C.rc_ffi_jwt_verify(ks, alg, kid, kid and #kid or 0, token, #token,
+            jwt_buf, JWT_CAP, out_sz), out_sz[0])
+    end,
+    refused = function(reason)
+        C.rc_ffi_jwt_refused(jwt_reason_id[reason] or 0)
+    end,
+    now = function()
+        return C.rc_ffi_now() / 1000
+    end,
+    read_file = function(path)
+        local f, err = io.open(path, "rb")
+        if not f then
+            return nil, "cannot read " .. tostring(err)
+        end
+        local text = f:read(1024 * 1024 + 1)
+        f:close()
+        if text == nil then
+            return nil, "cannot read " .. path .. ": empty file"
+        end
+        if #text > 1024 * 1024 then
+            return nil, "cannot read " .. path .. ": larger than 1 MiB"
+        end
+        return text
+    end,
+    warn = function(msg)
+        rc.log.warn("%s", msg)
+    end,
+}
+
+-- rc.jwt.verifier(opts) / rc.jwt.verify(token, secret[, opts]) (lua/API.md)
+rc.jwt = require("roomcast.jwt").make(jwt_backend)
 
 -- ------------------------------------------------------------ entry for C
 

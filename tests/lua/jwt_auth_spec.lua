@@ -70,7 +70,7 @@ describe("plugins/jwt_auth.lua", function()
         local ok, err = pcall(w2.boot, w2, { script = "scripts/chat.lua",
             plugins = { { name = "jwt_auth", path = "plugins/jwt_auth.lua", config = {} } } })
         assert.is_false(ok)
-        assert.matches("^plugins/jwt_auth.lua:%d+: jwt_auth: config.secret", err)
+        assert.matches("^plugins/jwt_auth.lua:%d+: jwt_auth: a key is required", err)
     end)
 
     describe("at connect", function()
@@ -105,7 +105,7 @@ describe("plugins/jwt_auth.lua", function()
             local c, status, reason = w:connect({ args = { token = token({ name = "no sub" }) } })
             assert.is_nil(c)
             assert.are.equal(401, status)
-            assert.matches("sub", reason)
+            assert.matches("bad_subject", reason)
         end)
 
         it("applies leeway to exp and nbf", function()
@@ -246,6 +246,263 @@ describe("plugins/jwt_auth.lua", function()
             local r = send(c, { type = "join", room_id = "b" })[1]
             assert.are.equal("not_authorized", r.code)
             assert.matches("expired", r.message)
+        end)
+    end)
+end)
+
+-- The C verifier's reason and algorithm tables must be the ones the fake
+-- (and so these specs) use: read them from core/proto/jwt.h.
+describe("fake jwt backend", function()
+    local function xmacro(text, map)
+        local body = text:match("#define " .. map .. "%(XX%)(.-)\n/%*")
+            or text:match("#define " .. map .. "%(XX%)(.-)\n#")
+        local out = {}
+        for a, b in body:gmatch("XX%(([%w_]+),%s*([^,%)]+)") do
+            out[#out + 1] = { a, b }
+        end
+        return out
+    end
+
+    it("has core/proto/jwt.h's reasons and algorithms in order", function()
+        local f = assert(io.open("core/proto/jwt.h"))
+        local text = f:read("*a")
+        f:close()
+        local reasons = {}
+        for _, r in ipairs(xmacro(text, "JWT_REASON_MAP")) do
+            reasons[#reasons + 1] = r[2]
+        end
+        assert.are.same(fake.JWT_REASONS, reasons)
+        local algs = {}
+        for _, a in ipairs(xmacro(text, "JWT_ALG_MAP")) do
+            algs[#algs + 1] = a[2]:match('"(.-)"')
+        end
+        assert.are.same(fake.JWT_ALGS, algs)
+    end)
+end)
+
+describe("plugins/jwt_auth.lua keys and claims", function()
+    local w
+    local tmpfiles = {}
+
+    local function write_tmp(text)
+        local path = os.tmpname()
+        local f = assert(io.open(path, "wb"))
+        f:write(text)
+        f:close()
+        tmpfiles[#tmpfiles + 1] = path
+        return path
+    end
+
+    after_each(function()
+        for _, p in ipairs(tmpfiles) do os.remove(p) end
+        tmpfiles = {}
+    end)
+
+    local function try_boot(config)
+        w = fake.new()
+        return pcall(w.boot, w, {
+            script = "scripts/chat.lua",
+            plugins = { { name = "jwt_auth", path = "plugins/jwt_auth.lua", config = config } },
+        })
+    end
+
+    local function boot(config)
+        local ok, err = try_boot(config)
+        assert(ok, err)
+    end
+
+    local function now_s()
+        return math.floor(w.clock / 1000)
+    end
+
+    -- -> reason of the refusal at connect, or "ok"
+    local function verdict(claims, header, secret)
+        local t = hs256.sign(claims, secret or SECRET, header)
+        local c, _, reason = w:connect({ args = { token = t } })
+        if c then return "ok" end
+        return reason:match("%((.-)%)")
+    end
+
+    describe("config", function()
+        local cases = {
+            { { public_key = "/x.pem" }, "algorithms is required with public_key or jwks" },
+            { { jwks = "/x.json" }, "algorithms is required" },
+            { { secret = SECRET, algorithms = { "none" } }, "unknown algorithm none" },
+            { { secret = SECRET, algorithms = { "hs256" } }, "unknown algorithm hs256" },
+            { { secret = SECRET, algorithms = {} }, "algorithms must be a non%-empty array" },
+            { { secret = SECRET, audiance = "x" }, "unknown option 'audiance'" },
+            { { secret = SECRET, leeway = -1 }, "leeway must be" },
+            { { secret = SECRET, max_age = 0 }, "max_age must be" },
+            { { secret = SECRET, issuer = 5 }, "issuer must be a string or an array" },
+            { { secret = SECRET, audience = { "a", 2 } }, "audience must be" },
+            { { secret = "" }, "secret must be a non%-empty string" },
+            { { algorithms = { "RS256" }, public_key = "/nonexistent/k.pem" }, "cannot read" },
+            { { algorithms = { "RS256" }, jwks = "/nonexistent/k.json" }, "cannot read" },
+        }
+        for _, case in ipairs(cases) do
+            it("refuses " .. case[2], function()
+                local ok, err = try_boot(case[1])
+                assert.is_false(ok)
+                assert.matches("jwt_auth: .*" .. case[2], err)
+            end)
+        end
+
+        it("refuses a PEM file holding a private key, or no key", function()
+            local p = write_tmp("-----BEGIN PRIVATE KEY-----\nMC4CAQ==\n-----END PRIVATE KEY-----\n")
+            local ok, err = try_boot({ algorithms = { "EdDSA" }, public_key = p })
+            assert.is_false(ok)
+            assert.matches("public_key .*private key", err)
+            ok, err = try_boot({ algorithms = { "EdDSA" }, public_key = write_tmp("hello") })
+            assert.is_false(ok)
+            assert.matches("no PEM public key", err)
+            ok = try_boot({ algorithms = { "EdDSA" },
+                public_key = write_tmp("-----BEGIN PUBLIC KEY-----\nMCo=\n-----END PUBLIC KEY-----\n") })
+            assert.is_true(ok)
+        end)
+    end)
+
+    describe("jwks", function()
+        it("hands every JWK's members to the key set and skips what it cannot use", function()
+            local p = write_tmp(cjson.encode({ keys = {
+                { kty = "RSA", kid = "r1", alg = "RS256", use = "sig", n = "AQAB", e = "AQAB" },
+                { kty = "EC", kid = "e1", crv = "P-256", x = "eA", y = "eQ" },
+                { kty = "OKP", kid = "o1", crv = "Ed25519", x = "eA" },
+                { kty = "oct", kid = "s1", k = "c2VjcmV0" },
+            } }))
+            boot({ algorithms = { "RS256", "ES256", "EdDSA" }, jwks = p })
+            assert.are.equal(3, #w.jwt_keys)
+            assert.are.same({ kty = "RSA", kid = "r1", alg = "RS256", use = "sig", n = "AQAB",
+                e = "AQAB", has_private = false }, w.jwt_keys[1])
+            assert.are.same({ kty = "EC", kid = "e1", crv = "P-256", x = "eA", y = "eQ",
+                has_private = false }, w.jwt_keys[2])
+            local warned = false
+            for _, l in ipairs(w.logs) do
+                warned = warned or (l.level == "warn" and l.text:find("kid \"s1\"", 1, true) ~= nil)
+            end
+            assert.is_true(warned)
+        end)
+
+        local bad = {
+            { "not json", "not a JSON Web Key Set" },
+            { '{"keys": 5}', "not a JSON Web Key Set" },
+            { '[{"kty":"RSA"}]', "not a JSON Web Key Set" },
+            { '{"keys": [5]}', "key 1 is not an object" },
+            { '{"keys": [{"kty":"RSA","n":5}]}', "\"n\" must be a string" },
+            { '{"keys": [{"kty":"OKP","crv":"Ed25519","x":"eA","d":"eA"}]}', "private key" },
+            { '{"keys": [{"kty":"oct","k":"eA"}]}', "no usable signature key" },
+            { '{"keys": []}', "no usable signature key" },
+        }
+        for _, case in ipairs(bad) do
+            it("refuses " .. case[1], function()
+                local ok, err = try_boot({ algorithms = { "RS256" }, jwks = write_tmp(case[1]) })
+                assert.is_false(ok)
+                assert.matches("jwt_auth: jwks .*" .. case[2], err)
+            end)
+        end
+
+        it("refuses a token of an algorithm no key has (no_key)", function()
+            local p = write_tmp('{"keys":[{"kty":"OKP","crv":"Ed25519","x":"eA"}]}')
+            boot({ algorithms = { "EdDSA", "HS256" }, jwks = p })
+            assert.are.equal("no_key", verdict({ sub = "a" }))
+        end)
+    end)
+
+    describe("header", function()
+        before_each(function()
+            boot({ secret = SECRET, algorithms = { "HS256", "RS256" } })
+        end)
+
+        it("refuses algorithms outside the list, none, and a missing alg", function()
+            assert.are.equal("bad_alg", verdict({ sub = "a" }, { alg = "HS512" }))
+            assert.are.equal("bad_alg", verdict({ sub = "a" }, { alg = "none" }))
+            assert.are.equal("bad_alg", verdict({ sub = "a" }, { typ = "JWT" }))
+            assert.are.equal("bad_alg", verdict({ sub = "a" }, { alg = { "HS256" } }))
+        end)
+
+        it("refuses crit and a non-string kid", function()
+            assert.are.equal("unsupported_crit", verdict({ sub = "a" }, { alg = "HS256", crit = { "exp" } }))
+            assert.are.equal("malformed", verdict({ sub = "a" }, { alg = "HS256", kid = 7 }))
+            assert.are.equal("ok", verdict({ sub = "a" }, { alg = "HS256", kid = "any" }))
+        end)
+
+        it("refuses an RS256 token with only an HMAC key (no_key)", function()
+            assert.are.equal("no_key", verdict({ sub = "a" }, { alg = "RS256" }))
+        end)
+    end)
+
+    describe("claims", function()
+        it("sub: a string of 1..128 bytes (a number is refused)", function()
+            boot({ secret = SECRET })
+            assert.are.equal("bad_subject", verdict({ sub = 123 }))
+            assert.are.equal("bad_subject", verdict({ sub = "" }))
+            assert.are.equal("bad_subject", verdict({ sub = string.rep("x", 129) }))
+            assert.are.equal("bad_subject", verdict({ sub = { "a" } }))
+            assert.are.equal("ok", verdict({ sub = string.rep("x", 128) }))
+        end)
+
+        it("exp, nbf, iat must be numbers", function()
+            boot({ secret = SECRET })
+            assert.are.equal("bad_claim", verdict({ sub = "a", exp = "soon" }))
+            assert.are.equal("bad_claim", verdict({ sub = "a", nbf = true }))
+            assert.are.equal("bad_claim", verdict({ sub = "a", iat = "x" }))
+        end)
+
+        it("iat in the future beyond leeway", function()
+            boot({ secret = SECRET, leeway = 10 })
+            assert.are.equal("ok", verdict({ sub = "a", iat = now_s() + 10 }))
+            assert.are.equal("issued_in_future", verdict({ sub = "a", iat = now_s() + 11 }))
+        end)
+
+        it("max_age on iat", function()
+            boot({ secret = SECRET, max_age = 300 })
+            assert.are.equal("ok", verdict({ sub = "a", iat = now_s() - 300 }))
+            assert.are.equal("too_old", verdict({ sub = "a", iat = now_s() - 301 }))
+            assert.are.equal("missing_iat", verdict({ sub = "a" }))
+        end)
+
+        it("iss when configured (string or list)", function()
+            boot({ secret = SECRET, issuer = "https://auth.example" })
+            assert.are.equal("ok", verdict({ sub = "a", iss = "https://auth.example" }))
+            assert.are.equal("bad_issuer", verdict({ sub = "a", iss = "https://evil.example" }))
+            assert.are.equal("bad_issuer", verdict({ sub = "a" }))
+            boot({ secret = SECRET, issuer = { "i1", "i2" } })
+            assert.are.equal("ok", verdict({ sub = "a", iss = "i2" }))
+            assert.are.equal("bad_issuer", verdict({ sub = "a", iss = { "i1" } }))
+        end)
+
+        it("aud when configured: a string or an array naming it", function()
+            boot({ secret = SECRET, audience = "chat" })
+            assert.are.equal("ok", verdict({ sub = "a", aud = "chat" }))
+            assert.are.equal("ok", verdict({ sub = "a", aud = { "billing", "chat" } }))
+            assert.are.equal("bad_audience", verdict({ sub = "a", aud = { "billing" } }))
+            assert.are.equal("bad_audience", verdict({ sub = "a", aud = "Chat" }))
+            assert.are.equal("bad_audience", verdict({ sub = "a" }))
+            assert.are.equal("bad_audience", verdict({ sub = "a", aud = { chat = true } }))
+            -- not configured: aud is not looked at
+            boot({ secret = SECRET })
+            assert.are.equal("ok", verdict({ sub = "a", aud = "anything" }))
+        end)
+    end)
+
+    describe("refusals", function()
+        it("are counted by reason and logged at debug without the token", function()
+            boot({ secret = SECRET })
+            local t = hs256.sign({ sub = "a", exp = now_s() - 5 }, SECRET)
+            assert.is_nil(w:connect({ args = { token = t } }))
+            assert.is_nil(w:connect({ args = { token = "x.y.z" } }))
+            local c = w:connect()
+            w:send_json(c, { type = "auth", token = t })
+            assert.are.same({ expired = 2, malformed = 1 }, w.jwt_refusals)
+            local lines = 0
+            for _, l in ipairs(w.logs) do
+                if l.text:find("token refused", 1, true) then
+                    lines = lines + 1
+                    assert.are.equal("debug", l.level)
+                    assert.is_nil(l.text:find(t, 1, true))
+                    assert.is_nil(l.text:find(t:match("^[^.]+"), 1, true))
+                end
+            end
+            assert.are.equal(3, lines)
         end)
     end)
 end)

@@ -326,6 +326,99 @@ end
 -- --------------------------------------------------------------------------
 -- the module
 
+-- The C half of roomcast.jwt (core/proto/jwt.c), faked for the specs: HS256
+-- tokens are really checked (hs256.lua); keys of the other kinds are only
+-- recorded (w.jwt_keys), so a token of another algorithm gets no_key. The
+-- reason and algorithm lists are core/proto/jwt.h's, in its order
+-- (jwt_auth_spec checks them against the header).
+M.JWT_REASONS = { "malformed", "too_big", "bad_alg", "unsupported_crit", "unknown_kid",
+    "no_key", "bad_signature", "expired", "not_yet_valid", "issued_in_future", "missing_iat",
+    "too_old", "bad_issuer", "bad_audience", "bad_subject", "bad_claim" }
+M.JWT_ALGS = { "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "ES256", "ES384",
+    "EdDSA" }
+
+function M.jwt_backend(w)
+    local algs = {}
+    for i, a in ipairs(M.JWT_ALGS) do
+        algs[a] = i - 1
+    end
+    w.jwt_refusals = w.jwt_refusals or {}
+    w.jwt_keys = w.jwt_keys or {}
+    return {
+        reasons = M.JWT_REASONS,
+        algs = algs,
+        new_keyset = function(mask)
+            return { mask = mask, secrets = {} }
+        end,
+        add_secret = function(ks, secret)
+            ks.secrets[#ks.secrets + 1] = secret
+            return 0
+        end,
+        add_pem = function(_, pem)
+            if pem:find("PRIVATE KEY", 1, true) then
+                return nil, "the PEM holds a private key; give the public key only"
+            end
+            if not pem:find("-----BEGIN PUBLIC KEY-----", 1, true) then
+                return nil, "no PEM public key or certificate found"
+            end
+            w.jwt_keys[#w.jwt_keys + 1] = { pem = pem }
+            return 0
+        end,
+        add_jwk = function(_, jwk)
+            if jwk.kty ~= "RSA" and jwk.kty ~= "EC" and jwk.kty ~= "OKP" then
+                return 1, "JWK of a kty other than RSA, EC or OKP skipped"
+            end
+            if jwk.has_private then
+                return nil, "JWK holds private key material; publish the public key only"
+            end
+            w.jwt_keys[#w.jwt_keys + 1] = jwk
+            return 0
+        end,
+        header = function(token)
+            local h64 = token:match("^([%w_%-]+)%.[%w_%-]+%.[%w_%-]+$")
+            local h = h64 and hs256.b64url_decode(h64)
+            if not h then
+                return nil, "malformed"
+            end
+            return h
+        end,
+        verify = function(ks, alg, _, token)
+            local h64, p64, s64 = token:match("^([%w_%-]+)%.([%w_%-]+)%.([%w_%-]+)$")
+            local p, sig = hs256.b64url_decode(p64), hs256.b64url_decode(s64)
+            if not (p and sig) then
+                return nil, "malformed"
+            end
+            if alg ~= 0 or #ks.secrets == 0 then
+                return nil, "no_key"
+            end
+            for _, secret in ipairs(ks.secrets) do
+                if hs256.hmac_sha256(secret, h64 .. "." .. p64) == sig then
+                    return p
+                end
+            end
+            return nil, "bad_signature"
+        end,
+        refused = function(reason)
+            w.jwt_refusals[reason] = (w.jwt_refusals[reason] or 0) + 1
+        end,
+        now = function()
+            return w.clock / 1000
+        end,
+        read_file = function(path)
+            local f, err = io.open(path, "rb")
+            if not f then
+                return nil, "cannot read " .. tostring(err)
+            end
+            local text = f:read("*a")
+            f:close()
+            return text
+        end,
+        warn = function(msg)
+            w.logs[#w.logs + 1] = { level = "warn", text = msg }
+        end,
+    }
+end
+
 local function make_module(w, opts)
     local rc = {}
     local conn_mt, room_mt = make_conn_mt(w), make_room_mt(w)
@@ -371,13 +464,7 @@ local function make_module(w, opts)
         return n
     end
 
-    rc.jwt = {
-        verify = function(token, secret, vopts)
-            check_type(token, "string", "jwt.verify", 1)
-            check_type(secret, "string", "jwt.verify", 2)
-            return hs256.verify(token, secret, math.floor(w.clock / 1000), vopts)
-        end,
-    }
+    rc.jwt = require("roomcast.jwt").make(M.jwt_backend(w))
     return rc
 end
 

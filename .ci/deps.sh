@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake pkg-config clang clang-format libfuzzer-14-dev libclang-rt-14-dev
   libev-dev libluajit-5.1-dev luajit libssl-dev openssl lua-cjson
   libcmocka-dev lua-busted
-  python3 python3-websockets python3-prometheus-client
+  python3 python3-websockets python3-prometheus-client python3-jwt python3-cryptography
   valgrind
 )
 # Node.js may come from outside Debian (with its own npm); Debian's npm

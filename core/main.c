@@ -18,6 +18,7 @@
 #include "confload.h"
 #include "echo.h"
 #include "err.h"
+#include "lbridge.h"
 #include "lhandler.h"
 #include "guard.h"
 #include "log.h"
@@ -370,6 +371,14 @@ int main(int argc, char **argv)
         char err[640];
         if (tls_check_config(&cfg, err, sizeof(err)) != 0) {
             fprintf(stderr, "%s\n", err);
+            rc_config_free(&cfg);
+            return 1;
+        }
+        /* The plugins' own setup (jwt_auth's key files, say) runs in a
+         * throwaway Lua state, as each worker will run it: the plugin config
+         * is JSON only the plugin understands, so its code is the check. */
+        if (lbridge_check_plugins(&cfg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "roomcast: plugin: %s\n", err);
             rc_config_free(&cfg);
             return 1;
         }

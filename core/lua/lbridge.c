@@ -140,6 +140,41 @@ fail:
     return NULL;
 }
 
+int lbridge_check_plugins(const struct rc_config *cfg, char *err, size_t errcap)
+{
+    if (cfg->nplugins == 0)
+        return 0;
+    if (cfg->lua_dir == NULL) {
+        snprintf(err, errcap, "no lua_dir configured");
+        return -1;
+    }
+    lua_State *L = luaL_newstate();
+    if (L == NULL) {
+        snprintf(err, errcap, "cannot create a Lua state (out of memory)");
+        return -1;
+    }
+    lcall_init(L, NULL);
+    int rc = -1;
+    lua_pushcfunction(L, open_libs);
+    if (lcall_pcall_err(L, 0, 0, 0, err, errcap) != 0)
+        goto out;
+    set_path(L, cfg->lua_dir);
+    /* require("roomcast")._check_plugins(opts) */
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "roomcast");
+    if (lcall_pcall_err(L, 1, 1, LOAD_BUDGET, err, errcap) != 0)
+        goto out;
+    lua_getfield(L, -1, "_check_plugins");
+    lua_remove(L, -2);
+    push_opts(L, cfg, 0, 1, NULL);
+    if (lcall_pcall_err(L, 1, 0, LOAD_BUDGET, err, errcap) != 0)
+        goto out;
+    rc = 0;
+out:
+    lua_close(L);
+    return rc;
+}
+
 void lbridge_free(struct lbridge *b)
 {
     if (b == NULL)

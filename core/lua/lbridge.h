@@ -47,6 +47,13 @@ struct lbridge *lbridge_new(const struct rc_config *cfg, int worker_id, uint64_t
                             struct worker_stats *stats, const char *old_state, char *err,
                             size_t errcap);
 
+/* For `roomcast -t`: loads lua/roomcast and runs the setup of every
+ * configured plugin (rc._check_plugins) in a throwaway state, without the
+ * script or routes and without a worker. jwt_auth reads and parses its key
+ * files there, exactly as a worker does at start and on reload. Returns 0,
+ * or -1 with the reason ("file:line: message") in err. Main thread. */
+int lbridge_check_plugins(const struct rc_config *cfg, char *err, size_t errcap);
+
 /* Closes the state and frees b (NULL is fine). */
 void lbridge_free(struct lbridge *b);
 

@@ -106,6 +106,25 @@ local function run_all(fns, a, b, c)
     end
 end
 
+-- boot.load_plugins(list) -> units: runs each plugin's chunk (its setup:
+-- config checks, key files...) in config order. Also what `roomcast -t`
+-- runs (rc._check_plugins), so a plugin's setup errors show up there.
+function M.load_plugins(list)
+    local plugins, seen = {}, {}
+    for i, p in ipairs(list or {}) do
+        if type(p) ~= "table" or type(p.name) ~= "string" or p.name == "" then
+            load_error("roomcast.boot: plugin #%d needs a name", i)
+        end
+        if seen[p.name] then
+            load_error("roomcast.boot: plugin %s is listed twice", p.name)
+        end
+        seen[p.name] = true
+        local hooks = load_unit("plugin", p.path, p.name, p.config or {})
+        plugins[#plugins + 1] = { kind = "plugin", key = p.name, hooks = hooks }
+    end
+    return plugins
+end
+
 -- boot.load(opts) -> handlers. See lua/API.md "Loading".
 function M.load(opts)
     if type(opts) ~= "table" then
@@ -132,19 +151,7 @@ function M.load(opts)
     end
 
     -- every loaded unit: { kind, key, hooks, match (routes only) }
-    local plugins, routes = {}, {}
-    local seen = {}
-    for i, p in ipairs(opts.plugins or {}) do
-        if type(p) ~= "table" or type(p.name) ~= "string" or p.name == "" then
-            load_error("roomcast.boot: plugin #%d needs a name", i)
-        end
-        if seen[p.name] then
-            load_error("roomcast.boot: plugin %s is listed twice", p.name)
-        end
-        seen[p.name] = true
-        local hooks = load_unit("plugin", p.path, p.name, p.config or {})
-        plugins[#plugins + 1] = { kind = "plugin", key = p.name, hooks = hooks }
-    end
+    local plugins, routes = M.load_plugins(opts.plugins), {}
     for i, r in ipairs(opts.routes or {}) do
         if type(r) ~= "table" or type(r.pattern) ~= "string" or r.pattern == "" then
             load_error("roomcast.boot: route #%d needs a pattern", i)

@@ -596,6 +596,19 @@ local function decode_config(s)
     return v
 end
 
+-- rc._check_plugins(o): `roomcast -t` (lbridge_check_plugins). Loads only
+-- the plugins of o (as rc._boot would), so their setup -- jwt_auth reading
+-- its key files -- runs once; raises "file:line: msg" on the first failure.
+function rc._check_plugins(o)
+    local plugins = {}
+    for i, p in ipairs(o.plugins or {}) do
+        plugins[i] = { name = p.name, path = p.path, config = decode_config(p.config_json) }
+    end
+    rc.config = decode_config(o.config_json)
+    require("roomcast.boot").load_plugins(plugins)
+    return true
+end
+
 -- rc._boot(o) -> entry. o (built by lbridge.c): script, plugins = { {name, path,
 -- config_json} }, routes = { {pattern, script} }, config_json, old_state,
 -- worker_id, generation. Raises "file:line: msg" when anything fails to load.

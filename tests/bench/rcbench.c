@@ -138,7 +138,7 @@ static struct opts o;
 static struct thread *g_thr;
 static _Atomic int g_phase = PH_CONNECT;
 static _Atomic uint64_t g_run_start, g_measure_start, g_measure_end = UINT64_MAX;
-static char g_request[512];
+static char g_request[2048]; /* room for a token in the path (RS256: ~500 bytes) */
 static size_t g_request_len;
 static char g_accept[WS_ACCEPT_LEN + 1];
 static volatile sig_atomic_t g_interrupted;

@@ -27,7 +27,7 @@ def flatten(d, prefix=""):
 
 def row_order(row):
     kind = row.split("-")[0]
-    rank = ["idle", "storm", "echo", "fanout", "n2", "slow"].index(kind)
+    rank = ["idle", "storm", "echo", "fanout", "n2", "slow", "jwt"].index(kind)
     nums = [int(x) for x in re.findall(r"\d+", row)]
     return (rank, row.startswith("fanout-1000") is False, nums)
 
@@ -38,6 +38,8 @@ def key_metric(row):
         return "server.rss_per_conn_b", "server RSS B/conn", False
     if row.startswith("storm"):
         return "upgrades_per_s", "upgrades/s", True
+    if row.startswith("jwt"):
+        return "verify_per_s", "JWT verifications/s per core", True
     if row.startswith("echo"):
         return "server.per_cpu_s", "msgs per server CPU-s", True
     return "server.per_cpu_s", "deliveries per server CPU-s", True
@@ -113,6 +115,8 @@ def main():
               "| p99.9 us | server CPU % | client CPU % | RSS max kB | runs |")
     md.append("|" + "---|" * 13)
     for row in rows:
+        if row.startswith("jwt"):
+            continue  # their own table below
         for s in SERVERS:
             r = results[row].get(s)
             if not r:
@@ -136,6 +140,26 @@ def main():
                 f"{fmt(r.get('server.cpu_pct'), 1)} | {fmt(r.get('client_cpu_pct'), 1)} | "
                 f"{fmt(r.get('server.rss_max_kb'))} | "
                 f"{r['repeats']} |")
+    jwt_rows = [r for r in rows if r.startswith("jwt") and "roomcast" in results[r]]
+    if jwt_rows:
+        md.append("\n## JWT verification (one core)\n")
+        md.append("jwt_verify (split, base64url, key choice, signature) against the bare "
+                  "OpenSSL call on the decoded signature with the same key, in the same run.\n")
+        md.append("| row | roomcast verifications/s | raw OpenSSL/s | roomcast / raw |")
+        md.append("|---|---|---|---|")
+        for row in jwt_rows:
+            r = results[row]["roomcast"]
+            md.append(f"| {row} | {fmt(r.get('verify_per_s'))} | {fmt(r.get('raw_per_s'))} | "
+                      f"{r.get('ratio', 0):.2f} |")
+        storms = sorted(r for r in results if r.startswith("storm-") and r.endswith("-rs256"))
+        for row in storms:
+            base = row[: -len("-rs256")] + "-lua"
+            a = results[row].get("roomcast", {}).get("upgrades_per_s")
+            b = results.get(base, {}).get("roomcast", {}).get("upgrades_per_s")
+            if a and b:
+                md.append(f"\nUpgrade storm through chat.lua with an RS256 token checked by "
+                          f"jwt_auth ({row}) / without the plugin ({base}): "
+                          f"{fmt(a)} / {fmt(b)} upgrades/s = {a / b:.2f}")
     plots = make_plots(out, results)
     if plots:
         md.append("\n## Plots\n")

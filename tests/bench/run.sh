@@ -108,6 +108,7 @@ wait_port() {
 
 SPID=
 next_port=19400
+jwt_conf=
 start_server() { # name mode
     local name=$1 m=$2 cmd
     PORT=$next_port
@@ -116,6 +117,12 @@ start_server() { # name mode
     roomcast)
         if [ "$m" = echo ]; then
             cmd=("$build/roomcast" --echo -b 127.0.0.1 -p "$PORT" -w 1 --log-level warn)
+        elif [ "$m" = lua ]; then
+            cmd=("$build/roomcast" -s "$root/scripts/chat.lua" -b 127.0.0.1 -p "$PORT" -w 1
+                --log-level warn)
+        elif [ "$m" = jwt ]; then
+            cmd=("$build/roomcast" -s "$root/scripts/chat.lua" -b 127.0.0.1 -p "$PORT" -w 1
+                --log-level warn --plugin "jwt_auth=$root/plugins/jwt_auth.lua=$jwt_conf")
         else
             cmd=("$build/roomcast" -s "$root/scripts/fanout.lua" -b 127.0.0.1 -p "$PORT" -w 1
                 --log-level warn)
@@ -238,6 +245,39 @@ for name in $servers; do
         stop_server
     fi
 done
+
+# ---- JWT ----------------------------------------------------------------------------
+# Verifications per second per core (jwtbench: jwt_verify against the bare
+# OpenSSL call, its peer in the same run), then the upgrade storm through
+# scripts/chat.lua with and without plugins/jwt_auth checking an RS256 token
+# in ?token=: the difference is what verification costs an upgrade.
+jwtbench="$build/tests/bench/jwtbench"
+cmake --build "$build" --target jwtbench -j2 >/dev/null 2>&1 || true
+if [[ " $servers " == *" roomcast "* ]] && [ -x "$jwtbench" ]; then
+    reps=3 secs=2
+    [ "$mode" = quick ] && reps=1 secs=0.5
+    log "roomcast: jwt verification rows"
+    for r in $(seq 1 "$reps"); do
+        "${pin_client[@]}" "$jwtbench" -d "$secs" 2>>"$out/logs/jwtbench.log" |
+            while read -r line; do
+                alg=$(sed -n 's/.*"alg":"\([A-Za-z0-9]*\)".*/\1/p' <<<"$line")
+                [ -n "$alg" ] && echo "$line" >"$out/raw/roomcast.jwt-${alg,,}.$r.json"
+            done
+    done
+    token=$("$jwtbench" --mint "$out" 2>>"$out/logs/jwtbench.log")
+    jwt_conf="{\"algorithms\":[\"RS256\"],\"public_key\":\"$out/jwt-rs256.pem\",\"auth_timeout\":0}"
+    if [ "$mode" = quick ]; then c=1000 reps=1; else c=10000 reps=3; fi
+    if [ -n "$token" ] && available roomcast lua; then
+        if start_server roomcast lua; then
+            run_rows roomcast lua "storm-$c-lua $reps -S storm -c $c"
+            stop_server
+        fi
+        if start_server roomcast jwt; then
+            run_rows roomcast jwt "storm-$c-rs256 $reps -S storm -c $c -P /ws?token=$token"
+            stop_server
+        fi
+    fi
+fi
 
 {
     echo "mode: $mode"

@@ -33,7 +33,9 @@ return {
         -- motd = "welcome",
     },
     plugins = {                 -- run before the script, in this order
-        -- { name = "jwt", path = "plugins/jwt.lua", config = { secret_env = "JWT_SECRET" } },
+        -- { name = "jwt", path = "plugins/jwt_auth.lua", config = {
+        --     algorithms = { "RS256" }, jwks = "/etc/roomcast/jwks.json",
+        --     issuer = "https://auth.example", audience = "chat" } },   -- README: JWT
         -- { name = "ratelimit", config = { per_second = 20 } },
     },
     routes = {                  -- rooms matching a pattern go to another script

@@ -293,6 +293,11 @@ function M.make(be)
         if secret then
             ok, err = be.add_secret(ks, secret)
             if not ok then return nil, "secret: " .. err end
+            -- RFC 7518 §3.2: a key at least as long as the hash output
+            if #secret < 32 then
+                be.warn(fmt("jwt: the secret is %d bytes; RFC 7518 section 3.2 asks for at "
+                    .. "least 32 (HS256), 48 (HS384), 64 (HS512)", #secret))
+            end
         end
         if pem then
             local text

@@ -89,8 +89,10 @@ end
 
 -- Verify token and attach it to conn. -> sub | nil, reason
 local function authenticate(conn, token)
-    local claims, reason = verifier:verify(token)
+    -- claims, header, payload JSON | nil, reason
+    local claims, header_or_reason, json = verifier:verify(token)
     if not claims then
+        local reason = header_or_reason
         rc.log.debug("jwt_auth: conn %s: token refused: %s", tostring(conn.id), reason)
         return nil, "invalid token (" .. reason .. ")"
     end
@@ -100,7 +102,7 @@ local function authenticate(conn, token)
         return nil, "already authenticated as '" .. prev .. "'"
     end
     conn.user = sub
-    conn:set("claims", cjson.encode(claims))
+    conn:set("claims", json) -- the verified payload as it came (no re-encoding)
     pending[tostring(conn.id)] = nil
     return sub
 end

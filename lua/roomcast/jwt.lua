@@ -6,7 +6,7 @@
 --
 --   local jwt = require("roomcast.jwt").make(backend)   -- init.lua does this: rc.jwt
 --   local v, err = jwt.verifier(opts)                    -- see lua/API.md
---   local claims, header = v:verify(token)               -- or nil, reason
+--   local claims, header, json = v:verify(token)         -- or nil, reason
 --
 -- `backend` is the C side (init.lua wraps the rc_ffi_jwt_* calls) or, in
 -- the busted specs, tests/lua/helpers/fake_roomcast.lua's stand-in:
@@ -181,7 +181,7 @@ function M.make(be)
     local V = {}
     V.__index = V
 
-    -- v:verify(token) -> claims, header | nil, reason
+    -- v:verify(token) -> claims, header, payload JSON text | nil, reason
     function V:verify(token)
         if type(token) ~= "string" then
             error("jwt verify: bad argument #1 (string expected, got " .. type(token) .. ")", 2)
@@ -220,7 +220,7 @@ function M.make(be)
         if bad then
             return refuse(bad)
         end
-        return claims, header
+        return claims, header, pjson
     end
 
     -- jwt.verifier(opts) -> verifier | nil, err (lua/API.md)

@@ -20,9 +20,13 @@ import sys
 import tempfile
 import time
 
+import datetime
+
 import jwt as pyjwt
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
@@ -351,6 +355,19 @@ def test_check_flag_reads_key_files(_srv):
     rc, out = check_t({"algorithms": ["RS256"], "public_key": write("small.pem", pem(small))})
     eq(rc, 1, "a 1024-bit RSA key")
     check("2048" in out, "says why: %r" % out)
+    # a PKCS#1 "RSA PUBLIC KEY" and a certificate (its subject's key) load too
+    pkcs1 = write("pkcs1.pem", RSA1.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.PKCS1))
+    rc, out = check_t({"algorithms": ["RS256"], "public_key": pkcs1})
+    eq(rc, 0, "PKCS#1 PEM (%s)" % out.strip())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "auth.example")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(P256.public_key()).serial_number(1)
+            .not_valid_before(datetime.datetime(2020, 1, 1))
+            .not_valid_after(datetime.datetime(2040, 1, 1)).sign(P256, hashes.SHA256()))
+    rc, out = check_t({"algorithms": ["ES256"],
+                       "public_key": write("cert.pem", cert.public_bytes(serialization.Encoding.PEM))})
+    eq(rc, 0, "certificate PEM (%s)" % out.strip())
     rc, out = check_t({"jwks": JWKS})
     eq(rc, 1, "no algorithms with a JWKS")
     check("algorithms is required" in out, "says why: %r" % out)

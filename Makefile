@@ -8,9 +8,12 @@ PORT       ?= 8080
 SCRIPT     ?= scripts/chat.lua
 RC_WERROR  ?= OFF
 FUZZ_SECONDS ?= 20
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+DEB_BUILD  ?= build-deb
 CTEST      = ctest --output-on-failure --no-tests=error -j$(JOBS)
 
-.PHONY: all build deps run test test-fast test-asan test-tsan test-fuzz bench bench-quick format clean
+.PHONY: all build deps run install deb test test-fast test-asan test-tsan test-fuzz bench bench-quick format clean
 
 all: build
 
@@ -27,6 +30,20 @@ run: deps build
 	@if [ -f $(SCRIPT) ] && ./$(BUILD)/roomcast --help 2>&1 | grep -q -- '-s SCRIPT'; then \
 	  exec ./$(BUILD)/roomcast -p $(PORT) -s $(SCRIPT); \
 	else exec ./$(BUILD)/roomcast -p $(PORT) --echo; fi
+
+# make install [PREFIX=/usr/local] [DESTDIR=/tmp/stage]: see README "Install".
+install:
+	cmake -S . -B $(BUILD) -DRC_WERROR=$(RC_WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD) -j$(JOBS) --target roomcast
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+# make deb: $(DEB_BUILD)/roomcast_VERSION_ARCH.deb (CPack; cmake/install.cmake).
+deb:
+	cmake -S . -B $(DEB_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DRC_PACKAGE_DEB=ON -DRC_BUILD_TESTS=OFF -DRC_BENCH=OFF -DRC_WERROR=$(RC_WERROR)
+	cmake --build $(DEB_BUILD) -j$(JOBS) --target roomcast
+	cd $(DEB_BUILD) && cpack -G DEB
+	@ls $(DEB_BUILD)/*.deb
 
 # Every suite: sanitizers and fuzzers first, the main build's ctest last so
 # its summary closes the output.
@@ -72,4 +89,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(DEB_BUILD)

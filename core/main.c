@@ -25,6 +25,8 @@
 #include "notify.h"
 #include "tlsserver.h"
 #include "lwatch.h"
+#include "runtime.h"
+#include "version.h"
 #include "worker.h"
 
 static const char usage_text[] =
@@ -33,7 +35,9 @@ static const char usage_text[] =
     "  -b ADDR              bind address (default 0.0.0.0)\n"
     "  -p PORT              port (default 8080; 0 = any free port)\n"
     "  -w N                 worker threads (default: online CPUs)\n"
-    "  -s SCRIPT            Lua handler script (e.g. scripts/chat.lua)\n"
+    "  -s SCRIPT            Lua handler script (e.g. scripts/chat.lua; relative: the working\n"
+    "                       directory, then the data directory next to the Lua runtime)\n"
+    "  --lua-dir DIR        the Lua runtime (lua/roomcast); default: searched, see -V\n"
     "  --echo               built-in echo handler (no Lua)\n"
     "  --plugin NAME=PATH[=JSON]  enable a Lua plugin (config as JSON); repeatable\n"
     "  --lua-budget N       VM instructions per handler call (default 10000000)\n"
@@ -52,6 +56,7 @@ static const char usage_text[] =
     "  -d                   run as a daemon (needs --pidfile)\n"
     "  --pidfile FILE       write and lock a pidfile\n"
     "  --admin ADDR:PORT    admin HTTP listener (default 127.0.0.1:8081; 'off' disables)\n"
+    "  -V, --version        version, library versions and where the Lua runtime is\n"
     "  -h, --help           this help\n";
 
 enum {
@@ -71,6 +76,7 @@ enum {
     OPT_LOG_FILE,
     OPT_PIDFILE,
     OPT_ADMIN,
+    OPT_LUA_DIR,
 };
 
 static RC_NORETURN RC_PRINTF(1, 2) void bad_usage(const char *fmt, ...)
@@ -116,12 +122,14 @@ static void parse_args(int argc, char **argv, struct rc_config *cfg)
         {"log-file", required_argument, NULL, OPT_LOG_FILE},
         {"pidfile", required_argument, NULL, OPT_PIDFILE},
         {"admin", required_argument, NULL, OPT_ADMIN},
+        {"lua-dir", required_argument, NULL, OPT_LUA_DIR},
+        {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, ":c:b:p:w:s:tdh", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, ":c:b:p:w:s:tdhV", opts, NULL)) != -1) {
         char *end;
         long v;
         switch (ch) {
@@ -155,6 +163,12 @@ static void parse_args(int argc, char **argv, struct rc_config *cfg)
         case 'h':
             fputs(usage_text, stdout);
             exit(0);
+        case 'V':
+            rc_version_print(stdout);
+            exit(0);
+        case OPT_LUA_DIR:
+            rc_config_set_str(&cfg->lua_dir, optarg);
+            break;
         case OPT_ECHO:
             cfg->echo = 1;
             break;
@@ -258,17 +272,39 @@ static struct server srv;
 static int stop_count;
 static struct rc_config *live_cfg; /* main's cfg, for the SIGHUP config reload */
 
-/* -c FILE: defaults, then the file, then the command line again (flags win). */
+/* -c FILE: defaults, then the file, then the command line again (flags win).
+ * The file's relative paths start from its own directory (runtime.h); the
+ * runtime is looked for first, so that they can fall back to its data
+ * directory, and --lua-dir (relative to the working directory) beats the
+ * file's lua_dir. */
 static void load_config_file(int argc, char **argv, struct rc_config *cfg)
 {
     char *path = rc_xstrdup(cfg->config_file);
-    char err[640];
+    char *cwd = runtime_cwd();
+    char *flag_lua_dir = cfg->lua_dir ? rc_xstrdup(cfg->lua_dir) : NULL; /* --lua-dir */
+    char err[2048];
     rc_config_free(cfg);
     rc_config_defaults(cfg);
     if (confload_file(path, cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
         exit(1);
     }
+    char *dir = runtime_dir_of(path);
+    if (flag_lua_dir && flag_lua_dir[0] != '/') {
+        size_t n = strlen(cwd) + strlen(flag_lua_dir) + 2;
+        rc_free(cfg->lua_dir);
+        cfg->lua_dir = rc_xmalloc(n);
+        snprintf(cfg->lua_dir, n, "%s/%s", cwd, flag_lua_dir);
+    } else if (flag_lua_dir) {
+        rc_config_set_str(&cfg->lua_dir, flag_lua_dir);
+    }
+    if (runtime_resolve(cfg, dir, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s (config %s)\n", err, path);
+        exit(1);
+    }
+    rc_free(dir);
+    rc_free(cwd);
+    rc_free(flag_lua_dir);
     rc_config_set_str(&cfg->config_file, path);
     rc_free(path);
     optind = 0; /* GNU getopt: start over */
@@ -367,6 +403,20 @@ int main(int argc, char **argv)
     }
     if (!cfg.echo && cfg.script == NULL)
         cfg.echo = 1;
+    {
+        /* Paths given as flags start from the working directory. */
+        char err[2048];
+        char *cwd = runtime_cwd();
+        int rc = runtime_resolve(&cfg, cwd, err, sizeof(err));
+        rc_free(cwd);
+        if (rc == 0 && cfg.test_only)
+            rc = runtime_check_syntax(&cfg, err, sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "%s\n", err);
+            rc_config_free(&cfg);
+            return 1;
+        }
+    }
     if (cfg.test_only) {
         char err[640];
         if (tls_check_config(&cfg, err, sizeof(err)) != 0) {
@@ -429,6 +479,8 @@ int main(int argc, char **argv)
     }
     rc_info("roomcast started: %d worker%s, %s", srv.nworkers, srv.nworkers == 1 ? "" : "s",
             cfg.echo ? "echo mode" : cfg.script);
+    if (!cfg.echo)
+        rc_info("Lua runtime: %s", cfg.lua_dir);
     if (admin_start(loop, &srv, &cfg) < 0 && cfg.admin_explicit) {
         server_stop(&srv, 1);
         server_join(&srv);

@@ -8,6 +8,9 @@
 -- Command-line flags (-b -p -w -s --admin ...) override the file.
 -- Sizes take 65536, "64K", "8M", "1G"; durations take 10, "500ms", "2s", "1m".
 -- (R) marks options SIGHUP re-reads; the others need a restart.
+-- Relative script and plugin paths start from this file's directory, then
+-- the data directory beside the Lua runtime (/usr/share/roomcast when
+-- installed, the checkout in a source tree): "scripts/chat.lua" works in both.
 
 return {
     -- listeners --------------------------------------------------------------
@@ -25,7 +28,9 @@ return {
     -- application ------------------------------------------------------------
     script = "scripts/chat.lua",-- handler script; SIGHUP reloads it
     echo = false,               -- built-in C echo handler instead of a script
-    lua_dir = nil,              -- where lua/roomcast lives (default: the source tree)
+    lua_dir = nil,              -- where lua/roomcast lives; nil = searched: next to the
+                                -- binary (../share/roomcast/lua), the install prefix,
+                                -- the source tree (roomcast -V shows the one found)
     lua_budget = 10000000,      -- VM instructions per handler call
     tick_interval = 1,          -- seconds between on_tick calls; 0 = off
     history_size = 100,         -- messages kept per room
@@ -36,7 +41,7 @@ return {
         -- { name = "jwt", path = "plugins/jwt_auth.lua", config = {
         --     algorithms = { "RS256" }, jwks = "/etc/roomcast/jwks.json",
         --     issuer = "https://auth.example", audience = "chat" } },   -- README: JWT
-        -- { name = "ratelimit", config = { per_second = 20 } },
+        -- { name = "ratelimit", config = { rate = 20 } },  -- no path: plugins/NAME.lua
     },
     routes = {                  -- rooms matching a pattern go to another script
         -- { pattern = "game:*", script = "scripts/game.lua" },

@@ -21,7 +21,7 @@ void rc_config_defaults(struct rc_config *c)
     rc_config_set_str(&c->bind_addr, "0.0.0.0");
     c->port = 8080;
     c->workers = 0;
-    rc_config_set_str(&c->lua_dir, RC_SOURCE_DIR "/lua");
+    /* lua_dir stays NULL: runtime_resolve looks for it (runtime.h). */
     c->max_message = 1024 * 1024;
     c->max_head = 8192;
     c->max_headers = 64;

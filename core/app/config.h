@@ -30,7 +30,7 @@ struct rc_config {
     int workers;       /* 0 = online CPUs */
     char *script;      /* owned; NULL with echo */
     int echo;          /* built-in C echo handler */
-    char *lua_dir;     /* owned: where lua/roomcast lives */
+    char *lua_dir;     /* owned: where lua/roomcast lives; NULL until runtime_resolve */
     char *config_file; /* owned; NULL when none */
     size_t max_message;
     size_t max_head;

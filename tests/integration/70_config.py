@@ -77,6 +77,7 @@ def test_runtime_error_and_missing_file():
 
 
 def test_globals_style_and_tables():
+    conf("g.lua", "return {}\n")  # the route's script, next to the file
     path = conf("globals.lua", "port = 9000\nworkers = 1\nscript_config = { motd = 'hi', n = {1,2} }\n"
                 "routes = { { pattern = 'game:*', script = 'g.lua' } }\n"
                 "allowed_origins = { 'https://a.example' }\n")
@@ -94,6 +95,55 @@ def test_tls_files_checked():
     rc, out = check_t(path)
     eq(rc, 1, "-t loads the certificate")
     check("tls_cert" in out, "names tls_cert: %r" % out)
+
+
+def test_relative_paths_and_syntax():
+    """A relative script path starts from the config file's directory, then the
+    data directory beside the Lua runtime (the checkout here); -t compiles the
+    scripts and names every place it looked for a missing one."""
+    sub = os.path.join(TMP, "sub")
+    os.makedirs(sub, exist_ok=True)
+    with open(os.path.join(sub, "mine.lua"), "w") as f:
+        f.write("return {}\n")
+    with open(os.path.join(sub, "broken.lua"), "w") as f:
+        f.write("return {\n  on_message = function(\n}\n")
+    rc, out = check_t(conf("sub/rel.lua", "return { script = 'mine.lua' }\n"))
+    eq(rc, 0, "script next to the config (%s)" % out.strip())
+    rc, out = check_t(conf("sub/data.lua", "return { script = 'scripts/chat.lua',\n"
+                           "  plugins = { { name = 'ratelimit' } } }\n"))
+    eq(rc, 0, "scripts/chat.lua and plugin by name from the data directory (%s)" % out.strip())
+    rc, out = check_t(conf("sub/none.lua", "return { script = 'nowhere.lua' }\n"))
+    eq(rc, 1, "missing script")
+    check(os.path.join(sub, "nowhere.lua") in out and os.path.join(SRC, "nowhere.lua") in out,
+          "names both places it looked: %r" % out)
+    rc, out = check_t(conf("sub/bad.lua", "return { script = 'broken.lua' }\n"))
+    eq(rc, 1, "a script with a syntax error fails -t")
+    check(os.path.join(sub, "broken.lua") + ":3:" in out, "FILE:LINE of the error: %r" % out)
+    rc, out = check_t(conf("sub/luadir.lua", "return { script = 'mine.lua', lua_dir = '.' }\n"))
+    eq(rc, 1, "lua_dir without roomcast/init.lua")
+    check("lua_dir %s/. has no roomcast/init.lua" % sub in out, "says why: %r" % out)
+    p = subprocess.run([BIN, "-t", "-c", conf("sub/flag.lua", "return { script = 'mine.lua', "
+                                              "lua_dir = '/nonexistent' }\n"),
+                        "--lua-dir", os.path.join(SRC, "lua")],
+                       capture_output=True, text=True, timeout=20)
+    eq(p.returncode, 0, "--lua-dir beats the file's lua_dir (%s)" % (p.stdout + p.stderr))
+
+
+def test_version():
+    p = subprocess.run([BIN, "--version"], capture_output=True, text=True, timeout=20)
+    eq(p.returncode, 0, "--version exit status")
+    lines = p.stdout.splitlines()
+    check(lines and lines[0].startswith("roomcast "), "first line: %r" % p.stdout)
+    for lib in ("LuaJIT 2.", "libev 4.", "OpenSSL 3."):
+        check(any(l.strip().startswith(lib) for l in lines), "%s line in %r" % (lib, p.stdout))
+    check("Lua runtime: %s" % os.path.join(os.path.realpath(SRC), "lua") in p.stdout,
+          "the build-tree binary uses its checkout's runtime: %r" % p.stdout)
+    g = subprocess.run(["git", "-C", SRC, "rev-parse", "--short=12", "HEAD"],
+                       capture_output=True, text=True)
+    if g.returncode == 0:
+        check("(git %s" % g.stdout.strip() in lines[0], "commit in %r" % lines[0])
+    eq(subprocess.run([BIN, "-V"], capture_output=True, text=True, timeout=20).stdout,
+       p.stdout, "-V is --version")
 
 
 OVERRIDE = conf("override.lua", "return {\n  bind = '10.255.255.1',\n  port = 1,\n"

@@ -11,6 +11,7 @@ FUZZ_SECONDS ?= 20
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 DEB_BUILD  ?= build-deb
+CMAKE_ARGS ?=
 CTEST      = ctest --output-on-failure --no-tests=error -j$(JOBS)
 
 .PHONY: all build deps run install deb test test-fast test-asan test-tsan test-fuzz bench bench-quick format clean
@@ -33,7 +34,7 @@ run: deps build
 
 # make install [PREFIX=/usr/local] [DESTDIR=/tmp/stage]: see README "Install".
 install:
-	cmake -S . -B $(BUILD) -DRC_WERROR=$(RC_WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake -S . -B $(BUILD) -DRC_WERROR=$(RC_WERROR) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
 	cmake --build $(BUILD) -j$(JOBS) --target roomcast
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 

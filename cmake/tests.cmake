@@ -88,3 +88,9 @@ if(NODE)
     endforeach()
   endforeach()
 endif()
+
+# make install in a copy of the tree, then the copy deleted: the installed
+# binary serves chat.lua with no source tree (tests/install/install_test.py).
+add_test(NAME install/relocated COMMAND ${RC_PYTHON} ${CMAKE_SOURCE_DIR}/tests/install/install_test.py)
+set_tests_properties(install/relocated PROPERTIES LABELS "install" TIMEOUT 900
+  ENVIRONMENT "RC_SOURCE_DIR=${CMAKE_SOURCE_DIR}")

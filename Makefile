@@ -14,7 +14,7 @@ DEB_BUILD  ?= build-deb
 CMAKE_ARGS ?=
 CTEST      = ctest --output-on-failure --no-tests=error -j$(JOBS)
 
-.PHONY: all build deps run install deb test test-fast test-asan test-tsan test-fuzz bench bench-quick format clean
+.PHONY: all build deps run install deb test-package test test-fast test-asan test-tsan test-fuzz bench bench-quick format clean
 
 all: build
 
@@ -45,6 +45,11 @@ deb:
 	cmake --build $(DEB_BUILD) -j$(JOBS) --target roomcast
 	cd $(DEB_BUILD) && cpack -G DEB
 	@ls $(DEB_BUILD)/*.deb
+
+# The package on this machine, as root (CI): install, serve, upgrade, remove
+# (tests/package/deb_test.py; purges the package and its user afterwards).
+test-package:
+	/usr/bin/python3 tests/package/deb_test.py $(DEB_BUILD)
 
 # Every suite: sanitizers and fuzzers first, the main build's ctest last so
 # its summary closes the output.

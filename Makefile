@@ -14,7 +14,7 @@ DEB_BUILD  ?= build-deb
 CMAKE_ARGS ?=
 CTEST      = ctest --output-on-failure --no-tests=error -j$(JOBS)
 
-.PHONY: all build deps run install deb test-package test test-fast test-asan test-tsan test-fuzz bench bench-quick format clean
+.PHONY: all build deps run install deb test-package test test-fast test-asan test-tsan test-fuzz bench-deps bench bench-quick format clean
 
 all: build
 
@@ -85,11 +85,18 @@ test-fuzz:
 	  cd $(FUZZ_BUILD) && $(CTEST) -L fuzz; \
 	else echo "test-fuzz: skipped (clang or fuzz targets missing)"; fi
 
-bench: build
-	@bash tests/bench/run.sh full
+# The benchmark's packages (Go, gorilla, libwebsockets, gnuplot, valgrind, npm
+# ws) are installed before anything is configured or timed.
+bench-deps:
+	@bash tests/bench/deps.sh
 
-bench-quick: build
-	@bash tests/bench/run.sh quick
+bench: bench-deps
+	$(MAKE) build
+	@RC_BENCH_DEPS_DONE=1 bash tests/bench/run.sh full
+
+bench-quick: bench-deps
+	$(MAKE) build
+	@RC_BENCH_DEPS_DONE=1 bash tests/bench/run.sh quick
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

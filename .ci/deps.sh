@@ -8,6 +8,8 @@ PKGS=(
   libcmocka-dev lua-busted
   python3 python3-websockets python3-prometheus-client python3-jwt python3-cryptography
   valgrind
+  # bench/peer_detect builds the lws peer after its .pc file "appears"
+  libwebsockets-dev
 )
 # Node.js may come from outside Debian (with its own npm); Debian's npm
 # conflicts with such a node, so it is only installed when the commands are absent.

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # deps.sh - installs what the benchmark needs and is missing: the Debian
 # packages for the peers and the plots, and the npm `ws` package for the node
-# peer. Installs nothing that is already there; never fails the caller for a
-# peer that cannot be had (run.sh skips that peer with a message).
+# peer. `make bench-deps` runs it, and `make bench` / `make bench-quick` run
+# that first, before anything is configured or timed. Installs nothing that
+# is already there (as root, or through sudo); never fails the caller for a
+# peer that cannot be had (run.sh names it and why in the table).
 set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -13,11 +15,14 @@ for pkg in golang-go golang-github-gorilla-websocket-dev libwebsockets-dev gnupl
 done
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "deps: installing ${missing[*]}" >&2
-    if [ "$(id -u)" = 0 ]; then
-        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } \
+    SUDO=()
+    [ "$(id -u)" = 0 ] || SUDO=(sudo)
+    if [ "$(id -u)" = 0 ] || command -v sudo >/dev/null 2>&1; then
+        { "${SUDO[@]}" apt-get update -qq &&
+            "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } \
             >/dev/null 2>&1 || echo "deps: apt-get failed; the peers that need it are skipped" >&2
     else
-        echo "deps: not root, cannot install ${missing[*]}" >&2
+        echo "deps: not root and no sudo, cannot install ${missing[*]}" >&2
     fi
 fi
 

@@ -86,6 +86,36 @@ def main():
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump({"meta": meta, "results": results}, f, indent=1, sort_keys=True)
 
+    # Why a server or a row has no numbers (run.sh): the table says so in the cell.
+    skipped, budget_rows, fix = {}, set(), None
+    for name, target in (("skipped.tsv", "servers"), ("skipped-rows.tsv", "rows")):
+        path = os.path.join(out, name)
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if target == "servers" and len(parts) >= 2:
+                    skipped[parts[0]] = parts[1]
+                elif target == "rows" and len(parts) >= 2:
+                    budget_rows.add((parts[0], parts[1]))
+    if os.path.exists(os.path.join(out, "fix.txt")):
+        with open(os.path.join(out, "fix.txt")) as f:
+            fix = f.read().strip().partition("fix: ")[2] or None
+    all_rows = set(results) | {r for _, r in budget_rows}
+    if os.path.exists(os.path.join(out, "rows.txt")):
+        with open(os.path.join(out, "rows.txt")) as f:
+            all_rows |= {line.strip() for line in f if line.strip()}
+    for row in all_rows:
+        results.setdefault(row, {})
+
+    def empty_cell(server, row):
+        if server in skipped:
+            return "missing: " + skipped[server]
+        if (server, row) in budget_rows:
+            return "time budget"
+        return "-"
+
     rows = sorted(results, key=row_order)
     md = []
     md.append(f"# roomcast benchmark ({meta.get('mode', '?')})\n")
@@ -102,7 +132,7 @@ def main():
     for row in rows:
         field, label, _ = key_metric(row)
         vals = {s: results[row].get(s, {}).get(field) for s in SERVERS}
-        cells = [fmt(vals[s]) for s in SERVERS]
+        cells = [fmt(vals[s]) if vals[s] is not None else empty_cell(s, row) for s in SERVERS]
         ratios = []
         for p in PEERS:
             a, b = vals["roomcast"], vals[p]
@@ -110,6 +140,12 @@ def main():
                           and b > 0 else "-")
         md.append(f"| {row} | {label} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
 
+    missing = [p for p in PEERS if p in skipped]
+    if missing:
+        md.append("\nMissing peers: " + "; ".join(f"{p}: {skipped[p]}" for p in missing) +
+                  (f". Fix: `{fix}`, then run again." if fix else "."))
+    else:
+        md.append("\nEvery peer was measured.")
     md.append("\n## Detail\n")
     md.append("| row | server | per s | per server CPU-s | delivered | p50 us | p90 us | p99 us "
               "| p99.9 us | server CPU % | client CPU % | RSS max kB | runs |")
@@ -167,7 +203,7 @@ def main():
             md.append(f"![{p}](plots/{p})")
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write("\n".join(md) + "\n")
-    print("\n".join(md[: 8 + len(rows)]))
+    print("\n".join(md[: md.index("\n## Detail\n")]))
 
 
 def make_plots(out, results):

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # run.sh quick|full - benchmarks roomcast against its peer servers.
 #
-# Builds what is needed (roomcast, rcbench, peer_lws in $RC_BENCH_BUILD,
-# default build/; peer_gorilla with Debian's Go packages), then runs every
-# scenario against roomcast and each available peer, one server at a time, the
-# server pinned to CPU 0 and rcbench to CPU 1. Every rcbench run has a warm-up
+# Installs what is missing first (deps.sh; `make bench-deps` does the same
+# before `make bench` configures anything), builds roomcast and rcbench in
+# $RC_BENCH_BUILD (default build/), builds the compiled peers outside CMake
+# (peers/build.sh: detected afresh on every run), then runs every scenario
+# against roomcast and each available peer, one server at a time, the server
+# pinned to CPU 0 and rcbench to CPU 1. Every rcbench run has a warm-up
 # before it measures; `full` repeats the headline rows 3 times and reports the
 # median. Writes bench-out/results.json, bench-out/results.md and
-# bench-out/plots/*.png. quick stays under 1 minute, full under 10: rows that
-# would pass the time budget are skipped with a message.
+# bench-out/plots/*.png. The time budget (quick 55 s, full 580 s) starts after
+# the installs and builds: rows that would pass it are skipped with a message.
+# A peer that cannot be had is named in its table column with the reason, and
+# the summary line names the command that fixes it.
 #
 # Only 127.0.0.1; every load run is bounded in time and count.
 set -u
@@ -24,13 +28,13 @@ root="$(cd "$here/../.." && pwd)"
 build="${RC_BENCH_BUILD:-$root/build}"
 out="${RC_BENCH_OUT:-$root/bench-out}"
 servers="${RC_BENCH_SERVERS:-roomcast node gorilla lws}"
-t_start=$SECONDS
 if [ "$mode" = quick ]; then budget=55; else budget=580; fi
 
 log() { echo "run.sh: $*" >&2; }
 
-# ---- dependencies and builds --------------------------------------------------
-bash "$here/deps.sh"
+# ---- dependencies and builds (not counted in the time budget) -------------------
+# make bench / bench-quick ran deps.sh already (bench-deps) and say so.
+[ "${RC_BENCH_DEPS_DONE:-0}" = 1 ] || bash "$here/deps.sh"
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 if [ ! -f "$build/CMakeCache.txt" ]; then
@@ -45,21 +49,32 @@ if ! cmake --build "$build" --target rcbench -j2 >/dev/null 2>&1; then
 fi
 cmake --build "$build" --target roomcast -j2 >/dev/null 2>&1 ||
     log "roomcast did not build; using the existing binary if there is one"
-cmake --build "$build" --target peer_lws -j2 >/dev/null 2>&1 || true
 
 rcbench="$build/tests/bench/rcbench"
 mkdir -p "$out/raw" "$out/logs" "$out/plots"
 rm -f "$out"/raw/*.json
+: >"$out/skipped-rows.tsv"
 
+# The peers: detected and built afresh on every run, never cached.
+bash "$here/peers/build.sh" "$build"
+peer_status() { # name field(2: ok|missing, 3: path|why)
+    awk -F'\t' -v n="$1" -v f="$2" '$1 == n { print $f }' "$build/bench-peers/status"
+}
 gorilla_bin="$build/bench-peers/peer_gorilla"
-if command -v go >/dev/null 2>&1 && [ -d /usr/share/gocode/src/github.com/gorilla/websocket ]; then
-    mkdir -p "$build/bench-peers"
-    if [ ! -x "$gorilla_bin" ] || [ "$here/peers/gorilla.go" -nt "$gorilla_bin" ]; then
-        (cd "$here/peers" && GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= \
-            go build -o "$gorilla_bin" gorilla.go) >"$out/logs/gorilla-build.log" 2>&1 ||
-            rm -f "$gorilla_bin"
-    fi
-fi
+lws_bin="$build/bench-peers/peer_lws"
+# Why a server has no numbers: "server<TAB>why" lines for report.py.
+: >"$out/skipped.tsv"
+missing_peers=()
+skip() { # server why
+    log "$1: $2, skipped"
+    grep -q "^$1	" "$out/skipped.tsv" || printf '%s\t%s\n' "$1" "$2" >>"$out/skipped.tsv"
+}
+t_start=$SECONDS
+
+fix_command() {
+    if [ "$(id -u)" = 0 ]; then echo "make bench-deps"; else echo "sudo make bench-deps"; fi
+}
+echo "fix: $(fix_command)" >"$out/fix.txt"
 
 # ---- pinning --------------------------------------------------------------------
 if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
@@ -75,23 +90,18 @@ fi
 available() { # name mode
     case "$1" in
     roomcast)
-        [ -x "$build/roomcast" ] || { log "roomcast: $build/roomcast missing, skipped"; return 1; }
+        [ -x "$build/roomcast" ] || { skip roomcast "$build/roomcast missing"; return 1; }
         if [ "$2" = fanout ] && [ ! -f "$root/scripts/fanout.lua" ]; then
             log "roomcast: scripts/fanout.lua missing, fanout rows skipped"
             return 1
         fi
         ;;
-    node)
-        command -v node >/dev/null 2>&1 && [ -f "$here/peers/node_modules/ws/package.json" ] ||
-            { log "node: node or the npm package ws missing, skipped"; return 1; }
-        ;;
-    gorilla)
-        [ -x "$gorilla_bin" ] ||
-            { log "gorilla: golang-go / golang-github-gorilla-websocket-dev missing, skipped"; return 1; }
-        ;;
-    lws)
-        [ -x "$build/tests/bench/peer_lws" ] ||
-            { log "lws: libwebsockets-dev missing (peer_lws not built), skipped"; return 1; }
+    node | gorilla | lws)
+        if [ "$(peer_status "$1" 2)" != ok ]; then
+            skip "$1" "$(peer_status "$1" 3)"
+            missing_peers+=("$1")
+            return 1
+        fi
         ;;
     *) log "unknown server $1"; return 1 ;;
     esac
@@ -130,7 +140,7 @@ start_server() { # name mode
         ;;
     node) cmd=(node "$here/peers/node_ws.js" "$m" "$PORT") ;;
     gorilla) cmd=("$gorilla_bin" "$m" "$PORT") ;;
-    lws) cmd=("$build/tests/bench/peer_lws" "$m" "$PORT") ;;
+    lws) cmd=("$lws_bin" "$m" "$PORT") ;;
     esac
     "${pin_server[@]}" "${cmd[@]}" >"$out/logs/$name-$m.log" 2>&1 &
     SPID=$!
@@ -194,6 +204,11 @@ else
     )
 fi
 
+# Every planned row, so the table lists it even when no server could run it.
+for row in "${echo_rows[@]}" "${fanout_rows[@]}"; do
+    echo "${row%% *}"
+done >"$out/rows.txt"
+
 run_rows() { # server mode rows...
     local name=$1 m=$2 row id reps r
     shift 2
@@ -203,6 +218,7 @@ run_rows() { # server mode rows...
         for r in $(seq 1 "$reps"); do
             if [ $((SECONDS - t_start)) -ge "$budget" ]; then
                 log "time budget (${budget}s) spent: $name $id run $r skipped"
+                printf '%s\t%s\ttime budget\n' "$name" "$id" >>"$out/skipped-rows.tsv"
                 continue
             fi
             # Memory per idle connection needs a server that has never held
@@ -287,4 +303,10 @@ fi
     echo "elapsed_s: $((SECONDS - t_start))"
 } >"$out/meta.txt"
 /usr/bin/python3 "$here/report.py" "$out" || log "report failed"
-log "done in $((SECONDS - t_start)) s: $out/results.md"
+# available() runs twice per server (echo, fanout): name each missing peer once.
+mapfile -t missing_peers < <(printf '%s\n' "${missing_peers[@]}" | awk 'NF && !seen[$0]++')
+if [ "${#missing_peers[@]}" -gt 0 ]; then
+    log "done in $((SECONDS - t_start)) s: $out/results.md; missing peers: ${missing_peers[*]} (see the table); to fix: $(fix_command)"
+else
+    log "done in $((SECONDS - t_start)) s: $out/results.md; every peer measured"
+fi

@@ -91,11 +91,11 @@ bench-deps:
 	@bash tests/bench/deps.sh
 
 bench: bench-deps
-	$(MAKE) build
+	@$(MAKE) --no-print-directory build
 	@RC_BENCH_DEPS_DONE=1 bash tests/bench/run.sh full
 
 bench-quick: bench-deps
-	$(MAKE) build
+	@$(MAKE) --no-print-directory build
 	@RC_BENCH_DEPS_DONE=1 bash tests/bench/run.sh quick
 
 format:

@@ -22,11 +22,15 @@ mkdir -p "$dir"
 status="$dir/status"
 : >"$status.new"
 
+# deps.sh leaves the reason its last install failed here.
+failure="${RC_BENCH_OUT:-$(cd "$here/../../.." && pwd)/bench-out}/deps-failure.txt"
 why_pkg() { # package: why it is not there, and what would fix it
+    local last=""
+    [ -s "$failure" ] && last="; last try: $(head -n 1 "$failure")"
     if [ "$(id -u)" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
-        echo "$1 not installed (needs root: run make bench-deps as root)"
+        echo "$1 not installed (needs root: run make bench-deps as root$last)"
     else
-        echo "$1 not installed (run make bench-deps)"
+        echo "$1 not installed (run make bench-deps$last)"
     fi
 }
 
@@ -84,7 +88,10 @@ fi
 if ! command -v node >/dev/null 2>&1; then
     printf 'node\tmissing\t%s\n' "$(why_pkg nodejs)" >>"$status.new"
 elif [ ! -f "$here/node_modules/ws/package.json" ]; then
-    printf 'node\tmissing\tthe npm package ws is not installed (run make bench-deps)\n' >>"$status.new"
+    last=""
+    [ -s "$failure" ] && last="; last try: $(tail -n 1 "$failure")"
+    printf 'node\tmissing\tthe npm package ws is not installed (run make bench-deps%s)\n' "$last" \
+        >>"$status.new"
 else
     printf 'node\tok\t%s\n' "$here/node_ws.js" >>"$status.new"
 fi

@@ -10,6 +10,8 @@ PKGS=(
   valgrind
   # bench/peer_detect builds the lws peer after its .pc file "appears"
   libwebsockets-dev
+  # make test-package checks the packaged logrotate snippet
+  logrotate
 )
 # Node.js may come from outside Debian (with its own npm); Debian's npm
 # conflicts with such a node, so it is only installed when the commands are absent.

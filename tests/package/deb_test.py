@@ -205,8 +205,11 @@ def main():
                  if f == "roomcast.service"]
         eq(wants, [], "the unit is not enabled")
         eq(roomcast_pids(), [], "nothing started by the install")
-        if shutil.which("logrotate"):
-            sh("logrotate", "-d", "/etc/logrotate.d/roomcast")
+        if shutil.which("systemd-analyze"):
+            # unknown directives, a missing ExecStart binary, bad values
+            p = sh("systemd-analyze", "verify", UNIT, ok=False)
+            bad = [l for l in (p.stdout + p.stderr).splitlines() if "roomcast.service" in l]
+            eq(bad, [], "systemd-analyze verify " + UNIT)
 
     def check_t():
         p = sh("/usr/bin/roomcast", "-t", "-c", CONF, cwd="/")
@@ -224,6 +227,33 @@ def main():
         check(any("/usr/share/roomcast/scripts/chat.lua" in l for l in srv.lines) or
               wait_line(srv, "/usr/share/roomcast/scripts/chat.lua"), "serves the packaged chat.lua")
         seed_protocol(srv)
+
+    def logrotate():
+        """The packaged snippet rotates log_file, and roomcast reopens it on the
+        SIGUSR1 the snippet sends (no systemd here: start-stop-daemon)."""
+        log = "/var/log/roomcast/roomcast.log"
+        p = subprocess.Popen(["setpriv", "--reuid=roomcast", "--regid=roomcast", "--init-groups",
+                              "/usr/bin/roomcast", "--echo", "-b", "127.0.0.1", "-p", "0",
+                              "-w", "1", "--admin", "off", "--log-file", log],
+                             cwd=STATE, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        try:
+            check(wait_file(log, "listening on"), "the server writes " + log)
+            state = os.path.join(tmp, "logrotate.status")
+            sh("logrotate", "-f", "-s", state, "/etc/logrotate.d/roomcast")
+            check(os.path.exists(log + ".1") and "listening on" in open(log + ".1").read(),
+                  "rotated to %s.1: %s" % (log, os.listdir(os.path.dirname(log))))
+            eq(pwd.getpwuid(os.stat(log).st_uid).pw_name, "roomcast", "the new log's owner")
+            check(wait_reopened(p.pid, log), "the server holds the new %s open" % log)
+            p.send_signal(signal.SIGHUP)  # logs "SIGHUP: reloading scripts"
+            check(wait_file(log, "SIGHUP"), "the server reopened %s after USR1: %r" %
+                  (log, open(log).read()))
+            check("SIGHUP" not in open(log + ".1").read(), "nothing more in the rotated file")
+        finally:
+            p.terminate()
+            p.wait(20)
+        for f in os.listdir("/var/log/roomcast"):
+            os.unlink(os.path.join("/var/log/roomcast", f))
 
     def upgrade_keeps():
         with open(CONF, "a") as f:
@@ -259,6 +289,10 @@ def main():
                 step("dpkg -i", install_v1)):
             step("user, paths, conffiles, unit paths; not enabled, not started", check_install)
             step("roomcast -t -c " + CONF, check_t)
+            if shutil.which("logrotate"):
+                step("logrotate -f rotates log_file, SIGUSR1 reopens it", logrotate)
+            else:
+                print("skip logrotate: not installed")
             if step("started as roomcast without systemd: join + broadcast", serve):
                 step("dpkg -i of a newer build keeps /etc/roomcast and " + STATE, upgrade_keeps)
                 step("dpkg -r stops it; no process left", remove)
@@ -275,6 +309,34 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d passed, %d failed" % (results.count(True), results.count(False)))
     return 0 if all(results) else 1
+
+
+def wait_reopened(pid, path, timeout=10):
+    """True once process pid has the file now at `path` open (same inode)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ino = os.stat(path).st_ino
+        fds = "/proc/%d/fd" % pid
+        for fd in os.listdir(fds):
+            try:
+                if os.stat(os.path.join(fds, fd)).st_ino == ino:
+                    return True
+            except OSError:
+                pass
+        time.sleep(0.05)
+    return False
+
+
+def wait_file(path, text, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if text in open(path).read():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return False
 
 
 def wait_line(srv, text, timeout=10):

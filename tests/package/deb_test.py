@@ -315,11 +315,13 @@ def wait_reopened(pid, path, timeout=10):
     """True once process pid has the file now at `path` open (same inode)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ino = os.stat(path).st_ino
+        st = os.stat(path)
+        ino = (st.st_dev, st.st_ino)
         fds = "/proc/%d/fd" % pid
         for fd in os.listdir(fds):
             try:
-                if os.stat(os.path.join(fds, fd)).st_ino == ino:
+                fst = os.stat(os.path.join(fds, fd))
+                if (fst.st_dev, fst.st_ino) == ino:
                     return True
             except OSError:
                 pass

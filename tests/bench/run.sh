@@ -56,7 +56,8 @@ rm -f "$out"/raw/*.json
 : >"$out/skipped-rows.tsv"
 
 # The peers: detected and built afresh on every run, never cached.
-bash "$here/peers/build.sh" "$build"
+# shellcheck disable=SC2086
+bash "$here/peers/build.sh" "$build" $servers
 peer_status() { # name field(2: ok|missing, 3: path|why)
     awk -F'\t' -v n="$1" -v f="$2" '$1 == n { print $f }' "$build/bench-peers/status"
 }

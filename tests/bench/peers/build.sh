@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# peers/build.sh BUILD_DIR - builds the compiled benchmark peers outside the
+# peers/build.sh BUILD_DIR [PEER...] - builds the compiled benchmark peers outside the
 # main CMake tree, into BUILD_DIR/bench-peers/, and writes
 # BUILD_DIR/bench-peers/status: one line per peer,
 #
@@ -13,10 +13,14 @@
 # PKG_CONFIG_PATH / PKG_CONFIG_LIBDIR steer it (tests/bench/peer_detect_test.sh);
 # gorilla needs the go command and Debian's gorilla source.
 #
+# PEER... (lws gorilla node) limits the work to those; default: all three.
 # Never fails the caller: a peer that cannot be built is "missing" with why.
 set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-build="${1:?usage: build.sh BUILD_DIR}"
+build="${1:?usage: build.sh BUILD_DIR [PEER...]}"
+shift
+wanted=" ${*:-lws gorilla node} "
+want() { [[ "$wanted" == *" $1 "* ]]; }
 dir="$build/bench-peers"
 mkdir -p "$dir"
 status="$dir/status"
@@ -36,7 +40,9 @@ why_pkg() { # package: why it is not there, and what would fix it
 
 # ---- lws: libwebsockets through pkg-config ------------------------------------
 lws_bin="$dir/peer_lws"
-if pkg-config --exists libwebsockets 2>/dev/null; then
+if ! want lws; then
+    :
+elif pkg-config --exists libwebsockets 2>/dev/null; then
     # Rebuilt when the source changed or the flags pkg-config gives changed.
     flags="$(pkg-config --cflags --libs libwebsockets)"
     if [ ! -x "$lws_bin" ] || [ "$here/lws.c" -nt "$lws_bin" ] ||
@@ -64,7 +70,9 @@ fi
 # ---- gorilla: Go and Debian's gorilla/websocket source -----------------------
 gorilla_bin="$dir/peer_gorilla"
 gocode=/usr/share/gocode
-if ! command -v go >/dev/null 2>&1; then
+if ! want gorilla; then
+    :
+elif ! command -v go >/dev/null 2>&1; then
     rm -f "$gorilla_bin"
     printf 'gorilla\tmissing\t%s\n' "$(why_pkg golang-go)" >>"$status.new"
 elif [ ! -d "$gocode/src/github.com/gorilla/websocket" ]; then
@@ -85,7 +93,9 @@ else
 fi
 
 # ---- node: node and the npm package ws -----------------------------------------
-if ! command -v node >/dev/null 2>&1; then
+if ! want node; then
+    :
+elif ! command -v node >/dev/null 2>&1; then
     printf 'node\tmissing\t%s\n' "$(why_pkg nodejs)" >>"$status.new"
 elif [ ! -f "$here/node_modules/ws/package.json" ]; then
     last=""

@@ -47,7 +47,7 @@ elif pkg-config --exists libwebsockets 2>/dev/null; then
     flags="$(pkg-config --cflags --libs libwebsockets)"
     if [ ! -x "$lws_bin" ] || [ "$here/lws.c" -nt "$lws_bin" ] ||
         [ "$(cat "$lws_bin.flags" 2>/dev/null)" != "$flags" ]; then
-        # shellcheck disable=SC2086
+        # shellcheck disable=SC2046,SC2086 # the flags are words on purpose
         if ${CC:-cc} -std=c11 -O2 -D_GNU_SOURCE -o "$lws_bin" "$here/lws.c" \
             $(pkg-config --cflags libwebsockets) $(pkg-config --libs libwebsockets) \
             >"$dir/peer_lws.build.log" 2>&1; then
@@ -80,7 +80,7 @@ elif [ ! -d "$gocode/src/github.com/gorilla/websocket" ]; then
     printf 'gorilla\tmissing\t%s\n' "$(why_pkg golang-github-gorilla-websocket-dev)" >>"$status.new"
 else
     if [ ! -x "$gorilla_bin" ] || [ "$here/gorilla.go" -nt "$gorilla_bin" ]; then
-        (cd "$here" && GOPATH=$gocode GO111MODULE=off GOFLAGS= GOCACHE="$dir/gocache" \
+        (cd "$here" && GOPATH=$gocode GO111MODULE=off GOFLAGS='' GOCACHE="$dir/gocache" \
             go build -o "$gorilla_bin" gorilla.go) >"$dir/peer_gorilla.build.log" 2>&1 ||
             rm -f "$gorilla_bin"
     fi

@@ -79,6 +79,17 @@ if build.returncode != 0:
     print("FAIL make install in a copy:\n%s\n%s" % (build.stdout[-3000:], build.stderr[-3000:]))
     sys.exit(1)
 print("ok   make install PREFIX=%s DESTDIR=<stage> (built in a copy)" % prefix, flush=True)
+# A second make install keeps the operator's edited config.
+staged_conf = os.path.join(stage + prefix, "etc", "roomcast", "roomcast.conf.lua")
+with open(staged_conf, "a") as f:
+    f.write("-- edited\n")
+again = run(["make", "install", "PREFIX=" + prefix, "DESTDIR=" + stage, "JOBS=2", "BUILD=build",
+             "CMAKE_ARGS=-DRC_BUILD_TESTS=OFF -DRC_BENCH=OFF"], cwd=copy, timeout=900, env=env)
+if again.returncode != 0 or not open(staged_conf).read().endswith("-- edited\n"):
+    print("FAIL a second make install replaced the edited config (or failed):\n%s" %
+          again.stdout[-2000:])
+    sys.exit(1)
+print("ok   a second make install keeps the edited config", flush=True)
 shutil.rmtree(copy)  # the copy's source and build directory are gone from here on
 
 root = stage + prefix

@@ -3,6 +3,7 @@
 files (exit status, FILE:LINE in the message, the bad key named), both file
 styles (returned table, globals), and CLI flags overriding the file."""
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -138,10 +139,14 @@ def test_version():
         check(any(l.strip().startswith(lib) for l in lines), "%s line in %r" % (lib, p.stdout))
     check("Lua runtime: %s" % os.path.join(os.path.realpath(SRC), "lua") in p.stdout,
           "the build-tree binary uses its checkout's runtime: %r" % p.stdout)
-    g = subprocess.run(["git", "-C", SRC, "rev-parse", "--short=12", "HEAD"],
-                       capture_output=True, text=True)
-    if g.returncode == 0:
-        check("(git %s" % g.stdout.strip() in lines[0], "commit in %r" % lines[0])
+    # Built from a git checkout: the commit it was built from (which may be
+    # behind HEAD when a commit came after the build), "-dirty" for local edits.
+    if subprocess.run(["git", "-C", SRC, "rev-parse"], capture_output=True).returncode == 0:
+        m = re.search(r"\(git ([0-9a-f]{12})(-dirty)?\)$", lines[0])
+        check(m, "commit in %r" % lines[0])
+        g = subprocess.run(["git", "-C", SRC, "cat-file", "-e", m.group(1) + "^{commit}"],
+                           capture_output=True)
+        eq(g.returncode, 0, "%s is a commit of this checkout" % m.group(1))
     eq(subprocess.run([BIN, "-V"], capture_output=True, text=True, timeout=20).stdout,
        p.stdout, "-V is --version")
 

@@ -103,17 +103,21 @@ def main():
         with open(os.path.join(out, "fix.txt")) as f:
             fix = f.read().strip().partition("fix: ")[2] or None
     all_rows = set(results) | {r for _, r in budget_rows}
+    planned = None  # the rows every server runs (roomcast-only rows are not in it)
     if os.path.exists(os.path.join(out, "rows.txt")):
         with open(os.path.join(out, "rows.txt")) as f:
-            all_rows |= {line.strip() for line in f if line.strip()}
+            planned = {line.strip() for line in f if line.strip()}
+        all_rows |= planned
     for row in all_rows:
         results.setdefault(row, {})
 
     def empty_cell(server, row):
-        if server in skipped:
-            return "missing: " + skipped[server]
         if (server, row) in budget_rows:
             return "time budget"
+        if planned is not None and row not in planned:
+            return "-"
+        if server in skipped:
+            return "missing: " + skipped[server]
         return "-"
 
     rows = sorted(results, key=row_order)

@@ -49,6 +49,7 @@ if ! cmake --build "$build" --target rcbench -j2 >/dev/null 2>&1; then
 fi
 cmake --build "$build" --target roomcast -j2 >/dev/null 2>&1 ||
     log "roomcast did not build; using the existing binary if there is one"
+cmake --build "$build" --target jwtbench -j2 >/dev/null 2>&1 || true
 
 rcbench="$build/tests/bench/rcbench"
 mkdir -p "$out/raw" "$out/logs" "$out/plots"
@@ -269,7 +270,6 @@ done
 # scripts/chat.lua with and without plugins/jwt_auth checking an RS256 token
 # in ?token=: the difference is what verification costs an upgrade.
 jwtbench="$build/tests/bench/jwtbench"
-cmake --build "$build" --target jwtbench -j2 >/dev/null 2>&1 || true
 if [[ " $servers " == *" roomcast "* ]] && [ -x "$jwtbench" ]; then
     reps=3 secs=2
     [ "$mode" = quick ] && reps=1 secs=0.5

@@ -290,6 +290,7 @@ static void load_config_file(int argc, char **argv, struct rc_config *cfg)
         exit(1);
     }
     char *dir = runtime_dir_of(path);
+    runtime_rebase_files(cfg, dir);
     if (flag_lua_dir && flag_lua_dir[0] != '/') {
         size_t n = strlen(cwd) + strlen(flag_lua_dir) + 2;
         rc_free(cfg->lua_dir);

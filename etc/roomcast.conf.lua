@@ -11,6 +11,7 @@
 -- Relative script and plugin paths start from this file's directory, then
 -- the data directory beside the Lua runtime (/usr/share/roomcast when
 -- installed, the checkout in a source tree): "scripts/chat.lua" works in both.
+-- Relative tls_* files start from this file's directory only.
 
 return {
     -- listeners --------------------------------------------------------------

@@ -207,6 +207,22 @@ int runtime_resolve(struct rc_config *c, const char *base, char *err, size_t cap
     return rc;
 }
 
+static void rebase(char **slot, const char *dir)
+{
+    if (*slot == NULL || (*slot)[0] == '/')
+        return;
+    char *abs = join(dir, *slot);
+    rc_free(*slot);
+    *slot = abs;
+}
+
+void runtime_rebase_files(struct rc_config *c, const char *config_dir)
+{
+    rebase(&c->tls_cert, config_dir);
+    rebase(&c->tls_key, config_dir);
+    rebase(&c->tls_chain, config_dir);
+}
+
 static int compiles(lua_State *L, const char *path, char *err, size_t cap)
 {
     if (luaL_loadfile(L, path) == 0) {

@@ -46,6 +46,12 @@ int runtime_find(char **out, char *err, size_t cap);
  * every place it looked written into err[0..cap). */
 int runtime_resolve(struct rc_config *c, const char *base, char *err, size_t cap);
 
+/* Config-file values that name the operator's own files (tls_cert, tls_key,
+ * tls_chain): a relative one is made absolute under `config_dir`, as nginx
+ * does for its certificates (no data-directory fallback: these are never
+ * shipped). Call once, right after the file is loaded, before the flags. */
+void runtime_rebase_files(struct rc_config *c, const char *config_dir);
+
 /* -t: compiles (does not run) roomcast/init.lua of c->lua_dir and every
  * script and plugin, so a syntax error shows before a start or reload.
  * Call after runtime_resolve. Returns 0 or RC_E_SCRIPT with Lua's

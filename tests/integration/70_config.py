@@ -4,6 +4,7 @@ files (exit status, FILE:LINE in the message, the bad key named), both file
 styles (returned table, globals), and CLI flags overriding the file."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,6 +129,26 @@ def test_relative_paths_and_syntax():
                         "--lua-dir", os.path.join(SRC, "lua")],
                        capture_output=True, text=True, timeout=20)
     eq(p.returncode, 0, "--lua-dir beats the file's lua_dir (%s)" % (p.stdout + p.stderr))
+
+
+def test_tls_files_relative_to_the_config():
+    """tls_cert/tls_key given relative in the file start from the file's directory."""
+    from rcadmin import make_cert
+    cert, key = make_cert()
+    tdir = os.path.join(TMP, "tlsdir")
+    os.makedirs(tdir, exist_ok=True)
+    shutil.copy(cert, os.path.join(tdir, "c.pem"))
+    shutil.copy(key, os.path.join(tdir, "k.pem"))
+    path = conf("tlsdir/rel.lua", "return { echo = true, tls_cert = 'c.pem', tls_key = 'k.pem' }\n")
+    p = subprocess.run([BIN, "-t", "-c", path], capture_output=True, text=True, timeout=20,
+                       cwd="/")
+    eq(p.returncode, 0, "relative tls files next to the config (%s)" % (p.stdout + p.stderr))
+    os.unlink(os.path.join(tdir, "k.pem"))
+    p = subprocess.run([BIN, "-t", "-c", path], capture_output=True, text=True, timeout=20,
+                       cwd="/")
+    eq(p.returncode, 1, "a missing key fails -t")
+    check(os.path.join(tdir, "k.pem") in p.stdout + p.stderr,
+          "the error names the resolved path: %r" % (p.stdout + p.stderr))
 
 
 def test_version():

@@ -182,6 +182,11 @@ int runtime_resolve(struct rc_config *c, const char *base, char *err, size_t cap
             snprintf(err, cap, "roomcast: lua_dir %s has no roomcast/init.lua", c->lua_dir);
             return RC_E_CONFIG;
         }
+        /* Canonical, so that its parent is the data directory even for
+         * "lua/", "." or a symlink. */
+        char real[PATH_MAX];
+        if (realpath(c->lua_dir, real))
+            rc_config_set_str(&c->lua_dir, real);
     } else {
         int rc = runtime_find(&c->lua_dir, err, cap);
         if (rc < 0)

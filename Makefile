@@ -28,7 +28,7 @@ build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: deps build
-	@if [ -f $(SCRIPT) ] && ./$(BUILD)/roomcast --help 2>&1 | grep -q -- '-s SCRIPT'; then \
+	@if [ -f $(SCRIPT) ] && ./$(BUILD)/roomcast --help 2>&1 | grep -q -- '--script SCRIPT'; then \
 	  exec ./$(BUILD)/roomcast -p $(PORT) -s $(SCRIPT); \
 	else exec ./$(BUILD)/roomcast -p $(PORT) --echo; fi
 

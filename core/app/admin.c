@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -83,7 +84,7 @@ static uint64_t load(const atomic_uint_fast64_t *p)
 
 static uint64_t worker_generation(const struct worker *w)
 {
-    return __atomic_load_n(&w->generation, __ATOMIC_RELAXED);
+    return atomic_load_explicit(&w->generation, memory_order_relaxed);
 }
 
 /* ------------------------------------------------------------------------
@@ -359,7 +360,7 @@ static void route(struct admin_client *ac, const struct http_request *req)
             respond(ac, 200, "application/json", NULL, text("{\"status\":\"ok\"}\n"));
         return;
     }
-    const char *token = adm.cfg->admin_token;
+    const char *token = rc_live_get()->admin_token;
     if (token && token[0]) {
         const struct http_header *h = http_find_header(req, "authorization");
         if (h == NULL || !token_ok(h->value, h->value_len, token)) {
@@ -450,9 +451,9 @@ int admin_start(struct ev_loop *loop, struct server *srv, struct rc_config *cfg)
         return 1;
     int fd = listener_bind(cfg->admin_addr, cfg->admin_port, 64, 1);
     if (fd < 0) {
-        rc_log(cfg->admin_explicit ? RC_LOG_ERROR : RC_LOG_WARN,
+        rc_log(cfg->set[RC_OPT_ID_admin] ? RC_LOG_ERROR : RC_LOG_WARN,
                "cannot listen on %s:%d (admin): %s%s", cfg->admin_addr, cfg->admin_port,
-               rc_strerror(fd), cfg->admin_explicit ? "" : "; admin endpoint disabled");
+               rc_strerror(fd), cfg->set[RC_OPT_ID_admin] ? "" : "; admin endpoint disabled");
         return fd;
     }
     adm.loop = loop;

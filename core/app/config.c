@@ -1,11 +1,14 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "defs.h"
 #include "err.h"
 #include "log.h"
 
@@ -15,62 +18,107 @@ void rc_config_set_str(char **slot, const char *s)
     *slot = s ? rc_xstrdup(s) : NULL;
 }
 
-void rc_config_defaults(struct rc_config *c)
+#define RC_OPT_NAME(c, name) name,
+const char *const rc_names_slow[] = {RC_ENUM_slow(RC_OPT_NAME) NULL};
+const char *const rc_names_level[] = {RC_ENUM_level(RC_OPT_NAME) NULL};
+const char *const rc_names_accept[] = {RC_ENUM_accept(RC_OPT_NAME) NULL};
+const char *const rc_names_ratepolicy[] = {RC_ENUM_ratepolicy(RC_OPT_NAME) NULL};
+#undef RC_OPT_NAME
+/* log.h owns enum rc_log_level; its order must be the name list's. */
+_Static_assert(RC_LOG_DEBUG == 0 && RC_LOG_INFO == 1 && RC_LOG_WARN == 2 && RC_LOG_ERROR == 3,
+               "RC_ENUM_level follows enum rc_log_level");
+
+/* ------------------------------------------------------------------------
+ * the SIGHUP snapshot
+ * ------------------------------------------------------------------------ */
+
+static _Atomic(struct rc_live *) live_cur;
+
+/* Copy, compare and free, per TYPE; only LIVE rows expand (a LIVE option
+ * may be a number, BOOL, ENUM, STR or OPTSTR). */
+#define LV_ROW(name, type, field, def, min, max, scope, ...) LV_##scope(type, field)
+#define LV_BOOT(type, field)
+#define LV_CLI(type, field)
+#define LV_LIVE(type, field) LV_OP_##type(field)
+
+#define LV_OP_INT LV_SCALAR
+#define LV_OP_BOOL LV_SCALAR
+#define LV_OP_SIZE LV_SCALAR
+#define LV_OP_SECS LV_SCALAR
+#define LV_OP_NUM LV_SCALAR
+#define LV_OP_COUNT LV_SCALAR
+#define LV_OP_ENUM_slow LV_SCALAR
+#define LV_OP_ENUM_level LV_SCALAR
+#define LV_OP_ENUM_accept LV_SCALAR
+#define LV_OP_ENUM_ratepolicy LV_SCALAR
+#define LV_OP_STR LV_STRING
+#define LV_OP_OPTSTR LV_STRING
+
+static struct rc_live *live_new(const struct rc_config *c)
 {
-    memset(c, 0, sizeof(*c));
-    rc_config_set_str(&c->bind_addr, "0.0.0.0");
-    c->port = 8080;
-    c->workers = 0;
-    /* lua_dir stays NULL: runtime_resolve looks for it (runtime.h). */
-    c->max_message = 1024 * 1024;
-    c->max_head = 8192;
-    c->max_headers = 64;
-    c->handshake_timeout = 10;
-    c->ping_interval = 30;
-    c->pong_timeout = 10;
-    c->close_timeout = 5;
-    c->sendq_hard_limit = 8u * 1024 * 1024;
-    c->sendq_soft_limit = 1024 * 1024;
-    c->sendq_soft_seconds = 10;
-    c->slow_policy = SLOW_DROP;
-    c->history_size = 100;
-    c->lua_budget = 10 * 1000 * 1000;
-    c->tick_interval = 1;
-    c->log_level = RC_LOG_INFO;
-    c->drain_time = 2;
-    rc_config_set_str(&c->admin_addr, "127.0.0.1");
-    c->admin_port = 8081;
-    c->tls_port = 8443;
-    c->msg_rate_close = 1;
+    struct rc_live *n = rc_xcalloc(1, sizeof(*n));
+#define LV_SCALAR(f) n->f = c->f;
+#define LV_STRING(f) n->f = c->f ? rc_xstrdup(c->f) : NULL;
+    RC_OPTIONS(LV_ROW)
+#undef LV_SCALAR
+#undef LV_STRING
+    return n;
 }
 
-void rc_config_free(struct rc_config *c)
+static int str_eq(const char *a, const char *b)
 {
-    rc_free(c->bind_addr);
-    rc_free(c->script);
-    rc_free(c->lua_dir);
-    rc_free(c->config_file);
-    rc_free(c->pidfile);
-    rc_free(c->log_file);
-    rc_free(c->script_config_json);
-    for (int i = 0; i < c->nplugins; i++) {
-        rc_free(c->plugins[i].name);
-        rc_free(c->plugins[i].path);
-        rc_free(c->plugins[i].config_json);
+    return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+static int live_equal(const struct rc_live *a, const struct rc_live *b)
+{
+    int eq = 1;
+#define LV_SCALAR(f) eq &= a->f == b->f;
+#define LV_STRING(f) eq &= str_eq(a->f, b->f);
+    RC_OPTIONS(LV_ROW)
+#undef LV_SCALAR
+#undef LV_STRING
+    return eq;
+}
+
+static void live_free(const struct rc_live *l)
+{
+#define LV_SCALAR(f)
+#define LV_STRING(f) rc_free(l->f);
+    RC_OPTIONS(LV_ROW)
+#undef LV_SCALAR
+#undef LV_STRING
+    rc_free((void *)l);
+}
+
+int rc_live_publish(const struct rc_config *c)
+{
+    struct rc_live *n = live_new(c);
+    struct rc_live *old = atomic_load_explicit(&live_cur, memory_order_relaxed);
+    if (old && live_equal(old, n)) {
+        live_free(n);
+        return 0;
     }
-    for (int i = 0; i < c->nroutes; i++) {
-        rc_free(c->routes[i].pattern);
-        rc_free(c->routes[i].script);
+    n->older = old;
+    /* release: a reader that sees n sees its fields written. */
+    atomic_store_explicit(&live_cur, n, memory_order_release);
+    rc_log_set_level((enum rc_log_level)n->log_level);
+    return 1;
+}
+
+const struct rc_live *rc_live_get(void)
+{
+    return atomic_load_explicit(&live_cur, memory_order_acquire);
+}
+
+void rc_live_shutdown(void)
+{
+    const struct rc_live *l = atomic_exchange(&live_cur, NULL);
+    while (l) {
+        const struct rc_live *older = l->older;
+        live_free(l);
+        l = older;
     }
-    rc_free(c->admin_addr);
-    rc_free(c->admin_token);
-    rc_free(c->tls_cert);
-    rc_free(c->tls_key);
-    rc_free(c->tls_chain);
-    for (int i = 0; i < c->norigins; i++)
-        rc_free(c->origins[i]);
-    rc_free(c->origins);
-    memset(c, 0, sizeof(*c));
 }
 
 int rc_parse_size(const char *s, size_t *out)
@@ -115,5 +163,27 @@ int rc_parse_seconds(const char *s, double *out)
     else if (*end != '\0' && strcmp(end, "s") != 0)
         return RC_E_INVAL;
     *out = v;
+    return 0;
+}
+
+int rc_parse_hostport(const char *s, char **addr, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL || colon[1] == '\0')
+        return RC_E_INVAL;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535)
+        return RC_E_INVAL;
+    const char *a = s;
+    size_t alen = (size_t)(colon - s);
+    if (alen >= 2 && a[0] == '[' && a[alen - 1] == ']') {
+        a++;
+        alen -= 2;
+    } else if (memchr(a, ':', alen) != NULL) {
+        return RC_E_INVAL; /* an IPv6 address needs brackets */
+    }
+    *addr = alen ? rc_xstrndup(a, alen) : rc_xstrdup("0.0.0.0");
+    *port = (int)p;
     return 0;
 }

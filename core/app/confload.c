@@ -1,6 +1,7 @@
 #include "confload.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <math.h>
@@ -11,7 +12,6 @@
 
 #include "alloc.h"
 #include "err.h"
-#include "guard.h"
 #include "log.h"
 
 #define JSON_MAX_DEPTH 32
@@ -75,7 +75,9 @@ static RC_PRINTF(3, 4) int fail(struct loadctx *x, const char *key, const char *
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    int line = key_line(x, key, x->line_from);
+    /* A nested option's line is where its last part is assigned. */
+    const char *leaf = key ? strrchr(key, '.') : NULL;
+    int line = key_line(x, leaf ? leaf + 1 : key, x->line_from);
     if (line > 0)
         snprintf(x->err, x->cap, "roomcast: %s:%d: %s", x->path, line, msg);
     else
@@ -181,7 +183,7 @@ static int get_secs(struct loadctx *x, const char *key, double min, double *out)
         return fail(x, key, "'%s' must be a duration in seconds, not %s", key,
                     luaL_typename(x->L, -1));
     }
-    if (!(v >= min && v <= 86400.0 * 365))
+    if (!(v >= min && v <= RC_SECS_MAX))
         return fail(x, key, "'%s' = %g is out of range (at least %g seconds)", key, v, min);
     *out = v;
     return 0;
@@ -371,28 +373,6 @@ static int get_json(struct loadctx *x, const char *key, char **slot)
  * structured options
  * ------------------------------------------------------------------------ */
 
-int confload_parse_hostport(const char *s, char **addr, int *port)
-{
-    const char *colon = strrchr(s, ':');
-    if (colon == NULL || colon[1] == '\0')
-        return RC_E_INVAL;
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (*end || p < 0 || p > 65535)
-        return RC_E_INVAL;
-    const char *a = s;
-    size_t alen = (size_t)(colon - s);
-    if (alen >= 2 && a[0] == '[' && a[alen - 1] == ']') {
-        a++;
-        alen -= 2;
-    } else if (memchr(a, ':', alen) != NULL) {
-        return RC_E_INVAL; /* an IPv6 address needs brackets */
-    }
-    *addr = alen ? rc_xstrndup(a, alen) : rc_xstrdup("0.0.0.0");
-    *port = (int)p;
-    return 0;
-}
-
 static int get_hostport(struct loadctx *x, const char *key, char **addr, int *port)
 {
     if (lua_type(x->L, -1) != LUA_TSTRING)
@@ -401,7 +381,7 @@ static int get_hostport(struct loadctx *x, const char *key, char **addr, int *po
     const char *s = lua_tostring(x->L, -1);
     char *a;
     int p;
-    if (confload_parse_hostport(s, &a, &p) != 0)
+    if (rc_parse_hostport(s, &a, &p) != 0)
         return fail(x, key, "'%s' = \"%s\" is not ADDR:PORT (e.g. \"127.0.0.1:8081\")", key, s);
     rc_free(*addr);
     *addr = a;
@@ -569,124 +549,596 @@ static int get_origins(struct loadctx *x, const char *key)
 }
 
 /* ------------------------------------------------------------------------
- * the option table
+ * CUSTOM options: a loader for the file and, when they have a flag, one for
+ * the command line
  * ------------------------------------------------------------------------ */
 
-static const char *const slow_names[] = {"drop", "close", "latest", NULL};
-static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
-static const char *const rate_names[] = {"drop", "close", NULL};
+struct rc_custom_opt {
+    int (*load)(struct loadctx *x, const char *key); /* the value on the top of the stack */
+    /* The command-line argument (also the form of the table's default).
+     * Returns 0, or RC_E_INVAL with a message (no "roomcast: ") in err. */
+    int (*arg)(struct rc_config *c, const char *arg, char *err, size_t cap);
+    const char *doc_default; /* in the docs when the table's default is NULL */
+};
+
+/* listen = "ADDR:PORT": bind and port in one string. */
+static int load_listen(struct loadctx *x, const char *key)
+{
+    return get_hostport(x, key, &x->c->bind_addr, &x->c->port);
+}
+
+static int arg_listen(struct rc_config *c, const char *arg, char *err, size_t cap)
+{
+    char *addr;
+    if (rc_parse_hostport(arg, &addr, &c->port) != 0) {
+        snprintf(err, cap, "invalid --listen '%s' (ADDR:PORT)", arg);
+        return RC_E_INVAL;
+    }
+    rc_free(c->bind_addr);
+    c->bind_addr = addr;
+    return 0;
+}
+
+/* admin = "ADDR:PORT" | false; --admin ADDR:PORT|off */
+static int load_admin(struct loadctx *x, const char *key)
+{
+    if (lua_type(x->L, -1) == LUA_TBOOLEAN && !lua_toboolean(x->L, -1)) {
+        rc_config_set_str(&x->c->admin_addr, NULL);
+        return 0;
+    }
+    return get_hostport(x, key, &x->c->admin_addr, &x->c->admin_port);
+}
+
+static int arg_admin(struct rc_config *c, const char *arg, char *err, size_t cap)
+{
+    if (strcmp(arg, "off") == 0) {
+        rc_config_set_str(&c->admin_addr, NULL);
+        return 0;
+    }
+    char *addr;
+    if (rc_parse_hostport(arg, &addr, &c->admin_port) != 0) {
+        snprintf(err, cap, "invalid --admin '%s' (ADDR:PORT or off)", arg);
+        return RC_E_INVAL;
+    }
+    rc_free(c->admin_addr);
+    c->admin_addr = addr;
+    return 0;
+}
+
+/* --plugin NAME=PATH[=JSON]; repeatable. */
+static int arg_plugins(struct rc_config *c, const char *arg, char *err, size_t cap)
+{
+    const char *eq = strchr(arg, '=');
+    if (eq == NULL || eq == arg || eq[1] == '\0' || c->nplugins >= RC_MAX_PLUGINS) {
+        snprintf(err, cap, "invalid --plugin '%s' (NAME=PATH[=JSON], at most %d)", arg,
+                 RC_MAX_PLUGINS);
+        return RC_E_INVAL;
+    }
+    const char *eq2 = strchr(eq + 1, '=');
+    struct rc_plugin_cfg *p = &c->plugins[c->nplugins++];
+    p->name = rc_xstrndup(arg, (size_t)(eq - arg));
+    p->path = eq2 ? rc_xstrndup(eq + 1, (size_t)(eq2 - eq - 1)) : rc_xstrdup(eq + 1);
+    p->config_json = eq2 ? rc_xstrdup(eq2 + 1) : NULL;
+    return 0;
+}
+
+static const struct rc_custom_opt custom_listen = {load_listen, arg_listen, NULL};
+static const struct rc_custom_opt custom_admin = {load_admin, arg_admin, NULL};
+static const struct rc_custom_opt custom_plugins = {get_plugins, arg_plugins, "{}"};
+static const struct rc_custom_opt custom_routes = {get_routes, NULL, "{}"};
+static const struct rc_custom_opt custom_origins = {get_origins, NULL, "{}"};
+
+/* ------------------------------------------------------------------------
+ * RC_OPTIONS as data
+ * ------------------------------------------------------------------------ */
+
+/* The DEFAULT column holds a number or a string (NULL included). */
+#define DEF_NUM(d) _Generic((d), char * : 0.0, const char * : 0.0, void * : 0.0, default : (d))
+#define DEF_STR(d) _Generic((d), char * : (d), const char * : (d), void * : (d), default : NULL)
+
+#define OFF_FIELD(field) offsetof(struct rc_config, field)
+#define OFF_INT OFF_FIELD
+#define OFF_BOOL OFF_FIELD
+#define OFF_SIZE OFF_FIELD
+#define OFF_SECS OFF_FIELD
+#define OFF_NUM OFF_FIELD
+#define OFF_COUNT OFF_FIELD
+#define OFF_STR OFF_FIELD
+#define OFF_OPTSTR OFF_FIELD
+#define OFF_JSON OFF_FIELD
+#define OFF_ENUM_slow OFF_FIELD
+#define OFF_ENUM_level OFF_FIELD
+#define OFF_ENUM_accept OFF_FIELD
+#define OFF_ENUM_ratepolicy OFF_FIELD
+#define OFF_CUSTOM(field) 0
+
+#define CUSTOM_OF(type, field) CUSTOM_OF_##type(field)
+#define CUSTOM_OF_CUSTOM(field) &custom_##field
+#define CUSTOM_OF_INT(field) NULL
+#define CUSTOM_OF_BOOL(field) NULL
+#define CUSTOM_OF_SIZE(field) NULL
+#define CUSTOM_OF_SECS(field) NULL
+#define CUSTOM_OF_NUM(field) NULL
+#define CUSTOM_OF_COUNT(field) NULL
+#define CUSTOM_OF_STR(field) NULL
+#define CUSTOM_OF_OPTSTR(field) NULL
+#define CUSTOM_OF_JSON(field) NULL
+#define CUSTOM_OF_ENUM_slow(field) NULL
+#define CUSTOM_OF_ENUM_level(field) NULL
+#define CUSTOM_OF_ENUM_accept(field) NULL
+#define CUSTOM_OF_ENUM_ratepolicy(field) NULL
+
+#define OPT_DESC(name_, type, field, def, min_, max_, scope_, sflag, lflag, meta_, help_)          \
+    [RC_OPT_ID_##field] = {.name = name_,                                                          \
+                           .kind = RC_OPT_KIND_##type,                                             \
+                           .offset = OFF_##type(field),                                            \
+                           .def_num = DEF_NUM(def),                                                \
+                           .def_str = DEF_STR(def),                                                \
+                           .min = (min_),                                                          \
+                           .max = (max_),                                                          \
+                           .names = RC_OPT_NAMES_##type,                                           \
+                           .scope = RC_OPT_SCOPE_##scope_,                                         \
+                           .short_flag = (sflag),                                                  \
+                           .long_flag = (lflag),                                                   \
+                           .meta = (meta_),                                                        \
+                           .help = (help_),                                                        \
+                           .custom = CUSTOM_OF(type, field)},
+const struct rc_option rc_options[RC_NOPTIONS] = {RC_OPTIONS(OPT_DESC)};
+
+static void *slot(struct rc_config *c, const struct rc_option *o)
+{
+    return (char *)c + o->offset;
+}
+
+static const void *cslot(const struct rc_config *c, const struct rc_option *o)
+{
+    return (const char *)c + o->offset;
+}
+
+static int is_string_kind(enum rc_opt_kind k)
+{
+    return k == RC_OK_STR || k == RC_OK_OPTSTR || k == RC_OK_JSON;
+}
+
+void rc_config_defaults(struct rc_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (int i = 0; i < RC_NOPTIONS; i++) {
+        const struct rc_option *o = &rc_options[i];
+        switch (o->kind) {
+        case RC_OK_INT:
+        case RC_OK_BOOL:
+        case RC_OK_ENUM:
+            *(int *)slot(c, o) = (int)o->def_num;
+            break;
+        case RC_OK_SIZE:
+            *(size_t *)slot(c, o) = (size_t)o->def_num;
+            break;
+        case RC_OK_SECS:
+        case RC_OK_NUM:
+            *(double *)slot(c, o) = o->def_num;
+            break;
+        case RC_OK_COUNT:
+            *(uint64_t *)slot(c, o) = (uint64_t)o->def_num;
+            break;
+        case RC_OK_STR:
+        case RC_OK_OPTSTR:
+        case RC_OK_JSON:
+            rc_config_set_str((char **)slot(c, o), o->def_str);
+            break;
+        case RC_OK_CUSTOM:
+            /* The default is an argument, as on the command line. */
+            if (o->def_str) {
+                char err[256];
+                int rc = o->custom->arg(c, o->def_str, err, sizeof(err));
+                RC_ASSERT(rc == 0);
+            }
+            break;
+        }
+    }
+}
+
+void rc_config_finish(struct rc_config *c)
+{
+    if (!c->echo && c->script == NULL)
+        c->echo = 1;
+    /* A message bigger than the send queue limit could never be echoed. */
+    if (c->sendq_hard_limit < c->max_message + 16)
+        c->sendq_hard_limit = c->max_message + 16;
+    if (c->sendq_soft_limit > c->sendq_hard_limit)
+        c->sendq_soft_limit = c->sendq_hard_limit;
+}
+
+void rc_config_free(struct rc_config *c)
+{
+    for (int i = 0; i < RC_NOPTIONS; i++) {
+        const struct rc_option *o = &rc_options[i];
+        if (is_string_kind(o->kind))
+            rc_free(*(char **)slot(c, o));
+    }
+    for (int i = 0; i < c->nplugins; i++) {
+        rc_free(c->plugins[i].name);
+        rc_free(c->plugins[i].path);
+        rc_free(c->plugins[i].config_json);
+    }
+    for (int i = 0; i < c->nroutes; i++) {
+        rc_free(c->routes[i].pattern);
+        rc_free(c->routes[i].script);
+    }
+    rc_free(c->admin_addr);
+    for (int i = 0; i < c->norigins; i++)
+        rc_free(c->origins[i]);
+    rc_free(c->origins);
+    memset(c, 0, sizeof(*c));
+}
+
+/* The value of option o in c as Lua source ("8M", 30, "drop", nil, {}). */
+static void value_text(const struct rc_config *c, const struct rc_option *o, char *buf, size_t cap)
+{
+    const void *p = cslot(c, o);
+    switch (o->kind) {
+    case RC_OK_INT:
+        snprintf(buf, cap, "%d", *(const int *)p);
+        break;
+    case RC_OK_BOOL:
+        snprintf(buf, cap, "%s", *(const int *)p ? "true" : "false");
+        break;
+    case RC_OK_ENUM:
+        snprintf(buf, cap, "\"%s\"", o->names[*(const int *)p]);
+        break;
+    case RC_OK_SIZE: {
+        size_t v = *(const size_t *)p;
+        static const char units[] = "KMG";
+        int u = -1;
+        while (v >= 1024 && v % 1024 == 0 && u < 2) {
+            v /= 1024;
+            u++;
+        }
+        if (u >= 0)
+            snprintf(buf, cap, "\"%zu%c\"", v, units[u]);
+        else
+            snprintf(buf, cap, "%zu", v);
+        break;
+    }
+    case RC_OK_SECS:
+    case RC_OK_NUM:
+        snprintf(buf, cap, "%g", *(const double *)p);
+        break;
+    case RC_OK_COUNT:
+        snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)p);
+        break;
+    case RC_OK_STR:
+    case RC_OK_OPTSTR: {
+        const char *s = *(char *const *)p;
+        if (s)
+            snprintf(buf, cap, "\"%s\"", s);
+        else
+            snprintf(buf, cap, "nil");
+        break;
+    }
+    case RC_OK_JSON:
+        snprintf(buf, cap, "{}");
+        break;
+    case RC_OK_CUSTOM:
+        if (o->def_str)
+            snprintf(buf, cap, "\"%s\"", o->def_str);
+        else
+            snprintf(buf, cap, "%s", o->custom->doc_default ? o->custom->doc_default : "nil");
+        break;
+    }
+}
+
+void rc_option_default_text(const struct rc_option *o, char *buf, size_t cap)
+{
+    struct rc_config c;
+    rc_config_defaults(&c);
+    value_text(&c, o, buf, cap);
+    rc_config_free(&c);
+}
+
+const char *rc_option_long_flag(const struct rc_option *o, char *buf, size_t cap)
+{
+    if (o->long_flag)
+        return o->long_flag[0] ? o->long_flag : NULL;
+    snprintf(buf, cap, "%s", o->name);
+    for (char *p = buf; *p; p++)
+        if (*p == '_' || *p == '.')
+            *p = '-';
+    return buf;
+}
+
+/* ------------------------------------------------------------------------
+ * the config file: one value -> one option
+ * ------------------------------------------------------------------------ */
+
+static int load_value(struct loadctx *x, const struct rc_option *o)
+{
+    struct rc_config *c = x->c;
+    const char *k = o->name;
+    double d;
+    int rc;
+    switch (o->kind) {
+    case RC_OK_INT:
+        return get_int(x, k, o->min, o->max, (int *)slot(c, o));
+    case RC_OK_BOOL:
+        return get_bool(x, k, (int *)slot(c, o));
+    case RC_OK_SIZE:
+        return get_size(x, k, (size_t)o->min, (size_t)o->max, (size_t *)slot(c, o));
+    case RC_OK_SECS:
+        return get_secs(x, k, o->min, (double *)slot(c, o));
+    case RC_OK_NUM:
+        return get_num(x, k, o->min, o->max, (double *)slot(c, o));
+    case RC_OK_COUNT:
+        rc = get_num(x, k, o->min, o->max, &d);
+        if (rc == 0 && d != floor(d))
+            rc = fail(x, k, "'%s' must be a whole number, not %g", k, d);
+        if (rc == 0)
+            *(uint64_t *)slot(c, o) = (uint64_t)d;
+        return rc;
+    case RC_OK_STR:
+        return get_str(x, k, (char **)slot(c, o));
+    case RC_OK_OPTSTR:
+        return get_opt_str(x, k, (char **)slot(c, o));
+    case RC_OK_JSON:
+        return get_json(x, k, (char **)slot(c, o));
+    case RC_OK_ENUM:
+        return get_enum(x, k, o->names, (int *)slot(c, o));
+    case RC_OK_CUSTOM:
+        return o->custom->load(x, k);
+    }
+    return fail(x, k, "option '%s' has no loader", k);
+}
+
+/* The file option `name` (a top-level key, or "group.key"), or NULL. */
+static const struct rc_option *find_file_option(const char *name)
+{
+    for (int i = 0; i < RC_NOPTIONS; i++)
+        if (rc_options[i].scope != RC_OS_CLI && strcmp(rc_options[i].name, name) == 0)
+            return &rc_options[i];
+    return NULL;
+}
+
+static int is_group(const char *k)
+{
+    size_t kl = strlen(k);
+    for (int i = 0; i < RC_NOPTIONS; i++)
+        if (strncmp(rc_options[i].name, k, kl) == 0 && rc_options[i].name[kl] == '.')
+            return 1;
+    return 0;
+}
+
+/* group = { key = value, ... }: each key is the option "group.key". */
+static int apply_group(struct loadctx *x, const char *group)
+{
+    lua_State *L = x->L;
+    if (lua_type(L, -1) != LUA_TTABLE)
+        return fail(x, group, "'%s' must be a table of options, not %s", group,
+                    luaL_typename(L, -1));
+    int saved = x->line_from;
+    x->line_from = key_line(x, group, 1);
+    int rc = 0;
+    lua_pushnil(L);
+    while (rc == 0 && lua_next(L, -2) != 0) {
+        char name[128];
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        const struct rc_option *o = NULL;
+        if (k && snprintf(name, sizeof(name), "%s.%s", group, k) < (int)sizeof(name))
+            o = find_file_option(name);
+        if (k == NULL)
+            rc = fail(x, group, "'%s' has a field that is not a name", group);
+        else if (o == NULL)
+            rc = fail(x, k, "unknown option '%s.%s'", group, k);
+        else
+            rc = load_value(x, o);
+        if (rc == 0)
+            x->c->set[o - rc_options] = 1;
+        lua_pop(L, 1);
+    }
+    if (rc < 0)
+        lua_pop(L, 1); /* the key */
+    x->line_from = saved;
+    return rc;
+}
 
 /* Applies one top-level option (value on the top of the stack). */
 static int apply(struct loadctx *x, const char *k)
 {
-    struct rc_config *c = x->c;
-    double d;
-    int rc, v;
-    if (strcmp(k, "bind") == 0)
-        return get_str(x, k, &c->bind_addr);
-    if (strcmp(k, "port") == 0)
-        return get_int(x, k, 0, 65535, &c->port);
-    if (strcmp(k, "listen") == 0)
-        return get_hostport(x, k, &c->bind_addr, &c->port);
-    if (strcmp(k, "workers") == 0)
-        return get_int(x, k, 0, 64, &c->workers);
-    if (strcmp(k, "script") == 0)
-        return get_opt_str(x, k, &c->script);
-    if (strcmp(k, "echo") == 0)
-        return get_bool(x, k, &c->echo);
-    if (strcmp(k, "lua_dir") == 0)
-        return get_str(x, k, &c->lua_dir);
-    if (strcmp(k, "max_message") == 0)
-        return get_size(x, k, 1, (size_t)1 << 31, &c->max_message);
-    if (strcmp(k, "max_head") == 0)
-        return get_size(x, k, 256, 1024 * 1024, &c->max_head);
-    if (strcmp(k, "max_headers") == 0) {
-        rc = get_int(x, k, 1, 128, &v);
-        c->max_headers = (size_t)v;
-        return rc;
-    }
-    if (strcmp(k, "handshake_timeout") == 0)
-        return get_secs(x, k, 0.001, &c->handshake_timeout);
-    if (strcmp(k, "ping_interval") == 0)
-        return get_secs(x, k, 0.001, &c->ping_interval);
-    if (strcmp(k, "pong_timeout") == 0)
-        return get_secs(x, k, 0.001, &c->pong_timeout);
-    if (strcmp(k, "close_timeout") == 0)
-        return get_secs(x, k, 0.001, &c->close_timeout);
-    if (strcmp(k, "drain_time") == 0)
-        return get_secs(x, k, 0, &c->drain_time);
-    if (strcmp(k, "accept") == 0) {
-        static const char *const accept_names[] = {"reuseport", "handoff", NULL};
-        return get_enum(x, k, accept_names, &c->accept_handoff);
-    }
-    if (strcmp(k, "sndbuf") == 0)
-        return get_size(x, k, 0, (size_t)1 << 30, &c->sndbuf);
-    if (strcmp(k, "sendq_limit") == 0)
-        return get_size(x, k, 1024, (size_t)1 << 40, &c->sendq_hard_limit);
-    if (strcmp(k, "sendq_soft_limit") == 0)
-        return get_size(x, k, 0, (size_t)1 << 40, &c->sendq_soft_limit);
-    if (strcmp(k, "sendq_soft_seconds") == 0)
-        return get_secs(x, k, 0, &c->sendq_soft_seconds);
-    if (strcmp(k, "slow_consumer") == 0)
-        return get_enum(x, k, slow_names, &c->slow_policy);
-    if (strcmp(k, "history_size") == 0)
-        return get_size(x, k, 0, 1000000, &c->history_size);
-    if (strcmp(k, "lua_budget") == 0) {
-        rc = get_num(x, k, 0, 1e15, &d);
-        c->lua_budget = (uint64_t)d;
-        return rc;
-    }
-    if (strcmp(k, "tick_interval") == 0)
-        return get_secs(x, k, 0, &c->tick_interval);
-    if (strcmp(k, "script_config") == 0)
-        return get_json(x, k, &c->script_config_json);
-    if (strcmp(k, "plugins") == 0)
-        return get_plugins(x, k);
-    if (strcmp(k, "routes") == 0)
-        return get_routes(x, k);
-    if (strcmp(k, "pidfile") == 0)
-        return get_opt_str(x, k, &c->pidfile);
-    if (strcmp(k, "log_file") == 0)
-        return get_opt_str(x, k, &c->log_file);
-    if (strcmp(k, "log_level") == 0)
-        return get_enum(x, k, level_names, &c->log_level);
-    if (strcmp(k, "daemon") == 0)
-        return get_bool(x, k, &c->daemonize);
-    if (strcmp(k, "admin") == 0) {
-        c->admin_explicit = 1;
-        if (lua_type(x->L, -1) == LUA_TBOOLEAN && !lua_toboolean(x->L, -1)) {
-            rc_config_set_str(&c->admin_addr, NULL);
-            return 0;
+    const struct rc_option *o = find_file_option(k);
+    if (o == NULL)
+        return is_group(k) ? apply_group(x, k) : fail(x, k, "unknown option '%s'", k);
+    int rc = load_value(x, o);
+    if (rc == 0)
+        x->c->set[o - rc_options] = 1;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * the command line
+ * ------------------------------------------------------------------------ */
+
+#define FLAG_BUF 64
+
+/* "-p/--port", "--max-message" or "-t" for messages. */
+static const char *flag_name(const struct rc_option *o, char *buf, size_t cap)
+{
+    char lb[FLAG_BUF];
+    const char *l = rc_option_long_flag(o, lb, sizeof(lb));
+    if (o->short_flag && l)
+        snprintf(buf, cap, "-%c/--%s", o->short_flag, l);
+    else if (o->short_flag)
+        snprintf(buf, cap, "-%c", o->short_flag);
+    else
+        snprintf(buf, cap, "--%s", l ? l : o->name);
+    return buf;
+}
+
+/* One flag's argument (NULL for BOOL). Returns 0 or RC_E_INVAL with err. */
+static int apply_arg(struct rc_config *c, const struct rc_option *o, const char *arg, char *err,
+                     size_t cap)
+{
+    char fb[FLAG_BUF + 8];
+    const char *f = flag_name(o, fb, sizeof(fb));
+    char *end;
+    switch (o->kind) {
+    case RC_OK_BOOL:
+        *(int *)slot(c, o) = 1;
+        return 0;
+    case RC_OK_INT:
+    case RC_OK_NUM:
+    case RC_OK_COUNT: {
+        errno = 0;
+        double v = strtod(arg, &end);
+        int whole = o->kind != RC_OK_NUM;
+        if (*arg == '\0' || *end || errno || !(v >= o->min && v <= o->max) ||
+            (whole && v != floor(v))) {
+            snprintf(err, cap, "invalid %s '%s' for %s (%.15g to %.15g)",
+                     whole ? "whole number" : "number", arg, f, o->min, o->max);
+            return RC_E_INVAL;
         }
-        return get_hostport(x, k, &c->admin_addr, &c->admin_port);
+        if (o->kind == RC_OK_INT)
+            *(int *)slot(c, o) = (int)v;
+        else if (o->kind == RC_OK_COUNT)
+            *(uint64_t *)slot(c, o) = (uint64_t)v;
+        else
+            *(double *)slot(c, o) = v;
+        return 0;
     }
-    if (strcmp(k, "admin_token") == 0)
-        return get_opt_str(x, k, &c->admin_token);
-    if (strcmp(k, "tls_port") == 0)
-        return get_int(x, k, 0, 65535, &c->tls_port);
-    if (strcmp(k, "tls_cert") == 0)
-        return get_opt_str(x, k, &c->tls_cert);
-    if (strcmp(k, "tls_key") == 0)
-        return get_opt_str(x, k, &c->tls_key);
-    if (strcmp(k, "tls_chain") == 0)
-        return get_opt_str(x, k, &c->tls_chain);
-    if (strcmp(k, "max_connections") == 0)
-        return get_int(x, k, 0, 1e9, &c->max_conns);
-    if (strcmp(k, "max_connections_per_ip") == 0)
-        return get_int(x, k, 0, 1e9, &c->max_conns_per_ip);
-    if (strcmp(k, "accept_rate") == 0)
-        return get_num(x, k, 0, 1e9, &c->accept_rate);
-    if (strcmp(k, "accept_burst") == 0)
-        return get_num(x, k, 0, 1e9, &c->accept_burst);
-    if (strcmp(k, "message_rate") == 0)
-        return get_num(x, k, 0, 1e9, &c->msg_rate);
-    if (strcmp(k, "message_burst") == 0)
-        return get_num(x, k, 0, 1e9, &c->msg_burst);
-    if (strcmp(k, "message_rate_policy") == 0)
-        return get_enum(x, k, rate_names, &c->msg_rate_close);
-    if (strcmp(k, "allowed_origins") == 0)
-        return get_origins(x, k);
-    return fail(x, k, "unknown option '%s'", k);
+    case RC_OK_SIZE: {
+        size_t v;
+        if (rc_parse_size(arg, &v) != 0 || v < (size_t)o->min || v > (size_t)o->max) {
+            snprintf(err, cap, "invalid size '%s' for %s (%.15g to %.15g bytes; K/M/G suffixes)",
+                     arg, f, o->min, o->max);
+            return RC_E_INVAL;
+        }
+        *(size_t *)slot(c, o) = v;
+        return 0;
+    }
+    case RC_OK_SECS: {
+        double v;
+        if (rc_parse_seconds(arg, &v) != 0 || v < o->min || v > RC_SECS_MAX) {
+            snprintf(err, cap, "invalid duration '%s' for %s (at least %g seconds)", arg, f,
+                     o->min);
+            return RC_E_INVAL;
+        }
+        *(double *)slot(c, o) = v;
+        return 0;
+    }
+    case RC_OK_STR:
+    case RC_OK_OPTSTR:
+    case RC_OK_JSON:
+        rc_config_set_str((char **)slot(c, o), arg);
+        return 0;
+    case RC_OK_ENUM:
+        for (int i = 0; o->names[i]; i++) {
+            if (strcmp(arg, o->names[i]) == 0) {
+                *(int *)slot(c, o) = i;
+                return 0;
+            }
+        }
+        snprintf(err, cap, "invalid value '%s' for %s (", arg, f);
+        for (int i = 0; o->names[i]; i++) {
+            size_t n = strlen(err);
+            snprintf(err + n, cap - n, "%s%s", i ? "|" : "", o->names[i]);
+        }
+        size_t n = strlen(err);
+        snprintf(err + n, cap - n, ")");
+        return RC_E_INVAL;
+    case RC_OK_CUSTOM:
+        return o->custom->arg(c, arg, err, cap);
+    }
+    return RC_E_INVAL;
+}
+
+int confload_args(struct rc_config *c, int argc, char **argv, char *err, size_t cap)
+{
+    /* getopt_long's tables, built from RC_OPTIONS: val is 256 + the row. */
+    static char longnames[RC_NOPTIONS][FLAG_BUF];
+    struct option lopts[RC_NOPTIONS + 3];
+    char sopts[2 * RC_NOPTIONS + 4] = ":hV";
+    int nl = 0;
+    for (int i = 0; i < RC_NOPTIONS; i++) {
+        const struct rc_option *o = &rc_options[i];
+        if (o->kind == RC_OK_CUSTOM && o->custom->arg == NULL)
+            continue;
+        int need = o->kind == RC_OK_BOOL ? no_argument : required_argument;
+        const char *l = rc_option_long_flag(o, longnames[i], sizeof(longnames[i]));
+        if (l)
+            lopts[nl++] = (struct option){l, need, NULL, 256 + i};
+        if (o->short_flag) {
+            size_t n = strlen(sopts);
+            sopts[n] = (char)o->short_flag;
+            sopts[n + 1] = need == no_argument ? '\0' : ':';
+            sopts[n + 2] = '\0';
+        }
+    }
+    lopts[nl++] = (struct option){"help", no_argument, NULL, 'h'};
+    lopts[nl++] = (struct option){"version", no_argument, NULL, 'V'};
+    lopts[nl] = (struct option){NULL, 0, NULL, 0};
+    optind = 0; /* GNU getopt: start over (main parses twice with -c) */
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, sopts, lopts, NULL)) != -1) {
+        if (ch == 'h')
+            return CONFLOAD_HELP;
+        if (ch == 'V')
+            return CONFLOAD_VERSION;
+        if (ch == ':') {
+            snprintf(err, cap, "option '%s' needs a value", argv[optind - 1]);
+            return RC_E_INVAL;
+        }
+        int row = -1;
+        if (ch >= 256) {
+            row = ch - 256;
+        } else {
+            for (int i = 0; i < RC_NOPTIONS && row < 0; i++)
+                if (ch != '?' && rc_options[i].short_flag == ch)
+                    row = i;
+        }
+        if (row < 0) {
+            snprintf(err, cap, "unknown option '%s'", argv[optind - 1]);
+            return RC_E_INVAL;
+        }
+        int rc = apply_arg(c, &rc_options[row], optarg, err, cap);
+        if (rc < 0)
+            return rc;
+        c->set[row] = 1;
+    }
+    if (optind < argc) {
+        snprintf(err, cap, "unexpected argument '%s'", argv[optind]);
+        return RC_E_INVAL;
+    }
+    return 0;
+}
+
+void confload_usage(FILE *out)
+{
+    fputs("usage: roomcast [options]\n", out);
+    for (int i = 0; i < RC_NOPTIONS; i++) {
+        const struct rc_option *o = &rc_options[i];
+        char lb[FLAG_BUF];
+        const char *l = rc_option_long_flag(o, lb, sizeof(lb));
+        if ((!o->short_flag && !l) || (o->kind == RC_OK_CUSTOM && o->custom->arg == NULL))
+            continue;
+        char head[96];
+        int n = snprintf(head, sizeof(head), "  %s%c%s%s%s%s%s", o->short_flag ? "-" : "",
+                         o->short_flag ? o->short_flag : ' ', o->short_flag && l ? ", " : "",
+                         l ? "--" : "", l ? l : "", o->meta[0] ? " " : "", o->meta);
+        if (!o->short_flag) /* "  --port" not "   --port" */
+            memmove(head + 2, head + 3, (size_t)n - 2);
+        char def[96] = "";
+        if (o->kind != RC_OK_BOOL && o->scope != RC_OS_CLI)
+            rc_option_default_text(o, def, sizeof(def));
+        if (strcmp(def, "nil") == 0 || strcmp(def, "{}") == 0)
+            def[0] = '\0';
+        size_t dl = strlen(def);
+        int quoted = dl >= 2 && def[0] == '"';
+        fprintf(out, "%-30s %s%s%.*s%s\n", head, o->help, dl ? " (default " : "",
+                (int)(quoted ? dl - 2 : dl), def + quoted, dl ? ")" : "");
+    }
+    fprintf(out, "%-30s %s\n", "  -V, --version",
+            "version, library versions and where the Lua runtime is");
+    fprintf(out, "%-30s %s\n", "  -h, --help", "this help");
+    fputs("A flag overrides the config file; `roomcast -t -c FILE` checks a file.\n", out);
 }
 
 /* Checks that need several options. */
@@ -788,31 +1240,68 @@ out:
     return rc;
 }
 
-int confload_reload(const char *path, struct rc_config *live, char *err, size_t cap)
+int confload_all(struct rc_config *c, int argc, char **argv, confload_resolve_fn *resolve,
+                 char *err, size_t cap)
+{
+    char msg[512];
+    rc_config_defaults(c);
+    int rc = confload_args(c, argc, argv, msg, sizeof(msg));
+    if (rc == 0 && c->config_file) {
+        /* defaults, then the file, then the flags again (flags win) */
+        char *path = rc_xstrdup(c->config_file);
+        char *flag_lua_dir = c->set[RC_OPT_ID_lua_dir] ? rc_xstrdup(c->lua_dir) : NULL;
+        rc_config_free(c);
+        rc_config_defaults(c);
+        rc = confload_file(path, c, err, cap);
+        if (rc == 0 && resolve)
+            rc = resolve(c, path, flag_lua_dir, err, cap);
+        if (rc == 0)
+            rc_config_set_str(&c->config_file, path);
+        rc_free(path);
+        rc_free(flag_lua_dir);
+        if (rc < 0)
+            return RC_E_CONFIG;
+        rc = confload_args(c, argc, argv, msg, sizeof(msg));
+    }
+    if (rc < 0) {
+        snprintf(err, cap, "roomcast: %s (see roomcast -h)", msg);
+        return RC_E_INVAL;
+    }
+    if (rc > 0)
+        return rc;
+    rc_config_finish(c);
+    if (resolve && resolve(c, NULL, NULL, err, cap) < 0)
+        return RC_E_CONFIG;
+    return 0;
+}
+
+int confload_reload(const struct rc_config *boot, int argc, char **argv,
+                    confload_resolve_fn *resolve, char *err, size_t cap)
 {
     struct rc_config n;
-    rc_config_defaults(&n);
-    int rc = confload_file(path, &n, err, cap);
-    if (rc < 0) {
+    int rc = confload_all(&n, argc, argv, resolve, err, cap);
+    if (rc != 0) {
         rc_config_free(&n);
-        return rc;
+        return rc < 0 ? RC_E_CONFIG : 0;
     }
-    live->log_level = n.log_level;
-    rc_log_set_level((enum rc_log_level)n.log_level);
-    rc_config_set_str(&live->admin_token, n.admin_token);
-    live->max_conns = n.max_conns;
-    live->max_conns_per_ip = n.max_conns_per_ip;
-    live->accept_rate = n.accept_rate;
-    live->accept_burst = n.accept_burst;
-    live->msg_rate = n.msg_rate;
-    live->msg_burst = n.msg_burst;
-    live->msg_rate_close = n.msg_rate_close;
-    guard_configure(live);
-    if (n.workers != live->workers || n.tls_port != live->tls_port ||
-        (n.tls_cert == NULL) != (live->tls_cert == NULL) || n.max_message != live->max_message ||
-        n.handshake_timeout != live->handshake_timeout)
-        rc_warn("config reload: listeners, workers, TLS and timeouts need a restart; "
-                "their new values are ignored");
+    rc_live_publish(&n);
+    /* The other options keep their values from the start. */
+    char ignored[512] = "";
+    for (int i = 0; i < RC_NOPTIONS; i++) {
+        const struct rc_option *o = &rc_options[i];
+        if (o->scope != RC_OS_BOOT || o->kind == RC_OK_CUSTOM)
+            continue;
+        char a[256], b[256];
+        value_text(boot, o, a, sizeof(a));
+        value_text(&n, o, b, sizeof(b));
+        if (strcmp(a, b) != 0) {
+            size_t len = strlen(ignored);
+            snprintf(ignored + len, sizeof(ignored) - len, "%s%s", len ? ", " : "", o->name);
+        }
+    }
+    if (ignored[0])
+        rc_warn("config reload: %s changed; that needs a restart, the running values stay",
+                ignored);
     rc_config_free(&n);
     return 0;
 }

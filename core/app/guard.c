@@ -2,7 +2,6 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -15,12 +14,10 @@
 #include "strmap.h"
 #include "worker.h"
 
+/* The numbers (max_connections, rates, bursts, policy) are read from the
+ * current rc_live snapshot (config.h) at each use, so one check sees one
+ * consistent set and SIGHUP swaps them all at once. */
 static struct {
-    atomic_int max_conns;
-    atomic_int per_ip;
-    _Atomic double accept_rate, accept_burst;
-    _Atomic double msg_rate, msg_burst;
-    atomic_int msg_close;
     int track_ip; /* fixed at startup */
     char *const *origins;
     int norigins;
@@ -31,29 +28,19 @@ static struct {
 
 static struct rc_ratelimit limit_rl;
 
-#define RELAXED memory_order_relaxed
-
-void guard_configure(const struct rc_config *cfg)
+/* A bucket size of 0 means "the rate". */
+static double burst_of(double burst, double rate)
 {
-    atomic_store_explicit(&lim.max_conns, cfg->max_conns, RELAXED);
-    atomic_store_explicit(&lim.per_ip, cfg->max_conns_per_ip, RELAXED);
-    atomic_store_explicit(&lim.accept_rate, cfg->accept_rate, RELAXED);
-    atomic_store_explicit(&lim.accept_burst,
-                          cfg->accept_burst > 0 ? cfg->accept_burst : cfg->accept_rate, RELAXED);
-    atomic_store_explicit(&lim.msg_rate, cfg->msg_rate, RELAXED);
-    atomic_store_explicit(&lim.msg_burst, cfg->msg_burst > 0 ? cfg->msg_burst : cfg->msg_rate,
-                          RELAXED);
-    atomic_store_explicit(&lim.msg_close, cfg->msg_rate_close, RELAXED);
+    return burst > 0 ? burst : rate;
 }
 
 void guard_init(const struct rc_config *cfg)
 {
-    guard_configure(cfg);
     lim.track_ip = cfg->max_conns_per_ip > 0;
     lim.origins = cfg->origins;
     lim.norigins = cfg->norigins;
     strmap_init(&lim.ip_counts);
-    lim.tokens = atomic_load(&lim.accept_burst);
+    lim.tokens = burst_of(cfg->accept_burst, cfg->accept_rate);
     lim.last = ev_time();
 }
 
@@ -74,10 +61,10 @@ static size_t ip_key(uint8_t key[17], int family, const void *addr)
 }
 
 /* Refills the accept bucket; takes one token if there is one (lock held). */
-static int take_accept_token(double now)
+static int take_accept_token(const struct rc_live *l, double now)
 {
-    double rate = atomic_load_explicit(&lim.accept_rate, RELAXED);
-    double burst = atomic_load_explicit(&lim.accept_burst, RELAXED);
+    double rate = l->accept_rate;
+    double burst = burst_of(l->accept_burst, rate);
     lim.tokens += (now - lim.last) * rate;
     lim.last = now;
     if (lim.tokens > burst)
@@ -90,8 +77,9 @@ static int take_accept_token(double now)
 
 int guard_accept(struct worker *w, const struct sockaddr_storage *peer)
 {
-    int cap = atomic_load_explicit(&lim.per_ip, RELAXED);
-    double rate = atomic_load_explicit(&lim.accept_rate, RELAXED);
+    const struct rc_live *l = rc_live_get();
+    int cap = l->max_conns_per_ip;
+    double rate = l->accept_rate;
     if (!lim.track_ip && rate <= 0)
         return 0;
     const void *addr = NULL;
@@ -100,7 +88,7 @@ int guard_accept(struct worker *w, const struct sockaddr_storage *peer)
     else if (peer->ss_family == AF_INET6)
         addr = &((const struct sockaddr_in6 *)peer)->sin6_addr;
     pthread_mutex_lock(&lim.lock);
-    if (rate > 0 && !take_accept_token(ev_now(w->loop))) {
+    if (rate > 0 && !take_accept_token(l, ev_now(w->loop))) {
         pthread_mutex_unlock(&lim.lock);
         STAT_INC(&w->stats, refused_accept_rate_total);
         rc_log_limited(&limit_rl, 5, RC_LOG_WARN, "accept rate limit: connection refused");
@@ -161,7 +149,7 @@ int guard_check_upgrade(struct conn *c, const struct http_request *req, struct w
         *why = (struct ws_refusal){403, "origin not allowed", "origin"};
         return -1;
     }
-    int max = atomic_load_explicit(&lim.max_conns, RELAXED);
+    int max = rc_live_get()->max_conns;
     if (max > 0 &&
         server_stat_sum(w->srv, offsetof(struct worker_stats, conns_open)) >= (uint64_t)max) {
         STAT_INC(&w->stats, refused_max_conns_total);
@@ -174,10 +162,11 @@ int guard_check_upgrade(struct conn *c, const struct http_request *req, struct w
 
 int guard_message(struct conn *c)
 {
-    double rate = atomic_load_explicit(&lim.msg_rate, RELAXED);
+    const struct rc_live *l = rc_live_get();
+    double rate = l->msg_rate;
     if (rate <= 0)
         return 0;
-    double burst = atomic_load_explicit(&lim.msg_burst, RELAXED);
+    double burst = burst_of(l->msg_burst, rate);
     double now = ev_now(c->w->loop);
     if (c->rl_last == 0) {
         c->rl_tokens = burst;
@@ -191,7 +180,7 @@ int guard_message(struct conn *c)
         c->rl_tokens -= 1;
         return 0;
     }
-    if (atomic_load_explicit(&lim.msg_close, RELAXED)) {
+    if (l->msg_rate_policy == RC_RATE_CLOSE) {
         STAT_INC(&c->w->stats, msg_rate_closes_total);
         conn_fail(c, WS_CLOSE_POLICY, "message rate limit exceeded");
     } else {

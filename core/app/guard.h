@@ -9,9 +9,9 @@
  *            or drop the message, per config
  *
  * Handshake timeout, head size and message size limits live in conn.c.
- * The numbers are copied out of the config into atomics, so SIGHUP can change
- * them (guard_configure) while workers read them; the Origin list and
- * whether per-IP counting is on are fixed at startup.
+ * The numbers come from the current rc_live snapshot (config.h), so SIGHUP
+ * changes them without writing anything the workers read; the Origin list
+ * and whether per-IP counting is on are fixed at startup.
  */
 #ifndef RC_APP_GUARD_H
 #define RC_APP_GUARD_H
@@ -25,12 +25,10 @@
 struct worker;
 struct conn;
 
-/* Reads the limits from cfg (borrowed: the Origin list is used until
- * guard_destroy). Main thread, before the workers start. */
+/* Reads the fixed settings from cfg (borrowed: the Origin list is used until
+ * guard_destroy). Main thread, after the first rc_live_publish and before the
+ * workers start. */
 void guard_init(const struct rc_config *cfg);
-
-/* Takes the new numbers of cfg (SIGHUP). Any thread. */
-void guard_configure(const struct rc_config *cfg);
 
 /* Frees the per-IP table. Main thread, after the workers stopped. */
 void guard_destroy(void);

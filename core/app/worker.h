@@ -78,7 +78,9 @@ struct worker {
     struct mail *local_head, *local_tail; /* self-posted, no lock */
     ev_async mbox_async;
     ev_timer tick;
-    uint64_t generation; /* handler (script) generation, for stats */
+    /* handler (script) generation: written by this worker (lhandler.c),
+     * read by the admin endpoint on the main thread */
+    _Atomic uint64_t generation;
     atomic_int stop_requested;
     int draining;
     int joined; /* main thread: pthread_join done */

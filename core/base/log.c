@@ -30,18 +30,6 @@ enum rc_log_level rc_log_get_level(void)
     return (enum rc_log_level)atomic_load_explicit(&cur_level, memory_order_relaxed);
 }
 
-int rc_log_parse_level(const char *s, enum rc_log_level *out)
-{
-    static const char *names[] = {"debug", "info", "warn", "error"};
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(s, names[i]) == 0) {
-            *out = (enum rc_log_level)i;
-            return 0;
-        }
-    }
-    return RC_E_INVAL;
-}
-
 static int open_path(const char *path)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

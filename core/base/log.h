@@ -16,8 +16,6 @@ enum rc_log_level { RC_LOG_DEBUG = 0, RC_LOG_INFO, RC_LOG_WARN, RC_LOG_ERROR };
 
 void rc_log_set_level(enum rc_log_level lvl);
 enum rc_log_level rc_log_get_level(void);
-/* Parses "debug" | "info" | "warn" | "error". Returns 0 or RC_E_INVAL. */
-int rc_log_parse_level(const char *s, enum rc_log_level *out);
 /* path NULL or "-" or "stderr": log to stderr. Returns 0 or -errno. */
 int rc_log_open(const char *path);
 /* Reopen the current file (after rotation). Returns 0 or -errno. */

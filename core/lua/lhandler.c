@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <lua.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -213,7 +214,7 @@ static int lua_worker_start(struct worker *w)
     struct lworker *lw = rc_xcalloc(1, sizeof(*lw));
     lw->b = b;
     w->handler_state = lw;
-    w->generation = 1;
+    atomic_store_explicit(&w->generation, 1, memory_order_relaxed);
     if (w->cfg->tick_interval > 0) {
         ev_timer_init(&w->tick, on_tick, w->cfg->tick_interval, w->cfg->tick_interval);
         w->tick.data = w;
@@ -257,7 +258,7 @@ static void lua_reload(struct worker *w)
     }
     lw->b = nb;
     lbridge_free(old);
-    w->generation = nb->generation;
+    atomic_store_explicit(&w->generation, nb->generation, memory_order_relaxed);
     STAT_INC(&w->stats, reloads_total);
     rc_info("reload: generation %llu (%.1f ms)", (unsigned long long)nb->generation,
             (ev_time() - t0) * 1000.0);

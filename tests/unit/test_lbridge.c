@@ -20,6 +20,7 @@
 #include <lualib.h>
 
 #include "config.h"
+#include "confload.h"
 #include "crypto.h"
 #include "err.h"
 #include "lapi.h"

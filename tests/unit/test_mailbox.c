@@ -16,6 +16,7 @@
 
 #include "alloc.h"
 #include "config.h"
+#include "confload.h"
 #include "echo.h"
 #include "frame_ref.h"
 #include "mailbox.h"

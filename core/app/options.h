@@ -1,0 +1,192 @@
+/* options.h - every server option, written once.
+ *
+ * RC_OPTIONS is the one list of options. From it come: the field of struct
+ * rc_config (config.h), the default (rc_config_defaults), the config-file
+ * loader and its validation (confload.c, also what `roomcast -t` runs), the
+ * command-line flag and its usage line (confload_args), the SIGHUP snapshot
+ * (struct rc_live) and the docs check (tests/unit/test_options.c, which fails
+ * when etc/roomcast.conf.lua or README.md misses an option or its default).
+ *
+ * Adding an option is one row:
+ *
+ *   XX(NAME, TYPE, FIELD, DEFAULT, MIN, MAX, SCOPE, SHORT, LONG, META, HELP)
+ *
+ *   NAME     the key in the config file, a string. "group.key" makes a nested
+ *            option: `group = { key = ... }` in the file (e.g. "history.store"
+ *            with FIELD history_store); its flag is --group-key.
+ *   TYPE     INT (int), BOOL (int 0/1), SIZE (size_t: 65536, "64K", "8M"),
+ *            SECS (double seconds: 10, "500ms", "2m"), NUM (double),
+ *            COUNT (uint64_t), STR (char *, owned), OPTSTR (char *, owned;
+ *            false or nil turns it off), JSON (char *: a Lua table as JSON),
+ *            ENUM_x (int: an index into the name list RC_ENUM_x below), or
+ *            CUSTOM (structured: FIELD names a `struct rc_custom_opt
+ *            rc_custom_FIELD` in confload.c with its own loader, and the
+ *            fields it fills are written by hand at the end of rc_config).
+ *   FIELD    the struct rc_config field (for CUSTOM: the loader's name).
+ *   DEFAULT  a number, a string literal or NULL (an ENUM: its index; a
+ *            CUSTOM: its value as a command-line argument, or NULL).
+ *   MIN MAX  the accepted range (INT SIZE NUM COUNT; SECS: MIN only).
+ *   SCOPE    BOOT (file and flag; a change needs a restart), LIVE (file and
+ *            flag; SIGHUP re-reads it: it is part of struct rc_live and code
+ *            reads it through rc_live_get(), never from struct rc_config), or
+ *            CLI (command line only).
+ *   SHORT    the short flag as a character, or 0.
+ *   LONG     the long flag: NULL derives it from NAME ('_' and '.' become
+ *            '-'), "" means no flag (file only).
+ *   META     the value's name in the usage text ("" for BOOL: a bare flag
+ *            that turns it on).
+ *   HELP     one line for `roomcast -h`; the default is appended to it.
+ *
+ * Then document it in etc/roomcast.conf.lua and in README.md's option table
+ * (test_options fails until both show it with its default).
+ */
+#ifndef RC_APP_OPTIONS_H
+#define RC_APP_OPTIONS_H
+
+/* Name lists of the ENUM types: XX(C constant, name). The C enum and the
+ * names are both generated from them. */
+/* Slow-consumer policies; lua/roomcast/init.lua's room:set_policy uses the
+ * same names and numbers (test_options checks it). */
+#define RC_ENUM_slow(XX) XX(SLOW_DROP, "drop") XX(SLOW_CLOSE, "close") XX(SLOW_LATEST, "latest")
+/* log.h's enum rc_log_level (not generated here; config.c asserts the order) */
+#define RC_ENUM_level(XX)                                                                          \
+    XX(RC_LOG_DEBUG, "debug")                                                                      \
+    XX(RC_LOG_INFO, "info") XX(RC_LOG_WARN, "warn") XX(RC_LOG_ERROR, "error")
+#define RC_ENUM_accept(XX) XX(RC_ACCEPT_REUSEPORT, "reuseport") XX(RC_ACCEPT_HANDOFF, "handoff")
+#define RC_ENUM_ratepolicy(XX) XX(RC_RATE_DROP, "drop") XX(RC_RATE_CLOSE, "close")
+
+#define RC_GB ((size_t)1 << 30)
+
+/* clang-format off */
+#define RC_OPTIONS(XX) \
+    /* command line only */ \
+    XX("config", STR, config_file, NULL, 0, 0, CLI, 'c', NULL, "FILE", "config file (Lua; see etc/roomcast.conf.lua); flags override it") \
+    XX("test", BOOL, test_only, 0, 0, 1, CLI, 't', NULL, "", "check the configuration and exit") \
+    /* listeners */ \
+    XX("bind", STR, bind_addr, "0.0.0.0", 0, 0, BOOT, 'b', NULL, "ADDR", "address of the ws:// listener (IPv6: \"::\")") \
+    XX("port", INT, port, 8080, 0, 65535, BOOT, 'p', NULL, "PORT", "ws:// port; 0 = any free port") \
+    XX("listen", CUSTOM, listen, NULL, 0, 0, BOOT, 0, NULL, "ADDR:PORT", "bind and port as one \"ADDR:PORT\"") \
+    XX("workers", INT, workers, 0, 0, 64, BOOT, 'w', NULL, "N", "worker threads; 0 = one per online CPU") \
+    XX("accept", ENUM_accept, accept_handoff, RC_ACCEPT_REUSEPORT, 0, 0, BOOT, 0, NULL, "MODE", "reuseport (a listener per worker) | handoff (one acceptor)") \
+    XX("tls_port", INT, tls_port, 8443, 0, 65535, BOOT, 0, NULL, "PORT", "wss:// port, used when tls_cert is set; 0 = any free port") \
+    XX("tls_cert", OPTSTR, tls_cert, NULL, 0, 0, BOOT, 0, NULL, "FILE", "PEM certificate (may hold the chain); turns wss:// on") \
+    XX("tls_key", OPTSTR, tls_key, NULL, 0, 0, BOOT, 0, NULL, "FILE", "PEM private key") \
+    XX("tls_chain", OPTSTR, tls_chain, NULL, 0, 0, BOOT, 0, NULL, "FILE", "optional PEM file of intermediate certificates") \
+    /* application */ \
+    XX("script", OPTSTR, script, NULL, 0, 0, BOOT, 's', NULL, "SCRIPT", "Lua handler script (e.g. scripts/chat.lua; relative: the working directory, then the data directory); none = echo") \
+    XX("echo", BOOL, echo, 0, 0, 1, BOOT, 0, NULL, "", "built-in echo handler (no Lua)") \
+    XX("lua_dir", OPTSTR, lua_dir, NULL, 0, 0, BOOT, 0, NULL, "DIR", "where lua/roomcast lives; none = searched (runtime.h; -V shows it)") \
+    XX("lua_budget", COUNT, lua_budget, 10000000, 1000, 1e15, BOOT, 0, NULL, "N", "VM instructions per handler call") \
+    XX("tick_interval", SECS, tick_interval, 1, 0, 0, BOOT, 0, NULL, "SECS", "seconds between on_tick calls; 0 = off") \
+    XX("history_size", SIZE, history_size, 100, 0, 1000000, BOOT, 0, NULL, "N", "messages kept per room") \
+    XX("script_config", JSON, script_config_json, NULL, 0, 0, BOOT, 0, "", "", "table handed to the script as JSON (roomcast.config)") \
+    XX("plugins", CUSTOM, plugins, NULL, 0, 0, BOOT, 0, "plugin", "NAME=PATH[=JSON]", "enable a Lua plugin (config as JSON); repeatable") \
+    XX("routes", CUSTOM, routes, NULL, 0, 0, BOOT, 0, "", "", "rooms matching a pattern go to another script") \
+    /* protocol limits and timeouts */ \
+    XX("max_message", SIZE, max_message, 1024 * 1024, 1, 2 * RC_GB, BOOT, 0, NULL, "BYTES", "largest message accepted (close 1009 above)") \
+    XX("max_head", SIZE, max_head, 8192, 256, 1024 * 1024, BOOT, 0, NULL, "BYTES", "largest HTTP upgrade request head (431 above)") \
+    XX("max_headers", SIZE, max_headers, 64, 1, 128, BOOT, 0, NULL, "N", "header fields in the upgrade request (431 above)") \
+    XX("handshake_timeout", SECS, handshake_timeout, 10, 0.001, 0, BOOT, 0, NULL, "SECS", "time to complete the HTTP upgrade") \
+    XX("ping_interval", SECS, ping_interval, 30, 0.001, 0, BOOT, 0, NULL, "SECS", "idle time before the server pings") \
+    XX("pong_timeout", SECS, pong_timeout, 10, 0.001, 0, BOOT, 0, NULL, "SECS", "time to answer a ping before close 1001") \
+    XX("close_timeout", SECS, close_timeout, 5, 0.001, 0, BOOT, 0, NULL, "SECS", "time to finish the closing handshake") \
+    XX("drain_time", SECS, drain_time, 2, 0, 0, BOOT, 0, NULL, "SECS", "SIGTERM: close 1001 spread over this many seconds") \
+    /* slow consumers */ \
+    XX("sndbuf", SIZE, sndbuf, 0, 0, RC_GB, BOOT, 0, NULL, "BYTES", "SO_SNDBUF of client sockets; 0 = the kernel's") \
+    XX("sendq_limit", SIZE, sendq_hard_limit, 8 * 1024 * 1024, 1024, (size_t)1 << 40, BOOT, 0, NULL, "BYTES", "per-connection send queue hard limit") \
+    XX("sendq_soft_limit", SIZE, sendq_soft_limit, 1024 * 1024, 0, (size_t)1 << 40, BOOT, 0, NULL, "BYTES", "send queue soft limit ...") \
+    XX("sendq_soft_seconds", SECS, sendq_soft_seconds, 10, 0, 0, BOOT, 0, NULL, "SECS", "... exceeded for this long counts as over") \
+    XX("slow_consumer", ENUM_slow, slow_policy, SLOW_DROP, 0, 0, BOOT, 0, "slow-policy", "P", "over the limit: drop | close (1008) | latest") \
+    /* protection */ \
+    XX("max_connections", INT, max_conns, 0, 0, 1e9, LIVE, 0, NULL, "N", "open WebSocket connections; 0 = no limit; 503 above") \
+    XX("max_connections_per_ip", INT, max_conns_per_ip, 0, 0, 1e9, LIVE, 0, NULL, "N", "TCP connections per address; 0 = no limit") \
+    XX("accept_rate", NUM, accept_rate, 0, 0, 1e9, LIVE, 0, NULL, "N", "new connections per second, all workers; 0 = off") \
+    XX("accept_burst", NUM, accept_burst, 0, 0, 1e9, LIVE, 0, NULL, "N", "accept bucket size; 0 = accept_rate") \
+    XX("message_rate", NUM, msg_rate, 0, 0, 1e9, LIVE, 0, NULL, "N", "inbound messages per second per connection; 0 = off") \
+    XX("message_burst", NUM, msg_burst, 0, 0, 1e9, LIVE, 0, NULL, "N", "message bucket size; 0 = message_rate") \
+    XX("message_rate_policy", ENUM_ratepolicy, msg_rate_policy, RC_RATE_CLOSE, 0, 0, LIVE, 0, NULL, "P", "over the message rate: close (1008) | drop") \
+    XX("allowed_origins", CUSTOM, origins, NULL, 0, 0, BOOT, 0, "", "", "Origin allow-list (403 otherwise); {} = any") \
+    /* admin HTTP */ \
+    XX("admin", CUSTOM, admin, "127.0.0.1:8081", 0, 0, BOOT, 0, NULL, "ADDR:PORT", "admin HTTP listener; off (false in the file) disables") \
+    XX("admin_token", OPTSTR, admin_token, NULL, 0, 0, LIVE, 0, NULL, "TOKEN", "bearer token for /stats and /metrics") \
+    /* process */ \
+    XX("daemon", BOOL, daemonize, 0, 0, 1, BOOT, 'd', NULL, "", "run as a daemon (needs pidfile)") \
+    XX("pidfile", OPTSTR, pidfile, NULL, 0, 0, BOOT, 0, NULL, "FILE", "write and lock a pidfile") \
+    XX("log_file", OPTSTR, log_file, NULL, 0, 0, BOOT, 0, NULL, "FILE", "log to FILE instead of stderr; SIGUSR1 reopens it") \
+    XX("log_level", ENUM_level, log_level, RC_LOG_INFO, 0, 0, LIVE, 0, NULL, "LEVEL", "debug | info | warn | error")
+/* clang-format on */
+
+/* ---- what the columns expand to ---------------------------------------- */
+
+/* The C type of a field, per TYPE (CUSTOM: no generated field). */
+#define RC_OPT_CTYPE_INT int
+#define RC_OPT_CTYPE_BOOL int
+#define RC_OPT_CTYPE_SIZE size_t
+#define RC_OPT_CTYPE_SECS double
+#define RC_OPT_CTYPE_NUM double
+#define RC_OPT_CTYPE_COUNT uint64_t
+#define RC_OPT_CTYPE_STR char *
+#define RC_OPT_CTYPE_OPTSTR char *
+#define RC_OPT_CTYPE_JSON char *
+#define RC_OPT_CTYPE_ENUM_slow int
+#define RC_OPT_CTYPE_ENUM_level int
+#define RC_OPT_CTYPE_ENUM_accept int
+#define RC_OPT_CTYPE_ENUM_ratepolicy int
+
+#define RC_OPT_FIELD_DECL_(type, field) RC_OPT_CTYPE_##type field;
+#define RC_OPT_FIELD_DECL_CUSTOM(field)
+#define RC_OPT_FIELD_DECL_INT(field) RC_OPT_FIELD_DECL_(INT, field)
+#define RC_OPT_FIELD_DECL_BOOL(field) RC_OPT_FIELD_DECL_(BOOL, field)
+#define RC_OPT_FIELD_DECL_SIZE(field) RC_OPT_FIELD_DECL_(SIZE, field)
+#define RC_OPT_FIELD_DECL_SECS(field) RC_OPT_FIELD_DECL_(SECS, field)
+#define RC_OPT_FIELD_DECL_NUM(field) RC_OPT_FIELD_DECL_(NUM, field)
+#define RC_OPT_FIELD_DECL_COUNT(field) RC_OPT_FIELD_DECL_(COUNT, field)
+#define RC_OPT_FIELD_DECL_STR(field) RC_OPT_FIELD_DECL_(STR, field)
+#define RC_OPT_FIELD_DECL_OPTSTR(field) RC_OPT_FIELD_DECL_(OPTSTR, field)
+#define RC_OPT_FIELD_DECL_JSON(field) RC_OPT_FIELD_DECL_(JSON, field)
+#define RC_OPT_FIELD_DECL_ENUM_slow(field) RC_OPT_FIELD_DECL_(ENUM_slow, field)
+#define RC_OPT_FIELD_DECL_ENUM_level(field) RC_OPT_FIELD_DECL_(ENUM_level, field)
+#define RC_OPT_FIELD_DECL_ENUM_accept(field) RC_OPT_FIELD_DECL_(ENUM_accept, field)
+#define RC_OPT_FIELD_DECL_ENUM_ratepolicy(field) RC_OPT_FIELD_DECL_(ENUM_ratepolicy, field)
+
+/* The kind of a TYPE in the descriptor (struct rc_option). */
+#define RC_OPT_KIND_INT RC_OK_INT
+#define RC_OPT_KIND_BOOL RC_OK_BOOL
+#define RC_OPT_KIND_SIZE RC_OK_SIZE
+#define RC_OPT_KIND_SECS RC_OK_SECS
+#define RC_OPT_KIND_NUM RC_OK_NUM
+#define RC_OPT_KIND_COUNT RC_OK_COUNT
+#define RC_OPT_KIND_STR RC_OK_STR
+#define RC_OPT_KIND_OPTSTR RC_OK_OPTSTR
+#define RC_OPT_KIND_JSON RC_OK_JSON
+#define RC_OPT_KIND_CUSTOM RC_OK_CUSTOM
+#define RC_OPT_KIND_ENUM_slow RC_OK_ENUM
+#define RC_OPT_KIND_ENUM_level RC_OK_ENUM
+#define RC_OPT_KIND_ENUM_accept RC_OK_ENUM
+#define RC_OPT_KIND_ENUM_ratepolicy RC_OK_ENUM
+
+/* The name list of an ENUM type (NULL for the others). */
+#define RC_OPT_NAMES_INT NULL
+#define RC_OPT_NAMES_BOOL NULL
+#define RC_OPT_NAMES_SIZE NULL
+#define RC_OPT_NAMES_SECS NULL
+#define RC_OPT_NAMES_NUM NULL
+#define RC_OPT_NAMES_COUNT NULL
+#define RC_OPT_NAMES_STR NULL
+#define RC_OPT_NAMES_OPTSTR NULL
+#define RC_OPT_NAMES_JSON NULL
+#define RC_OPT_NAMES_CUSTOM NULL
+#define RC_OPT_NAMES_ENUM_slow rc_names_slow
+#define RC_OPT_NAMES_ENUM_level rc_names_level
+#define RC_OPT_NAMES_ENUM_accept rc_names_accept
+#define RC_OPT_NAMES_ENUM_ratepolicy rc_names_ratepolicy
+
+/* SCOPE: LIVE options also get a field in struct rc_live. */
+#define RC_OPT_LIVE_BOOT(type, field)
+#define RC_OPT_LIVE_CLI(type, field)
+#define RC_OPT_LIVE_LIVE(type, field) RC_OPT_FIELD_DECL_##type(field)
+#define RC_OPT_SCOPE_BOOT RC_OS_BOOT
+#define RC_OPT_SCOPE_LIVE RC_OS_LIVE
+#define RC_OPT_SCOPE_CLI RC_OS_CLI
+
+#endif

@@ -5,7 +5,8 @@
 -- wins. It runs once in a throwaway Lua state, so it may compute values
 -- (os.getenv("ROOMCAST_TOKEN")), but nothing it creates outlives the load.
 -- Unknown keys are errors. Check a file with:   roomcast -t -c FILE
--- Command-line flags (-b -p -w -s --admin ...) override the file.
+-- Command-line flags (-b -p -w -s --admin ..., every option is one: see
+-- roomcast -h) override the file. core/app/options.h defines them all.
 -- Sizes take 65536, "64K", "8M", "1G"; durations take 10, "500ms", "2s", "1m".
 -- (R) marks options SIGHUP re-reads; the others need a restart.
 -- Relative script and plugin paths start from this file's directory, then
@@ -17,8 +18,9 @@ return {
     -- listeners --------------------------------------------------------------
     bind = "0.0.0.0",           -- address of the ws:// listener (IPv6: "::")
     port = 8080,                -- ws:// port; 0 = any free port
-    -- listen = "0.0.0.0:8080", -- the same two as one "ADDR:PORT" string
+    listen = nil,               -- the same two as one "ADDR:PORT" string ("0.0.0.0:8080")
     workers = 0,                -- worker threads; 0 = one per online CPU (max 64)
+    accept = "reuseport",       -- "reuseport" (a listener per worker) | "handoff" (one acceptor)
 
     -- TLS (wss://): on when tls_cert is set; same bind address, TLS 1.2+
     tls_port = 8443,            -- wss:// port; 0 = any free port
@@ -27,7 +29,7 @@ return {
     tls_chain = nil,            -- optional PEM file of intermediate certificates
 
     -- application ------------------------------------------------------------
-    script = "scripts/chat.lua",-- handler script; SIGHUP reloads it
+    script = "scripts/chat.lua",-- handler script; SIGHUP reloads it (default: nil = echo)
     echo = false,               -- built-in C echo handler instead of a script
     lua_dir = nil,              -- where lua/roomcast lives; nil = searched: next to the
                                 -- binary (../share/roomcast/lua), the install prefix,

@@ -943,7 +943,8 @@ static int apply_group(struct loadctx *x, const char *group)
 /* Applies one top-level option (value on the top of the stack). */
 static int apply(struct loadctx *x, const char *k)
 {
-    const struct rc_option *o = find_file_option(k);
+    /* "group.key" is only reached through `group = { key = ... }` */
+    const struct rc_option *o = strchr(k, '.') ? NULL : find_file_option(k);
     if (o == NULL)
         return is_group(k) ? apply_group(x, k) : fail(x, k, "unknown option '%s'", k);
     int rc = load_value(x, o);

@@ -113,8 +113,14 @@
     XX("daemon", BOOL, daemonize, 0, 0, 1, BOOT, 'd', NULL, "", "run as a daemon (needs pidfile)") \
     XX("pidfile", OPTSTR, pidfile, NULL, 0, 0, BOOT, 0, NULL, "FILE", "write and lock a pidfile") \
     XX("log_file", OPTSTR, log_file, NULL, 0, 0, BOOT, 0, NULL, "FILE", "log to FILE instead of stderr; SIGUSR1 reopens it") \
-    XX("log_level", ENUM_level, log_level, RC_LOG_INFO, 0, 0, LIVE, 0, NULL, "LEVEL", "debug | info | warn | error")
+    XX("log_level", ENUM_level, log_level, RC_LOG_INFO, 0, 0, LIVE, 0, NULL, "LEVEL", "debug | info | warn | error") \
+    RC_OPTIONS_EXTRA(XX)
 /* clang-format on */
+
+/* Rows a unit test adds to try what no real option uses yet (nested ones). */
+#ifndef RC_OPTIONS_EXTRA
+#define RC_OPTIONS_EXTRA(XX)
+#endif
 
 /* ---- what the columns expand to ---------------------------------------- */
 

@@ -38,7 +38,6 @@ struct admin_client {
 static struct {
     struct ev_loop *loop;
     struct server *srv;
-    struct rc_config *cfg;
     struct listener lst;
     int started;
     int draining;
@@ -445,7 +444,7 @@ static void on_admin_accept(struct listener *l, int fd, const struct sockaddr_st
     ev_timer_start(adm.loop, &ac->timer);
 }
 
-int admin_start(struct ev_loop *loop, struct server *srv, struct rc_config *cfg)
+int admin_start(struct ev_loop *loop, struct server *srv, const struct rc_config *cfg)
 {
     if (cfg->admin_addr == NULL)
         return 1;
@@ -458,7 +457,6 @@ int admin_start(struct ev_loop *loop, struct server *srv, struct rc_config *cfg)
     }
     adm.loop = loop;
     adm.srv = srv;
-    adm.cfg = cfg;
     listener_start(&adm.lst, loop, fd, on_admin_accept, NULL);
     adm.started = 1;
     int port = listener_port(fd);

@@ -24,11 +24,11 @@ struct server;
 struct rc_config;
 
 /* Binds cfg->admin_addr:admin_port (0 = any free port) and serves on loop,
- * logging "admin listening on http://ADDR:PORT/". srv and cfg are borrowed
- * until admin_stop (cfg->admin_token is read per request, so a reload may
- * change it). Returns 0, 1 when the admin listener is off (admin_addr NULL),
- * or -errno when the bind fails (logged). Main thread. */
-int admin_start(struct ev_loop *loop, struct server *srv, struct rc_config *cfg);
+ * logging "admin listening on http://ADDR:PORT/". srv is borrowed until
+ * admin_stop; cfg only during the call (the bearer token is read per request
+ * from the current rc_live snapshot, so a SIGHUP may change it). Returns 0, 1 when the admin
+ * listener is off (admin_addr NULL), or -errno when the bind fails (logged). Main thread. */
+int admin_start(struct ev_loop *loop, struct server *srv, const struct rc_config *cfg);
 
 /* /health turns 503 (drain began). Main thread. */
 void admin_set_draining(void);

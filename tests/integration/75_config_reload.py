@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """75_config_reload - SIGHUP re-reads the config file's reloadable options
-(a new rc_live snapshot) while clients connect and the admin endpoint is
-polled: max_connections and admin_token take their new values, a broken file
+(a new rc_live snapshot) and reloads the script while clients connect and the
+admin endpoint is polled (a TSan run watches the threads): max_connections and admin_token take their new values, a broken file
 is refused and the running values stay, a changed restart-only option is
 reported as ignored, and command-line flags still win over the file."""
 import os
@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
 from rctest import Failure, Server, check, eq, tmo  # noqa: E402
-from rcadmin import admin_port, conf, get, metrics, total  # noqa: E402
+from rcadmin import admin_port, conf, get, metrics, stats, total  # noqa: E402
 
 
 def write(path, text):
@@ -22,9 +22,16 @@ def write(path, text):
     os.replace(path + ".tmp", path)
 
 
+SRC = os.environ.get("RC_SOURCE_DIR") or os.path.abspath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+# A script, so that each SIGHUP also reloads the handlers on every worker
+# (the generation each worker writes and /stats reads on the main thread).
+ECHO = os.path.join(SRC, "scripts", "echo.lua")
+
+
 def limits(n, token, extra=""):
-    return ("return {\n  echo = true,\n  max_connections = %d,\n  admin_token = %r,\n"
-            "  message_rate = 1000,\n%s}\n" % (n, token, extra))
+    return ("return {\n  script = %r,\n  max_connections = %d,\n  admin_token = %r,\n"
+            "  message_rate = 1000,\n%s}\n" % (ECHO, n, token, extra))
 
 
 def bearer(token):
@@ -111,6 +118,8 @@ def test_sighup_swaps_the_live_options(_srv):
         for t in threads:
             t.join(tmo(10))
         check(not errors, "admin polling failed: %r" % errors[:1])
+        gens = [w["generation"] for w in stats(port, bearer("two"))["per_worker"]]
+        check(all(g >= 8 for g in gens), "every SIGHUP reloaded the script: %r" % gens)
         # third and fourth fit under max_connections = 4 (once the traffic
         # thread's last connection is released)
         held.append(connect_retry(s))

@@ -108,7 +108,7 @@
     XX("allowed_origins", CUSTOM, origins, NULL, 0, 0, BOOT, 0, "", "", "Origin allow-list (403 otherwise); {} = any") \
     /* admin HTTP */ \
     XX("admin", CUSTOM, admin, "127.0.0.1:8081", 0, 0, BOOT, 0, NULL, "ADDR:PORT", "admin HTTP listener; off (false in the file) disables") \
-    XX("admin_token", OPTSTR, admin_token, NULL, 0, 0, LIVE, 0, NULL, "TOKEN", "bearer token for /stats and /metrics") \
+    XX("admin_token", OPTSTR, admin_token, NULL, 0, 0, LIVE, 0, NULL, "TOKEN", "bearer token for /stats and /metrics (a flag shows in ps: prefer the file)") \
     /* process */ \
     XX("daemon", BOOL, daemonize, 0, 0, 1, BOOT, 'd', NULL, "", "run as a daemon (needs pidfile)") \
     XX("pidfile", OPTSTR, pidfile, NULL, 0, 0, BOOT, 0, NULL, "FILE", "write and lock a pidfile") \

@@ -357,6 +357,8 @@ function room_methods:last_seq()
     return tonumber(out_u64[0])
 end
 
+-- The names and numbers of RC_ENUM_slow in core/app/options.h (enum
+-- slow_policy); tests/unit/test_options.c checks that they agree.
 local POLICIES = { drop = 0, close = 1, latest = 2 }
 
 -- The slow-consumer policy for this room's deliveries: "drop" (skip data

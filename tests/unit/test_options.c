@@ -325,7 +325,8 @@ static const char *find_assign(const char *text, const char *from, const char *k
 
 /* etc/roomcast.conf.lua: `name = DEFAULT,` for every file option, or
  * `name = VALUE, -- ... (default: DEFAULT)` where the shipped file sets
- * something else on purpose. A commented-out line counts (listen). */
+ * something else on purpose; "(R)" in the comment exactly for the options
+ * SIGHUP re-reads (LIVE). */
 static void conf_file_lists_every_option(void **state)
 {
     (void)state;
@@ -364,6 +365,11 @@ static void conf_file_lists_every_option(void **state)
         snprintf(want, sizeof(want), "%s,", def);
         snprintf(note, sizeof(note), "(default: %s)", def);
         snprintf(note2, sizeof(note2), "(default: %s ", def);
+        if ((o->scope == RC_OS_LIVE) != (strstr(line, "(R") != NULL)) {
+            print_error("etc/roomcast.conf.lua: '%s' %s be marked (R): %s\n", o->name,
+                        o->scope == RC_OS_LIVE ? "should" : "should not", line);
+            missing++;
+        }
         int table = strcmp(def, "{}") == 0 && val[0] == '{'; /* a list spelled out */
         if (!table && strncmp(val, want, strlen(want)) != 0 && strstr(line, note) == NULL &&
             strstr(line, note2) == NULL) {
@@ -376,8 +382,9 @@ static void conf_file_lists_every_option(void **state)
     assert_int_equal(missing, 0);
 }
 
-/* README.md: a table row "| `name` | ... | `DEFAULT` | ..." for every file
- * option, and every flag in the command-line section. */
+/* README.md: a row "| `name` | `--flag` | `DEFAULT` | (R) ..." for every file
+ * option in the section "Every option" ((R) exactly for LIVE ones), and every
+ * command-line-only flag. */
 static void readme_lists_every_option(void **state)
 {
     (void)state;
@@ -419,6 +426,11 @@ static void readme_lists_every_option(void **state)
         if (l && !(o->kind == RC_OK_CUSTOM && o->custom->arg == NULL)) {
             snprintf(flag, sizeof(flag), "`--%s", l);
             flag_ok = strstr(line, flag) != NULL;
+        }
+        if ((o->scope == RC_OS_LIVE) != (strstr(line, "| (R") != NULL)) {
+            print_error("README.md: '%s' %s be marked (R): %s\n", o->name,
+                        o->scope == RC_OS_LIVE ? "should" : "should not", line);
+            missing++;
         }
         if (strstr(line, want) == NULL || !flag_ok) {
             print_error("README.md: the row of '%s' should show %s%s%s: %s\n", o->name, want,

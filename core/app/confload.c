@@ -1143,16 +1143,32 @@ void confload_usage(FILE *out)
 }
 
 /* Checks that need several options. */
+/* Checks of options that only make sense together, also run after the
+ * flags (which may set either half): returns the option to blame, with the
+ * reason in msg, or NULL. */
+static const char *pair_check(const struct rc_config *c, char *msg, size_t cap)
+{
+    if (c->tls_cert || c->tls_key) {
+        if (c->tls_cert == NULL || c->tls_key == NULL) {
+            snprintf(msg, cap, "'tls_cert' and 'tls_key' go together");
+            return c->tls_cert ? "tls_cert" : "tls_key";
+        }
+        if (c->tls_port == c->port && c->port != 0) {
+            snprintf(msg, cap, "'tls_port' must differ from 'port' (%d)", c->port);
+            return "tls_port";
+        }
+    }
+    return NULL;
+}
+
+/* Checks that need several options of the file. */
 static int cross_check(struct loadctx *x)
 {
     struct rc_config *c = x->c;
-    if (c->tls_cert || c->tls_key) {
-        if (c->tls_cert == NULL || c->tls_key == NULL)
-            return fail(x, c->tls_cert ? "tls_cert" : "tls_key",
-                        "'tls_cert' and 'tls_key' go together");
-        if (c->tls_port == c->port && c->port != 0)
-            return fail(x, "tls_port", "'tls_port' must differ from 'port' (%d)", c->port);
-    }
+    char msg[128];
+    const char *key = pair_check(c, msg, sizeof(msg));
+    if (key)
+        return fail(x, key, "%s", msg);
     if (c->sendq_soft_limit > c->sendq_hard_limit)
         return fail(x, "sendq_soft_limit", "'sendq_soft_limit' is above 'sendq_limit'");
     if (c->script && c->echo)
@@ -1264,6 +1280,8 @@ int confload_all(struct rc_config *c, int argc, char **argv, confload_resolve_fn
             return RC_E_CONFIG;
         rc = confload_args(c, argc, argv, msg, sizeof(msg));
     }
+    if (rc == 0 && pair_check(c, msg, sizeof(msg)) != NULL)
+        rc = RC_E_INVAL;
     if (rc < 0) {
         snprintf(err, cap, "roomcast: %s (see roomcast -h)", msg);
         return RC_E_INVAL;

@@ -264,6 +264,21 @@ static void bad_flags_are_one_line_errors(void **state)
     char err[256];
     assert_int_equal(run_args(&c, err, sizeof(err), "-h", NULL), 1);
     rc_config_free(&c);
+    /* options that go together are checked after the flags too */
+    char *argv[] = {"roomcast", "--tls-cert", "/c.pem", NULL};
+    assert_int_equal(confload_all(&c, 3, argv, err, sizeof(err)), RC_E_INVAL);
+    assert_string_equal(err, "roomcast: 'tls_cert' and 'tls_key' go together (see roomcast -h)");
+    rc_config_free(&c);
+    /* flags win over the file, then rc_config_finish fills what is derived */
+    const char *path = write_conf("win.lua", "return { port = 1, max_message = '64K' }\n");
+    char *argv2[] = {"roomcast", "-c", (char *)path, "-p", "2", NULL};
+    assert_int_equal(confload_all(&c, 5, argv2, err, sizeof(err)), 0);
+    assert_int_equal(c.port, 2);
+    assert_int_equal(c.max_message, 65536);
+    assert_true(c.echo); /* no script */
+    assert_non_null(c.lua_dir);
+    assert_true(c.set[RC_OPT_ID_port] && c.set[RC_OPT_ID_max_message]);
+    rc_config_free(&c);
 }
 
 /* ---- the SIGHUP snapshot ----------------------------------------------- */

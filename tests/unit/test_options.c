@@ -179,12 +179,14 @@ static void file_errors_name_the_option_and_line(void **state)
 
 static int run_args(struct rc_config *c, char *err, size_t cap, ...)
 {
-    char *argv[16] = {"roomcast"};
+    char *argv[32] = {"roomcast"};
     int argc = 1;
     va_list ap;
     va_start(ap, cap);
-    for (char *a; (a = va_arg(ap, char *)) != NULL;)
+    for (char *a; (a = va_arg(ap, char *)) != NULL;) {
+        assert_true(argc < 31);
         argv[argc++] = a;
+    }
     va_end(ap);
     return confload_args(c, argc, argv, err, cap);
 }

@@ -38,7 +38,24 @@
  *   HELP     one line for `roomcast -h`; the default is appended to it.
  *
  * Then document it in etc/roomcast.conf.lua and in README.md's option table
- * (test_options fails until both show it with its default).
+ * (test_options fails until both show it with its default, and "(R)" exactly
+ * on the LIVE ones).
+ *
+ * A LIVE option must be a number, BOOL, ENUM, STR or OPTSTR (the snapshot
+ * copies it; see config.c). Code reads it as rc_live_get()->FIELD.
+ *
+ * A new ENUM type is its name list RC_ENUM_x below plus one line in each
+ * RC_OPT_*_ENUM_x map at the end of this file and OFF_/CUSTOM_OF_ in
+ * confload.c (and a C enum in config.h when it needs constants of its own).
+ *
+ * A nested group, e.g. history = { store = "sqlite", keep = 1000 }:
+ *
+ *   XX("history.store", ENUM_store, history_store, RC_STORE_MEMORY, 0, 0, BOOT, 0, NULL, "S", "...")
+ *   XX("history.keep", SIZE, history_keep, 1000, 0, 1000000, BOOT, 0, NULL, "N", "...")
+ *
+ * gives the fields history_store and history_keep, the flags --history-store
+ * and --history-keep, and errors that name 'history.keep' at the line of
+ * `keep =` (test_options tries such a group).
  */
 #ifndef RC_APP_OPTIONS_H
 #define RC_APP_OPTIONS_H

@@ -250,6 +250,26 @@ static void expect_flag_error(const char *a, const char *b, const char *want)
     rc_config_free(&c);
 }
 
+static int resolved;
+
+/* confload_all's path hook: after the file (its path, --lua-dir's value, the
+ * flags not yet applied), then after the flags. */
+static int record_resolve(struct rc_config *c, const char *config_path, const char *flag_lua_dir,
+                          char *err, size_t cap)
+{
+    (void)err;
+    (void)cap;
+    if (resolved++ == 0) {
+        assert_non_null(config_path);
+        assert_string_equal(flag_lua_dir, "here");
+        assert_int_equal(c->port, 1); /* the file's, before the flags */
+    } else {
+        assert_null(config_path);
+        assert_int_equal(c->port, 2);
+    }
+    return 0;
+}
+
 static void bad_flags_are_one_line_errors(void **state)
 {
     (void)state;
@@ -268,17 +288,19 @@ static void bad_flags_are_one_line_errors(void **state)
     rc_config_free(&c);
     /* options that go together are checked after the flags too */
     char *argv[] = {"roomcast", "--tls-cert", "/c.pem", NULL};
-    assert_int_equal(confload_all(&c, 3, argv, err, sizeof(err)), RC_E_INVAL);
+    assert_int_equal(confload_all(&c, 3, argv, NULL, err, sizeof(err)), RC_E_INVAL);
     assert_string_equal(err, "roomcast: 'tls_cert' and 'tls_key' go together (see roomcast -h)");
     rc_config_free(&c);
     /* flags win over the file, then rc_config_finish fills what is derived */
     const char *path = write_conf("win.lua", "return { port = 1, max_message = '64K' }\n");
-    char *argv2[] = {"roomcast", "-c", (char *)path, "-p", "2", NULL};
-    assert_int_equal(confload_all(&c, 5, argv2, err, sizeof(err)), 0);
+    char *argv2[] = {"roomcast", "-c", (char *)path, "-p", "2", "--lua-dir", "here", NULL};
+    resolved = 0;
+    assert_int_equal(confload_all(&c, 7, argv2, record_resolve, err, sizeof(err)), 0);
+    assert_int_equal(resolved, 2); /* after the file, then after the flags */
     assert_int_equal(c.port, 2);
     assert_int_equal(c.max_message, 65536);
     assert_true(c.echo); /* no script */
-    assert_non_null(c.lua_dir);
+    assert_string_equal(c.lua_dir, "here");
     assert_true(c.set[RC_OPT_ID_port] && c.set[RC_OPT_ID_max_message]);
     rc_config_free(&c);
 }

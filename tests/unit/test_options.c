@@ -85,6 +85,20 @@ static void defaults_come_from_the_table(void **state)
     assert_int_equal(c.demo_keep, 1000);
     for (int i = 0; i < RC_NOPTIONS; i++)
         assert_false(c.set[i]);
+    /* names and flags are unique (getopt would take the first silently) */
+    for (int i = 0; i < RC_NOPTIONS; i++) {
+        for (int j = i + 1; j < RC_NOPTIONS; j++) {
+            const struct rc_option *a = &rc_options[i], *b = &rc_options[j];
+            char la[64], lb[64];
+            const char *fa = rc_option_long_flag(a, la, sizeof(la));
+            const char *fb = rc_option_long_flag(b, lb, sizeof(lb));
+            if (strcmp(a->name, b->name) == 0 || (fa && fb && strcmp(fa, fb) == 0) ||
+                (a->short_flag && a->short_flag == b->short_flag))
+                fail_msg("options '%s' and '%s' share a name or a flag", a->name, b->name);
+        }
+        const int sf = rc_options[i].short_flag;
+        assert_true(sf != 'h' && sf != 'V');
+    }
     char t[64];
     rc_option_default_text(&rc_options[RC_OPT_ID_max_head], t, sizeof(t));
     assert_string_equal(t, "\"8K\"");
@@ -337,6 +351,25 @@ static void live_snapshots_are_swapped_not_written(void **state)
     rc_config_free(&c);
     rc_live_shutdown(); /* frees both (LeakSanitizer checks it) */
     assert_null(rc_live_get());
+
+    /* SIGHUP: the file again, the flags on top (a LIVE flag is not lost to
+     * the file's value), BOOT options left alone. */
+    const char *path = write_conf("hup.lua", "return { max_connections = 3, message_rate = 5 }\n");
+    char *argv[] = {"roomcast", "-c", (char *)path, "--max-connections", "9", NULL};
+    char err[256];
+    assert_int_equal(confload_all(&c, 5, argv, NULL, err, sizeof(err)), 0);
+    rc_live_publish(&c);
+    write_conf("hup.lua", "return { max_connections = 4, message_rate = 6, port = 1 }\n");
+    assert_int_equal(confload_reload(&c, 5, argv, NULL, err, sizeof(err)), 0);
+    assert_int_equal(rc_live_get()->max_conns, 9);
+    assert_true(rc_live_get()->msg_rate == 6);
+    assert_int_equal(c.port, 8080); /* the running config is never written */
+    write_conf("hup.lua", "return { max_connections = 'many' }\n");
+    assert_int_equal(confload_reload(&c, 5, argv, NULL, err, sizeof(err)), RC_E_CONFIG);
+    assert_non_null(strstr(err, "max_connections"));
+    assert_true(rc_live_get()->msg_rate == 6); /* kept */
+    rc_config_free(&c);
+    rc_live_shutdown();
     rc_log_set_level(RC_LOG_WARN);
 }
 

@@ -50,8 +50,8 @@
  *
  * A nested group, e.g. history = { store = "sqlite", keep = 1000 }:
  *
- *   XX("history.store", ENUM_store, history_store, RC_STORE_MEMORY, 0, 0, BOOT, 0, NULL, "S", "...")
- *   XX("history.keep", SIZE, history_keep, 1000, 0, 1000000, BOOT, 0, NULL, "N", "...")
+ *   XX("history.store", ENUM_store, history_store, RC_STORE_MEM, 0, 0, BOOT, 0, NULL, "S", "")
+ *   XX("history.keep", SIZE, history_keep, 1000, 0, 1000000, BOOT, 0, NULL, "N", "")
  *
  * gives the fields history_store and history_keep, the flags --history-store
  * and --history-keep, and errors that name 'history.keep' at the line of

@@ -79,7 +79,8 @@ struct worker {
     ev_async mbox_async;
     ev_timer tick;
     /* handler (script) generation: written by this worker (lhandler.c),
-     * read by the admin endpoint on the main thread */
+     * read by the admin endpoint on the main thread (/stats, /metrics); the
+     * one way to read it from another thread */
     _Atomic uint64_t generation;
     atomic_int stop_requested;
     int draining;

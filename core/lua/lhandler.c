@@ -35,12 +35,6 @@ static struct lworker *lw_of(const struct worker *w)
     return w->handler_state;
 }
 
-uint64_t lhandler_generation(const struct worker *w)
-{
-    const struct lworker *lw = lw_of(w);
-    return lw && lw->b ? lw->b->generation : 0;
-}
-
 static void call_disconnect(struct lworker *lw, uint64_t id, unsigned code, const char *reason,
                             size_t len)
 {

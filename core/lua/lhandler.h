@@ -25,7 +25,4 @@ struct worker;
 
 extern const struct conn_handler lua_handler;
 
-/* The handler generation of worker w (1 after start, +1 per reload). */
-uint64_t lhandler_generation(const struct worker *w);
-
 #endif

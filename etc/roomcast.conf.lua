@@ -37,6 +37,8 @@ return {
     lua_budget = 10000000,      -- VM instructions per handler call
     tick_interval = 1,          -- seconds between on_tick calls; 0 = off
     history_size = 100,         -- messages kept per room
+    store = "memory",           -- where room history lives: "memory"
+    bus = "local",              -- how publishes reach the workers: "local" (mailboxes)
     script_config = {           -- handed to the script as JSON (roomcast.config)
         -- motd = "welcome",
     },

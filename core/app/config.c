@@ -23,6 +23,8 @@ const char *const rc_names_slow[] = {RC_ENUM_slow(RC_OPT_NAME) NULL};
 const char *const rc_names_level[] = {RC_ENUM_level(RC_OPT_NAME) NULL};
 const char *const rc_names_accept[] = {RC_ENUM_accept(RC_OPT_NAME) NULL};
 const char *const rc_names_ratepolicy[] = {RC_ENUM_ratepolicy(RC_OPT_NAME) NULL};
+const char *const rc_names_store[] = {RC_ENUM_store(RC_OPT_NAME) NULL};
+const char *const rc_names_bus[] = {RC_ENUM_bus(RC_OPT_NAME) NULL};
 #undef RC_OPT_NAME
 /* log.h owns enum rc_log_level; its order must be the name list's. */
 _Static_assert(RC_LOG_DEBUG == 0 && RC_LOG_INFO == 1 && RC_LOG_WARN == 2 && RC_LOG_ERROR == 3,
@@ -51,6 +53,8 @@ static _Atomic(struct rc_live *) live_cur;
 #define LV_OP_ENUM_level LV_SCALAR
 #define LV_OP_ENUM_accept LV_SCALAR
 #define LV_OP_ENUM_ratepolicy LV_SCALAR
+#define LV_OP_ENUM_store LV_SCALAR
+#define LV_OP_ENUM_bus LV_SCALAR
 #define LV_OP_STR LV_STRING
 #define LV_OP_OPTSTR LV_STRING
 

@@ -14,6 +14,7 @@
 #include "options.h"
 
 #define RC_MAX_PLUGINS 16
+#define RC_MAX_WORKERS 64
 #define RC_MAX_ROUTES 16
 
 struct rc_plugin_cfg {
@@ -32,11 +33,15 @@ struct rc_route_cfg {
 enum slow_policy { RC_ENUM_slow(RC_OPT_ENUM_CONST) };
 enum rc_accept_mode { RC_ENUM_accept(RC_OPT_ENUM_CONST) };
 enum rc_rate_policy { RC_ENUM_ratepolicy(RC_OPT_ENUM_CONST) };
+enum rc_store_kind { RC_ENUM_store(RC_OPT_ENUM_CONST) };
+enum rc_bus_kind { RC_ENUM_bus(RC_OPT_ENUM_CONST) };
 #undef RC_OPT_ENUM_CONST
 extern const char *const rc_names_slow[];
 extern const char *const rc_names_level[];
 extern const char *const rc_names_accept[];
 extern const char *const rc_names_ratepolicy[];
+extern const char *const rc_names_store[];
+extern const char *const rc_names_bus[];
 
 struct rc_custom_opt;
 

@@ -650,6 +650,8 @@ static const struct rc_custom_opt custom_origins = {get_origins, NULL, "{}"};
 #define OFF_ENUM_level OFF_FIELD
 #define OFF_ENUM_accept OFF_FIELD
 #define OFF_ENUM_ratepolicy OFF_FIELD
+#define OFF_ENUM_store OFF_FIELD
+#define OFF_ENUM_bus OFF_FIELD
 #define OFF_CUSTOM(field) 0
 
 #define CUSTOM_OF(type, field) CUSTOM_OF_##type(field)
@@ -667,6 +669,8 @@ static const struct rc_custom_opt custom_origins = {get_origins, NULL, "{}"};
 #define CUSTOM_OF_ENUM_level(field) NULL
 #define CUSTOM_OF_ENUM_accept(field) NULL
 #define CUSTOM_OF_ENUM_ratepolicy(field) NULL
+#define CUSTOM_OF_ENUM_store(field) NULL
+#define CUSTOM_OF_ENUM_bus(field) NULL
 
 #define OPT_DESC(name_, type, field, def, min_, max_, scope_, sflag, lflag, meta_, help_)          \
     [RC_OPT_ID_##field] = {.name = name_,                                                          \

@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <guard.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,11 +9,7 @@
 #include "alloc.h"
 #include "closecode.h"
 #include "err.h"
-#include "guard.h"
 #include "log.h"
-#include "room.h"
-#include "users.h"
-#include "worker.h"
 
 #define HEAD_INITIAL 1024
 /* Reads per readable event, so one fast sender cannot starve the others. */
@@ -41,7 +36,7 @@ static void update_events(struct conn *c)
     want |= c->t.ops->want_events(&c->t);
     if (want == c->events)
         return;
-    struct ev_loop *loop = c->w->loop;
+    struct ev_loop *loop = c->cs->loop;
     if (c->events)
         ev_io_stop(loop, &c->io);
     if (want) {
@@ -49,36 +44,6 @@ static void update_events(struct conn *c)
         ev_io_start(loop, &c->io);
     }
     c->events = (uint8_t)want;
-}
-
-/* Connection ids: | 21-bit sequence | 24-bit slot | 8-bit worker |. The
- * slot makes conn_find an array index; the sequence makes a stale id (a
- * closed connection whose slot was reused) miss. Ids stay below 2^53, so
- * Lua numbers hold them exactly. */
-static uint64_t conn_slot_take(struct worker *w, struct conn *c)
-{
-    uint32_t slot;
-    if (w->free_slot != UINT32_MAX) {
-        slot = w->free_slot;
-        w->free_slot = (uint32_t)(w->slots[slot] >> 1);
-    } else {
-        RC_ASSERT(w->nslots < 0xffffff);
-        if (w->nslots == w->slots_cap) {
-            w->slots_cap = w->slots_cap ? w->slots_cap * 2 : 64;
-            w->slots = rc_xrealloc(w->slots, (size_t)w->slots_cap * sizeof(*w->slots));
-        }
-        slot = w->nslots++;
-    }
-    w->slots[slot] = (uintptr_t)c;
-    uint64_t seq = ++w->next_seq & 0x1fffff;
-    return (seq << 32) | ((uint64_t)slot << 8) | (uint64_t)w->id;
-}
-
-static void conn_slot_put(struct worker *w, uint64_t id)
-{
-    uint32_t slot = (uint32_t)(id >> 8) & 0xffffff;
-    w->slots[slot] = ((uintptr_t)w->free_slot << 1) | 1;
-    w->free_slot = slot;
 }
 
 const char *conn_peer_str(const struct conn *c, char *buf, size_t cap)
@@ -92,11 +57,12 @@ const char *conn_peer_str(const struct conn *c, char *buf, size_t cap)
     return buf;
 }
 
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer)
+struct conn *conn_new(struct connset *w, int fd, const struct sockaddr_storage *peer)
 {
     struct conn *c = rc_xcalloc(1, sizeof(*c));
-    c->w = w;
-    c->id = conn_slot_take(w, c);
+    c->cs = w;
+    c->w = w->owner;
+    c->id = idmap_add(&w->ids, c);
     transport_init_tcp(&c->t, fd);
     if (w->cfg->sndbuf) {
         /* A small kernel buffer makes a slow reader visible to the send
@@ -124,8 +90,8 @@ struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *p
     c->io.data = c;
     update_events(c);
     tlist_add(&w->hs_list, &c->tn);
-    STAT_INC(&w->stats, conns_total);
-    STAT_INC(&w->stats, conns_active);
+    STAT_INC(w->stats, conns_total);
+    STAT_INC(w->stats, conns_active);
     return c;
 }
 
@@ -138,23 +104,25 @@ static void notify_close(struct conn *c, unsigned code, const uint8_t *reason, s
     if (c->notified)
         return;
     c->notified = 1;
-    stats_count_close(&c->w->stats, code);
-    if (c->w->handler->on_close)
-        c->w->handler->on_close(c, code, reason, len);
+    stats_count_close(c->cs->stats, code);
+    if (c->cs->handler->on_close)
+        c->cs->handler->on_close(c, code, reason, len);
 }
 
 void conn_release(struct conn *c)
 {
     if (c->released)
         return;
-    struct worker *w = c->w;
+    struct connset *w = c->cs;
     c->released = 1;
     if (c->opened) {
         notify_close(c, WS_CLOSE_ABNORMAL, NULL, 0);
-        STAT_DEC(&w->stats, conns_open);
+        STAT_DEC(w->stats, conns_open);
     }
-    guard_on_release(c);
-    room_leave_all(c);
+    /* The modules above unlink c (the guard's per-IP count, rooms), then
+     * the user index forgets it (user hooks), then conn.data goes. */
+    for (int i = 0; i < w->n_release; i++)
+        w->on_release[i].fn(w->on_release[i].ctx, c);
     if (c->user)
         conn_set_user(c, NULL, 0);
     if (c->data) {
@@ -162,7 +130,7 @@ void conn_release(struct conn *c)
         rc_free(c->data);
         c->data = NULL;
     }
-    conn_slot_put(w, c->id);
+    idmap_del(&w->ids, c->id);
     c->state = CONN_DEAD;
     /* Stop the watcher BEFORE close(fd): libev must not keep state for an fd
      * number the kernel may hand out again (libev manual). */
@@ -177,30 +145,53 @@ void conn_release(struct conn *c)
         rc_list_remove(&c->dirty_link);
         c->dirty = 0;
     }
-    STAT_ADD(&w->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
+    STAT_ADD(w->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
     sendq_clear(&c->q);
     ws_msg_reset(&c->rx);
     rc_free(c->head);
     c->head = NULL;
     rc_list_remove(&c->link);
     rc_list_push_back(&w->reap, &c->link);
-    STAT_DEC(&w->stats, conns_active);
+    STAT_DEC(w->stats, conns_active);
 }
 
-struct conn *conn_find(struct worker *w, uint64_t id)
+struct conn *conn_find(struct connset *cs, uint64_t id)
 {
-    uint32_t slot = (uint32_t)(id >> 8) & 0xffffff;
-    if ((int)(id & 0xff) != w->id || slot >= w->nslots || (w->slots[slot] & 1))
-        return NULL;
-    struct conn *c = (struct conn *)w->slots[slot];
-    return c->id == id && !c->released ? c : NULL;
+    struct conn *c = idmap_slot(&cs->ids, id);
+    return c && c->id == id && !c->released ? c : NULL;
 }
 
-void conn_free(struct conn *c)
+static void conn_free(struct conn *c)
 {
     RC_ASSERT(c->released && c->pin == 0);
     rc_list_remove(&c->link);
     rc_free(c);
+}
+
+void conn_reap(struct connset *cs)
+{
+    struct rc_list *pos, *tmp;
+    rc_list_foreach_safe(pos, tmp, &cs->reap)
+    {
+        struct conn *c = rc_list_entry(pos, struct conn, link);
+        if (c->pin == 0)
+            conn_free(c);
+    }
+}
+
+int conn_set_user(struct conn *c, const char *user, size_t len)
+{
+    if (user && (len == 0 || len > CONN_USER_MAX || memchr(user, '\0', len)))
+        return RC_E_INVAL;
+    if (c->user && user && strlen(c->user) == len && memcmp(c->user, user, len) == 0)
+        return 0;
+    char *old = c->user;
+    c->user = user ? rc_xstrndup(user, len) : NULL;
+    struct connset *cs = c->cs;
+    for (int i = 0; i < cs->n_user; i++)
+        cs->on_user[i].fn(cs->on_user[i].ctx, c, old);
+    rc_free(old);
+    return 0;
 }
 
 /* Our side is done (close frame or error response flushed): half-close and
@@ -214,14 +205,14 @@ static void begin_linger(struct conn *c)
     c->read_paused = 0;
     c->write_blocked = 0;
     update_events(c);
-    tlist_add(&c->w->close_list, &c->tn);
+    tlist_add(&c->cs->close_list, &c->tn);
 }
 
 /* ------------------------------------------------------------------------
  * output
  * ------------------------------------------------------------------------ */
 
-void worker_mark_dirty(struct worker *w, struct conn *c)
+static void mark_dirty(struct connset *w, struct conn *c)
 {
     if (!c->dirty) {
         c->dirty = 1;
@@ -231,12 +222,12 @@ void worker_mark_dirty(struct worker *w, struct conn *c)
 
 static void queued(struct conn *c, size_t before)
 {
-    STAT_ADD(&c->w->stats, queued_bytes, c->q.bytes - before);
+    STAT_ADD(c->cs->stats, queued_bytes, c->q.bytes - before);
     /* A blocked socket has EV_WRITE armed, which flushes when it drains:
      * trying again now would only cost a writev that returns EAGAIN for
      * every frame a slow member is sent. */
     if (!c->write_blocked)
-        worker_mark_dirty(c->w, c);
+        mark_dirty(c->cs, c);
 }
 
 static void queue_ctrl(struct conn *c, unsigned opcode, const uint8_t *payload, size_t len)
@@ -261,7 +252,7 @@ static int can_send(const struct conn *c);
 
 static int over_limit(struct conn *c, size_t add)
 {
-    return c->q.bytes + add > c->w->cfg->sendq_hard_limit;
+    return c->q.bytes + add > c->cs->cfg->sendq_hard_limit;
 }
 
 /* Open for output: OPEN, or inside the connect hook (queued behind the 101). */
@@ -280,28 +271,28 @@ int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
      * read side is paused instead (backpressure reaches TCP), but one frame
      * larger than the whole limit still has to fit once. */
     if (over_limit(c, hl + len) && c->q.bytes > 0) {
-        STAT_INC(&c->w->stats, drops_total);
+        STAT_INC(c->cs->stats, drops_total);
         return RC_E_LIMIT;
     }
     size_t before = c->q.bytes;
     int rc = sendq_push_copy(&c->q, hdr, hl, data, len);
     if (rc < 0)
         return rc;
-    STAT_INC(&c->w->stats, msgs_out_total);
+    STAT_INC(c->cs->stats, msgs_out_total);
     queued(c, before);
     return 0;
 }
 
 int conn_send_ref(struct conn *c, struct frame_ref *f)
 {
-    return conn_deliver(c, f, c->w->cfg->slow_policy);
+    return conn_deliver(c, f, c->cs->cfg->slow_policy);
 }
 
 /* Redis-style limits: over the hard limit at once, or over the soft limit
  * for longer than sendq_soft_seconds. */
 static int slow(struct conn *c, size_t add)
 {
-    const struct rc_config *cfg = c->w->cfg;
+    const struct rc_config *cfg = c->cs->cfg;
     size_t after = c->q.bytes + add;
     if (after > cfg->sendq_hard_limit)
         return 1;
@@ -309,7 +300,7 @@ static int slow(struct conn *c, size_t add)
         c->soft_since = 0;
         return 0;
     }
-    ev_tstamp now = ev_now(c->w->loop);
+    ev_tstamp now = ev_now(c->cs->loop);
     if (c->soft_since == 0) {
         c->soft_since = now;
         return 0;
@@ -321,7 +312,7 @@ int conn_deliver(struct conn *c, struct frame_ref *f, int policy)
 {
     if (!can_send(c))
         return RC_E_CLOSED;
-    struct worker_stats *st = &c->w->stats;
+    struct worker_stats *st = c->cs->stats;
     if (rc_unlikely(slow(c, f->len))) {
         size_t bytes = 0;
         size_t n;
@@ -340,7 +331,7 @@ int conn_deliver(struct conn *c, struct frame_ref *f, int policy)
             n = sendq_drop_pending(&c->q, f->tag, &bytes);
             STAT_ADD(st, drops_total, n);
             STAT_ADD(st, queued_bytes, (uint_fast64_t)0 - bytes);
-            if (c->q.bytes + f->len > c->w->cfg->sendq_hard_limit) {
+            if (c->q.bytes + f->len > c->cs->cfg->sendq_hard_limit) {
                 STAT_INC(st, drops_total);
                 return RC_E_LIMIT;
             }
@@ -384,8 +375,8 @@ void conn_flush(struct conn *c)
             return;
         }
         sendq_consume(&c->q, (size_t)wr);
-        STAT_ADD(&c->w->stats, bytes_out_total, (uint_fast64_t)wr);
-        STAT_ADD(&c->w->stats, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
+        STAT_ADD(c->cs->stats, bytes_out_total, (uint_fast64_t)wr);
+        STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
         if ((size_t)wr >= budget) {
             /* Yield: the socket may take more, EV_WRITE brings us back. */
             c->write_blocked = 1;
@@ -401,7 +392,7 @@ void conn_flush(struct conn *c)
         }
     }
     /* Resume reading once the queue has drained below half the pause mark. */
-    if (c->read_paused && c->state != CONN_HTTP && c->q.bytes < c->w->cfg->sendq_soft_limit / 2)
+    if (c->read_paused && c->state != CONN_HTTP && c->q.bytes < c->cs->cfg->sendq_soft_limit / 2)
         c->read_paused = 0;
     update_events(c);
 }
@@ -434,7 +425,7 @@ void conn_close(struct conn *c, unsigned code, const char *reason)
     if (c->released)
         return;
     send_close(c, code, reason);
-    tlist_add(&c->w->close_list, &c->tn);
+    tlist_add(&c->cs->close_list, &c->tn);
 }
 
 void conn_fail(struct conn *c, unsigned code, const char *reason)
@@ -473,7 +464,7 @@ static void on_peer_close(struct conn *c, const struct ws_event *ev)
         }
         queue_ctrl(c, WS_OP_CLOSE, payload, len);
         c->close_sent = 1;
-        tlist_add(&c->w->close_list, &c->tn);
+        tlist_add(&c->cs->close_list, &c->tn);
     } else if (c->state == CONN_CLOSING && c->close_sent && sendq_empty(&c->q)) {
         begin_linger(c);
     }
@@ -486,7 +477,7 @@ static void on_peer_close(struct conn *c, const struct ws_event *ev)
 static void fail_with_error(struct conn *c, int err)
 {
     unsigned code = ws_close_code_for(err);
-    STAT_INC(&c->w->stats, protocol_errors_total);
+    STAT_INC(c->cs->stats, protocol_errors_total);
     const char *reason = ws_close_reason(code);
     if (err == RC_E_TOO_BIG)
         reason = "message too big";
@@ -514,13 +505,13 @@ static void feed_ws(struct conn *c, uint8_t *buf, size_t n)
             return;
         case WS_EV_MESSAGE:
             if (c->state == CONN_OPEN) {
-                STAT_INC(&c->w->stats, msgs_in_total);
-                if (guard_message(c) != 0)
+                STAT_INC(c->cs->stats, msgs_in_total);
+                if (c->cs->gate_message && c->cs->gate_message(c->cs->gate_ctx, c) != 0)
                     break; /* over the message rate: dropped, or failed with 1008 */
                 c->pin++;
                 uint64_t t0 = stats_clock_ns();
-                c->w->handler->on_message(c, ev.opcode, ev.data, ev.len);
-                stats_observe_handler(&c->w->stats, stats_clock_ns() - t0);
+                c->cs->handler->on_message(c, ev.opcode, ev.data, ev.len);
+                stats_observe_handler(c->cs->stats, stats_clock_ns() - t0);
                 c->pin--;
             }
             break;
@@ -544,8 +535,8 @@ static void touch(struct conn *c)
      * second (its ping may come up to a second early); a pinged one moves
      * back at once so its pong deadline is cancelled. */
     if (c->state == CONN_OPEN &&
-        (c->tn.on != &c->w->idle_list || ev_now(c->w->loop) - c->tn.stamp >= 1.0))
-        tlist_add(&c->w->idle_list, &c->tn);
+        (c->tn.on != &c->cs->idle_list || ev_now(c->cs->loop) - c->tn.stamp >= 1.0))
+        tlist_add(&c->cs->idle_list, &c->tn);
 }
 
 /* One read into buf. Returns the bytes read (> 0, counted in the stats), or
@@ -561,15 +552,15 @@ static size_t conn_read(struct conn *c, void *buf, size_t cap)
         conn_release(c);
         return 0;
     }
-    STAT_ADD(&c->w->stats, bytes_in_total, (uint_fast64_t)n);
+    STAT_ADD(c->cs->stats, bytes_in_total, (uint_fast64_t)n);
     return (size_t)n;
 }
 
 static void read_ws(struct conn *c)
 {
-    struct worker *w = c->w;
+    struct connset *w = c->cs;
     for (int i = 0; i < READS_PER_EVENT && !c->released && !c->read_paused; i++) {
-        size_t n = conn_read(c, w->rbuf, WORKER_RBUF_SIZE);
+        size_t n = conn_read(c, w->rbuf, CONN_RBUF_SIZE);
         if (n == 0)
             return;
         if (c->state == CONN_LINGER)
@@ -584,7 +575,7 @@ static void read_ws(struct conn *c)
             c->read_paused = 1;
             update_events(c);
         }
-        if ((size_t)n < WORKER_RBUF_SIZE)
+        if ((size_t)n < CONN_RBUF_SIZE)
             return;
     }
 }
@@ -598,8 +589,8 @@ static void refuse(struct conn *c, int status, const char *kind, const char *rea
 {
     char resp[512];
     int n = http_error_response(resp, sizeof(resp), status, reason, NULL);
-    STAT_INC(&c->w->stats, handshake_failures_total);
-    stats_count_refusal(&c->w->stats, status, kind);
+    STAT_INC(c->cs->stats, handshake_failures_total);
+    stats_count_refusal(c->cs->stats, status, kind);
     rc_free(c->head);
     c->head = NULL;
     if (n < 0) {
@@ -609,17 +600,19 @@ static void refuse(struct conn *c, int status, const char *kind, const char *rea
     char peer[64];
     rc_debug("conn %llu %s: refused %d %s", (unsigned long long)c->id,
              conn_peer_str(c, peer, sizeof(peer)), status, reason);
-    STAT_ADD(&c->w->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
+    STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
     sendq_clear(&c->q); /* whatever a refusing connect hook queued */
-    room_leave_all(c);
+    struct connset *cs = c->cs;
+    for (int i = 0; i < cs->n_refused; i++) /* and the rooms it joined */
+        cs->on_refused[i].fn(cs->on_refused[i].ctx, c);
     sendq_push_copy(&c->q, (const uint8_t *)resp, (size_t)n, NULL, 0);
-    STAT_ADD(&c->w->stats, queued_bytes, c->q.bytes);
+    STAT_ADD(c->cs->stats, queued_bytes, c->q.bytes);
     c->state = CONN_CLOSING;
     c->close_sent = 1;
     c->failing = 1;
     c->read_paused = 1; /* the rest of the request is not read */
-    tlist_add(&c->w->close_list, &c->tn);
-    worker_mark_dirty(c->w, c);
+    tlist_add(&c->cs->close_list, &c->tn);
+    mark_dirty(c->cs, c);
     update_events(c);
 }
 
@@ -636,7 +629,7 @@ static int path_ok(const struct http_request *req)
 static void upgrade(struct conn *c, const struct http_request *req, size_t head_len,
                     const char *buf, size_t buf_len)
 {
-    struct worker *w = c->w;
+    struct connset *w = c->cs;
     struct ws_upgrade up;
     struct ws_refusal why = {0};
     if (ws_upgrade_check(req, &up, &why) != 0) {
@@ -651,7 +644,7 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
         refuse(c, 404, "not_found", "no WebSocket endpoint at this path; connect to /ws");
         return;
     }
-    if (guard_check_upgrade(c, req, &why) != 0) {
+    if (w->gate_upgrade && w->gate_upgrade(w->gate_ctx, c, req, &why) != 0) {
         refuse(c, why.status, why.kind, why.reason);
         return;
     }
@@ -686,10 +679,10 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
     sendq_push_ctrl(&c->q, f101);
     frame_ref_put(f101);
     queued(c, before);
-    STAT_INC(&w->stats, upgrades_total);
+    STAT_INC(w->stats, upgrades_total);
     c->state = CONN_OPEN;
     c->opened = 1;
-    STAT_INC(&w->stats, conns_open);
+    STAT_INC(w->stats, conns_open);
     ws_msg_init(&c->rx, &w->msg_cfg);
     tlist_add(&w->idle_list, &c->tn);
     /* Bytes the client pipelined after the head are frames: feed them. */
@@ -713,7 +706,7 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
  * head or an error. Returns 1 when more bytes are needed. */
 static int parse_head(struct conn *c, const char *buf, size_t len, size_t last)
 {
-    const struct rc_config *cfg = c->w->cfg;
+    const struct rc_config *cfg = c->cs->cfg;
     struct http_header headers[RC_MAX_HEADERS_PARSE];
     struct http_request req;
     req.headers = headers;
@@ -737,7 +730,7 @@ static int parse_head(struct conn *c, const char *buf, size_t len, size_t last)
  * refusing or releasing the connection. */
 static int grow_head(struct conn *c, size_t want)
 {
-    const struct rc_config *cfg = c->w->cfg;
+    const struct rc_config *cfg = c->cs->cfg;
     if (c->head_cap >= cfg->max_head + 1) {
         refuse(c, 431, "head_too_large", "request head too large");
         return -1;
@@ -759,12 +752,12 @@ static int grow_head(struct conn *c, size_t want)
 
 static void read_head(struct conn *c)
 {
-    struct worker *w = c->w;
+    struct connset *w = c->cs;
     if (c->head == NULL) {
         /* Most requests arrive in one segment: parse them in the worker's
          * buffer and allocate nothing. Only an incomplete head is copied
          * into a buffer of its own. */
-        size_t n = conn_read(c, w->rbuf, WORKER_RBUF_SIZE);
+        size_t n = conn_read(c, w->rbuf, CONN_RBUF_SIZE);
         if (n == 0)
             return;
         if (!parse_head(c, (const char *)w->rbuf, n, 0))
@@ -820,36 +813,141 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
  * timeouts (one ordered list per timeout value, see heartbeat.h)
  * ------------------------------------------------------------------------ */
 
-void conn_on_handshake_timeout(struct tlist *tl, struct tnode *n)
+static void conn_on_handshake_timeout(struct tlist *tl, struct tnode *n)
 {
     struct conn *c = rc_container_of(n, struct conn, tn);
-    STAT_INC(&c->w->stats, handshake_timeouts_total);
+    STAT_INC(c->cs->stats, handshake_timeouts_total);
     if (c->head_len > 0)
         refuse(c, 408, "timeout", "handshake timed out");
     else
         conn_release(c);
 }
 
-void conn_on_idle(struct tlist *tl, struct tnode *n)
+static void conn_on_idle(struct tlist *tl, struct tnode *n)
 {
     struct conn *c = rc_container_of(n, struct conn, tn);
     if (c->state != CONN_OPEN)
         return;
     static const uint8_t payload[] = "rc";
     queue_ctrl(c, WS_OP_PING, payload, 2);
-    STAT_INC(&c->w->stats, pings_sent_total);
-    tlist_add(&c->w->pong_list, &c->tn);
+    STAT_INC(c->cs->stats, pings_sent_total);
+    tlist_add(&c->cs->pong_list, &c->tn);
 }
 
-void conn_on_pong_timeout(struct tlist *tl, struct tnode *n)
+static void conn_on_pong_timeout(struct tlist *tl, struct tnode *n)
 {
     struct conn *c = rc_container_of(n, struct conn, tn);
-    STAT_INC(&c->w->stats, heartbeat_closes_total);
+    STAT_INC(c->cs->stats, heartbeat_closes_total);
     conn_fail(c, WS_CLOSE_GOING_AWAY, "pong timeout");
 }
 
-void conn_on_close_timeout(struct tlist *tl, struct tnode *n)
+static void conn_on_close_timeout(struct tlist *tl, struct tnode *n)
 {
     struct conn *c = rc_container_of(n, struct conn, tn);
     conn_release(c);
+}
+
+/* ------------------------------------------------------------------------
+ * the connection set
+ * ------------------------------------------------------------------------ */
+
+void conn_flush_dirty(struct connset *cs)
+{
+    while (!rc_list_empty(&cs->dirty)) {
+        struct conn *c = rc_list_first(&cs->dirty, struct conn, dirty_link);
+        conn_flush(c); /* unlinks c from dirty */
+    }
+}
+
+void connset_init(struct connset *cs, int id, struct ev_loop *loop, const struct rc_config *cfg,
+                  struct worker_stats *stats, const struct conn_handler *handler,
+                  struct worker *owner)
+{
+    memset(cs, 0, sizeof(*cs));
+    cs->id = id;
+    cs->loop = loop;
+    cs->cfg = cfg;
+    cs->stats = stats;
+    cs->handler = handler;
+    cs->owner = owner;
+    cs->rbuf = rc_xmalloc(CONN_RBUF_SIZE);
+    cs->msg_cfg.max_message = cfg->max_message;
+    cs->msg_cfg.require_mask = 1;
+    cs->msg_cfg.reject_masked = 0;
+    cs->msg_cfg.allowed_rsv = 0;
+    rc_list_init(&cs->conns);
+    rc_list_init(&cs->dirty);
+    rc_list_init(&cs->reap);
+    idmap_init(&cs->ids, (uint32_t)id);
+    tlist_init(&cs->hs_list, loop, cfg->handshake_timeout, conn_on_handshake_timeout, cs);
+    tlist_init(&cs->idle_list, loop, cfg->ping_interval, conn_on_idle, cs);
+    tlist_init(&cs->pong_list, loop, cfg->pong_timeout, conn_on_pong_timeout, cs);
+    tlist_init(&cs->close_list, loop, cfg->close_timeout, conn_on_close_timeout, cs);
+}
+
+void conn_release_all(struct connset *cs)
+{
+    struct rc_list *pos, *tmp;
+    rc_list_foreach_safe(pos, tmp, &cs->conns)
+    {
+        conn_release(rc_list_entry(pos, struct conn, link));
+    }
+    rc_list_foreach_safe(pos, tmp, &cs->reap)
+    {
+        struct conn *c = rc_list_entry(pos, struct conn, link);
+        c->pin = 0;
+        conn_free(c);
+    }
+}
+
+void connset_destroy(struct connset *cs)
+{
+    tlist_stop(&cs->hs_list);
+    tlist_stop(&cs->idle_list);
+    tlist_stop(&cs->pong_list);
+    tlist_stop(&cs->close_list);
+    idmap_destroy(&cs->ids);
+    rc_free(cs->rbuf);
+    cs->rbuf = NULL;
+}
+
+void conn_hook_release(struct connset *cs, conn_hook_fn fn, void *ctx)
+{
+    RC_ASSERT(cs->n_release < CONN_MAX_HOOKS);
+    cs->on_release[cs->n_release].fn = fn;
+    cs->on_release[cs->n_release++].ctx = ctx;
+}
+
+void conn_hook_refused(struct connset *cs, conn_hook_fn fn, void *ctx)
+{
+    RC_ASSERT(cs->n_refused < CONN_MAX_HOOKS);
+    cs->on_refused[cs->n_refused].fn = fn;
+    cs->on_refused[cs->n_refused++].ctx = ctx;
+}
+
+void conn_hook_user(struct connset *cs, conn_user_hook_fn fn, void *ctx)
+{
+    RC_ASSERT(cs->n_user < CONN_MAX_HOOKS);
+    cs->on_user[cs->n_user].fn = fn;
+    cs->on_user[cs->n_user++].ctx = ctx;
+}
+
+static void on_send_mail(void *ctx, struct mail *m)
+{
+    struct conn *c = conn_find(ctx, m->conn_id);
+    if (c)
+        conn_send_ref(c, m->frame);
+}
+
+static void on_close_mail(void *ctx, struct mail *m)
+{
+    struct conn *c = conn_find(ctx, m->conn_id);
+    if (c)
+        conn_close(c, m->flags ? m->flags : WS_CLOSE_NORMAL, m->payload);
+}
+
+void connset_receive(struct connset *cs, struct mailbox *mb)
+{
+    mailbox_register(mb, MAIL_SEND_CONN, on_send_mail, NULL, cs);
+    mailbox_register(mb, MAIL_CLOSE_CONN, on_close_mail, NULL, cs);
 }

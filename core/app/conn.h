@@ -9,11 +9,18 @@
  * reading and discarding until the peer's EOF so the kernel never answers
  * unread bytes with an RST that could destroy the close frame in flight.
  *
- * Ownership: created by the worker's accept callback, owned by the worker
- * (worker->conns and its id map), freed only by the worker's ev_prepare
- * reaper after conn_release() put it on worker->reap. conn_close() and
- * conn_release() may be called any number of times and never free.
- * Every function here runs on the owning worker's thread only.
+ * Ownership: created by the worker's accept callback, owned by the worker's
+ * connection set (struct connset: its list and id map), freed only by
+ * conn_reap() (the worker's ev_prepare) after conn_release() put it on
+ * cs->reap. conn_close() and conn_release() may be called any number of
+ * times and never free. Every function here runs on the owning worker's
+ * thread only.
+ *
+ * conn knows no module above it. Those that keep per-connection state
+ * (rooms, the user index, the accept guard) register hooks with the
+ * connection set: release hooks run in conn_release, user hooks when
+ * conn_set_user changes c->user, refusal hooks when an upgrade is refused,
+ * and the two gates (upgrade, message) let the guard refuse.
  */
 #ifndef RC_APP_CONN_H
 #define RC_APP_CONN_H
@@ -23,18 +30,25 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "heartbeat.h"
-#include "kv.h"
-#include "http_parse.h"
+#include "config.h"
 #include "handshake.h"
+#include "heartbeat.h"
+#include "http_parse.h"
+#include "idmap.h"
+#include "kv.h"
 #include "list.h"
+#include "mailbox.h"
 #include "sendq.h"
+#include "stats.h"
 #include "transport.h"
 #include "ws_msg.h"
 
 struct worker;
 struct conn;
 struct local_room;
+
+#define CONN_RBUF_SIZE (64 * 1024)
+#define CONN_MAX_HOOKS 8
 
 #define RC_MAX_HEADERS_PARSE 128
 
@@ -67,6 +81,65 @@ struct conn_handler {
     void (*reload)(struct worker *w);
 };
 
+typedef void (*conn_hook_fn)(void *ctx, struct conn *c);
+/* old: the user before the change (NULL: none); c->user is the new one. */
+typedef void (*conn_user_hook_fn)(void *ctx, struct conn *c, const char *old);
+
+/* One worker's connections and what they share: the loop, the read buffer,
+ * the timeout lists, the dirty and reap lists, the id map and the hooks.
+ * Embedded in struct worker; set up by connset_init before the worker runs. */
+struct connset {
+    int id;                             /* the worker's index: the tag of every conn id */
+    struct ev_loop *loop;               /* borrowed */
+    const struct rc_config *cfg;        /* borrowed, read-only */
+    struct worker_stats *stats;         /* borrowed: the worker's counters */
+    const struct conn_handler *handler; /* borrowed (static) */
+    struct worker *owner;               /* opaque here: copied into c->w for the layers above */
+    uint8_t *rbuf;                      /* owned: the one read buffer of this worker */
+    struct ws_msg_cfg msg_cfg;          /* shared by this worker's receivers */
+    struct rc_list conns;               /* every live conn (for drain and stop) */
+    struct rc_list dirty;               /* conns with output to flush this iteration */
+    struct rc_list reap;                /* released conns, freed by conn_reap */
+    struct tlist hs_list;               /* HTTP state, by accept time: handshake timeout */
+    struct tlist idle_list;             /* OPEN, by last activity: ping after ping_interval */
+    struct tlist pong_list;             /* OPEN, pinged, by ping time: close after pong_timeout */
+    struct tlist close_list; /* CLOSING/LINGER, by close time: hard close after close_timeout */
+    struct idmap ids;        /* conn id -> conn */
+    /* Hooks of the modules above (registered before the worker starts). */
+    struct {
+        conn_hook_fn fn;
+        void *ctx;
+    } on_release[CONN_MAX_HOOKS], on_refused[CONN_MAX_HOOKS];
+    struct {
+        conn_user_hook_fn fn;
+        void *ctx;
+    } on_user[CONN_MAX_HOOKS];
+    int n_release, n_refused, n_user;
+    /* Gates: 0 to go on. upgrade fills *why when it refuses; message
+     * returns nonzero to drop the message (and may have failed c). */
+    int (*gate_upgrade)(void *ctx, struct conn *c, const struct http_request *req,
+                        struct ws_refusal *why);
+    int (*gate_message)(void *ctx, struct conn *c);
+    void *gate_ctx;
+};
+
+/* Sets up cs (main thread). owner is stored, never dereferenced here. */
+void connset_init(struct connset *cs, int id, struct ev_loop *loop, const struct rc_config *cfg,
+                  struct worker_stats *stats, const struct conn_handler *handler,
+                  struct worker *owner);
+/* Releases every connection and frees them, pinned or not (main thread,
+ * worker stopped). */
+void conn_release_all(struct connset *cs);
+/* Main thread, worker stopped, after conn_release_all: stops the timers,
+ * frees the buffers. */
+void connset_destroy(struct connset *cs);
+/* Registers MAIL_SEND_CONN / MAIL_CLOSE_CONN receivers on the worker's mailbox. */
+void connset_receive(struct connset *cs, struct mailbox *mb);
+
+void conn_hook_release(struct connset *cs, conn_hook_fn fn, void *ctx);
+void conn_hook_refused(struct connset *cs, conn_hook_fn fn, void *ctx);
+void conn_hook_user(struct connset *cs, conn_user_hook_fn fn, void *ctx);
+
 /* One room this connection is in (c->rooms[i]). */
 struct conn_room {
     struct local_room *room; /* borrowed: the worker's local room */
@@ -74,13 +147,14 @@ struct conn_room {
 };
 
 struct conn {
-    uint64_t id;      /* seq (21 bits) | slot (24) | worker (8): see conn_find */
-    struct worker *w; /* borrowed: the owner */
+    uint64_t id;        /* seq (21 bits) | slot (24) | worker (8): idmap.h */
+    struct connset *cs; /* borrowed: the owner's connection set */
+    struct worker *w;   /* borrowed: cs->owner, for the layers above (opaque here) */
     struct transport t;
     ev_io io;
     uint8_t state;
     uint8_t events;     /* events the io watcher is started with (0 = stopped) */
-    unsigned dirty : 1; /* on w->dirty */
+    unsigned dirty : 1; /* on cs->dirty */
     unsigned close_sent : 1;
     unsigned close_recv : 1;
     unsigned failing : 1; /* we failed the connection: don't wait for the peer's close */
@@ -95,8 +169,8 @@ struct conn {
     uint32_t pin; /* > 0: someone up the stack holds it; the reaper waits */
     uint8_t peer_addr[16];
     uint8_t peer_family;
-    struct rc_list link;       /* on w->conns, then on w->reap */
-    struct rc_list dirty_link; /* on w->dirty */
+    struct rc_list link;       /* on cs->conns, then on cs->reap */
+    struct rc_list dirty_link; /* on cs->dirty */
     struct tnode tn;           /* on one of the worker's timeout lists */
     struct sendq q;
     struct ws_msg rx;
@@ -112,12 +186,18 @@ struct conn {
     ev_tstamp rl_last;    /* its last refill, 0 before the first message */
 };
 
-/* The live connection with this id on worker w, or NULL (closed, or on
+/* The live connection with this id in cs, or NULL (closed, or on
  * another worker). */
-struct conn *conn_find(struct worker *w, uint64_t id);
+struct conn *conn_find(struct connset *cs, uint64_t id);
 
 /* Creates a connection for an accepted socket (takes fd) and starts reading. */
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer);
+struct conn *conn_new(struct connset *cs, int fd, const struct sockaddr_storage *peer);
+
+/* Sets (or clears, user NULL) c->user and runs the user hooks (the user
+ * index, room presence). Returns 0 or RC_E_INVAL (empty, longer than
+ * CONN_USER_MAX bytes, or holding a NUL). */
+#define CONN_USER_MAX 256
+int conn_set_user(struct conn *c, const char *user, size_t len);
 
 /* Queues one data frame (copying the payload). Returns 0, RC_E_CLOSED when the
  * connection is not open, RC_E_LIMIT when the send queue is over its hard
@@ -146,20 +226,16 @@ void conn_fail(struct conn *c, unsigned code, const char *reason);
 /* Tears down now: stops watchers, closes the fd, unlinks, queues for reaping. */
 void conn_release(struct conn *c);
 
-/* Writes as much of the send queue as the socket takes (called by the
- * worker's ev_prepare for dirty connections and on EV_WRITE). */
+/* Writes as much of the send queue as the socket takes (on EV_WRITE, and
+ * conn_flush_dirty for the dirty ones). */
 void conn_flush(struct conn *c);
 
-/* Frees a released connection (the reaper). */
-void conn_free(struct conn *c);
+/* The worker's ev_prepare: flushes every dirty connection (one writev
+ * each), then frees the released ones nobody pins. */
+void conn_flush_dirty(struct connset *cs);
+void conn_reap(struct connset *cs);
 
 /* Formats the peer as "ip:port" into buf. Returns buf. */
 const char *conn_peer_str(const struct conn *c, char *buf, size_t cap);
-
-/* The heartbeat/timeout callbacks the worker wires to its tlists. */
-void conn_on_handshake_timeout(struct tlist *tl, struct tnode *n);
-void conn_on_idle(struct tlist *tl, struct tnode *n);
-void conn_on_pong_timeout(struct tlist *tl, struct tnode *n);
-void conn_on_close_timeout(struct tlist *tl, struct tnode *n);
 
 #endif

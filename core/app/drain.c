@@ -3,21 +3,18 @@
 #include <math.h>
 
 #include "closecode.h"
-#include "conn.h"
-#include "listener.h"
-#include "worker.h"
 
-/* Closes up to w->drain_batch open connections. Returns how many are left. */
-static size_t close_batch(struct worker *w)
+/* Closes up to d->batch open connections. Returns how many are left. */
+static size_t close_batch(struct drain *d)
 {
     size_t done = 0, left = 0;
     struct rc_list *pos, *tmp;
-    rc_list_foreach_safe(pos, tmp, &w->conns)
+    rc_list_foreach_safe(pos, tmp, &d->cs->conns)
     {
         struct conn *c = rc_list_entry(pos, struct conn, link);
         if (c->state != CONN_OPEN)
             continue;
-        if (done < w->drain_batch) {
+        if (done < d->batch) {
             conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
             done++;
         } else {
@@ -29,17 +26,17 @@ static size_t close_batch(struct worker *w)
 
 static void on_pace(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    struct worker *w = t->data;
-    if (close_batch(w) == 0)
+    struct drain *d = t->data;
+    if (close_batch(d) == 0)
         ev_timer_stop(loop, t);
 }
 
-void drain_begin(struct worker *w)
+void drain_begin(struct drain *d, struct connset *cs, double drain_time)
 {
-    listener_close(&w->tls_lst);
+    d->cs = cs;
     size_t open = 0;
     struct rc_list *pos, *tmp;
-    rc_list_foreach_safe(pos, tmp, &w->conns)
+    rc_list_foreach_safe(pos, tmp, &cs->conns)
     {
         struct conn *c = rc_list_entry(pos, struct conn, link);
         if (c->state == CONN_HTTP)
@@ -47,21 +44,21 @@ void drain_begin(struct worker *w)
         else if (c->state == CONN_OPEN)
             open++;
     }
-    double ticks = floor(w->cfg->drain_time / DRAIN_TICK);
+    double ticks = floor(drain_time / DRAIN_TICK);
     if (ticks < 1)
         ticks = 1;
-    w->drain_batch = (size_t)ceil((double)open / ticks);
-    if (w->drain_batch == 0)
-        w->drain_batch = 1;
-    if (close_batch(w) > 0) {
-        ev_timer_init(&w->drain_pace, on_pace, DRAIN_TICK, DRAIN_TICK);
-        w->drain_pace.data = w;
-        ev_timer_start(w->loop, &w->drain_pace);
+    d->batch = (size_t)ceil((double)open / ticks);
+    if (d->batch == 0)
+        d->batch = 1;
+    if (close_batch(d) > 0) {
+        ev_timer_init(&d->pace, on_pace, DRAIN_TICK, DRAIN_TICK);
+        d->pace.data = d;
+        ev_timer_start(cs->loop, &d->pace);
     }
 }
 
-void drain_stop(struct worker *w)
+void drain_stop(struct drain *d)
 {
-    if (ev_is_active(&w->drain_pace))
-        ev_timer_stop(w->loop, &w->drain_pace);
+    if (d->cs && ev_is_active(&d->pace))
+        ev_timer_stop(d->cs->loop, &d->pace);
 }

@@ -5,11 +5,11 @@
  * drain_begin() therefore closes the open connections in batches, one batch
  * every DRAIN_TICK seconds, so the last close frame leaves after at most
  * drain_time seconds; a few connections go in the first batch. Connections
- * still in the HTTP upgrade are dropped at once, and the wss:// listener is
- * closed with the plain one. Queued frames are still flushed: the close frame
- * goes behind them (conn_close).
+ * still in the HTTP upgrade are dropped at once (the caller has closed the
+ * listeners). Queued frames are still flushed: the close frame goes behind
+ * them (conn_close).
  *
- *   t=0            listener closed, HTTP conns dropped, batch 1 closed
+ *   t=0            listeners closed, HTTP conns dropped, batch 1 closed
  *   every tick     next batch: ceil(open / (drain_time / tick)) conns
  *   drain_time     every open connection has been sent its close frame
  *   + close_timeout  the worker's drain_timer releases what is left
@@ -19,14 +19,24 @@
 #ifndef RC_APP_DRAIN_H
 #define RC_APP_DRAIN_H
 
+#include <ev.h>
+#include <stddef.h>
+
+#include "conn.h"
+
 #define DRAIN_TICK 0.05
 
-struct worker;
+/* One worker's drain; embedded in struct worker (zeroed until drain_begin). */
+struct drain {
+    struct connset *cs; /* borrowed */
+    ev_timer pace;      /* closes 1001 in batches over drain_time */
+    size_t batch;       /* connections closed per pace tick */
+};
 
-/* Starts the paced drain of w (the listeners are already closed). */
-void drain_begin(struct worker *w);
+/* Starts the paced drain of cs's connections over drain_time seconds. */
+void drain_begin(struct drain *d, struct connset *cs, double drain_time);
 
 /* Stops the pacing (an immediate stop after a drain began). */
-void drain_stop(struct worker *w);
+void drain_stop(struct drain *d);
 
 #endif

@@ -12,7 +12,6 @@
 #include "err.h"
 #include "log.h"
 #include "strmap.h"
-#include "worker.h"
 
 /* The numbers (max_connections, rates, bursts, policy) are read from the
  * current rc_live snapshot (config.h) at each use, so one check sees one
@@ -24,6 +23,8 @@ static struct {
     pthread_mutex_t lock;    /* ip_counts and the accept bucket */
     struct strmap ip_counts; /* family + 16 address bytes -> count (as a pointer) */
     double tokens, last;
+    uint64_t (*open_conns)(void *ctx); /* set by guard_attach before the workers start */
+    void *open_ctx;
 } lim = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static struct rc_ratelimit limit_rl;
@@ -75,7 +76,7 @@ static int take_accept_token(const struct rc_live *l, double now)
     return 1;
 }
 
-int guard_accept(struct worker *w, const struct sockaddr_storage *peer)
+int guard_accept(struct worker_stats *st, ev_tstamp now, const struct sockaddr_storage *peer)
 {
     const struct rc_live *l = rc_live_get();
     int cap = l->max_conns_per_ip;
@@ -88,9 +89,9 @@ int guard_accept(struct worker *w, const struct sockaddr_storage *peer)
     else if (peer->ss_family == AF_INET6)
         addr = &((const struct sockaddr_in6 *)peer)->sin6_addr;
     pthread_mutex_lock(&lim.lock);
-    if (rate > 0 && !take_accept_token(l, ev_now(w->loop))) {
+    if (rate > 0 && !take_accept_token(l, now)) {
         pthread_mutex_unlock(&lim.lock);
-        STAT_INC(&w->stats, refused_accept_rate_total);
+        STAT_INC(st, refused_accept_rate_total);
         rc_log_limited(&limit_rl, 5, RC_LOG_WARN, "accept rate limit: connection refused");
         return RC_E_LIMIT;
     }
@@ -100,7 +101,7 @@ int guard_accept(struct worker *w, const struct sockaddr_storage *peer)
         uintptr_t n = (uintptr_t)strmap_get(&lim.ip_counts, key, kl);
         if (cap > 0 && n >= (uintptr_t)cap) {
             pthread_mutex_unlock(&lim.lock);
-            STAT_INC(&w->stats, refused_per_ip_total);
+            STAT_INC(st, refused_per_ip_total);
             rc_log_limited(&limit_rl, 5, RC_LOG_WARN, "per-IP cap (%d): connection refused", cap);
             return RC_E_LIMIT;
         }
@@ -110,7 +111,7 @@ int guard_accept(struct worker *w, const struct sockaddr_storage *peer)
     return 0;
 }
 
-void guard_on_release(const struct conn *c)
+static void on_release(void *ctx, struct conn *c)
 {
     if (!lim.track_ip || (c->peer_family != AF_INET && c->peer_family != AF_INET6))
         return;
@@ -141,18 +142,18 @@ static int origin_allowed(const struct http_request *req)
     return 0;
 }
 
-int guard_check_upgrade(struct conn *c, const struct http_request *req, struct ws_refusal *why)
+static int gate_upgrade(void *ctx, struct conn *c, const struct http_request *req,
+                        struct ws_refusal *why)
 {
-    struct worker *w = c->w;
+    struct worker_stats *st = c->cs->stats;
     if (lim.norigins > 0 && !origin_allowed(req)) {
-        STAT_INC(&w->stats, refused_origin_total);
+        STAT_INC(st, refused_origin_total);
         *why = (struct ws_refusal){403, "origin not allowed", "origin"};
         return -1;
     }
     int max = rc_live_get()->max_conns;
-    if (max > 0 &&
-        server_stat_sum(w->srv, offsetof(struct worker_stats, conns_open)) >= (uint64_t)max) {
-        STAT_INC(&w->stats, refused_max_conns_total);
+    if (max > 0 && lim.open_conns && lim.open_conns(lim.open_ctx) >= (uint64_t)max) {
+        STAT_INC(st, refused_max_conns_total);
         rc_log_limited(&limit_rl, 5, RC_LOG_WARN, "max_connections (%d) reached: 503", max);
         *why = (struct ws_refusal){503, "server full, try again later", "max_connections"};
         return -1;
@@ -160,14 +161,14 @@ int guard_check_upgrade(struct conn *c, const struct http_request *req, struct w
     return 0;
 }
 
-int guard_message(struct conn *c)
+static int gate_message(void *ctx, struct conn *c)
 {
     const struct rc_live *l = rc_live_get();
     double rate = l->msg_rate;
     if (rate <= 0)
         return 0;
     double burst = burst_of(l->msg_burst, rate);
-    double now = ev_now(c->w->loop);
+    double now = ev_now(c->cs->loop);
     if (c->rl_last == 0) {
         c->rl_tokens = burst;
     } else {
@@ -181,10 +182,20 @@ int guard_message(struct conn *c)
         return 0;
     }
     if (l->msg_rate_policy == RC_RATE_CLOSE) {
-        STAT_INC(&c->w->stats, msg_rate_closes_total);
+        STAT_INC(c->cs->stats, msg_rate_closes_total);
         conn_fail(c, WS_CLOSE_POLICY, "message rate limit exceeded");
     } else {
-        STAT_INC(&c->w->stats, msg_rate_drops_total);
+        STAT_INC(c->cs->stats, msg_rate_drops_total);
     }
     return 1;
+}
+
+void guard_attach(struct connset *cs, uint64_t (*open_conns)(void *ctx), void *ctx)
+{
+    lim.open_conns = open_conns;
+    lim.open_ctx = ctx;
+    cs->gate_upgrade = gate_upgrade;
+    cs->gate_message = gate_message;
+    cs->gate_ctx = NULL;
+    conn_hook_release(cs, on_release, NULL);
 }

@@ -16,14 +16,13 @@
 #ifndef RC_APP_GUARD_H
 #define RC_APP_GUARD_H
 
+#include <ev.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "config.h"
-#include "handshake.h"
-#include "http_parse.h"
-
-struct worker;
-struct conn;
+#include "conn.h"
+#include "stats.h"
 
 /* Reads the fixed settings from cfg (borrowed: the Origin list is used until
  * guard_destroy). Main thread, after the first rc_live_publish and before the
@@ -33,22 +32,18 @@ void guard_init(const struct rc_config *cfg);
 /* Frees the per-IP table. Main thread, after the workers stopped. */
 void guard_destroy(void);
 
-/* A new TCP connection from peer on worker w: returns 0 to accept it (its
- * address is then counted until guard_on_release), or RC_E_LIMIT (counted;
- * the caller closes the socket). Worker thread. */
-int guard_accept(struct worker *w, const struct sockaddr_storage *peer);
+/* A new TCP connection from peer (now: the worker's loop time; refusals are
+ * counted in st): returns 0 to accept it (its address is then counted until
+ * the connection is released), or RC_E_LIMIT (the caller closes the
+ * socket). Worker thread. */
+int guard_accept(struct worker_stats *st, ev_tstamp now, const struct sockaddr_storage *peer);
 
-/* The connection is going away: uncounts its address. Owning worker's thread
- * (or the main thread at shutdown). */
-void guard_on_release(const struct conn *c);
-
-/* Before the 101: returns 0 to go on, or -1 with *why set (503 over
- * max_connections, 403 for an Origin not on the allow-list) and counted. */
-int guard_check_upgrade(struct conn *c, const struct http_request *req, struct ws_refusal *why);
-
-/* One inbound data message on an open connection: returns 0 to deliver it, or
- * 1 when it is over the rate (then dropped, or the connection failed with
- * 1008 per message_rate_policy). Owning worker's thread. */
-int guard_message(struct conn *c);
+/* Puts the guard in front of one worker's connections (main thread, before
+ * the worker starts): the upgrade gate (503 over max_connections, counted
+ * with open_conns(ctx) = open connections of the whole server; 403 for an
+ * Origin not on the allow-list), the message gate (per-connection inbound
+ * rate: drop, or fail 1008, per message_rate_policy) and a release hook that
+ * uncounts the address. */
+void guard_attach(struct connset *cs, uint64_t (*open_conns)(void *ctx), void *ctx);
 
 #endif

@@ -1,14 +1,10 @@
 #include "mailbox.h"
 
 #include <string.h>
-#include <unistd.h>
 
 #include "alloc.h"
-#include "closecode.h"
-#include "conn.h"
+#include "defs.h"
 #include "log.h"
-#include "room.h"
-#include "worker.h"
 
 #define MAIL_CACHE 256
 #ifndef RC_SANITIZED
@@ -88,73 +84,48 @@ void mail_cache_flush(void)
 #endif
 }
 
-static void handle(struct worker *w, struct mail *m)
+static void handle(struct mailbox *mb, struct mail *m)
 {
-    switch (m->type) {
-    case MAIL_PUBLISH:
-        room_handle_publish(w, m);
-        break;
-    case MAIL_DELIVER:
-        room_handle_deliver(w, m);
-        break;
-    case MAIL_SEND_CONN: {
-        struct conn *c = conn_find(w, m->conn_id);
-        if (c)
-            conn_send_ref(c, m->frame);
-        break;
-    }
-    case MAIL_CLOSE_CONN: {
-        struct conn *c = conn_find(w, m->conn_id);
-        if (c)
-            conn_close(c, m->flags ? m->flags : WS_CLOSE_NORMAL, m->payload);
-        break;
-    }
-    case MAIL_NEW_CONN:
-        if (w->draining)
-            close((int)m->conn_id);
-        else
-            conn_new(w, (int)m->conn_id, (const struct sockaddr_storage *)m->payload);
-        break;
-    case MAIL_RELOAD:
-        if (w->handler->reload)
-            w->handler->reload(w);
-        break;
-    default:
-        rc_panic("unknown mail type %u", m->type);
+    if (m->type == MAIL_CALL) {
+        m->fn(m->arg);
+    } else {
+        if (m->type >= MAIL_TYPES || mb->recv[m->type].fn == NULL)
+            rc_panic("no receiver for mail type %u", m->type);
+        mb->recv[m->type].fn(mb->recv[m->type].ctx, m);
     }
     mail_free(m);
 }
 
-static void drain_list(struct worker *w, struct mail *m)
+static void drain_list(struct mailbox *mb, struct mail *m)
 {
     while (m) {
         struct mail *next = m->next;
-        handle(w, m);
+        handle(mb, m);
         m = next;
     }
 }
 
-void mailbox_drain_local(struct worker *w)
+void mailbox_drain_local(struct mailbox *mb)
 {
     /* Handling may post more local mail: loop until the list stays empty. */
-    while (w->local_head) {
-        struct mail *m = w->local_head;
-        w->local_head = w->local_tail = NULL;
-        drain_list(w, m);
+    while (mb->local_head) {
+        struct mail *m = mb->local_head;
+        mb->local_head = mb->local_tail = NULL;
+        drain_list(mb, m);
     }
 }
 
 static void on_async(struct ev_loop *loop, ev_async *a, int revents)
 {
-    struct worker *w = a->data;
-    pthread_mutex_lock(&w->mbox_lock);
-    struct mail *m = w->mbox_head;
-    w->mbox_head = w->mbox_tail = NULL;
-    pthread_mutex_unlock(&w->mbox_lock);
-    drain_list(w, m);
+    struct mailbox *mb = a->data;
+    pthread_mutex_lock(&mb->lock);
+    struct mail *m = mb->head;
+    mb->head = mb->tail = NULL;
+    pthread_mutex_unlock(&mb->lock);
+    drain_list(mb, m);
 }
 
-void mail_post(struct worker *from, struct worker *to, struct mail *m)
+void mail_post(struct mailbox *from, struct mailbox *to, struct mail *m)
 {
     m->next = NULL;
     if (from == to) {
@@ -165,47 +136,83 @@ void mail_post(struct worker *from, struct worker *to, struct mail *m)
         to->local_tail = m;
         return;
     }
-    pthread_mutex_lock(&to->mbox_lock);
-    int was_empty = to->mbox_head == NULL;
-    if (to->mbox_tail)
-        to->mbox_tail->next = m;
+    pthread_mutex_lock(&to->lock);
+    int was_empty = to->head == NULL;
+    if (to->tail)
+        to->tail->next = m;
     else
-        to->mbox_head = m;
-    to->mbox_tail = m;
-    pthread_mutex_unlock(&to->mbox_lock);
+        to->head = m;
+    to->tail = m;
+    pthread_mutex_unlock(&to->lock);
     /* ev_async coalesces; one wakeup per empty->non-empty transition is enough
      * because the receiver drains everything it finds. */
     if (was_empty)
-        ev_async_send(to->loop, &to->mbox_async);
+        ev_async_send(to->loop, &to->async);
 }
 
-void mailbox_init(struct worker *w)
+void mail_call(struct mailbox *from, struct mailbox *to, void (*fn)(void *arg), void *arg)
 {
-    pthread_mutex_init(&w->mbox_lock, NULL);
-    w->mbox_head = w->mbox_tail = NULL;
-    w->local_head = w->local_tail = NULL;
-    ev_async_init(&w->mbox_async, on_async);
-    w->mbox_async.data = w;
-    ev_async_start(w->loop, &w->mbox_async);
+    struct mail *m = mail_new(MAIL_CALL, NULL, 0, NULL, 0);
+    m->fn = fn;
+    m->arg = arg;
+    mail_post(from, to, m);
 }
 
-static void free_list(struct mail *m)
+void mailbox_init(struct mailbox *mb, struct ev_loop *loop)
+{
+    memset(mb, 0, sizeof(*mb));
+    pthread_mutex_init(&mb->lock, NULL);
+    mb->loop = loop;
+    ev_async_init(&mb->async, on_async);
+    mb->async.data = mb;
+    ev_async_start(loop, &mb->async);
+}
+
+void mailbox_register(struct mailbox *mb, uint32_t type, mail_receiver fn, mail_discard discard,
+                      void *ctx)
+{
+    RC_ASSERT(type > MAIL_CALL && type < MAIL_TYPES);
+    mb->recv[type].fn = fn;
+    mb->recv[type].discard = discard;
+    mb->recv[type].ctx = ctx;
+}
+
+static void free_list(struct mailbox *mb, struct mail *m)
 {
     while (m) {
         struct mail *n = m->next;
-        if (m->type == MAIL_NEW_CONN)
-            close((int)m->conn_id); /* a handed-off socket nobody took */
+        if (m->type == MAIL_CALL)
+            m->fn(m->arg);
+        else if (m->type < MAIL_TYPES && mb->recv[m->type].discard)
+            mb->recv[m->type].discard(mb->recv[m->type].ctx, m);
         mail_free(m);
         m = n;
     }
 }
 
-void mailbox_destroy(struct worker *w)
+int mailbox_quiesce(struct mailbox *mb)
 {
-    free_list(w->mbox_head);
-    free_list(w->local_head);
-    w->mbox_head = w->mbox_tail = w->local_head = w->local_tail = NULL;
-    if (w->loop)
-        ev_async_stop(w->loop, &w->mbox_async);
-    pthread_mutex_destroy(&w->mbox_lock);
+    int n = 0;
+    /* A call run here may post more: loop until both lists stay empty. */
+    for (;;) {
+        pthread_mutex_lock(&mb->lock);
+        struct mail *a = mb->head;
+        mb->head = mb->tail = NULL;
+        pthread_mutex_unlock(&mb->lock);
+        struct mail *b = mb->local_head;
+        mb->local_head = mb->local_tail = NULL;
+        if (a == NULL && b == NULL)
+            return n;
+        n++;
+        free_list(mb, a);
+        free_list(mb, b);
+    }
+}
+
+void mailbox_destroy(struct mailbox *mb)
+{
+    mailbox_quiesce(mb);
+    if (mb->loop)
+        ev_async_stop(mb->loop, &mb->async);
+    pthread_mutex_destroy(&mb->lock);
 }

@@ -5,39 +5,53 @@
  * nothing a handler posts runs inside the handler (no re-entrancy).
  *
  *   worker A --mail_post--> [lock| m1 -> m2 -> m3 |unlock] --ev_async--> worker B drains all
+ *                                                                          |
+ *                                      B's receiver for m->type (ctx, m) <-'
+ *
+ * The mailbox knows no mail but MAIL_CALL: every other type is handled by the
+ * receiver its module registered on the worker's mailbox (h2o's
+ * h2o_multithread_register_receiver), with that module's own context:
+ *
+ *   MAIL_CALL       mailbox itself: runs fn(arg) (store_host.post, bus_host.base.post)
+ *   MAIL_DELIVER    room.c: a sequenced room frame for this worker's members
+ *   MAIL_SEND_CONN  conn.c: one frame for one connection
+ *   MAIL_CLOSE_CONN conn.c: close one connection
+ *   MAIL_RELOAD     worker.c: reload the handler state (Lua)
+ *   MAIL_NEW_CONN   worker.c: an accepted socket handed over (accept_handoff)
  *
  * Ownership moves with the mail: the sender owns it until mail_post, the
- * receiver after. A frame_ref inside holds one reference owned by the mail.
- * Per (sender, receiver) pair, mails are delivered in posting order.
+ * receiver after (the mailbox frees it when the receiver returns). A
+ * frame_ref inside holds one reference owned by the mail. Per (sender,
+ * receiver) pair, mails are delivered in posting order.
  */
 #ifndef RC_APP_MAILBOX_H
 #define RC_APP_MAILBOX_H
 
+#include <ev.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "frame_ref.h"
 
-struct worker;
-
 enum mail_type {
-    MAIL_PUBLISH = 1, /* to a room's owner: sequence, store, fan out */
-    MAIL_DELIVER,     /* owner -> a worker with members: send frame to local members */
-    MAIL_SEND_CONN,   /* to a conn's worker: send frame to that connection */
-    MAIL_CLOSE_CONN,  /* to a conn's worker: close it (code in flags, reason in payload) */
-    MAIL_RELOAD,      /* reload the handler state (Lua) */
-    MAIL_NEW_CONN,    /* handoff accept: conn_id is the fd, payload the peer sockaddr */
+    MAIL_CALL = 0,   /* run fn(arg) on the receiving worker */
+    MAIL_DELIVER,    /* owner -> a worker with members: send frame to local members */
+    MAIL_SEND_CONN,  /* to a conn's worker: send frame to that connection */
+    MAIL_CLOSE_CONN, /* to a conn's worker: close it (code in flags, reason in payload) */
+    MAIL_RELOAD,     /* reload the handler state (Lua) */
+    MAIL_NEW_CONN,   /* handoff accept: conn_id is the fd, payload the peer sockaddr */
+    MAIL_TYPES
 };
-
-#define MAIL_F_BINARY 0x1u
-#define MAIL_F_STAMP 0x2u
 
 struct mail {
     struct mail *next;
     uint32_t type;
     uint32_t flags;
-    uint64_t conn_id;        /* exclude (PUBLISH/DELIVER) or target (SEND/CLOSE) */
+    uint64_t conn_id;        /* exclude (DELIVER) or target (SEND/CLOSE) */
     struct frame_ref *frame; /* owned reference, or NULL */
+    void (*fn)(void *arg);   /* MAIL_CALL */
+    void *arg;               /* MAIL_CALL: owned by fn */
     char *payload;           /* NULL, inside this block (inline_cap > 0), or owned */
     size_t payload_len;
     size_t name_len;
@@ -49,6 +63,27 @@ struct mail {
  * such mails are recycled per thread, so a small publish allocates nothing. */
 #define MAIL_INLINE 512
 
+/* A module's handler for one mail type, on the receiving worker's thread.
+ * The mailbox frees m after it returns. */
+typedef void (*mail_receiver)(void *ctx, struct mail *m);
+/* Optional: a mail of this type that no receiver will see (teardown). Frees
+ * what the mail stands for (e.g. closes a handed-over fd); not m itself. */
+typedef void (*mail_discard)(void *ctx, struct mail *m);
+
+/* One worker's mailbox. Embedded in struct worker; set up by mailbox_init. */
+struct mailbox {
+    pthread_mutex_t lock;
+    struct mail *head, *tail;             /* under lock */
+    struct mail *local_head, *local_tail; /* self-posted, no lock */
+    struct ev_loop *loop;                 /* borrowed */
+    ev_async async;
+    struct {
+        mail_receiver fn;
+        mail_discard discard;
+        void *ctx;
+    } recv[MAIL_TYPES]; /* written before the worker starts, then read-only */
+};
+
 /* Allocates a mail with a copy of name (may be NULL/0) and, when payload is
  * not NULL, a copy of payload. Aborts on OOM (fixed small sizes), but payload
  * copies use try_ allocation: returns NULL when it fails. */
@@ -58,13 +93,29 @@ void mail_free(struct mail *m);
 /* Frees the calling thread's cache of recycled mails (at thread exit). */
 void mail_cache_flush(void);
 
-/* Hands m to worker `to` (any thread). Never fails. */
-void mail_post(struct worker *from, struct worker *to, struct mail *m);
+/* Hands m to mailbox `to` (any thread; from: the sender's own mailbox, or
+ * NULL off the workers). Never fails. */
+void mail_post(struct mailbox *from, struct mailbox *to, struct mail *m);
 
-/* Worker-side: set up / tear down the mailbox watchers (worker.c calls these). */
-void mailbox_init(struct worker *w);
-void mailbox_destroy(struct worker *w);
+/* Runs fn(arg) later on `to`'s worker (never synchronously). Any thread.
+ * Never fails. At teardown, a call still queued runs on the main thread
+ * (mailbox_destroy) so that arg is never leaked. */
+void mail_call(struct mailbox *from, struct mailbox *to, void (*fn)(void *arg), void *arg);
+
+/* Sets up mb on loop (main thread, before the worker starts). */
+void mailbox_init(struct mailbox *mb, struct ev_loop *loop);
+/* Registers the receiver of one mail type (main thread, before the worker
+ * starts). A mail without a receiver is a bug: rc_panic. */
+void mailbox_register(struct mailbox *mb, uint32_t type, mail_receiver fn, mail_discard discard,
+                      void *ctx);
 /* Drains the local (self-posted) list; called from ev_prepare. */
-void mailbox_drain_local(struct worker *w);
+void mailbox_drain_local(struct mailbox *mb);
+/* Main thread, worker stopped: discards what is queued, but runs the
+ * MAIL_CALLs (so that their arg is never leaked). Returns nonzero when it
+ * found anything (a call may have posted to another mailbox: the caller
+ * repeats over every mailbox until none finds anything). */
+int mailbox_quiesce(struct mailbox *mb);
+/* Main thread, worker stopped: quiesces, then tears down. */
+void mailbox_destroy(struct mailbox *mb);
 
 #endif

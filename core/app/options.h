@@ -71,6 +71,10 @@
     XX(RC_LOG_INFO, "info") XX(RC_LOG_WARN, "warn") XX(RC_LOG_ERROR, "error")
 #define RC_ENUM_accept(XX) XX(RC_ACCEPT_REUSEPORT, "reuseport") XX(RC_ACCEPT_HANDOFF, "handoff")
 #define RC_ENUM_ratepolicy(XX) XX(RC_RATE_DROP, "drop") XX(RC_RATE_CLOSE, "close")
+/* Where room history lives (ext/store.h) and how publishes reach the workers
+ * (ext/bus.h); worker.c picks the implementation. */
+#define RC_ENUM_store(XX) XX(RC_STORE_MEMORY, "memory")
+#define RC_ENUM_bus(XX) XX(RC_BUS_LOCAL, "local")
 
 #define RC_GB ((size_t)1 << 30)
 
@@ -96,6 +100,8 @@
     XX("lua_budget", COUNT, lua_budget, 10000000, 1000, 1e15, BOOT, 0, NULL, "N", "VM instructions per handler call") \
     XX("tick_interval", SECS, tick_interval, 1, 0, 0, BOOT, 0, NULL, "SECS", "seconds between on_tick calls; 0 = off") \
     XX("history_size", SIZE, history_size, 100, 0, 1000000, BOOT, 0, NULL, "N", "messages kept per room") \
+    XX("store", ENUM_store, store, RC_STORE_MEMORY, 0, 0, BOOT, 0, NULL, "KIND", "where room history lives: memory") \
+    XX("bus", ENUM_bus, bus, RC_BUS_LOCAL, 0, 0, BOOT, 0, NULL, "KIND", "how publishes reach the workers: local (mailboxes)") \
     XX("script_config", JSON, script_config_json, NULL, 0, 0, BOOT, 0, "", "", "table handed to the script as JSON (roomcast.config)") \
     XX("plugins", CUSTOM, plugins, NULL, 0, 0, BOOT, 0, "plugin", "NAME=PATH[=JSON]", "enable a Lua plugin (config as JSON); repeatable") \
     XX("routes", CUSTOM, routes, NULL, 0, 0, BOOT, 0, "", "", "rooms matching a pattern go to another script") \
@@ -155,6 +161,8 @@
 #define RC_OPT_CTYPE_ENUM_level int
 #define RC_OPT_CTYPE_ENUM_accept int
 #define RC_OPT_CTYPE_ENUM_ratepolicy int
+#define RC_OPT_CTYPE_ENUM_store int
+#define RC_OPT_CTYPE_ENUM_bus int
 
 #define RC_OPT_FIELD_DECL_(type, field) RC_OPT_CTYPE_##type field;
 #define RC_OPT_FIELD_DECL_CUSTOM(field)
@@ -171,6 +179,8 @@
 #define RC_OPT_FIELD_DECL_ENUM_level(field) RC_OPT_FIELD_DECL_(ENUM_level, field)
 #define RC_OPT_FIELD_DECL_ENUM_accept(field) RC_OPT_FIELD_DECL_(ENUM_accept, field)
 #define RC_OPT_FIELD_DECL_ENUM_ratepolicy(field) RC_OPT_FIELD_DECL_(ENUM_ratepolicy, field)
+#define RC_OPT_FIELD_DECL_ENUM_store(field) RC_OPT_FIELD_DECL_(ENUM_store, field)
+#define RC_OPT_FIELD_DECL_ENUM_bus(field) RC_OPT_FIELD_DECL_(ENUM_bus, field)
 
 /* The kind of a TYPE in the descriptor (struct rc_option). */
 #define RC_OPT_KIND_INT RC_OK_INT
@@ -187,6 +197,8 @@
 #define RC_OPT_KIND_ENUM_level RC_OK_ENUM
 #define RC_OPT_KIND_ENUM_accept RC_OK_ENUM
 #define RC_OPT_KIND_ENUM_ratepolicy RC_OK_ENUM
+#define RC_OPT_KIND_ENUM_store RC_OK_ENUM
+#define RC_OPT_KIND_ENUM_bus RC_OK_ENUM
 
 /* The name list of an ENUM type (NULL for the others). */
 #define RC_OPT_NAMES_INT NULL
@@ -203,6 +215,8 @@
 #define RC_OPT_NAMES_ENUM_level rc_names_level
 #define RC_OPT_NAMES_ENUM_accept rc_names_accept
 #define RC_OPT_NAMES_ENUM_ratepolicy rc_names_ratepolicy
+#define RC_OPT_NAMES_ENUM_store rc_names_store
+#define RC_OPT_NAMES_ENUM_bus rc_names_bus
 
 /* SCOPE: LIVE options also get a field in struct rc_live. */
 #define RC_OPT_LIVE_BOOT(type, field)

@@ -1,97 +1,154 @@
-/* room.h - rooms: membership, presence, sequencing, history and fan-out.
+/* room.h - rooms: membership, presence, room.data, and the room pipeline's
+ * last stage (fan-out to this node's members).
  *
- * A room is an actor owned by one worker (hash of its name). Publishing posts
- * MAIL_PUBLISH to the owner, which alone assigns the room's next `seq`,
- * encodes the frame once (splicing seq/ts into a JSON object when asked),
- * appends it to the history ring, and posts ONE MAIL_DELIVER per worker that
- * has members; each worker fans the frame out to its local members by
- * reference. Every member therefore sees the room's messages in seq order.
+ * The room pipeline: one publish, four stages, two seams (ext/bus.h,
+ * ext/store.h). With the local bus (ext/bus_local.c) and the memory store
+ * (ext/store_mem.c):
  *
- *   conn on w1 --publish--> owner w0 [seq=42, history, encode once]
- *                               |--deliver(ref)--> w0 local members
- *                               `--deliver(ref)--> w1 local members
+ *   thread       stage                        file            buffer (owner)
+ *   ----------   --------------------------   -------------   ---------------------------------
+ *   worker A     room_publish -> bus.publish  room.c          payload: Lua's, copied into the
+ *                                             bus_local.c     publish job (bus_local, until acked)
+ *                  | host.post (MAIL_CALL)    mailbox.c
+ *   owner B      1 sequence: seq = last + 1   bus_local.c     per-room seq map (B's thread only)
+ *   owner B      2 encode once: stamp seq/ts  msgframe.c      frame_ref, refs = 1 (bus_local)
+ *   owner B      3 store.append(msg, frame)   store_mem.c     +1 ref per ring entry (the store,
+ *                                                             until the ring overwrites it)
+ *   owner B      4 host.deliver_frame         room.c          +1 ref per MAIL_DELIVER (the mail)
+ *                  | one MAIL_DELIVER per worker with members (mailbox.c)
+ *   worker C     fan-out: room_on_deliver     room.c          +1 ref per member's send queue
+ *                  -> conn_deliver(c, frame)  conn.c          (sendq, until written)
+ *                  -> ev_prepare: writev      conn.c, tcp.c
+ *   worker A     ack(seq) (bus_local)         bus_local.c     the publish job, freed
  *
- * Membership, presence and the room's KV are kept in the room under a short
- * mutex, updated synchronously by join/leave from any worker: a client that
- * got "joined" receives every message published after it, and presence or
- * count right after a join includes the joiner. (Departure from DESIGN.md,
- * which routes joins through the mailbox too: synchronous reads from Lua
- * need them, and joins are rare next to publishes.)
+ * A cluster bus (Redis) replaces the hop A -> B and the sequencing: it calls
+ * host.deliver on B with a message that already has its seq; room_deliver
+ * encodes it once (2) and fans out (4). History reads (store.read) answer
+ * on the reader's worker through host.post; nothing reads the store under a
+ * room lock.
+ *
+ * Every member sees a room's messages in seq order: the owner posts the
+ * deliveries in seq order and each mailbox is FIFO per sender.
+ *
+ * Membership, presence, policy and the room's KV are kept in the room under
+ * a short mutex, updated synchronously by join/leave from any worker: a
+ * client that got "joined" receives every message published after it, and
+ * presence or count right after a join includes the joiner. (Departure from
+ * DESIGN.md, which routes joins through the mailbox too: synchronous reads
+ * from Lua need them, and joins are rare next to publishes.)
  *
  * Local membership (which of MY connections are in room R) lives in the
- * worker (struct local_room) and in the connection (c->rooms).
- * Thread: the functions taking a conn run on that conn's worker; the read
- * functions taking a server run on any worker.
+ * worker's part of the registry (struct room_part) and in the connection
+ * (c->rooms). room.c reaches connections through hooks it registers with
+ * each worker's connection set (release, refusal, user change) and its
+ * workers through the mailbox receiver it registers (MAIL_DELIVER).
+ * Thread: the functions taking a conn run on that conn's worker; the reads
+ * run on any worker.
  */
 #ifndef RC_APP_ROOM_H
 #define RC_APP_ROOM_H
 
+#include <ev.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct conn;
-struct worker;
-struct server;
-struct mail;
+#include "bus.h"
+#include "config.h"
+#include "conn.h"
+#include "mailbox.h"
+#include "stats.h"
+#include "store.h"
+#include "strmap.h"
 
 #define ROOM_NAME_MAX 256
-#define ROOM_PUB_BINARY 0x1u
-#define ROOM_PUB_STAMP 0x2u /* payload is a JSON object: splice ,"seq":N,"ts":MS before its '}' */
 
-/* Creates the room registries (one per worker). Main thread, before start. */
-void rooms_init(struct server *s);
-void rooms_destroy(struct server *s);
+/* One worker's share of the registry. */
+struct room_part {
+    int id;
+    struct rooms *all;          /* back pointer */
+    struct ev_loop *loop;       /* borrowed */
+    struct mailbox *mb;         /* borrowed: this worker's mailbox */
+    struct worker_stats *stats; /* borrowed */
+    struct strmap local;        /* room name -> struct local_room * (my members); my thread */
+    /* rooms this worker owns: name -> struct room *; read by other workers
+     * under lock */
+    struct strmap owned;
+    pthread_mutex_t lock;
+    ev_timer gc;
+};
+
+/* The room registry of a server. */
+struct rooms {
+    int nworkers;
+    const struct rc_config *cfg; /* borrowed */
+    struct store *store;         /* borrowed */
+    struct bus *bus;             /* borrowed */
+    struct room_part *part;      /* owned: nworkers entries */
+};
+
+/* Main thread, before the workers start: the registry, then each worker's
+ * part (registers the MAIL_DELIVER receiver and the connection hooks). */
+void rooms_init(struct rooms *r, int nworkers, const struct rc_config *cfg, struct store *store,
+                struct bus *bus);
+void rooms_attach(struct rooms *r, int worker, struct ev_loop *loop, struct mailbox *mb,
+                  struct worker_stats *stats, struct connset *cs);
+void rooms_destroy(struct rooms *r);
+
+/* The worker that owns room `name`. Any thread. */
+int rooms_owner_of(const struct rooms *r, const char *name, size_t len);
 
 /* Joins c to room `name`. Returns 0, RC_E_EXISTS (already a member),
  * RC_E_INVAL (empty or too long name), RC_E_CLOSED (c not open),
  * RC_E_LIMIT (too many rooms for this connection). */
-int room_join(struct conn *c, const char *name, size_t len);
-/* Records c->user (just changed) in every room c is in, for presence. */
-void room_update_user(struct conn *c);
+int room_join(struct rooms *r, struct conn *c, const char *name, size_t len);
 /* Returns 0 or RC_E_NOT_FOUND (not a member). */
-int room_leave(struct conn *c, const char *name, size_t len);
-/* Leaves every room (connection teardown). */
-void room_leave_all(struct conn *c);
+int room_leave(struct rooms *r, struct conn *c, const char *name, size_t len);
 int room_is_member(const struct conn *c, const char *name, size_t len);
+/* Calls cb with the name of each room c is in. Returns how many. */
+int room_names_of(const struct conn *c, void (*cb)(void *ud, const char *name, size_t len),
+                  void *ud);
 
-/* Publishes payload to the room (any worker; the room is created if needed).
- * flags: ROOM_PUB_BINARY, ROOM_PUB_STAMP. exclude: a conn id that does not
- * receive it (0 = none). Returns 0, RC_E_INVAL (name), RC_E_NOMEM. */
-int room_publish(struct worker *w, const char *name, size_t len, const void *payload, size_t plen,
-                 unsigned flags, uint64_t exclude);
+/* Publishes payload to the room through the bus, from worker `worker` (the
+ * room is created on its owner if needed). flags: ROOM_PUB_BINARY,
+ * ROOM_PUB_STAMP. exclude: a conn id that does not receive it (0 = none).
+ * Returns 0 (sequenced and delivered later), RC_E_INVAL (name),
+ * RC_E_NOMEM, or the bus's refusal (RC_E_DENIED). */
+int room_publish(struct rooms *r, int worker, const char *name, size_t len, const void *payload,
+                 size_t plen, unsigned flags, uint64_t exclude);
 
-/* Reads (any worker). Return -1/RC_E_NOT_FOUND when the room does not exist. */
-long room_count(struct server *s, const char *name, size_t len);
+/* The bus host's deliver / deliver_frame (bus.h), on the room's owner
+ * worker: encode once (deliver only), then one MAIL_DELIVER per worker
+ * with members. */
+void room_deliver(struct rooms *r, const char *name, size_t len, const struct store_msg *m,
+                  uint64_t exclude);
+void room_deliver_frame(struct rooms *r, const char *name, size_t len, const struct store_msg *m,
+                        struct frame_ref *frame, uint64_t exclude);
+/* The bus host's epoch_changed: the room adopts epoch (any worker). */
+void room_set_epoch(struct rooms *r, const char *name, size_t len, const char *epoch);
+/* Copies the epoch the bus last announced for the room into buf
+ * (STORE_EPOCH_MAX + 1 bytes); "" when none. Any worker. */
+void room_epoch(struct rooms *r, const char *name, size_t len, char *buf);
+
+/* Reads (any worker). Return RC_E_NOT_FOUND when the room does not exist. */
+long room_count(struct rooms *r, const char *name, size_t len);
 /* Calls cb for each member conn id. Returns the count or RC_E_NOT_FOUND. */
-long room_members(struct server *s, const char *name, size_t len,
+long room_members(struct rooms *r, const char *name, size_t len,
                   void (*cb)(void *ud, uint64_t conn_id), void *ud);
 /* Calls cb once per distinct user id among members with a user. */
-long room_presence(struct server *s, const char *name, size_t len,
+long room_presence(struct rooms *r, const char *name, size_t len,
                    void (*cb)(void *ud, const char *user, size_t ulen), void *ud);
-/* Calls cb for history entries with seq > since, oldest first, at most
- * limit (the newest `limit` of them). payload is the stored (stamped) text. */
-long room_history(struct server *s, const char *name, size_t len, uint64_t since, size_t limit,
-                  void (*cb)(void *ud, uint64_t seq, const char *payload, size_t plen), void *ud);
-/* The room's last assigned seq (0 if none or no room). */
-uint64_t room_last_seq(struct server *s, const char *name, size_t len);
 
 /* room.data: get copies the value into a malloc'd buffer the caller frees
  * with rc_free (NULL if absent); set with val NULL deletes.
  * Returns 0, RC_E_LIMIT, RC_E_NOT_FOUND (get: absent). */
-int room_kv_get(struct server *s, const char *name, size_t len, const char *key, size_t klen,
+int room_kv_get(struct rooms *r, const char *name, size_t len, const char *key, size_t klen,
                 char **val, size_t *vlen);
-int room_kv_set(struct server *s, const char *name, size_t len, const char *key, size_t klen,
+int room_kv_set(struct rooms *r, const char *name, size_t len, const char *key, size_t klen,
                 const char *val, size_t vlen);
 
 /* Sets the room's slow-consumer policy (enum slow_policy in config.h) for
  * its future deliveries. Returns 0 or RC_E_INVAL. Any worker. */
-int room_set_policy(struct server *s, const char *name, size_t len, int policy);
-
-/* Mailbox handlers (mailbox.c dispatches to these on the receiving worker). */
-void room_handle_publish(struct worker *w, struct mail *m);
-void room_handle_deliver(struct worker *w, struct mail *m);
-
-/* Rooms owned by this worker (for stats). */
-long room_owned_count(struct worker *w);
+int room_set_policy(struct rooms *r, const char *name, size_t len, int policy);
 
 #endif

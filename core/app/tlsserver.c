@@ -5,13 +5,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conn.h"
 #include "err.h"
-#include "guard.h"
-#include "listener.h"
 #include "log.h"
 #include "tls.h"
-#include "worker.h"
 
 /* One context for the process: written by tls_server_init before the
  * workers start, then only read. */
@@ -21,12 +17,12 @@ static atomic_int bound_port;
 static void on_tls_accept(struct listener *l, int fd, const struct sockaddr_storage *peer,
                           socklen_t peer_len)
 {
-    struct worker *w = l->data;
+    struct tls_listener *t = l->data;
     (void)peer_len;
-    if (!worker_admit(w, fd, peer))
+    if (!t->admit(t->ctx, fd, peer))
         return;
-    struct conn *c = conn_new(w, fd, peer);
-    if (transport_init_tls(&c->t, fd, tls_ctx, &w->stats.tls_handshake_failures_total) != 0)
+    struct conn *c = conn_new(t->cs, fd, peer);
+    if (transport_init_tls(&c->t, fd, tls_ctx, &t->cs->stats->tls_handshake_failures_total) != 0)
         conn_release(c);
 }
 
@@ -44,13 +40,12 @@ int tls_check_config(const struct rc_config *cfg, char *err, size_t cap)
     return 0;
 }
 
-int tls_server_init(struct server *s)
+int tls_server_init(const struct rc_config *cfg, struct tls_listener *const *parts, int n)
 {
-    for (int i = 0; i < s->nworkers; i++) {
-        s->workers[i].tls_lst.fd = -1;
-        s->workers[i].tls_lst.spare_fd = -1;
+    for (int i = 0; i < n; i++) {
+        parts[i]->lst.fd = -1;
+        parts[i]->lst.spare_fd = -1;
     }
-    const struct rc_config *cfg = s->cfg;
     if (cfg->tls_cert == NULL)
         return 0;
     char why[384];
@@ -60,18 +55,17 @@ int tls_server_init(struct server *s)
         return RC_E_TLS;
     }
     int port = cfg->tls_port;
-    for (int i = 0; i < s->nworkers; i++) {
+    for (int i = 0; i < n; i++) {
         int fd = listener_bind(cfg->bind_addr, port, 4096, i == 0);
         if (fd < 0) {
             rc_error("cannot listen on %s:%d (TLS): %s", cfg->bind_addr, port, rc_strerror(fd));
             for (int j = 0; j < i; j++)
-                listener_close(&s->workers[j].tls_lst);
+                listener_close(&parts[j]->lst);
             return fd;
         }
         if (i == 0)
             port = listener_port(fd);
-        struct worker *w = &s->workers[i];
-        listener_start(&w->tls_lst, w->loop, fd, on_tls_accept, w);
+        listener_start(&parts[i]->lst, parts[i]->cs->loop, fd, on_tls_accept, parts[i]);
     }
     atomic_store(&bound_port, port);
     const char *a = cfg->bind_addr;
@@ -83,4 +77,9 @@ int tls_server_init(struct server *s)
 int tls_bound_port(void)
 {
     return atomic_load(&bound_port);
+}
+
+void tls_listener_close(struct tls_listener *t)
+{
+    listener_close(&t->lst);
 }

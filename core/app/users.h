@@ -1,36 +1,48 @@
 /* users.h - the user index: user id -> connections, across all workers,
  * for direct messages. A mutex-protected map (lookups are per direct
  * message, updates per auth/close: both rare next to room traffic).
- * Thread: any worker. */
+ *
+ * It follows c->user through a user hook registered with each worker's
+ * connection set (conn_set_user, and the release of a connection with a
+ * user), and reaches other workers' connections through their mailboxes
+ * (MAIL_SEND_CONN). Thread: any worker, unless said otherwise.
+ */
 #ifndef RC_APP_USERS_H
 #define RC_APP_USERS_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct conn;
-struct server;
-struct worker;
+#include "config.h"
+#include "conn.h"
+#include "mailbox.h"
+#include "strmap.h"
 
-void users_init(struct server *s);
-void users_destroy(struct server *s);
+#define USERS_NAME_MAX CONN_USER_MAX
 
-/* Sets (or clears, user NULL) c->user and updates the index. Returns 0 or
- * RC_E_INVAL (empty or longer than 256 bytes). Runs on c's worker. */
-int conn_set_user(struct conn *c, const char *user, size_t len);
+struct users {
+    pthread_mutex_t lock;
+    struct strmap by_user; /* user id -> struct user_conns *, under lock */
+    struct strmap user_of; /* conn id (8 bytes) -> char * user (owned), under lock */
+    int nworkers;
+    struct connset *cs[RC_MAX_WORKERS]; /* borrowed */
+    struct mailbox *mb[RC_MAX_WORKERS]; /* borrowed */
+};
 
-/* Sends payload as one frame to every connection of `user` (on any worker).
- * Returns the number of connections it was queued for (>= 0). */
-long users_send(struct worker *w, const char *user, size_t ulen, const void *payload, size_t plen,
-                int binary);
+/* Main thread, before the workers start: the index, then each worker's part. */
+void users_init(struct users *u, int nworkers);
+void users_attach(struct users *u, int worker, struct connset *cs, struct mailbox *mb);
+void users_destroy(struct users *u);
 
-#define USERS_NAME_MAX 256
+/* Sends payload as one frame to every connection of `user` (on any worker),
+ * from worker `from`'s thread (-1: another thread: every frame goes by mail). Returns the number of
+ * connections it was queued for (>= 0). */
+long users_send(struct users *u, int from, const char *user, size_t ulen, const void *payload,
+                size_t plen, int binary);
 
 /* Copies the user of connection `id` (on any worker) into buf (cap bytes,
  * NUL-terminated) and returns its length, or 0 when it has none or is gone. */
-size_t users_name_of(struct server *s, uint64_t id, char *buf, size_t cap);
-
-/* Number of connections of a user. */
-long users_count(struct server *s, const char *user, size_t ulen);
+size_t users_name_of(struct users *u, uint64_t id, char *buf, size_t cap);
 
 #endif

@@ -7,15 +7,12 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "bus_local.h"
 #include "closecode.h"
-#include "drain.h"
 #include "err.h"
 #include "guard.h"
 #include "log.h"
-#include "mailbox.h"
-#include "room.h"
-#include "tlsserver.h"
-#include "users.h"
+#include "store_mem.h"
 
 static _Thread_local struct worker *cur_worker;
 
@@ -24,9 +21,12 @@ struct worker *worker_current(void)
     return cur_worker;
 }
 
-int worker_admit(struct worker *w, int fd, const struct sockaddr_storage *peer)
+/* The accept-time checks (draining, per-IP cap, accept rate): 1 to go on,
+ * or 0 after closing fd. Worker thread. */
+static int admit(void *ctx, int fd, const struct sockaddr_storage *peer)
 {
-    if (w->draining || guard_accept(w, peer) != 0) {
+    struct worker *w = ctx;
+    if (w->draining || guard_accept(&w->stats, ev_now(w->loop), peer) != 0) {
         close(fd);
         return 0;
     }
@@ -38,7 +38,7 @@ static void on_accept(struct listener *l, int fd, const struct sockaddr_storage 
 {
     struct worker *w = l->data;
     (void)peer_len;
-    if (!worker_admit(w, fd, peer))
+    if (!admit(w, fd, peer))
         return;
     struct server *s = w->srv;
     if (s->cfg->accept_handoff && s->nworkers > 1) {
@@ -52,31 +52,46 @@ static void on_accept(struct listener *l, int fd, const struct sockaddr_storage 
                 return;
             }
             m->conn_id = (uint64_t)fd;
-            mail_post(w, to, m);
+            mail_post(&w->mbox, &to->mbox, m);
             return;
         }
     }
-    conn_new(w, fd, peer);
+    conn_new(&w->cs, fd, peer);
 }
 
-/* Before the loop sleeps: flush every dirty connection (one writev each),
- * then free what was released during this iteration. */
+/* MAIL_NEW_CONN: a socket worker 0 accepted for us (accept_handoff). */
+static void on_new_conn(void *ctx, struct mail *m)
+{
+    struct worker *w = ctx;
+    if (w->draining)
+        close((int)m->conn_id);
+    else
+        conn_new(&w->cs, (int)m->conn_id, (const struct sockaddr_storage *)m->payload);
+}
+
+static void discard_new_conn(void *ctx, struct mail *m)
+{
+    close((int)m->conn_id); /* a handed-off socket nobody took */
+}
+
+/* MAIL_RELOAD: rebuild the handler state (Lua). */
+static void on_reload(void *ctx, struct mail *m)
+{
+    struct worker *w = ctx;
+    if (w->handler->reload)
+        w->handler->reload(w);
+}
+
+/* Before the loop sleeps: run self-posted mail, flush every dirty
+ * connection (one writev each), then free what was released during this
+ * iteration. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     struct worker *w = p->data;
-    mailbox_drain_local(w);
-    while (!rc_list_empty(&w->dirty)) {
-        struct conn *c = rc_list_first(&w->dirty, struct conn, dirty_link);
-        conn_flush(c); /* unlinks c from dirty */
-    }
-    struct rc_list *pos, *tmp;
-    rc_list_foreach_safe(pos, tmp, &w->reap)
-    {
-        struct conn *c = rc_list_entry(pos, struct conn, link);
-        if (c->pin == 0)
-            conn_free(c);
-    }
-    if (w->draining && rc_list_empty(&w->conns) && rc_list_empty(&w->reap))
+    mailbox_drain_local(&w->mbox);
+    conn_flush_dirty(&w->cs);
+    conn_reap(&w->cs);
+    if (w->draining && rc_list_empty(&w->cs.conns) && rc_list_empty(&w->cs.reap))
         ev_break(loop, EVBREAK_ALL);
 }
 
@@ -84,38 +99,31 @@ static void on_drain_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
     struct worker *w = t->data;
     struct rc_list *pos, *tmp;
-    rc_list_foreach_safe(pos, tmp, &w->conns)
+    rc_list_foreach_safe(pos, tmp, &w->cs.conns)
     {
         conn_release(rc_list_entry(pos, struct conn, link));
     }
 }
 
+/* SIGTERM: stop accepting, close 1001 paced over drain_time (drain.h), then
+ * release what is left after close_timeout. A second signal (immediate)
+ * releases everything now. */
 static void begin_drain(struct worker *w, int immediate)
 {
     if (w->draining && !immediate)
         return;
     w->draining = 1;
     listener_close(&w->lst);
-    if (!immediate) {
-        /* close 1001 paced over drain_time (drain.h), then close_timeout for the peers */
-        drain_begin(w);
-        ev_timer_set(&w->drain_timer, w->cfg->drain_time + w->cfg->close_timeout, 0.);
-        ev_timer_start(w->loop, &w->drain_timer);
-        return;
-    }
-    drain_stop(w);
-    listener_close(&w->tls_lst);
-    struct rc_list *pos, *tmp;
-    rc_list_foreach_safe(pos, tmp, &w->conns)
-    {
-        struct conn *c = rc_list_entry(pos, struct conn, link);
-        if (immediate || c->state == CONN_HTTP)
-            conn_release(c);
-        else
-            conn_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
-    }
+    tls_listener_close(&w->tls);
     ev_timer_stop(w->loop, &w->drain_timer); /* libev: never ev_timer_set an active timer */
-    ev_timer_set(&w->drain_timer, immediate ? 0.001 : w->cfg->close_timeout, 0.);
+    if (!immediate) {
+        drain_begin(&w->drain, &w->cs, w->cfg->drain_time);
+        ev_timer_set(&w->drain_timer, w->cfg->drain_time + w->cfg->close_timeout, 0.);
+    } else {
+        drain_stop(&w->drain);
+        on_drain_timeout(w->loop, &w->drain_timer, 0);
+        ev_timer_set(&w->drain_timer, 0.001, 0.);
+    }
     ev_timer_start(w->loop, &w->drain_timer);
 }
 
@@ -138,31 +146,35 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+static uint64_t open_conns(void *ctx)
+{
+    return server_stat_sum(ctx, offsetof(struct worker_stats, conns_open));
+}
+
 static int worker_init(struct worker *w, struct server *s, int id, int fd)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
     w->srv = s;
     w->cfg = s->cfg;
+    w->handler = s->handler;
     w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
     if (w->loop == NULL)
         return RC_E_NOMEM;
-    w->rbuf = rc_xmalloc(WORKER_RBUF_SIZE);
-    rc_list_init(&w->conns);
-    rc_list_init(&w->dirty);
-    rc_list_init(&w->reap);
-    w->slots = NULL;
-    w->nslots = w->slots_cap = 0;
-    w->free_slot = UINT32_MAX;
-    mailbox_init(w);
-    w->msg_cfg.max_message = w->cfg->max_message;
-    w->msg_cfg.require_mask = 1;
-    w->msg_cfg.reject_masked = 0;
-    w->msg_cfg.allowed_rsv = 0;
-    tlist_init(&w->hs_list, w->loop, w->cfg->handshake_timeout, conn_on_handshake_timeout, w);
-    tlist_init(&w->idle_list, w->loop, w->cfg->ping_interval, conn_on_idle, w);
-    tlist_init(&w->pong_list, w->loop, w->cfg->pong_timeout, conn_on_pong_timeout, w);
-    tlist_init(&w->close_list, w->loop, w->cfg->close_timeout, conn_on_close_timeout, w);
+    connset_init(&w->cs, id, w->loop, w->cfg, &w->stats, s->handler, w);
+    mailbox_init(&w->mbox, w->loop);
+    connset_receive(&w->cs, &w->mbox);
+    mailbox_register(&w->mbox, MAIL_NEW_CONN, on_new_conn, discard_new_conn, w);
+    mailbox_register(&w->mbox, MAIL_RELOAD, on_reload, NULL, w);
+    /* Hook order is release order: the guard uncounts the address, then
+     * the rooms let go; users follows c->user through its user hook. */
+    guard_attach(&w->cs, open_conns, s);
+    rooms_attach(&s->rooms, id, w->loop, &w->mbox, &w->stats, &w->cs);
+    users_attach(&s->users, id, &w->cs, &w->mbox);
+    w->tls.cs = &w->cs;
+    w->tls.admit = admit;
+    w->tls.ctx = w;
+    w->tls.lst.fd = w->tls.lst.spare_fd = -1;
     ev_prepare_init(&w->prepare, on_prepare);
     w->prepare.data = w;
     ev_prepare_start(w->loop, &w->prepare);
@@ -175,24 +187,6 @@ static int worker_init(struct worker *w, struct server *s, int id, int fd)
     return 0;
 }
 
-/* Releases every connection of w (main thread, after the worker stopped). */
-static void worker_release_all(struct worker *w)
-{
-    cur_worker = w;
-    struct rc_list *pos, *tmp;
-    rc_list_foreach_safe(pos, tmp, &w->conns)
-    {
-        conn_release(rc_list_entry(pos, struct conn, link));
-    }
-    rc_list_foreach_safe(pos, tmp, &w->reap)
-    {
-        struct conn *c = rc_list_entry(pos, struct conn, link);
-        c->pin = 0;
-        conn_free(c);
-    }
-    cur_worker = NULL;
-}
-
 static void worker_destroy(struct worker *w)
 {
     cur_worker = w;
@@ -200,19 +194,88 @@ static void worker_destroy(struct worker *w)
         w->handler->worker_stop(w);
     cur_worker = NULL;
     listener_close(&w->lst);
-    listener_close(&w->tls_lst);
-    tlist_stop(&w->hs_list);
-    tlist_stop(&w->idle_list);
-    tlist_stop(&w->pong_list);
-    tlist_stop(&w->close_list);
-    mailbox_destroy(w);
-    rc_free(w->slots);
-    w->slots = NULL;
+    tls_listener_close(&w->tls);
+    drain_stop(&w->drain);
+    mailbox_destroy(&w->mbox);
+    connset_destroy(&w->cs);
     if (w->loop)
         ev_loop_destroy(w->loop);
     w->loop = NULL;
-    rc_free(w->rbuf);
-    w->rbuf = NULL;
+}
+
+/* -- the store and bus hosts (ext/store.h, ext/bus.h) -------------------- */
+
+static void host_post(void *ctx, int worker, void (*fn)(void *arg), void *arg)
+{
+    struct server *s = ctx;
+    struct worker *cur = worker_current();
+    struct mailbox *from = cur && cur->srv == s ? &cur->mbox : NULL;
+    mail_call(from, &s->workers[worker].mbox, fn, arg);
+}
+
+static int host_owner_of(void *ctx, const char *room, size_t len)
+{
+    struct server *s = ctx;
+    return rooms_owner_of(&s->rooms, room, len);
+}
+
+static void host_deliver(void *ctx, const char *room, size_t len, const struct store_msg *m,
+                         uint64_t exclude)
+{
+    struct server *s = ctx;
+    room_deliver(&s->rooms, room, len, m, exclude);
+}
+
+static void host_deliver_frame(void *ctx, const char *room, size_t len, const struct store_msg *m,
+                               struct frame_ref *frame, uint64_t exclude)
+{
+    struct server *s = ctx;
+    room_deliver_frame(&s->rooms, room, len, m, frame, exclude);
+}
+
+static long host_deliver_user(void *ctx, const char *user, size_t ulen, const void *data,
+                              size_t len, int binary)
+{
+    struct server *s = ctx;
+    struct worker *cur = worker_current();
+    return users_send(&s->users, cur && cur->srv == s ? cur->id : -1, user, ulen, data, len,
+                      binary);
+}
+
+static void host_epoch_changed(void *ctx, const char *room, size_t len, const char *epoch)
+{
+    struct server *s = ctx;
+    room_set_epoch(&s->rooms, room, len, epoch);
+}
+
+/* The store and the bus the config names (today: "memory", "local"). */
+static int make_store_bus(struct server *s)
+{
+    struct bus_host h = {
+        .base = {.ctx = s, .nworkers = s->nworkers, .post = host_post},
+        .owner_of = host_owner_of,
+        .deliver = host_deliver,
+        .deliver_user = host_deliver_user,
+        .epoch_changed = host_epoch_changed,
+        .deliver_frame = host_deliver_frame,
+    };
+    switch (s->cfg->store) {
+    case RC_STORE_MEMORY:
+        s->store = store_mem_new(&h.base, s->cfg->history_size);
+        break;
+    default:
+        rc_error("store: unknown kind %d", s->cfg->store);
+        return RC_E_INVAL;
+    }
+    switch (s->cfg->bus) {
+    case RC_BUS_LOCAL:
+        s->bus = bus_local_new(&h, s->store);
+        break;
+    default:
+        rc_error("bus: unknown kind %d", s->cfg->bus);
+        return RC_E_INVAL;
+    }
+    return 0;
 }
 
 int server_init(struct server *s, struct rc_config *cfg, const struct conn_handler *handler)
@@ -246,22 +309,27 @@ int server_init(struct server *s, struct rc_config *cfg, const struct conn_handl
     s->port = port;
     s->nworkers = n;
     s->handler = handler;
+    int rc = make_store_bus(s);
+    if (rc < 0)
+        return rc;
+    rooms_init(&s->rooms, n, cfg, s->store, s->bus);
+    users_init(&s->users, n);
     s->workers = rc_xcalloc((size_t)n, sizeof(struct worker));
     for (int i = 0; i < n; i++) {
-        int rc = worker_init(&s->workers[i], s, i, fds[i]);
+        rc = worker_init(&s->workers[i], s, i, fds[i]);
         if (rc < 0)
             return rc;
-        s->workers[i].handler = handler;
     }
-    int trc = tls_server_init(s); /* wss:// listeners when tls_cert is set (tls.h) */
-    if (trc < 0)
-        return trc;
-    rooms_init(s);
-    users_init(s);
+    struct tls_listener *tls[RC_MAX_WORKERS];
+    for (int i = 0; i < n; i++)
+        tls[i] = &s->workers[i].tls;
+    rc = tls_server_init(cfg, tls, n); /* wss:// listeners when tls_cert is set (tls.h) */
+    if (rc < 0)
+        return rc;
     for (int i = 0; i < n; i++) {
         if (handler->worker_start) {
             cur_worker = &s->workers[i];
-            int rc = handler->worker_start(&s->workers[i]);
+            rc = handler->worker_start(&s->workers[i]);
             cur_worker = NULL;
             if (rc < 0)
                 return rc;
@@ -311,12 +379,34 @@ void server_join(struct server *s)
             pthread_join(s->workers[i].thread, NULL);
         s->workers[i].joined = 1;
     }
-    for (int i = 0; i < s->nworkers; i++)
-        worker_release_all(&s->workers[i]);
-    rooms_destroy(s);
-    users_destroy(s);
+    /* Release every connection (running their hooks and on_close) as
+     * their worker, on this thread. */
+    for (int i = 0; i < s->nworkers; i++) {
+        cur_worker = &s->workers[i];
+        conn_release_all(&s->workers[i].cs);
+        cur_worker = NULL;
+    }
+    /* Calls still queued (publishes, store answers) run while every
+     * module is still there; other mail is dropped. A call may post to
+     * another worker: repeat until every mailbox stays empty. */
+    for (int busy = 1; busy;) {
+        busy = 0;
+        for (int i = 0; i < s->nworkers; i++) {
+            cur_worker = &s->workers[i];
+            busy |= mailbox_quiesce(&s->workers[i].mbox) != 0;
+            cur_worker = NULL;
+        }
+    }
     for (int i = 0; i < s->nworkers; i++)
         worker_destroy(&s->workers[i]);
+    if (s->bus)
+        s->bus->ops->destroy(s->bus);
+    if (s->store)
+        s->store->ops->destroy(s->store);
+    s->bus = NULL;
+    s->store = NULL;
+    rooms_destroy(&s->rooms);
+    users_destroy(&s->users);
     /* What the teardown above recycled on this (the main) thread. */
     sendq_cache_flush();
     mail_cache_flush();
@@ -329,7 +419,7 @@ void server_reload(struct server *s)
 {
     for (int i = 0; i < s->nworkers; i++) {
         struct mail *m = mail_new(MAIL_RELOAD, NULL, 0, NULL, 0);
-        mail_post(NULL, &s->workers[i], m);
+        mail_post(NULL, &s->workers[i].mbox, m);
     }
 }
 

@@ -33,6 +33,12 @@
 
 #include "store.h"
 
+struct frame_ref;
+
+/* Publish flags (struct bus_publish, struct store_msg). */
+#define ROOM_PUB_BINARY 0x1u
+#define ROOM_PUB_STAMP 0x2u /* payload is a JSON object: splice ,"seq":N,"ts":MS before its '}' */
+
 /* What the server gives a bus. */
 struct bus_host {
     struct store_host base; /* post(worker, fn, arg) and nworkers */
@@ -50,6 +56,11 @@ struct bus_host {
     /* Any worker: the room's epoch changed (its history was lost, e.g. Redis
      * came back empty). The owner adopts it for joins that follow. */
     void (*epoch_changed)(void *ctx, const char *room, size_t len, const char *epoch);
+    /* As deliver, for a bus that already encoded the message: `frame` is the
+     * whole WebSocket frame (msgframe.h) whose payload is m->data; the host
+     * shares it (takes its own references) instead of encoding again. */
+    void (*deliver_frame)(void *ctx, const char *room, size_t len, const struct store_msg *m,
+                          struct frame_ref *frame, uint64_t exclude);
 };
 
 /* A message to publish (the bytes are copied before publish returns). */
@@ -102,6 +113,9 @@ struct bus_ops {
     void (*stats)(struct bus *b, void (*line)(void *ud, const char *key, double value), void *ud);
     /* Main thread, workers stopped. */
     void (*destroy)(struct bus *b);
+    /* The room's owner worker, may be NULL: the room's actor is gone (no
+     * members and idle for a while); the bus may forget its state for it. */
+    void (*room_close)(struct bus *b, const char *room, size_t len);
 };
 
 /* Every bus starts with this; implementations embed it first. */

@@ -111,6 +111,10 @@ struct store_ops {
     void (*flush)(struct store *st);
     /* Main thread, workers stopped: flushes and frees everything. */
     void (*destroy)(struct store *st);
+    /* Owner worker, may be NULL: the room's actor is gone (no members and
+     * idle for a while). A memory store forgets the room (its seq starts
+     * again at 0, as a restart would); a durable store ignores it. */
+    void (*room_close)(struct store *st, const char *room, size_t len);
 };
 
 /* Every store starts with this; implementations embed it first. */

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "room.h"
+#include "store_mem.h"
 #include "users.h"
 #include "worker.h"
 #include "ws_frame.h"
@@ -33,7 +34,7 @@ static struct conn *find(uint64_t id, struct worker **wout, int *remote)
         *remote = wid < w->srv->nworkers;
         return NULL;
     }
-    return conn_find(w, id);
+    return conn_find(&w->cs, id);
 }
 
 /* A connection usable for per-connection calls, or the code to return. */
@@ -60,7 +61,7 @@ RC_FFI_EXPORT int rc_ffi_send(uint64_t id, const char *data, size_t len, int bin
     struct mail *m = mail_new(MAIL_SEND_CONN, NULL, 0, NULL, 0);
     m->conn_id = id;
     m->frame = f;
-    mail_post(w, &w->srv->workers[worker_of_conn_id(id)], m);
+    mail_post(&w->mbox, &w->srv->workers[worker_of_conn_id(id)].mbox, m);
     return 0;
 }
 
@@ -93,22 +94,20 @@ RC_FFI_EXPORT int rc_ffi_close(uint64_t id, int code, const char *reason, size_t
         return RC_E_NOMEM;
     m->conn_id = id;
     m->flags = (uint32_t)code;
-    mail_post(w, &w->srv->workers[worker_of_conn_id(id)], m);
+    mail_post(&w->mbox, &w->srv->workers[worker_of_conn_id(id)].mbox, m);
     return 0;
 }
 
 RC_FFI_EXPORT int rc_ffi_join(uint64_t id, const char *room, size_t len)
 {
     LOCAL_CONN(id, c, w);
-    (void)w;
-    return room_join(c, room, len);
+    return room_join(&w->srv->rooms, c, room, len);
 }
 
 RC_FFI_EXPORT int rc_ffi_leave(uint64_t id, const char *room, size_t len)
 {
     LOCAL_CONN(id, c, w);
-    (void)w;
-    return room_leave(c, room, len);
+    return room_leave(&w->srv->rooms, c, room, len);
 }
 
 RC_FFI_EXPORT int rc_ffi_in_room(uint64_t id, const char *room, size_t len)
@@ -119,40 +118,29 @@ RC_FFI_EXPORT int rc_ffi_in_room(uint64_t id, const char *room, size_t len)
 }
 
 struct rooms_walk {
-    const struct conn *c;
     char *buf;
     size_t cap, used;
-    int count;
 };
 
-static void rooms_fn(void *ud, const char *key, size_t klen, void *val)
+static void rooms_fn(void *ud, const char *name, size_t len)
 {
     struct rooms_walk *rw = ud;
-    for (int i = 0; i < rw->c->nrooms; i++) {
-        if ((void *)rw->c->rooms[i].room != val)
-            continue;
-        if (rw->used + klen + 1 <= rw->cap) {
-            memcpy(rw->buf + rw->used, key, klen);
-            rw->buf[rw->used + klen] = '\0';
-        }
-        rw->used += klen + 1;
-        rw->count++;
-        return;
+    if (rw->used + len + 1 <= rw->cap) {
+        memcpy(rw->buf + rw->used, name, len);
+        rw->buf[rw->used + len] = '\0';
     }
+    rw->used += len + 1;
 }
 
 RC_FFI_EXPORT int rc_ffi_conn_rooms(uint64_t id, char *buf, size_t cap, size_t *used)
 {
     *used = 0;
     LOCAL_CONN(id, c, w);
-    /* struct local_room is room.c's: its name is the key of the worker's
-     * local_rooms map, so walk that map for c's rooms (rare call: the
-     * disconnect chain and scripts listing their rooms). */
-    struct rooms_walk rw = {.c = c, .buf = buf, .cap = cap};
-    if (c->nrooms > 0)
-        strmap_foreach(&w->local_rooms, rooms_fn, &rw);
+    (void)w;
+    struct rooms_walk rw = {.buf = buf, .cap = cap};
+    int count = room_names_of(c, rooms_fn, &rw);
     *used = rw.used;
-    return rw.used > cap ? RC_E_LIMIT : rw.count;
+    return rw.used > cap ? RC_E_LIMIT : count;
 }
 
 RC_FFI_EXPORT int rc_ffi_set_user(uint64_t id, const char *user, size_t len)
@@ -180,7 +168,7 @@ RC_FFI_EXPORT int rc_ffi_get_user(uint64_t id, const char **user, size_t *len)
          * them all): read its user from the index, copied under its lock. */
         static _Thread_local char name[USERS_NAME_MAX + 1];
         struct server *s = cur_server();
-        *len = s ? users_name_of(s, id, name, sizeof(name)) : 0;
+        *len = s ? users_name_of(&s->users, id, name, sizeof(name)) : 0;
         if (*len)
             *user = name;
         return 0;
@@ -233,14 +221,13 @@ RC_FFI_EXPORT int rc_ffi_conn_set(uint64_t id, const char *key, size_t klen, con
 RC_FFI_EXPORT int rc_ffi_publish(const char *room, size_t len, const char *data, size_t dlen,
                                  unsigned flags, uint64_t exclude, uint64_t *seq)
 {
+    /* The owner assigns the seq later (the bus's ack); until Lua calls can
+     * wait for it (issue 10), publish answers 0 at once. */
     *seq = 0;
     struct worker *w = worker_current();
     if (w == NULL)
         return RC_E_CLOSED;
-    int rc = room_publish(w, room, len, data, dlen, flags, exclude);
-    if (rc > 0) /* a room layer that sequences synchronously returns the seq */
-        *seq = (uint64_t)rc;
-    return rc > 0 ? 0 : rc;
+    return room_publish(&w->srv->rooms, w->id, room, len, data, dlen, flags, exclude);
 }
 
 RC_FFI_EXPORT long rc_ffi_room_count(const char *room, size_t len)
@@ -248,7 +235,7 @@ RC_FFI_EXPORT long rc_ffi_room_count(const char *room, size_t len)
     struct server *s = cur_server();
     if (s == NULL)
         return 0;
-    long n = room_count(s, room, len);
+    long n = room_count(&s->rooms, room, len);
     return n < 0 ? 0 : n;
 }
 
@@ -271,7 +258,7 @@ RC_FFI_EXPORT long rc_ffi_room_members(const char *room, size_t len, uint64_t *i
     if (s == NULL)
         return 0;
     struct ids_walk iw = {.ids = ids, .cap = cap};
-    long r = room_members(s, room, len, members_fn, &iw);
+    long r = room_members(&s->rooms, room, len, members_fn, &iw);
     return r < 0 ? 0 : (long)iw.n;
 }
 
@@ -304,7 +291,7 @@ RC_FFI_EXPORT long rc_ffi_room_presence(const char *room, size_t len, char *buf,
     if (s == NULL)
         return 0;
     struct buf_walk bw = {.buf = buf, .cap = cap};
-    room_presence(s, room, len, presence_fn, &bw);
+    room_presence(&s->rooms, room, len, presence_fn, &bw);
     *used = bw.used;
     return bw.used > cap ? RC_E_LIMIT : bw.count;
 }
@@ -327,7 +314,9 @@ RC_FFI_EXPORT long rc_ffi_room_history(const char *room, size_t len, uint64_t si
     if (s == NULL)
         return 0;
     struct buf_walk bw = {.buf = buf, .cap = cap};
-    room_history(s, room, len, since, limit, history_fn, &bw);
+    /* TRANSITIONAL (issue 10): a synchronous read of the memory store
+     * until the Lua bridge can wait for store->ops->read. */
+    store_mem_read_now(s->store, room, len, since, limit, history_fn, &bw);
     *used = bw.used;
     return bw.used > cap ? RC_E_LIMIT : bw.count;
 }
@@ -336,13 +325,14 @@ RC_FFI_EXPORT long rc_ffi_room_history(const char *room, size_t len, uint64_t si
 RC_FFI_EXPORT int rc_ffi_room_set_policy(const char *room, size_t len, int policy)
 {
     struct server *s = cur_server();
-    return s ? room_set_policy(s, room, len, policy) : RC_E_CLOSED;
+    return s ? room_set_policy(&s->rooms, room, len, policy) : RC_E_CLOSED;
 }
 
 RC_FFI_EXPORT int rc_ffi_room_last_seq(const char *room, size_t len, uint64_t *seq)
 {
     struct server *s = cur_server();
-    *seq = s ? room_last_seq(s, room, len) : 0;
+    /* TRANSITIONAL (issue 10): see rc_ffi_room_history. */
+    *seq = s ? store_mem_last_seq(s->store, room, len) : 0;
     return 0;
 }
 
@@ -354,7 +344,7 @@ RC_FFI_EXPORT int rc_ffi_room_get(const char *room, size_t len, const char *key,
     struct server *s = cur_server();
     if (s == NULL)
         return RC_E_CLOSED;
-    int rc = room_kv_get(s, room, len, key, klen, val, vlen);
+    int rc = room_kv_get(&s->rooms, room, len, key, klen, val, vlen);
     return rc == RC_E_NOT_FOUND ? 0 : rc;
 }
 
@@ -364,7 +354,7 @@ RC_FFI_EXPORT int rc_ffi_room_set(const char *room, size_t len, const char *key,
     struct server *s = cur_server();
     if (s == NULL)
         return RC_E_CLOSED;
-    return room_kv_set(s, room, len, key, klen, val, vlen);
+    return room_kv_set(&s->rooms, room, len, key, klen, val, vlen);
 }
 
 RC_FFI_EXPORT void rc_ffi_free(void *p)
@@ -380,7 +370,7 @@ RC_FFI_EXPORT long rc_ffi_send_to_user(const char *user, size_t ulen, const char
     struct worker *w = worker_current();
     if (w == NULL)
         return 0;
-    return users_send(w, user, ulen, data, dlen, binary);
+    return users_send(&w->srv->users, w->id, user, ulen, data, dlen, binary);
 }
 
 RC_FFI_EXPORT void rc_ffi_log(int level, const char *msg, size_t len)

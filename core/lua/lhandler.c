@@ -28,6 +28,7 @@ struct lworker {
     char refusal[REFUSAL_MAX + 1]; /* why->reason of the last refusal */
     struct deferred *dq;           /* owned array */
     size_t dq_len, dq_cap;
+    ev_timer tick; /* on_tick every tick_interval seconds (off when 0) */
 };
 
 static struct lworker *lw_of(const struct worker *w)
@@ -188,8 +189,7 @@ static void lua_close_cb(struct conn *c, unsigned code, const uint8_t *reason, s
 static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)revents;
-    struct worker *w = t->data;
-    struct lworker *lw = lw_of(w);
+    struct lworker *lw = t->data;
     lua_State *L = lw->b->L;
     lbridge_push(lw->b, LB_TICK);
     lua_pushnumber(L, (lua_Number)(int64_t)(ev_now(loop) * 1000.0));
@@ -210,9 +210,9 @@ static int lua_worker_start(struct worker *w)
     w->handler_state = lw;
     atomic_store_explicit(&w->generation, 1, memory_order_relaxed);
     if (w->cfg->tick_interval > 0) {
-        ev_timer_init(&w->tick, on_tick, w->cfg->tick_interval, w->cfg->tick_interval);
-        w->tick.data = w;
-        ev_timer_start(w->loop, &w->tick);
+        ev_timer_init(&lw->tick, on_tick, w->cfg->tick_interval, w->cfg->tick_interval);
+        lw->tick.data = lw;
+        ev_timer_start(w->loop, &lw->tick);
     }
     return 0;
 }
@@ -223,7 +223,7 @@ static void lua_worker_stop(struct worker *w)
     if (lw == NULL)
         return;
     if (w->loop)
-        ev_timer_stop(w->loop, &w->tick);
+        ev_timer_stop(w->loop, &lw->tick);
     lbridge_free(lw->b);
     rc_free(lw->dq);
     rc_free(lw);

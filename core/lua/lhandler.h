@@ -21,8 +21,6 @@
 
 #include "conn.h"
 
-struct worker;
-
 extern const struct conn_handler lua_handler;
 
 #endif

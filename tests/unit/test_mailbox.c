@@ -1,9 +1,12 @@
-/* test_mailbox.c - the cross-thread path: several producer threads post
- * MAIL_PUBLISH to a room's owner while its worker runs; the room actor must
- * sequence every message exactly once (seq 1..N, no gaps, no duplicates),
- * keep each producer's order (per-sender FIFO), and leak nothing.
+/* test_mailbox.c - the cross-thread path: several producer threads publish
+ * through the local bus (a MAIL_CALL to the room's owner) while the workers
+ * run; the owner must sequence every message exactly once (seq 1..N, no
+ * gaps, no duplicates), keep each producer's order (per-sender FIFO), store
+ * it, ack each publish with its seq on the worker named in the call, answer
+ * an asynchronous store read on the reader's worker, and leak nothing.
  * Built and run under TSan as well (label "tsan"). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,12 +18,14 @@
 #include <cmocka.h>
 
 #include "alloc.h"
+#include "bus.h"
 #include "config.h"
 #include "confload.h"
 #include "echo.h"
 #include "frame_ref.h"
 #include "mailbox.h"
 #include "room.h"
+#include "store_mem.h"
 #include "worker.h"
 
 #define PRODUCERS 3
@@ -31,18 +36,35 @@ struct prod {
     int id;
 };
 
+/* Acks: seq -> how many times acked, and whether each ran on worker 1. */
+static atomic_int acked[PRODUCERS * PER_PRODUCER + 2];
+static atomic_int acks_total, acks_wrong_thread;
+
+static void on_ack(void *ud, int status, uint64_t seq)
+{
+    struct server *s = ud;
+    struct worker *w = worker_current();
+    if (w == NULL || w != &s->workers[1] || status != 0)
+        atomic_fetch_add(&acks_wrong_thread, 1);
+    if (seq >= 1 && seq <= PRODUCERS * PER_PRODUCER)
+        atomic_fetch_add(&acked[seq], 1);
+    atomic_fetch_add(&acks_total, 1);
+}
+
 static void *producer(void *arg)
 {
     struct prod *p = arg;
     const char *room = "r";
     struct server *s = p->s;
-    int owner = (int)(strmap_hash(room, 1) % (uint64_t)s->nworkers);
     for (int i = 0; i < PER_PRODUCER; i++) {
         char payload[64];
         int n = snprintf(payload, sizeof(payload), "{\"p\":%d,\"n\":%d}", p->id, i);
-        struct mail *m = mail_new(MAIL_PUBLISH, room, 1, payload, (size_t)n);
-        m->flags = ROOM_PUB_STAMP;
-        mail_post(NULL, &s->workers[owner], m);
+        struct bus_publish pub = {.room = room,
+                                  .room_len = 1,
+                                  .data = payload,
+                                  .len = (size_t)n,
+                                  .flags = ROOM_PUB_STAMP};
+        assert_int_equal(s->bus->ops->publish(s->bus, 1, &pub, on_ack, s), 0);
     }
     return NULL;
 }
@@ -74,6 +96,27 @@ static void on_hist(void *ud, uint64_t seq, const char *payload, size_t plen)
     sn->count++;
 }
 
+struct read_seen {
+    struct server *s;
+    atomic_int done;
+    int status, on_worker2;
+    size_t n;
+    uint64_t first, last, last_seq;
+};
+
+static void on_read(void *ud, int status, const struct store_room *info,
+                    const struct store_msg *msgs, size_t n)
+{
+    struct read_seen *rs = ud;
+    rs->status = status;
+    rs->n = n;
+    rs->first = n ? msgs[0].seq : 0;
+    rs->last = n ? msgs[n - 1].seq : 0;
+    rs->last_seq = info->last_seq;
+    rs->on_worker2 = worker_current() == &rs->s->workers[2];
+    atomic_store(&rs->done, 1);
+}
+
 static void test_mailbox__publishers_on_threads_are_sequenced_once_in_order(void **state)
 {
     (void)state;
@@ -99,19 +142,39 @@ static void test_mailbox__publishers_on_threads_are_sequenced_once_in_order(void
         pthread_join(th[i], NULL);
 
     uint64_t want = PRODUCERS * PER_PRODUCER;
-    for (int tries = 0; tries < 1000 && room_last_seq(&s, "r", 1) < want; tries++)
+    for (int tries = 0; tries < 1000 && atomic_load(&acks_total) < (int)want; tries++)
         usleep(10000);
-    assert_int_equal(room_last_seq(&s, "r", 1), want);
+    assert_int_equal(store_mem_last_seq(s.store, "r", 1), want);
+    assert_int_equal(atomic_load(&acks_total), (int)want);
+    assert_int_equal(atomic_load(&acks_wrong_thread), 0);
+    for (uint64_t q = 1; q <= want; q++)
+        assert_int_equal(atomic_load(&acked[q]), 1);
 
     struct seen sn;
     memset(&sn, 0, sizeof(sn));
     sn.ok = 1;
     for (int i = 0; i < PRODUCERS; i++)
         sn.last_n[i] = -1;
-    long n = room_history(&s, "r", 1, 0, 0, on_hist, &sn);
+    long n = store_mem_read_now(s.store, "r", 1, 0, 0, on_hist, &sn);
     assert_int_equal(n, (long)want);
     assert_int_equal(sn.count, want);
     assert_true(sn.ok);
+
+    /* The asynchronous read: the newest 10 below seq 100, answered on
+     * worker 2's thread, never synchronously. */
+    struct read_seen rs = {.s = &s};
+    struct store_query q = {.since = 0, .before = 100, .limit = 10, .newest = 1};
+    assert_int_equal(s.store->ops->read(s.store, 2, "r", 1, &q, on_read, &rs), 0);
+    assert_int_equal(atomic_load(&rs.done), 0);
+    for (int tries = 0; tries < 1000 && atomic_load(&rs.done) == 0; tries++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&rs.done), 1);
+    assert_int_equal(rs.status, 0);
+    assert_int_equal(rs.n, 10);
+    assert_int_equal(rs.first, 90);
+    assert_int_equal(rs.last, 99);
+    assert_int_equal(rs.last_seq, want);
+    assert_true(rs.on_worker2);
 
     server_stop(&s, 1);
     server_join(&s);

@@ -1,0 +1,36 @@
+/* store_mem.h - the memory store (store.h): per room, a ring of the last
+ * `history_size` messages, each kept as a reference to the frame members
+ * were sent (no copy), plus the room's last seq and epoch. Lost on restart
+ * (every start gives each room a new epoch).
+ *
+ * Threads: append/room_open/room_close on the room's owner worker, read on
+ * any worker (answered later through host->post). A mutex over the room map
+ * and one per room (held for an append or for collecting a read's refs).
+ */
+#ifndef RC_EXT_STORE_MEM_H
+#define RC_EXT_STORE_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* A memory store keeping `history_size` messages per room (0: none, only
+ * the last seq). host is copied. Main thread. */
+struct store *store_mem_new(const struct store_host *host, size_t history_size);
+
+/* TRANSITIONAL (until the Lua bridge can yield on an asynchronous call,
+ * issue 10): the synchronous reads lapi's room:history() and room:last_seq()
+ * still need. Nothing else may use them: everything else goes through
+ * ops->read. They answer only for a memory store: RC_E_INVAL for another.
+ *
+ * read_now: cb for each entry with seq > since, oldest first, at most limit
+ * (the newest `limit`; 0: all). Returns how many, or RC_E_INVAL. */
+long store_mem_read_now(struct store *st, const char *room, size_t len, uint64_t since,
+                        size_t limit,
+                        void (*cb)(void *ud, uint64_t seq, const char *data, size_t dlen),
+                        void *ud);
+/* The room's last seq (0: unknown room). */
+uint64_t store_mem_last_seq(struct store *st, const char *room, size_t len);
+
+#endif

@@ -158,6 +158,18 @@ void mail_call(struct mailbox *from, struct mailbox *to, void (*fn)(void *arg), 
     mail_post(from, to, m);
 }
 
+static _Thread_local struct mailbox *thread_mailbox;
+
+void mailbox_bind_thread(struct mailbox *mb)
+{
+    thread_mailbox = mb;
+}
+
+struct mailbox *mailbox_current(void)
+{
+    return thread_mailbox;
+}
+
 void mailbox_init(struct mailbox *mb, struct ev_loop *loop)
 {
     memset(mb, 0, sizeof(*mb));

@@ -108,6 +108,10 @@ void mailbox_init(struct mailbox *mb, struct ev_loop *loop);
  * starts). A mail without a receiver is a bug: rc_panic. */
 void mailbox_register(struct mailbox *mb, uint32_t type, mail_receiver fn, mail_discard discard,
                       void *ctx);
+/* The mailbox of the worker running on the calling thread (set by the
+ * worker thread with mailbox_bind_thread), or NULL off the workers. */
+void mailbox_bind_thread(struct mailbox *mb);
+struct mailbox *mailbox_current(void);
 /* Drains the local (self-posted) list; called from ev_prepare. */
 void mailbox_drain_local(struct mailbox *mb);
 /* Main thread, worker stopped: discards what is queued, but runs the

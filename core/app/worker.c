@@ -140,6 +140,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     rc_log_set_thread_tag(w->id);
     cur_worker = w;
+    mailbox_bind_thread(&w->mbox);
     ev_run(w->loop, 0);
     sendq_cache_flush();
     mail_cache_flush();
@@ -171,6 +172,7 @@ static int worker_init(struct worker *w, struct server *s, int id, int fd)
     guard_attach(&w->cs, open_conns, s);
     rooms_attach(&s->rooms, id, w->loop, &w->mbox, &w->stats, &w->cs);
     users_attach(&s->users, id, &w->cs, &w->mbox);
+    host_attach(&s->host, id, &w->mbox);
     w->tls.cs = &w->cs;
     w->tls.admit = admit;
     w->tls.ctx = w;
@@ -203,62 +205,10 @@ static void worker_destroy(struct worker *w)
     w->loop = NULL;
 }
 
-/* -- the store and bus hosts (ext/store.h, ext/bus.h) -------------------- */
-
-static void host_post(void *ctx, int worker, void (*fn)(void *arg), void *arg)
-{
-    struct server *s = ctx;
-    struct worker *cur = worker_current();
-    struct mailbox *from = cur && cur->srv == s ? &cur->mbox : NULL;
-    mail_call(from, &s->workers[worker].mbox, fn, arg);
-}
-
-static int host_owner_of(void *ctx, const char *room, size_t len)
-{
-    struct server *s = ctx;
-    return rooms_owner_of(&s->rooms, room, len);
-}
-
-static void host_deliver(void *ctx, const char *room, size_t len, const struct store_msg *m,
-                         uint64_t exclude)
-{
-    struct server *s = ctx;
-    room_deliver(&s->rooms, room, len, m, exclude);
-}
-
-static void host_deliver_frame(void *ctx, const char *room, size_t len, const struct store_msg *m,
-                               struct frame_ref *frame, uint64_t exclude)
-{
-    struct server *s = ctx;
-    room_deliver_frame(&s->rooms, room, len, m, frame, exclude);
-}
-
-static long host_deliver_user(void *ctx, const char *user, size_t ulen, const void *data,
-                              size_t len, int binary)
-{
-    struct server *s = ctx;
-    struct worker *cur = worker_current();
-    return users_send(&s->users, cur && cur->srv == s ? cur->id : -1, user, ulen, data, len,
-                      binary);
-}
-
-static void host_epoch_changed(void *ctx, const char *room, size_t len, const char *epoch)
-{
-    struct server *s = ctx;
-    room_set_epoch(&s->rooms, room, len, epoch);
-}
-
 /* The store and the bus the config names (today: "memory", "local"). */
 static int make_store_bus(struct server *s)
 {
-    struct bus_host h = {
-        .base = {.ctx = s, .nworkers = s->nworkers, .post = host_post},
-        .owner_of = host_owner_of,
-        .deliver = host_deliver,
-        .deliver_user = host_deliver_user,
-        .epoch_changed = host_epoch_changed,
-        .deliver_frame = host_deliver_frame,
-    };
+    struct bus_host h = host_bus(&s->host);
     switch (s->cfg->store) {
     case RC_STORE_MEMORY:
         s->store = store_mem_new(&h.base, s->cfg->history_size);
@@ -309,6 +259,7 @@ int server_init(struct server *s, struct rc_config *cfg, const struct conn_handl
     s->port = port;
     s->nworkers = n;
     s->handler = handler;
+    host_init(&s->host, &s->rooms, &s->users, n);
     int rc = make_store_bus(s);
     if (rc < 0)
         return rc;
@@ -393,7 +344,9 @@ void server_join(struct server *s)
         busy = 0;
         for (int i = 0; i < s->nworkers; i++) {
             cur_worker = &s->workers[i];
+            mailbox_bind_thread(&s->workers[i].mbox);
             busy |= mailbox_quiesce(&s->workers[i].mbox) != 0;
+            mailbox_bind_thread(NULL);
             cur_worker = NULL;
         }
     }

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "conn.h"
 #include "drain.h"
+#include "host.h"
 #include "listener.h"
 #include "mailbox.h"
 #include "room.h"
@@ -75,6 +76,7 @@ struct server {
     const struct conn_handler *handler; /* borrowed (static) */
     struct users users;                 /* users.h: the user index */
     struct rooms rooms;                 /* room.h: the room registry */
+    struct host host;                   /* host.h: how the store and bus reach the workers */
     struct store *store;                /* owned: history (config `store`) */
     struct bus *bus;                    /* owned: delivery (config `bus`) */
     struct worker *workers;

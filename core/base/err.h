@@ -3,7 +3,7 @@
  * Convention (libuv): 0 is success, a negative int is an error. System call
  * failures are carried as -errno. Project codes start at -5000 and are listed
  * once in RC_ERR_MAP, which generates the enum, rc_err_name() and
- * rc_strerror(). RC_NEED_MORE and RC_AGAIN are outcomes, not failures.
+ * rc_strerror(). RC_NEED_MORE is an outcome, not a failure.
  */
 #ifndef RC_BASE_ERR_H
 #define RC_BASE_ERR_H

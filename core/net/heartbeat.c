@@ -51,12 +51,6 @@ void tlist_init(struct tlist *tl, struct ev_loop *loop, ev_tstamp timeout, tlist
     tl->timer.data = tl;
 }
 
-void tlist_set_timeout(struct tlist *tl, ev_tstamp timeout)
-{
-    tl->timeout = timeout;
-    arm(tl);
-}
-
 void tlist_add(struct tlist *tl, struct tnode *n)
 {
     if (n->on)

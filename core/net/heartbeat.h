@@ -42,8 +42,6 @@ struct tlist {
 void tnode_init(struct tnode *n);
 void tlist_init(struct tlist *tl, struct ev_loop *loop, ev_tstamp timeout, tlist_expire_cb cb,
                 void *data);
-/* Changes the timeout; existing nodes keep their stamps. */
-void tlist_set_timeout(struct tlist *tl, ev_tstamp timeout);
 /* Moves n (from whichever list it is on) to the tail of tl with stamp = now. */
 void tlist_add(struct tlist *tl, struct tnode *n);
 /* Unlinks n from its list, if any. Safe to call twice. */

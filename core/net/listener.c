@@ -134,27 +134,10 @@ void listener_start(struct listener *l, struct ev_loop *loop, int fd, listener_a
     l->spare_fd = open_spare();
     l->on_accept = cb;
     l->data = data;
-    l->paused = 0;
     l->refused_emfile = 0;
     ev_io_init(&l->io, on_readable, fd, EV_READ);
     l->io.data = l;
     ev_io_start(loop, &l->io);
-}
-
-void listener_pause(struct listener *l)
-{
-    if (l->fd >= 0 && !l->paused) {
-        ev_io_stop(l->loop, &l->io);
-        l->paused = 1;
-    }
-}
-
-void listener_resume(struct listener *l)
-{
-    if (l->fd >= 0 && l->paused) {
-        ev_io_start(l->loop, &l->io);
-        l->paused = 0;
-    }
 }
 
 void listener_close(struct listener *l)

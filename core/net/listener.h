@@ -24,7 +24,6 @@ struct listener {
     struct ev_loop *loop; /* borrowed */
     int fd;
     int spare_fd;
-    int paused;
     listener_accept_cb on_accept;
     void *data;
     uint64_t refused_emfile; /* connections dropped for lack of fds */
@@ -45,9 +44,6 @@ int listener_port(int fd);
  * fd < 0 sets up a listener that never accepts (closing it is a no-op). */
 void listener_start(struct listener *l, struct ev_loop *loop, int fd, listener_accept_cb cb,
                     void *data);
-/* Stops accepting (the socket stays open: for drain). */
-void listener_pause(struct listener *l);
-void listener_resume(struct listener *l);
 /* Stops and closes the sockets. Safe to call twice. */
 void listener_close(struct listener *l);
 

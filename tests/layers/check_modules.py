@@ -1,0 +1,169 @@
+#!/usr/bin/python3
+"""check_modules.py - the module graph of core/, computed from the sources.
+
+A module is one core/<layer>/<name>.c with its <name>.h (or a header alone,
+or a .c alone such as tcp.c); main.c is the module "main". An edge A -> B
+means A's .c or .h includes B's header ("..." includes that resolve to a file
+under core/), or A's .c calls a function B's header declares.
+
+Fails (exit 1) on:
+  - a cycle between modules (a strongly connected component of more than
+    one module): DESIGN.md "No two modules depend on each other in a loop";
+  - an upward edge: a module that includes or calls a module of a higher
+    layer. Layers, lowest first: base, proto, net, ext, app, lua, main.
+
+usage: check_modules.py [--root DIR] [--dot | --text]
+  --dot / --text print the graph (dot, or one line per module) and still check.
+"""
+import argparse
+import os
+import re
+import sys
+
+LAYERS = ["base", "proto", "net", "ext", "app", "lua", "main"]
+RANK = {name: i for i, name in enumerate(LAYERS)}
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+# A declaration in a header: "<type words and stars> name(" at the start of a
+# line, not a macro, typedef or struct member.
+DECL = re.compile(r"^(?!\s*(?:#|typedef|return|static inline|\s))[A-Za-z_][\w \t\*]*?\b([a-z_]\w*)\s*\(",
+                  re.M)
+INLINE = re.compile(r"^static inline [\w \t\*]*?\b([a-z_]\w*)\s*\(", re.M)
+COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+STRING = re.compile(r'"(?:\\.|[^"\\])*"')
+
+
+def strip(text):
+    return STRING.sub('""', COMMENT.sub(" ", text))
+
+
+def scan(root):
+    core = os.path.join(root, "core")
+    mods = {}  # name -> {"layer", "files": []}
+    header_of = {}  # header basename -> module
+    for layer in os.listdir(core):
+        d = os.path.join(core, layer)
+        if not os.path.isdir(d):
+            continue
+        if layer not in RANK:
+            sys.exit("check_modules: unknown layer core/%s (add it to LAYERS)" % layer)
+        for f in sorted(os.listdir(d)):
+            if not f.endswith((".c", ".h")):
+                continue
+            name = layer + "/" + f[:-2]
+            m = mods.setdefault(name, {"layer": layer, "files": []})
+            m["files"].append(os.path.join(d, f))
+            if f.endswith(".h"):
+                if f in header_of:
+                    sys.exit("check_modules: two headers named %s" % f)
+                header_of[f] = name
+    if os.path.exists(os.path.join(core, "main.c")):
+        mods["main"] = {"layer": "main", "files": [os.path.join(core, "main.c")]}
+    return mods, header_of
+
+
+def graph(mods, header_of):
+    decls = {}  # function -> module whose header declares it
+    for name, m in mods.items():
+        for f in m["files"]:
+            if f.endswith(".h"):
+                text = strip(open(f, encoding="utf-8").read())
+                for fn in DECL.findall(text) + INLINE.findall(text):
+                    decls.setdefault(fn, name)
+    edges = {name: {} for name in mods}  # a -> {b: "include" | "call"}
+    for name, m in mods.items():
+        for f in m["files"]:
+            raw = open(f, encoding="utf-8").read()
+            for inc in INCLUDE.findall(raw):
+                b = header_of.get(os.path.basename(inc))
+                if b and b != name:
+                    edges[name].setdefault(b, "include %s (%s)" % (inc, os.path.basename(f)))
+            if f.endswith(".c"):
+                body = strip(raw)
+                for fn in set(re.findall(r"\b([a-z_]\w*)\s*\(", body)):
+                    b = decls.get(fn)
+                    if b and b != name:
+                        edges[name].setdefault(b, "call %s() (%s)" % (fn, os.path.basename(f)))
+    return edges
+
+
+def sccs(edges):
+    """Tarjan's strongly connected components."""
+    index, low, on, stack, out = {}, {}, set(), [], []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            out.append(comp)
+
+    sys.setrecursionlimit(10000)
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap.add_argument("--root", default=os.path.dirname(os.path.dirname(here)))
+    ap.add_argument("--dot", action="store_true")
+    ap.add_argument("--text", action="store_true")
+    args = ap.parse_args()
+    mods, header_of = scan(args.root)
+    edges = graph(mods, header_of)
+    if args.dot:
+        print("digraph core {\n  rankdir=BT; node [shape=box];")
+        for layer in LAYERS:
+            names = sorted(n for n in mods if mods[n]["layer"] == layer)
+            if names:
+                print('  subgraph "cluster_%s" { label="%s"; %s }'
+                      % (layer, layer, " ".join('"%s";' % n for n in names)))
+        for a in sorted(edges):
+            for b in sorted(edges[a]):
+                print('  "%s" -> "%s";' % (a, b))
+        print("}")
+    elif args.text:
+        for a in sorted(edges):
+            print("%s -> %s" % (a, " ".join(sorted(edges[a])) or "-"))
+    bad = 0
+    for comp in sccs(edges):
+        if len(comp) > 1:
+            bad += 1
+            comp.sort()
+            print("CYCLE between %d modules: %s" % (len(comp), " ".join(comp)), file=sys.stderr)
+            members = set(comp)
+            for a in comp:
+                for b, why in sorted(edges[a].items()):
+                    if b in members:
+                        print("    %s -> %s: %s" % (a, b, why), file=sys.stderr)
+    for a in sorted(edges):
+        for b, why in sorted(edges[a].items()):
+            if RANK[mods[b]["layer"]] > RANK[mods[a]["layer"]]:
+                bad += 1
+                print("UPWARD %s (%s) -> %s (%s): %s"
+                      % (a, mods[a]["layer"], b, mods[b]["layer"], why), file=sys.stderr)
+    nedges = sum(len(e) for e in edges.values())
+    print("check_modules: %d modules, %d edges, %d problems" % (len(mods), nedges, bad),
+          file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,6 +45,13 @@ foreach(src ${RC_UNIT_TESTS})
     ENVIRONMENT "RC_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
 endforeach()
 
+# The module graph of core/ (tests/layers/check_modules.py): no cycle between
+# modules, no upward include or call, base/proto free of the loop, sockets
+# and Lua. Computed from the sources on every run.
+add_test(NAME check/modules
+  COMMAND /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/layers/check_modules.py --root ${CMAKE_SOURCE_DIR})
+set_tests_properties(check/modules PROPERTIES LABELS "unit;check" TIMEOUT 60)
+
 # Lua specs (busted under LuaJIT).
 find_program(BUSTED busted)
 if(BUSTED AND EXISTS ${CMAKE_SOURCE_DIR}/tests/lua)

@@ -7,6 +7,9 @@ means A's .c or .h includes B's header ("..." includes that resolve to a file
 under core/), or A's .c calls a function B's header declares.
 
 Fails (exit 1) on:
+  - a system header a pure layer must not see: core/base and core/proto
+    never include the loop, sockets, Lua or libssl (they reach OpenSSL's
+    libcrypto only through base/crypto);
   - a cycle between modules (a strongly connected component of more than
     one module): DESIGN.md "No two modules depend on each other in a loop";
   - an upward edge: a module that includes or calls a module of a higher
@@ -23,6 +26,9 @@ import sys
 LAYERS = ["base", "proto", "net", "ext", "app", "lua", "main"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+SYSINCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
+PURE = {"base", "proto"}
+IMPURE = re.compile(r"^(ev\.h|lua\.h|lauxlib\.h|luajit\.h|sys/socket\.h|netinet/.*|openssl/ssl\.h)$")
 # A declaration in a header: "<type words and stars> name(" at the start of a
 # line, not a macro, typedef or struct member.
 DECL = re.compile(r"^(?!\s*(?:#|typedef|return|static inline|\s))[A-Za-z_][\w \t\*]*?\b([a-z_]\w*)\s*\(",
@@ -143,6 +149,16 @@ def main():
         for a in sorted(edges):
             print("%s -> %s" % (a, " ".join(sorted(edges[a])) or "-"))
     bad = 0
+    for name, m in sorted(mods.items()):
+        if m["layer"] not in PURE:
+            continue
+        for f in m["files"]:
+            for inc in SYSINCLUDE.findall(open(f, encoding="utf-8").read()):
+                if IMPURE.match(inc):
+                    bad += 1
+                    print("IMPURE %s includes <%s>: core/%s stays free of the loop, sockets, "
+                          "Lua and libssl" % (os.path.relpath(f, args.root), inc, m["layer"]),
+                          file=sys.stderr)
     for comp in sccs(edges):
         if len(comp) > 1:
             bad += 1

@@ -89,8 +89,10 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
 {
     struct worker *w = p->data;
     mailbox_drain_local(&w->mbox);
-    conn_flush_dirty(&w->cs);
-    conn_reap(&w->cs);
+    if (!rc_list_empty(&w->cs.dirty))
+        conn_flush_dirty(&w->cs);
+    if (!rc_list_empty(&w->cs.reap))
+        conn_reap(&w->cs);
     if (w->draining && rc_list_empty(&w->cs.conns) && rc_list_empty(&w->cs.reap))
         ev_break(loop, EVBREAK_ALL);
 }

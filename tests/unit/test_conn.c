@@ -1,0 +1,727 @@
+/* test_conn.c - the connection state machine (app/conn.c) driven through a
+ * scripted transport (support/script_transport.h) on a real libev loop:
+ * the upgrade and frames at every byte split, partial writes and EAGAIN,
+ * the closing handshake both ways and its timeouts, heartbeat expiry, the
+ * three slow-consumer policies, a close while a flush is pending, and the
+ * hooks the modules above register.
+ *
+ * A test "iteration" is what a worker does: run the loop once without
+ * blocking (watchers, timers), then its ev_prepare work (flush the dirty
+ * connections, free the released ones). Timeouts are set to tens of
+ * milliseconds and the test sleeps past them before the iteration; nothing
+ * here measures speed.
+ */
+#include <errno.h>
+#include <ev.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "closecode.h"
+#include "config.h"
+#include "conn.h"
+#include "err.h"
+#include "frame_ref.h"
+#include "script_transport.h"
+#include "stats.h"
+#include "ws_frame.h"
+
+static const char REQUEST[] = "GET /ws HTTP/1.1\r\n"
+                              "Host: example.test\r\n"
+                              "Upgrade: websocket\r\n"
+                              "Connection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13\r\n"
+                              "\r\n";
+static const char ACCEPT[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="; /* RFC 6455 §1.3 */
+
+/* What the handler saw. */
+static struct {
+    int opens, messages, closes;
+    char msg[8][512];
+    size_t msg_len[8];
+    unsigned msg_op[8];
+    unsigned close_code;
+} rec;
+
+static void h_open(struct conn *c)
+{
+    rec.opens++;
+}
+
+static void h_message(struct conn *c, unsigned opcode, const uint8_t *data, size_t len)
+{
+    if (rec.messages < 8) {
+        size_t n = len < sizeof(rec.msg[0]) ? len : sizeof(rec.msg[0]);
+        memcpy(rec.msg[rec.messages], data, n);
+        rec.msg_len[rec.messages] = len;
+        rec.msg_op[rec.messages] = opcode;
+    }
+    rec.messages++;
+}
+
+static void h_close(struct conn *c, unsigned code, const uint8_t *reason, size_t len)
+{
+    rec.closes++;
+    rec.close_code = code;
+}
+
+static const struct conn_handler handler = {
+    .on_open = h_open,
+    .on_message = h_message,
+    .on_close = h_close,
+};
+
+struct fx {
+    struct ev_loop *loop;
+    struct rc_config cfg;
+    struct worker_stats stats;
+    struct connset cs;
+    struct script sc;
+    struct conn *c;
+    uint64_t id;
+    int peer_fd;
+    long live0;
+};
+
+static struct fx F;
+
+/* Timeouts of the next fixture (seconds); tests shorten the one they test. */
+static struct {
+    double hs, idle, pong, close;
+} T = {5, 30, 30, 5};
+
+/* The connection's socket never becomes readable or writable by itself:
+ * nobody writes to its peer, and its send buffer is filled up. Every event
+ * comes from the test (ev_feed_event). */
+static void fx_setup(void)
+{
+    memset(&rec, 0, sizeof(rec));
+    F.live0 = frame_ref_live();
+    F.loop = ev_loop_new(EVFLAG_AUTO);
+    assert_non_null(F.loop);
+    rc_config_defaults(&F.cfg);
+    F.cfg.handshake_timeout = 5;
+    F.cfg.ping_interval = 30;
+    F.cfg.pong_timeout = 30;
+    F.cfg.close_timeout = 5;
+    memset(&F.stats, 0, sizeof(F.stats));
+    connset_init(&F.cs, 0, F.loop, &F.cfg, &F.stats, &handler, NULL);
+    F.cs.hs_list.timeout = T.hs;
+    F.cs.idle_list.timeout = T.idle;
+    F.cs.pong_list.timeout = T.pong;
+    F.cs.close_list.timeout = T.close;
+    script_init(&F.sc);
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    char junk[4096] = {0};
+    while (write(sv[0], junk, sizeof(junk)) > 0) {
+    }
+    F.peer_fd = sv[1];
+    struct sockaddr_storage peer;
+    memset(&peer, 0, sizeof(peer));
+    peer.ss_family = AF_INET;
+    F.c = conn_new(&F.cs, sv[0], &peer);
+    F.id = F.c->id;
+    script_attach(&F.c->t, &F.sc);
+}
+
+static void fx_teardown(void)
+{
+    conn_release_all(&F.cs);
+    connset_destroy(&F.cs);
+    ev_loop_destroy(F.loop);
+    close(F.peer_fd);
+    script_free(&F.sc);
+    rc_config_free(&F.cfg);
+    sendq_cache_flush();
+    frame_ref_cache_flush();
+    assert_int_equal(frame_ref_live(), F.live0);
+    T.hs = 5;
+    T.idle = T.pong = 30;
+    T.close = 5;
+}
+
+/* One worker iteration. */
+static void iterate(void)
+{
+    ev_run(F.loop, EVRUN_NOWAIT);
+    conn_flush_dirty(&F.cs);
+    conn_reap(&F.cs);
+}
+
+/* The connection, or NULL once it was released and freed. */
+static struct conn *live(void)
+{
+    return conn_find(&F.cs, F.id);
+}
+
+static void readable(void)
+{
+    struct conn *c = live();
+    assert_non_null(c);
+    ev_feed_event(F.loop, &c->io, EV_READ);
+    iterate();
+}
+
+static void writable(void)
+{
+    struct conn *c = live();
+    assert_non_null(c);
+    ev_feed_event(F.loop, &c->io, EV_WRITE);
+    iterate();
+}
+
+/* Sleeps past a timeout, then iterates (the tlist timers fire). */
+static void after(double seconds)
+{
+    ev_sleep(seconds);
+    ev_now_update(F.loop);
+    iterate();
+}
+
+/* A masked client frame. */
+static size_t client_frame(uint8_t *out, int fin, unsigned op, const void *p, size_t len)
+{
+    static const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
+    size_t hl = ws_frame_encode_header(out, fin, 0, op, len, key);
+    memcpy(out + hl, p, len);
+    ws_mask(out + hl, len, key, 0);
+    return hl + len;
+}
+
+static size_t client_close(uint8_t *out, unsigned code, const char *reason)
+{
+    uint8_t pl[125];
+    size_t n = ws_close_payload(pl, code, reason, strlen(reason));
+    return client_frame(out, 1, WS_OP_CLOSE, pl, n);
+}
+
+/* The server frames after the 101 response head. */
+struct sframe {
+    unsigned op;
+    const uint8_t *p;
+    size_t len;
+};
+
+static int server_frames(struct sframe *fr, int max)
+{
+    const uint8_t *o = F.sc.out;
+    size_t n = F.sc.out_len, at = 0;
+    const char *end = memmem(o, n, "\r\n\r\n", 4);
+    if (end)
+        at = (size_t)((const uint8_t *)end - o) + 4;
+    int k = 0;
+    while (at + 2 <= n && k < max) {
+        unsigned op = o[at] & 0x0f;
+        size_t len = o[at + 1] & 0x7f, hl = 2;
+        assert_int_equal(o[at + 1] & 0x80, 0); /* server frames are never masked */
+        if (len == 126) {
+            len = ((size_t)o[at + 2] << 8) | o[at + 3];
+            hl = 4;
+        } else if (len == 127) {
+            len = 0;
+            for (int i = 0; i < 8; i++)
+                len = (len << 8) | o[at + 2 + i];
+            hl = 10;
+        }
+        assert_true(at + hl + len <= n);
+        fr[k].op = op;
+        fr[k].p = o + at + hl;
+        fr[k].len = len;
+        k++;
+        at += hl + len;
+    }
+    assert_int_equal(at, n); /* nothing but whole frames */
+    return k;
+}
+
+static unsigned close_code_of(const struct sframe *f)
+{
+    assert_int_equal(f->op, WS_OP_CLOSE);
+    assert_true(f->len >= 2);
+    return ((unsigned)f->p[0] << 8) | f->p[1];
+}
+
+static void upgrade(void)
+{
+    script_input(&F.sc, REQUEST, sizeof(REQUEST) - 1);
+    readable();
+    assert_non_null(live());
+    assert_int_equal(live()->state, CONN_OPEN);
+    assert_true(F.sc.out_len > 12 && memcmp(F.sc.out, "HTTP/1.1 101", 12) == 0);
+    assert_non_null(memmem(F.sc.out, F.sc.out_len, ACCEPT, strlen(ACCEPT)));
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* The request head and a first frame, cut in two at every byte. */
+static void test_conn__upgrade_and_first_frame_at_every_byte_split(void **state)
+{
+    uint8_t all[1024];
+    size_t n = sizeof(REQUEST) - 1;
+    memcpy(all, REQUEST, n);
+    n += client_frame(all + n, 1, WS_OP_TEXT, "hello", 5);
+    for (size_t cut = 1; cut < n; cut++) {
+        fx_setup();
+        script_input(&F.sc, all, cut);
+        readable();
+        script_input(&F.sc, all + cut, n - cut);
+        readable();
+        assert_non_null(live());
+        assert_int_equal(live()->state, CONN_OPEN);
+        assert_int_equal(rec.opens, 1);
+        assert_int_equal(rec.messages, 1);
+        assert_int_equal(rec.msg_len[0], 5);
+        assert_memory_equal(rec.msg[0], "hello", 5);
+        assert_non_null(memmem(F.sc.out, F.sc.out_len, ACCEPT, strlen(ACCEPT)));
+        fx_teardown();
+    }
+}
+
+/* A ping, a fragmented text message and a binary one, arriving one byte per
+ * read, then cut in two at every byte. */
+static void test_conn__frames_at_every_byte_split(void **state)
+{
+    uint8_t all[256];
+    size_t n = 0;
+    n += client_frame(all + n, 1, WS_OP_PING, "p", 1);
+    n += client_frame(all + n, 0, WS_OP_TEXT, "hel", 3);
+    n += client_frame(all + n, 1, WS_OP_CONT, "lo", 2);
+    n += client_frame(all + n, 1, WS_OP_BINARY, "xyz", 3);
+    for (size_t cut = 0; cut < n; cut++) {
+        fx_setup();
+        upgrade();
+        if (cut == 0) {
+            F.sc.read_max = 1; /* every byte its own read */
+            script_input(&F.sc, all, n);
+            for (size_t i = 0; i < n; i++)
+                readable();
+        } else {
+            script_input(&F.sc, all, cut);
+            readable();
+            script_input(&F.sc, all + cut, n - cut);
+            readable();
+        }
+        assert_int_equal(rec.messages, 2);
+        assert_int_equal(rec.msg_op[0], WS_OP_TEXT);
+        assert_int_equal(rec.msg_len[0], 5);
+        assert_memory_equal(rec.msg[0], "hello", 5);
+        assert_int_equal(rec.msg_op[1], WS_OP_BINARY);
+        assert_memory_equal(rec.msg[1], "xyz", 3);
+        struct sframe fr[4];
+        assert_int_equal(server_frames(fr, 4), 1);
+        assert_int_equal(fr[0].op, WS_OP_PONG);
+        assert_int_equal(fr[0].len, 1);
+        assert_memory_equal(fr[0].p, "p", 1);
+        fx_teardown();
+    }
+}
+
+/* The socket takes 7 bytes per writev, then nothing (EAGAIN): the queue
+ * keeps its offset, EV_WRITE is armed, and the bytes come out whole and in
+ * order once it is writable again. */
+static void test_conn__partial_writes_and_eagain(void **state)
+{
+    fx_setup();
+    upgrade();
+    size_t head = F.sc.out_len;
+    char big[300];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)('a' + i % 26);
+    F.sc.write_max = 7;
+    unsigned w0 = F.sc.writevs;
+    assert_int_equal(conn_send(live(), WS_OP_TEXT, big, sizeof(big)), 0);
+    iterate();
+    assert_true(F.sc.writevs - w0 >= (sizeof(big) + 4) / 7);
+    assert_int_equal(F.sc.out_len, head + 4 + sizeof(big));
+    assert_int_equal(live()->write_blocked, 0);
+
+    F.sc.write_eagain = 1;
+    assert_int_equal(conn_send(live(), WS_OP_BINARY, "0123456789", 10), 0);
+    assert_int_equal(conn_send(live(), WS_OP_TEXT, "tail", 4), 0);
+    iterate();
+    assert_int_equal(F.sc.out_len, head + 4 + sizeof(big)); /* nothing went out */
+    assert_int_equal(live()->write_blocked, 1);
+    assert_true(live()->events & EV_WRITE);
+    iterate(); /* not dirty while blocked: no writev is tried per iteration */
+    assert_int_equal(live()->write_blocked, 1);
+
+    F.sc.write_eagain = 0;
+    F.sc.write_max = 3; /* a partial write first, the rest on the next event */
+    writable();
+    F.sc.write_max = 0;
+    if (live()->write_blocked)
+        writable();
+    assert_int_equal(live()->write_blocked, 0);
+    assert_false(live()->events & EV_WRITE);
+    struct sframe fr[4];
+    assert_int_equal(server_frames(fr, 4), 3);
+    assert_int_equal(fr[0].len, sizeof(big));
+    assert_memory_equal(fr[0].p, big, sizeof(big));
+    assert_int_equal(fr[1].op, WS_OP_BINARY);
+    assert_memory_equal(fr[1].p, "0123456789", 10);
+    assert_int_equal(fr[2].op, WS_OP_TEXT);
+    assert_memory_equal(fr[2].p, "tail", 4);
+    fx_teardown();
+}
+
+/* The peer closes: on_close(1000) once, the close is echoed, our side
+ * shuts down (LINGER), and the peer's EOF releases the connection. */
+static void test_conn__close_handshake_from_the_peer(void **state)
+{
+    fx_setup();
+    upgrade();
+    uint8_t b[64];
+    script_input(&F.sc, b, client_close(b, 1000, "bye"));
+    readable();
+    assert_int_equal(rec.closes, 1);
+    assert_int_equal(rec.close_code, 1000);
+    struct sframe fr[4];
+    assert_int_equal(server_frames(fr, 4), 1);
+    assert_int_equal(close_code_of(&fr[0]), 1000);
+    assert_int_equal(live()->state, CONN_LINGER);
+    assert_int_equal(F.sc.shutdowns, 1);
+    F.sc.in_eof = 1;
+    readable();
+    assert_null(live());
+    assert_int_equal(F.sc.destroyed, 1);
+    assert_int_equal(rec.closes, 1);
+    fx_teardown();
+}
+
+/* We close: the close frame goes out, we wait for the peer's, then LINGER. */
+static void test_conn__close_handshake_from_us(void **state)
+{
+    fx_setup();
+    upgrade();
+    conn_close(live(), 1001, "going away");
+    conn_close(live(), 1000, "twice"); /* idempotent */
+    iterate();
+    assert_int_equal(rec.closes, 1);
+    assert_int_equal(rec.close_code, 1001);
+    struct sframe fr[4];
+    assert_int_equal(server_frames(fr, 4), 1);
+    assert_int_equal(close_code_of(&fr[0]), 1001);
+    assert_memory_equal(fr[0].p + 2, "going away", 10);
+    assert_int_equal(live()->state, CONN_CLOSING);
+    assert_int_equal(F.sc.shutdowns, 0);
+    /* Data after our close is not delivered. */
+    uint8_t b[64];
+    size_t n = client_frame(b, 1, WS_OP_TEXT, "late", 4);
+    n += client_close(b + n, 1001, "");
+    script_input(&F.sc, b, n);
+    readable();
+    assert_int_equal(rec.messages, 0);
+    assert_int_equal(live()->state, CONN_LINGER);
+    assert_int_equal(F.sc.shutdowns, 1);
+    fx_teardown();
+}
+
+/* A peer that never answers our close, or never sends EOF after it, is
+ * released after close_timeout. */
+static void test_conn__close_timeouts(void **state)
+{
+    /* CLOSING: our close sent, the peer silent. */
+    T.close = 0.03;
+    fx_setup();
+    upgrade();
+    conn_close(live(), 1000, "");
+    iterate();
+    assert_non_null(live());
+    after(0.06);
+    assert_null(live());
+    fx_teardown();
+
+    /* LINGER: handshake done, no EOF. */
+    T.close = 0.03;
+    fx_setup();
+    upgrade();
+    uint8_t b[64];
+    script_input(&F.sc, b, client_close(b, 1000, ""));
+    readable();
+    assert_int_equal(live()->state, CONN_LINGER);
+    after(0.06);
+    assert_null(live());
+    fx_teardown();
+}
+
+/* A client that sends half a head and stops gets 408; one that sends
+ * nothing is dropped. */
+static void test_conn__handshake_timeout(void **state)
+{
+    T.hs = 0.03;
+    fx_setup();
+    script_input(&F.sc, REQUEST, 20);
+    readable();
+    after(0.06);
+    assert_true(F.sc.out_len > 12 && memcmp(F.sc.out, "HTTP/1.1 408", 12) == 0);
+    assert_int_equal(STAT_GET(&F.stats, handshake_timeouts_total), 1);
+    fx_teardown();
+
+    T.hs = 0.03;
+    fx_setup();
+    after(0.06);
+    assert_null(live());
+    assert_int_equal(F.sc.out_len, 0);
+    fx_teardown();
+}
+
+/* Idle: a ping after ping_interval; no pong within pong_timeout: close 1001. */
+static void test_conn__heartbeat_expiry(void **state)
+{
+    T.idle = T.pong = 0.03;
+    fx_setup();
+    upgrade();
+    after(0.05);
+    struct sframe fr[8];
+    assert_int_equal(server_frames(fr, 8), 1);
+    assert_int_equal(fr[0].op, WS_OP_PING);
+    assert_int_equal(STAT_GET(&F.stats, pings_sent_total), 1);
+    after(0.05);
+    assert_int_equal(server_frames(fr, 8), 2);
+    assert_int_equal(close_code_of(&fr[1]), 1001);
+    assert_int_equal(STAT_GET(&F.stats, heartbeat_closes_total), 1);
+    assert_int_equal(rec.closes, 1);
+    fx_teardown();
+
+    /* Answered: the pong deadline is cancelled, no close. */
+    T.idle = T.pong = 0.03;
+    fx_setup();
+    upgrade();
+    after(0.05);
+    uint8_t b[32];
+    script_input(&F.sc, b, client_frame(b, 1, WS_OP_PONG, "rc", 2));
+    readable();
+    after(0.02);
+    int k = server_frames(fr, 8);
+    for (int i = 0; i < k; i++)
+        assert_int_not_equal(fr[i].op, WS_OP_CLOSE);
+    assert_int_equal(STAT_GET(&F.stats, heartbeat_closes_total), 0);
+    assert_int_equal(live()->state, CONN_OPEN);
+    fx_teardown();
+}
+
+static struct frame_ref *room_frame(uint64_t tag, char mark, size_t len)
+{
+    char p[512];
+    memset(p, mark, len);
+    struct frame_ref *f = frame_ref_encode(WS_OP_TEXT, 0, p, len);
+    f->tag = tag;
+    return f;
+}
+
+/* Over the hard limit a room frame is dropped (and counted); the
+ * connection and what it already has queued are untouched. */
+static void test_conn__slow_consumer_drop(void **state)
+{
+    fx_setup();
+    F.cfg.sendq_hard_limit = 1000;
+    F.cfg.sendq_soft_limit = 900;
+    F.cfg.sendq_soft_seconds = 60;
+    upgrade();
+    F.sc.write_eagain = 1;
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 5; i++) {
+        struct frame_ref *f = room_frame(7, (char)('A' + i), 300);
+        int rc = conn_deliver(live(), f, SLOW_DROP);
+        frame_ref_put(f);
+        if (rc == 0)
+            ok++;
+        else if (rc == RC_E_LIMIT)
+            limited++;
+    }
+    assert_int_equal(ok, 3);
+    assert_int_equal(limited, 2);
+    assert_int_equal(STAT_GET(&F.stats, drops_total), 2);
+    F.sc.write_eagain = 0;
+    writable();
+    struct sframe fr[8];
+    assert_int_equal(server_frames(fr, 8), 3);
+    assert_int_equal(fr[2].p[0], 'C');
+    assert_int_equal(live()->state, CONN_OPEN);
+    fx_teardown();
+}
+
+/* SLOW_CLOSE: what the client never started to read is dropped and a close
+ * 1008 is next in line. */
+static void test_conn__slow_consumer_close(void **state)
+{
+    fx_setup();
+    F.cfg.sendq_hard_limit = 1000;
+    F.cfg.sendq_soft_limit = 900;
+    F.cfg.sendq_soft_seconds = 60;
+    upgrade();
+    F.sc.write_eagain = 1;
+    int rc = 0;
+    for (int i = 0; i < 5 && rc == 0; i++) {
+        struct frame_ref *f = room_frame(7, 'x', 300);
+        rc = conn_deliver(live(), f, SLOW_CLOSE);
+        frame_ref_put(f);
+    }
+    assert_int_equal(rc, RC_E_LIMIT);
+    assert_int_equal(STAT_GET(&F.stats, slow_closes_total), 1);
+    assert_int_equal(rec.closes, 1);
+    assert_int_equal(rec.close_code, WS_CLOSE_POLICY);
+    F.sc.write_eagain = 0;
+    writable();
+    struct sframe fr[8];
+    assert_int_equal(server_frames(fr, 8), 1);
+    assert_int_equal(close_code_of(&fr[0]), WS_CLOSE_POLICY);
+    /* failing: no wait for the peer's close once ours is out */
+    assert_int_equal(live()->state, CONN_LINGER);
+    fx_teardown();
+}
+
+/* SLOW_LATEST: over the limit, pending frames of the same room give way to
+ * the newest; other rooms' frames stay. */
+static void test_conn__slow_consumer_latest(void **state)
+{
+    fx_setup();
+    F.cfg.sendq_hard_limit = 1000;
+    F.cfg.sendq_soft_limit = 900;
+    F.cfg.sendq_soft_seconds = 60;
+    upgrade();
+    F.sc.write_eagain = 1;
+    const struct {
+        uint64_t tag;
+        char mark;
+    } seq[] = {{1, 'a'}, {2, 'B'}, {1, 'c'}, {1, 'd'}};
+    for (size_t i = 0; i < 4; i++) {
+        struct frame_ref *f = room_frame(seq[i].tag, seq[i].mark, 300);
+        assert_int_equal(conn_deliver(live(), f, SLOW_LATEST), 0);
+        frame_ref_put(f);
+    }
+    F.sc.write_eagain = 0;
+    writable();
+    struct sframe fr[8];
+    assert_int_equal(server_frames(fr, 8), 2);
+    assert_int_equal(fr[0].p[0], 'B');
+    assert_int_equal(fr[1].p[0], 'd');
+    assert_int_equal(STAT_GET(&F.stats, drops_total), 2);
+    fx_teardown();
+}
+
+/* A close while data waits for a blocked socket goes behind the data. */
+static void test_conn__close_during_pending_flush(void **state)
+{
+    fx_setup();
+    upgrade();
+    F.sc.write_eagain = 1;
+    assert_int_equal(conn_send(live(), WS_OP_TEXT, "first", 5), 0);
+    iterate();
+    conn_close(live(), 1000, "done");
+    assert_int_equal(conn_send(live(), WS_OP_TEXT, "after", 5), RC_E_CLOSED);
+    iterate();
+    assert_int_equal(live()->state, CONN_CLOSING);
+    F.sc.write_eagain = 0;
+    writable();
+    struct sframe fr[8];
+    assert_int_equal(server_frames(fr, 8), 2);
+    assert_int_equal(fr[0].op, WS_OP_TEXT);
+    assert_memory_equal(fr[0].p, "first", 5);
+    assert_int_equal(close_code_of(&fr[1]), 1000);
+    assert_int_equal(F.sc.shutdowns, 0); /* the peer's close is still owed */
+    uint8_t b[32];
+    script_input(&F.sc, b, client_close(b, 1000, ""));
+    readable();
+    assert_int_equal(live()->state, CONN_LINGER);
+    assert_int_equal(F.sc.shutdowns, 1);
+    fx_teardown();
+}
+
+/* A read error or a write error releases the connection (1006 to the handler). */
+static void test_conn__io_errors_release(void **state)
+{
+    fx_setup();
+    upgrade();
+    F.sc.read_error = -ECONNRESET;
+    readable();
+    assert_null(live());
+    assert_int_equal(rec.close_code, WS_CLOSE_ABNORMAL);
+    fx_teardown();
+
+    fx_setup();
+    upgrade();
+    F.sc.write_error = -EPIPE;
+    assert_int_equal(conn_send(live(), WS_OP_TEXT, "x", 1), 0);
+    iterate();
+    assert_null(live());
+    fx_teardown();
+}
+
+/* Hooks: the modules above learn of user changes and releases without conn
+ * knowing them. */
+static int hook_log[16], hook_n;
+static char user_seen[16][32];
+
+static void release_a(void *ctx, struct conn *c)
+{
+    hook_log[hook_n++] = 1;
+}
+
+static void release_b(void *ctx, struct conn *c)
+{
+    hook_log[hook_n++] = 2;
+}
+
+static void user_hook(void *ctx, struct conn *c, const char *old)
+{
+    snprintf(user_seen[hook_n], sizeof(user_seen[0]), "%s>%s", old ? old : "-",
+             c->user ? c->user : "-");
+    hook_log[hook_n++] = 3;
+}
+
+static void test_conn__hooks_run_in_order(void **state)
+{
+    hook_n = 0;
+    fx_setup();
+    conn_hook_release(&F.cs, release_a, NULL);
+    conn_hook_release(&F.cs, release_b, NULL);
+    conn_hook_user(&F.cs, user_hook, NULL);
+    upgrade();
+    assert_int_equal(conn_set_user(live(), "alice", 5), 0);
+    assert_int_equal(conn_set_user(live(), "alice", 5), 0); /* unchanged: no hook */
+    assert_int_equal(conn_set_user(live(), "", 0), RC_E_INVAL);
+    assert_int_equal(conn_set_user(live(), "bob", 3), 0);
+    conn_release(live());
+    iterate();
+    assert_null(live());
+    assert_int_equal(hook_n, 5);
+    assert_int_equal(hook_log[0], 3);
+    assert_string_equal(user_seen[0], "->alice");
+    assert_string_equal(user_seen[1], "alice>bob");
+    assert_int_equal(hook_log[2], 1);
+    assert_int_equal(hook_log[3], 2);
+    assert_int_equal(hook_log[4], 3);
+    assert_string_equal(user_seen[4], "bob>-");
+    fx_teardown();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conn__upgrade_and_first_frame_at_every_byte_split),
+        cmocka_unit_test(test_conn__frames_at_every_byte_split),
+        cmocka_unit_test(test_conn__partial_writes_and_eagain),
+        cmocka_unit_test(test_conn__close_handshake_from_the_peer),
+        cmocka_unit_test(test_conn__close_handshake_from_us),
+        cmocka_unit_test(test_conn__close_timeouts),
+        cmocka_unit_test(test_conn__handshake_timeout),
+        cmocka_unit_test(test_conn__heartbeat_expiry),
+        cmocka_unit_test(test_conn__slow_consumer_drop),
+        cmocka_unit_test(test_conn__slow_consumer_close),
+        cmocka_unit_test(test_conn__slow_consumer_latest),
+        cmocka_unit_test(test_conn__close_during_pending_flush),
+        cmocka_unit_test(test_conn__io_errors_release),
+        cmocka_unit_test(test_conn__hooks_run_in_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -238,6 +238,14 @@ static void interest(struct rooms *R, const char *name, size_t len, int on)
         R->bus->ops->room_interest(R->bus, name, len, on);
 }
 
+/* Cluster-wide presence (a cluster bus keeps it; NULL for the local bus). */
+static void presence(struct rooms *R, const char *name, size_t len, const struct conn *c, int on)
+{
+    if (R->bus && R->bus->ops->presence_set)
+        R->bus->ops->presence_set(R->bus, name, len, c->id, c->user, c->user ? strlen(c->user) : 0,
+                                  on);
+}
+
 static void summary_update(struct rooms *R, struct conn *c, const char *name, size_t len, int join)
 {
     int wid = idmap_tag_of(c->id);
@@ -257,8 +265,11 @@ static void summary_update(struct rooms *R, struct conn *c, const char *name, si
             r->empty_since = mono_now();
     }
     pthread_mutex_unlock(&r->lock);
-    if (edge)
-        interest(R, name, len, join);
+    if (edge && join)
+        interest(R, name, len, 1);
+    presence(R, name, len, c, join);
+    if (edge && !join)
+        interest(R, name, len, 0);
 }
 
 /* The user hook: c->user changed; record it in every room c is in, for presence. */
@@ -273,6 +284,7 @@ static void on_conn_user(void *ctx, struct conn *c, const char *old)
         char *user = c->user ? rc_xstrdup(c->user) : NULL;
         rc_free(strmap_put(&r->members, &c->id, sizeof(c->id), user));
         pthread_mutex_unlock(&r->lock);
+        presence(R, lr->name, lr->name_len, c, 1);
     }
 }
 

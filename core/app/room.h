@@ -37,6 +37,11 @@
  * DESIGN.md, which routes joins through the mailbox too: synchronous reads
  * from Lua need them, and joins are rare next to publishes.)
  *
+ * Joins and leaves also tell the bus: room_interest when this node gains
+ * its first or loses its last member of a room, presence_set per member
+ * (a cluster bus keeps presence; the local bus has none). The user index
+ * (users.c) does the same with user_interest.
+ *
  * Local membership (which of MY connections are in room R) lives in the
  * worker's part of the registry (struct room_part) and in the connection
  * (c->rooms). room.c reaches connections through hooks it registers with

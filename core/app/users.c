@@ -14,9 +14,10 @@ struct user_conns {
     uint32_t n, cap;
 };
 
-void users_init(struct users *u, int nworkers)
+void users_init(struct users *u, int nworkers, struct bus *bus)
 {
     memset(u, 0, sizeof(*u));
+    u->bus = bus;
     pthread_mutex_init(&u->lock, NULL);
     strmap_init(&u->by_user);
     strmap_init(&u->user_of);
@@ -37,30 +38,33 @@ void users_destroy(struct users *u)
     pthread_mutex_destroy(&u->lock);
 }
 
-/* With lock held. */
-static void index_remove(struct users *u, const char *user, uint64_t id)
+/* With lock held. Returns 1 when it removed the user's last connection. */
+static int index_remove(struct users *u, const char *user, uint64_t id)
 {
     size_t ul = strlen(user);
     struct user_conns *uc = strmap_get(&u->by_user, user, ul);
     if (uc == NULL)
-        return;
+        return 0;
     for (uint32_t i = 0; i < uc->n; i++) {
         if (uc->ids[i] == id) {
             uc->ids[i] = uc->ids[--uc->n];
             break;
         }
     }
-    if (uc->n == 0)
-        user_conns_free(strmap_del(&u->by_user, user, ul));
+    if (uc->n > 0)
+        return 0;
+    user_conns_free(strmap_del(&u->by_user, user, ul));
+    return 1;
 }
 
 /* The user hook: c->user changed from old (conn_set_user, or the release). */
 static void on_user(void *ctx, struct conn *c, const char *old)
 {
     struct users *u = ctx;
+    int gone = 0, first = 0;
     pthread_mutex_lock(&u->lock);
     if (old)
-        index_remove(u, old, c->id);
+        gone = index_remove(u, old, c->id);
     if (c->user) {
         size_t len = strlen(c->user);
         struct user_conns *uc = strmap_get(&u->by_user, c->user, len);
@@ -73,11 +77,19 @@ static void on_user(void *ctx, struct conn *c, const char *old)
             uc->ids = rc_xrealloc(uc->ids, uc->cap * sizeof(*uc->ids));
         }
         uc->ids[uc->n++] = c->id;
+        first = uc->n == 1;
         rc_free(strmap_put(&u->user_of, &c->id, sizeof(c->id), rc_xstrndup(c->user, len)));
     } else {
         rc_free(strmap_del(&u->user_of, &c->id, sizeof(c->id)));
     }
     pthread_mutex_unlock(&u->lock);
+    /* A cluster bus (un)subscribes the user's channel; outside the lock. */
+    if (u->bus && u->bus->ops->user_interest) {
+        if (gone)
+            u->bus->ops->user_interest(u->bus, old, strlen(old), 0);
+        if (first)
+            u->bus->ops->user_interest(u->bus, c->user, strlen(c->user), 1);
+    }
 }
 
 void users_attach(struct users *u, int worker, struct connset *cs, struct mailbox *mb)

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus.h"
 #include "config.h"
 #include "conn.h"
 #include "mailbox.h"
@@ -26,12 +27,15 @@ struct users {
     struct strmap by_user; /* user id -> struct user_conns *, under lock */
     struct strmap user_of; /* conn id (8 bytes) -> char * user (owned), under lock */
     int nworkers;
+    struct bus *bus;                    /* borrowed, may be NULL: told of user_interest */
     struct connset *cs[RC_MAX_WORKERS]; /* borrowed */
     struct mailbox *mb[RC_MAX_WORKERS]; /* borrowed */
 };
 
-/* Main thread, before the workers start: the index, then each worker's part. */
-void users_init(struct users *u, int nworkers);
+/* Main thread, before the workers start: the index, then each worker's part.
+ * bus (may be NULL) hears user_interest when a user's first connection on
+ * this node appears and its last one goes. */
+void users_init(struct users *u, int nworkers, struct bus *bus);
 void users_attach(struct users *u, int worker, struct connset *cs, struct mailbox *mb);
 void users_destroy(struct users *u);
 

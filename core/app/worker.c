@@ -266,7 +266,7 @@ int server_init(struct server *s, struct rc_config *cfg, const struct conn_handl
     if (rc < 0)
         return rc;
     rooms_init(&s->rooms, n, cfg, s->store, s->bus);
-    users_init(&s->users, n);
+    users_init(&s->users, n, s->bus);
     s->workers = rc_xcalloc((size_t)n, sizeof(struct worker));
     for (int i = 0; i < n; i++) {
         rc = worker_init(&s->workers[i], s, i, fds[i]);

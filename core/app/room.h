@@ -5,21 +5,31 @@
  * ext/store.h). With the local bus (ext/bus_local.c) and the memory store
  * (ext/store_mem.c):
  *
- *   thread       stage                        file            buffer (owner)
- *   ----------   --------------------------   -------------   ---------------------------------
- *   worker A     room_publish -> bus.publish  room.c          payload: Lua's, copied into the
- *                                             bus_local.c     publish job (bus_local, until acked)
- *                  | host.post (MAIL_CALL)    mailbox.c
- *   owner B      1 sequence: seq = last + 1   bus_local.c     per-room seq map (B's thread only)
- *   owner B      2 encode once: stamp seq/ts  msgframe.c      frame_ref, refs = 1 (bus_local)
- *   owner B      3 store.append(msg, frame)   store_mem.c     +1 ref per ring entry (the store,
- *                                                             until the ring overwrites it)
- *   owner B      4 host.deliver_frame         room.c          +1 ref per MAIL_DELIVER (the mail)
- *                  | one MAIL_DELIVER per worker with members (mailbox.c)
- *   worker C     fan-out: room_on_deliver     room.c          +1 ref per member's send queue
- *                  -> conn_deliver(c, frame)  conn.c          (sendq, until written)
- *                  -> ev_prepare: writev      conn.c, tcp.c
- *   worker A     ack(seq) (bus_local)         bus_local.c     the publish job, freed
+ *   thread     stage                          file           buffer (who owns it)
+ *   --------   ----------------------------   ------------   ------------------------------------
+ *   worker A   read, ws_msg, on_message       conn.c         the worker's read buffer (connset)
+ *              room:publish -> room_publish   lapi.c,        payload: Lua's string until copied
+ *                -> bus.publish               room.c,        into the publish job (bus_local
+ *                                             bus_local.c    owns it until the ack)
+ *                | host.post = MAIL_CALL      host.c,
+ *                                             mailbox.c
+ *   owner B    1 sequence: seq = last + 1     bus_local.c    per-room seq map (B's thread only)
+ *   owner B    2 encode once, stamp seq/ts    msgframe.c     frame_ref, refs = 1 (bus_local)
+ *   owner B    3 store.append(msg, frame)     store_mem.c    +1 ref per ring entry (the store,
+ *                                                            until the ring overwrites it)
+ *   owner B    4 host.deliver_frame           host.c,        +1 ref per MAIL_DELIVER (the mail
+ *                -> room_deliver_frame        room.c         until it is handled)
+ *                | one MAIL_DELIVER per worker with members (mailbox.c)
+ *   worker C   fan-out: on_deliver            room.c         +1 ref per member's send queue
+ *                -> conn_deliver(c, frame)    conn.c         (sendq, until written)
+ *                -> ev_prepare: writev        worker.c ->    the iovecs point into the frame
+ *                                             conn.c, tcp.c
+ *   worker A   ack(ud, 0, seq)                bus_local.c    the publish job, freed
+ *
+ * Encoding (2) comes before the store (3): the stamped payload the store
+ * keeps is the one members receive, and the memory store keeps a reference
+ * into the encoded frame rather than a copy (as the history ring always
+ * did). A store that copies (SQLite) reads m.data, the same bytes.
  *
  * A cluster bus (Redis) replaces the hop A -> B and the sequencing: it calls
  * host.deliver on B with a message that already has its seq; room_deliver

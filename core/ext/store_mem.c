@@ -91,10 +91,12 @@ static int mem_append(struct store *st, const char *room, size_t len, const stru
 {
     struct store_mem *m = MEM(st);
     uint32_t off = 0;
-    if (frame) {
+    if (m->cap == 0) {
+        frame = NULL; /* only the last seq is kept */
+    } else if (frame) {
         frame_ref_get(frame);
         off = (uint32_t)((const uint8_t *)msg->data - frame->data);
-    } else if (m->cap > 0) {
+    } else {
         frame = frame_ref_try_new(msg->len, 0);
         if (frame == NULL)
             return RC_E_NOMEM;

@@ -30,6 +30,7 @@
 #include "conn.h"
 #include "drain.h"
 #include "host.h"
+#include "idmap.h"
 #include "listener.h"
 #include "mailbox.h"
 #include "room.h"
@@ -105,10 +106,10 @@ void server_join(struct server *s);
 /* Sum of one counter over all workers. Any thread. */
 uint64_t server_stat_sum(const struct server *s, size_t offset);
 
-/* The worker that owns a connection id. */
+/* The worker that owns a connection id (the id's tag: idmap.h). */
 static inline int worker_of_conn_id(uint64_t id)
 {
-    return (int)(id & 0xff);
+    return idmap_tag_of(id);
 }
 
 /* Asks every worker to reload its handler state (posts MAIL_RELOAD). Any thread. */

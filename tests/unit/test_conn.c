@@ -26,6 +26,7 @@
 
 #include "closecode.h"
 #include "config.h"
+#include "confload.h"
 #include "conn.h"
 #include "err.h"
 #include "frame_ref.h"

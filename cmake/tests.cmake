@@ -35,10 +35,11 @@ foreach(src ${RC_UNIT_TESTS})
   set_target_properties(${name} PROPERTIES ENABLE_EXPORTS ON)
   add_test(NAME unit/${name} COMMAND ${name})
   # Tests that start threads also run in the TSan build (make test-tsan runs
-  # -L tsan): test_mailbox (producer threads and a consumer loop). The other
+  # -L tsan): test_mailbox (producer threads and a consumer loop) and
+  # test_store_sqlite (appenders, the writer and reader threads). The other
   # unit tests run on one thread and have nothing for TSan to find.
   set(labels "unit")
-  if(name MATCHES "^test_mailbox$")
+  if(name MATCHES "^test_(mailbox|store_sqlite)$")
     set(labels "unit;tsan")
   endif()
   set_tests_properties(unit/${name} PROPERTIES LABELS "${labels}" TIMEOUT 300

@@ -534,14 +534,15 @@ static int ensure_room(struct store_sqlite *st, struct wstmt *w, struct sroom *r
     return rc;
 }
 
-/* Writes entries [first, first + n) in one transaction. Writer thread. */
-static int write_batch(struct store_sqlite *st, struct wstmt *w, struct pend *first, uint64_t n)
+/* Writes batch[0..n) in one transaction. Writer thread. The entries were
+ * collected under the mutex (their next links may be written by appenders). */
+static int write_batch(struct store_sqlite *st, struct wstmt *w, struct pend **batch, uint64_t n)
 {
     sqlite3 *db = st->wdb;
     struct sroom *touched = NULL;
     int rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-    struct pend *p = first;
-    for (uint64_t i = 0; rc == SQLITE_OK && i < n; i++, p = p->next) {
+    for (uint64_t i = 0; rc == SQLITE_OK && i < n; i++) {
+        struct pend *p = batch[i];
         struct sroom *r = p->room;
         rc = ensure_room(st, w, r);
         if (rc != SQLITE_OK || p->seq == 0)
@@ -578,11 +579,10 @@ static int write_batch(struct store_sqlite *st, struct wstmt *w, struct pend *fi
     if (failed)
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     /* Rooms inserted by a rolled-back transaction have no row after all. */
-    p = first;
-    for (uint64_t i = 0; i < n; i++, p = p->next) {
-        if (failed && p->room->id_new)
-            p->room->db_id = 0;
-        p->room->id_new = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (failed && batch[i]->room->id_new)
+            batch[i]->room->db_id = 0;
+        batch[i]->room->id_new = 0;
     }
     while (touched != NULL) {
         struct sroom *next = touched->batch_next;
@@ -626,6 +626,7 @@ static void *writer_main(void *arg)
     struct timespec trim_at = ts_add_ms(mono_now(), st->o.trim_ms);
     struct rc_ratelimit rl = {0};
     int64_t last_log_ms = 0;
+    struct pend **batch = rc_xmalloc(st->o.batch_max * sizeof(*batch));
 
     pthread_mutex_lock(&st->mu);
     for (;;) {
@@ -665,17 +666,19 @@ static void *writer_main(void *arg)
             continue;
         }
         uint64_t n = st->npend < st->o.batch_max ? st->npend : st->o.batch_max;
-        struct pend *first = st->head;
+        struct pend *p = st->head;
+        for (uint64_t i = 0; i < n; i++, p = p->next)
+            batch[i] = p;
         pthread_mutex_unlock(&st->mu);
 
-        int rc = prc == SQLITE_OK ? write_batch(st, &w, first, n) : prc;
+        int rc = prc == SQLITE_OK ? write_batch(st, &w, batch, n) : prc;
 
         pthread_mutex_lock(&st->mu);
         if (rc == SQLITE_OK) {
             for (uint64_t i = 0; i < n; i++) {
-                struct pend *p = st->head;
-                st->head = p->next;
-                rc_free(p);
+                struct pend *done = st->head;
+                st->head = done->next;
+                rc_free(done);
             }
             if (st->head == NULL)
                 st->tail = NULL;
@@ -706,6 +709,7 @@ static void *writer_main(void *arg)
         }
     }
     pthread_mutex_unlock(&st->mu);
+    rc_free(batch);
     free_writer(&w);
     return NULL;
 }

@@ -25,7 +25,8 @@
     XX(E_EXISTS, -5013, "already exists")                                                          \
     XX(E_DENIED, -5014, "denied")                                                                  \
     XX(E_TIMEOUT, -5015, "timed out")                                                              \
-    XX(E_CONFIG, -5016, "configuration error")
+    XX(E_CONFIG, -5016, "configuration error")                                                     \
+    XX(PENDING, -5017, "waiting for an asynchronous answer")
 
 enum rc_err {
 #define RC_ERR_ENUM(name, val, msg) RC_##name = (val),

@@ -3,7 +3,9 @@
 #include <lauxlib.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
+#include "alloc.h"
 #include "err.h"
 #include "log.h"
 #include "stats.h"
@@ -29,11 +31,40 @@ struct run {
     uint64_t spent; /* instructions, in LCALL_PERIOD steps */
     int exhausted;  /* 0, 1 = first error raised, 2 = erroring at every instruction */
     int grace;
+    int can_park;    /* started by lcall_pcall_async (or resumed): may wait */
+    uint64_t ticket; /* issued by lcall_wait_ticket during this run (0: none) */
+    int64_t deadline_ms;
+};
+
+/* How a parked handler reports its end (lcall_pcall_async). */
+struct park_req {
+    lcall_done_fn done;
+    void *ud;
+    uint64_t tag;
+};
+
+/* A handler coroutine waiting for ticket `ticket`. Owned by the thread's
+ * parked list; freed when completed, expired or dropped.
+ *
+ *   parked_head -> [ticket 7, L, co_ref] -> [ticket 5, ...] -> NULL
+ *
+ * The coroutine is anchored in L's registry (co_ref) so the GC keeps it. */
+struct parked {
+    struct parked *next;
+    uint64_t ticket;
+    lua_State *L; /* borrowed: the main state */
+    int co_ref;
+    uint64_t budget_left; /* what the run may still spend (0: unlimited) */
+    int64_t deadline_ms;  /* monotonic */
+    const char *what;     /* static */
+    struct park_req pk;
 };
 
 static _Thread_local struct run *cur_run;
 static _Thread_local int depth;
 static _Thread_local uint64_t errors_seen;
+static _Thread_local struct parked *parked_head;
+static _Thread_local uint64_t ticket_seq;
 
 static void budget_hook(lua_State *co, lua_Debug *ar);
 
@@ -132,7 +163,8 @@ static struct worker_stats *stats_of(lua_State *L)
 static const char *error_text(lua_State *L, lua_State *co, int status)
 {
     if (status == LUA_YIELD) {
-        lua_pushliteral(L, "handler yielded, but nothing resumes handlers yet");
+        lua_pushliteral(L, "handler yielded outside an asynchronous call (or where it cannot "
+                           "wait: connect, save_state, loading)");
     } else if (lua_type(co, -1) == LUA_TSTRING || lua_type(co, -1) == LUA_TNUMBER) {
         lua_pushstring(L, lua_tostring(co, -1));
     } else if (status == LUA_ERRMEM) {
@@ -143,15 +175,34 @@ static const char *error_text(lua_State *L, lua_State *co, int status)
     return lua_tostring(L, -1);
 }
 
-static int run(lua_State *L, int nargs, int nres, uint64_t budget, const char *what, char *err,
-               size_t cap)
+int64_t lcall_now_ms(void)
 {
-    lua_State *co = take_thread(L);
-    /* L: ... fn args... co  ->  ... co fn args... (moved to co) */
-    lua_insert(L, -(nargs + 2));
-    lua_xmove(L, co, nargs + 1);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
-    struct run r = {.outer = cur_run, .budget = budget, .exhausted = 0};
+uint64_t lcall_wait_ticket(uint32_t timeout_ms)
+{
+    struct run *r = cur_run;
+    if (r == NULL || !r->can_park || r->ticket != 0)
+        return 0;
+    /* Ids stay below 2^53: Lua numbers hold them exactly. */
+    ticket_seq = (ticket_seq + 1) & ((1ULL << 53) - 1);
+    if (ticket_seq == 0)
+        ticket_seq = 1;
+    r->ticket = ticket_seq;
+    r->deadline_ms = lcall_now_ms() + (int64_t)timeout_ms;
+    return r->ticket;
+}
+
+/* Resumes co (on top of L's stack, nargs values pushed on co) within budget.
+ * pk NULL: the call may not wait. Returns 0 (nres results pushed on L, co
+ * popped), RC_PENDING (co parked and popped) or an error (co popped). */
+static int resume(lua_State *L, lua_State *co, int nargs, int nres, uint64_t budget,
+                  const char *what, char *err, size_t cap, const struct park_req *pk)
+{
+    struct run r = {.outer = cur_run, .budget = budget, .exhausted = 0, .can_park = pk != NULL};
     cur_run = &r;
     depth++;
     int status = lua_resume(co, nargs);
@@ -159,6 +210,24 @@ static int run(lua_State *L, int nargs, int nres, uint64_t budget, const char *w
     cur_run = r.outer;
     if (r.exhausted == 2)
         lua_sethook(L, budget_hook, LUA_MASKCOUNT, LCALL_PERIOD);
+
+    if (status == LUA_YIELD && r.ticket != 0 && lua_gettop(co) == 1 &&
+        lua_type(co, 1) == LUA_TNUMBER && (uint64_t)lua_tonumber(co, 1) == r.ticket) {
+        /* An asynchronous call: park until lcall_complete(ticket). The
+         * budget left is what this segment did not spend: waiting is free. */
+        lua_settop(co, 0);
+        struct parked *p = rc_xcalloc(1, sizeof(*p));
+        p->ticket = r.ticket;
+        p->L = L;
+        p->co_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* L: ... co -> ... */
+        p->budget_left = budget == 0 ? 0 : budget > r.spent ? budget - r.spent : 1;
+        p->deadline_ms = r.deadline_ms;
+        p->what = what;
+        p->pk = *pk;
+        p->next = parked_head;
+        parked_head = p;
+        return RC_PENDING;
+    }
 
     if (status == 0) {
         int got = lua_gettop(co);
@@ -203,17 +272,117 @@ static int run(lua_State *L, int nargs, int nres, uint64_t budget, const char *w
     return rc;
 }
 
+static int run(lua_State *L, int nargs, int nres, uint64_t budget, const char *what, char *err,
+               size_t cap, const struct park_req *pk)
+{
+    lua_State *co = take_thread(L);
+    /* L: ... fn args... co  ->  ... co fn args... (moved to co) */
+    lua_insert(L, -(nargs + 2));
+    lua_xmove(L, co, nargs + 1);
+    return resume(L, co, nargs, nres, budget, what, err, cap, pk);
+}
+
+int lcall_pcall_async(lua_State *L, int nargs, uint64_t budget, const char *what,
+                      lcall_done_fn done, void *ud, uint64_t tag)
+{
+    struct park_req pk = {.done = done, .ud = ud, .tag = tag};
+    return run(L, nargs, 0, budget, what, NULL, 0, &pk);
+}
+
+int lcall_complete(uint64_t ticket, int (*push)(lua_State *co, void *ud), void *ud)
+{
+    if (depth > 0)
+        return RC_E_INVAL; /* never inside a running handler (STYLE rule 5) */
+    struct parked **pp = &parked_head;
+    while (*pp != NULL && (*pp)->ticket != ticket)
+        pp = &(*pp)->next;
+    struct parked *p = *pp;
+    if (p == NULL)
+        return RC_E_NOT_FOUND;
+    *pp = p->next;
+    lua_State *L = p->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->co_ref); /* L: ... co */
+    luaL_unref(L, LUA_REGISTRYINDEX, p->co_ref);
+    lua_State *co = lua_tothread(L, -1);
+    int n = push != NULL ? push(co, ud) : 0;
+    /* A fresh budget record of what is left; an unlimited run stays so. */
+    int rc = resume(L, co, n, 0, p->budget_left, p->what, NULL, 0, &p->pk);
+    if (rc != RC_PENDING && p->pk.done != NULL)
+        p->pk.done(p->pk.ud, p->pk.tag, rc);
+    rc_free(p);
+    return 0;
+}
+
+static int push_timeout(lua_State *co, void *ud)
+{
+    (void)ud;
+    lua_pushnil(co);
+    lua_pushliteral(co, "timeout");
+    return 2;
+}
+
+size_t lcall_expire(int64_t now_ms)
+{
+    if (depth > 0)
+        return 0;
+    /* Collect first: a resumed handler may park again (a new record). */
+    size_t n = 0, cap = 0;
+    uint64_t *due = NULL;
+    for (struct parked *p = parked_head; p != NULL; p = p->next) {
+        if (p->deadline_ms > now_ms)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            due = rc_xrealloc(due, cap * sizeof(*due));
+        }
+        due[n++] = p->ticket;
+    }
+    size_t done = 0;
+    for (size_t i = 0; i < n; i++)
+        done += lcall_complete(due[i], push_timeout, NULL) == 0;
+    rc_free(due);
+    return done;
+}
+
+size_t lcall_parked(lua_State *L)
+{
+    size_t n = 0;
+    for (struct parked *p = parked_head; p != NULL; p = p->next)
+        n += L == NULL || p->L == L;
+    return n;
+}
+
+size_t lcall_drop_state(lua_State *L)
+{
+    size_t n = 0;
+    struct parked **pp = &parked_head;
+    while (*pp != NULL) {
+        struct parked *p = *pp;
+        if (p->L != L) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        luaL_unref(L, LUA_REGISTRYINDEX, p->co_ref);
+        if (p->pk.done != NULL)
+            p->pk.done(p->pk.ud, p->pk.tag, RC_E_CLOSED);
+        rc_free(p);
+        n++;
+    }
+    return n;
+}
+
 int lcall_pcall_what(lua_State *L, int nargs, int nres, uint64_t budget, const char *what)
 {
-    return run(L, nargs, nres, budget, what, NULL, 0);
+    return run(L, nargs, nres, budget, what, NULL, 0, NULL);
 }
 
 int lcall_pcall(lua_State *L, int nargs, int nres, uint64_t budget)
 {
-    return run(L, nargs, nres, budget, NULL, NULL, 0);
+    return run(L, nargs, nres, budget, NULL, NULL, 0, NULL);
 }
 
 int lcall_pcall_err(lua_State *L, int nargs, int nres, uint64_t budget, char *err, size_t cap)
 {
-    return run(L, nargs, nres, budget, NULL, err, cap);
+    return run(L, nargs, nres, budget, NULL, err, cap, NULL);
 }

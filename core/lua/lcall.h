@@ -50,6 +50,64 @@ int lcall_pcall_what(lua_State *L, int nargs, int nres, uint64_t budget, const c
  * cap). For loading and reloading, whose caller reports the failure. */
 int lcall_pcall_err(lua_State *L, int nargs, int nres, uint64_t budget, char *err, size_t cap);
 
+/* -- asynchronous calls ---------------------------------------------------------
+ *
+ * A handler that needs I/O waits without blocking the worker:
+ *
+ *   handler (coroutine) -- rc_ffi_x(...) --> C: t = lcall_wait_ticket(timeout); start the I/O
+ *                       <-- t ------------
+ *   Lua: coroutine.yield(t) --> lcall sees its own ticket: parks the coroutine, returns
+ *                               RC_PENDING to whoever called lcall_pcall_async
+ *   ... the worker serves everyone else ...
+ *   the answer arrives on the worker (mailbox, timer, store callback):
+ *     lcall_complete(t, push, ud) --> push(co, ud) results --> resume: the yield returns them
+ *                                     --> done(ud, tag, rc) once the handler ends
+ *   lcall_expire(now) resumes overdue waits with (nil, "timeout").
+ *
+ * The instruction budget covers running time only: each resumed segment
+ * gets what the previous ones left. A ticket nobody yields (the script
+ * swallowed it) or that completes after its wait expired is ignored.
+ * Thread: the state's worker; the parked list is per thread.
+ */
+
+/* The end of a parked call: rc is 0, RC_E_SCRIPT, RC_E_TIMEOUT (budget),
+ * or RC_E_CLOSED (the state was dropped). Called exactly once, later. */
+typedef void (*lcall_done_fn)(void *ud, uint64_t tag, int rc);
+
+/* lcall_pcall with nres = 0 for a handler that may wait. Returns 0, an
+ * error as lcall_pcall, or RC_PENDING: the coroutine is parked and
+ * done(ud, tag, rc) will be called exactly once when it ends (never from
+ * inside this call). */
+int lcall_pcall_async(lua_State *L, int nargs, uint64_t budget, const char *what,
+                      lcall_done_fn done, void *ud, uint64_t tag);
+
+/* From C reached by a running handler (an rc_ffi_* function): a ticket for
+ * one wait of at most timeout_ms, or 0 when this handler cannot wait (not
+ * started by lcall_pcall_async, or it already holds a ticket it has not
+ * yielded). The Lua side must then `coroutine.yield(ticket)` at once. */
+uint64_t lcall_wait_ticket(uint32_t timeout_ms);
+
+/* Resumes the handler waiting on ticket: push (may be NULL) pushes the
+ * yield's results on co and returns how many. Runs the handler to its next
+ * wait or its end (then calls its done). Must not be called from inside a
+ * handler (RC_E_INVAL). Returns 0, or RC_E_NOT_FOUND (unknown, expired or
+ * dropped ticket: push is not called). */
+int lcall_complete(uint64_t ticket, int (*push)(lua_State *co, void *ud), void *ud);
+
+/* Resumes every wait whose deadline is <= now_ms with (nil, "timeout").
+ * Returns how many. */
+size_t lcall_expire(int64_t now_ms);
+
+/* Waits parked for state L (NULL: any state) on this thread. */
+size_t lcall_parked(lua_State *L);
+
+/* Forgets every wait of state L (before lua_close): done(ud, tag,
+ * RC_E_CLOSED) for each. Returns how many. */
+size_t lcall_drop_state(lua_State *L);
+
+/* CLOCK_MONOTONIC in milliseconds (the clock of the deadlines). */
+int64_t lcall_now_ms(void);
+
 /* > 0 while the calling thread is inside lcall_pcall (C code reached from
  * Lua, e.g. an rc_ffi_* function, must not call back into Lua). */
 int lcall_depth(void);

@@ -29,7 +29,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents);
 static void update_events(struct conn *c)
 {
     int want = 0;
-    if (!c->read_paused)
+    if (!c->read_paused && !c->reads_held)
         want |= EV_READ;
     if (c->write_blocked)
         want |= EV_WRITE;
@@ -528,6 +528,14 @@ static void feed_ws(struct conn *c, uint8_t *buf, size_t n)
     }
 }
 
+void conn_hold_reads(struct conn *c, int hold)
+{
+    if (c->reads_held == (unsigned)!!hold || c->released)
+        return;
+    c->reads_held = !!hold;
+    update_events(c);
+}
+
 /* Any bytes from the peer prove it alive: back to the tail of the idle list. */
 static void touch(struct conn *c)
 {
@@ -559,7 +567,8 @@ static size_t conn_read(struct conn *c, void *buf, size_t cap)
 static void read_ws(struct conn *c)
 {
     struct connset *w = c->cs;
-    for (int i = 0; i < READS_PER_EVENT && !c->released && !c->read_paused; i++) {
+    for (int i = 0; i < READS_PER_EVENT && !c->released && !c->read_paused && !c->reads_held;
+         i++) {
         size_t n = conn_read(c, w->rbuf, CONN_RBUF_SIZE);
         if (n == 0)
             return;

@@ -159,6 +159,7 @@ struct conn {
     unsigned close_recv : 1;
     unsigned failing : 1; /* we failed the connection: don't wait for the peer's close */
     unsigned read_paused : 1;
+    unsigned reads_held : 1; /* conn_hold_reads: its handler's queue is full */
     unsigned write_blocked : 1;
     unsigned released : 1;
     unsigned notified : 1;  /* on_close delivered */
@@ -189,6 +190,12 @@ struct conn {
 /* The live connection with this id in cs, or NULL (closed, or on
  * another worker). */
 struct conn *conn_find(struct connset *cs, uint64_t id);
+
+/* Stops (hold = 1) or restarts (0) reading from c's socket, independently of
+ * the send-queue backpressure: the handler layer holds the reads of a
+ * connection whose messages queue behind a waiting handler. Messages already
+ * read keep coming until the current read buffer is consumed. c's worker. */
+void conn_hold_reads(struct conn *c, int hold);
 
 /* Creates a connection for an accepted socket (takes fd) and starts reading. */
 struct conn *conn_new(struct connset *cs, int fd, const struct sockaddr_storage *peer);

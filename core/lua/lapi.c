@@ -12,6 +12,7 @@
 #include "err.h"
 #include "frame_ref.h"
 #include "kv.h"
+#include "lhandler.h"
 #include "log.h"
 #include "mailbox.h"
 #include "room.h"
@@ -488,9 +489,15 @@ RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
     XX(rc_ffi_jwt_add_jwk)                                                                         \
     XX(rc_ffi_jwt_header)                                                                          \
     XX(rc_ffi_jwt_verify)                                                                          \
-    XX(rc_ffi_jwt_refused)
+    XX(rc_ffi_jwt_refused)                                                                         \
+    XX(rc_ffi_sleep)
 
 #define RC_FFI_PTR(name) (void *)name,
 #define RC_FFI_NAME(name) #name,
 void *const rc_ffi_symbols[] = {RC_FFI_LIST(RC_FFI_PTR) NULL};
 const char *const rc_ffi_names[] = {RC_FFI_LIST(RC_FFI_NAME) NULL};
+
+RC_FFI_EXPORT double rc_ffi_sleep(double ms)
+{
+    return (double)lhandler_sleep(worker_current(), ms);
+}

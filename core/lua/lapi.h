@@ -125,4 +125,9 @@ void rc_ffi_jwt_refused(int r);
 extern void *const rc_ffi_symbols[];
 extern const char *const rc_ffi_names[];
 
+/* -- asynchronous calls (lhandler.h) -------------------------------------- */
+/* rc.sleep: a ticket (as a number) the caller yields at once
+ * (coroutine.yield(t)), or 0 when the running handler cannot wait. */
+double rc_ffi_sleep(double ms);
+
 #endif

@@ -194,6 +194,12 @@ int lbridge_call(struct lbridge *b, int nargs, int nres, const char *what)
     return lcall_pcall_what(b->L, nargs, nres, b->budget, what);
 }
 
+int lbridge_call_async(struct lbridge *b, int nargs, const char *what, lcall_done_fn done, void *ud,
+                       uint64_t tag)
+{
+    return lcall_pcall_async(b->L, nargs, b->budget, what, done, ud, tag);
+}
+
 char *lbridge_save_state(struct lbridge *b)
 {
     lua_State *L = b->L;

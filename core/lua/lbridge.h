@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lcall.h"
+
 struct rc_config;
 struct worker_stats;
 
@@ -62,6 +64,11 @@ void lbridge_push(struct lbridge *b, enum lbridge_fn fn);
 
 /* lcall_pcall with the bridge's budget; `what` names the event in the log. */
 int lbridge_call(struct lbridge *b, int nargs, int nres, const char *what);
+
+/* lcall_pcall_async with the bridge's budget (nres 0): the handler may wait
+ * (lcall.h). 0, an error, or RC_PENDING (done(ud, tag, rc) later). */
+int lbridge_call_async(struct lbridge *b, int nargs, const char *what, lcall_done_fn done, void *ud,
+                       uint64_t tag);
 
 /* Calls save_state; returns an rc_xmalloc'd NUL-terminated JSON text, or NULL
  * (no state, or an error, which is logged and counted). */

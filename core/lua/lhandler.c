@@ -10,10 +10,63 @@
 #include "lbridge.h"
 #include "lcall.h"
 #include "log.h"
+#include "strmap.h"
 #include "worker.h"
 #include "ws_frame.h"
 
 #define REFUSAL_MAX 200
+/* Messages queued behind a waiting handler at which the connection's reads
+ * are held (resumed below half). What was already read still queues, so the
+ * queue is bounded by this plus one read buffer of messages. */
+#define WAITQ_HOLD 32
+/* How often overdue waits are looked for while any exists (seconds). */
+#define EXPIRE_PERIOD 0.05
+/* rc.sleep's wait may end this much after the sleep itself before it counts
+ * as timed out (milliseconds). */
+#define SLEEP_SLACK_MS 5000
+
+/* A message that arrived while its connection's handler was waiting. */
+struct qmsg {
+    struct qmsg *next;
+    int binary;
+    size_t len;
+    char data[];
+};
+
+/* A connection whose message handler is waiting (lcall.h), and what queued
+ * behind it. Owned by lw->waits (key: the 8 bytes of the conn id); exists
+ * exactly while busy, or while its queue is being drained; freed by
+ * msg_done (or worker stop).
+ *
+ *   message --> no cwait: run it --> RC_PENDING: cwait{busy} created
+ *   message --> cwait: queued (WAITQ_HOLD: reads held)
+ *   handler ends --> msg_done: run the queue in order until one waits again
+ *   connection closes --> queue dropped, closed = 1: the waiting handler
+ *                         still resumes, and finds its connection closed */
+struct cwait {
+    uint64_t id;
+    int busy;
+    int closed;
+    int draining;
+    struct qmsg *head, *tail;
+    size_t n;
+};
+
+/* A state replaced by a reload while handlers still waited in it: they
+ * finish in it; it is freed once none waits. Owned by lw->retired. */
+struct retired {
+    struct retired *next;
+    struct lbridge *b;
+};
+
+/* One rc.sleep in progress. Owned by lw->sleepers; freed when it fires or
+ * at worker stop. */
+struct sleeper {
+    struct sleeper *next, *prev;
+    ev_timer t;
+    uint64_t ticket;
+    struct lworker *lw;
+};
 
 /* A disconnect that happened while Lua was running. */
 struct deferred {
@@ -28,6 +81,12 @@ struct lworker {
     char refusal[REFUSAL_MAX + 1]; /* why->reason of the last refusal */
     struct deferred *dq;           /* owned array */
     size_t dq_len, dq_cap;
+    struct worker *w;    /* borrowed: the owner */
+    struct strmap waits; /* conn id -> struct cwait */
+    struct retired *retired;
+    struct sleeper *sleepers;
+    ev_timer expire;
+    int stopping;
     ev_timer tick; /* on_tick every tick_interval seconds (off when 0) */
 };
 
@@ -35,6 +94,8 @@ static struct lworker *lw_of(const struct worker *w)
 {
     return w->handler_state;
 }
+
+static void arm_expire(struct lworker *lw);
 
 static void call_disconnect(struct lworker *lw, uint64_t id, unsigned code, const char *reason,
                             size_t len)
@@ -44,7 +105,8 @@ static void call_disconnect(struct lworker *lw, uint64_t id, unsigned code, cons
     lua_pushnumber(L, (lua_Number)id);
     lua_pushinteger(L, (lua_Integer)code);
     lua_pushlstring(L, reason ? reason : "", reason ? len : 0);
-    lbridge_call(lw->b, 3, 0, "disconnect");
+    if (lbridge_call_async(lw->b, 3, "disconnect", NULL, NULL, 0) == RC_PENDING)
+        arm_expire(lw);
 }
 
 /* Delivers the disconnects queued during the handler that just returned. */
@@ -62,6 +124,167 @@ static void after_call(struct lworker *lw)
 {
     if (lw->dq_len > 0 && lcall_depth() == 0)
         flush_deferred(lw);
+}
+
+/* -- waiting handlers ----------------------------------------------------------- */
+
+static void expire_cb(struct ev_loop *loop, ev_timer *t, int revents);
+
+/* Looks for overdue waits while any exists. */
+static void arm_expire(struct lworker *lw)
+{
+    if (!ev_is_active(&lw->expire))
+        ev_timer_again(lw->w->loop, &lw->expire);
+}
+
+/* Frees the retired states nobody waits in any more. */
+static void reap_retired(struct lworker *lw)
+{
+    struct retired **pp = &lw->retired;
+    while (*pp != NULL) {
+        struct retired *r = *pp;
+        if (lcall_parked(r->b->L) > 0) {
+            pp = &r->next;
+            continue;
+        }
+        *pp = r->next;
+        rc_debug("reload: generation %llu retired", (unsigned long long)r->b->generation);
+        lbridge_free(r->b);
+        rc_free(r);
+    }
+}
+
+static void free_queue(struct cwait *cw)
+{
+    while (cw->head != NULL) {
+        struct qmsg *q = cw->head;
+        cw->head = q->next;
+        rc_free(q);
+    }
+    cw->tail = NULL;
+    cw->n = 0;
+}
+
+static void msg_done(void *ud, uint64_t id, int rc);
+
+/* Runs entry.message for connection id; when it waits, the connection gets
+ * (or keeps) its cwait, busy. */
+static void run_message(struct lworker *lw, uint64_t id, const void *data, size_t len, int binary)
+{
+    lua_State *L = lw->b->L;
+    lbridge_push(lw->b, LB_MESSAGE);
+    lua_pushnumber(L, (lua_Number)id);
+    lua_pushlstring(L, (const char *)data, len);
+    lua_pushboolean(L, binary);
+    if (lbridge_call_async(lw->b, 3, "message", msg_done, lw, id) == RC_PENDING) {
+        struct cwait *cw = strmap_get(&lw->waits, &id, sizeof(id));
+        if (cw == NULL) {
+            cw = rc_xcalloc(1, sizeof(*cw));
+            cw->id = id;
+            strmap_put(&lw->waits, &id, sizeof(id), cw);
+        }
+        cw->busy = 1;
+        arm_expire(lw);
+    }
+}
+
+/* A waiting message handler of connection id ended (any rc: its error was
+ * logged and answered by the chain): run what queued behind it, in order. */
+static void msg_done(void *ud, uint64_t id, int rc)
+{
+    (void)rc;
+    struct lworker *lw = ud;
+    struct cwait *cw = strmap_get(&lw->waits, &id, sizeof(id));
+    if (cw == NULL)
+        return;
+    cw->busy = 0;
+    cw->draining = 1;
+    while (!cw->busy && cw->head != NULL && !cw->closed && !lw->stopping) {
+        struct qmsg *q = cw->head;
+        cw->head = q->next;
+        if (cw->head == NULL)
+            cw->tail = NULL;
+        cw->n--;
+        run_message(lw, id, q->data, q->len, q->binary);
+        rc_free(q);
+        after_call(lw);
+    }
+    cw->draining = 0;
+    struct conn *c = cw->closed ? NULL : conn_find(lw->w, id);
+    if (!cw->busy) {
+        free_queue(cw);
+        strmap_del(&lw->waits, &id, sizeof(id));
+        rc_free(cw);
+        cw = NULL;
+    }
+    if (c != NULL && c->reads_held && (cw == NULL || cw->n < WAITQ_HOLD / 2))
+        conn_hold_reads(c, 0);
+}
+
+static void expire_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)revents;
+    struct lworker *lw = t->data;
+    lcall_expire(lcall_now_ms());
+    reap_retired(lw);
+    if (lcall_parked(NULL) == 0)
+        ev_timer_stop(loop, t);
+}
+
+int lhandler_complete(struct worker *w, uint64_t ticket, int (*push)(lua_State *co, void *ud),
+                      void *ud)
+{
+    struct lworker *lw = lw_of(w);
+    if (lw == NULL || lw->stopping)
+        return RC_E_CLOSED;
+    int rc = lcall_complete(ticket, push, ud);
+    reap_retired(lw);
+    return rc;
+}
+
+static int push_true(lua_State *co, void *ud)
+{
+    (void)ud;
+    lua_pushboolean(co, 1);
+    return 1;
+}
+
+static void sleeper_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct sleeper *s = t->data;
+    struct lworker *lw = s->lw;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        lw->sleepers = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    uint64_t ticket = s->ticket;
+    rc_free(s);
+    lhandler_complete(lw->w, ticket, push_true, NULL);
+}
+
+uint64_t lhandler_sleep(struct worker *w, double ms)
+{
+    struct lworker *lw = w ? lw_of(w) : NULL;
+    if (lw == NULL || !(ms >= 0) || ms > 86400e3)
+        return 0;
+    uint64_t t = lcall_wait_ticket((uint32_t)ms + SLEEP_SLACK_MS);
+    if (t == 0)
+        return 0;
+    struct sleeper *s = rc_xcalloc(1, sizeof(*s));
+    s->ticket = t;
+    s->lw = lw;
+    ev_timer_init(&s->t, sleeper_cb, ms / 1000.0, 0);
+    s->t.data = s;
+    ev_timer_start(w->loop, &s->t);
+    s->next = lw->sleepers;
+    if (s->next)
+        s->next->prev = s;
+    lw->sleepers = s;
+    return t;
 }
 
 /* -- connection callbacks ------------------------------------------------------- */
@@ -150,12 +373,26 @@ static int lua_upgrade(struct conn *c, const struct http_request *req, const str
 static void lua_message(struct conn *c, unsigned opcode, const uint8_t *data, size_t len)
 {
     struct lworker *lw = lw_of(c->w);
-    lua_State *L = lw->b->L;
-    lbridge_push(lw->b, LB_MESSAGE);
-    lua_pushnumber(L, (lua_Number)c->id);
-    lua_pushlstring(L, (const char *)data, len);
-    lua_pushboolean(L, opcode == WS_OP_BINARY);
-    lbridge_call(lw->b, 3, 0, "message");
+    if (lw->waits.count > 0) {
+        struct cwait *cw = strmap_get(&lw->waits, &c->id, sizeof(c->id));
+        if (cw != NULL) {
+            /* Its handler waits: this one runs after it, in order. */
+            struct qmsg *q = rc_xmalloc(sizeof(*q) + len);
+            q->next = NULL;
+            q->binary = opcode == WS_OP_BINARY;
+            q->len = len;
+            memcpy(q->data, data, len);
+            if (cw->tail)
+                cw->tail->next = q;
+            else
+                cw->head = q;
+            cw->tail = q;
+            if (++cw->n >= WAITQ_HOLD)
+                conn_hold_reads(c, 1);
+            return;
+        }
+    }
+    run_message(lw, c->id, data, len, opcode == WS_OP_BINARY);
     after_call(lw);
 }
 
@@ -164,6 +401,15 @@ static void lua_close_cb(struct conn *c, unsigned code, const uint8_t *reason, s
     struct lworker *lw = lw_of(c->w);
     if (lw == NULL || lw->b == NULL)
         return;
+    if (lw->waits.count > 0) {
+        /* Its messages still queued are dropped; a waiting handler resumes
+         * later and finds the connection closed. */
+        struct cwait *cw = strmap_get(&lw->waits, &c->id, sizeof(c->id));
+        if (cw != NULL) {
+            free_queue(cw);
+            cw->closed = 1;
+        }
+    }
     if (lcall_depth() > 0) {
         /* Reached from inside an FFI call: no re-entering the VM. */
         if (lw->dq_len == lw->dq_cap) {
@@ -193,7 +439,8 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     lua_State *L = lw->b->L;
     lbridge_push(lw->b, LB_TICK);
     lua_pushnumber(L, (lua_Number)(int64_t)(ev_now(loop) * 1000.0));
-    lbridge_call(lw->b, 1, 0, "tick");
+    if (lbridge_call_async(lw->b, 1, "tick", NULL, NULL, 0) == RC_PENDING)
+        arm_expire(lw);
     after_call(lw);
 }
 
@@ -207,6 +454,11 @@ static int lua_worker_start(struct worker *w)
     }
     struct lworker *lw = rc_xcalloc(1, sizeof(*lw));
     lw->b = b;
+    lw->w = w;
+    strmap_init(&lw->waits);
+    ev_init(&lw->expire, expire_cb);
+    lw->expire.repeat = EXPIRE_PERIOD;
+    lw->expire.data = lw;
     w->handler_state = lw;
     atomic_store_explicit(&w->generation, 1, memory_order_relaxed);
     if (w->cfg->tick_interval > 0) {
@@ -217,13 +469,39 @@ static int lua_worker_start(struct worker *w)
     return 0;
 }
 
+static void free_cwait(void *p)
+{
+    free_queue(p);
+    rc_free(p);
+}
+
 static void lua_worker_stop(struct worker *w)
 {
     struct lworker *lw = lw_of(w);
     if (lw == NULL)
         return;
-    if (w->loop)
+    if (w->loop) {
         ev_timer_stop(w->loop, &lw->tick);
+        ev_timer_stop(w->loop, &lw->expire);
+    }
+    /* Waiting handlers end here (their done sees stopping: nothing more runs). */
+    lw->stopping = 1;
+    while (lw->sleepers != NULL) {
+        struct sleeper *sl = lw->sleepers;
+        lw->sleepers = sl->next;
+        if (w->loop)
+            ev_timer_stop(w->loop, &sl->t);
+        rc_free(sl);
+    }
+    while (lw->retired != NULL) {
+        struct retired *r = lw->retired;
+        lw->retired = r->next;
+        lcall_drop_state(r->b->L);
+        lbridge_free(r->b);
+        rc_free(r);
+    }
+    lcall_drop_state(lw->b->L);
+    strmap_clear(&lw->waits, free_cwait);
     lbridge_free(lw->b);
     rc_free(lw->dq);
     rc_free(lw);
@@ -251,7 +529,16 @@ static void lua_reload(struct worker *w)
         return;
     }
     lw->b = nb;
-    lbridge_free(old);
+    if (lcall_parked(old->L) > 0) {
+        /* Handlers waiting in the old state finish there (their connections'
+         * later messages run in the new one); it is freed after the last. */
+        struct retired *r = rc_xcalloc(1, sizeof(*r));
+        r->b = old;
+        r->next = lw->retired;
+        lw->retired = r;
+    } else {
+        lbridge_free(old);
+    }
     atomic_store_explicit(&w->generation, nb->generation, memory_order_relaxed);
     STAT_INC(&w->stats, reloads_total);
     rc_info("reload: generation %llu (%.1f ms)", (unsigned long long)nb->generation,

@@ -51,6 +51,7 @@ int rc_ffi_jwt_header(const char *token, size_t tlen, char *out, size_t cap, siz
 int rc_ffi_jwt_verify(const struct jwt_keyset *ks, int alg, const char *kid, size_t kidlen,
                       const char *token, size_t tlen, char *out, size_t cap, size_t *plen);
 void rc_ffi_jwt_refused(int r);
+double rc_ffi_sleep(double ms);
 ]])
 
 local M = {
@@ -65,7 +66,7 @@ local M = {
         "rc_ffi_send_to_user", "rc_ffi_log", "rc_ffi_now", "rc_ffi_jwt_name",
         "rc_ffi_jwt_keyset_new", "rc_ffi_jwt_keyset_free", "rc_ffi_jwt_add_secret",
         "rc_ffi_jwt_add_pem", "rc_ffi_jwt_add_jwk", "rc_ffi_jwt_header", "rc_ffi_jwt_verify",
-        "rc_ffi_jwt_refused",
+        "rc_ffi_jwt_refused", "rc_ffi_sleep",
     },
     -- core/base/err.h
     E = {

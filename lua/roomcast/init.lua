@@ -461,6 +461,30 @@ function rc.worker_id()
     return worker_id
 end
 
+-- ------------------------------------------------------ asynchronous calls
+-- An API call that needs I/O takes a ticket from C and yields it; the worker
+-- resumes this handler when the answer comes (core/lua/lcall.h). Where the
+-- handler cannot wait (connect, save_state, module load) C gives no ticket.
+local co_yield = coroutine.yield
+
+-- waits for ticket t (a number from an rc_ffi_* call); returns the answer
+local function await(t)
+    if t == 0 then
+        return nil, "cannot_wait"
+    end
+    return co_yield(t)
+end
+rc._await = await
+
+-- rc.sleep(ms) -> true | nil, "cannot_wait" | nil, "timeout"
+function rc.sleep(ms)
+    if type(ms) ~= "number" or ms < 0 then
+        error(fmt("bad argument #1 to 'sleep' (non-negative number expected, got %s)",
+            tostring(ms)), 2)
+    end
+    return await(C.rc_ffi_sleep(ms))
+end
+
 function rc.generation()
     return generation
 end

@@ -4,9 +4,21 @@
 -- is optional and echoed in the reply.
 --
 --   {"type":"auth","token":"..."}          handled by plugins/jwt_auth when enabled
---   {"type":"join","room_id":"lobby","user_id":"alice","since":41}
---        -> {"type":"joined","room_id":"lobby"}           (+ "id"; + "seq" when since was given)
---           then, with since, every kept message with seq > since, as it was broadcast
+--   {"type":"join","room_id":"lobby","user_id":"alice"}
+--        -> {"type":"joined","room_id":"lobby","seq":41,"epoch":"k3x9"}   (+ "id" after room_id)
+--           seq: the room's last seq; epoch: changes only when the room's history was
+--           lost or reset (a crash, a wiped store): seqs of another epoch mean nothing.
+--   {"type":"join","room_id":"lobby","since":41,"epoch":"k3x9"}   (recovery; epoch optional)
+--        -> {"type":"joined","room_id":"lobby","seq":45,"epoch":"k3x9","recovered":true}
+--           then every stored broadcast with since < seq <= 45, in order, as it was
+--           broadcast (at most recover_max, default 1000). "recovered":false (and no
+--           replay) when the epoch differs, more than recover_max were missed, or the
+--           store cannot answer: refetch with history.
+--           Live broadcasts sequenced while the store is read can reach the client
+--           BEFORE `joined` (its membership starts first, so nothing falls between
+--           the replay and live traffic). A client buffers a room's broadcasts that
+--           arrive before its `joined`, then handles replay and buffer in seq order,
+--           dropping any seq it already has (seq <= the last one handled).
 --   {"type":"leave","room_id":"lobby"}    -> {"type":"left","room_id":"lobby"}
 --   {"type":"broadcast","room_id":"lobby","content":"hi"}
 --        -> every member, sender included:
@@ -17,9 +29,12 @@
 --        -> bob's connections: {"type":"direct","from":"alice","content":"psst"}
 --           (+ {"type":"ack","id":..,"delivered":n} when the request had an id)
 --   {"type":"history","room_id":"lobby","since":0,"limit":50}
---        -> {"type":"history","room_id":"lobby","messages":[{...broadcast...}, ...]}
---           oldest first; limit is clamped to 1..100 (default 50); without
---           since, the latest `limit` messages
+--   {"type":"history","room_id":"lobby","before":120,"limit":50}   (paging back)
+--        -> {"type":"history","room_id":"lobby","seq":130,"epoch":"k3x9",
+--            "messages":[{...broadcast, with its seq...}, ...]}
+--           oldest first; limit is clamped to 1..1000 (default 50). since: the first
+--           `limit` with a greater seq; before: the last `limit` with a smaller seq;
+--           neither: the latest `limit`. seq/epoch: the room's, at the read.
 --   {"type":"presence","room_id":"lobby"}
 --        -> {"type":"presence","room_id":"lobby","users":["alice",...],"count":n}
 --           users: distinct user ids; count: connections in the room
@@ -27,13 +42,19 @@
 -- Errors: {"type":"error","code":<code>,"message":<text>} (+ "id"), codes from
 -- roomcast.errors: bad_json, bad_request, unknown_type, missing_field,
 -- invalid_field, not_member, already_member, not_authorized, forbidden_room,
--- not_found, too_big, internal. history and presence need membership.
+-- not_found, too_big, unavailable (the history store cannot answer), internal.
+-- history and presence need membership.
 --
 -- The sender name is conn.user (set by jwt_auth, or by the first join that
 -- carries user_id), else "conn-<id>". A join whose user_id differs from an
 -- already set conn.user is refused (invalid_field): no renaming mid-session.
 --
--- Config (rc.config / the script's config): max_content_bytes (default 16384).
+-- Config (rc.config / the script's config): max_content_bytes (default 16384),
+-- recover_max (default 1000).
+--
+-- join and history wait for the history store (room:last_seq, room:history):
+-- the worker serves others meanwhile, and this connection's next messages
+-- run after the reply (lua/API.md "Waiting").
 
 local rc = require("roomcast")
 local util = require("roomcast.util")
@@ -45,8 +66,10 @@ local config = ... or {}
 local MAX_ROOM_ID = 128
 local MAX_USER_ID = 128
 local MAX_CONTENT = tonumber(config.max_content_bytes) or 16384
-local HISTORY_MAX = 100
+local HISTORY_MAX = 1000
 local HISTORY_DEFAULT = 50
+local RECOVER_MAX = tonumber(config.recover_max) or 1000
+if RECOVER_MAX > 999 then RECOVER_MAX = 999 end -- one read of recover_max + 1 (store limit 1000)
 
 local enc = cjson.encode
 local type, tostring, floor = type, tostring, math.floor
@@ -130,6 +153,10 @@ function handlers.join(conn, msg, id)
     since, code, text = check_count(msg, "since")
     if code then return code, text end
 
+    if msg.epoch ~= nil and (type(msg.epoch) ~= "string" or #msg.epoch > 64) then
+        return E.invalid_field, "epoch must be a string (the one `joined` gave)"
+    end
+
     local current = conn.user
     if user_id and current and current ~= user_id then
         return E.invalid_field, "user_id does not match this connection's user '" .. current .. "'"
@@ -152,16 +179,32 @@ function handlers.join(conn, msg, id)
 
     local room = rc.room(room_id)
     -- Built by hand to keep the seed's key order: {"type":"joined","room_id":...}
-    local seq_field = ""
-    if since and room.last_seq then
-        seq_field = ',"seq":' .. room:last_seq()
+    local head = '{"type":"joined","room_id":' .. enc(room_id) .. id_field(id)
+    if not since then
+        local seq, epoch = room:last_seq()
+        if not seq then
+            conn:send(head .. '}')
+            return E.unavailable, "the room's history is unavailable: " .. tostring(epoch)
+        end
+        conn:send(head .. ',"seq":' .. seq .. ',"epoch":' .. enc(epoch) .. '}')
+        return
     end
-    conn:send('{"type":"joined","room_id":' .. enc(room_id) .. id_field(id) .. seq_field .. '}')
-
-    if since then
-        -- Replay what the client missed. A message published between the
-        -- join and this read can arrive twice; clients dedupe by seq.
-        for _, e in ipairs(room:history(since, HISTORY_MAX) or {}) do
+    -- Recovery. The membership above came first, so every broadcast is either
+    -- in this read (seq <= info.last_seq) or delivered live (see the header).
+    local msgs, info = room:history({ since = since, limit = RECOVER_MAX + 1 })
+    if not msgs then
+        conn:send(head .. ',"recovered":false}')
+        return E.unavailable, "the room's history is unavailable: " .. tostring(info)
+    end
+    -- Recovered: same epoch, and the read holds everything after since (no
+    -- more than recover_max, and nothing before the first one was trimmed).
+    local recovered = (msg.epoch == nil or msg.epoch == info.epoch) and since <= info.last_seq
+        and #msgs <= RECOVER_MAX
+        and (#msgs == 0 and since == info.last_seq or #msgs > 0 and msgs[1].seq == since + 1)
+    conn:send(head .. ',"seq":' .. info.last_seq .. ',"epoch":' .. enc(info.epoch) ..
+        ',"recovered":' .. tostring(recovered) .. '}')
+    if recovered then
+        for _, e in ipairs(msgs) do
             if e.binary then
                 conn:send_binary(e.payload)
             else
@@ -237,19 +280,25 @@ function handlers.history(conn, msg, id)
     if code then return code, text end
     limit, code, text = check_count(msg, "limit")
     if code then return code, text end
+    local before
+    before, code, text = check_count(msg, "before")
+    if code then return code, text end
+    if since and before then
+        return E.invalid_field, "give since or before, not both"
+    end
     limit = limit or HISTORY_DEFAULT
     if limit < 1 then limit = 1 elseif limit > HISTORY_MAX then limit = HISTORY_MAX end
     if not conn:in_room(room_id) then
         return E.not_member, "join '" .. room_id .. "' to read its history"
     end
-    local room = rc.room(room_id)
-    if not since then
-        -- the latest `limit` messages
-        since = room.last_seq and room:last_seq() - limit or 0
-        if since < 0 then since = 0 end
+    -- since: forward from it; before (or nothing): the newest `limit` below it
+    local got, info = rc.room(room_id):history({ since = since, before = before, limit = limit,
+        newest = since == nil })
+    if not got then
+        return E.unavailable, "the room's history is unavailable: " .. tostring(info)
     end
     local messages = util.array()
-    for _, e in ipairs(room:history(since, limit) or {}) do
+    for _, e in ipairs(got) do
         if not e.binary then
             local ok, v = pcall(cjson.decode, e.payload)
             if ok and type(v) == "table" then
@@ -257,7 +306,8 @@ function handlers.history(conn, msg, id)
             end
         end
     end
-    reply(conn, id, { type = "history", room_id = room_id, messages = messages })
+    reply(conn, id, { type = "history", room_id = room_id, seq = info.last_seq,
+        epoch = info.epoch, messages = messages })
 end
 
 function handlers.presence(conn, msg, id)

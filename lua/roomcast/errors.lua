@@ -26,6 +26,7 @@ local defaults = {
     rate_limited = "too many messages",
     handler_error = "the server failed to handle this message",
     not_found = "not found",
+    unavailable = "the service cannot answer now (history store or bus down); retry later",
     internal = "internal server error",
 }
 

@@ -38,11 +38,11 @@ describe("scripts/chat.lua", function()
     end)
 
     describe("seed protocol, verbatim", function()
-        it("join answers exactly {\"type\":\"joined\",\"room_id\":\"game_lobby\"}", function()
+        it("join answers {\"type\":\"joined\",\"room_id\":\"game_lobby\"} + the room's seq and epoch", function()
             local c = w:connect()
             w:send(c, '{"type":"join","room_id":"game_lobby","user_id":"alice123"}')
-            assert.are.same({ { data = '{"type":"joined","room_id":"game_lobby"}', binary = false } },
-                w:raw(c))
+            assert.are.same({ { data = '{"type":"joined","room_id":"game_lobby","seq":0,'
+                .. '"epoch":"ep-game_lobby"}', binary = false } }, w:raw(c))
             assert.are.equal("alice123", c.user)
         end)
 
@@ -109,7 +109,7 @@ describe("scripts/chat.lua", function()
             expect_error(c, { type = "join", room_id = "a", id = string.rep("x", 129) }, "invalid_field")
             assert.is_false(c:in_room("a"))
             w:send(c, '{"type":"join","room_id":"a","id":null}') -- null is no id
-            assert.are.same({ { type = "joined", room_id = "a" } }, w:take(c))
+            assert.are.same({ { type = "joined", room_id = "a", seq = 0, epoch = "ep-a" } }, w:take(c))
         end)
     end)
 
@@ -124,9 +124,10 @@ describe("scripts/chat.lua", function()
     describe("join", function()
         it("echoes id and keeps conn.user once set", function()
             local c = w:connect()
-            assert.are.same({ type = "joined", room_id = "r", id = "j1" },
+            assert.are.same({ type = "joined", room_id = "r", id = "j1", seq = 0, epoch = "ep-r" },
                 one(c, { type = "join", room_id = "r", user_id = "alice", id = "j1" }))
-            assert.are.same({ type = "joined", room_id = "r2" }, one(c, { type = "join", room_id = "r2" }))
+            assert.are.same({ type = "joined", room_id = "r2", seq = 0, epoch = "ep-r2" },
+                one(c, { type = "join", room_id = "r2" }))
             assert.are.equal("alice", c.user)
         end)
 
@@ -154,8 +155,8 @@ describe("scripts/chat.lua", function()
             expect_error(c, { type = "join", room_id = "" }, "invalid_field", "room_id")
             expect_error(c, { type = "join", room_id = cjson.null }, "invalid_field", "room_id")
             expect_error(c, { type = "join", room_id = string.rep("r", 129) }, "invalid_field", "128")
-            assert.are.same({ type = "joined", room_id = string.rep("r", 128) },
-                one(c, { type = "join", room_id = string.rep("r", 128) }))
+            assert.are.same({ type = "joined", room_id = string.rep("r", 128), seq = 0,
+                epoch = "ep-" .. string.rep("r", 128) }, one(c, { type = "join", room_id = string.rep("r", 128) }))
         end)
 
         it("invalid_field for a bad user_id or since", function()
@@ -182,15 +183,87 @@ describe("scripts/chat.lua", function()
             end
             local out = send(b, { type = "join", room_id = "r", since = 2, id = "s" })
             assert.are.equal(3, #out)
-            assert.are.same({ type = "joined", room_id = "r", id = "s", seq = 4 }, out[1])
+            assert.are.same({ type = "joined", room_id = "r", id = "s", seq = 4, epoch = "ep-r",
+                recovered = true }, out[1])
             assert.are.same({ 3, "m3", "broadcast", "a" }, { out[2].seq, out[2].content, out[2].type, out[2].sender })
             assert.are.same({ 4, "m4" }, { out[3].seq, out[3].content })
         end)
 
         it("since = 0 on an empty room replays nothing and reports seq 0", function()
             local c = w:connect()
-            assert.are.same({ { type = "joined", room_id = "new", seq = 0 } },
-                send(c, { type = "join", room_id = "new", since = 0 }))
+            assert.are.same({ { type = "joined", room_id = "new", seq = 0, epoch = "ep-new",
+                recovered = true } }, send(c, { type = "join", room_id = "new", since = 0 }))
+        end)
+
+        local function room_with(n)
+            local a = w:connect()
+            one(a, { type = "join", room_id = "r", user_id = "a" })
+            for i = 1, n do
+                send(a, { type = "broadcast", room_id = "r", content = "m" .. i })
+            end
+            return a
+        end
+
+        it("recovers with the matching epoch; not with another (no replay)", function()
+            room_with(5)
+            local b, c = w:connect(), w:connect()
+            local out = send(b, { type = "join", room_id = "r", since = 3, epoch = "ep-r" })
+            assert.are.equal(3, #out)
+            assert.is_true(out[1].recovered)
+            assert.are.same({ 4, 5 }, { out[2].seq, out[3].seq })
+            out = send(c, { type = "join", room_id = "r", since = 3, epoch = "old-epoch" })
+            assert.are.same({ { type = "joined", room_id = "r", seq = 5, epoch = "ep-r",
+                recovered = false } }, out)
+        end)
+
+        it("recovered is false past recover_max, after trimming, and for a since from the future",
+            function()
+                boot({ recover_max = 3 })
+                room_with(10)
+                local b = w:connect()
+                local out = send(b, { type = "join", room_id = "r", since = 6 })
+                assert.is_false(out[1].recovered)
+                assert.are.equal(1, #out)
+                b = w:connect()
+                out = send(b, { type = "join", room_id = "r", since = 7 })
+                assert.is_true(out[1].recovered)
+                assert.are.same({ 8, 9, 10 }, { out[2].seq, out[3].seq, out[4].seq })
+                -- the store kept only the last 4: a client at 2 missed trimmed ones
+                w.history_max = 4
+                send(w:connect(), { type = "broadcast", room_id = "r", content = "x" })
+                local a2 = w:connect()
+                one(a2, { type = "join", room_id = "r" })
+                send(a2, { type = "broadcast", room_id = "r", content = "y" })
+                b = w:connect()
+                out = send(b, { type = "join", room_id = "r", since = 8 })
+                assert.is_true(out[1].recovered)
+                b = w:connect()
+                out = send(b, { type = "join", room_id = "r", since = 2 })
+                assert.are.same({ type = "joined", room_id = "r", seq = 11, epoch = "ep-r",
+                    recovered = false }, out[1])
+                b = w:connect()
+                out = send(b, { type = "join", room_id = "r", since = 50 })
+                assert.is_false(out[1].recovered)
+            end)
+
+        it("answers unavailable when the history store cannot answer, after joining", function()
+            room_with(2)
+            w.history_error = "timeout"
+            local b, c = w:connect(), w:connect()
+            local out = send(b, { type = "join", room_id = "r", since = 1 })
+            assert.are.same({ type = "joined", room_id = "r", recovered = false }, out[1])
+            assert.are.same({ "error", "unavailable" }, { out[2].type, out[2].code })
+            assert.matches("timeout", out[2].message)
+            out = send(c, { type = "join", room_id = "r" })
+            assert.are.same({ type = "joined", room_id = "r" }, out[1])
+            assert.are.equal("unavailable", out[2].code)
+            -- still a member:
+            expect_error(c, { type = "join", room_id = "r" }, "already_member")
+        end)
+
+        it("invalid_field for an epoch that is not a string", function()
+            local c = w:connect()
+            expect_error(c, { type = "join", room_id = "r", since = 0, epoch = 5 }, "invalid_field", "epoch")
         end)
     end)
 
@@ -345,10 +418,30 @@ describe("scripts/chat.lua", function()
             assert.are.same({ 118, 119, 120 }, seqs(r))
         end)
 
-        it("clamps limit to 1..100", function()
-            assert.are.equal(100, #one(a, { type = "history", room_id = "r", since = 0, limit = 1000 }).messages)
+        it("clamps limit to 1..1000", function()
+            assert.are.equal(120, #one(a, { type = "history", room_id = "r", since = 0, limit = 5000 }).messages)
+            assert.are.equal(100, #one(a, { type = "history", room_id = "r", since = 0, limit = 100 }).messages)
             assert.are.same({ 1 }, seqs(one(a, { type = "history", room_id = "r", since = 0, limit = 0 })))
             assert.are.same({ 11, 12 }, seqs(one(a, { type = "history", room_id = "r", since = 10, limit = 2 })))
+        end)
+
+        it("pages back with before, and carries the room's seq and epoch", function()
+            local r = one(a, { type = "history", room_id = "r", before = 71, limit = 50 })
+            assert.are.equal(50, #r.messages)
+            assert.are.same({ 21, 70 }, { r.messages[1].seq, r.messages[50].seq })
+            assert.are.same({ 120, "ep-r" }, { r.seq, r.epoch })
+            r = one(a, { type = "history", room_id = "r", before = 21, limit = 50 })
+            assert.are.equal(20, #r.messages)
+            assert.are.equal(1, r.messages[1].seq)
+            r = one(a, { type = "history", room_id = "r", before = 1 })
+            assert.are.equal(0, #r.messages)
+            expect_error(a, { type = "history", room_id = "r", since = 1, before = 5 }, "invalid_field")
+            expect_error(a, { type = "history", room_id = "r", before = -1 }, "invalid_field", "before")
+        end)
+
+        it("unavailable when the store cannot answer", function()
+            w.history_error = "timeout"
+            expect_error(a, { type = "history", room_id = "r" }, "unavailable", "timeout")
         end)
 
         it("encodes an empty result as an array", function()

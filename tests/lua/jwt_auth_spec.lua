@@ -129,7 +129,7 @@ describe("plugins/jwt_auth.lua", function()
                 send(c, { type = "auth", token = token({ sub = "carol" }), id = "a1" }))
             assert.are.equal("carol", c.user)
             -- then the protocol works
-            assert.are.same({ { type = "joined", room_id = "lobby" } }, send(c, { type = "join", room_id = "lobby" }))
+            assert.are.same({ { type = "joined", room_id = "lobby", seq = 0, epoch = "ep-lobby" } }, send(c, { type = "join", room_id = "lobby" }))
         end)
 
         it("answers not_authorized for a bad token and keeps the connection open", function()
@@ -211,7 +211,7 @@ describe("plugins/jwt_auth.lua", function()
 
         it("lets anonymous connections use the protocol", function()
             local c = w:connect()
-            assert.are.same({ { type = "joined", room_id = "lobby" } },
+            assert.are.same({ { type = "joined", room_id = "lobby", seq = 0, epoch = "ep-lobby" } },
                 send(c, { type = "join", room_id = "lobby", user_id = "anon" }))
             w:tick(60000)
             assert.is_nil(w:state(c).closing)

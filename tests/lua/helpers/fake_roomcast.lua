@@ -237,7 +237,7 @@ local function make_room_mt(w)
             payload = string.format('%s%s"seq":%d,"ts":%d}', body, sep, seq, ts)
         end
         room.seq = seq
-        room.history[#room.history + 1] = { seq = seq, payload = payload,
+        room.history[#room.history + 1] = { seq = seq, ts = ts, payload = payload,
             binary = opts.binary and true or nil }
         while #room.history > w.history_max do
             table.remove(room.history, 1)
@@ -277,24 +277,42 @@ local function make_room_mt(w)
         return out
     end
 
-    function methods:history(since, limit)
-        since = since or 0
-        check_type(since, "number", "history", 1)
-        if limit ~= nil then check_type(limit, "number", "history", 2) end
+    -- room:history(since, limit) or room:history{since=, before=, limit=, newest=}
+    -- -> msgs, info ({last_seq=, epoch=}) | nil, err. C waits for the store;
+    -- the fake answers at once (w.history_error makes it fail).
+    function methods:history(x, y)
+        local since, before, limit, newest
+        if type(x) == "table" then
+            since, before, limit, newest = x.since, x.before, x.limit, x.newest
+        else
+            since, limit = x, y
+            if since ~= nil then check_type(since, "number", "history", 1) end
+            if limit ~= nil then check_type(limit, "number", "history", 2) end
+        end
+        since, before, limit = since or 0, before or 0, limit or 1000
+        if limit < 1 or limit > 1000 then error("room:history: limit must be 1..1000", 2) end
+        if w.history_error then return nil, w.history_error end
+        w.history_reads = (w.history_reads or 0) + 1
         local room = w.rooms[self.name]
-        local out = {}
+        local match = {}
         for _, e in ipairs(room and room.history or {}) do
-            if e.seq > since then
-                if limit and #out >= limit then break end
-                out[#out + 1] = { seq = e.seq, payload = e.payload, binary = e.binary }
+            if e.seq > since and (before == 0 or e.seq < before) then
+                match[#match + 1] = { seq = e.seq, ts = e.ts, payload = e.payload, binary = e.binary }
             end
         end
-        return out
+        local from, to = 1, math.min(#match, limit)
+        if newest and #match > limit then from, to = #match - limit + 1, #match end
+        local out = {}
+        for i = from, to do out[#out + 1] = match[i] end
+        return out, { last_seq = room and room.seq or 0,
+            epoch = room and room.epoch or w.epoch_of(self.name) }
     end
 
+    -- room:last_seq() -> seq, epoch | nil, err (waits in C)
     function methods:last_seq()
+        if w.history_error then return nil, w.history_error end
         local room = w.rooms[self.name]
-        return room and room.seq or 0
+        return room and room.seq or 0, room and room.epoch or w.epoch_of(self.name)
     end
 
     function methods:get(key)
@@ -477,6 +495,8 @@ function M.new(opts)
         history_max = opts.history_max or 1000,
         max_message = opts.max_message or 1024 * 1024,
     }, World)
+    -- every room's epoch (a store makes it random; tests may replace it)
+    w.epoch_of = opts.epoch_of or function(name) return "ep-" .. name end
     w.rc = make_module(w, opts)
     package.loaded["roomcast"] = w.rc
     return w
@@ -485,7 +505,8 @@ end
 function World:room_state(name)
     local r = self.rooms[name]
     if not r then
-        r = { name = name, seq = 0, history = {}, members = {}, kv = {} }
+        r = { name = name, seq = 0, history = {}, members = {}, kv = {},
+            epoch = self.epoch_of(name) }
         self.rooms[name] = r
     end
     return r

@@ -210,7 +210,7 @@ static void msg_done(void *ud, uint64_t id, int rc)
         after_call(lw);
     }
     cw->draining = 0;
-    struct conn *c = cw->closed ? NULL : conn_find(lw->w, id);
+    struct conn *c = cw->closed ? NULL : conn_find(&lw->w->cs, id);
     if (!cw->busy) {
         free_queue(cw);
         strmap_del(&lw->waits, &id, sizeof(id));

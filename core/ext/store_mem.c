@@ -191,6 +191,13 @@ static int mem_read(struct store *st, int worker, const char *room, size_t len,
     struct read_job *j;
     struct mem_room *r = lock_room(m, room, len);
     if (r == NULL) {
+        /* A room read before its first message gets its epoch now, so that
+         * `joined` and later reads agree on it. */
+        struct store_room info;
+        mem_room_open(st, room, len, &info);
+        r = lock_room(m, room, len);
+    }
+    if (r == NULL) {
         j = rc_xcalloc(1, sizeof(*j));
     } else {
         size_t first, n;

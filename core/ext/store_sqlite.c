@@ -714,6 +714,9 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+static struct sroom *room_get(struct store_sqlite *st, const char *name, size_t len);
+static void push_locked(struct store_sqlite *st, struct pend *p);
+
 /* -- the reader thread ------------------------------------------------------------------- */
 
 static void rreq_push(struct rreq *q, uint64_t seq, int64_t ts, uint32_t flags, const void *data,
@@ -768,6 +771,14 @@ static void serve_read(struct store_sqlite *st, sqlite3_stmt *asc, sqlite3_stmt 
      *    the FIFO after this copy is already committed, so step 2 sees it). */
     pthread_mutex_lock(&st->mu);
     struct sroom *r = strmap_get(&st->rooms, q->room, q->len);
+    if (r == NULL && !st->stop) {
+        /* A room read before its first message gets its epoch now (and a
+         * row), so that `joined` and later reads agree on it. */
+        r = room_get(st, q->room, q->len);
+        struct pend *p = rc_xcalloc(1, sizeof(*p));
+        p->room = r;
+        push_locked(st, p);
+    }
     if (r != NULL) {
         q->info.last_seq = r->last_seq;
         memcpy(q->info.epoch, r->epoch, sizeof(q->info.epoch));

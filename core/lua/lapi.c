@@ -3,6 +3,8 @@
 #include "jwt.h"
 
 #include <ev.h>
+#include <lua.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -16,7 +18,8 @@
 #include "log.h"
 #include "mailbox.h"
 #include "room.h"
-#include "store_mem.h"
+#include "lcall.h"
+#include "store.h"
 #include "users.h"
 #include "worker.h"
 #include "ws_frame.h"
@@ -297,29 +300,84 @@ RC_FFI_EXPORT long rc_ffi_room_presence(const char *room, size_t len, char *buf,
     return bw.used > cap ? RC_E_LIMIT : bw.count;
 }
 
-static void history_fn(void *ud, uint64_t seq, const char *payload, size_t plen)
+/* A store read's answer, pushed on the waiting handler's coroutine:
+ *   co: ... -> ... msgs info     msgs = { {seq=, ts=, payload=, binary=true|nil}, ... }
+ *                                info = { last_seq=, epoch= }
+ *   or  ... -> ... nil err        err = "unavailable" */
+struct read_answer {
+    int status;
+    const struct store_room *info;
+    const struct store_msg *msgs;
+    size_t n;
+};
+
+static int push_read(lua_State *co, void *ud)
 {
-    struct buf_walk *bw = ud;
-    uint32_t n = (uint32_t)plen;
-    put_bytes(bw, &seq, sizeof(seq));
-    put_bytes(bw, &n, sizeof(n));
-    put_bytes(bw, payload, plen);
-    bw->count++;
+    const struct read_answer *a = ud;
+    if (a->status < 0) {
+        lua_pushnil(co);
+        lua_pushstring(co, "unavailable");
+        return 2;
+    }
+    lua_createtable(co, (int)a->n, 0);
+    for (size_t i = 0; i < a->n; i++) {
+        const struct store_msg *m = &a->msgs[i];
+        lua_createtable(co, 0, 4);
+        lua_pushnumber(co, (lua_Number)m->seq);
+        lua_setfield(co, -2, "seq");
+        lua_pushnumber(co, (lua_Number)m->ts_ms);
+        lua_setfield(co, -2, "ts");
+        lua_pushlstring(co, m->data, m->len);
+        lua_setfield(co, -2, "payload");
+        if (m->flags & ROOM_PUB_BINARY) {
+            lua_pushboolean(co, 1);
+            lua_setfield(co, -2, "binary");
+        }
+        lua_rawseti(co, -2, (int)i + 1);
+    }
+    lua_createtable(co, 0, 2);
+    lua_pushnumber(co, (lua_Number)a->info->last_seq);
+    lua_setfield(co, -2, "last_seq");
+    lua_pushstring(co, a->info->epoch);
+    lua_setfield(co, -2, "epoch");
+    return 2;
 }
 
-RC_FFI_EXPORT long rc_ffi_room_history(const char *room, size_t len, uint64_t since, size_t limit,
-                                       char *buf, size_t cap, size_t *used)
+/* store_read_cb, on the worker that asked: ud is the ticket. */
+static void on_store_read(void *ud, int status, const struct store_room *info,
+                          const struct store_msg *msgs, size_t n)
 {
-    *used = 0;
+    struct worker *w = worker_current();
+    struct read_answer a = {.status = status, .info = info, .msgs = msgs, .n = n};
+    if (w != NULL)
+        lhandler_complete(w, (uint64_t)(uintptr_t)ud, push_read, &a);
+}
+
+RC_FFI_EXPORT double rc_ffi_room_read(const char *room, size_t len, double since, double before,
+                                      double limit, int newest)
+{
     struct server *s = cur_server();
-    if (s == NULL)
+    struct worker *w = worker_current();
+    if (s == NULL || w == NULL || s->store == NULL)
+        return RC_E_CLOSED;
+    if (!(limit >= 1 && limit <= STORE_READ_MAX) || !(since >= 0 && since <= 0x1p53) ||
+        !(before >= 0 && before <= 0x1p53))
+        return RC_E_INVAL;
+    _Static_assert(sizeof(uintptr_t) >= sizeof(uint64_t), "tickets travel as the read's ud");
+    uint64_t t = lcall_wait_ticket(RC_STORE_WAIT_MS);
+    if (t == 0)
         return 0;
-    struct buf_walk bw = {.buf = buf, .cap = cap};
-    /* TRANSITIONAL (issue 10): a synchronous read of the memory store
-     * until the Lua bridge can wait for store->ops->read. */
-    store_mem_read_now(s->store, room, len, since, limit, history_fn, &bw);
-    *used = bw.used;
-    return bw.used > cap ? RC_E_LIMIT : bw.count;
+    struct store_query q = {.since = (uint64_t)since,
+                            .before = (uint64_t)before,
+                            .limit = (uint32_t)limit,
+                            .newest = newest != 0};
+    int rc =
+        s->store->ops->read(s->store, w->id, room, len, &q, on_store_read, (void *)(uintptr_t)t);
+    if (rc < 0) {
+        lcall_wait_cancel(t);
+        return rc;
+    }
+    return (double)t;
 }
 
 /* room:set_policy(name): 0 drop, 1 close, 2 latest (enum slow_policy). */
@@ -327,14 +385,6 @@ RC_FFI_EXPORT int rc_ffi_room_set_policy(const char *room, size_t len, int polic
 {
     struct server *s = cur_server();
     return s ? room_set_policy(&s->rooms, room, len, policy) : RC_E_CLOSED;
-}
-
-RC_FFI_EXPORT int rc_ffi_room_last_seq(const char *room, size_t len, uint64_t *seq)
-{
-    struct server *s = cur_server();
-    /* TRANSITIONAL (issue 10): see rc_ffi_room_history. */
-    *seq = s ? store_mem_last_seq(s->store, room, len) : 0;
-    return 0;
 }
 
 RC_FFI_EXPORT int rc_ffi_room_get(const char *room, size_t len, const char *key, size_t klen,
@@ -472,8 +522,7 @@ RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
     XX(rc_ffi_room_count)                                                                          \
     XX(rc_ffi_room_members)                                                                        \
     XX(rc_ffi_room_presence)                                                                       \
-    XX(rc_ffi_room_history)                                                                        \
-    XX(rc_ffi_room_last_seq)                                                                       \
+    XX(rc_ffi_room_read)                                                                           \
     XX(rc_ffi_room_set_policy)                                                                     \
     XX(rc_ffi_room_get)                                                                            \
     XX(rc_ffi_room_set)                                                                            \

@@ -71,12 +71,15 @@ long rc_ffi_room_members(const char *room, size_t len, uint64_t *ids, size_t cap
 /* Distinct user ids, each followed by NUL, into buf; *used = bytes needed.
  * Returns the count or RC_E_LIMIT when cap < *used. */
 long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, size_t *used);
-/* History entries with seq > since, oldest first, at most limit, packed as
- * [uint64 seq][uint32 len][len bytes] (native endian, unaligned) into buf;
- * *used = bytes needed. Returns the count or RC_E_LIMIT when cap < *used. */
-long rc_ffi_room_history(const char *room, size_t len, uint64_t since, size_t limit, char *buf,
-                         size_t cap, size_t *used);
-int rc_ffi_room_last_seq(const char *room, size_t len, uint64_t *seq);
+/* room:history / room:last_seq: starts a store read (store.h) of `room`
+ * (since, before: 0 = no bound; limit 1..STORE_READ_MAX; newest: keep the
+ * newest `limit`) whose answer resumes the calling handler. Returns the
+ * ticket to yield (> 0), 0 when the handler cannot wait, or RC_E_INVAL,
+ * RC_E_CLOSED (no worker or store), or the store's error (nothing to yield).
+ * The handler waits at most RC_STORE_WAIT_MS. */
+double rc_ffi_room_read(const char *room, size_t len, double since, double before, double limit,
+                        int newest);
+#define RC_STORE_WAIT_MS 5000
 /* Sets the room's slow-consumer policy (0 drop, 1 close, 2 latest). 0 or RC_E_INVAL. */
 int rc_ffi_room_set_policy(const char *room, size_t len, int policy);
 /* room.data: *val is malloc'd (free it with rc_ffi_free), NULL when absent. */

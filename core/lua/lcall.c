@@ -196,6 +196,12 @@ uint64_t lcall_wait_ticket(uint32_t timeout_ms)
     return r->ticket;
 }
 
+void lcall_wait_cancel(uint64_t ticket)
+{
+    if (cur_run != NULL && cur_run->ticket == ticket)
+        cur_run->ticket = 0;
+}
+
 /* Resumes co (on top of L's stack, nargs values pushed on co) within budget.
  * pk NULL: the call may not wait. Returns 0 (nres results pushed on L, co
  * popped), RC_PENDING (co parked and popped) or an error (co popped). */

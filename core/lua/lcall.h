@@ -87,6 +87,10 @@ int lcall_pcall_async(lua_State *L, int nargs, uint64_t budget, const char *what
  * yielded). The Lua side must then `coroutine.yield(ticket)` at once. */
 uint64_t lcall_wait_ticket(uint32_t timeout_ms);
 
+/* The asynchronous call that took `ticket` failed before starting: the
+ * handler will not yield it (and may take another). */
+void lcall_wait_cancel(uint64_t ticket);
+
 /* Resumes the handler waiting on ticket: push (may be NULL) pushes the
  * yield's results on co and returns how many. Runs the handler to its next
  * wait or its end (then calls its done). Must not be called from inside a

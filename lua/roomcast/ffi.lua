@@ -24,9 +24,8 @@ int rc_ffi_publish(const char *room, size_t len, const char *data, size_t dlen, 
 long rc_ffi_room_count(const char *room, size_t len);
 long rc_ffi_room_members(const char *room, size_t len, uint64_t *ids, size_t cap);
 long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, size_t *used);
-long rc_ffi_room_history(const char *room, size_t len, uint64_t since, size_t limit, char *buf,
-                         size_t cap, size_t *used);
-int rc_ffi_room_last_seq(const char *room, size_t len, uint64_t *seq);
+double rc_ffi_room_read(const char *room, size_t len, double since, double before, double limit,
+                        int newest);
 int rc_ffi_room_set_policy(const char *room, size_t len, int policy);
 int rc_ffi_room_get(const char *room, size_t len, const char *key, size_t klen, char **val,
                     size_t *vlen);
@@ -61,8 +60,8 @@ local M = {
         "rc_ffi_send", "rc_ffi_close", "rc_ffi_join", "rc_ffi_leave", "rc_ffi_in_room",
         "rc_ffi_conn_rooms", "rc_ffi_set_user", "rc_ffi_get_user", "rc_ffi_peer",
         "rc_ffi_conn_get", "rc_ffi_conn_set", "rc_ffi_publish", "rc_ffi_room_count",
-        "rc_ffi_room_members", "rc_ffi_room_presence", "rc_ffi_room_history",
-        "rc_ffi_room_last_seq", "rc_ffi_room_set_policy", "rc_ffi_room_get", "rc_ffi_room_set", "rc_ffi_free",
+        "rc_ffi_room_members", "rc_ffi_room_presence", "rc_ffi_room_read",
+        "rc_ffi_room_set_policy", "rc_ffi_room_get", "rc_ffi_room_set", "rc_ffi_free",
         "rc_ffi_send_to_user", "rc_ffi_log", "rc_ffi_now", "rc_ffi_jwt_name",
         "rc_ffi_jwt_keyset_new", "rc_ffi_jwt_keyset_free", "rc_ffi_jwt_add_secret",
         "rc_ffi_jwt_add_pem", "rc_ffi_jwt_add_jwk", "rc_ffi_jwt_header", "rc_ffi_jwt_verify",

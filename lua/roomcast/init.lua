@@ -52,6 +52,21 @@ local ERRS = {
     [E.LIMIT] = "limit", [E.NOMEM] = "nomem", [E.INVAL] = "invalid", [E.DENIED] = "remote",
 }
 
+-- ------------------------------------------------------ asynchronous calls
+-- An API call that needs I/O takes a ticket from C and yields it; the worker
+-- resumes this handler when the answer comes (core/lua/lcall.h). Where the
+-- handler cannot wait (connect, save_state, module load) C gives no ticket.
+local co_yield = coroutine.yield
+local STORE_READ_MAX = 1000 -- core/ext/store.h
+
+-- waits for ticket t (a number from an rc_ffi_* call); returns the answer
+local function await(t)
+    if t == 0 then
+        return nil, "cannot_wait"
+    end
+    return co_yield(t)
+end
+
 local function err_of(code)
     return ERRS[code] or ("error " .. tostring(code))
 end
@@ -325,36 +340,45 @@ function room_methods:presence()
     return split_nul(buf, tonumber(out_sz[0]))
 end
 
--- room:history(since, limit) -> { {seq = n, payload = "..."}, ... } oldest first
-function room_methods:history(since, limit)
-    since = since or 0
-    if type(since) ~= "number" then
-        error("bad argument #1 to 'history' (number expected, got " .. type(since) .. ")", 2)
+-- room:history([since[, limit]]) or room:history{since=, before=, limit=, newest=}
+--   -> msgs, info | nil, err. Waits for the history store (the handler yields).
+--   msgs: { {seq=, ts=, payload=, binary=true|nil}, ... } oldest first
+--   info: { last_seq=, epoch= } the room's, at the read
+--   err: "cannot_wait" (connect), "timeout", "unavailable", "invalid", "closed"
+function room_methods:history(a, b)
+    local since, before, limit, newest
+    if type(a) == "table" then
+        since, before, limit, newest = a.since, a.before, a.limit, a.newest
+    else
+        since, limit = a, b
     end
-    if limit ~= nil and type(limit) ~= "number" then
-        error("bad argument #2 to 'history' (number expected, got " .. type(limit) .. ")", 2)
+    since, before, limit = since or 0, before or 0, limit or STORE_READ_MAX
+    if type(since) ~= "number" then
+        error("bad argument 'since' to 'history' (number expected, got " .. type(since) .. ")", 2)
+    end
+    if type(before) ~= "number" then
+        error("bad argument 'before' to 'history' (number expected, got " .. type(before) .. ")", 2)
+    end
+    if type(limit) ~= "number" then
+        error("bad argument 'limit' to 'history' (number expected, got " .. type(limit) .. ")", 2)
     end
     if since < 0 then since = 0 end
-    limit = limit or 1000000
+    if limit < 1 then limit = 1 elseif limit > STORE_READ_MAX then limit = STORE_READ_MAX end
     local name = self.name
-    local n, buf = with_buffer(function(nm, _, b, cap, used)
-        return C.rc_ffi_room_history(nm, #nm, since, limit, b, cap, used)
-    end, name)
-    if n < 0 then return {} end
-    local out, off = {}, 0
-    for i = 1, tonumber(n) do
-        local seq = ffi.cast("const uint64_t *", buf + off)[0]
-        local len = ffi.cast("const uint32_t *", buf + off + 8)[0]
-        out[i] = { seq = tonumber(seq), payload = ffi_string(buf + off + 12, len) }
-        off = off + 12 + len
+    local t = C.rc_ffi_room_read(name, #name, since, before, limit, newest and 1 or 0)
+    if t < 0 then
+        return nil, t == E.CLOSED and "closed" or err_of(t)
     end
-    return out
+    return await(t)
 end
 
+-- room:last_seq() -> seq, epoch | nil, err (waits, like history)
 function room_methods:last_seq()
-    local name = self.name
-    C.rc_ffi_room_last_seq(name, #name, out_u64)
-    return tonumber(out_u64[0])
+    local msgs, info = self:history({ since = 2 ^ 53, limit = 1 })
+    if not msgs then
+        return nil, info
+    end
+    return info.last_seq, info.epoch
 end
 
 -- The names and numbers of RC_ENUM_slow in core/app/options.h (enum
@@ -461,19 +485,6 @@ function rc.worker_id()
     return worker_id
 end
 
--- ------------------------------------------------------ asynchronous calls
--- An API call that needs I/O takes a ticket from C and yields it; the worker
--- resumes this handler when the answer comes (core/lua/lcall.h). Where the
--- handler cannot wait (connect, save_state, module load) C gives no ticket.
-local co_yield = coroutine.yield
-
--- waits for ticket t (a number from an rc_ffi_* call); returns the answer
-local function await(t)
-    if t == 0 then
-        return nil, "cannot_wait"
-    end
-    return co_yield(t)
-end
 rc._await = await
 
 -- rc.sleep(ms) -> true | nil, "cannot_wait" | nil, "timeout"

@@ -24,6 +24,7 @@
 #include "tlsserver.h"
 #include "lwatch.h"
 #include "runtime.h"
+#include "store_sqlite.h"
 #include "version.h"
 #include "worker.h"
 
@@ -161,6 +162,9 @@ int main(int argc, char **argv)
         rc_config_free(&cfg);
         return crc > 0 ? 0 : crc == RC_E_INVAL ? 2 : 1;
     }
+    /* store = "sqlite" and history = { store = "sqlite" } say the same. */
+    if (cfg.history_store == RC_STORE_SQLITE)
+        cfg.store = RC_STORE_SQLITE;
     rc_log_set_level((enum rc_log_level)cfg.log_level);
     if (cfg.log_file && rc_log_open(cfg.log_file) != 0) {
         fprintf(stderr, "roomcast: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
@@ -178,6 +182,12 @@ int main(int argc, char **argv)
          * is JSON only the plugin understands, so its code is the check. */
         if (lbridge_check_plugins(&cfg, err, sizeof(err)) != 0) {
             fprintf(stderr, "roomcast: plugin: %s\n", err);
+            rc_config_free(&cfg);
+            return 1;
+        }
+        if (cfg.store == RC_STORE_SQLITE &&
+            store_sqlite_check(cfg.history_path, err, sizeof(err)) != 0) {
+            fprintf(stderr, "roomcast: history: %s\n", err);
             rc_config_free(&cfg);
             return 1;
         }
@@ -206,6 +216,9 @@ int main(int argc, char **argv)
         }
     }
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit (ulimit -f) makes the history store's writes fail
+     * with EFBIG (handled: degraded, retried) instead of killing us. */
+    signal(SIGXFSZ, SIG_IGN);
     struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
     /* Signal watchers first, so a signal during startup is not fatal. */
     ev_signal sig_term, sig_int, sig_usr1, sig_hup;
@@ -223,8 +236,10 @@ int main(int argc, char **argv)
     rc_live_publish(&cfg);
     guard_init(&cfg);
     int rc = server_init(&srv, &cfg, cfg.echo ? &echo_handler : &lua_handler);
-    if (rc < 0)
+    if (rc < 0) {
+        rc_config_free(&cfg); /* the one-line error is out; nothing else to say */
         return 1;
+    }
     if (server_start(&srv) < 0) {
         rc_error("cannot start workers");
         return 1;

@@ -17,6 +17,7 @@
 #include "listener.h"
 #include "log.h"
 #include "stats.h"
+#include "store_sqlite.h"
 #include "tlsserver.h"
 #include "worker.h"
 
@@ -221,6 +222,33 @@ char *admin_render_metrics(const struct server *srv)
     sb_printf(&b, "roomcast_draining %d\n", adm.draining);
     family(&b, "uptime_seconds", "gauge", "Seconds since the server started");
     sb_printf(&b, "roomcast_uptime_seconds %.3f\n", ev_time() - srv->started);
+    if (srv->store) {
+        char why[96];
+        family(&b, "store_degraded", "gauge", "1 while the history store cannot write");
+        sb_printf(&b, "roomcast_store_degraded %d\n",
+                  srv->store->ops->health(srv->store, why, sizeof(why)) != 0);
+    }
+    if (srv->store && strcmp(srv->store->ops->name, "sqlite") == 0) {
+        struct store_sqlite_counters c;
+        store_sqlite_counters(srv->store, &c);
+#define RC_STORE_COUNTER(name, kind, help, v)                                                      \
+    family(&b, "store_" name, kind, help);                                                         \
+    sb_printf(&b, "roomcast_store_" name " %llu\n", (unsigned long long)(v));
+        RC_STORE_COUNTER("appended_total", "counter", "Messages given to the history store",
+                         c.appended)
+        RC_STORE_COUNTER("committed_total", "counter", "Messages written to SQLite", c.committed)
+        RC_STORE_COUNTER("batches_total", "counter", "SQLite transactions committed", c.batches)
+        RC_STORE_COUNTER("write_errors_total", "counter", "SQLite transactions that failed",
+                         c.write_errors)
+        RC_STORE_COUNTER("dropped_total", "counter",
+                         "Messages not stored (queue full while writes failed)", c.dropped)
+        RC_STORE_COUNTER("refused_total", "counter",
+                         "Publishes refused while degraded (store_errors = refuse)", c.refused)
+        RC_STORE_COUNTER("reads_total", "counter", "History reads answered", c.reads)
+        RC_STORE_COUNTER("trimmed_total", "counter", "Messages deleted by retention", c.trimmed)
+        RC_STORE_COUNTER("pending", "gauge", "Messages queued for the writer", c.pending)
+#undef RC_STORE_COUNTER
+    }
     return b.p;
 }
 
@@ -353,10 +381,25 @@ static void route(struct admin_client *ac, const struct http_request *req)
         return;
     }
     if (pl == 7) {
-        if (adm.draining)
+        char why[96] = "";
+        struct store *st = adm.srv->store;
+        int degraded = st && st->ops->health(st, why, sizeof(why)) != 0;
+        if (adm.draining) {
             respond(ac, 503, "application/json", NULL, text("{\"status\":\"draining\"}\n"));
-        else
+        } else if (degraded) {
+            /* Live delivery goes on (store_errors = "deliver": 200) unless
+             * publishes are refused (store_errors = "refuse": 503). */
+            struct sbuf hb = {0};
+            sb_printf(&hb, "{\"status\":\"degraded\",\"store\":\"");
+            for (const char *p = why; *p; p++)
+                if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+                    sb_printf(&hb, "%c", *p);
+            sb_printf(&hb, "\"}\n");
+            respond(ac, adm.srv->cfg->store_errors == RC_STORE_ERRORS_REFUSE ? 503 : 200,
+                    "application/json", NULL, hb.p);
+        } else {
             respond(ac, 200, "application/json", NULL, text("{\"status\":\"ok\"}\n"));
+        }
         return;
     }
     const char *token = rc_live_get()->admin_token;

@@ -35,6 +35,7 @@ enum rc_accept_mode { RC_ENUM_accept(RC_OPT_ENUM_CONST) };
 enum rc_rate_policy { RC_ENUM_ratepolicy(RC_OPT_ENUM_CONST) };
 enum rc_store_kind { RC_ENUM_store(RC_OPT_ENUM_CONST) };
 enum rc_bus_kind { RC_ENUM_bus(RC_OPT_ENUM_CONST) };
+enum rc_store_errors { RC_ENUM_storeerr(RC_OPT_ENUM_CONST) };
 #undef RC_OPT_ENUM_CONST
 extern const char *const rc_names_slow[];
 extern const char *const rc_names_level[];
@@ -42,6 +43,7 @@ extern const char *const rc_names_accept[];
 extern const char *const rc_names_ratepolicy[];
 extern const char *const rc_names_store[];
 extern const char *const rc_names_bus[];
+extern const char *const rc_names_storeerr[];
 
 struct rc_custom_opt;
 

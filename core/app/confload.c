@@ -622,6 +622,24 @@ static int arg_plugins(struct rc_config *c, const char *arg, char *err, size_t c
     return 0;
 }
 
+/* --history sqlite:PATH | memory (command line only: the file says
+ * history = { store = ..., path = ... }). */
+static int arg_history(struct rc_config *c, const char *arg, char *err, size_t cap)
+{
+    if (strcmp(arg, "memory") == 0) {
+        c->store = c->history_store = RC_STORE_MEMORY;
+        return 0;
+    }
+    if (strncmp(arg, "sqlite:", 7) == 0 && arg[7] != '\0') {
+        c->store = c->history_store = RC_STORE_SQLITE;
+        rc_config_set_str(&c->history_path, arg + 7);
+        return 0;
+    }
+    snprintf(err, cap, "invalid --history '%s' (sqlite:PATH or memory)", arg);
+    return RC_E_INVAL;
+}
+
+static const struct rc_custom_opt custom_history = {NULL, arg_history, NULL};
 static const struct rc_custom_opt custom_listen = {load_listen, arg_listen, NULL};
 static const struct rc_custom_opt custom_admin = {load_admin, arg_admin, NULL};
 static const struct rc_custom_opt custom_plugins = {get_plugins, arg_plugins, "{}"};
@@ -652,6 +670,7 @@ static const struct rc_custom_opt custom_origins = {get_origins, NULL, "{}"};
 #define OFF_ENUM_ratepolicy OFF_FIELD
 #define OFF_ENUM_store OFF_FIELD
 #define OFF_ENUM_bus OFF_FIELD
+#define OFF_ENUM_storeerr OFF_FIELD
 #define OFF_CUSTOM(field) 0
 
 #define CUSTOM_OF(type, field) CUSTOM_OF_##type(field)
@@ -671,6 +690,7 @@ static const struct rc_custom_opt custom_origins = {get_origins, NULL, "{}"};
 #define CUSTOM_OF_ENUM_ratepolicy(field) NULL
 #define CUSTOM_OF_ENUM_store(field) NULL
 #define CUSTOM_OF_ENUM_bus(field) NULL
+#define CUSTOM_OF_ENUM_storeerr(field) NULL
 
 #define OPT_DESC(name_, type, field, def, min_, max_, scope_, sflag, lflag, meta_, help_)          \
     [RC_OPT_ID_##field] = {.name = name_,                                                          \

@@ -73,7 +73,9 @@
 #define RC_ENUM_ratepolicy(XX) XX(RC_RATE_DROP, "drop") XX(RC_RATE_CLOSE, "close")
 /* Where room history lives (ext/store.h) and how publishes reach the workers
  * (ext/bus.h); worker.c picks the implementation. */
-#define RC_ENUM_store(XX) XX(RC_STORE_MEMORY, "memory")
+#define RC_ENUM_store(XX) XX(RC_STORE_MEMORY, "memory") XX(RC_STORE_SQLITE, "sqlite")
+/* What a failing history store does to publishes (store_sqlite.h). */
+#define RC_ENUM_storeerr(XX) XX(RC_STORE_ERRORS_DELIVER, "deliver") XX(RC_STORE_ERRORS_REFUSE, "refuse")
 #define RC_ENUM_bus(XX) XX(RC_BUS_LOCAL, "local")
 
 #define RC_GB ((size_t)1 << 30)
@@ -100,7 +102,14 @@
     XX("lua_budget", COUNT, lua_budget, 10000000, 1000, 1e15, BOOT, 0, NULL, "N", "VM instructions per handler call") \
     XX("tick_interval", SECS, tick_interval, 1, 0, 0, BOOT, 0, NULL, "SECS", "seconds between on_tick calls; 0 = off") \
     XX("history_size", SIZE, history_size, 100, 0, 1000000, BOOT, 0, NULL, "N", "messages kept per room") \
-    XX("store", ENUM_store, store, RC_STORE_MEMORY, 0, 0, BOOT, 0, NULL, "KIND", "where room history lives: memory") \
+    XX("store", ENUM_store, store, RC_STORE_MEMORY, 0, 0, BOOT, 0, NULL, "KIND", "where room history lives: memory | sqlite (same as history.store)") \
+    XX("history", CUSTOM, history, NULL, 0, 0, CLI, 0, "history", "KIND", "sqlite:PATH (history in an SQLite file) | memory") \
+    XX("history.store", ENUM_store, history_store, RC_STORE_MEMORY, 0, 0, BOOT, 0, NULL, "KIND", "memory | sqlite (one file, WAL, a writer thread)") \
+    XX("history.path", STR, history_path, "var/roomcast.db", 0, 0, BOOT, 0, NULL, "FILE", "the SQLite file; its directory is created when missing") \
+    XX("history.keep", INT, history_keep, 1000, 1, 1000000, BOOT, 0, NULL, "N", "messages kept per room in SQLite") \
+    XX("history.max_age", SECS, history_max_age, 7 * 86400, 0, 0, BOOT, 0, NULL, "SECS", "older messages are deleted in the background; 0 = never") \
+    XX("history.flush_ms", INT, history_flush_ms, 10, 1, 10000, BOOT, 0, NULL, "MS", "SQLite commit period (a crash loses at most this much)") \
+    XX("store_errors", ENUM_storeerr, store_errors, RC_STORE_ERRORS_DELIVER, 0, 0, BOOT, 0, NULL, "P", "a failing history store: deliver (live anyway, degraded) | refuse (publishes: unavailable)") \
     XX("bus", ENUM_bus, bus, RC_BUS_LOCAL, 0, 0, BOOT, 0, NULL, "KIND", "how publishes reach the workers: local (mailboxes)") \
     XX("script_config", JSON, script_config_json, NULL, 0, 0, BOOT, 0, "", "", "table handed to the script as JSON (roomcast.config)") \
     XX("plugins", CUSTOM, plugins, NULL, 0, 0, BOOT, 0, "plugin", "NAME=PATH[=JSON]", "enable a Lua plugin (config as JSON); repeatable") \
@@ -163,6 +172,7 @@
 #define RC_OPT_CTYPE_ENUM_ratepolicy int
 #define RC_OPT_CTYPE_ENUM_store int
 #define RC_OPT_CTYPE_ENUM_bus int
+#define RC_OPT_CTYPE_ENUM_storeerr int
 
 #define RC_OPT_FIELD_DECL_(type, field) RC_OPT_CTYPE_##type field;
 #define RC_OPT_FIELD_DECL_CUSTOM(field)
@@ -181,6 +191,7 @@
 #define RC_OPT_FIELD_DECL_ENUM_ratepolicy(field) RC_OPT_FIELD_DECL_(ENUM_ratepolicy, field)
 #define RC_OPT_FIELD_DECL_ENUM_store(field) RC_OPT_FIELD_DECL_(ENUM_store, field)
 #define RC_OPT_FIELD_DECL_ENUM_bus(field) RC_OPT_FIELD_DECL_(ENUM_bus, field)
+#define RC_OPT_FIELD_DECL_ENUM_storeerr(field) RC_OPT_FIELD_DECL_(ENUM_storeerr, field)
 
 /* The kind of a TYPE in the descriptor (struct rc_option). */
 #define RC_OPT_KIND_INT RC_OK_INT
@@ -199,6 +210,7 @@
 #define RC_OPT_KIND_ENUM_ratepolicy RC_OK_ENUM
 #define RC_OPT_KIND_ENUM_store RC_OK_ENUM
 #define RC_OPT_KIND_ENUM_bus RC_OK_ENUM
+#define RC_OPT_KIND_ENUM_storeerr RC_OK_ENUM
 
 /* The name list of an ENUM type (NULL for the others). */
 #define RC_OPT_NAMES_INT NULL
@@ -217,6 +229,7 @@
 #define RC_OPT_NAMES_ENUM_ratepolicy rc_names_ratepolicy
 #define RC_OPT_NAMES_ENUM_store rc_names_store
 #define RC_OPT_NAMES_ENUM_bus rc_names_bus
+#define RC_OPT_NAMES_ENUM_storeerr rc_names_storeerr
 
 /* SCOPE: LIVE options also get a field in struct rc_live. */
 #define RC_OPT_LIVE_BOOT(type, field)

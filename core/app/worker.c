@@ -13,6 +13,7 @@
 #include "guard.h"
 #include "log.h"
 #include "store_mem.h"
+#include "store_sqlite.h"
 
 static _Thread_local struct worker *cur_worker;
 
@@ -215,6 +216,25 @@ static int make_store_bus(struct server *s)
     case RC_STORE_MEMORY:
         s->store = store_mem_new(&h.base, s->cfg->history_size);
         break;
+    case RC_STORE_SQLITE: {
+        struct store_sqlite_opts o;
+        store_sqlite_defaults(&o);
+        o.path = s->cfg->history_path;
+        o.keep = (uint32_t)s->cfg->history_keep;
+        o.max_age_ms = (int64_t)(s->cfg->history_max_age * 1000.0);
+        o.flush_ms = (uint32_t)s->cfg->history_flush_ms;
+        o.refuse_on_error = s->cfg->store_errors == RC_STORE_ERRORS_REFUSE;
+        char err[640];
+        int rc = store_sqlite_open(&o, &h.base, &s->store, err, sizeof(err));
+        if (rc < 0) {
+            rc_error("history: %s", err);
+            return RC_E_CONFIG;
+        }
+        rc_info("history: SQLite %s (keep %d per room, max_age %gs, flush %d ms)",
+                s->cfg->history_path, s->cfg->history_keep, s->cfg->history_max_age,
+                s->cfg->history_flush_ms);
+        break;
+    }
     default:
         rc_error("store: unknown kind %d", s->cfg->store);
         return RC_E_INVAL;
@@ -352,14 +372,25 @@ void server_join(struct server *s)
             cur_worker = NULL;
         }
     }
+    /* The store next (it flushes what was appended: SIGTERM loses nothing
+     * acknowledged), before the mailboxes go: its threads may still post a
+     * read's answer, which the quiesce below delivers (or drops with the
+     * mailbox, never into freed memory). */
+    if (s->store)
+        s->store->ops->destroy(s->store);
+    s->store = NULL;
+    for (int i = 0; i < s->nworkers; i++) {
+        cur_worker = &s->workers[i];
+        mailbox_bind_thread(&s->workers[i].mbox);
+        mailbox_quiesce(&s->workers[i].mbox);
+        mailbox_bind_thread(NULL);
+        cur_worker = NULL;
+    }
     for (int i = 0; i < s->nworkers; i++)
         worker_destroy(&s->workers[i]);
     if (s->bus)
         s->bus->ops->destroy(s->bus);
-    if (s->store)
-        s->store->ops->destroy(s->store);
     s->bus = NULL;
-    s->store = NULL;
     rooms_destroy(&s->rooms);
     users_destroy(&s->users);
     /* What the teardown above recycled on this (the main) thread. */

@@ -165,6 +165,10 @@ int rc_parse_seconds(const char *s, double *out)
         v /= 1000;
     else if (strcmp(end, "m") == 0)
         v *= 60;
+    else if (strcmp(end, "h") == 0)
+        v *= 3600;
+    else if (strcmp(end, "d") == 0)
+        v *= 86400;
     else if (*end != '\0' && strcmp(end, "s") != 0)
         return RC_E_INVAL;
     *out = v;

@@ -138,7 +138,7 @@ void rc_config_set_str(char **slot, const char *s);
 
 /* Parses "1048576", "64K", "64M", "1G" (powers of 1024). Returns 0 or RC_E_INVAL. */
 int rc_parse_size(const char *s, size_t *out);
-/* Parses "30", "1.5", "500ms", "2s", "1m". Returns 0 or RC_E_INVAL. */
+/* Parses "30", "1.5", "500ms", "2s", "1m", "1h", "7d". Returns 0 or RC_E_INVAL. */
 int rc_parse_seconds(const char *s, double *out);
 /* The longest duration an option takes (a year, in seconds). */
 #define RC_SECS_MAX (86400.0 * 365)

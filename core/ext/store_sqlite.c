@@ -706,6 +706,8 @@ static void *writer_main(void *arg)
                                st->path, sqlite3_errstr(rc), (unsigned long long)st->npend);
             }
             pthread_cond_broadcast(&st->fcond);
+            if (st->stop)
+                break; /* the last try at exit failed: close_all reports what is lost */
         }
     }
     pthread_mutex_unlock(&st->mu);
@@ -782,6 +784,10 @@ static void serve_read(struct store_sqlite *st, sqlite3_stmt *asc, sqlite3_stmt 
     if (r != NULL) {
         q->info.last_seq = r->last_seq;
         memcpy(q->info.epoch, r->epoch, sizeof(q->info.epoch));
+        /* Retention applies to what is read too: the writer trims at its
+         * next commit, the answer does not wait for it. */
+        if (st->o.keep > 0 && r->last_seq > st->o.keep && q->q.since < r->last_seq - st->o.keep)
+            q->q.since = r->last_seq - st->o.keep;
         for (struct pend *p = st->head; p != NULL; p = p->next)
             if (p->room == r && p->seq != 0 && matches(&q->q, p->seq))
                 rreq_push(q, p->seq, p->ts_ms, p->flags, p->data, p->len);
@@ -1013,13 +1019,17 @@ static void s_flush(struct store *s)
     struct store_sqlite *st = of(s);
     pthread_mutex_lock(&st->mu);
     uint64_t target = st->pushed;
-    struct timespec until = ts_add_ms(mono_now(), FLUSH_WAIT_MS);
+    /* A failing disk gets two retries, not the whole wait. */
+    int64_t wait = atomic_load(&st->degraded) ? 2 * (int64_t)st->o.retry_ms + 100 : FLUSH_WAIT_MS;
+    if (wait > FLUSH_WAIT_MS)
+        wait = FLUSH_WAIT_MS;
+    struct timespec until = ts_add_ms(mono_now(), wait);
     st->flush_req = 1;
     pthread_cond_signal(&st->wcond);
     while (st->popped < target && st->threads) {
         if (pthread_cond_timedwait(&st->fcond, &st->mu, &until) == ETIMEDOUT) {
-            rc_error("history: %s: flush gave up after %d ms: %llu messages not written (%s)",
-                     st->path, FLUSH_WAIT_MS, (unsigned long long)(target - st->popped), st->why);
+            rc_error("history: %s: flush gave up after %lld ms: %llu messages not written (%s)",
+                     st->path, (long long)wait, (unsigned long long)(target - st->popped), st->why);
             break;
         }
     }

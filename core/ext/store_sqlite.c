@@ -488,8 +488,11 @@ static int prep_writer(struct store_sqlite *st, struct wstmt *w)
         rc = sqlite3_prepare_v2(db, "UPDATE rooms SET last_seq = ?2, reserved = ?3 WHERE id = ?1",
                                 -1, &w->room_upd, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db, "DELETE FROM messages WHERE room = ?1 AND seq <= ?2", -1,
-                                &w->trim_keep, NULL);
+        /* By count, not by seq: seqs jump after an unclean start. */
+        rc = sqlite3_prepare_v2(db,
+                                "DELETE FROM messages WHERE room = ?1 AND seq < (SELECT seq FROM "
+                                "messages WHERE room = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+                                -1, &w->trim_keep, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db, "DELETE FROM messages WHERE room = ?1 AND ts < ?2", -1,
                                 &w->trim_age, NULL);
@@ -567,7 +570,7 @@ static int write_batch(struct store_sqlite *st, struct wstmt *w, struct pend **b
         rc = step_done(w->room_upd);
         if (rc == SQLITE_OK && st->o.keep > 0 && r->batch_seq > st->o.keep) {
             sqlite3_bind_int64(w->trim_keep, 1, r->db_id);
-            sqlite3_bind_int64(w->trim_keep, 2, (sqlite3_int64)(r->batch_seq - st->o.keep));
+            sqlite3_bind_int64(w->trim_keep, 2, (sqlite3_int64)st->o.keep - 1);
             rc = step_done(w->trim_keep);
             if (rc == SQLITE_OK)
                 atomic_fetch_add(&st->c_trimmed, (uint64_t)sqlite3_changes(db));
@@ -784,10 +787,7 @@ static void serve_read(struct store_sqlite *st, sqlite3_stmt *asc, sqlite3_stmt 
     if (r != NULL) {
         q->info.last_seq = r->last_seq;
         memcpy(q->info.epoch, r->epoch, sizeof(q->info.epoch));
-        /* Retention applies to what is read too: the writer trims at its
-         * next commit, the answer does not wait for it. */
-        if (st->o.keep > 0 && r->last_seq > st->o.keep && q->q.since < r->last_seq - st->o.keep)
-            q->q.since = r->last_seq - st->o.keep;
+
         for (struct pend *p = st->head; p != NULL; p = p->next)
             if (p->room == r && p->seq != 0 && matches(&q->q, p->seq))
                 rreq_push(q, p->seq, p->ts_ms, p->flags, p->data, p->len);

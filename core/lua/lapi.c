@@ -14,7 +14,6 @@
 #include "err.h"
 #include "frame_ref.h"
 #include "kv.h"
-#include "lhandler.h"
 #include "log.h"
 #include "mailbox.h"
 #include "room.h"
@@ -300,6 +299,10 @@ RC_FFI_EXPORT long rc_ffi_room_presence(const char *room, size_t len, char *buf,
     return bw.used > cap ? RC_E_LIMIT : bw.count;
 }
 
+/* The handler layer's asynchronous calls (lhandler.c registers them: it
+ * sits above this module). */
+static const struct lapi_async *async_ops;
+
 /* A store read's answer, pushed on the waiting handler's coroutine:
  *   co: ... -> ... msgs info     msgs = { {seq=, ts=, payload=, binary=true|nil}, ... }
  *                                info = { last_seq=, epoch= }
@@ -349,8 +352,8 @@ static void on_store_read(void *ud, int status, const struct store_room *info,
 {
     struct worker *w = worker_current();
     struct read_answer a = {.status = status, .info = info, .msgs = msgs, .n = n};
-    if (w != NULL)
-        lhandler_complete(w, (uint64_t)(uintptr_t)ud, push_read, &a);
+    if (w != NULL && async_ops != NULL)
+        async_ops->complete(w, (uint64_t)(uintptr_t)ud, push_read, &a);
 }
 
 RC_FFI_EXPORT double rc_ffi_room_read(const char *room, size_t len, double since, double before,
@@ -546,7 +549,13 @@ RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
 void *const rc_ffi_symbols[] = {RC_FFI_LIST(RC_FFI_PTR) NULL};
 const char *const rc_ffi_names[] = {RC_FFI_LIST(RC_FFI_NAME) NULL};
 
+void lapi_set_async(const struct lapi_async *ops)
+{
+    async_ops = ops;
+}
+
 RC_FFI_EXPORT double rc_ffi_sleep(double ms)
 {
-    return (double)lhandler_sleep(worker_current(), ms);
+    struct worker *w = worker_current();
+    return w && async_ops ? (double)async_ops->sleep(w, ms) : 0;
 }

@@ -22,6 +22,7 @@
 #ifndef RC_LUA_LAPI_H
 #define RC_LUA_LAPI_H
 
+#include <lua.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -129,6 +130,16 @@ extern void *const rc_ffi_symbols[];
 extern const char *const rc_ffi_names[];
 
 /* -- asynchronous calls (lhandler.h) -------------------------------------- */
+/* How the handler layer (lhandler.c, above this module) completes waits:
+ * set once before the workers start. */
+struct worker;
+struct lapi_async {
+    uint64_t (*sleep)(struct worker *w, double ms);
+    int (*complete)(struct worker *w, uint64_t ticket, int (*push)(lua_State *co, void *ud),
+                    void *ud);
+};
+void lapi_set_async(const struct lapi_async *ops);
+
 /* rc.sleep: a ticket (as a number) the caller yields at once
  * (coroutine.yield(t)), or 0 when the running handler cannot wait. */
 double rc_ffi_sleep(double ms);

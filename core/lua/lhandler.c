@@ -8,6 +8,7 @@
 #include "alloc.h"
 #include "err.h"
 #include "lbridge.h"
+#include "lapi.h"
 #include "lcall.h"
 #include "log.h"
 #include "strmap.h"
@@ -444,8 +445,11 @@ static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
     after_call(lw);
 }
 
+static const struct lapi_async async_ops = {.sleep = lhandler_sleep, .complete = lhandler_complete};
+
 static int lua_worker_start(struct worker *w)
 {
+    lapi_set_async(&async_ops);
     char err[512];
     struct lbridge *b = lbridge_new(w->cfg, w->id, 1, &w->stats, NULL, err, sizeof(err));
     if (b == NULL) {

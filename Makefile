@@ -29,7 +29,7 @@ build: $(BUILD)/CMakeCache.txt
 
 run: deps build
 	@if [ -f $(SCRIPT) ] && ./$(BUILD)/roomcast --help 2>&1 | grep -q -- '--script SCRIPT'; then \
-	  exec ./$(BUILD)/roomcast -p $(PORT) -s $(SCRIPT); \
+	  exec ./$(BUILD)/roomcast -p $(PORT) -s $(SCRIPT) --history sqlite:var/roomcast.db; \
 	else exec ./$(BUILD)/roomcast -p $(PORT) --echo; fi
 
 # make install [PREFIX=/usr/local] [DESTDIR=/tmp/stage]: see README "Install".

@@ -36,8 +36,19 @@ return {
                                 -- the source tree (roomcast -V shows the one found)
     lua_budget = 10000000,      -- VM instructions per handler call
     tick_interval = 1,          -- seconds between on_tick calls; 0 = off
-    history_size = 100,         -- messages kept per room
-    store = "memory",           -- where room history lives: "memory"
+    history_size = 100,         -- messages kept per room by the memory store
+    store = "memory",           -- where room history lives: "memory" | "sqlite" (= history.store)
+    history = {                 -- durable history (README "History"); `make run` and
+                                -- --history sqlite:PATH use SQLite
+        store = "memory",       -- "sqlite": one file, WAL, a writer thread; "memory": lost on exit
+        path = "var/roomcast.db", -- the SQLite file (its directory is created; relative: to
+                                -- the working directory)
+        keep = 1000,            -- messages kept per room
+        max_age = "7d",         -- older ones are deleted in the background
+        flush_ms = 10,          -- commit period: at most this much is lost by a crash
+    },
+    store_errors = "deliver",   -- a failing store (disk full): "deliver" live anyway and
+                                -- report degraded | "refuse" publishes with `unavailable`
     bus = "local",              -- how publishes reach the workers: "local" (mailboxes)
     script_config = {           -- handed to the script as JSON (roomcast.config)
         -- motd = "welcome",

@@ -37,6 +37,7 @@ struct sroom {
     int id_new;    /* db_id assigned in the transaction in progress */
     int in_batch;
     uint64_t batch_seq;
+    uint64_t contig_from; /* seqs >= this have no jump (the first after an unclean start) */
     struct sroom *batch_next;
     size_t len;
     char name[]; /* NUL-terminated */
@@ -443,6 +444,8 @@ static int load_rooms(struct store_sqlite *st, char *err, size_t cap)
             r = room_new(name ? name : "", len, last, epoch);
         }
         r->db_id = sqlite3_column_int64(s, 0);
+        if (st->unclean)
+            r->contig_from = r->last_seq + 1;
         strmap_put(&st->rooms, r->name, len, r);
     }
     sqlite3_finalize(s);
@@ -468,7 +471,7 @@ fail:
 /* -- the writer thread ---------------------------------------------------------------- */
 
 struct wstmt {
-    sqlite3_stmt *ins, *room_ins, *room_upd, *trim_keep, *trim_age, *ids;
+    sqlite3_stmt *ins, *room_ins, *room_upd, *trim_keep, *trim_below, *trim_age, *ids;
 };
 
 static int prep_writer(struct store_sqlite *st, struct wstmt *w)
@@ -494,6 +497,9 @@ static int prep_writer(struct store_sqlite *st, struct wstmt *w)
                                 "messages WHERE room = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
                                 -1, &w->trim_keep, NULL);
     if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "DELETE FROM messages WHERE room = ?1 AND seq <= ?2", -1,
+                                &w->trim_below, NULL);
+    if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db, "DELETE FROM messages WHERE room = ?1 AND ts < ?2", -1,
                                 &w->trim_age, NULL);
     if (rc == SQLITE_OK)
@@ -507,6 +513,7 @@ static void free_writer(struct wstmt *w)
     sqlite3_finalize(w->room_ins);
     sqlite3_finalize(w->room_upd);
     sqlite3_finalize(w->trim_keep);
+    sqlite3_finalize(w->trim_below);
     sqlite3_finalize(w->trim_age);
     sqlite3_finalize(w->ids);
 }
@@ -569,9 +576,19 @@ static int write_batch(struct store_sqlite *st, struct wstmt *w, struct pend **b
         sqlite3_bind_int64(w->room_upd, 3, (sqlite3_int64)(r->batch_seq + STORE_SQLITE_RESERVE));
         rc = step_done(w->room_upd);
         if (rc == SQLITE_OK && st->o.keep > 0 && r->batch_seq > st->o.keep) {
-            sqlite3_bind_int64(w->trim_keep, 1, r->db_id);
-            sqlite3_bind_int64(w->trim_keep, 2, (sqlite3_int64)st->o.keep - 1);
-            rc = step_done(w->trim_keep);
+            uint64_t floor = r->batch_seq - st->o.keep; /* the newest seq to delete */
+            if (floor >= r->contig_from) {
+                /* No seq jump among the last `keep`: a range delete of the
+                 * few rows that fell out (cheap: the common case). */
+                sqlite3_bind_int64(w->trim_below, 1, r->db_id);
+                sqlite3_bind_int64(w->trim_below, 2, (sqlite3_int64)floor);
+                rc = step_done(w->trim_below);
+            } else {
+                /* A jump (unclean start) inside the window: count instead. */
+                sqlite3_bind_int64(w->trim_keep, 1, r->db_id);
+                sqlite3_bind_int64(w->trim_keep, 2, (sqlite3_int64)st->o.keep - 1);
+                rc = step_done(w->trim_keep);
+            }
             if (rc == SQLITE_OK)
                 atomic_fetch_add(&st->c_trimmed, (uint64_t)sqlite3_changes(db));
         }

@@ -750,7 +750,8 @@ static void rreq_push(struct rreq *q, uint64_t seq, int64_t ts, uint32_t flags, 
         q->bufs = rc_xrealloc(q->bufs, q->cap * sizeof(*q->bufs));
     }
     char *b = rc_xmalloc(len + 1);
-    memcpy(b, data, len);
+    if (len > 0)
+        memcpy(b, data, len);
     b[len] = '\0';
     q->bufs[q->n] = b;
     q->msgs[q->n] =
@@ -832,7 +833,7 @@ static void serve_read(struct store_sqlite *st, sqlite3_stmt *asc, sqlite3_stmt 
     }
 
     /* 3. Merge: sort by seq, drop duplicates, keep the oldest or newest `limit`. */
-    if (pending > 0 || q->q.newest) {
+    if ((pending > 0 || q->q.newest) && q->n > 1) {
         qsort(q->msgs, q->n, sizeof(*q->msgs), cmp_msg);
         /* bufs must follow msgs: rebuild it from the sorted data pointers. */
         for (size_t i = 0; i < q->n; i++)
@@ -967,7 +968,8 @@ static int s_append(struct store *s, const char *room, size_t len, const struct 
     }
     struct pend *p = rc_xmalloc(sizeof(*p) + m->len);
     *p = (struct pend){.seq = m->seq, .ts_ms = m->ts_ms, .flags = m->flags, .len = m->len};
-    memcpy(p->data, m->data, m->len);
+    if (m->len > 0)
+        memcpy(p->data, m->data, m->len);
     pthread_mutex_lock(&st->mu);
     struct sroom *r = room_get(st, room, len);
     if (m->seq > r->last_seq)

@@ -1,6 +1,8 @@
 #include "lcall.h"
 
 #include <lauxlib.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -58,13 +60,19 @@ struct parked {
     int64_t deadline_ms;  /* monotonic */
     const char *what;     /* static */
     struct park_req pk;
+    pthread_t thread; /* the thread that parked it (its worker's) */
 };
 
 static _Thread_local struct run *cur_run;
 static _Thread_local int depth;
 static _Thread_local uint64_t errors_seen;
-static _Thread_local struct parked *parked_head;
-static _Thread_local uint64_t ticket_seq;
+/* One list for the process (a mutex, held for list operations only, never
+ * while Lua runs): a worker's waits outlive its thread at shutdown, when the
+ * main thread stops the worker's Lua (lcall_drop_state). Each record names
+ * its thread; lcall_expire and lcall_parked(NULL) look at the caller's own. */
+static pthread_mutex_t parked_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct parked *parked_head;
+static _Atomic uint64_t ticket_seq;
 
 static void budget_hook(lua_State *co, lua_Debug *ar);
 
@@ -188,10 +196,11 @@ uint64_t lcall_wait_ticket(uint32_t timeout_ms)
     if (r == NULL || !r->can_park || r->ticket != 0)
         return 0;
     /* Ids stay below 2^53: Lua numbers hold them exactly. */
-    ticket_seq = (ticket_seq + 1) & ((1ULL << 53) - 1);
-    if (ticket_seq == 0)
-        ticket_seq = 1;
-    r->ticket = ticket_seq;
+    uint64_t t;
+    do
+        t = (atomic_fetch_add(&ticket_seq, 1) + 1) & ((1ULL << 53) - 1);
+    while (t == 0);
+    r->ticket = t;
     r->deadline_ms = lcall_now_ms() + (int64_t)timeout_ms;
     return r->ticket;
 }
@@ -230,8 +239,11 @@ static int resume(lua_State *L, lua_State *co, int nargs, int nres, uint64_t bud
         p->deadline_ms = r.deadline_ms;
         p->what = what;
         p->pk = *pk;
+        p->thread = pthread_self();
+        pthread_mutex_lock(&parked_mu);
         p->next = parked_head;
         parked_head = p;
+        pthread_mutex_unlock(&parked_mu);
         return RC_PENDING;
     }
 
@@ -299,13 +311,16 @@ int lcall_complete(uint64_t ticket, int (*push)(lua_State *co, void *ud), void *
 {
     if (depth > 0)
         return RC_E_INVAL; /* never inside a running handler (STYLE rule 5) */
+    pthread_mutex_lock(&parked_mu);
     struct parked **pp = &parked_head;
     while (*pp != NULL && (*pp)->ticket != ticket)
         pp = &(*pp)->next;
     struct parked *p = *pp;
+    if (p != NULL)
+        *pp = p->next;
+    pthread_mutex_unlock(&parked_mu);
     if (p == NULL)
         return RC_E_NOT_FOUND;
-    *pp = p->next;
     lua_State *L = p->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->co_ref); /* L: ... co */
     luaL_unref(L, LUA_REGISTRYINDEX, p->co_ref);
@@ -334,8 +349,10 @@ size_t lcall_expire(int64_t now_ms)
     /* Collect first: a resumed handler may park again (a new record). */
     size_t n = 0, cap = 0;
     uint64_t *due = NULL;
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&parked_mu);
     for (struct parked *p = parked_head; p != NULL; p = p->next) {
-        if (p->deadline_ms > now_ms)
+        if (p->deadline_ms > now_ms || !pthread_equal(p->thread, self))
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
@@ -343,6 +360,7 @@ size_t lcall_expire(int64_t now_ms)
         }
         due[n++] = p->ticket;
     }
+    pthread_mutex_unlock(&parked_mu);
     size_t done = 0;
     for (size_t i = 0; i < n; i++)
         done += lcall_complete(due[i], push_timeout, NULL) == 0;
@@ -353,22 +371,28 @@ size_t lcall_expire(int64_t now_ms)
 size_t lcall_parked(lua_State *L)
 {
     size_t n = 0;
+    pthread_t self = pthread_self();
+    pthread_mutex_lock(&parked_mu);
     for (struct parked *p = parked_head; p != NULL; p = p->next)
-        n += L == NULL || p->L == L;
+        n += L == NULL ? pthread_equal(p->thread, self) != 0 : p->L == L;
+    pthread_mutex_unlock(&parked_mu);
     return n;
 }
 
 size_t lcall_drop_state(lua_State *L)
 {
     size_t n = 0;
-    struct parked **pp = &parked_head;
-    while (*pp != NULL) {
+    for (;;) {
+        pthread_mutex_lock(&parked_mu);
+        struct parked **pp = &parked_head;
+        while (*pp != NULL && (*pp)->L != L)
+            pp = &(*pp)->next;
         struct parked *p = *pp;
-        if (p->L != L) {
-            pp = &p->next;
-            continue;
-        }
-        *pp = p->next;
+        if (p != NULL)
+            *pp = p->next;
+        pthread_mutex_unlock(&parked_mu);
+        if (p == NULL)
+            break;
         luaL_unref(L, LUA_REGISTRYINDEX, p->co_ref);
         if (p->pk.done != NULL)
             p->pk.done(p->pk.ud, p->pk.tag, RC_E_CLOSED);

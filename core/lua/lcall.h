@@ -67,7 +67,8 @@ int lcall_pcall_err(lua_State *L, int nargs, int nres, uint64_t budget, char *er
  * The instruction budget covers running time only: each resumed segment
  * gets what the previous ones left. A ticket nobody yields (the script
  * swallowed it) or that completes after its wait expired is ignored.
- * Thread: the state's worker; the parked list is per thread.
+ * Thread: the state's worker (lcall_drop_state: whoever stops it, once its
+ * worker thread is gone); expire and parked(NULL) see the caller's waits.
  */
 
 /* The end of a parked call: rc is 0, RC_E_SCRIPT, RC_E_TIMEOUT (budget),
@@ -102,7 +103,7 @@ int lcall_complete(uint64_t ticket, int (*push)(lua_State *co, void *ud), void *
  * Returns how many. */
 size_t lcall_expire(int64_t now_ms);
 
-/* Waits parked for state L (NULL: any state) on this thread. */
+/* Waits parked for state L (NULL: any state of the calling thread). */
 size_t lcall_parked(lua_State *L);
 
 /* Forgets every wait of state L (before lua_close): done(ud, tag,

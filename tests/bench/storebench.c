@@ -29,8 +29,7 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double run(const char *dir, const char *name, long n, size_t size, int rooms,
-                  uint32_t batch)
+static double run(const char *dir, const char *name, long n, size_t size, int rooms, uint32_t batch)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/%s.db", dir, name);
@@ -68,8 +67,8 @@ static double run(const char *dir, const char *name, long n, size_t size, int ro
     st->ops->destroy(st);
     free(payload);
     if (c.committed < (uint64_t)n) {
-        fprintf(stderr, "storebench: only %llu of %ld committed\n",
-                (unsigned long long)c.committed, n);
+        fprintf(stderr, "storebench: only %llu of %ld committed\n", (unsigned long long)c.committed,
+                n);
         exit(1);
     }
     fprintf(stderr, "storebench: %-8s %ld x %zu B in %d rooms: %.3f s, %.0f msg/s, %llu commits\n",

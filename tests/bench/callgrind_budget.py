@@ -10,12 +10,13 @@ in user-space instructions (Ir) by the number of messages:
   fanout: roomcast -s scripts/fanout.lua, M members, P publishes of 32 B
           -> Ir per delivery (P * M deliveries; the publish itself is
           amortised over the room, as it is in production)
+  fanout_sqlite: the same with --history sqlite:FILE (every thread counted)
 
 Compares with tests/bench/budget.json and fails when a case is more than
 `tolerance` (10 %) above its baseline. A case whose prerequisites are missing
 (fanout.lua not delivering yet) is reported and skipped, not failed.
 
-usage: callgrind_budget.py [--build DIR] [--update] [--only echo|fanout]
+usage: callgrind_budget.py [--build DIR] [--update] [--only echo|fanout|fanout_sqlite]
 exit:  0 within budget, 1 over budget or broken run, 77 valgrind/binaries missing
 """
 import argparse
@@ -126,11 +127,33 @@ def case_fanout(build, tmp):
     return (ir1 - ir0) / deliveries, {"ir_base": ir0, "ir_run": ir1, "deliveries": deliveries}
 
 
+def case_fanout_sqlite(build, tmp):
+    """fanout with the SQLite history store (issue 10): the same deliveries,
+    plus the append copy on the owner worker and the writer thread's inserts
+    and commits (callgrind counts every thread)."""
+    script = os.path.join(ROOT, "scripts", "fanout.lua")
+    if not os.path.exists(script):
+        return None, "scripts/fanout.lua missing"
+    common = ["-S", "fanout", "-c", str(FANOUT_MEMBERS), "-s", "32", "-w", "0", "-d", "120",
+              "-r", "100"]
+    db0 = os.path.join(tmp, "cg0", "h.db")
+    db1 = os.path.join(tmp, "cg1", "h.db")
+    ir0, _ = callgrind_run(build, ["-s", script, "--history", "sqlite:" + db0],
+                           common + ["-n", "0"], tmp, "fanoutsql0")
+    ir1, res = callgrind_run(build, ["-s", script, "--history", "sqlite:" + db1],
+                             common + ["-n", str(FANOUT_PUBLISHES)], tmp, "fanoutsql1")
+    deliveries = res["received"]
+    expected = FANOUT_PUBLISHES * FANOUT_MEMBERS
+    if deliveries != expected:
+        return None, f"fanout (sqlite) delivered {deliveries} of {expected}"
+    return (ir1 - ir0) / deliveries, {"ir_base": ir0, "ir_run": ir1, "deliveries": deliveries}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--update", action="store_true", help="write the measurement to budget.json")
-    ap.add_argument("--only", choices=["echo", "fanout"])
+    ap.add_argument("--only", choices=["echo", "fanout", "fanout_sqlite"])
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     if not shutil.which("valgrind"):
@@ -143,7 +166,8 @@ def main():
     with open(BUDGET) as f:
         budget = json.load(f)
     tol = budget.get("tolerance", 0.10)
-    cases = {"echo": ("ir_per_echo", case_echo), "fanout": ("ir_per_delivery", case_fanout)}
+    cases = {"echo": ("ir_per_echo", case_echo), "fanout": ("ir_per_delivery", case_fanout),
+             "fanout_sqlite": ("ir_per_delivery_sqlite", case_fanout_sqlite)}
     failed = passed = skipped = 0
     measured = {}
     with tempfile.TemporaryDirectory(prefix="rc-callgrind-") as tmp:

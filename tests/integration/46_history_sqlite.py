@@ -328,5 +328,40 @@ def test_write_errors_degrade_and_recover(_srv):
     shutil.rmtree(d)
 
 
+@rctest.server("--echo", "--admin", "off")
+def test_reload_while_history_reads_wait(_srv):
+    """Big history reads in flight across SIGHUP: every answer arrives whole,
+    nothing is lost or reordered on the connection, and the next messages
+    run in the new generation (the wait semantics are 45_lua_async's)."""
+    d = fresh_dir()
+    db = os.path.join(d, "h.db")
+    srv = start(db)
+    try:
+        c = Client(srv)
+        c.join("big", "u")
+        body = "z" * 8000
+        publish(c, "big", ["%d %s" % (i, body) for i in range(300)])
+        eq(len(broadcasts(c, 300)), 300, "filled")
+        nworkers = int(os.environ.get("RC_WORKERS") or "1")
+        before = len([l for l in srv.log() if "reload: generation" in l])
+        for i in range(6):
+            c.send({"type": "history", "room_id": "big", "since": 0, "limit": 1000, "id": i})
+        srv.proc.send_signal(signal.SIGHUP)
+        c.send({"type": "presence", "room_id": "big", "id": "after"})
+        for i in range(6):
+            h = c.recv(10)
+            eq((h.get("type"), h.get("id"), len(h.get("messages", []))), ("history", i, 300),
+               "history answer %d whole and in order" % i)
+        eq(c.recv().get("id"), "after", "the message sent after SIGHUP runs after them")
+        deadline = time.monotonic() + tmo(10)
+        while len([l for l in srv.log() if "reload: generation" in l]) < before + nworkers:
+            check(time.monotonic() < deadline, "every worker reloaded")
+            time.sleep(0.05)
+        c.close()
+    finally:
+        stop_ok(srv)
+    shutil.rmtree(d)
+
+
 if __name__ == "__main__":
     rctest.main(globals(), default_args=("--echo", "--admin", "off"))

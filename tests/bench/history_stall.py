@@ -1,0 +1,126 @@
+#!/usr/bin/python3
+"""history_stall.py - does a large history read stall other connections?
+(issue 10: their echo p99 within 2x of the p99 without the read).
+
+roomcast -w 1 -s scripts/chat.lua --history sqlite:FILE; room "big" holds
+1000 messages of SIZE bytes. Client B makes N sequential round trips
+(`presence`, answered by the worker without the store) and records their
+latencies, first alone, then while client A keeps asking for
+{"type":"history","room_id":"big","since":0,"limit":1000}. Prints both
+p50/p99 and the ratio. Loopback only, bounded (N round trips per phase).
+
+usage: history_stall.py [--build DIR] [--size BYTES] [-n N]
+"""
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+
+import websockets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p / 100.0))]
+
+
+async def reader(url, seconds):
+    """Client A, in its own process: history reads back to back (the answer
+    is not parsed: only B's latency is measured)."""
+    reads = 0
+    end = time.monotonic() + seconds
+    async with websockets.connect(url, max_size=None) as a:
+        await a.send(json.dumps({"type": "join", "room_id": "big"}))
+        await a.recv()
+        while time.monotonic() < end:
+            await a.send(json.dumps({"type": "history", "room_id": "big", "since": 0,
+                                     "limit": 1000}))
+            await a.recv()
+            reads += 1
+    print(reads)
+
+
+async def phase(url, n, with_reader):
+    proc = None
+    if with_reader:
+        proc = subprocess.Popen(["/usr/bin/python3", os.path.abspath(__file__), "--reader", url,
+                                 "--seconds", str(n * 0.004 + 2)], stdout=subprocess.PIPE,
+                                text=True)
+        await asyncio.sleep(1.0)
+    lat = []
+    async with websockets.connect(url) as b:
+        await b.send(json.dumps({"type": "join", "room_id": "small"}))
+        await b.recv()
+        for _ in range(n):
+            t0 = time.perf_counter()
+            await b.send(json.dumps({"type": "presence", "room_id": "small"}))
+            await b.recv()
+            lat.append((time.perf_counter() - t0) * 1000.0)
+            await asyncio.sleep(0.002)
+    reads = 0
+    if proc:
+        reads = int(proc.communicate()[0].strip() or 0)
+    return lat, reads
+
+
+async def main_async(a, url):
+    async with websockets.connect(url, max_size=None) as c:
+        await c.send(json.dumps({"type": "join", "room_id": "big"}))
+        await c.recv()
+        body = "x" * a.size
+        for i in range(1000):
+            await c.send(json.dumps({"type": "broadcast", "room_id": "big", "content": body}))
+        for i in range(1000):
+            await c.recv()
+    await asyncio.sleep(0.2)
+    base, _ = await phase(url, a.n, False)
+    loaded, reads = await phase(url, a.n, True)
+    r = {"size": a.size, "n": a.n, "reads_during": reads,
+         "p50_ms_alone": round(pct(base, 50), 3), "p99_ms_alone": round(pct(base, 99), 3),
+         "p50_ms_reading": round(pct(loaded, 50), 3), "p99_ms_reading": round(pct(loaded, 99), 3)}
+    r["p99_ratio"] = round(r["p99_ms_reading"] / r["p99_ms_alone"], 2)
+    print(json.dumps(r))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--size", type=int, default=200)
+    ap.add_argument("-n", type=int, default=500)
+    ap.add_argument("--reader")
+    ap.add_argument("--seconds", type=float, default=3)
+    a = ap.parse_args()
+    if a.reader:
+        asyncio.run(reader(a.reader, a.seconds))
+        return
+    tmp = tempfile.mkdtemp(prefix="rc-stall-")
+    conf = os.path.join(tmp, "c.lua")
+    with open(conf, "w") as f:
+        f.write("drain_time = 0\n")
+    srv = subprocess.Popen(["taskset", "-c", "0", os.path.join(a.build, "roomcast"), "-b",
+                            "127.0.0.1", "-p", "0", "-w", "1", "--admin", "off", "-c", conf,
+                            "-s", os.path.join(ROOT, "scripts", "chat.lua"), "--history",
+                            "sqlite:" + os.path.join(tmp, "h.db")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        port = None
+        for line in srv.stdout:
+            m = re.search(r"listening on ws://[^:]+:(\d+)/", line)
+            if m:
+                port = int(m.group(1))
+                break
+        asyncio.run(main_async(a, "ws://127.0.0.1:%d/ws" % port))
+    finally:
+        srv.terminate()
+        srv.wait()
+        subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()

@@ -23,8 +23,9 @@
 --   {"type":"broadcast","room_id":"lobby","content":"hi"}
 --        -> every member, sender included:
 --           {"type":"broadcast","room_id":"lobby","content":"hi","sender":"alice","seq":7,"ts":...}
---           and, only if the request had an id: {"type":"ack","id":..} (the
---           room actor assigns seq asynchronously; the broadcast carries it)
+--           and, only if the request had an id: {"type":"ack","id":..,"seq":7} once the
+--           room took it (or error `unavailable` when its history store refuses
+--           writes: store_errors = "refuse"); without an id nothing waits
 --   {"type":"direct","to":"bob","content":"psst"}
 --        -> bob's connections: {"type":"direct","from":"alice","content":"psst"}
 --           (+ {"type":"ack","id":..,"delivered":n} when the request had an id)
@@ -241,17 +242,19 @@ function handlers.broadcast(conn, msg, id)
     -- The seed's key order; C splices ,"seq":N,"ts":MS before the final }.
     local payload = '{"type":"broadcast","room_id":' .. enc(room_id) .. ',"content":' ..
         enc(content) .. ',"sender":' .. enc(util.sender(conn)) .. '}'
-    local ok, err = rc.room(room_id):publish(payload, { stamp = true })
+    -- With an id the client wants an ack: wait for the room's answer, so the
+    -- ack carries the seq (or the refusal); without one, fire and forget.
+    local ok, err = rc.room(room_id):publish(payload, { stamp = true, wait = id ~= nil })
     if not ok then
         if err == "too_big" then
             return E.too_big, "the message is too big for this room"
+        elseif err == "unavailable" then
+            return E.unavailable, "the room cannot take messages now (history store failing)"
         end
         return E.internal, "publish failed: " .. tostring(err)
     end
     if id ~= nil then
-        -- The room actor assigns seq after this returns: the ack confirms
-        -- acceptance; the broadcast itself carries the seq.
-        conn:send('{"type":"ack"' .. id_field(id) .. '}')
+        conn:send('{"type":"ack"' .. id_field(id) .. ',"seq":' .. ok .. '}')
     end
 end
 

@@ -23,6 +23,10 @@
 #include "worker.h"
 #include "ws_frame.h"
 
+/* The handler layer's asynchronous calls (lhandler.c registers them: it
+ * sits above this module). */
+static const struct lapi_async *async_ops;
+
 /* The live connection `id` of the calling worker. *remote is set when the id
  * belongs to another worker of this server (then NULL is returned). */
 static struct conn *find(uint64_t id, struct worker **wout, int *remote)
@@ -233,6 +237,59 @@ RC_FFI_EXPORT int rc_ffi_publish(const char *room, size_t len, const char *data,
     return room_publish(&w->srv->rooms, w->id, room, len, data, dlen, flags, exclude);
 }
 
+/* The bus's ack of a waited publish, on the publishing worker: ud is the
+ * ticket. co: ... -> ... seq  |  ... nil err ("unavailable": the store or
+ * bus refused it; or the code's name). */
+struct pub_answer {
+    int status;
+    uint64_t seq;
+};
+
+static int push_pub(lua_State *co, void *ud)
+{
+    const struct pub_answer *a = ud;
+    if (a->status == 0) {
+        lua_pushnumber(co, (lua_Number)a->seq);
+        return 1;
+    }
+    lua_pushnil(co);
+    lua_pushstring(co, a->status == RC_E_DENIED ? "unavailable" : rc_err_name(a->status));
+    return 2;
+}
+
+static void on_pub_ack(void *ud, int status, uint64_t seq)
+{
+    struct worker *w = worker_current();
+    struct pub_answer a = {.status = status, .seq = seq};
+    if (w != NULL && async_ops != NULL)
+        async_ops->complete(w, (uint64_t)(uintptr_t)ud, push_pub, &a);
+}
+
+RC_FFI_EXPORT double rc_ffi_publish_wait(const char *room, size_t len, const char *data,
+                                         size_t dlen, unsigned flags, uint64_t exclude)
+{
+    struct worker *w = worker_current();
+    if (w == NULL || w->srv->bus == NULL)
+        return RC_E_CLOSED;
+    if (len == 0 || len > ROOM_NAME_MAX)
+        return RC_E_INVAL;
+    uint64_t t = lcall_wait_ticket(RC_STORE_WAIT_MS);
+    if (t == 0)
+        return 0;
+    struct bus_publish p = {.room = room,
+                            .room_len = len,
+                            .data = data,
+                            .len = dlen,
+                            .flags = flags,
+                            .exclude = exclude};
+    int rc = w->srv->bus->ops->publish(w->srv->bus, w->id, &p, on_pub_ack, (void *)(uintptr_t)t);
+    if (rc < 0) {
+        lcall_wait_cancel(t);
+        return rc;
+    }
+    return (double)t;
+}
+
 RC_FFI_EXPORT long rc_ffi_room_count(const char *room, size_t len)
 {
     struct server *s = cur_server();
@@ -298,10 +355,6 @@ RC_FFI_EXPORT long rc_ffi_room_presence(const char *room, size_t len, char *buf,
     *used = bw.used;
     return bw.used > cap ? RC_E_LIMIT : bw.count;
 }
-
-/* The handler layer's asynchronous calls (lhandler.c registers them: it
- * sits above this module). */
-static const struct lapi_async *async_ops;
 
 /* A store read's answer, pushed on the waiting handler's coroutine:
  *   co: ... -> ... msgs info     msgs = { {seq=, ts=, payload=, binary=true|nil}, ... }
@@ -522,6 +575,7 @@ RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
     XX(rc_ffi_conn_get)                                                                            \
     XX(rc_ffi_conn_set)                                                                            \
     XX(rc_ffi_publish)                                                                             \
+    XX(rc_ffi_publish_wait)                                                                        \
     XX(rc_ffi_room_count)                                                                          \
     XX(rc_ffi_room_members)                                                                        \
     XX(rc_ffi_room_presence)                                                                       \

@@ -72,6 +72,13 @@ long rc_ffi_room_members(const char *room, size_t len, uint64_t *ids, size_t cap
 /* Distinct user ids, each followed by NUL, into buf; *used = bytes needed.
  * Returns the count or RC_E_LIMIT when cap < *used. */
 long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, size_t *used);
+/* room:publish(payload, {wait = true}): publishes and returns the ticket
+ * whose answer is the seq the room gave it, or (nil, "unavailable") when the
+ * store or bus refused it. 0: the handler cannot wait; RC_E_INVAL,
+ * RC_E_CLOSED, or the bus's error at once (nothing to yield). */
+double rc_ffi_publish_wait(const char *room, size_t len, const char *data, size_t dlen,
+                           unsigned flags, uint64_t exclude);
+
 /* room:history / room:last_seq: starts a store read (store.h) of `room`
  * (since, before: 0 = no bound; limit 1..STORE_READ_MAX; newest: keep the
  * newest `limit`) whose answer resumes the calling handler. Returns the

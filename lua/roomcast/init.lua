@@ -294,7 +294,7 @@ local room_mt = {}
 -- room actor assigns it later; with opts.stamp it is spliced into the JSON).
 function room_methods:publish(payload, opts)
     check_string(payload, "publish", 1)
-    local flags, exclude = 0, 0
+    local flags, exclude, wait = 0, 0, false
     if opts ~= nil then
         if type(opts) ~= "table" then
             error("bad argument #2 to 'publish' (table expected, got " .. type(opts) .. ")", 2)
@@ -304,8 +304,15 @@ function room_methods:publish(payload, opts)
         local ex = opts.exclude
         if type(ex) == "table" then ex = ex.id end
         if type(ex) == "number" then exclude = ex end
+        wait = opts.wait
     end
     local name = self.name
+    if wait then
+        -- waits for the room's answer: seq | nil, "unavailable" (store_errors = "refuse")
+        local t = C.rc_ffi_publish_wait(name, #name, payload, #payload, flags, exclude)
+        if t < 0 then return nil, err_of(t) end
+        return await(t)
+    end
     local r = C.rc_ffi_publish(name, #name, payload, #payload, flags, exclude, out_u64)
     if r ~= 0 then return nil, err_of(r) end
     return tonumber(out_u64[0])

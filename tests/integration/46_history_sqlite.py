@@ -329,6 +329,62 @@ def test_write_errors_degrade_and_recover(_srv):
 
 
 @rctest.server("--echo", "--admin", "off")
+def test_store_errors_refuse(_srv):
+    """store_errors = "refuse": while the store cannot write, a broadcast
+    that asks for an ack is refused with `unavailable`, nothing is delivered
+    for it, and /health answers 503; all is well again once writes resume."""
+    d = fresh_dir()
+    db = os.path.join(d, "h.db")
+    conf = os.path.join(d, "rc.conf.lua")
+    with open(conf, "w") as f:
+        f.write('drain_time = 0\nstore_errors = "refuse"\n')
+    srv = rctest.Server(("-c", conf, "-s", CHAT, "--admin", "127.0.0.1:0", "--history",
+                         "sqlite:" + db))
+    real = subprocess.Popen
+
+    def popen(*a, **kw):
+        kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
+                                                      (256 * 1024, resource.RLIM_INFINITY))
+        return real(*a, **kw)
+    subprocess.Popen = popen
+    try:
+        srv.start()
+    finally:
+        subprocess.Popen = real
+    try:
+        port = admin_port(srv)
+        a = Client(srv)
+        a.join("w", "a")
+        big = "y" * 8000
+        refused = None
+        for i in range(200):
+            a.send({"type": "broadcast", "room_id": "w", "content": big, "id": i})
+            m = a.recv()
+            if m.get("type") == "error":
+                refused = m
+                break
+            eq(m.get("type"), "broadcast", "delivered while writes work")
+            eq(a.recv().get("type"), "ack", "acked with its seq")
+            time.sleep(0.005)
+        check(refused is not None, "a publish was refused once the store failed")
+        eq(refused.get("code"), "unavailable", "refusal code")
+        eq(get(port, "/health")[0], 503, "store_errors = refuse: /health 503")
+        resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE,
+                         (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        deadline = time.monotonic() + tmo(10)
+        while get(port, "/health")[0] != 200:
+            check(time.monotonic() < deadline, "writing resumes by itself")
+            time.sleep(0.1)
+        a.send({"type": "broadcast", "room_id": "w", "content": "back", "id": "b"})
+        eq(a.recv().get("content"), "back", "accepted again")
+        eq(a.recv().get("type"), "ack", "acked")
+        a.conn.close()
+    finally:
+        stop_ok(srv)
+    shutil.rmtree(d)
+
+
+@rctest.server("--echo", "--admin", "off")
 def test_reload_while_history_reads_wait(_srv):
     """Big history reads in flight across SIGHUP: every answer arrives whole,
     nothing is lost or reordered on the connection, and the next messages

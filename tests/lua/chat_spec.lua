@@ -292,11 +292,16 @@ describe("scripts/chat.lua", function()
             one(b, { type = "join", room_id = "r" })
         end)
 
+        it("answers unavailable when the room refuses (store_errors = refuse), with an id", function()
+            w.publish_error = "unavailable"
+            expect_error(a, { type = "broadcast", room_id = "r", content = "x", id = 7 }, "unavailable")
+        end)
+
         it("acks only when the request has an id", function()
             local out = send(a, { type = "broadcast", room_id = "r", content = "x", id = "b1" })
             assert.are.equal(2, #out)
             assert.are.equal("broadcast", out[1].type)
-            assert.are.same({ type = "ack", id = "b1" }, out[2])
+            assert.are.same({ type = "ack", id = "b1", seq = 1 }, out[2])
             out = send(a, { type = "broadcast", room_id = "r", content = "y" })
             assert.are.equal(1, #out)
             assert.are.equal("broadcast", out[1].type)

@@ -226,6 +226,7 @@ local function make_room_mt(w)
         opts = opts or {}
         local room = w:room_state(self.name)
         if #payload > w.max_message then return nil, "too_big" end
+        if opts.wait and w.publish_error then return nil, w.publish_error end
         local seq = room.seq + 1
         local ts = w.clock
         if opts.stamp then
@@ -249,6 +250,7 @@ local function make_room_mt(w)
             end
         end
         w.published[#w.published + 1] = { room = self.name, seq = seq, payload = payload }
+        if opts.wait then return seq end -- C waits for the room's answer
         return true -- like C: queued; seq is assigned by the room actor
     end
 

@@ -44,7 +44,7 @@ return {
         path = "var/roomcast.db", -- the SQLite file (its directory is created; relative: to
                                 -- the working directory)
         keep = 1000,            -- messages kept per room
-        max_age = "7d",         -- older ones are deleted in the background
+        max_age = "7d",         -- older ones are deleted in the background (default: 604800)
         flush_ms = 10,          -- commit period: at most this much is lost by a crash
     },
     store_errors = "deliver",   -- a failing store (disk full): "deliver" live anyway and

@@ -567,8 +567,7 @@ static size_t conn_read(struct conn *c, void *buf, size_t cap)
 static void read_ws(struct conn *c)
 {
     struct connset *w = c->cs;
-    for (int i = 0; i < READS_PER_EVENT && !c->released && !c->read_paused && !c->reads_held;
-         i++) {
+    for (int i = 0; i < READS_PER_EVENT && !c->released && !c->read_paused && !c->reads_held; i++) {
         size_t n = conn_read(c, w->rbuf, CONN_RBUF_SIZE);
         if (n == 0)
             return;

@@ -75,7 +75,8 @@
  * (ext/bus.h); worker.c picks the implementation. */
 #define RC_ENUM_store(XX) XX(RC_STORE_MEMORY, "memory") XX(RC_STORE_SQLITE, "sqlite")
 /* What a failing history store does to publishes (store_sqlite.h). */
-#define RC_ENUM_storeerr(XX) XX(RC_STORE_ERRORS_DELIVER, "deliver") XX(RC_STORE_ERRORS_REFUSE, "refuse")
+#define RC_ENUM_storeerr(XX)                                                                       \
+    XX(RC_STORE_ERRORS_DELIVER, "deliver") XX(RC_STORE_ERRORS_REFUSE, "refuse")
 #define RC_ENUM_bus(XX) XX(RC_BUS_LOCAL, "local")
 
 #define RC_GB ((size_t)1 << 30)

@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "closecode.h"
+#include "deflate.h"
 #include "err.h"
 #include "log.h"
 
@@ -118,6 +119,8 @@ void conn_release(struct conn *c)
     if (c->opened) {
         notify_close(c, WS_CLOSE_ABNORMAL, NULL, 0);
         STAT_DEC(w->stats, conns_open);
+        if (c->pmd)
+            STAT_DEC(w->stats, deflate_conns);
     }
     /* The modules above unlink c (the guard's per-IP count, rooms), then
      * the user index forgets it (user hooks), then conn.data goes. */
@@ -266,7 +269,18 @@ int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
     if (!can_send(c))
         return RC_E_CLOSED;
     uint8_t hdr[WS_MAX_HEADER];
-    size_t hl = ws_frame_encode_header(hdr, 1, 0, opcode, len, NULL);
+    unsigned rsv = 0;
+    if (c->pmd) { /* per-connection traffic is compressed per connection */
+        const uint8_t *z;
+        size_t zl =
+            deflate_payload(&c->cs->pmd, c->cs->stats, c->cs->cfg, c->pmd_bits, data, len, &z);
+        if (zl > 0) {
+            data = z; /* the pool's scratch: copied below, before anything else compresses */
+            len = zl;
+            rsv = WS_RSV1; /* RFC 7692 §6 */
+        }
+    }
+    size_t hl = ws_frame_encode_header(hdr, 1, rsv, opcode, len, NULL);
     /* A reply to this client's own traffic is never dropped silently: the
      * read side is paused instead (backpressure reaches TCP), but one frame
      * larger than the whole limit still has to fit once. */
@@ -285,6 +299,14 @@ int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
 
 int conn_send_ref(struct conn *c, struct frame_ref *f)
 {
+    if (c->pmd) { /* a direct message is compressed for this connection alone */
+        struct frame_ref *z = deflate_frame(&c->cs->pmd, c->cs->stats, c->cs->cfg, c->pmd_bits, f);
+        if (z != NULL) {
+            int rc = conn_deliver(c, z, c->cs->cfg->slow_policy);
+            frame_ref_put(z);
+            return rc;
+        }
+    }
     return conn_deliver(c, f, c->cs->cfg->slow_policy);
 }
 
@@ -483,6 +505,8 @@ static void fail_with_error(struct conn *c, int err)
         reason = "message too big";
     else if (err == RC_E_UTF8)
         reason = "invalid UTF-8";
+    else if (err == RC_E_DATA)
+        reason = "invalid compressed data";
     conn_fail(c, code, reason);
 }
 
@@ -508,11 +532,26 @@ static void feed_ws(struct conn *c, uint8_t *buf, size_t n)
                 STAT_INC(c->cs->stats, msgs_in_total);
                 if (c->cs->gate_message && c->cs->gate_message(c->cs->gate_ctx, c) != 0)
                     break; /* over the message rate: dropped, or failed with 1008 */
+                const uint8_t *data = ev.data;
+                size_t len = ev.len;
+                uint8_t *inflated = NULL; /* owned: a compressed message's bytes */
+                if (ev.rsv & WS_RSV1) {
+                    struct connset *cs = c->cs;
+                    ssize_t il = deflate_inflate(&cs->pmd, cs->stats, ev.opcode, ev.data, ev.len,
+                                                 cs->cfg->max_message, &inflated);
+                    if (il < 0) {
+                        fail_with_error(c, (int)il);
+                        return;
+                    }
+                    data = inflated;
+                    len = (size_t)il;
+                }
                 c->pin++;
                 uint64_t t0 = stats_clock_ns();
-                c->cs->handler->on_message(c, ev.opcode, ev.data, ev.len);
+                c->cs->handler->on_message(c, ev.opcode, data, len);
                 stats_observe_handler(c->cs->stats, stats_clock_ns() - t0);
                 c->pin--;
+                rc_free(inflated);
             }
             break;
         case WS_EV_PING:
@@ -656,6 +695,12 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
         refuse(c, why.status, why.kind, why.reason);
         return;
     }
+    /* Negotiated before the connect hook, so what it sends is compressed too. */
+    char ext[160];
+    struct pmd_params prm;
+    int ext_len = deflate_negotiate(w->cfg, req, &prm, ext, sizeof(ext));
+    c->pmd = ext_len > 0;
+    c->pmd_bits = ext_len > 0 ? prm.server_window_bits & 0xf : 0;
     const char *subprotocol = NULL;
     if (w->handler->on_upgrade) {
         c->pin++;
@@ -673,7 +718,7 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
     char accept[WS_ACCEPT_LEN + 1];
     ws_accept_key(up.key, up.key_len, accept);
     char resp[512];
-    int n = ws_response_101(resp, sizeof(resp), accept, subprotocol, NULL);
+    int n = ws_response_101(resp, sizeof(resp), accept, subprotocol, ext_len > 0 ? ext : NULL);
     if (n < 0) {
         refuse(c, 500, "internal", "response too large");
         return;
@@ -691,7 +736,11 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
     c->state = CONN_OPEN;
     c->opened = 1;
     STAT_INC(w->stats, conns_open);
-    ws_msg_init(&c->rx, &w->msg_cfg);
+    if (c->pmd) {
+        STAT_INC(w->stats, deflate_conns);
+        STAT_INC(w->stats, deflate_negotiated_total);
+    }
+    ws_msg_init(&c->rx, c->pmd ? &w->msg_cfg_z : &w->msg_cfg);
     tlist_add(&w->idle_list, &c->tn);
     /* Bytes the client pipelined after the head are frames: feed them. */
     size_t extra = buf_len - head_len;
@@ -883,6 +932,10 @@ void connset_init(struct connset *cs, int id, struct ev_loop *loop, const struct
     cs->msg_cfg.require_mask = 1;
     cs->msg_cfg.reject_masked = 0;
     cs->msg_cfg.allowed_rsv = 0;
+    cs->msg_cfg_z = cs->msg_cfg;
+    cs->msg_cfg_z.allowed_rsv = WS_RSV1; /* RFC 7692 §6: RSV1 marks a compressed message */
+    cs->msg_cfg_z.deflate = 1;
+    pmd_pool_init(&cs->pmd, cfg->compression_level, cfg->compression_mem_level);
     rc_list_init(&cs->conns);
     rc_list_init(&cs->dirty);
     rc_list_init(&cs->reap);
@@ -917,6 +970,7 @@ void connset_destroy(struct connset *cs)
     idmap_destroy(&cs->ids);
     rc_free(cs->rbuf);
     cs->rbuf = NULL;
+    pmd_pool_destroy(&cs->pmd);
 }
 
 void conn_hook_release(struct connset *cs, conn_hook_fn fn, void *ctx)

@@ -38,6 +38,7 @@
 #include "kv.h"
 #include "list.h"
 #include "mailbox.h"
+#include "pmd.h"
 #include "sendq.h"
 #include "stats.h"
 #include "transport.h"
@@ -97,12 +98,14 @@ struct connset {
     struct worker *owner;               /* opaque here: copied into c->w for the layers above */
     uint8_t *rbuf;                      /* owned: the one read buffer of this worker */
     struct ws_msg_cfg msg_cfg;          /* shared by this worker's receivers */
-    struct rc_list conns;               /* every live conn (for drain and stop) */
-    struct rc_list dirty;               /* conns with output to flush this iteration */
-    struct rc_list reap;                /* released conns, freed by conn_reap */
-    struct tlist hs_list;               /* HTTP state, by accept time: handshake timeout */
-    struct tlist idle_list;             /* OPEN, by last activity: ping after ping_interval */
-    struct tlist pong_list;             /* OPEN, pinged, by ping time: close after pong_timeout */
+    struct ws_msg_cfg msg_cfg_z;        /* ... and by those that negotiated permessage-deflate */
+    struct pmd_pool pmd;     /* owned: zlib streams for every deflate connection (pmd.h) */
+    struct rc_list conns;    /* every live conn (for drain and stop) */
+    struct rc_list dirty;    /* conns with output to flush this iteration */
+    struct rc_list reap;     /* released conns, freed by conn_reap */
+    struct tlist hs_list;    /* HTTP state, by accept time: handshake timeout */
+    struct tlist idle_list;  /* OPEN, by last activity: ping after ping_interval */
+    struct tlist pong_list;  /* OPEN, pinged, by ping time: close after pong_timeout */
     struct tlist close_list; /* CLOSING/LINGER, by close time: hard close after close_timeout */
     struct idmap ids;        /* conn id -> conn */
     /* Hooks of the modules above (registered before the worker starts). */
@@ -165,6 +168,8 @@ struct conn {
     unsigned notified : 1;  /* on_close delivered */
     unsigned opened : 1;    /* reached OPEN (on_open ran) */
     unsigned upgrading : 1; /* inside on_upgrade: sends and joins are allowed */
+    unsigned pmd : 1;       /* permessage-deflate negotiated (deflate.h) */
+    unsigned pmd_bits : 4;  /* ... with this server window (9..15) */
     uint16_t close_code;    /* code sent or received, for on_close */
     uint16_t peer_port;
     uint32_t pin; /* > 0: someone up the stack holds it; the reaper waits */

@@ -62,6 +62,8 @@ void mail_free(struct mail *m)
 {
     if (m->frame)
         frame_ref_put(m->frame);
+    if (m->zframe)
+        frame_ref_put(m->zframe);
     if (m->inline_cap == 0) {
         rc_free(m->payload);
         rc_free(m);

@@ -48,11 +48,13 @@ struct mail {
     struct mail *next;
     uint32_t type;
     uint32_t flags;
-    uint64_t conn_id;        /* exclude (DELIVER) or target (SEND/CLOSE) */
-    struct frame_ref *frame; /* owned reference, or NULL */
-    void (*fn)(void *arg);   /* MAIL_CALL */
-    void *arg;               /* MAIL_CALL: owned by fn */
-    char *payload;           /* NULL, inside this block (inline_cap > 0), or owned */
+    uint64_t conn_id;         /* exclude (DELIVER) or target (SEND/CLOSE) */
+    struct frame_ref *frame;  /* owned reference, or NULL */
+    struct frame_ref *zframe; /* DELIVER: owned reference to the permessage-deflate
+                                 variant of frame, or NULL (deflate.h) */
+    void (*fn)(void *arg);    /* MAIL_CALL */
+    void *arg;                /* MAIL_CALL: owned by fn */
+    char *payload;            /* NULL, inside this block (inline_cap > 0), or owned */
     size_t payload_len;
     size_t name_len;
     uint32_t inline_cap; /* MAIL_INLINE for a recyclable block holding name and payload */

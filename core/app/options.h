@@ -124,6 +124,13 @@
     XX("pong_timeout", SECS, pong_timeout, 10, 0.001, 0, BOOT, 0, NULL, "SECS", "time to answer a ping before close 1001") \
     XX("close_timeout", SECS, close_timeout, 5, 0.001, 0, BOOT, 0, NULL, "SECS", "time to finish the closing handshake") \
     XX("drain_time", SECS, drain_time, 2, 0, 0, BOOT, 0, NULL, "SECS", "SIGTERM: close 1001 spread over this many seconds") \
+    /* permessage-deflate (RFC 7692; core/app/deflate.h) */ \
+    XX("compression.enabled", BOOL, compression, 1, 0, 1, BOOT, 0, "", "", "negotiate permessage-deflate when a client offers it") \
+    XX("compression.threshold", SIZE, compression_threshold, 64, 0, 2 * RC_GB, BOOT, 0, NULL, "BYTES", "messages shorter than this go uncompressed") \
+    XX("compression.level", INT, compression_level, 1, 0, 9, BOOT, 0, NULL, "N", "zlib compression level 0..9") \
+    XX("compression.window_bits", INT, compression_window_bits, 15, 8, 15, BOOT, 0, NULL, "N", "the server's window 8..15 (8 runs as 9: zlib)") \
+    XX("compression.mem_level", INT, compression_mem_level, 8, 1, 9, BOOT, 0, NULL, "N", "zlib memLevel 1..9 (deflate memory per worker)") \
+    XX("no_compression", BOOL, no_compression, 0, 0, 1, CLI, 0, "no-compression", "", "decline permessage-deflate whatever the file says") \
     /* slow consumers */ \
     XX("sndbuf", SIZE, sndbuf, 0, 0, RC_GB, BOOT, 0, NULL, "BYTES", "SO_SNDBUF of client sockets; 0 = the kernel's") \
     XX("sendq_limit", SIZE, sendq_hard_limit, 8 * 1024 * 1024, 1024, (size_t)1 << 40, BOOT, 0, NULL, "BYTES", "per-connection send queue hard limit") \

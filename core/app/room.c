@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "deflate.h"
 #include "err.h"
 #include "idmap.h"
 #include "kv.h"
@@ -24,6 +25,7 @@ struct room {
     pthread_mutex_t lock;
     struct strmap members; /* conn id (8 bytes) -> char *user (owned, may be NULL) */
     uint32_t per_worker[RC_MAX_WORKERS];
+    uint32_t deflate_members; /* members that negotiated permessage-deflate */
     struct kv data;
     double empty_since;              /* monotonic seconds; 0 while it has members */
     int policy;                      /* enum slow_policy for this room's deliveries */
@@ -176,6 +178,7 @@ void rooms_attach(struct rooms *R, int worker, struct ev_loop *loop, struct mail
     p->loop = loop;
     p->mb = mb;
     p->stats = stats;
+    p->pmd = &cs->pmd;
     mailbox_register(mb, MAIL_DELIVER, on_deliver, NULL, p);
     conn_hook_release(cs, on_conn_release, R);
     conn_hook_refused(cs, on_conn_release, R); /* rooms a refusing connect hook joined */
@@ -255,11 +258,13 @@ static void summary_update(struct rooms *R, struct conn *c, const char *name, si
         char *user = c->user ? rc_xstrdup(c->user) : NULL;
         rc_free(strmap_put(&r->members, &c->id, sizeof(c->id), user));
         r->per_worker[wid]++;
+        r->deflate_members += c->pmd;
         r->empty_since = 0;
         edge = r->members.count == 1;
     } else {
         rc_free(strmap_del(&r->members, &c->id, sizeof(c->id)));
         r->per_worker[wid]--;
+        r->deflate_members -= c->pmd;
         edge = r->members.count == 0;
         if (edge)
             r->empty_since = mono_now();
@@ -400,7 +405,17 @@ void room_deliver_frame(struct rooms *R, const char *name, size_t len, const str
     uint32_t targets[RC_MAX_WORKERS];
     memcpy(targets, r->per_worker, sizeof(uint32_t) * (size_t)R->nworkers);
     int policy = r->policy;
+    uint32_t deflate_members = r->deflate_members;
     pthread_mutex_unlock(&r->lock);
+    /* The permessage-deflate variant of the encoded frame: compressed once,
+     * here on the owner, for every deflate member on every worker
+     * (server_no_context_takeover makes it shareable), and only when the room
+     * has such members. The plain frame is built in any case: the store
+     * keeps it, and a member that joined since the count was read still
+     * gets a valid message. */
+    struct frame_ref *z = NULL;
+    if (deflate_members > 0)
+        z = deflate_frame(p->pmd, p->stats, R->cfg, deflate_cfg_bits(R->cfg), f);
     /* Posting happens in seq order on this (the owner's) thread, and each
      * mailbox is FIFO per sender, so every worker delivers in seq order. */
     for (int i = 0; i < R->nworkers; i++) {
@@ -408,10 +423,13 @@ void room_deliver_frame(struct rooms *R, const char *name, size_t len, const str
             continue;
         struct mail *d = mail_new(MAIL_DELIVER, name, len, NULL, 0);
         d->frame = frame_ref_get(f);
+        d->zframe = z ? frame_ref_get(z) : NULL;
         d->conn_id = exclude;
         d->flags = (uint32_t)policy;
         mail_post(p->mb, R->part[i].mb, d);
     }
+    if (z)
+        frame_ref_put(z);
 }
 
 void room_deliver(struct rooms *R, const char *name, size_t len, const struct store_msg *m,
@@ -437,6 +455,8 @@ static void on_deliver(void *ctx, struct mail *m)
     if (lr == NULL)
         return;
     lr->busy++;
+    unsigned zbits = deflate_cfg_bits(p->all->cfg);
+    size_t raw = m->zframe ? deflate_frame_payload_len(m->frame) : 0;
     /* Backwards: a member that leaves during the walk (a slow-consumer close
      * running a disconnect hook) swaps an already-visited member into its
      * slot, so nobody is skipped or visited twice. */
@@ -444,7 +464,11 @@ static void on_deliver(void *ctx, struct mail *m)
         if (i >= lr->count)
             continue;
         struct conn *c = lr->members[i];
-        if (c->id != m->conn_id)
+        if (c->id == m->conn_id)
+            continue;
+        if (c->pmd && m->zframe && deflate_frame_fits(c->pmd_bits, zbits, raw))
+            conn_deliver(c, m->zframe, (int)m->flags);
+        else
             conn_deliver(c, m->frame, (int)m->flags);
     }
     lr->busy--;

@@ -43,7 +43,13 @@
     XX(refused_origin_total, counter, "Upgrades refused with 403 (Origin not allowed)")            \
     XX(msg_rate_drops_total, counter, "Messages dropped by the per-connection rate limit")         \
     XX(msg_rate_closes_total, counter, "Connections closed 1008 by the message rate limit")        \
-    XX(tls_handshake_failures_total, counter, "Failed TLS handshakes")
+    XX(tls_handshake_failures_total, counter, "Failed TLS handshakes")                             \
+    XX(deflate_conns, gauge, "Open connections with permessage-deflate negotiated")                \
+    XX(deflate_negotiated_total, counter, "Upgrades that negotiated permessage-deflate")           \
+    XX(deflate_in_wire_bytes_total, counter, "Compressed message bytes received")                  \
+    XX(deflate_in_raw_bytes_total, counter, "Those messages' bytes after inflating")               \
+    XX(deflate_out_raw_bytes_total, counter, "Message bytes compressed for sending")               \
+    XX(deflate_out_wire_bytes_total, counter, "Their size after compressing")
 
 /* Close codes counted by stats_count_close(): 1000-1015 by value, then one
  * slot for the application range 3000-4999 and one for anything else. */

@@ -26,7 +26,8 @@
     XX(E_DENIED, -5014, "denied")                                                                  \
     XX(E_TIMEOUT, -5015, "timed out")                                                              \
     XX(E_CONFIG, -5016, "configuration error")                                                     \
-    XX(PENDING, -5017, "waiting for an asynchronous answer")
+    XX(PENDING, -5017, "waiting for an asynchronous answer")                                       \
+    XX(E_DATA, -5018, "invalid compressed data")
 
 enum rc_err {
 #define RC_ERR_ENUM(name, val, msg) RC_##name = (val),

@@ -27,6 +27,8 @@ enum ws_close_code ws_close_code_for(int err)
         return WS_CLOSE_PROTOCOL;
     case RC_E_UTF8:
         return WS_CLOSE_INVALID_DATA; /* §8.1 */
+    case RC_E_DATA:
+        return WS_CLOSE_INVALID_DATA; /* a compressed payload that does not inflate */
     case RC_E_TOO_BIG:
         return WS_CLOSE_TOO_BIG;
     case RC_E_LIMIT:

@@ -94,6 +94,11 @@ static int check_header(struct ws_msg *m)
     /* §5.2: RSV bits MUST be 0 unless an extension defines them. */
     if (h->rsv & ~cfg->allowed_rsv)
         return RC_E_PROTO;
+    /* RFC 7692 §6.1: the "Per-Message Compressed" bit is set on the first
+     * frame of a message only; control frames are never compressed (§6). */
+    if ((h->rsv & WS_RSV1) && cfg->deflate &&
+        (ws_opcode_is_control(h->opcode) || h->opcode == WS_OP_CONT))
+        return RC_E_PROTO;
     /* §5.1: the server MUST close on an unmasked client frame, the client on a
      * masked server frame. */
     if (cfg->require_mask && !h->masked)
@@ -197,7 +202,9 @@ static ssize_t read_payload(struct ws_msg *m, uint8_t *in, size_t len, struct ws
     uint64_t rem = h->len - m->pos;
     size_t take = rem < len ? (size_t)rem : len;
     int control = ws_opcode_is_control(h->opcode);
-    int text = !control && m->msg_opcode == WS_OP_TEXT;
+    /* A compressed message's bytes are deflate data: the caller checks its
+     * text after inflating (ws_msg_cfg.deflate). */
+    int text = !control && m->msg_opcode == WS_OP_TEXT && !(m->msg_rsv & WS_RSV1);
 
     if (h->masked)
         ws_mask(in, take, h->mask, m->pos); /* §5.3 */

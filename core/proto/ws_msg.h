@@ -37,6 +37,12 @@ struct ws_msg_cfg {
     int require_mask;     /* 1 on the server: an unmasked client frame is RC_E_PROTO (§5.1) */
     int reject_masked;    /* 1 on the client side: a masked server frame is RC_E_PROTO */
     unsigned allowed_rsv; /* RSV bits an extension negotiated (WS_RSV*); others: RC_E_PROTO */
+    /* 1 when permessage-deflate was negotiated (RFC 7692 §6): RSV1 marks a
+     * compressed message and is allowed on its first frame only (on a control
+     * or continuation frame: RC_E_PROTO); a compressed text message is not
+     * UTF-8 checked here (its bytes are deflate data): the caller inflates
+     * it and validates the result. Requires WS_RSV1 in allowed_rsv. */
+    int deflate;
 };
 
 enum ws_event_type {
@@ -50,7 +56,8 @@ enum ws_event_type {
 struct ws_event {
     enum ws_event_type type;
     unsigned opcode;     /* WS_OP_TEXT or WS_OP_BINARY for WS_EV_MESSAGE */
-    unsigned rsv;        /* RSV bits of the message's first frame (for extensions) */
+    unsigned rsv;        /* RSV bits of the message's first frame (for extensions);
+                            WS_RSV1 with cfg->deflate: data is compressed */
     const uint8_t *data; /* borrowed: valid until the next ws_msg_feed/ws_msg_trim/
                             ws_msg_reset; points into the caller's input or into
                             the ws_msg; never NULL (len 0 is a valid message).

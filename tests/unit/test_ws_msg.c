@@ -485,6 +485,54 @@ static void test_ws_msg__mask_rules(void **state)
     check_err(&client_cfg, masked, sizeof(masked), RC_E_PROTO, 5);
 }
 
+/* RFC 7692 §6, §6.1: with permessage-deflate, RSV1 marks a compressed
+ * message on its first frame only; a compressed text message is not UTF-8
+ * checked here (its bytes are deflate data). */
+static void test_ws_msg__deflate_rsv1(void **state)
+{
+    (void)state;
+    struct ws_msg_cfg z = server_cfg;
+    z.allowed_rsv = WS_RSV1;
+    z.deflate = 1;
+    struct bld b = {0};
+    /* First frame RSV1, continuation without: one message, rsv reported. */
+    static const uint8_t bad_utf8[] = {0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
+    bld_frame_rsv(&b, 0, WS_RSV1, WS_OP_TEXT, (const char *)bad_utf8, 4, 1);
+    bld_frame_rsv(&b, 1, 0, WS_OP_CONT, (const char *)bad_utf8 + 4, 3, 1);
+    static const struct exp_ev e[] = {{WS_EV_MESSAGE, WS_OP_TEXT, 0, bad_utf8, sizeof(bad_utf8)}};
+    check(&z, b.p, b.len, e, 1);
+    struct ws_msg m;
+    struct ws_event ev;
+    ws_msg_init(&m, &z);
+    uint8_t *in = guardbuf_put(b.p, b.len);
+    assert_int_equal(ws_msg_feed(&m, in, b.len, &ev), (ssize_t)b.len);
+    assert_int_equal(ev.type, WS_EV_MESSAGE);
+    assert_int_equal(ev.rsv, WS_RSV1);
+    ws_msg_reset(&m);
+    bld_free(&b);
+    /* The same bytes without RSV1 are text: invalid UTF-8. */
+    bld_frame_rsv(&b, 1, 0, WS_OP_TEXT, (const char *)bad_utf8, sizeof(bad_utf8), 1);
+    check_err(&z, b.p, b.len, RC_E_UTF8, 7);
+    bld_free(&b);
+    /* RSV1 on a continuation frame: 1002. */
+    bld_frame_rsv(&b, 0, WS_RSV1, WS_OP_TEXT, "ab", 2, 1);
+    bld_frame_rsv(&b, 1, WS_RSV1, WS_OP_CONT, "cd", 2, 1);
+    check_err(&z, b.p, b.len, RC_E_PROTO, 13);
+    bld_free(&b);
+    /* RSV1 on a control frame, alone or between fragments: 1002. */
+    bld_frame_rsv(&b, 1, WS_RSV1, WS_OP_PING, "", 0, 1);
+    check_err(&z, b.p, b.len, RC_E_PROTO, 5);
+    bld_free(&b);
+    bld_frame_rsv(&b, 0, WS_RSV1, WS_OP_BINARY, "ab", 2, 1);
+    bld_frame_rsv(&b, 1, WS_RSV1, WS_OP_PONG, "", 0, 1);
+    check_err(&z, b.p, b.len, RC_E_PROTO, 13);
+    bld_free(&b);
+    /* Without the extension, RSV1 stays a protocol error. */
+    bld_frame_rsv(&b, 1, WS_RSV1, WS_OP_BINARY, "ab", 2, 1);
+    check_err(&server_cfg, b.p, b.len, RC_E_PROTO, 5);
+    bld_free(&b);
+}
+
 static void test_ws_msg__rsv_rules(void **state)
 {
     struct bld b = {0};
@@ -959,6 +1007,7 @@ static void test_ws_msg__small_frame_shortcut_matches_general_path(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ws_msg__deflate_rsv1),
         cmocka_unit_test(test_ws_msg__rfc_unmasked_hello),
         cmocka_unit_test(test_ws_msg__rfc_masked_hello),
         cmocka_unit_test(test_ws_msg__rfc_fragmented_hello),

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,12 @@ static int write_pidfile(const char *path)
 
 int main(int argc, char **argv)
 {
+    /* Blocks of 512 KiB and more (messages the peer sized: a reassembled or
+     * inflated message, a big frame) come from mmap and go back to the
+     * kernel when freed. Without a fixed threshold glibc raises it to the
+     * largest block freed so far, and a burst of big messages (or a
+     * decompression bomb stopped at max_message) leaves the heap that size. */
+    mallopt(M_MMAP_THRESHOLD, 512 * 1024);
     struct rc_config cfg;
     char err[2048];
     int crc = confload_all(&cfg, argc, argv, resolve_paths, err, sizeof(err));

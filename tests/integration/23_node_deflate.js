@@ -1,0 +1,320 @@
+// 23_node_deflate - permessage-deflate (RFC 7692) with the npm `ws` package's
+// perMessageDeflate: echoes of 0 B to 16 MiB compressed both ways (threshold 0),
+// fragmented compressed messages, every window size 9..15,
+// client_no_context_takeover, and a room broadcast through scripts/chat.lua to
+// a mix of deflate and plain members (each gets the same content; the deflate
+// members' sockets carry far fewer bytes). Every scenario runs twice against
+// the same server. Ends with `N passed, M failed`.
+//
+// Install the client with `cd tests && npm install`. Without it the test is
+// skipped (exit 0).
+'use strict';
+
+const { spawn } = require('child_process');
+const crypto = require('crypto');
+const path = require('path');
+
+let WebSocket;
+try {
+    WebSocket = require('ws');
+} catch (e) {
+    try {
+        WebSocket = require(path.join(__dirname, '..', 'node_modules', 'ws'));
+    } catch (e2) {
+        console.log('SKIP: the npm package "ws" is not installed (run: cd tests && npm install)');
+        console.log('0 passed, 0 failed');
+        process.exit(0);
+    }
+}
+
+const BIN = process.env.ROOMCAST_BIN || path.join(__dirname, '..', '..', 'build', 'roomcast');
+const CHAT = path.join(__dirname, '..', '..', 'scripts', 'chat.lua');
+const SLOW = process.env.RC_SANITIZE ? 4 : 1;
+const SANITIZER =
+    /AddressSanitizer|LeakSanitizer|ThreadSanitizer|UndefinedBehaviorSanitizer|runtime error:/;
+const BASE = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
+
+function withTimeout(promise, ms, what) {
+    let timer;
+    const t = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(what + ': timed out after ' + ms * SLOW + ' ms')),
+                           ms * SLOW);
+    });
+    return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+function assert(cond, msg) {
+    if (!cond) throw new Error(msg);
+}
+
+// --- server -------------------------------------------------------------------------
+
+function startServer(args) {
+    return new Promise((resolve, reject) => {
+        const workers = process.env.RC_WORKERS ? ['-w', process.env.RC_WORKERS] : [];
+        const proc = spawn(BIN, ['-b', '127.0.0.1', '-p', '0', ...workers, ...args],
+                           { stdio: ['ignore', 'pipe', 'pipe'] });
+        const srv = { proc, log: '', port: 0, exited: null };
+        const onData = (chunk) => {
+            srv.log += chunk.toString();
+            const m = /listening on ws:\/\/([^\s:/]+):(\d+)\//.exec(srv.log);
+            if (m && !srv.port) {
+                srv.host = m[1];
+                srv.port = parseInt(m[2], 10);
+                clearTimeout(timer);
+                resolve(srv);
+            }
+        };
+        proc.stdout.on('data', onData);
+        proc.stderr.on('data', onData);
+        proc.on('error', (e) => reject(new Error('cannot start ' + BIN + ': ' + e.message)));
+        proc.on('exit', (code, signal) => {
+            srv.exited = { code, signal };
+            if (!srv.port) {
+                reject(new Error('server exited (' + code + '/' + signal +
+                                 ') before listening:\n' + srv.log));
+            }
+        });
+        const timer = setTimeout(() => {
+            proc.kill('SIGKILL');
+            reject(new Error('no "listening on" line within ' + 10 * SLOW + ' s:\n' + srv.log));
+        }, 10000 * SLOW);
+    });
+}
+
+function stopServer(srv) {
+    return new Promise((resolve) => {
+        const problems = [];
+        const finish = () => {
+            const { code, signal } = srv.exited;
+            if (signal && signal !== 'SIGKILL') problems.push('died from ' + signal);
+            else if (code) problems.push('exit status ' + code + ' after SIGTERM');
+            if (SANITIZER.test(srv.log)) problems.push('sanitizer report in the log');
+            resolve(problems);
+        };
+        if (srv.exited) return finish();
+        const killer = setTimeout(() => {
+            problems.push('did not exit within ' + 10 * SLOW + ' s of SIGTERM (killed)');
+            srv.proc.kill('SIGKILL');
+        }, 10000 * SLOW);
+        srv.proc.on('exit', () => { clearTimeout(killer); setImmediate(finish); });
+        srv.proc.kill('SIGTERM');
+    });
+}
+
+// --- client helpers ---------------------------------------------------------------------
+
+function open(srv, opts = {}, urlPath = '/') {
+    return withTimeout(new Promise((resolve, reject) => {
+        const ws = new WebSocket('ws://' + srv.host + ':' + srv.port + urlPath,
+                                 { maxPayload: 64 * 1024 * 1024, ...opts });
+        ws.inbox = [];
+        ws.waiters = [];
+        ws.on('message', (data, isBinary) => {
+            const item = { data: Buffer.from(data), isBinary };
+            if (ws.waiters.length) ws.waiters.shift()(item);
+            else ws.inbox.push(item);
+        });
+        ws.once('upgrade', (res) => { ws.answer = res.headers['sec-websocket-extensions']; });
+        ws.once('open', () => resolve(ws));
+        ws.once('error', reject);
+        ws.once('unexpected-response', (req, res) => reject(new Error('HTTP ' + res.statusCode)));
+    }), 5000, 'connect');
+}
+
+function next(ws) {
+    if (ws.inbox.length) return Promise.resolve(ws.inbox.shift());
+    return withTimeout(new Promise((resolve) => ws.waiters.push(resolve)), 10000, 'echo');
+}
+
+function closeClean(ws, code = 1000, reason = 'done') {
+    return withTimeout(new Promise((resolve, reject) => {
+        ws.once('close', (gotCode, gotReason) => {
+            if (gotCode !== code) reject(new Error('close code ' + gotCode + ', want ' + code));
+            else resolve(gotReason.toString());
+        });
+        ws.close(code, reason);
+    }), 5000, 'close');
+}
+
+function send(ws, data, binary) {
+    return new Promise((resolve, reject) =>
+        ws.send(data, { binary }, (err) => (err ? reject(err) : resolve())));
+}
+
+function send(ws, data, opts) {
+    return new Promise((resolve, reject) =>
+        ws.send(data, opts, (err) => (err ? reject(err) : resolve())));
+}
+
+function jsonText(n, seed) {
+    const unit = '{"type":"chat","user":"u' + seed + '","text":"κόσμε hello again"},';
+    return Buffer.from(unit.repeat(Math.ceil(n / Buffer.byteLength(unit)) + 1)).subarray(0, n);
+}
+
+const SIZES = [0, 1, 64, 125, 126, 1000, 65535, 65536, 100000, 1024 * 1024, 16 * 1024 * 1024];
+
+const echoTests = {
+    async echo_0_to_16mib(srv) {
+        const ws = await open(srv, { perMessageDeflate: { threshold: 0 } });
+        assert(ws.answer === BASE, 'answer: ' + ws.answer);
+        for (const n of SIZES) {
+            // ASCII-safe text (cut on a character boundary) and random binary.
+            const t = jsonText(n, n).toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+            const b = Buffer.concat([crypto.randomBytes(n >> 1), Buffer.alloc(n - (n >> 1))]);
+            await send(ws, t, { binary: false });
+            await send(ws, b, { binary: true });
+            const gt = await next(ws);
+            assert(!gt.isBinary && gt.data.toString('latin1') === t, 'text echo of ' + n);
+            const gb = await next(ws);
+            assert(gb.isBinary && gb.data.equals(b), 'binary echo of ' + n);
+        }
+        // The socket carried much less than the payloads (both ways compressed).
+        const total = SIZES.reduce((a, n) => a + 2 * n, 0);
+        assert(ws._socket.bytesRead * 2 < total,
+               'bytes read ' + ws._socket.bytesRead + ' for ' + total + ' payload bytes');
+        await closeClean(ws);
+    },
+
+    async fragmented_compressed(srv) {
+        const ws = await open(srv, { perMessageDeflate: { threshold: 0 } });
+        const parts = [];
+        for (let i = 0; i < 20; i++) parts.push(jsonText(3000 + i * 17, i));
+        for (let i = 0; i < parts.length; i++)
+            await send(ws, parts[i], { binary: true, fin: i === parts.length - 1, compress: true });
+        const got = await next(ws);
+        assert(got.data.equals(Buffer.concat(parts)), 'joined compressed fragments');
+        await closeClean(ws);
+    },
+
+    async every_window_size(srv) {
+        for (let bits = 9; bits <= 15; bits++) {
+            const ws = await open(srv, {
+                perMessageDeflate: { threshold: 0, serverMaxWindowBits: bits,
+                                     clientMaxWindowBits: bits },
+            });
+            const want = BASE + '; server_max_window_bits=' + bits + '; client_max_window_bits=' + bits;
+            assert(ws.answer === want, 'answer for ' + bits + ': ' + ws.answer);
+            for (const n of [100, (1 << bits) + 500, 200000]) {
+                const m = jsonText(n, bits);
+                await send(ws, m, { binary: true });
+                const got = await next(ws);
+                assert(got.data.equals(m), 'window ' + bits + ' echo of ' + n);
+            }
+            await closeClean(ws);
+        }
+    },
+
+    async client_no_context_takeover(srv) {
+        const ws = await open(srv, {
+            perMessageDeflate: { threshold: 0, clientNoContextTakeover: true,
+                                 serverNoContextTakeover: true },
+        });
+        assert(ws.answer === BASE, 'answer: ' + ws.answer);
+        for (let i = 0; i < 30; i++) {
+            const m = jsonText(500 + i, 7);
+            await send(ws, m, { binary: true });
+            const got = await next(ws);
+            assert(got.data.equals(m), 'echo ' + i);
+        }
+        await closeClean(ws);
+    },
+};
+
+async function joinRoom(srv, room, user, deflate) {
+    const ws = await open(srv, { perMessageDeflate: deflate ? { threshold: 0 } : false }, '/ws');
+    assert((ws.answer !== undefined) === deflate, user + ' negotiated: ' + ws.answer);
+    await send(ws, JSON.stringify({ type: 'join', room_id: room, user_id: user }), {});
+    const got = JSON.parse((await next(ws)).data.toString());
+    assert(got.type === 'joined', user + ' join: ' + JSON.stringify(got));
+    return ws;
+}
+
+const chatTests = {
+    async room_broadcast_mixed_members(srv) {
+        const room = 'node-mix-' + process.pid + '-' + Date.now();
+        const z = [];
+        const p = [];
+        for (let i = 0; i < 4; i++) z.push(await joinRoom(srv, room, 'z' + i, true));
+        for (let i = 0; i < 4; i++) p.push(await joinRoom(srv, room, 'p' + i, false));
+        const zRead0 = z.map((ws) => ws._socket.bytesRead);
+        const pRead0 = p.map((ws) => ws._socket.bytesRead);
+        const content = 'a chat line that repeats itself, '.repeat(30);
+        const count = 10;
+        for (let i = 0; i < count; i++) {
+            await send(z[0], JSON.stringify({ type: 'broadcast', room_id: room,
+                                              content: i + ' ' + content }), {});
+        }
+        for (const ws of z.concat(p)) {
+            for (let i = 0; i < count; i++) {
+                const m = JSON.parse((await next(ws)).data.toString());
+                assert(m.type === 'broadcast' && m.content === i + ' ' + content,
+                       'broadcast ' + i + ': ' + JSON.stringify(m).slice(0, 80));
+                assert(m.seq !== undefined, 'seq present');
+            }
+        }
+        const zBytes = z.map((ws, i) => ws._socket.bytesRead - zRead0[i]);
+        const pBytes = p.map((ws, i) => ws._socket.bytesRead - pRead0[i]);
+        // Every deflate member read the same byte count (one shared frame), and
+        // a third or less of a plain member's.
+        for (const b of zBytes) assert(b === zBytes[0], 'deflate members read ' + zBytes);
+        for (const b of pBytes) assert(b === pBytes[0], 'plain members read ' + pBytes);
+        assert(zBytes[0] * 3 < pBytes[0], 'deflate ' + zBytes[0] + ' vs plain ' + pBytes[0]);
+        for (const ws of z.concat(p)) await closeClean(ws);
+    },
+};
+
+async function runSuite(args, tests) {
+    let passed = 0;
+    let failed = 0;
+    let srv;
+    try {
+        srv = await startServer(args);
+    } catch (e) {
+        console.log('FAIL server start: ' + e.message);
+        return [0, 1];
+    }
+    for (const [name, fn] of Object.entries(tests)) {
+        const t0 = Date.now();
+        let error = null;
+        for (let run = 1; run <= 2 && !error; run++) {
+            try {
+                await withTimeout(fn(srv), 60000, name);
+            } catch (e) {
+                error = 'run ' + run + ': ' + e.message;
+            }
+            if (srv.exited) {
+                error = (error || 'run ' + run) + ' -- server died: ' +
+                    JSON.stringify(srv.exited) + '\n' + srv.log.slice(-3000);
+            }
+        }
+        if (error) {
+            failed++;
+            console.log('FAIL ' + name + ' ' + error);
+        } else {
+            passed++;
+            console.log('ok   ' + name + ' (2 runs, ' + ((Date.now() - t0) / 1000).toFixed(2) + 's)');
+        }
+        if (srv.exited) break;
+    }
+    const problems = await stopServer(srv);
+    if (problems.length) {
+        failed++;
+        console.log('FAIL server shutdown: ' + problems.join('; ') + '\n' + srv.log.slice(-3000));
+    } else {
+        passed++;
+        console.log('ok   server shutdown [' + args.join(' ') + ']');
+    }
+    return [passed, failed];
+}
+
+async function main() {
+    const a = await runSuite(['--echo', '--max-message', '20M', '--admin', 'off'], echoTests);
+    const b = await runSuite(['-s', CHAT, '--admin', 'off'], chatTests);
+    const passed = a[0] + b[0];
+    const failed = a[1] + b[1];
+    console.log(passed + ' passed, ' + failed + ' failed');
+    process.exit(failed ? 1 : 0);
+}
+
+main();

@@ -1,5 +1,5 @@
 """21_autobahn - our own implementation of the Autobahn|TestSuite fuzzingclient
-cases, sections 1-7, 9 and 10.1, checked from a raw client against
+cases, sections 1-7, 9, 10.1, 12 and 13, checked from a raw client against
 `roomcast --echo --max-message 64M`.
 
 Each case is named by its Autobahn id. The expectations are the ones Autobahn
@@ -10,13 +10,22 @@ payload) and then the TCP close. Section 9 is scaled down where noted so the
 file runs in well under a minute (9.7/9.8 use 250 round trips instead of 1000;
 under sanitizers the largest sizes are capped at 4 MiB).
 
+Sections 12 and 13 (permessage-deflate, RFC 7692) use payloads of our own
+making in the spirit of Autobahn's (JSON, a bitmap, human text, HTML, a
+PDF-like mix of text and noise) and 40 round trips per case instead of 1000.
+Section 13's offers are Autobahn's parameter sets; an offer the server cannot
+honour (server_max_window_bits=8: zlib has no 8-bit window) must be declined
+and the echo must then work uncompressed.
+
 Cases 7.13.x (codes >= 5000) are "informational" in Autobahn: any of 1000,
 the code itself or 1002 is accepted, but the connection must close.
 """
 
 import os
+import random
 import sys
 import time
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
@@ -537,6 +546,131 @@ for i, size in enumerate((0, 16, 64, 256, KIB, 4 * KIB), 1):
 # --- 10 misc -------------------------------------------------------------------------------------
 
 add("10.1.1", echo_case(OP_TEXT, b"*" * 65536, chop=1300))
+
+
+# --- 12, 13 permessage-deflate (RFC 7692) ---------------------------------------------------
+
+PMD_BASE = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+SYNC_TAIL = b"\x00\x00\xff\xff"
+PMD_SIZES = (16, 64, 256, KIB, 4 * KIB, 8 * KIB, 16 * KIB, 32 * KIB, 64 * KIB, 128 * KIB)
+PMD_ROUNDS = 40
+
+
+def _payloads():
+    rnd = random.Random(7692)
+    words = ("Habe nun, ach! Philosophie, Juristerei und Medizin, und leider auch Theologie "
+             "durchaus studiert, mit heissem Bemuehn. Da steh ich nun, ich armer Tor! und bin "
+             "so klug als wie zuvor").split()
+    text = " ".join(rnd.choice(words) for _ in range(40000)).encode()
+    js = ("[" + ",".join('{"id":%d,"name":"user%d","active":%s,"tags":["a","b%d"],"score":%.3f}'
+                         % (i, i % 97, "true" if i % 3 else "false", i % 11, rnd.random())
+                         for i in range(4000)) + "]").encode()
+    bmp = bytes(((x // 8 + y // 8) % 2) * 255 for y in range(512) for x in range(512))
+    html = ("".join('<div class="row r%d"><a href="/item/%d">Item %d</a><span>%s</span></div>\n'
+                    % (i % 5, i, i, rnd.choice(words)) for i in range(3000))).encode()
+    pdf = b"".join((b"%%PDF-obj %d 0 obj << /Length %d >> stream\n" % (i, 600)) +
+                   (rnd.randbytes(300) if i % 2 else text[i * 300:i * 300 + 600]) +
+                   b"\nendstream endobj\n" for i in range(300))
+    return [("12.1", OP_TEXT, js), ("12.2", OP_BINARY, bmp), ("12.3", OP_TEXT, text),
+            ("12.4", OP_TEXT, html), ("12.5", OP_BINARY, pdf)]
+
+
+PMD_PAYLOADS = _payloads()
+
+
+def pmd_compress(data, bits=15):
+    """A client's compression without context takeover (the server asks for
+    client_no_context_takeover): a fresh raw deflate, sync flush, tail cut."""
+    c = zlib.compressobj(6, zlib.DEFLATED, -bits)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    check(out.endswith(SYNC_TAIL), "sync flush tail")
+    return out[:-4]
+
+
+def pmd_recv(c, bits=15):
+    """The next data message: (opcode, payload inflated if RSV1, rsv)."""
+    f = c.recv_frame(10.0)
+    while f.opcode in (OP_PING, OP_PONG):
+        f = c.recv_frame(10.0)
+    check(f.opcode in (OP_TEXT, OP_BINARY), "expected a data frame, got %r" % f)
+    check(f.rsv in (0, 4), "RSV bits %d" % f.rsv)
+    op, rsv, parts = f.opcode, f.rsv, [f.payload]
+    while not f.fin:
+        f = c.recv_frame(10.0)
+        check(f.opcode == OP_CONT and f.rsv == 0, "continuation %r" % f)
+        parts.append(f.payload)
+    data = b"".join(parts)
+    if rsv:
+        # server_no_context_takeover: every message inflates on its own, with
+        # the window the server said it would use.
+        data = zlib.decompressobj(-bits).decompress(data + SYNC_TAIL)
+    return op, data, rsv
+
+
+def pmd_case(op, payload, size, offer, answer, bits=15, frag=0):
+    """Autobahn's compression case: PMD_ROUNDS messages of `size` bytes cut from
+    payload, sent compressed (when negotiated) and pipelined; each echo must
+    match, be compressed when it is worth it, and the close must be clean."""
+    def run(srv):
+        with srv.connect("/", headers=[("Sec-WebSocket-Extensions", offer)]) as c:
+            got = c.response.header("Sec-WebSocket-Extensions")
+            check(got == answer, "offer %r: answer %r, want %r" % (offer, got, answer))
+            msgs = []
+            for i in range(PMD_ROUNDS):
+                at = (i * 7919) % max(1, len(payload) - size)
+                m = payload[at:at + size]
+                if op == OP_TEXT:
+                    m = m.decode("utf-8", "ignore").encode()  # a cut may split nothing here
+                msgs.append(m)
+            out = []
+            for m in msgs:
+                body = pmd_compress(m) if answer else m
+                rsv = 4 if answer else 0
+                if frag and len(body) > frag:
+                    pieces = [body[k:k + frag] for k in range(0, len(body), frag)]
+                    for k, piece in enumerate(pieces):
+                        out.append(frame(op if k == 0 else OP_CONT, piece,
+                                         fin=k == len(pieces) - 1, rsv=rsv if k == 0 else 0))
+                else:
+                    out.append(frame(op, body, rsv=rsv))
+            push(c, out)
+            for i, m in enumerate(msgs):
+                gop, data, grsv = pmd_recv(c, bits)
+                check(gop == op and data == m, "message %d of %d bytes: echo differs" % (i, size))
+                if not answer:
+                    check(grsv == 0, "compressed frame without the extension")
+                elif size >= 64 and len(zlib.compress(m, 1)) < size * 0.9:
+                    check(grsv == 4, "message %d of %d bytes not compressed" % (i, size))
+            c.finish()
+    return run
+
+
+for sec, op, payload in PMD_PAYLOADS:
+    for i, size in enumerate(PMD_SIZES, 1):
+        add("%s.%d" % (sec, i), pmd_case(op, payload, size, "permessage-deflate", PMD_BASE))
+
+# Autobahn 13.x: (client_no_context_takeover, client_max_window_bits) offers.
+# server_max_window_bits=8 asks for a window zlib cannot make: declined.
+PMD_OFFERS = [
+    ("13.1", "permessage-deflate", PMD_BASE, 15),
+    ("13.2", "permessage-deflate; client_no_context_takeover", PMD_BASE, 15),
+    ("13.3", "permessage-deflate; server_max_window_bits=8; client_max_window_bits=8", None, 15),
+    ("13.4", "permessage-deflate; server_max_window_bits=15; client_max_window_bits=15",
+     PMD_BASE + "; server_max_window_bits=15; client_max_window_bits=15", 15),
+    ("13.5", "permessage-deflate; client_no_context_takeover; server_max_window_bits=9; "
+     "client_max_window_bits=9", PMD_BASE + "; server_max_window_bits=9; client_max_window_bits=9",
+     9),
+    ("13.6", "permessage-deflate; client_no_context_takeover; server_max_window_bits=15; "
+     "client_max_window_bits=15",
+     PMD_BASE + "; server_max_window_bits=15; client_max_window_bits=15", 15),
+    ("13.7", "permessage-deflate; client_no_context_takeover; server_max_window_bits=8; "
+     "client_max_window_bits=8, permessage-deflate; client_no_context_takeover, "
+     "permessage-deflate", PMD_BASE, 15),
+]
+for sec, offer, answer, bits in PMD_OFFERS:
+    for i, size in enumerate(PMD_SIZES, 1):
+        add("%s.%d" % (sec, i), pmd_case(OP_TEXT, PMD_PAYLOADS[0][2], size, offer, answer,
+                                         bits=bits, frag=1000 if i % 2 == 0 else 0))
 
 
 def _key(c):

@@ -14,7 +14,7 @@ DEB_BUILD  ?= build-deb
 CMAKE_ARGS ?=
 CTEST      = ctest --output-on-failure --no-tests=error -j$(JOBS)
 
-.PHONY: all build deps run install deb test-package test test-fast test-asan test-tsan test-fuzz bench-deps bench bench-quick format clean
+.PHONY: all build deps run install deb test-package test test-fast test-asan test-tsan test-fuzz bench-deps bench bench-quick bench-deflate format clean
 
 all: build
 
@@ -97,6 +97,10 @@ bench: bench-deps
 bench-quick: bench-deps
 	@$(MAKE) --no-print-directory build
 	@RC_BENCH_DEPS_DONE=1 bash tests/bench/run.sh quick
+
+bench-deflate: bench-deps
+	@$(MAKE) --no-print-directory build
+	@RC_BENCH_DEPS_DONE=1 bash tests/bench/run.sh deflate
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -16,8 +16,15 @@
  * --json).
  *
  * Payload: the first 16 bytes of every message are the send time
- * (CLOCK_MONOTONIC ns) in lowercase hex, the rest is 'x', so the same bytes
- * are valid as text and as binary and every receiver can compute latency.
+ * (CLOCK_MONOTONIC ns) in lowercase hex, the rest is 'x' (or, with
+ * --payload json, chat-like JSON text that compresses about as well as real
+ * traffic), so the same bytes are valid as text and as binary and every
+ * receiver can compute latency.
+ *
+ * --deflate offers permessage-deflate (RFC 7692). On a connection that
+ * negotiated it, messages are sent compressed (a fresh window each, RSV1),
+ * and of a compressed message received only the first 16 bytes are inflated
+ * (the timestamp): the client spends little, the server's work is whole.
  */
 #include "hist.h"
 
@@ -41,6 +48,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "err.h"
 #include "handshake.h"
@@ -81,6 +89,8 @@ struct opts {
     int src_per_ip;
     pid_t server_pid;
     const char *label;
+    int deflate;     /* --deflate: offer permessage-deflate */
+    int json_payload; /* --payload json */
 };
 
 /* One client connection. Owned by its thread's conns array. */
@@ -91,6 +101,7 @@ struct conn {
     uint8_t out_armed; /* EPOLLOUT registered */
     uint8_t dirty;     /* in the thread's dirty list */
     uint8_t hs_done;
+    uint8_t pmd; /* permessage-deflate negotiated */
     uint8_t mask[4];
     uint32_t gid; /* global index */
     uint32_t inflight;
@@ -109,6 +120,8 @@ struct tstats {
     _Atomic uint64_t skipped;        /* open-loop sends lost to backpressure */
     _Atomic uint64_t inflight;
     _Atomic uint64_t last_open_ns;
+    _Atomic uint64_t rbytes_m; /* bytes read inside the measure window */
+    _Atomic uint64_t pmd;      /* connections that negotiated permessage-deflate */
     _Atomic int done;
 };
 
@@ -132,6 +145,9 @@ struct thread {
     struct hist lat;  /* message latency, ns */
     struct hist conn; /* connect -> 101, ns */
     struct tstats st;
+    z_stream def, inf; /* --deflate: reset for every message (no context takeover) */
+    uint8_t *zbuf;     /* compressed output, deflateBound of the largest message */
+    size_t zcap;
 };
 
 static struct opts o;
@@ -293,10 +309,36 @@ static int queue_frame(struct thread *t, struct conn *c, unsigned op, const uint
     return 0;
 }
 
+/* Queues one compressed message: raw deflate with a fresh window, sync
+ * flush, the 00 00 ff ff tail removed (RFC 7692 §7.2.1), RSV1 set. */
+static int queue_deflated(struct thread *t, struct conn *c, unsigned op, const uint8_t *p, size_t n)
+{
+    deflateReset(&t->def);
+    t->def.next_in = (Bytef *)p;
+    t->def.avail_in = (uInt)n;
+    t->def.next_out = t->zbuf;
+    t->def.avail_out = (uInt)t->zcap;
+    if (deflate(&t->def, Z_SYNC_FLUSH) != Z_OK || t->def.avail_in != 0)
+        return -1;
+    size_t zl = t->zcap - t->def.avail_out - 4;
+    if (out_reserve(c, zl + WS_MAX_HEADER) != 0)
+        return -1;
+    uint8_t *w = c->out + c->out_len;
+    size_t h = ws_frame_encode_header(w, 1, WS_RSV1, op, zl, c->mask);
+    memcpy(w + h, t->zbuf, zl);
+    ws_mask(w + h, zl, c->mask, 0);
+    c->out_len += h + zl;
+    mark_dirty(t, c);
+    return 0;
+}
+
 static int queue_msg(struct thread *t, struct conn *c, uint64_t ts)
 {
     put_ts(t->scratch, ts);
-    return queue_frame(t, c, o.text ? WS_OP_TEXT : WS_OP_BINARY, t->scratch, o.size);
+    unsigned op = o.text ? WS_OP_TEXT : WS_OP_BINARY;
+    if (c->pmd)
+        return queue_deflated(t, c, op, t->scratch, o.size);
+    return queue_frame(t, c, op, t->scratch, o.size);
 }
 
 /* Queues one bench message stamped `now` and counts it. Returns 0, or -1
@@ -504,8 +546,25 @@ static ssize_t parse_frames(struct thread *t, struct conn *c, uint8_t *b, size_t
         case WS_OP_TEXT:
         case WS_OP_BINARY:
         case WS_OP_CONT:
-            if (h.opcode != WS_OP_CONT)
+            if (h.opcode != WS_OP_CONT && (h.rsv & WS_RSV1) && c->pmd) {
+                /* Only the timestamp is needed: inflate 16 bytes. */
+                uint8_t ts[TS_LEN];
+                static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+                inflateReset(&t->inf);
+                t->inf.next_in = p;
+                t->inf.avail_in = (uInt)h.len;
+                t->inf.next_out = ts;
+                t->inf.avail_out = TS_LEN;
+                int z = inflate(&t->inf, Z_SYNC_FLUSH);
+                if (t->inf.avail_out > 0 && (z == Z_OK || z == Z_BUF_ERROR)) {
+                    t->inf.next_in = (Bytef *)tail;
+                    t->inf.avail_in = 4;
+                    inflate(&t->inf, Z_SYNC_FLUSH);
+                }
+                on_message(t, c, ts, TS_LEN - t->inf.avail_out, now);
+            } else if (h.opcode != WS_OP_CONT) {
                 on_message(t, c, p, (size_t)h.len, now);
+            }
             break;
         case WS_OP_PING: /* §5.5.3: answer with the same application data */
             queue_frame(t, c, WS_OP_PONG, p, (size_t)h.len);
@@ -538,6 +597,10 @@ static ssize_t parse_head(struct thread *t, struct conn *c, const uint8_t *b, si
     }
     c->state = C_OPEN;
     t->pending--;
+    if (o.deflate && memmem(b, hl, "permessage-deflate", 18)) {
+        c->pmd = 1;
+        atomic_fetch_add_explicit(&t->st.pmd, 1, memory_order_relaxed);
+    }
     hist_record(&t->conn, now - c->t_start);
     atomic_fetch_add_explicit(&t->st.opened, 1, memory_order_relaxed);
     atomic_store_explicit(&t->st.last_open_ns, now, memory_order_relaxed);
@@ -622,6 +685,12 @@ static void on_readable(struct thread *t, struct conn *c, uint64_t now)
         }
         if (r == -1)
             return;
+        if (now >= atomic_load_explicit(&g_measure_start, memory_order_relaxed) &&
+            now < atomic_load_explicit(&g_measure_end, memory_order_relaxed))
+            atomic_store_explicit(&t->st.rbytes_m,
+                                  atomic_load_explicit(&t->st.rbytes_m, memory_order_relaxed) +
+                                      (uint64_t)r,
+                                  memory_order_relaxed);
         size_t n = (size_t)r + (b == c->in ? c->in_len : 0);
         if (consume(t, c, b, n, now) != 0) {
             conn_close(t, c, c->state == C_HANDSHAKE);
@@ -780,6 +849,8 @@ static void usage(void)
             "  -D N           echo pipeline depth per connection (default 1)\n"
             "  -r RATE        fanout/slow: publishes/s; n2: msgs/s per member (default 1000/10)\n"
             "  --text         send text frames (default binary)\n"
+            "  --payload KIND x (default: ts + 'x' * n) or json (chat-like JSON text)\n"
+            "  --deflate      offer permessage-deflate; compress what is sent when negotiated\n"
             "  --server-pid P sample CPU (/proc/P/stat) and RSS (/proc/P/status)\n"
             "  --connect-timeout SEC (default 30)\n"
             "  --drain SEC    after the run, wait up to SEC for what is in flight (default 2)\n"
@@ -808,6 +879,8 @@ static void parse_args(int argc, char **argv)
         {"label", required_argument, NULL, 5},
         {"help", no_argument, NULL, 6},
         {"drain", required_argument, NULL, 7},
+        {"deflate", no_argument, NULL, 8},
+        {"payload", required_argument, NULL, 9},
         {NULL, 0, NULL, 0},
     };
     o.host = "127.0.0.1";
@@ -895,6 +968,15 @@ static void parse_args(int argc, char **argv)
         case 7:
             o.drain = num(optarg, "drain");
             break;
+        case 8:
+            o.deflate = 1;
+            break;
+        case 9:
+            if (strcmp(optarg, "json") == 0)
+                o.json_payload = 1;
+            else if (strcmp(optarg, "x") != 0)
+                die("--payload is x or json");
+            break;
         default:
             usage();
         }
@@ -952,7 +1034,7 @@ static void on_signal(int sig)
 }
 
 struct totals {
-    uint64_t opened, failed, closed, sent, recv, sent_m, recv_m, skipped, inflight;
+    uint64_t opened, failed, closed, sent, recv, sent_m, recv_m, skipped, inflight, rbytes_m, pmd;
     int done;
 };
 
@@ -969,6 +1051,8 @@ static void sum(struct totals *s)
         s->recv += atomic_load_explicit(&st->recv, memory_order_relaxed);
         s->sent_m += atomic_load_explicit(&st->sent_m, memory_order_relaxed);
         s->recv_m += atomic_load_explicit(&st->recv_m, memory_order_relaxed);
+        s->rbytes_m += atomic_load_explicit(&st->rbytes_m, memory_order_relaxed);
+        s->pmd += atomic_load_explicit(&st->pmd, memory_order_relaxed);
         s->skipped += atomic_load_explicit(&st->skipped, memory_order_relaxed);
         s->inflight += atomic_load_explicit(&st->inflight, memory_order_relaxed);
         if (g_thr[i].budget > 0 && !atomic_load_explicit(&st->done, memory_order_relaxed))
@@ -1155,13 +1239,15 @@ static void print_json(FILE *f, const struct result *r)
     fprintf(f,
             ",\"server\":{\"pid\":%d,\"cpu_s\":%.4f,\"cpu_pct\":%.2f,\"per_cpu_s\":%.1f,"
             "\"rss_base_kb\":%ld,\"rss_start_kb\":%ld,\"rss_end_kb\":%ld,\"rss_max_kb\":%ld,"
-            "\"rss_per_conn_b\":%.1f},\"client_cpu_pct\":%.2f}\n",
+            "\"rss_per_conn_b\":%.1f},\"client_cpu_pct\":%.2f,\"deflate_conns\":%" PRIu64
+            ",\"wire_bytes_in\":%" PRIu64 ",\"wire_bytes_per_delivery\":%.1f}\n",
             (int)o.server_pid, cpu, r->measure_s > 0 && cpu >= 0 ? 100 * cpu / r->measure_s : -1,
             cpu > 0 ? s->recv_m / cpu : -1, r->pbase.rss_kb, r->p0.rss_kb, r->p1.rss_kb, r->rss_max,
             o.sc == SC_IDLE && s->opened && r->pbase.rss_kb >= 0
                 ? (r->p0.rss_kb - r->pbase.rss_kb) * 1024.0 / (double)s->opened
                 : -1,
-            r->measure_s > 0 ? 100 * r->client_cpu_s / r->measure_s : 0);
+            r->measure_s > 0 ? 100 * r->client_cpu_s / r->measure_s : 0, s->pmd, s->rbytes_m,
+            s->recv_m ? (double)s->rbytes_m / (double)s->recv_m : 0);
 }
 
 static void build_request(void)
@@ -1191,11 +1277,37 @@ static void build_request(void)
     int n = snprintf(g_request, sizeof(g_request),
                      "GET %s HTTP/1.1\r\nHost: %s:%u\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n",
-                     o.path, o.host, ntohs(o.dst.sin_port), key);
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     o.path, o.host, ntohs(o.dst.sin_port), key,
+                     o.deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(g_request))
         die("request path too long");
     g_request_len = (size_t)n;
+}
+
+/* Chat-like JSON text after the timestamp: ASCII only, so any cut is valid
+ * UTF-8; as varied as real messages (names, numbers, a few hundred words),
+ * so it compresses several times rather than a thousand. */
+static void fill_json(uint8_t *p, size_t n)
+{
+    static const char *const words[] = {
+        "hello",  "room",   "message", "again", "please", "thanks",  "tonight", "meeting",
+        "update", "server", "client",  "today", "random", "release", "ship",    "it",
+        "coffee", "later",  "agreed",  "ok",    "the",    "a",       "and",     "with",
+    };
+    uint32_t seed = 12345;
+    size_t k = 0;
+    while (k < n) {
+        char item[256];
+        uint32_t r = xorshift(&seed);
+        int len = snprintf(item, sizeof(item),
+                           ",\"type\":\"broadcast\",\"room_id\":\"room-%u\",\"user\":\"user%u\","
+                           "\"seq\":%u,\"content\":\"%s %s %s %s %u\"}{\"ts\":%u",
+                           r % 50, (r >> 8) % 1000, r % 100000, words[r % 24], words[(r >> 5) % 24],
+                           words[(r >> 10) % 24], words[(r >> 15) % 24], r % 977, r);
+        for (int i = 0; i < len && k < n; i++)
+            p[k++] = (uint8_t)item[i];
+    }
 }
 
 /* Before the idle baseline: a few complete upgrades and closes, one at a
@@ -1256,6 +1368,18 @@ int main(int argc, char **argv)
         if (t->ep == -1 || !t->c || !t->dirty || !t->scratch)
             die("setup failed");
         memset(t->scratch, 'x', 65536);
+        if (o.json_payload)
+            fill_json(t->scratch + TS_LEN, 65536 - TS_LEN);
+        if (o.deflate) {
+            /* level 1, 15-bit window, memLevel 8: what browsers and ws use by default */
+            if (deflateInit2(&t->def, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK ||
+                inflateInit2(&t->inf, -15) != Z_OK)
+                die("zlib setup failed");
+            t->zcap = deflateBound(&t->def, 65536) + 64;
+            t->zbuf = malloc(t->zcap);
+            if (!t->zbuf)
+                die("setup failed");
+        }
         for (int j = 0; j < t->n; j++) {
             t->c[j].gid = (uint32_t)(t->first + j);
             t->c[j].fd = -1;

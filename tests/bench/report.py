@@ -200,6 +200,34 @@ def main():
                 md.append(f"\nUpgrade storm through chat.lua with an RS256 token checked by "
                           f"jwt_auth ({row}) / without the plugin ({base}): "
                           f"{fmt(a)} / {fmt(b)} upgrades/s = {a / b:.2f}")
+    pmd = [r for r in ("fanout-json-1000-r200", "fanout-pmd-1000-r200", "fanout-json-1000-r20",
+                       "fanout-pmd-1000-r20") if r in results]
+    if pmd:
+        md.append("\n## permessage-deflate (1 room x 1000, 200 or 20 publishes/s, 1 KiB JSON text)\n")
+        md.append("| row | server | deliveries/s | delivered | per server CPU-s | server CPU % "
+                  "| wire B per delivery | deflate conns |")
+        md.append("|" + "---|" * 8)
+        for row in pmd:
+            for s in SERVERS:
+                r = results[row].get(s)
+                if r:
+                    md.append(f"| {row} | {s} | {fmt(r.get('per_s'))} | "
+                              f"{r.get('delivered_ratio', 0):.4f} | {fmt(r.get('server.per_cpu_s'))} | "
+                              f"{fmt(r.get('server.cpu_pct'), 1)} | "
+                              f"{fmt(r.get('wire_bytes_per_delivery'), 1)} | "
+                              f"{fmt(r.get('deflate_conns'))} |")
+        def ratio(a, b, k):
+            return f"{a[k] / b[k]:.2f}" if a.get(k, 0) > 0 and b.get(k, 0) > 0 else "-"
+        md.append("")
+        for rate in ("r200", "r20"):
+            rc_z = results.get("fanout-pmd-1000-" + rate, {}).get("roomcast", {})
+            rc_p = results.get("fanout-json-1000-" + rate, {}).get("roomcast", {})
+            nd_z = results.get("fanout-pmd-1000-" + rate, {}).get("node", {})
+            md.append(f"- {rate}: roomcast deflate / roomcast plain: per server CPU-s "
+                      f"{ratio(rc_z, rc_p, 'server.per_cpu_s')}, wire bytes "
+                      f"{ratio(rc_z, rc_p, 'wire_bytes_per_delivery')}; roomcast deflate / node "
+                      f"deflate: per server CPU-s {ratio(rc_z, nd_z, 'server.per_cpu_s')}, "
+                      f"deliveries/s {ratio(rc_z, nd_z, 'per_s')}")
     plots = make_plots(out, results)
     if plots:
         md.append("\n## Plots\n")

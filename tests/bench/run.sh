@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run.sh quick|full - benchmarks roomcast against its peer servers.
+# run.sh quick|full|deflate - benchmarks roomcast against its peer servers.
 #
 # Installs what is missing first (deps.sh; `make bench-deps` does the same
 # before `make bench` configures anything), builds roomcast and rcbench in
@@ -12,13 +12,15 @@
 # bench-out/plots/*.png. The time budget (quick 55 s, full 580 s) starts after
 # the installs and builds: rows that would pass it are skipped with a message.
 # A peer that cannot be had is named in its table column with the reason, and
-# the summary line names the command that fixes it.
+# the summary line names the command that fixes it. deflate runs only the
+# permessage-deflate rows (idle cost, JSON fan-out plain and compressed) for
+# roomcast and node, in under 2 minutes; full includes them.
 #
 # Only 127.0.0.1; every load run is bounded in time and count.
 set -u
 mode="${1:-quick}"
-case "$mode" in quick | full) ;; *)
-    echo "usage: $0 quick|full" >&2
+case "$mode" in quick | full | deflate) ;; *)
+    echo "usage: $0 quick|full|deflate" >&2
     exit 2
     ;;
 esac
@@ -28,7 +30,8 @@ root="$(cd "$here/../.." && pwd)"
 build="${RC_BENCH_BUILD:-$root/build}"
 out="${RC_BENCH_OUT:-$root/bench-out}"
 servers="${RC_BENCH_SERVERS:-roomcast node gorilla lws}"
-if [ "$mode" = quick ]; then budget=55; else budget=580; fi
+case "$mode" in quick) budget=55 ;; deflate) budget=115 ;; *) budget=580 ;; esac
+[ "$mode" = deflate ] && servers="${RC_BENCH_SERVERS:-roomcast node}"
 
 log() { echo "run.sh: $*" >&2; }
 
@@ -146,6 +149,7 @@ start_server() { # name mode
     esac
     "${pin_server[@]}" "${cmd[@]}" >"$out/logs/$name-$m.log" 2>&1 &
     SPID=$!
+    fresh=1
     if ! wait_port "$PORT"; then
         log "$name ($m) did not start; see $out/logs/$name-$m.log"
         stop_server
@@ -168,10 +172,17 @@ trap stop_server EXIT
 
 # ---- rows -------------------------------------------------------------------------
 # Each row: "id reps rcbench-args...". reps is the count in full mode (quick: 1).
-if [ "$mode" = quick ]; then
+if [ "$mode" = deflate ]; then
+    echo_rows=(
+        "idle-1000 1 -S idle -c 1000 -d 0.3"
+        "idle-pmd-1000 1 -S idle -c 1000 -d 0.3 --deflate"
+    )
+    fanout_rows=()
+elif [ "$mode" = quick ]; then
     W=(-w 0.2 -d 0.5 --drain 0.5)
     echo_rows=(
         "idle-1000 1 -S idle -c 1000 -d 0.3"
+        "idle-pmd-1000 1 -S idle -c 1000 -d 0.3 --deflate"
         "storm-1000 1 -S storm -c 1000"
         "echo-32-d1 1 -S echo -c 50 -s 32 -D 1 ${W[*]}"
         "echo-32-d16 1 -S echo -c 50 -s 32 -D 16 ${W[*]}"
@@ -186,6 +197,7 @@ else
     W=(-w 0.5 -d 2 --drain 1)
     echo_rows=(
         "idle-10000 3 -S idle -c 10000 -d 1"
+        "idle-pmd-10000 3 -S idle -c 10000 -d 1 --deflate"
         "storm-10000 3 -S storm -c 10000"
         "echo-32-d1 3 -S echo -c 50 -s 32 -D 1 ${W[*]}"
         "echo-32-d16 3 -S echo -c 50 -s 32 -D 16 ${W[*]}"
@@ -206,8 +218,19 @@ else
     )
 fi
 
+# permessage-deflate (RFC 7692): 1 room x 1000 at 200 publishes/s of 1 KiB JSON
+# text, everyone on deflate, against the same row plain; the node peer runs
+# the deflate row with ws's perMessageDeflate on (node_ws.js fanout-deflate).
+# A second pair at 20 publishes/s, a rate node's ws can keep up with.
+PW=(-w 1 -d 3 --drain 1)
+json_rows=("fanout-json-1000-r200 1 -S fanout -c 1000 -r 200 -s 1024 --text --payload json ${PW[*]}"
+    "fanout-json-1000-r20 1 -S fanout -c 1000 -r 20 -s 1024 --text --payload json ${PW[*]}")
+pmd_rows=("fanout-pmd-1000-r200 1 -S fanout -c 1000 -r 200 -s 1024 --text --payload json --deflate ${PW[*]}"
+    "fanout-pmd-1000-r20 1 -S fanout -c 1000 -r 20 -s 1024 --text --payload json --deflate ${PW[*]}")
+[ "$mode" = quick ] && json_rows=() pmd_rows=()
+
 # Every planned row, so the table lists it even when no server could run it.
-for row in "${echo_rows[@]}" "${fanout_rows[@]}"; do
+for row in "${echo_rows[@]}" "${fanout_rows[@]}" "${json_rows[@]}" "${pmd_rows[@]}"; do
     echo "${row%% *}"
 done >"$out/rows.txt"
 
@@ -216,7 +239,7 @@ run_rows() { # server mode rows...
     shift 2
     for row in "$@"; do
         read -r id reps args <<<"$row"
-        [ "$mode" = quick ] && reps=1
+        [ "$mode" != full ] && reps=1
         for r in $(seq 1 "$reps"); do
             if [ $((SECONDS - t_start)) -ge "$budget" ]; then
                 log "time budget (${budget}s) spent: $name $id run $r skipped"
@@ -225,7 +248,7 @@ run_rows() { # server mode rows...
             fi
             # Memory per idle connection needs a server that has never held
             # connections: malloc keeps what earlier runs freed.
-            if [ "${id%%-*}" = idle ] && [ "$r" -gt 1 ]; then
+            if [ "${id%%-*}" = idle ] && [ "$fresh" = 0 ]; then
                 stop_server
                 start_server "$name" "$m" || return
             fi
@@ -234,6 +257,7 @@ run_rows() { # server mode rows...
                 --server-pid "$SPID" -p "$PORT" $args \
                 >"$out/raw/$name.$id.$r.json" 2>>"$out/logs/rcbench-$name.log" ||
                 log "$name $id run $r: rcbench exited $? (see $out/logs/rcbench-$name.log)"
+            fresh=0
             [ -s "$out/raw/$name.$id.$r.json" ] || rm -f "$out/raw/$name.$id.$r.json"
         done
     done
@@ -253,7 +277,7 @@ for name in $servers; do
         run_rows "$name" echo "${echo_rows[@]}"
         stop_server
     fi
-    if available "$name" fanout && start_server "$name" fanout; then
+    if [ "${#fanout_rows[@]}" -gt 0 ] && available "$name" fanout && start_server "$name" fanout; then
         if [ "$name" = roomcast ] && ! fanout_works; then
             log "roomcast: fanout.lua does not deliver to every member yet; fanout rows skipped"
         else
@@ -264,13 +288,30 @@ for name in $servers; do
     fi
 done
 
+for name in $servers; do
+    [ "${#json_rows[@]}" -gt 0 ] || break
+    case "$name" in roomcast | node) ;; *) continue ;; esac
+    available "$name" fanout || continue
+    if start_server "$name" fanout; then
+        log "$name: plain JSON fan-out rows"
+        run_rows "$name" fanout "${json_rows[@]}"
+        [ "$name" = roomcast ] && run_rows "$name" fanout "${pmd_rows[@]}"
+        stop_server
+    fi
+    if [ "$name" = node ] && start_server node fanout-deflate; then
+        log "node: permessage-deflate fan-out rows"
+        run_rows node fanout-deflate "${pmd_rows[@]}"
+        stop_server
+    fi
+done
+
 # ---- JWT ----------------------------------------------------------------------------
 # Verifications per second per core (jwtbench: jwt_verify against the bare
 # OpenSSL call, its peer in the same run), then the upgrade storm through
 # scripts/chat.lua with and without plugins/jwt_auth checking an RS256 token
 # in ?token=: the difference is what verification costs an upgrade.
 jwtbench="$build/tests/bench/jwtbench"
-if [[ " $servers " == *" roomcast "* ]] && [ -x "$jwtbench" ]; then
+if [ "$mode" != deflate ] && [[ " $servers " == *" roomcast "* ]] && [ -x "$jwtbench" ]; then
     reps=3 secs=2
     [ "$mode" = quick ] && reps=1 secs=0.5
     log "roomcast: jwt verification rows"

@@ -80,6 +80,18 @@ return {
     sendq_soft_seconds = 10,    -- ... exceeded for this long counts as over
     slow_consumer = "drop",     -- over the limit: "drop" | "close" (1008) | "latest"
 
+    -- permessage-deflate (RFC 7692), negotiated when a client offers it; false
+    -- or --no-compression turns it off. Both directions run without context
+    -- takeover: one compressed room frame serves every member, and zlib
+    -- streams are pooled per worker (an idle connection holds none).
+    compression = {
+        enabled = true,
+        threshold = 64,         -- messages shorter than this go uncompressed
+        level = 1,              -- zlib level 0..9
+        window_bits = 15,       -- the server's window 8..15 (8 runs as 9)
+        mem_level = 8,          -- zlib memLevel 1..9 (deflate memory per worker)
+    },
+
     -- protection (every refusal is counted in /metrics) -------------------------
     max_connections = 0,        -- (R) open WebSocket connections; 0 = no limit; 503 above
     max_connections_per_ip = 0, -- (R, if set at start) TCP connections per address

@@ -56,6 +56,26 @@ def test_bad_value_names_key_and_line():
     check("%s:4:" % path in out and "workers" in out, "want line 4 and the key: %r" % out)
 
 
+def test_compression_table_checked():
+    ok = conf("pmd-ok.lua", "return { compression = { enabled = true, threshold = 0, level = 9,"
+              " window_bits = 8, mem_level = 1 } }\n")
+    rc, out = check_t(ok)
+    eq(rc, 0, "a valid compression table (%s)" % out.strip())
+    rc, out = check_t(conf("pmd-off.lua", "return { compression = false }\n"))
+    eq(rc, 0, "compression = false (%s)" % out.strip())
+    for body, key in (("window_bits = 16", "window_bits"), ("window_bits = 7", "window_bits"),
+                      ("level = 10", "level"), ("mem_level = 0", "mem_level"),
+                      ("threshold = -1", "threshold"), ("enabled = 1", "enabled"),
+                      ("windowbits = 12", "windowbits")):
+        path = conf("pmd-bad.lua", "return {\n  compression = {\n    %s,\n  },\n}\n" % body)
+        rc, out = check_t(path)
+        eq(rc, 1, "exit status for compression.%s" % body)
+        check(key in out, "want the key %r in %r" % (key, out))
+    rc, out = check_t(conf("pmd-type.lua", "return { compression = 1 }\n"))
+    eq(rc, 1, "compression = 1")
+    check("compression" in out, "want the key in %r" % out)
+
+
 def test_unknown_key_and_nested_error():
     path = conf("typo.lua", "return {\n    prot = 8080,\n}\n")
     rc, out = check_t(path)

@@ -89,7 +89,7 @@ struct opts {
     int src_per_ip;
     pid_t server_pid;
     const char *label;
-    int deflate;     /* --deflate: offer permessage-deflate */
+    int deflate;      /* --deflate: offer permessage-deflate */
     int json_payload; /* --payload json */
 };
 

@@ -6,6 +6,10 @@
  * plan (1..64 bytes, or "the rest" for a plan byte of 0xFF). Each chunk is an
  * exact-size heap copy, so ASAN catches any read past the bytes fed.
  *
+ * Both runs happen twice: without extensions, and with permessage-deflate
+ * negotiated (RSV1 allowed on the first frame of a data message only, and
+ * such a message's bytes not UTF-8 checked: RFC 7692 §6).
+ *
  * Checked for every event: the contract's invariants (text is valid UTF-8,
  * close codes valid, control payloads <= 125, messages <= max_message, data
  * never NULL, consumed <= offered and all of it when no event). Checked across
@@ -40,6 +44,13 @@ static const struct ws_msg_cfg cfg = {
     .require_mask = 1,
 };
 
+static const struct ws_msg_cfg cfg_z = {
+    .max_message = MAX_MESSAGE,
+    .require_mask = 1,
+    .allowed_rsv = WS_RSV1,
+    .deflate = 1,
+};
+
 static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -47,7 +58,7 @@ static uint64_t fnv(uint64_t h, const uint8_t *p, size_t n)
     return h;
 }
 
-static void check_event(const struct ws_event *ev, struct summary *s)
+static void check_event(const struct ws_msg_cfg *c, const struct ws_event *ev, struct summary *s)
 {
     if (ev->data == NULL)
         abort();
@@ -57,13 +68,16 @@ static void check_event(const struct ws_event *ev, struct summary *s)
             abort();
         if (ev->len > MAX_MESSAGE)
             abort();
-        if (ev->opcode == WS_OP_TEXT && !utf8_is_valid(ev->data, ev->len))
+        if (ev->rsv & ~c->allowed_rsv)
             abort();
-        if (ev->rsv != 0) /* allowed_rsv is 0 */
+        /* a compressed message's bytes are deflate data, not text */
+        if (ev->opcode == WS_OP_TEXT && !(ev->rsv & WS_RSV1) && !utf8_is_valid(ev->data, ev->len))
             abort();
         break;
     case WS_EV_PING:
     case WS_EV_PONG:
+        if (ev->rsv != 0) /* RFC 7692 §6: control frames are never compressed */
+            abort();
         if (ev->len > WS_MAX_CONTROL)
             abort();
         break;
@@ -78,7 +92,7 @@ static void check_event(const struct ws_event *ev, struct summary *s)
     }
     if (s->nev < MAX_EVENTS) {
         uint64_t h = UINT64_C(0xcbf29ce484222325);
-        uint32_t meta[3] = {(uint32_t)ev->type, ev->opcode, ev->close_code};
+        uint32_t meta[4] = {(uint32_t)ev->type, ev->opcode, ev->close_code, ev->rsv};
         h = fnv(h, (const uint8_t *)meta, sizeof(meta));
         h = fnv(h, (const uint8_t *)&ev->len, sizeof(ev->len));
         h = fnv(h, ev->data, ev->len);
@@ -111,7 +125,7 @@ static int feed(struct ws_msg *m, const uint8_t *src, size_t n, struct summary *
             if ((size_t)c != left)
                 abort();
         } else {
-            check_event(&ev, s);
+            check_event(m->cfg, &ev, s);
             if (ev.type == WS_EV_MESSAGE && ev.len > 0 && (ev.data < copy || ev.data >= copy + n)) {
                 /* Not zero-copy: it came from the message buffer. */
                 if (m->buf == NULL)
@@ -125,10 +139,11 @@ static int feed(struct ws_msg *m, const uint8_t *src, size_t n, struct summary *
     return rc;
 }
 
-static void run(const uint8_t *plan, const uint8_t *in, size_t n, struct summary *s)
+static void run(const struct ws_msg_cfg *c, const uint8_t *plan, const uint8_t *in, size_t n,
+                struct summary *s)
 {
     struct ws_msg m;
-    ws_msg_init(&m, &cfg);
+    ws_msg_init(&m, c);
     memset(s, 0, sizeof(*s));
     size_t at = 0, i = 0;
     do {
@@ -154,12 +169,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *in = data + 4;
     size_t n = size - 4;
     static struct summary whole, chunked;
-    run(NULL, in, n, &whole);
-    run(data, in, n, &chunked);
-    if (whole.err != chunked.err || whole.nev != chunked.nev)
-        abort();
-    size_t k = whole.nev < MAX_EVENTS ? whole.nev : MAX_EVENTS;
-    if (memcmp(whole.hash, chunked.hash, k * sizeof(whole.hash[0])) != 0)
-        abort();
+    const struct ws_msg_cfg *cfgs[2] = {&cfg, &cfg_z};
+    for (int i = 0; i < 2; i++) {
+        run(cfgs[i], NULL, in, n, &whole);
+        run(cfgs[i], data, in, n, &chunked);
+        if (whole.err != chunked.err || whole.nev != chunked.nev)
+            abort();
+        size_t k = whole.nev < MAX_EVENTS ? whole.nev : MAX_EVENTS;
+        if (memcmp(whole.hash, chunked.hash, k * sizeof(whole.hash[0])) != 0)
+            abort();
+    }
     return 0;
 }

@@ -479,6 +479,59 @@ def test_room_broadcast_mixed_members(srv):
             c.close()
 
 
+def join_offer(srv, room, user, offer):
+    c = srv.connect("/ws", headers=[("Sec-WebSocket-Extensions", offer)])
+    c.send_frame(OP_TEXT, json.dumps({"type": "join", "room_id": room, "user_id": user}))
+    op, rsv, data, _ = recv_data(c)
+    eq(json.loads(payload_of(op, rsv, data)), {"type": "joined", "room_id": room}, "join reply")
+    return c
+
+
+@rctest.server(*CHATARGS)
+def test_room_member_with_small_window_and_direct_messages(srv):
+    # The shared room frame is made with a 15-bit window. A member that asked
+    # for server_max_window_bits=9 may get it only when the message is at most
+    # 512 bytes (no back-reference reaches further); a longer one goes plain.
+    room = "win-%d-%d" % (os.getpid(), int(time.monotonic() * 1000))
+    tag = "%d%d" % (os.getpid(), int(time.monotonic() * 1000) % 100000)
+    small = join_offer(srv, room, "s9-" + tag, "permessage-deflate; server_max_window_bits=9")
+    eq(small.response.header("Sec-WebSocket-Extensions"), BASE + "; server_max_window_bits=9",
+       "answer")
+    big = join_offer(srv, room, "w15-" + tag, "permessage-deflate")
+    plain = join_raw(srv, room, "pl-" + tag, False)
+    try:
+        for n, want_small_rsv in ((200, 4), (3000, 0)):
+            content = ("words repeat, " * 300)[:n]
+            plain.send_frame(OP_TEXT, json.dumps({"type": "broadcast", "room_id": room,
+                                                  "content": content}))
+            op, rsv, data, _ = recv_data(small)
+            eq(rsv, want_small_rsv, "window-9 member, %d-byte content: RSV1" % n)
+            if rsv:
+                data = zlib.decompressobj(-9).decompress(data + TAIL)  # a 9-bit window
+            eq(json.loads(data)["content"], content, "window-9 member content")
+            op, rsv, data, _ = recv_data(big)
+            eq(rsv, 4, "window-15 member: compressed")
+            eq(json.loads(inflate(data))["content"], content, "window-15 member content")
+            op, rsv, data, _ = recv_data(plain)
+            eq((rsv, json.loads(data)["content"]), (0, content), "plain member")
+        # Direct messages (per-connection traffic) are compressed per
+        # connection, with that connection's window.
+        text = "a direct message long enough to compress, " * 30
+        plain.send_frame(OP_TEXT, json.dumps({"type": "direct", "to": "s9-" + tag,
+                                              "content": text}))
+        op, rsv, data, _ = recv_data(small)
+        eq(rsv, 4, "direct to the window-9 member: compressed")
+        got = json.loads(zlib.decompressobj(-9).decompress(data + TAIL))
+        eq((got["type"], got["content"]), ("direct", text), "direct message")
+        big.send_frame(OP_TEXT, json.dumps({"type": "direct", "to": "pl-" + tag,
+                                            "content": text}))
+        op, rsv, data, _ = recv_data(plain)
+        eq((rsv, json.loads(data)["content"]), (0, text), "direct to a plain member")
+    finally:
+        for c in (small, big, plain):
+            c.close()
+
+
 @rctest.server(*CHATARGS)
 def test_websockets_chat_room_with_compression(srv):
     room = "wsroom-%d-%d" % (os.getpid(), int(time.monotonic() * 1000))

@@ -59,6 +59,7 @@
 #define SCRATCH (256 * 1024)
 #define OUT_CAP_MAX (4u << 20) /* a publisher that cannot write this much skips */
 #define SETTLE_NS 300000000ull
+#define JSON_CORPUS (256 * 1024)
 
 enum scenario { SC_IDLE, SC_STORM, SC_ECHO, SC_FANOUT, SC_N2, SC_SLOW };
 static const char *const sc_names[] = {"idle", "storm", "echo", "fanout", "n2", "slow"};
@@ -102,6 +103,10 @@ struct conn {
     uint8_t dirty;     /* in the thread's dirty list */
     uint8_t hs_done;
     uint8_t pmd; /* permessage-deflate negotiated */
+    /* the server keeps its context (no server_no_context_takeover in the
+     * answer, e.g. node's ws): every message must be inflated whole, on a
+     * stream of this connection's own */
+    z_stream *zctx;
     uint8_t mask[4];
     uint32_t gid; /* global index */
     uint32_t inflight;
@@ -147,6 +152,8 @@ struct thread {
     struct tstats st;
     z_stream def, inf; /* --deflate: reset for every message (no context takeover) */
     uint8_t *zbuf;     /* compressed output, deflateBound of the largest message */
+    uint8_t *ibuf;     /* 64 KiB: inflated output, discarded (context takeover) */
+    uint8_t *json;     /* --payload json: JSON_CORPUS bytes, messages are slices */
     size_t zcap;
 };
 
@@ -335,6 +342,14 @@ static int queue_deflated(struct thread *t, struct conn *c, unsigned op, const u
 static int queue_msg(struct thread *t, struct conn *c, uint64_t ts)
 {
     put_ts(t->scratch, ts);
+    if (t->json) {
+        /* Each message a different slice of the JSON corpus: alike in
+         * vocabulary, as chat messages are, but never a repeat (a server
+         * keeping its compression context would otherwise send a few bytes). */
+        size_t span = JSON_CORPUS - (o.size - TS_LEN);
+        size_t off = (size_t)((t->sent_total * 1031u) % span);
+        memcpy(t->scratch + TS_LEN, t->json + off, o.size - TS_LEN);
+    }
     unsigned op = o.text ? WS_OP_TEXT : WS_OP_BINARY;
     if (c->pmd)
         return queue_deflated(t, c, op, t->scratch, o.size);
@@ -388,6 +403,11 @@ static void conn_close(struct thread *t, struct conn *c, int failed)
     free(c->in);
     free(c->out);
     c->in = c->out = NULL;
+    if (c->zctx) {
+        inflateEnd(c->zctx);
+        free(c->zctx);
+        c->zctx = NULL;
+    }
     c->in_len = c->in_cap = c->out_len = c->out_off = c->out_cap = 0;
 }
 
@@ -546,7 +566,28 @@ static ssize_t parse_frames(struct thread *t, struct conn *c, uint8_t *b, size_t
         case WS_OP_TEXT:
         case WS_OP_BINARY:
         case WS_OP_CONT:
-            if (h.opcode != WS_OP_CONT && (h.rsv & WS_RSV1) && c->pmd) {
+            if (h.opcode != WS_OP_CONT && (h.rsv & WS_RSV1) && c->zctx) {
+                /* Context takeover: inflate all of it to keep the window. */
+                static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+                uint8_t ts[TS_LEN];
+                size_t got = 0;
+                for (int phase = 0; phase < 2; phase++) {
+                    c->zctx->next_in = phase ? (Bytef *)tail : p;
+                    c->zctx->avail_in = phase ? 4 : (uInt)h.len;
+                    do {
+                        c->zctx->next_out = t->ibuf;
+                        c->zctx->avail_out = 65536;
+                        int z = inflate(c->zctx, Z_SYNC_FLUSH);
+                        size_t made = 65536 - c->zctx->avail_out;
+                        if (got < TS_LEN && made > 0)
+                            memcpy(ts + got, t->ibuf, made < TS_LEN - got ? made : TS_LEN - got);
+                        got += made;
+                        if (z != Z_OK && z != Z_BUF_ERROR)
+                            return -1;
+                    } while (c->zctx->avail_out == 0);
+                }
+                on_message(t, c, ts, got < TS_LEN ? got : TS_LEN, now);
+            } else if (h.opcode != WS_OP_CONT && (h.rsv & WS_RSV1) && c->pmd) {
                 /* Only the timestamp is needed: inflate 16 bytes. */
                 uint8_t ts[TS_LEN];
                 static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
@@ -599,6 +640,11 @@ static ssize_t parse_head(struct thread *t, struct conn *c, const uint8_t *b, si
     t->pending--;
     if (o.deflate && memmem(b, hl, "permessage-deflate", 18)) {
         c->pmd = 1;
+        if (!memmem(b, hl, "server_no_context_takeover", 26)) {
+            c->zctx = calloc(1, sizeof(*c->zctx));
+            if (c->zctx == NULL || inflateInit2(c->zctx, -15) != Z_OK)
+                return -1;
+        }
         atomic_fetch_add_explicit(&t->st.pmd, 1, memory_order_relaxed);
     }
     hist_record(&t->conn, now - c->t_start);
@@ -1288,14 +1334,13 @@ static void build_request(void)
 /* Chat-like JSON text after the timestamp: ASCII only, so any cut is valid
  * UTF-8; as varied as real messages (names, numbers, a few hundred words),
  * so it compresses several times rather than a thousand. */
-static void fill_json(uint8_t *p, size_t n)
+static void fill_json(uint8_t *p, size_t n, uint32_t seed)
 {
     static const char *const words[] = {
         "hello",  "room",   "message", "again", "please", "thanks",  "tonight", "meeting",
         "update", "server", "client",  "today", "random", "release", "ship",    "it",
         "coffee", "later",  "agreed",  "ok",    "the",    "a",       "and",     "with",
     };
-    uint32_t seed = 12345;
     size_t k = 0;
     while (k < n) {
         char item[256];
@@ -1368,8 +1413,12 @@ int main(int argc, char **argv)
         if (t->ep == -1 || !t->c || !t->dirty || !t->scratch)
             die("setup failed");
         memset(t->scratch, 'x', 65536);
-        if (o.json_payload)
-            fill_json(t->scratch + TS_LEN, 65536 - TS_LEN);
+        if (o.json_payload) {
+            t->json = malloc(JSON_CORPUS);
+            if (!t->json)
+                die("setup failed");
+            fill_json(t->json, JSON_CORPUS, (uint32_t)i * 7919u + 12345u);
+        }
         if (o.deflate) {
             /* level 1, 15-bit window, memLevel 8: what browsers and ws use by default */
             if (deflateInit2(&t->def, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK ||
@@ -1377,7 +1426,8 @@ int main(int argc, char **argv)
                 die("zlib setup failed");
             t->zcap = deflateBound(&t->def, 65536) + 64;
             t->zbuf = malloc(t->zcap);
-            if (!t->zbuf)
+            t->ibuf = malloc(65536);
+            if (!t->zbuf || !t->ibuf)
                 die("setup failed");
         }
         for (int j = 0; j < t->n; j++) {

@@ -84,6 +84,22 @@ static ssize_t read_header(struct ws_msg *m, const uint8_t *in, size_t len)
     return r - (ssize_t)old; /* the header's bytes that came from `in` */
 }
 
+/* The cap on the bytes of the message in progress. A compressed message
+ * (RFC 7692) is capped by its inflated size, which the caller checks; its
+ * wire bytes may exceed max_message by what a deflater adds to data that
+ * does not compress, or an incompressible message of exactly max_message
+ * bytes could not be sent compressed. Stored blocks cost 5 bytes each, and
+ * a compressor with a small buffer makes many (zlib at memLevel 1: +4 %);
+ * the slack is zlib's own conservative bound for any of its settings
+ * (deflateBound: n/8 + n/64 + a few bytes). */
+static size_t msg_cap(const struct ws_msg *m)
+{
+    size_t max = m->cfg->max_message;
+    if (m->cfg->deflate && (m->msg_rsv & WS_RSV1))
+        max += (max >> 3) + (max >> 6) + 64;
+    return max;
+}
+
 /* Applies the rules that need the connection's context (role, extensions,
  * fragmentation state, size cap) to the header just decoded. */
 static int check_header(struct ws_msg *m)
@@ -123,19 +139,19 @@ static int check_header(struct ws_msg *m)
         m->len = 0;
     }
     /* Decided on the announced length, before a byte of payload is buffered. */
-    if (h->len > (uint64_t)cfg->max_message - m->len)
+    if (h->len > (uint64_t)msg_cap(m) - m->len)
         return RC_E_TOO_BIG;
     return 0;
 }
 
-/* Makes room for `more` bytes in buf; geometric growth capped at max_message
- * (check_header guarantees len + more <= max_message). */
+/* Makes room for `more` bytes in buf; geometric growth capped at msg_cap
+ * (check_header guarantees len + more <= msg_cap). */
 static int buf_reserve(struct ws_msg *m, size_t more)
 {
     size_t need = m->len + more;
     if (need <= m->cap)
         return 0;
-    size_t max = m->cfg->max_message;
+    size_t max = msg_cap(m);
     size_t cap = m->cap < BUF_MIN_CAP ? BUF_MIN_CAP : m->cap;
     while (cap < need && cap <= max / 2)
         cap *= 2;

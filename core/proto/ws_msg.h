@@ -41,7 +41,9 @@ struct ws_msg_cfg {
      * compressed message and is allowed on its first frame only (on a control
      * or continuation frame: RC_E_PROTO); a compressed text message is not
      * UTF-8 checked here (its bytes are deflate data): the caller inflates
-     * it and validates the result. Requires WS_RSV1 in allowed_rsv. */
+     * it, caps the inflated size at max_message and validates the result.
+     * Its wire bytes may exceed max_message by a deflater's growth of data
+     * that does not compress (at most max/8 + max/64 + 64). Requires WS_RSV1 in allowed_rsv. */
     int deflate;
 };
 

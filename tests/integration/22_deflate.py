@@ -347,6 +347,26 @@ def zero_bomb(total, chunk=16 << 20):
 
 
 @rctest.server(*SMALL)
+def test_incompressible_message_at_the_cap(srv):
+    # 64 KiB of random bytes grow a little when deflated (stored blocks); the
+    # cap is on the inflated size, so exactly max_message still passes, and
+    # one byte more is 1009.
+    async def main():
+        async with websockets.connect(url(srv), max_size=None, ping_interval=None) as ws:
+            check(ws.response_headers.get("Sec-WebSocket-Extensions"), "negotiated")
+            blob = os.urandom(64 * 1024)
+            await ws.send(blob)
+            eq(await asyncio.wait_for(ws.recv(), tmo(10)), blob, "64 KiB random echo")
+            await ws.send(os.urandom(64 * 1024 + 1))
+            try:
+                await asyncio.wait_for(ws.recv(), tmo(10))
+                raise rctest.Failure("a message over the cap was echoed")
+            except websockets.exceptions.ConnectionClosed as e:
+                eq(e.rcvd.code if e.rcvd else None, 1009, "close code")
+    run(main())
+
+
+@rctest.server(*SMALL)
 def test_bomb_1kib_frame_is_1009(srv):
     # Deflate's best ratio is about 1:1032, so a 1 KiB frame inflates to about
     # 1 MiB: 16 times this server's 64 KiB message cap.

@@ -527,6 +527,26 @@ static void test_ws_msg__deflate_rsv1(void **state)
     bld_frame_rsv(&b, 1, WS_RSV1, WS_OP_PONG, "", 0, 1);
     check_err(&z, b.p, b.len, RC_E_PROTO, 13);
     bld_free(&b);
+    /* The cap: a compressed message may carry max_message plus deflate's
+     * worst-case growth on the wire (its inflated size is capped by the
+     * caller); an uncompressed one exactly max_message. */
+    struct ws_msg_cfg zs = z;
+    zs.max_message = 4096;
+    size_t slack = (4096 >> 3) + (4096 >> 6) + 64;
+    uint8_t *big = calloc(1, 4096 + slack + 1);
+    bld_frame_rsv(&b, 1, WS_RSV1, WS_OP_BINARY, big, 4096 + slack, 1);
+    static struct exp_ev ebig[1];
+    ebig[0] = (struct exp_ev){WS_EV_MESSAGE, WS_OP_BINARY, 0, big, 4096 + slack};
+    check_stride(&zs, b.p, b.len, ebig, 1, 0, -1, 97);
+    bld_free(&b);
+    bld_frame_rsv(&b, 0, WS_RSV1, WS_OP_BINARY, big, 4000, 1);
+    bld_frame_rsv(&b, 1, 0, WS_OP_CONT, big, slack + 97, 1);
+    check_err(&zs, b.p, b.len, RC_E_TOO_BIG, -1);
+    bld_free(&b);
+    bld_frame_rsv(&b, 1, 0, WS_OP_BINARY, big, 4097, 1);
+    check_err(&zs, b.p, b.len, RC_E_TOO_BIG, -1);
+    bld_free(&b);
+    free(big);
     /* Without the extension, RSV1 stays a protocol error. */
     bld_frame_rsv(&b, 1, WS_RSV1, WS_OP_BINARY, "ab", 2, 1);
     check_err(&server_cfg, b.p, b.len, RC_E_PROTO, 5);

@@ -916,6 +916,18 @@ void conn_flush_dirty(struct connset *cs)
     }
 }
 
+/* The zlib streams of permessage-deflate are pooled per worker (pmd.h);
+ * once nobody has compressed or inflated for a whole period they are freed. */
+#define PMD_IDLE_SECONDS 30.0
+
+static void on_pmd_trim(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct connset *cs = t->data;
+    (void)loop;
+    (void)revents;
+    pmd_pool_trim_idle(&cs->pmd);
+}
+
 void connset_init(struct connset *cs, int id, struct ev_loop *loop, const struct rc_config *cfg,
                   struct worker_stats *stats, const struct conn_handler *handler,
                   struct worker *owner)
@@ -936,6 +948,10 @@ void connset_init(struct connset *cs, int id, struct ev_loop *loop, const struct
     cs->msg_cfg_z.allowed_rsv = WS_RSV1; /* RFC 7692 §6: RSV1 marks a compressed message */
     cs->msg_cfg_z.deflate = 1;
     pmd_pool_init(&cs->pmd, cfg->compression_level, cfg->compression_mem_level);
+    ev_timer_init(&cs->pmd_trim, on_pmd_trim, PMD_IDLE_SECONDS, PMD_IDLE_SECONDS);
+    cs->pmd_trim.data = cs;
+    ev_timer_start(loop, &cs->pmd_trim);
+    ev_unref(loop); /* the trim timer alone does not keep a loop alive */
     rc_list_init(&cs->conns);
     rc_list_init(&cs->dirty);
     rc_list_init(&cs->reap);
@@ -970,6 +986,8 @@ void connset_destroy(struct connset *cs)
     idmap_destroy(&cs->ids);
     rc_free(cs->rbuf);
     cs->rbuf = NULL;
+    ev_ref(cs->loop);
+    ev_timer_stop(cs->loop, &cs->pmd_trim);
     pmd_pool_destroy(&cs->pmd);
 }
 

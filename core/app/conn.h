@@ -100,6 +100,7 @@ struct connset {
     struct ws_msg_cfg msg_cfg;          /* shared by this worker's receivers */
     struct ws_msg_cfg msg_cfg_z;        /* ... and by those that negotiated permessage-deflate */
     struct pmd_pool pmd;     /* owned: zlib streams for every deflate connection (pmd.h) */
+    ev_timer pmd_trim;       /* frees the pool after a period without use */
     struct rc_list conns;    /* every live conn (for drain and stop) */
     struct rc_list dirty;    /* conns with output to flush this iteration */
     struct rc_list reap;     /* released conns, freed by conn_reap */

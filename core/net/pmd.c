@@ -119,6 +119,7 @@ static int grow(uint8_t **buf, size_t *cap, size_t need, size_t max)
 ssize_t pmd_inflate(struct pmd_pool *p, const uint8_t *in, size_t n, size_t max, uint8_t **out)
 {
     *out = NULL;
+    p->uses++;
     z_stream *s = inflater(p);
     if (s == NULL)
         return RC_E_NOMEM;
@@ -231,6 +232,7 @@ static struct z_stream_s *deflater(struct pmd_pool *p, unsigned bits)
 ssize_t pmd_deflate(struct pmd_pool *p, unsigned window_bits, const void *in, size_t n,
                     const uint8_t **out)
 {
+    p->uses++;
     z_stream *s = deflater(p, window_bits);
     if (s == NULL)
         return RC_E_NOMEM;
@@ -279,6 +281,16 @@ ssize_t pmd_deflate(struct pmd_pool *p, unsigned window_bits, const void *in, si
     RC_ASSERT(len >= 4 && memcmp(p->scratch + len - 4, sync_tail, 4) == 0);
     *out = p->scratch;
     return (ssize_t)(len - 4);
+}
+
+int pmd_pool_trim_idle(struct pmd_pool *p)
+{
+    int idle = p->uses == p->uses_seen;
+    p->uses_seen = p->uses;
+    if (!idle || pmd_pool_bytes(p) == 0)
+        return 0;
+    pmd_pool_destroy(p);
+    return 1;
 }
 
 void pmd_trim(struct pmd_pool *p)

@@ -15,8 +15,10 @@
  *
  * Memory at the default settings (window_bits 15, mem_level 8): about 268 KiB
  * per deflate stream and 40 KiB for the inflate stream, per worker, plus the
- * scratch buffer (trimmed back to PMD_SCRATCH_KEEP after a large message).
- * Everything here runs on the pool owner's thread only.
+ * scratch buffer (trimmed back to PMD_SCRATCH_KEEP after a large message);
+ * all of it is freed when a period passes without use (pmd_pool_trim_idle,
+ * driven by a worker timer). Everything here runs on the pool owner's
+ * thread only.
  */
 #ifndef RC_NET_PMD_H
 #define RC_NET_PMD_H
@@ -35,9 +37,11 @@ struct pmd_pool {
     struct z_stream_s *def[16]; /* owned, indexed by window bits (9..15), NULL until used */
     uint8_t *scratch;           /* owned: output of the last pmd_deflate */
     size_t scratch_cap;
-    size_t zbytes; /* bytes zlib allocated for these streams */
-    int level;     /* zlib level 0..9 */
-    int mem_level; /* zlib memLevel 1..9 */
+    size_t zbytes;      /* bytes zlib allocated for these streams */
+    uint64_t uses;      /* inflates and deflates so far */
+    uint64_t uses_seen; /* uses at the last pmd_pool_trim_idle */
+    int level;          /* zlib level 0..9 */
+    int mem_level;      /* zlib memLevel 1..9 */
 };
 
 /* Sets up an empty pool (allocates nothing). */
@@ -64,6 +68,11 @@ ssize_t pmd_inflate(struct pmd_pool *p, const uint8_t *in, size_t n, size_t max,
  * pmd_deflate on this pool. Returns the compressed length, or RC_E_NOMEM. */
 ssize_t pmd_deflate(struct pmd_pool *p, unsigned window_bits, const void *in, size_t n,
                     const uint8_t **out);
+
+/* Called periodically: frees every stream and the scratch buffer when the
+ * pool was not used since the previous call (a worker whose deflate clients
+ * went quiet gives its ~300 KiB back). Returns 1 when it freed something. */
+int pmd_pool_trim_idle(struct pmd_pool *p);
 
 /* Trims the scratch buffer back to nothing when it grew past PMD_SCRATCH_KEEP
  * (call after the compressed bytes were copied). */

@@ -224,6 +224,30 @@ static void test_deflate_round_trip(void **state)
     assert_int_equal(rc_alloc_live(), live);
 }
 
+/* The periodic trim frees the streams of a pool unused since the last call. */
+static void test_trim_idle(void **state)
+{
+    (void)state;
+    long live = rc_alloc_live();
+    struct pmd_pool p;
+    pmd_pool_init(&p, 1, 8);
+    assert_int_equal(pmd_pool_trim_idle(&p), 0); /* nothing held */
+    uint8_t *raw = sample(2000, 6);
+    const uint8_t *z;
+    assert_true(pmd_deflate(&p, 15, raw, 2000, &z) > 0);
+    assert_true(pmd_pool_bytes(&p) > 200 * 1024);
+    assert_int_equal(pmd_pool_trim_idle(&p), 0); /* used since the last call */
+    assert_true(pmd_pool_bytes(&p) > 200 * 1024);
+    assert_int_equal(pmd_pool_trim_idle(&p), 1); /* a whole period unused */
+    assert_int_equal(pmd_pool_bytes(&p), 0);
+    assert_null(p.def[15]);
+    /* and it works again afterwards */
+    assert_true(pmd_deflate(&p, 15, raw, 2000, &z) > 0);
+    pmd_pool_destroy(&p);
+    free(raw);
+    assert_int_equal(rc_alloc_live(), live);
+}
+
 /* mem_level and window bits size the streams: a small setting holds less. */
 static void test_pool_sizing(void **state)
 {
@@ -281,6 +305,7 @@ int main(void)
         cmocka_unit_test(test_inflate_bad_data),
         cmocka_unit_test(test_deflate_round_trip),
         cmocka_unit_test(test_pool_sizing),
+        cmocka_unit_test(test_trim_idle),
         cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

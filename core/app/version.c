@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "alloc.h"
 #include "rc_git.h" /* generated at build time by cmake/gitversion.cmake */
@@ -52,6 +53,12 @@ static void openssl_version(char *buf, size_t cap)
     snprintf(buf, cap, "%s", OpenSSL_version(OPENSSL_VERSION));
 }
 
+/* zlib (permessage-deflate): the library loaded, and the headers built against. */
+static void zlib_lib_version(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "zlib %s (headers %s)", zlibVersion(), ZLIB_VERSION);
+}
+
 /* The hook for more libraries: one line here per library the binary links,
  * with a function that asks the library itself. The build defines
  * RC_HAVE_SQLITE / RC_HAVE_HIREDIS when it links them (CMakeLists.txt).
@@ -73,7 +80,7 @@ static void hiredis_version(char *buf, size_t cap)
 #endif
 
 static void (*const libraries[])(char *buf, size_t cap) = {
-    luajit_version,  libev_version, openssl_version,
+    luajit_version,  libev_version, openssl_version, zlib_lib_version,
 #ifdef RC_HAVE_SQLITE
     sqlite_version,
 #endif

@@ -176,7 +176,7 @@ def test_version():
     eq(p.returncode, 0, "--version exit status")
     lines = p.stdout.splitlines()
     check(lines and lines[0].startswith("roomcast "), "first line: %r" % p.stdout)
-    for lib in ("LuaJIT 2.", "libev 4.", "OpenSSL 3."):
+    for lib in ("LuaJIT 2.", "libev 4.", "OpenSSL 3.", "zlib 1."):
         check(any(l.strip().startswith(lib) for l in lines), "%s line in %r" % (lib, p.stdout))
     check("Lua runtime: %s" % os.path.join(os.path.realpath(SRC), "lua") in p.stdout,
           "the build-tree binary uses its checkout's runtime: %r" % p.stdout)

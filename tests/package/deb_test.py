@@ -172,7 +172,7 @@ def main():
             version, sh("dpkg", "--print-architecture").stdout.strip()))
         check(os.path.isfile(debs["v2"]), "second build %s" % debs["v2"])
         deps = sh("dpkg-deb", "-f", debs["v1"], "Depends").stdout
-        for lib in ("libev4", "libluajit", "libssl3", "libc6", "lua-cjson"):
+        for lib in ("libev4", "libluajit", "libssl3", "libc6", "zlib1g", "lua-cjson"):
             check(lib in deps, "Depends names %s: %s" % (lib, deps))
 
     def install_v1():

@@ -80,8 +80,8 @@ return {
     sendq_soft_seconds = 10,    -- ... exceeded for this long counts as over
     slow_consumer = "drop",     -- over the limit: "drop" | "close" (1008) | "latest"
 
-    -- permessage-deflate (RFC 7692), negotiated when a client offers it; false
-    -- or --no-compression turns it off. Both directions run without context
+    -- permessage-deflate (RFC 7692), negotiated when a client offers it;
+    -- enabled = false or --no-compression turns it off. Both directions run without context
     -- takeover: one compressed room frame serves every member, and zlib
     -- streams are pooled per worker (an idle connection holds none).
     compression = {

@@ -61,8 +61,8 @@ def test_compression_table_checked():
               " window_bits = 8, mem_level = 1 } }\n")
     rc, out = check_t(ok)
     eq(rc, 0, "a valid compression table (%s)" % out.strip())
-    rc, out = check_t(conf("pmd-off.lua", "return { compression = false }\n"))
-    eq(rc, 0, "compression = false (%s)" % out.strip())
+    rc, out = check_t(conf("pmd-off.lua", "return { compression = { enabled = false } }\n"))
+    eq(rc, 0, "compression.enabled = false (%s)" % out.strip())
     for body, key in (("window_bits = 16", "window_bits"), ("window_bits = 7", "window_bits"),
                       ("level = 10", "level"), ("mem_level = 0", "mem_level"),
                       ("threshold = -1", "threshold"), ("enabled = 1", "enabled"),

@@ -26,6 +26,12 @@
  *                                             conn.c, tcp.c
  *   worker A   ack(ud, 0, seq)                bus_local.c    the publish job, freed
  *
+ * permessage-deflate: in (4), when the room has members that negotiated it,
+ * room_deliver_frame compresses the encoded frame once on the owner
+ * (deflate.h; a fresh window, so one frame serves all of them) and each
+ * MAIL_DELIVER carries that variant too (+1 ref each); the fan-out gives a
+ * deflate member the variant and everyone else the plain frame.
+ *
  * Encoding (2) comes before the store (3): the stamped payload the store
  * keeps is the one members receive, and the memory store keeps a reference
  * into the encoded frame rather than a copy (as the history ring always

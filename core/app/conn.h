@@ -47,6 +47,7 @@
 struct worker;
 struct conn;
 struct local_room;
+struct mail;
 
 #define CONN_RBUF_SIZE (64 * 1024)
 #define CONN_MAX_HOOKS 8
@@ -80,6 +81,11 @@ struct conn_handler {
     int (*worker_start)(struct worker *w);
     void (*worker_stop)(struct worker *w);
     void (*reload)(struct worker *w);
+    /* The HTTP API's publish (MAIL_API_PUBLISH, on the room's owner): m->name
+     * is the room, m->payload the request body (a JSON object), m->conn_id
+     * the request id for api_complete (api.h), which it must call exactly
+     * once. NULL: the API answers publishes with 404. Does not free m. */
+    void (*api_publish)(struct worker *w, struct mail *m);
 };
 
 typedef void (*conn_hook_fn)(void *ctx, struct conn *c);

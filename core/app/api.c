@@ -1,0 +1,545 @@
+#include "api.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloc.h"
+#include "closecode.h"
+#include "config.h"
+#include "err.h"
+#include "frame_ref.h"
+#include "json_scan.h"
+#include "log.h"
+#include "mailbox.h"
+#include "room.h"
+#include "sbuf.h"
+#include "users.h"
+#include "worker.h"
+#include "ws_frame.h"
+
+#define API_MAX_MEMBERS 16
+#define API_NAME_MAX 256 /* room and user ids */
+#define API_HISTORY_MAX 1000
+
+/* A finished publish, from a worker to the admin loop. */
+struct done {
+    struct done *next;
+    uint64_t req;
+    int status;
+    char *body; /* owned */
+};
+
+static struct {
+    struct ev_loop *loop;
+    struct server *srv;
+    const struct rc_config *cfg;
+    api_reply_fn reply;
+    ev_async async;
+    pthread_mutex_t lock;
+    struct done *head, *tail; /* under lock */
+    int started;
+} api;
+
+char *api_error_body(const char *code, const char *message)
+{
+    struct sbuf b = {0};
+    sb_printf(&b, "{\"code\":\"%s\",\"message\":", code);
+    sb_json_str(&b, message, strlen(message));
+    sb_printf(&b, "}\n");
+    return b.p;
+}
+
+static int err(char **out, int status, const char *code, const char *message)
+{
+    *out = api_error_body(code, message);
+    return status;
+}
+
+/* ---------------------------------------------------------------- completions */
+
+static void on_async(struct ev_loop *loop, ev_async *a, int revents)
+{
+    (void)loop, (void)a, (void)revents;
+    pthread_mutex_lock(&api.lock);
+    struct done *d = api.head;
+    api.head = api.tail = NULL;
+    pthread_mutex_unlock(&api.lock);
+    while (d) {
+        struct done *next = d->next;
+        api.reply(d->req, d->status, d->body); /* takes the body */
+        rc_free(d);
+        d = next;
+    }
+}
+
+void api_complete(uint64_t req, int status, const char *body, size_t len)
+{
+    struct done *d = rc_xmalloc(sizeof(*d));
+    d->next = NULL;
+    d->req = req;
+    d->status = status;
+    d->body = rc_xmalloc(len + 2);
+    memcpy(d->body, body, len);
+    d->body[len] = '\n';
+    d->body[len + 1] = '\0';
+    pthread_mutex_lock(&api.lock);
+    int was_empty = api.head == NULL;
+    if (api.tail)
+        api.tail->next = d;
+    else
+        api.head = d;
+    api.tail = d;
+    int started = api.started;
+    pthread_mutex_unlock(&api.lock);
+    if (was_empty && started)
+        ev_async_send(api.loop, &api.async);
+}
+
+void api_init(struct ev_loop *loop, struct server *srv, const struct rc_config *cfg,
+              api_reply_fn reply)
+{
+    api.loop = loop;
+    api.srv = srv;
+    api.cfg = cfg;
+    api.reply = reply;
+    pthread_mutex_init(&api.lock, NULL);
+    ev_async_init(&api.async, on_async);
+    ev_async_start(loop, &api.async);
+    api.started = 1;
+}
+
+void api_stop(void)
+{
+    if (!api.loop)
+        return;
+    pthread_mutex_lock(&api.lock);
+    struct done *d = api.head;
+    api.head = api.tail = NULL;
+    api.started = 0;
+    pthread_mutex_unlock(&api.lock);
+    while (d) {
+        struct done *next = d->next;
+        rc_free(d->body);
+        rc_free(d);
+        d = next;
+    }
+    ev_async_stop(api.loop, &api.async);
+    api.loop = NULL;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+/* Constant-time: the token must not leak through timing. */
+static int token_ok(const char *value, size_t len, const char *token)
+{
+    static const char prefix[] = "Bearer ";
+    size_t pl = sizeof(prefix) - 1;
+    if (value == NULL || len < pl || strncasecmp(value, prefix, pl) != 0)
+        return 0;
+    value += pl;
+    len -= pl;
+    size_t tl = strlen(token);
+    unsigned diff = (unsigned)(len ^ tl);
+    for (size_t i = 0; i < len; i++)
+        diff |= (unsigned char)value[i] ^ (unsigned char)token[i < tl ? i : 0];
+    return diff == 0 && tl > 0;
+}
+
+static int is(const char *s, size_t n, const char *lit)
+{
+    return strlen(lit) == n && memcmp(s, lit, n) == 0;
+}
+
+/* A required (or optional: *out stays "" and 0 is returned) string member.
+ * Returns its length, or -1 with the error in *o. */
+static long get_name(const struct json_member *m, size_t n, const char *key, int required,
+                     char *out, size_t cap, char **o, int *status)
+{
+    out[0] = '\0';
+    const struct json_member *v = json_find(m, n, key);
+    char msg[160];
+    if (v == NULL) {
+        if (!required)
+            return 0;
+        snprintf(msg, sizeof(msg), "%s is required", key);
+        *status = err(o, 400, "missing_field", msg);
+        return -1;
+    }
+    ssize_t l = v->type == JSON_STRING ? json_string_decode(v->val, v->val_len, out, cap) : -1;
+    if (l <= 0) {
+        snprintf(msg, sizeof(msg), "%s must be a non-empty string of at most %zu bytes", key,
+                 cap - 1);
+        *status = err(o, 400, "invalid_field", msg);
+        return -1;
+    }
+    return (long)l;
+}
+
+/* Parses the body as a JSON object into m. Returns the member count or -1
+ * (error set). */
+static long parse_body(const char *body, size_t blen, struct json_member *m, char **o, int *status)
+{
+    ssize_t n = json_scan_object(body, blen, m, API_MAX_MEMBERS);
+    if (n < 0) {
+        *status = err(o, 400, "bad_json", "the body must be one JSON object");
+        return -1;
+    }
+    return n > API_MAX_MEMBERS ? API_MAX_MEMBERS : (long)n;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if ((c | 32) >= 'a' && (c | 32) <= 'f')
+        return (c | 32) - 'a' + 10;
+    return -1;
+}
+
+/* Percent-decodes one path segment (a room id). Returns its length or -1. */
+static long decode_segment(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+                return -1;
+            c = (unsigned char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+            i += 2;
+        }
+        if (c < 0x20 || o + 1 >= cap)
+            return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return (long)o;
+}
+
+/* A query parameter as a non-negative integer: 1 found, 0 absent, -1 bad. */
+static int query_u64(const char *q, size_t ql, const char *key, uint64_t *out)
+{
+    size_t kl = strlen(key);
+    const char *p = q, *end = q + ql;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp ? amp : end;
+        if ((size_t)(e - p) > kl && memcmp(p, key, kl) == 0 && p[kl] == '=') {
+            const char *v = p + kl + 1;
+            if (v == e)
+                return -1;
+            uint64_t x = 0;
+            for (const char *d = v; d < e; d++) {
+                if (*d < '0' || *d > '9' || x > UINT64_MAX / 10 - 10)
+                    return -1;
+                x = x * 10 + (uint64_t)(*d - '0');
+            }
+            *out = x;
+            return 1;
+        }
+        p = amp ? amp + 1 : end;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- endpoints */
+
+static int publish(uint64_t req, const char *body, size_t blen, char **o)
+{
+    struct json_member m[API_MAX_MEMBERS];
+    int status = 0;
+    long n = parse_body(body, blen, m, o, &status);
+    if (n < 0)
+        return status;
+    char room[API_NAME_MAX + 1];
+    long rl = get_name(m, (size_t)n, "room_id", 1, room, sizeof(room), o, &status);
+    if (rl < 0)
+        return status;
+    const struct json_member *c = json_find(m, (size_t)n, "content");
+    const struct json_member *d = json_find(m, (size_t)n, "data");
+    if (c == NULL && d == NULL)
+        return err(o, 400, "missing_field", "content (a string) or data (any JSON) is required");
+    if (c && c->type != JSON_STRING)
+        return err(o, 400, "invalid_field", "content must be a string");
+    if (api.srv->handler->api_publish == NULL)
+        return err(o, 404, "no_publish_hook",
+                   "the running handler has no API publish hook (run a script)");
+    if (!atomic_load(&api.srv->running))
+        return err(o, 503, "draining", "the server is shutting down");
+    struct mail *mail = mail_new(MAIL_API_PUBLISH, room, (size_t)rl, body, blen);
+    if (mail == NULL)
+        return err(o, 503, "unavailable", "out of memory");
+    mail->conn_id = req;
+    /* The room's owner runs the hook and sequences: same order as members. */
+    mail_post(NULL, &api.srv->workers[room_owner(api.srv, room, (size_t)rl)], mail);
+    return API_PENDING;
+}
+
+/* Posts mail of `type` to each connection of user; returns how many. */
+static long to_user_conns(const char *user, size_t ulen, uint32_t type, struct frame_ref *f,
+                          unsigned flags, const char *payload, size_t plen)
+{
+    uint64_t ids[256];
+    long n = users_conn_ids(api.srv, user, ulen, ids, 256);
+    if (n > 256)
+        n = 256;
+    for (long i = 0; i < n; i++) {
+        int wid = worker_of_conn_id(ids[i]);
+        if (wid >= api.srv->nworkers)
+            continue;
+        struct mail *m = mail_new(type, NULL, 0, payload, plen);
+        if (m == NULL)
+            return i;
+        m->conn_id = ids[i];
+        m->flags = flags;
+        m->frame = f ? frame_ref_get(f) : NULL;
+        mail_post(NULL, &api.srv->workers[wid], m);
+    }
+    return n;
+}
+
+static int send_user(const char *body, size_t blen, char **o)
+{
+    struct json_member m[API_MAX_MEMBERS];
+    int status = 0;
+    long n = parse_body(body, blen, m, o, &status);
+    if (n < 0)
+        return status;
+    char user[API_NAME_MAX + 1];
+    long ul = get_name(m, (size_t)n, "user_id", 1, user, sizeof(user), o, &status);
+    if (ul < 0)
+        return status;
+    const struct json_member *c = json_find(m, (size_t)n, "content");
+    const struct json_member *d = json_find(m, (size_t)n, "data");
+    if (c == NULL && d == NULL)
+        return err(o, 400, "missing_field", "content (a string) or data (any JSON) is required");
+    if (c && c->type != JSON_STRING)
+        return err(o, 400, "invalid_field", "content must be a string");
+    /* The shape of scripts/chat.lua's direct messages, from api_sender. */
+    struct sbuf p = {0};
+    sb_printf(&p, "{\"type\":\"direct\",\"from\":");
+    const char *from = api.cfg->api_sender ? api.cfg->api_sender : "server";
+    sb_json_str(&p, from, strlen(from));
+    if (c) {
+        sb_printf(&p, ",\"content\":");
+        sb_add(&p, c->val, c->val_len);
+    } else {
+        sb_printf(&p, ",\"data\":");
+        sb_add(&p, d->val, d->val_len);
+    }
+    sb_printf(&p, "}");
+    struct frame_ref *f = frame_ref_encode(WS_OP_TEXT, 0, p.p, p.len);
+    rc_free(p.p);
+    if (f == NULL)
+        return err(o, 503, "unavailable", "out of memory");
+    long sent = to_user_conns(user, (size_t)ul, MAIL_SEND_CONN, f, 0, NULL, 0);
+    frame_ref_put(f);
+    struct sbuf b = {0};
+    sb_printf(&b, "{\"delivered\":%ld}\n", sent);
+    *o = b.p;
+    return 200;
+}
+
+static int disconnect(const char *body, size_t blen, char **o)
+{
+    struct json_member m[API_MAX_MEMBERS];
+    int status = 0;
+    long n = parse_body(body, blen, m, o, &status);
+    if (n < 0)
+        return status;
+    char user[API_NAME_MAX + 1];
+    long ul = get_name(m, (size_t)n, "user_id", 1, user, sizeof(user), o, &status);
+    if (ul < 0)
+        return status;
+    unsigned code = 1000;
+    const struct json_member *c = json_find(m, (size_t)n, "code");
+    if (c) {
+        char num[16];
+        if (c->type != JSON_NUMBER || c->val_len >= sizeof(num))
+            return err(o, 400, "invalid_field", "code must be 1000 or 3000-4999");
+        memcpy(num, c->val, c->val_len);
+        num[c->val_len] = '\0';
+        char *end;
+        long v = strtol(num, &end, 10);
+        /* RFC 6455 §7.4.2: what an endpoint may send; 1000 or the registered/private ranges */
+        if (*end || !(v == 1000 || (v >= 3000 && v <= 4999)))
+            return err(o, 400, "invalid_field", "code must be 1000 or 3000-4999");
+        code = (unsigned)v;
+    }
+    char reason[124];
+    long rl = get_name(m, (size_t)n, "reason", 0, reason, sizeof(reason), o, &status);
+    if (rl < 0)
+        return status;
+    long closed = to_user_conns(user, (size_t)ul, MAIL_CLOSE_CONN, NULL, code,
+                                rl > 0 ? reason : NULL, rl > 0 ? (size_t)rl + 1 : 0);
+    struct sbuf b = {0};
+    sb_printf(&b, "{\"closed\":%ld}\n", closed);
+    *o = b.p;
+    return 200;
+}
+
+struct list_ctx {
+    struct sbuf *b;
+    int first;
+};
+
+static void room_cb(void *ud, const char *name, size_t len, long members, uint64_t seq)
+{
+    struct list_ctx *x = ud;
+    sb_printf(x->b, "%s{\"room_id\":", x->first ? "" : ",");
+    sb_json_str(x->b, name, len);
+    sb_printf(x->b, ",\"members\":%ld,\"seq\":%llu}", members, (unsigned long long)seq);
+    x->first = 0;
+}
+
+static int rooms(char **o)
+{
+    struct sbuf b = {0};
+    sb_printf(&b, "{\"rooms\":[");
+    struct list_ctx x = {&b, 1};
+    room_list(api.srv, room_cb, &x);
+    sb_printf(&b, "]}\n");
+    *o = b.p;
+    return 200;
+}
+
+static void user_cb(void *ud, const char *user, size_t len)
+{
+    struct list_ctx *x = ud;
+    if (!x->first)
+        sb_add(x->b, ",", 1);
+    sb_json_str(x->b, user, len);
+    x->first = 0;
+}
+
+static int presence(const char *room, size_t rl, char **o)
+{
+    long count = room_count(api.srv, room, rl);
+    if (count < 0)
+        return err(o, 404, "room_not_found", "no such room");
+    struct sbuf b = {0};
+    sb_printf(&b, "{\"room_id\":");
+    sb_json_str(&b, room, rl);
+    sb_printf(&b, ",\"users\":[");
+    struct list_ctx x = {&b, 1};
+    room_presence(api.srv, room, rl, user_cb, &x);
+    sb_printf(&b, "],\"count\":%ld}\n", count);
+    *o = b.p;
+    return 200;
+}
+
+struct hist_ctx {
+    struct sbuf *b;
+    uint64_t before;
+    size_t limit, n, skip;
+};
+
+static void hist_count(void *ud, uint64_t seq, const char *p, size_t pl)
+{
+    (void)p, (void)pl;
+    struct hist_ctx *h = ud;
+    if (h->before == 0 || seq < h->before)
+        h->n++;
+}
+
+static void hist_emit(void *ud, uint64_t seq, const char *p, size_t pl)
+{
+    struct hist_ctx *h = ud;
+    if (h->before && seq >= h->before)
+        return;
+    if (h->skip > 0) { /* keep the newest `limit` before `before` */
+        h->skip--;
+        return;
+    }
+    if (pl == 0 || p[0] != '{')
+        return; /* binary or non-JSON payloads are not listed */
+    if (h->n++ > 0)
+        sb_add(h->b, ",", 1);
+    sb_add(h->b, p, pl);
+}
+
+static int history(const char *room, size_t rl, const char *q, size_t ql, char **o)
+{
+    uint64_t since = 0, before = 0, limit = 50;
+    if (query_u64(q, ql, "since", &since) < 0 || query_u64(q, ql, "before", &before) < 0 ||
+        query_u64(q, ql, "limit", &limit) < 0)
+        return err(o, 400, "invalid_field", "since, before and limit are non-negative integers");
+    if (limit < 1)
+        limit = 1;
+    if (limit > API_HISTORY_MAX)
+        limit = API_HISTORY_MAX;
+    if (room_count(api.srv, room, rl) < 0)
+        return err(o, 404, "room_not_found", "no such room");
+    struct hist_ctx h = {NULL, before, (size_t)limit, 0, 0};
+    room_history(api.srv, room, rl, since, SIZE_MAX, hist_count, &h);
+    h.skip = h.n > h.limit ? h.n - h.limit : 0;
+    h.n = 0;
+    struct sbuf b = {0};
+    h.b = &b;
+    sb_printf(&b, "{\"room_id\":");
+    sb_json_str(&b, room, rl);
+    sb_printf(&b, ",\"messages\":[");
+    /* A message stored between the two walks only adds to the end: the
+     * skip count still drops the oldest, and the list stays in seq order. */
+    room_history(api.srv, room, rl, since, SIZE_MAX, hist_emit, &h);
+    sb_printf(&b, "]}\n");
+    *o = b.p;
+    return 200;
+}
+
+int api_handle(uint64_t req, const char *method, size_t mlen, const char *path, size_t plen,
+               const char *query, size_t qlen, const char *auth, size_t alen, const char *body,
+               size_t blen, char **o, const char **extra)
+{
+    *extra = NULL;
+    const char *token = api.cfg->api_token;
+    if (token == NULL || token[0] == '\0')
+        return err(o, 404, "api_disabled", "the HTTP API is off (set api_token)");
+    if (!token_ok(auth, alen, token)) {
+        *extra = "WWW-Authenticate: Bearer realm=\"roomcast-api\"\r\n";
+        return err(o, 401, "unauthorized", "missing or wrong bearer token");
+    }
+    int get = is(method, mlen, "GET"), post = is(method, mlen, "POST");
+    const char *p = path + 5; /* after "/api/" */
+    size_t pl = plen - 5;
+    if (is(p, pl, "publish") || is(p, pl, "send") || is(p, pl, "disconnect")) {
+        if (!post) {
+            *extra = "Allow: POST\r\n";
+            return err(o, 405, "method_not_allowed", "use POST");
+        }
+        if (is(p, pl, "publish"))
+            return publish(req, body, blen, o);
+        if (is(p, pl, "send"))
+            return send_user(body, blen, o);
+        return disconnect(body, blen, o);
+    }
+    if (is(p, pl, "rooms") || (pl > 6 && memcmp(p, "rooms/", 6) == 0)) {
+        if (!get) {
+            *extra = "Allow: GET\r\n";
+            return err(o, 405, "method_not_allowed", "use GET");
+        }
+        if (pl == 5)
+            return rooms(o);
+        const char *r = p + 6, *end = p + pl;
+        const char *slash = memchr(r, '/', (size_t)(end - r));
+        if (slash == NULL || slash == r)
+            return err(o, 404, "not_found", "GET /api/rooms/<room>/presence or /history");
+        char room[API_NAME_MAX + 1];
+        long rl = decode_segment(r, (size_t)(slash - r), room, sizeof(room));
+        if (rl <= 0)
+            return err(o, 400, "invalid_field", "bad room id in the path");
+        const char *what = slash + 1;
+        size_t wl = (size_t)(end - what);
+        if (is(what, wl, "presence"))
+            return presence(room, (size_t)rl, o);
+        if (is(what, wl, "history"))
+            return history(room, (size_t)rl, query, qlen, o);
+        return err(o, 404, "not_found", "GET /api/rooms/<room>/presence or /history");
+    }
+    return err(o, 404, "not_found",
+               "endpoints: POST /api/publish, /api/send, /api/disconnect; GET /api/rooms, "
+               "/api/rooms/<room>/presence, /api/rooms/<room>/history");
+}

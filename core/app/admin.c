@@ -500,7 +500,7 @@ static void api_reply(uint64_t req, int status, char *body)
     rc_free(body);
 }
 
-/* The dashboard (dashboard.c, generated from www/admin/dashboard.html). */
+/* The dashboard (dashboard.c, generated from core/app/dashboard.html). */
 extern const char rc_dashboard_html[];
 
 static void route(struct admin_client *ac, const struct http_request *req)

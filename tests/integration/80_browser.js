@@ -345,13 +345,22 @@ async function main() {
         });
 
         await test('the dashboard shows what /stats says', async () => {
+            // Some traffic first, so the chart and the busiest rooms have something to show.
             const dash = await browser.newPage();
             await dash.setViewport({ width: 1200, height: 760 });
             await dash.goto('http://127.0.0.1:' + env.admin + '/', { waitUntil: 'load' });
+            for (let i = 0; i < 30; i++) {
+                for (const room of ['lobby', 'support', 'random'].slice(0, 1 + (i % 3))) {
+                    const r = await post(env.admin, '/api/publish', TOKEN,
+                        { room_id: room, content: 'load ' + i });
+                    assert(r.status === 200, 'publish ' + JSON.stringify(r));
+                }
+                await sleep(100);
+            }
             // two samples, so the per-worker rates are filled in
             await until('dashboard live', () => dash.evaluate(() =>
                 document.getElementById('status').textContent === 'live'));
-            await sleep(2200);
+            await sleep(2200); // the rates settle: nothing is published now
             const before = await getJson(env.admin, '/stats');
             const shown = await dash.evaluate(() => {
                 const o = {};

@@ -789,6 +789,7 @@ int admin_start(struct ev_loop *loop, struct server *srv, const struct rc_config
 void admin_set_draining(void)
 {
     adm.draining = 1;
+    api_set_draining();
 }
 
 void admin_count_config_reload(int ok)

@@ -41,6 +41,7 @@ static struct {
     pthread_mutex_t lock;
     struct done *head, *tail; /* under lock */
     int started;
+    int draining;
 } api;
 
 char *api_error_body(const char *code, const char *message)
@@ -109,6 +110,11 @@ void api_init(struct ev_loop *loop, struct server *srv, const struct rc_config *
     ev_async_init(&api.async, on_async);
     ev_async_start(loop, &api.async);
     api.started = 1;
+}
+
+void api_set_draining(void)
+{
+    api.draining = 1;
 }
 
 void api_stop(void)
@@ -267,7 +273,7 @@ static int publish(uint64_t req, const char *body, size_t blen, char **o)
     if (api.srv->handler->api_publish == NULL)
         return err(o, 404, "no_publish_hook",
                    "the running handler has no API publish hook (run a script)");
-    if (!atomic_load(&api.srv->running))
+    if (api.draining)
         return err(o, 503, "draining", "the server is shutting down");
     struct mail *mail = mail_new(MAIL_API_PUBLISH, room, (size_t)rl, body, blen);
     if (mail == NULL)

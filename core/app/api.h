@@ -35,6 +35,9 @@ typedef void (*api_reply_fn)(uint64_t req, int status, char *body);
 /* Sets up the completion queue on loop. Admin thread, before requests. */
 void api_init(struct ev_loop *loop, struct server *srv, const struct rc_config *cfg,
               api_reply_fn reply);
+/* From now on publishes get 503 draining (SIGTERM began the drain). */
+void api_set_draining(void);
+
 /* Drops pending completions and stops the watcher. */
 void api_stop(void);
 

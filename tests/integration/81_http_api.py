@@ -4,10 +4,13 @@
 bearer token, oversize bodies, and 200 slow clients holding the admin port
 while /health still answers; /health's active_connections and the
 dashboard page."""
+import atexit
 import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -289,6 +292,51 @@ def test_slow_clients_cannot_stall_health(srv):
     finally:
         for s in slow:
             s.close()
+
+
+TMP = tempfile.mkdtemp(prefix="rc81-")
+atexit.register(shutil.rmtree, TMP, True)
+BROKEN = os.path.join(TMP, "hooks.lua")
+with open(BROKEN, "w") as f:
+    f.write("return { on_message = function() end,\n"
+            "  on_api_publish = function(room, body)\n"
+            "    if body.content == 'raw' then return '{\"plain\":true}', { stamp = false } end\n"
+            "    if body.content == 'no' then return nil, 'forbidden_room', 'not here' end\n"
+            "    error('boom') end }\n")
+
+
+@server("-s", BROKEN, "--admin", "127.0.0.1:0", "--api-token", TOKEN)
+def test_publish_hook_outcomes(srv):
+    port = admin_port(srv)
+    expect_error(call(port, "POST", "/api/publish", {"room_id": "r", "content": "x"}), 503,
+                 "script_error")
+    expect_error(call(port, "POST", "/api/publish", {"room_id": "r", "content": "no"}), 400,
+                 "forbidden_room")
+    st, body, _ = call(port, "POST", "/api/publish", {"room_id": "r", "content": "raw"})
+    eq(st, 200, "a hook's own payload")
+    st, h, _ = call(port, "GET", "/api/rooms/r/history")
+    eq(h["messages"][-1], {"plain": True}, "stored as the hook returned it (no stamp)")
+
+
+def test_publish_while_draining(srv):
+    """SIGTERM starts the drain: /health turns 503 and publishes get 503
+    draining while the server waits for its clients' closing handshakes."""
+    other = rctest.Server(ARGS + ("--close-timeout", "5")).start()
+    try:
+        port = admin_port(other)
+        c = Client(other)  # never answers the server's close: the drain waits
+        c.join(uniq("d"), user=uniq("u"))
+        other.proc.send_signal(rctest.signal.SIGTERM)
+        deadline = time.monotonic() + rctest.tmo(5)
+        while call(port, "GET", "/health", headers={})[0] != 503:
+            check(time.monotonic() < deadline, "/health never turned 503")
+            time.sleep(0.02)
+        expect_error(call(port, "POST", "/api/publish", {"room_id": "r", "content": "x"}), 503,
+                     "draining")
+        c.conn.close()
+    finally:
+        problems = other.stop()
+        check(not problems, "draining server: %s" % problems)
 
 
 if __name__ == "__main__":

@@ -384,6 +384,9 @@ local function on_api_publish(room, body, sender)
         if not content then return nil, code, text end
         return head .. ',"content":' .. enc(content) .. ',"sender":' .. enc(sender) .. '}'
     end
+    if body.data == nil or body.data == cjson.null then
+        return nil, E.missing_field, "content (a string) or data (any JSON) is required"
+    end
     local data = enc(body.data)
     if #data > MAX_CONTENT then
         return nil, E.too_big, string.format("data is %d bytes; the limit is %d", #data, MAX_CONTENT)

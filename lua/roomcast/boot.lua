@@ -379,7 +379,7 @@ function M.load(opts)
             return nil, "no_publish_hook", "the script has no on_api_publish hook"
         end
         local ok, msg = pcall(decode, body)
-        if not ok or type(msg) ~= "table" then
+        if not ok or type(msg) ~= "table" or msg[1] ~= nil then
             return nil, "bad_json", "the body must be a JSON object"
         end
         local payload, opts, text = f(rc.room(room), msg, sender)

@@ -302,7 +302,7 @@ static void top_cb(void *ud, const char *name, size_t len, long members, uint64_
 static void render_top_rooms(struct sbuf *b, struct server *srv)
 {
     struct top_ctx *x = rc_xcalloc(1, sizeof(*x));
-    room_list(srv, top_cb, x);
+    room_list(&srv->rooms, top_cb, x);
     sb_printf(b, "\"rooms_total\":%ld,\"rooms_top\":[", x->total);
     for (int i = 0; i < x->n; i++) {
         sb_printf(b, "%s{\"room_id\":", i ? "," : "");

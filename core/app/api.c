@@ -16,13 +16,14 @@
 #include "mailbox.h"
 #include "room.h"
 #include "sbuf.h"
+#include "store.h"
 #include "users.h"
 #include "worker.h"
 #include "ws_frame.h"
 
 #define API_MAX_MEMBERS 16
 #define API_NAME_MAX 256 /* room and user ids */
-#define API_HISTORY_MAX 1000
+#define API_HISTORY_MAX STORE_READ_MAX
 
 /* A finished publish, from a worker to the admin loop. */
 struct done {
@@ -253,6 +254,56 @@ static int query_u64(const char *q, size_t ql, const char *key, uint64_t *out)
 
 /* ---------------------------------------------------------------- endpoints */
 
+/* A publish on its way to the room's owner: room, NUL, body, NUL. */
+struct pub_job {
+    uint64_t req;
+    size_t room_len, body_len;
+    char data[];
+};
+
+/* On the room's owner worker (mail_call). */
+static void run_publish(void *arg)
+{
+    struct pub_job *j = arg;
+    struct worker *w = worker_current();
+    if (w) /* NULL: the server is stopping and runs what was queued */
+        w->handler->api_publish(w, j->req, j->data, j->room_len, j->data + j->room_len + 1,
+                                j->body_len);
+    rc_free(j);
+}
+
+/* The bus's ack, on the publishing worker: the seq goes to the admin loop. */
+static void on_publish_ack(void *ud, int status, uint64_t seq)
+{
+    uint64_t *req = ud;
+    char out[160];
+    if (status == 0) {
+        snprintf(out, sizeof(out), "{\"seq\":%llu}", (unsigned long long)seq);
+        api_complete(*req, 200, out, strlen(out));
+    } else {
+        snprintf(out, sizeof(out), "{\"code\":\"unavailable\",\"message\":\"%s\"}",
+                 rc_strerror(status));
+        api_complete(*req, 503, out, strlen(out));
+    }
+    rc_free(req);
+}
+
+void api_publish_payload(struct worker *w, uint64_t req, const char *room, size_t rl,
+                         const void *payload, size_t plen, unsigned flags)
+{
+    uint64_t *ud = rc_xmalloc(sizeof(*ud));
+    *ud = req;
+    int rc =
+        room_publish_ack(&w->srv->rooms, w->id, room, rl, payload, plen, flags, on_publish_ack, ud);
+    if (rc != 0) { /* the ack will not run */
+        rc_free(ud);
+        char out[160];
+        snprintf(out, sizeof(out), "{\"code\":\"%s\",\"message\":\"%s\"}",
+                 rc == RC_E_INVAL ? "invalid_field" : "unavailable", rc_strerror(rc));
+        api_complete(req, rc == RC_E_INVAL ? 400 : 503, out, strlen(out));
+    }
+}
+
 static int publish(uint64_t req, const char *body, size_t blen, char **o)
 {
     struct json_member m[API_MAX_MEMBERS];
@@ -275,21 +326,27 @@ static int publish(uint64_t req, const char *body, size_t blen, char **o)
                    "the running handler has no API publish hook (run a script)");
     if (api.draining)
         return err(o, 503, "draining", "the server is shutting down");
-    struct mail *mail = mail_new(MAIL_API_PUBLISH, room, (size_t)rl, body, blen);
-    if (mail == NULL)
-        return err(o, 503, "unavailable", "out of memory");
-    mail->conn_id = req;
-    /* The room's owner runs the hook and sequences: same order as members. */
-    mail_post(NULL, &api.srv->workers[room_owner(api.srv, room, (size_t)rl)], mail);
+    struct pub_job *j = rc_xmalloc(sizeof(*j) + (size_t)rl + 1 + blen + 1);
+    j->req = req;
+    j->room_len = (size_t)rl;
+    j->body_len = blen;
+    memcpy(j->data, room, (size_t)rl + 1);
+    memcpy(j->data + rl + 1, body, blen);
+    j->data[rl + 1 + (long)blen] = '\0';
+    /* The hook runs on the room's owner; the publish then goes through the
+     * bus like a member's (sequenced, stored, delivered), and its ack brings
+     * the seq back (api_publish_payload). */
+    int owner = rooms_owner_of(&api.srv->rooms, room, (size_t)rl);
+    mail_call(NULL, &api.srv->workers[owner].mbox, run_publish, j);
     return API_PENDING;
 }
 
 /* Posts mail of `type` to each connection of user; returns how many. */
-static long to_user_conns(const char *user, size_t ulen, uint32_t type, struct frame_ref *f,
-                          unsigned flags, const char *payload, size_t plen)
+static long to_user_conns(const char *user, size_t ulen, uint32_t type, unsigned flags,
+                          const char *payload, size_t plen)
 {
     uint64_t ids[256];
-    long n = users_conn_ids(api.srv, user, ulen, ids, 256);
+    long n = users_conn_ids(&api.srv->users, user, ulen, ids, 256);
     if (n > 256)
         n = 256;
     for (long i = 0; i < n; i++) {
@@ -301,8 +358,7 @@ static long to_user_conns(const char *user, size_t ulen, uint32_t type, struct f
             return i;
         m->conn_id = ids[i];
         m->flags = flags;
-        m->frame = f ? frame_ref_get(f) : NULL;
-        mail_post(NULL, &api.srv->workers[wid], m);
+        mail_post(NULL, &api.srv->workers[wid].mbox, m);
     }
     return n;
 }
@@ -337,12 +393,10 @@ static int send_user(const char *body, size_t blen, char **o)
         sb_add(&p, d->val, d->val_len);
     }
     sb_printf(&p, "}");
-    struct frame_ref *f = frame_ref_encode(WS_OP_TEXT, 0, p.p, p.len);
+    /* users.c: one frame per connection of the user, by mail (this is not
+     * a worker thread). */
+    long sent = users_send(&api.srv->users, -1, user, (size_t)ul, p.p, p.len, 0);
     rc_free(p.p);
-    if (f == NULL)
-        return err(o, 503, "unavailable", "out of memory");
-    long sent = to_user_conns(user, (size_t)ul, MAIL_SEND_CONN, f, 0, NULL, 0);
-    frame_ref_put(f);
     struct sbuf b = {0};
     sb_printf(&b, "{\"delivered\":%ld}\n", sent);
     *o = b.p;
@@ -379,8 +433,8 @@ static int disconnect(const char *body, size_t blen, char **o)
     long rl = get_name(m, (size_t)n, "reason", 0, reason, sizeof(reason), o, &status);
     if (rl < 0)
         return status;
-    long closed = to_user_conns(user, (size_t)ul, MAIL_CLOSE_CONN, NULL, code,
-                                rl > 0 ? reason : NULL, rl > 0 ? (size_t)rl + 1 : 0);
+    long closed = to_user_conns(user, (size_t)ul, MAIL_CLOSE_CONN, code, rl > 0 ? reason : NULL,
+                                rl > 0 ? (size_t)rl + 1 : 0);
     struct sbuf b = {0};
     sb_printf(&b, "{\"closed\":%ld}\n", closed);
     *o = b.p;
@@ -406,7 +460,7 @@ static int rooms(char **o)
     struct sbuf b = {0};
     sb_printf(&b, "{\"rooms\":[");
     struct list_ctx x = {&b, 1};
-    room_list(api.srv, room_cb, &x);
+    room_list(&api.srv->rooms, room_cb, &x);
     sb_printf(&b, "]}\n");
     *o = b.p;
     return 200;
@@ -423,7 +477,7 @@ static void user_cb(void *ud, const char *user, size_t len)
 
 static int presence(const char *room, size_t rl, char **o)
 {
-    long count = room_count(api.srv, room, rl);
+    long count = room_count(&api.srv->rooms, room, rl);
     if (count < 0)
         return err(o, 404, "room_not_found", "no such room");
     struct sbuf b = {0};
@@ -431,43 +485,78 @@ static int presence(const char *room, size_t rl, char **o)
     sb_json_str(&b, room, rl);
     sb_printf(&b, ",\"users\":[");
     struct list_ctx x = {&b, 1};
-    room_presence(api.srv, room, rl, user_cb, &x);
+    room_presence(&api.srv->rooms, room, rl, user_cb, &x);
     sb_printf(&b, "],\"count\":%ld}\n", count);
     *o = b.p;
     return 200;
 }
 
-struct hist_ctx {
-    struct sbuf *b;
-    uint64_t before;
-    size_t limit, n, skip;
+/* A history read: asked on the room's owner, answered there by the store. */
+struct hist_job {
+    uint64_t req;
+    struct store_query q;
+    size_t room_len;
+    char room[];
 };
 
-static void hist_count(void *ud, uint64_t seq, const char *p, size_t pl)
+/* The store's answer, on the worker that asked (host.post). */
+static void on_history(void *ud, int status, const struct store_room *info,
+                       const struct store_msg *msgs, size_t n)
 {
-    (void)p, (void)pl;
-    struct hist_ctx *h = ud;
-    if (h->before == 0 || seq < h->before)
-        h->n++;
+    struct hist_job *j = ud;
+    struct sbuf b = {0};
+    int http = 200;
+    if (status != 0) {
+        http = 503;
+        sb_printf(&b, "{\"code\":\"unavailable\",\"message\":\"%s\"}", rc_strerror(status));
+    } else if (n == 0 && info->last_seq == 0 &&
+               room_count(&api.srv->rooms, j->room, j->room_len) < 0) {
+        http = 404;
+        sb_printf(&b, "{\"code\":\"room_not_found\",\"message\":\"no such room\"}");
+    } else {
+        sb_printf(&b, "{\"room_id\":");
+        sb_json_str(&b, j->room, j->room_len);
+        sb_printf(&b, ",\"epoch\":");
+        sb_json_str(&b, info->epoch, strlen(info->epoch));
+        sb_printf(&b, ",\"last_seq\":%llu,\"messages\":[", (unsigned long long)info->last_seq);
+        int first = 1;
+        for (size_t i = 0; i < n; i++) {
+            const struct store_msg *m = &msgs[i];
+            if (m->len == 0 || m->data[0] != '{' || (m->flags & ROOM_PUB_BINARY))
+                continue; /* binary or non-JSON payloads are not listed */
+            if (!first)
+                sb_add(&b, ",", 1);
+            sb_add(&b, m->data, m->len);
+            first = 0;
+        }
+        sb_printf(&b, "]}");
+    }
+    api_complete(j->req, http, b.p, b.len);
+    rc_free(b.p);
+    rc_free(j);
 }
 
-static void hist_emit(void *ud, uint64_t seq, const char *p, size_t pl)
+/* On the room's owner worker (mail_call): store.read, answered later. */
+static void run_history(void *arg)
 {
-    struct hist_ctx *h = ud;
-    if (h->before && seq >= h->before)
-        return;
-    if (h->skip > 0) { /* keep the newest `limit` before `before` */
-        h->skip--;
+    struct hist_job *j = arg;
+    struct worker *w = worker_current();
+    if (w == NULL) {
+        rc_free(j);
         return;
     }
-    if (pl == 0 || p[0] != '{')
-        return; /* binary or non-JSON payloads are not listed */
-    if (h->n++ > 0)
-        sb_add(h->b, ",", 1);
-    sb_add(h->b, p, pl);
+    struct store *st = w->srv->store;
+    int rc = st->ops->read(st, w->id, j->room, j->room_len, &j->q, on_history, j);
+    if (rc != 0) { /* on_history will not run */
+        char out[160];
+        snprintf(out, sizeof(out), "{\"code\":\"%s\",\"message\":\"%s\"}",
+                 rc == RC_E_INVAL ? "invalid_field" : "unavailable", rc_strerror(rc));
+        api_complete(j->req, rc == RC_E_INVAL ? 400 : 503, out, strlen(out));
+        rc_free(j);
+    }
 }
 
-static int history(const char *room, size_t rl, const char *q, size_t ql, char **o)
+static int history(uint64_t req, const char *room, size_t rl, const char *q, size_t ql, char **o)
 {
     uint64_t since = 0, before = 0, limit = 50;
     if (query_u64(q, ql, "since", &since) < 0 || query_u64(q, ql, "before", &before) < 0 ||
@@ -477,23 +566,17 @@ static int history(const char *room, size_t rl, const char *q, size_t ql, char *
         limit = 1;
     if (limit > API_HISTORY_MAX)
         limit = API_HISTORY_MAX;
-    if (room_count(api.srv, room, rl) < 0)
-        return err(o, 404, "room_not_found", "no such room");
-    struct hist_ctx h = {NULL, before, (size_t)limit, 0, 0};
-    room_history(api.srv, room, rl, since, SIZE_MAX, hist_count, &h);
-    h.skip = h.n > h.limit ? h.n - h.limit : 0;
-    h.n = 0;
-    struct sbuf b = {0};
-    h.b = &b;
-    sb_printf(&b, "{\"room_id\":");
-    sb_json_str(&b, room, rl);
-    sb_printf(&b, ",\"messages\":[");
-    /* A message stored between the two walks only adds to the end: the
-     * skip count still drops the oldest, and the list stays in seq order. */
-    room_history(api.srv, room, rl, since, SIZE_MAX, hist_emit, &h);
-    sb_printf(&b, "]}\n");
-    *o = b.p;
-    return 200;
+    struct hist_job *j = rc_xmalloc(sizeof(*j) + rl + 1);
+    j->req = req;
+    /* The newest `limit` after since (and before `before`), oldest first. */
+    j->q = (struct store_query){
+        .since = since, .before = before, .limit = (uint32_t)limit, .newest = 1};
+    j->room_len = rl;
+    memcpy(j->room, room, rl);
+    j->room[rl] = '\0';
+    int owner = rooms_owner_of(&api.srv->rooms, room, rl);
+    mail_call(NULL, &api.srv->workers[owner].mbox, run_history, j);
+    return API_PENDING;
 }
 
 int api_handle(uint64_t req, const char *method, size_t mlen, const char *path, size_t plen,
@@ -542,7 +625,7 @@ int api_handle(uint64_t req, const char *method, size_t mlen, const char *path, 
         if (is(what, wl, "presence"))
             return presence(room, (size_t)rl, o);
         if (is(what, wl, "history"))
-            return history(room, (size_t)rl, query, qlen, o);
+            return history(req, room, (size_t)rl, query, qlen, o);
         return err(o, 404, "not_found", "GET /api/rooms/<room>/presence or /history");
     }
     return err(o, 404, "not_found",

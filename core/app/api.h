@@ -2,13 +2,19 @@
  * (README "HTTP API"). admin.c parses the HTTP request and hands it here.
  *
  *   POST /api/publish    {"room_id","content"|"data"} -> {"seq":N}
- *        admin thread --MAIL_API_PUBLISH--> room owner: handler->api_publish
- *        (the script's on_api_publish decides the payload), room_publish_now
- *        --api_complete--> [lock|queue|unlock] --ev_async--> admin: reply hook
+ *        admin thread --mail_call--> room owner: handler->api_publish (the
+ *        script's on_api_publish decides the payload) -> api_publish_payload
+ *        -> room_publish_ack -> bus.publish (sequence, encode, store.append,
+ *        deliver: the member's pipeline, local or cluster bus alike)
+ *        --ack(seq) on that worker--> api_complete --> [lock|queue|unlock]
+ *        --ev_async--> admin: reply hook
  *   POST /api/send       {"user_id","content"}        -> {"delivered":n}
  *   GET  /api/rooms                                   -> {"rooms":[...]}
  *   GET  /api/rooms/<room>/presence                   -> {"room_id","users","count"}
- *   GET  /api/rooms/<room>/history?since=&before=&limit=  -> {"room_id","messages"}
+ *   GET  /api/rooms/<room>/history?since=&before=&limit=
+ *        -> {"room_id","epoch","last_seq","messages"}: admin --mail_call-->
+ *        room owner: store.read --host.post--> answer on that worker
+ *        --api_complete--> admin (the same queue as publishes)
  *   POST /api/disconnect {"user_id","code","reason"}  -> {"closed":n}
  *
  * Errors: {"code":"<stable code>","message":"..."} with 400 (bad_json,
@@ -16,7 +22,9 @@
  * (api_disabled, not_found, room_not_found, no_publish_hook), 405
  * (method_not_allowed), 413 (too_big), 503 (draining, script_error,
  * unavailable).
- * Thread: everything but api_complete runs on the admin (main) thread.
+ * Thread: everything but api_complete and api_publish_payload runs on the
+ * admin (main) thread. Rooms and presence are read through room.h (under
+ * the rooms' locks), direct messages through users.h.
  */
 #ifndef RC_APP_API_H
 #define RC_APP_API_H
@@ -53,6 +61,13 @@ int api_handle(uint64_t req, const char *method, size_t mlen, const char *path, 
 
 /* Completes a pending request (any thread; the body is copied). */
 void api_complete(uint64_t req, int status, const char *body, size_t len);
+
+/* On worker w (the handler's api_publish hook): publishes the payload the
+ * script chose through the bus, and completes req with {"seq":N} when the
+ * bus acks it (or with the error). flags: ROOM_PUB_STAMP and friends. */
+struct worker;
+void api_publish_payload(struct worker *w, uint64_t req, const char *room, size_t rl,
+                         const void *payload, size_t plen, unsigned flags);
 
 /* A JSON error body {"code":..,"message":..} (owned). */
 char *api_error_body(const char *code, const char *message);

@@ -81,11 +81,12 @@ struct conn_handler {
     int (*worker_start)(struct worker *w);
     void (*worker_stop)(struct worker *w);
     void (*reload)(struct worker *w);
-    /* The HTTP API's publish (MAIL_API_PUBLISH, on the room's owner): m->name
-     * is the room, m->payload the request body (a JSON object), m->conn_id
-     * the request id for api_complete (api.h), which it must call exactly
-     * once. NULL: the API answers publishes with 404. Does not free m. */
-    void (*api_publish)(struct worker *w, struct mail *m);
+    /* The HTTP API's publish, on the room's owner worker: body is the
+     * request (a JSON object), req the request id. It must complete req
+     * exactly once: api_publish_payload (api.h) with the payload to publish,
+     * or api_complete with a refusal. NULL: the API answers 404. */
+    void (*api_publish)(struct worker *w, uint64_t req, const char *room, size_t rlen,
+                        const char *body, size_t blen);
 };
 
 typedef void (*conn_hook_fn)(void *ctx, struct conn *c);

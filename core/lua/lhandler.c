@@ -554,16 +554,18 @@ static void lua_reload(struct worker *w)
             (ev_time() - t0) * 1000.0);
 }
 
-/* MAIL_API_PUBLISH on the room's owner: entry.api_publish decides the
- * payload, then the room sequences it here and now so the seq goes back. */
-static void lua_api_publish(struct worker *w, struct mail *m)
+/* The API's publish on the room's owner: entry.api_publish decides the
+ * payload, then it goes through the bus like a member's publish; the bus's
+ * ack completes the request with the seq (api_publish_payload). */
+static void lua_api_publish(struct worker *w, uint64_t req, const char *room, size_t rlen,
+                            const char *body, size_t blen)
 {
     struct lworker *lw = lw_of(w);
     lua_State *L = lw->b->L;
     int top = lua_gettop(L);
     lbridge_push(lw->b, LB_API_PUBLISH);
-    lua_pushlstring(L, m->name, m->name_len);
-    lua_pushlstring(L, m->payload, m->payload_len);
+    lua_pushlstring(L, room, rlen);
+    lua_pushlstring(L, body, blen);
     lua_pushstring(L, w->cfg->api_sender ? w->cfg->api_sender : "server");
     char out[256];
     int status;
@@ -584,7 +586,7 @@ static void lua_api_publish(struct worker *w, struct mail *m)
         sb_json_str(&b, msg ? msg : "refused by the script", msg ? ml : 21);
         sb_printf(&b, "}");
         status = code && strcmp(code, "no_publish_hook") == 0 ? 404 : 400;
-        api_complete(m->conn_id, status, b.p, b.len);
+        api_complete(req, status, b.p, b.len);
         rc_free(b.p);
         lua_settop(L, top);
         after_call(lw);
@@ -593,18 +595,13 @@ static void lua_api_publish(struct worker *w, struct mail *m)
         size_t pl;
         const char *p = lua_tolstring(L, top + 1, &pl);
         unsigned flags = lua_tointeger(L, top + 2) ? ROOM_PUB_STAMP : 0;
-        int64_t seq = room_publish_now(w, m->name, m->name_len, p, pl, flags);
-        if (seq > 0) {
-            status = 200;
-            snprintf(out, sizeof(out), "{\"seq\":%lld}", (long long)seq);
-        } else {
-            status = 503;
-            snprintf(out, sizeof(out), "{\"code\":\"unavailable\",\"message\":\"%s\"}",
-                     rc_strerror((int)seq));
-        }
+        api_publish_payload(w, req, room, rlen, p, pl, flags); /* copies p */
+        lua_settop(L, top);
+        after_call(lw);
+        return;
     }
     lua_settop(L, top);
-    api_complete(m->conn_id, status, out, strlen(out));
+    api_complete(req, status, out, strlen(out));
     after_call(lw);
 }
 

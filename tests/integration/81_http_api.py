@@ -111,6 +111,10 @@ def test_send_and_disconnect(srv):
     for b in (b1, b2):
         code, reason = b.conn.expect_close(4001)
         eq(reason, b"kicked", "close reason")
+        # Answer the close as a client does; the server then releases the
+        # connection (and forgets the user) before it closes TCP.
+        b.conn.try_send(rctest.frame(rctest.OP_CLOSE, rctest.close_payload(code)))
+        b.conn.wait_closed()
         b.conn.close()
     eq(call(port, "POST", "/api/disconnect", {"user_id": user})[1], {"closed": 0},
        "nobody left to close")

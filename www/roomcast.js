@@ -15,10 +15,15 @@
 //   delivered) and `epoch`, so the server replays what it missed. Messages
 //   are delivered once and in seq order: duplicates (seq <= last) are dropped.
 // - It tells the app when continuity is lost: a "recovery" event with
-//   recovered: false when the server says so (`recovered: false` in `joined`),
-//   when the room's epoch changed, when the server's seq went backwards (its
-//   history was reset), or when the replay starts past the next seq (the
-//   server no longer had every missed message).
+//   recovered: false and a reason: "reset" (the server's seq went backwards:
+//   its history was lost), "epoch" (the room's epoch changed), "gap" (the
+//   server says `recovered: false` in `joined` with the same epoch, or the
+//   replay starts past the next seq: not every missed message was replayed).
+//   On a "gap" the server reports itself, it fetches what history still holds
+//   after `since` (`refillLimit`, default 100) and delivers it in order before
+//   the live messages that arrived meanwhile.
+// - history(room, {since | before, limit}) reads a room's history; `before`
+//   pages back from the oldest message shown.
 // - request(msg) sends msg with a fresh `id` and returns a promise settled by
 //   the reply carrying that id: the reply itself, or a RoomcastError with the
 //   server's stable `code` (or "timeout" / "disconnected").
@@ -49,6 +54,9 @@ export class RoomcastClient extends EventTarget {
         this.minDelay = opts.minDelay ?? 250;
         this.maxDelay = opts.maxDelay ?? 10000;
         this.requestTimeout = opts.requestTimeout ?? 10000;
+        // After a rejoin the server would not fully replay: fetch up to this
+        // many missed messages with `history` (0: do not).
+        this.refillLimit = opts.refillLimit ?? 100;
         this.WebSocketImpl = opts.WebSocket || globalThis.WebSocket;
         this.state = "closed";
         this.ws = null;
@@ -291,17 +299,19 @@ export class RoomcastClient extends EventTarget {
         if (!r) return;
         let recovered = true;
         let reason = null;
-        if (msg.recovered === false) {
-            recovered = false;
-            reason = "server";
-        } else if (r.epoch != null && msg.epoch != null && msg.epoch !== r.epoch) {
-            recovered = false;
-            reason = "epoch";
-        } else if (typeof msg.seq === "number" && msg.seq < r.seq) {
+        if (typeof msg.seq === "number" && msg.seq < r.seq) {
             // The room's seq went backwards: its history was lost (a restart
             // without durable history). Start over from the server's count.
             recovered = false;
             reason = "reset";
+        } else if (r.epoch != null && msg.epoch != null && msg.epoch !== r.epoch) {
+            recovered = false;
+            reason = "epoch";
+        } else if (msg.recovered === false) {
+            // Same history, but the server would not replay all we missed
+            // (more than it replays, or some of it is gone): refill below.
+            recovered = false;
+            reason = "gap";
         }
         if (msg.epoch != null) r.epoch = msg.epoch;
         r.joinedOnce = true;
@@ -313,11 +323,37 @@ export class RoomcastClient extends EventTarget {
         if (r.rejoin) {
             this.emit("recovery", { room, recovered, reason, since: r.since, seq: msg.seq });
         }
+        if (reason === "gap" && r.rejoin && this.refillLimit > 0) {
+            this.refill(room, r, r.since, r.seq);
+        }
+    }
+
+    // Delivers what history still holds between since and upto (the seq of
+    // `joined`), in order, before the live messages that arrive meanwhile.
+    refill(room, r, since, upto) {
+        const held = [];
+        r.held = held;
+        const done = () => {
+            if (r.held === held) r.held = null;
+            for (const m of held) this.onBroadcast(m);
+        };
+        this.history(room, { since, limit: this.refillLimit }).then((h) => {
+            for (const m of h.messages || []) {
+                if (typeof m.seq === "number" && m.seq > since && m.seq <= upto) {
+                    this.emit("message", { room, msg: m });
+                }
+            }
+            done();
+        }, done);
     }
 
     onBroadcast(msg) {
         const room = msg.room_id;
         const r = this.rooms.get(room);
+        if (r && r.held) {
+            r.held.push(msg); // a refill is in flight: after it, in order
+            return;
+        }
         const seq = msg.seq;
         if (r && typeof seq === "number") {
             if (seq <= r.seq) return; // a replayed or repeated message: already delivered

@@ -51,10 +51,49 @@ function messageNode(item) {
     return li;
 }
 
+// The lowest seq shown in a room (0: none).
+function oldestSeq(v) {
+    let oldest = 0;
+    for (const m of v.messages) if (m.seq != null && (oldest === 0 || m.seq < oldest)) oldest = m.seq;
+    return oldest;
+}
+
+function renderOlder() {
+    const v = view.get(current);
+    $("older").hidden = !v || v.noOlder || oldestSeq(v) <= 1;
+}
+
 function renderAll() {
     const v = view.get(current);
     $("messages").replaceChildren(...(v ? v.messages.map(messageNode) : []));
     $("messages").scrollTop = $("messages").scrollHeight;
+    renderOlder();
+}
+
+function chatItem(msg) {
+    const text = msg.content != null ? String(msg.content) : JSON.stringify(msg.data);
+    return { kind: "chat", seq: msg.seq, ts: msg.ts, sender: msg.sender, text };
+}
+
+// Pages back through the room's history with `before` (the oldest seq shown).
+async function loadOlder() {
+    const room = current;
+    const v = view.get(room);
+    const before = v ? oldestSeq(v) : 0;
+    if (before <= 1) return;
+    try {
+        const h = await rc.history(room, { before, limit: 50 });
+        const older = (h.messages || []).filter((m) => typeof m.seq === "number" && m.seq < before);
+        if (older.length === 0) v.noOlder = true;
+        v.messages.unshift(...older.map(chatItem));
+        if (room === current) {
+            const ol = $("messages");
+            ol.prepend(...older.map((m) => messageNode(chatItem(m))));
+            renderOlder();
+        }
+    } catch (err) {
+        note(room, "could not load older messages: " + (err.code || err.message));
+    }
 }
 
 function add(room, item) {
@@ -66,6 +105,7 @@ function add(room, item) {
         renderRooms();
     }
     renderMessage(room, item);
+    if (room === current && item.seq != null) renderOlder();
 }
 
 function note(room, text) {
@@ -111,7 +151,9 @@ async function joinRoom(room) {
 
 function start(name, room) {
     me = name;
-    rc = new RoomcastClient(wsUrl(), { user: name });
+    // A room with more history than the server replays shows its newest 50;
+    // "Older messages" pages back (history with before).
+    rc = new RoomcastClient(wsUrl(), { user: name, refillLimit: 50 });
     window.roomcast = rc; // for the console (and the browser tests)
     rc.addEventListener("state", (e) => {
         const s = $("state");
@@ -123,8 +165,7 @@ function start(name, room) {
     });
     rc.addEventListener("message", (e) => {
         const { room, msg } = e.detail;
-        const text = msg.content != null ? String(msg.content) : JSON.stringify(msg.data);
-        add(room, { kind: "chat", seq: msg.seq, ts: msg.ts, sender: msg.sender, text });
+        add(room, chatItem(msg));
     });
     rc.addEventListener("direct", (e) => {
         const m = e.detail.msg;
@@ -157,6 +198,8 @@ $("login-form").onsubmit = (e) => {
     const room = $("first-room").value.trim() || "lobby";
     if (name) start(name, room);
 };
+
+$("older").onclick = () => loadOlder();
 
 $("join-form").onsubmit = (e) => {
     e.preventDefault();

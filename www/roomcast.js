@@ -19,9 +19,10 @@
 //   its history was lost), "epoch" (the room's epoch changed), "gap" (the
 //   server says `recovered: false` in `joined` with the same epoch, or the
 //   replay starts past the next seq: not every missed message was replayed).
-//   On a "gap" the server reports itself, it fetches what history still holds
-//   after `since` (`refillLimit`, default 100) and delivers it in order before
-//   the live messages that arrived meanwhile.
+//   When the server does not replay (`recovered: false`, same epoch; also on
+//   a first join into a room whose history was trimmed) it fetches the newest
+//   `refillLimit` (default 100) messages after `since` with `history` and
+//   delivers them in order before the live messages that arrived meanwhile.
 // - history(room, {since | before, limit}) reads a room's history; `before`
 //   pages back from the oldest message shown.
 // - request(msg) sends msg with a fresh `id` and returns a promise settled by
@@ -323,13 +324,14 @@ export class RoomcastClient extends EventTarget {
         if (r.rejoin) {
             this.emit("recovery", { room, recovered, reason, since: r.since, seq: msg.seq });
         }
-        if (reason === "gap" && r.rejoin && this.refillLimit > 0) {
+        if (reason === "gap" && this.refillLimit > 0 && r.seq > r.since) {
             this.refill(room, r, r.since, r.seq);
         }
     }
 
-    // Delivers what history still holds between since and upto (the seq of
-    // `joined`), in order, before the live messages that arrive meanwhile.
+    // Delivers the newest refillLimit messages history still holds between
+    // since and upto (the seq of `joined`), in order, before the live
+    // messages that arrive meanwhile. Older ones: history with `before`.
     refill(room, r, since, upto) {
         const held = [];
         r.held = held;
@@ -337,7 +339,7 @@ export class RoomcastClient extends EventTarget {
             if (r.held === held) r.held = null;
             for (const m of held) this.onBroadcast(m);
         };
-        this.history(room, { since, limit: this.refillLimit }).then((h) => {
+        this.history(room, { before: upto + 1, limit: this.refillLimit }).then((h) => {
             for (const m of h.messages || []) {
                 if (typeof m.seq === "number" && m.seq > since && m.seq <= upto) {
                     this.emit("message", { room, msg: m });

@@ -344,6 +344,40 @@ async function main() {
             assert(fs.statSync(file).size > 10000, 'small screenshot');
         });
 
+        await test('a room with more history than kept: the newest, then older pages with before', async () => {
+            // 130 messages through the HTTP API; the memory store keeps the last 100.
+            const room = 'archive';
+            for (let i = 1; i <= 130; i++) {
+                const r = await fetch('http://127.0.0.1:' + env.admin + '/api/publish', {
+                    method: 'POST',
+                    headers: { Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' },
+                    body: JSON.stringify({ room_id: room, content: 'old ' + i }),
+                });
+                assert(r.status === 200, 'publish ' + i + ': ' + r.status);
+            }
+            const carol = await openChat(browser, env, 'carol');
+            await carol.bringToFront();
+            await carol.type('#join-room', room);
+            await carol.keyboard.press('Enter');
+            // joined says recovered:false (trimmed): the page shows the newest 50
+            await until('carol sees the newest', () => hasLine(carol, 'old 130'));
+            const inOrder = (got, from, n) => got.length === n &&
+                got.every((l, i) => l.seq === from + i && l.text === 'old ' + (from + i));
+            let got = await lines(carol);
+            assert(inOrder(got, 81, 50), 'first view ' + JSON.stringify(got.slice(0, 2)) + '+' + got.length);
+            assert(await carol.$eval('#older', (e) => !e.hidden), 'no older button');
+            await carol.click('#older');
+            // history before 81: 31..80, above the rest
+            await until('older shown', () => hasLine(carol, 'old 31'));
+            got = await lines(carol);
+            assert(inOrder(got, 31, 100), 'after paging ' + JSON.stringify(got.slice(0, 2)) + '+' + got.length);
+            // the store has nothing before 31: the button goes away, nothing is added
+            await carol.click('#older');
+            await until('no older left', () => carol.$eval('#older', (e) => e.hidden));
+            assert(inOrder(await lines(carol), 31, 100), 'nothing added');
+            await carol.close();
+        });
+
         await test('the dashboard shows what /stats says', async () => {
             // Some traffic first, so the chart and the busiest rooms have something to show.
             const dash = await browser.newPage();

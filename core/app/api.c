@@ -363,7 +363,48 @@ static long to_user_conns(const char *user, size_t ulen, uint32_t type, unsigned
     return n;
 }
 
-static int send_user(const char *body, size_t blen, char **o)
+/* A direct message on its way to a worker: user, NUL, payload. */
+struct send_job {
+    uint64_t req;
+    size_t user_len, len;
+    char data[];
+};
+
+/* The bus's ack, on that worker: how many connections got it (local bus),
+ * or 1 once a cluster bus took it (bus.h). */
+static void on_send_ack(void *ud, int status, uint64_t n)
+{
+    uint64_t *req = ud;
+    char out[160];
+    if (status == 0) {
+        snprintf(out, sizeof(out), "{\"delivered\":%llu}", (unsigned long long)n);
+        api_complete(*req, 200, out, strlen(out));
+    } else {
+        snprintf(out, sizeof(out), "{\"code\":\"unavailable\",\"message\":\"%s\"}",
+                 rc_strerror(status));
+        api_complete(*req, 503, out, strlen(out));
+    }
+    rc_free(req);
+}
+
+/* On a worker (mail_call): bus.send_to_user, answered by on_send_ack. */
+static void run_send(void *arg)
+{
+    struct send_job *j = arg;
+    struct worker *w = worker_current();
+    if (w) {
+        struct bus *b = w->srv->bus;
+        uint64_t *ud = rc_xmalloc(sizeof(*ud));
+        *ud = j->req;
+        int rc = b->ops->send_to_user(b, w->id, j->data, j->user_len, j->data + j->user_len + 1,
+                                      j->len, 0, on_send_ack, ud);
+        if (rc != 0) /* the ack will not run: answer now (frees ud) */
+            on_send_ack(ud, rc, 0);
+    }
+    rc_free(j);
+}
+
+static int send_user(uint64_t req, const char *body, size_t blen, char **o)
 {
     struct json_member m[API_MAX_MEMBERS];
     int status = 0;
@@ -393,14 +434,17 @@ static int send_user(const char *body, size_t blen, char **o)
         sb_add(&p, d->val, d->val_len);
     }
     sb_printf(&p, "}");
-    /* users.c: one frame per connection of the user, by mail (this is not
-     * a worker thread). */
-    long sent = users_send(&api.srv->users, -1, user, (size_t)ul, p.p, p.len, 0);
+    /* Through the bus, as a member's direct message goes: from a worker. */
+    struct send_job *j = rc_xmalloc(sizeof(*j) + (size_t)ul + 1 + p.len);
+    j->req = req;
+    j->user_len = (size_t)ul;
+    j->len = p.len;
+    memcpy(j->data, user, (size_t)ul + 1);
+    memcpy(j->data + ul + 1, p.p, p.len);
     rc_free(p.p);
-    struct sbuf b = {0};
-    sb_printf(&b, "{\"delivered\":%ld}\n", sent);
-    *o = b.p;
-    return 200;
+    int wid = rooms_owner_of(&api.srv->rooms, user, (size_t)ul); /* any worker; spread */
+    mail_call(NULL, &api.srv->workers[wid].mbox, run_send, j);
+    return API_PENDING;
 }
 
 static int disconnect(const char *body, size_t blen, char **o)
@@ -602,7 +646,7 @@ int api_handle(uint64_t req, const char *method, size_t mlen, const char *path, 
         if (is(p, pl, "publish"))
             return publish(req, body, blen, o);
         if (is(p, pl, "send"))
-            return send_user(body, blen, o);
+            return send_user(req, body, blen, o);
         return disconnect(body, blen, o);
     }
     if (is(p, pl, "rooms") || (pl > 6 && memcmp(p, "rooms/", 6) == 0)) {

@@ -9,6 +9,9 @@
  *        --ack(seq) on that worker--> api_complete --> [lock|queue|unlock]
  *        --ev_async--> admin: reply hook
  *   POST /api/send       {"user_id","content"}        -> {"delivered":n}
+ *        admin --mail_call--> a worker: bus.send_to_user --ack(n)--> api_complete
+ *        (n: connections reached on this node; a cluster bus acks 1 once it
+ *        took the message, bus.h)
  *   GET  /api/rooms                                   -> {"rooms":[...]}
  *   GET  /api/rooms/<room>/presence                   -> {"room_id","users","count"}
  *   GET  /api/rooms/<room>/history?since=&before=&limit=
@@ -24,7 +27,8 @@
  * unavailable).
  * Thread: everything but api_complete and api_publish_payload runs on the
  * admin (main) thread. Rooms and presence are read through room.h (under
- * the rooms' locks), direct messages through users.h.
+ * the rooms' locks); disconnect finds the user's connections in users.h
+ * (this node only).
  */
 #ifndef RC_APP_API_H
 #define RC_APP_API_H

@@ -29,8 +29,8 @@ build: $(BUILD)/CMakeCache.txt
 
 run: deps build
 	@if [ -f $(SCRIPT) ] && ./$(BUILD)/roomcast --help 2>&1 | grep -q -- '--script SCRIPT'; then \
-	  exec ./$(BUILD)/roomcast -p $(PORT) -s $(SCRIPT) --history sqlite:var/roomcast.db; \
-	else exec ./$(BUILD)/roomcast -p $(PORT) --echo; fi
+	  exec ./$(BUILD)/roomcast -p $(PORT) -s $(SCRIPT) --history sqlite:var/roomcast.db --static www; \
+	else exec ./$(BUILD)/roomcast -p $(PORT) --echo --static www; fi
 
 # make install [PREFIX=/usr/local] [DESTDIR=/tmp/stage]: see README "Install".
 install:

@@ -12,6 +12,8 @@ PKGS=(
   libwebsockets-dev
   # make test-package checks the packaged logrotate snippet
   logrotate
+  # tests/integration/80_browser.js drives it through npm puppeteer-core
+  chromium
 )
 # Node.js may come from outside Debian (with its own npm); Debian's npm
 # conflicts with such a node, so it is only installed when the commands are absent.
@@ -34,9 +36,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# Node's `ws` for the integration tests that use a second third-party client.
+# Node's `ws` (a second third-party client) and `puppeteer-core` (drives the
+# Debian chromium for the browser tests).
 here=$(cd "$(dirname "$0")/.." && pwd)
-if [ -f "$here/tests/package.json" ] && [ ! -d "$here/tests/node_modules/ws" ] && command -v npm >/dev/null; then
+if [ -f "$here/tests/package.json" ] && { [ ! -d "$here/tests/node_modules/ws" ] || [ ! -d "$here/tests/node_modules/puppeteer-core" ]; } && command -v npm >/dev/null; then
   (cd "$here/tests" && npm install --no-audit --no-fund --silent) || echo "deps: npm install failed; node tests will be skipped" >&2
 fi
 exit 0

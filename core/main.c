@@ -3,12 +3,14 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "admin.h"
@@ -176,6 +178,22 @@ int main(int argc, char **argv)
     if (cfg.log_file && rc_log_open(cfg.log_file) != 0) {
         fprintf(stderr, "roomcast: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
         return 1;
+    }
+    /* The API token may come from the environment (kept out of ps and files). */
+    const char *env_token = getenv("RC_API_TOKEN");
+    if (cfg.api_token == NULL && env_token && env_token[0])
+        rc_config_set_str(&cfg.api_token, env_token);
+    if (cfg.static_dir) {
+        /* Resolved once, so a later chdir or a relative path cannot move it. */
+        char real[PATH_MAX];
+        struct stat st;
+        if (realpath(cfg.static_dir, real) == NULL || stat(real, &st) != 0 ||
+            !S_ISDIR(st.st_mode)) {
+            fprintf(stderr, "roomcast: static_dir %s is not a directory\n", cfg.static_dir);
+            rc_config_free(&cfg);
+            return 1;
+        }
+        rc_config_set_str(&cfg.static_dir, real);
     }
     if (cfg.test_only) {
         if (runtime_check_syntax(&cfg, err, sizeof(err)) != 0 ||

@@ -106,6 +106,16 @@ return {
     -- admin HTTP (/health /stats /metrics) ---------------------------------------
     admin = "127.0.0.1:8081",   -- ADDR:PORT, or false to turn it off
     admin_token = nil,          -- (R) bearer token for /stats and /metrics
+    admin_max_clients = 256,    -- admin HTTP clients at once (the oldest idle one yields)
+    -- HTTP API for backends under /api/ on the admin listener; off (404) while
+    -- no token is set. The token may also come from RC_API_TOKEN.
+    api_token = nil,            -- e.g. os.getenv("RC_API_TOKEN")
+    api_sender = "server",      -- "sender" of messages published through the API
+    api_max_body = "64K",       -- larger request bodies get 413
+
+    -- static files (the demo page) on the main port; nil = off ------------------
+    static_dir = nil,           -- e.g. "www"; GET/HEAD only, no listings
+    static_max_file = "4M",     -- larger files get 403
 
     -- process ------------------------------------------------------------------
     daemon = false,             -- like -d (needs pidfile)

@@ -373,6 +373,28 @@ local function on_message(conn, data, is_binary, msg)
     end
 end
 
+-- POST /api/publish (README "HTTP API"): what members get from a backend's
+-- publish. body: the request's JSON object ({"room_id", "content"|"data"});
+-- sender: the config's api_sender. The broadcast has the shape a member's
+-- has, so clients need no second code path; C adds "seq" and "ts".
+local function on_api_publish(room, body, sender)
+    local head = '{"type":"broadcast","room_id":' .. enc(room.name)
+    if body.content ~= nil then
+        local content, code, text = check_content(body)
+        if not content then return nil, code, text end
+        return head .. ',"content":' .. enc(content) .. ',"sender":' .. enc(sender) .. '}'
+    end
+    if body.data == nil or body.data == cjson.null then
+        return nil, E.missing_field, "content (a string) or data (any JSON) is required"
+    end
+    local data = enc(body.data)
+    if #data > MAX_CONTENT then
+        return nil, E.too_big, string.format("data is %d bytes; the limit is %d", #data, MAX_CONTENT)
+    end
+    return head .. ',"data":' .. data .. ',"sender":' .. enc(sender) .. '}'
+end
+
 return {
     on_message = on_message,
+    on_api_publish = on_api_publish,
 }

@@ -16,66 +16,62 @@
 #include "http_parse.h"
 #include "listener.h"
 #include "log.h"
+#include "mailbox.h"
+#include "api.h"
+#include "room.h"
+#include "sbuf.h"
 #include "stats.h"
 #include "store_sqlite.h"
 #include "tlsserver.h"
 #include "worker.h"
 
-#define ADMIN_MAX_CLIENTS 64
 #define ADMIN_HEAD_MAX 8192
-#define ADMIN_TIMEOUT 5.0
+#define ADMIN_TIMEOUT 5.0  /* to send the whole request, and to read the answer */
+#define ADMIN_API_WAIT 5.0 /* an API publish the workers did not answer: 503 */
+#define ADMIN_SAMPLES 300  /* one a second: the dashboard's last five minutes */
+#define ADMIN_TOP_ROOMS 10
 
+/* One admin HTTP connection: one request, one response, then close.
+ * Owned by adm.clients (slot index); `gen` tells a reused slot from the
+ * client an API completion was meant for. */
 struct admin_client {
     ev_io io;
     ev_timer timer;
     int fd;
     int in_use;
-    char head[ADMIN_HEAD_MAX];
-    size_t head_len;
-    char *out; /* owned: the whole response */
+    int pending;     /* waiting for an API completion */
+    uint32_t gen;    /* bumped per accept into this slot */
+    ev_tstamp since; /* accept time: the oldest reader yields when full */
+    char *in;        /* owned: head and body; ADMIN_HEAD_MAX + api_max_body */
+    size_t in_len, in_cap;
+    size_t head_len, body_len; /* set once the head parsed (head_len > 0) */
+    char *out;                 /* owned: the whole response */
     size_t out_len, out_off;
+};
+
+/* A sample of the totals, once a second (rates and the dashboard's chart). */
+struct sample {
+    double t;
+    uint64_t conns, msgs_in, msgs_out, drops;
+    double in_rate, out_rate;
 };
 
 static struct {
     struct ev_loop *loop;
     struct server *srv;
+    size_t max_body; /* cfg->api_max_body (a BOOT option: fixed) */
     struct listener lst;
     int started;
     int draining;
     uint64_t config_reloads, config_reload_failures;
-    struct admin_client clients[ADMIN_MAX_CLIENTS];
+    uint64_t evicted;             /* clients closed to make room for a new one */
+    struct admin_client *clients; /* owned array of cfg->admin_max_clients */
+    int nclients;
+    uint32_t next_gen;
+    ev_timer sampler;
+    struct sample samples[ADMIN_SAMPLES]; /* ring */
+    int nsamples, sample_head;
 } adm;
-
-/* ------------------------------------------------------------------------
- * a growing text buffer
- * ------------------------------------------------------------------------ */
-
-struct sbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static RC_PRINTF(2, 3) void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = b->cap - b->len;
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, room, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return;
-        if ((size_t)n < room) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t ncap = b->cap ? b->cap * 2 : 4096;
-        while (ncap < b->len + (size_t)n + 1)
-            ncap *= 2;
-        b->p = rc_xrealloc(b->p, ncap);
-        b->cap = ncap;
-    }
-}
 
 static uint64_t load(const atomic_uint_fast64_t *p)
 {
@@ -268,6 +264,64 @@ static void stats_fields(struct sbuf *b, const struct worker_stats *st, const st
 #undef RC_JSON_FIELD
 }
 
+struct top {
+    char name[ROOM_NAME_MAX + 1];
+    size_t len;
+    long members;
+    uint64_t seq;
+};
+
+struct top_ctx {
+    struct top top[ADMIN_TOP_ROOMS];
+    int n;
+    long total;
+};
+
+/* Keeps the ADMIN_TOP_ROOMS rooms with the most members (then messages). */
+static void top_cb(void *ud, const char *name, size_t len, long members, uint64_t seq)
+{
+    struct top_ctx *x = ud;
+    x->total++;
+    int at = x->n;
+    while (at > 0 && (x->top[at - 1].members < members ||
+                      (x->top[at - 1].members == members && x->top[at - 1].seq < seq)))
+        at--;
+    if (at >= ADMIN_TOP_ROOMS)
+        return;
+    int last = x->n < ADMIN_TOP_ROOMS ? x->n : ADMIN_TOP_ROOMS - 1;
+    memmove(&x->top[at + 1], &x->top[at], (size_t)(last - at) * sizeof(x->top[0]));
+    struct top *t = &x->top[at];
+    t->len = len > ROOM_NAME_MAX ? ROOM_NAME_MAX : len;
+    memcpy(t->name, name, t->len);
+    t->members = members;
+    t->seq = seq;
+    if (x->n < ADMIN_TOP_ROOMS)
+        x->n++;
+}
+
+static void render_top_rooms(struct sbuf *b, struct server *srv)
+{
+    struct top_ctx *x = rc_xcalloc(1, sizeof(*x));
+    room_list(&srv->rooms, top_cb, x);
+    sb_printf(b, "\"rooms_total\":%ld,\"rooms_top\":[", x->total);
+    for (int i = 0; i < x->n; i++) {
+        sb_printf(b, "%s{\"room_id\":", i ? "," : "");
+        sb_json_str(b, x->top[i].name, x->top[i].len);
+        sb_printf(b, ",\"members\":%ld,\"seq\":%llu}", x->top[i].members,
+                  (unsigned long long)x->top[i].seq);
+    }
+    sb_printf(b, "]");
+    rc_free(x);
+}
+
+static int admin_clients_in_use(void)
+{
+    int n = 0;
+    for (int i = 0; i < adm.nclients; i++)
+        n += adm.clients[i].in_use;
+    return n;
+}
+
 char *admin_render_stats(const struct server *srv)
 {
     struct sbuf b = {0};
@@ -296,8 +350,21 @@ char *admin_render_stats(const struct server *srv)
                       (unsigned long long)v);
         first = 0;
     }
-    sb_printf(&b, "},\"config_reloads\":%llu,\"per_worker\":[",
-              (unsigned long long)adm.config_reloads);
+    sb_printf(&b, "},\"config_reloads\":%llu,\"config_reload_failures\":%llu,",
+              (unsigned long long)adm.config_reloads,
+              (unsigned long long)adm.config_reload_failures);
+    /* The dashboard's figures: open connections, rates over the last
+     * sampling second, the busiest rooms. */
+    const struct sample *last =
+        adm.nsamples ? &adm.samples[(adm.sample_head + ADMIN_SAMPLES - 1) % ADMIN_SAMPLES] : NULL;
+    sb_printf(&b,
+              "\"active_connections\":%llu,\"rates\":{\"msgs_in_per_sec\":%.1f,"
+              "\"msgs_out_per_sec\":%.1f},",
+              (unsigned long long)sum_slot(srv, offsetof(struct worker_stats, conns_open)),
+              last ? last->in_rate : 0.0, last ? last->out_rate : 0.0);
+    render_top_rooms(&b, (struct server *)srv);
+    sb_printf(&b, ",\"admin\":{\"clients\":%d,\"evicted\":%llu},\"per_worker\":[",
+              admin_clients_in_use(), (unsigned long long)adm.evicted);
     for (int i = 0; i < srv->nworkers; i++) {
         sb_printf(&b, "%s{\"id\":%d,\"generation\":%llu,", i ? "," : "", i,
                   (unsigned long long)worker_generation(&srv->workers[i]));
@@ -306,6 +373,49 @@ char *admin_render_stats(const struct server *srv)
     }
     sb_printf(&b, "]}\n");
     return b.p;
+}
+
+/* GET /stats/history: the samples of the last minutes, oldest first:
+ * [unix time, open connections, messages in/s, messages out/s, drops]. */
+static char *render_history(void)
+{
+    struct sbuf b = {0};
+    sb_printf(&b, "{\"interval\":1,\"samples\":[");
+    for (int i = 0; i < adm.nsamples; i++) {
+        const struct sample *x =
+            &adm.samples[(adm.sample_head + ADMIN_SAMPLES - adm.nsamples + i) % ADMIN_SAMPLES];
+        sb_printf(&b, "%s[%.3f,%llu,%.1f,%.1f,%llu]", i ? "," : "", x->t,
+                  (unsigned long long)x->conns, x->in_rate, x->out_rate,
+                  (unsigned long long)x->drops);
+    }
+    sb_printf(&b, "]}\n");
+    return b.p;
+}
+
+static void on_sample(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop, (void)t, (void)revents;
+    const struct server *srv = adm.srv;
+    struct sample x = {
+        .t = ev_time(),
+        .conns = sum_slot(srv, offsetof(struct worker_stats, conns_open)),
+        .msgs_in = sum_slot(srv, offsetof(struct worker_stats, msgs_in_total)),
+        .msgs_out = sum_slot(srv, offsetof(struct worker_stats, msgs_out_total)),
+        .drops = sum_slot(srv, offsetof(struct worker_stats, drops_total)),
+    };
+    if (adm.nsamples > 0) {
+        const struct sample *p =
+            &adm.samples[(adm.sample_head + ADMIN_SAMPLES - 1) % ADMIN_SAMPLES];
+        double dt = x.t - p->t;
+        if (dt > 0) {
+            x.in_rate = (double)(x.msgs_in - p->msgs_in) / dt;
+            x.out_rate = (double)(x.msgs_out - p->msgs_out) / dt;
+        }
+    }
+    adm.samples[adm.sample_head] = x;
+    adm.sample_head = (adm.sample_head + 1) % ADMIN_SAMPLES;
+    if (adm.nsamples < ADMIN_SAMPLES)
+        adm.nsamples++;
 }
 
 /* ------------------------------------------------------------------------
@@ -318,8 +428,10 @@ static void client_close(struct admin_client *ac)
     ev_timer_stop(adm.loop, &ac->timer);
     close(ac->fd);
     rc_free(ac->out);
-    ac->out = NULL;
+    rc_free(ac->in);
+    ac->out = ac->in = NULL;
     ac->in_use = 0;
+    ac->pending = 0;
 }
 
 static void respond(struct admin_client *ac, int status, const char *ctype, const char *extra,
@@ -332,14 +444,19 @@ static void respond(struct admin_client *ac, int status, const char *ctype, cons
               "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
               status, http_status_text(status), ctype, blen, extra ? extra : "");
     if (body)
-        sb_printf(&b, "%s", body);
+        sb_add(&b, body, blen);
     rc_free(body);
+    ac->pending = 0;
     ac->out = b.p;
     ac->out_len = b.len;
     ac->out_off = 0;
     ev_io_stop(adm.loop, &ac->io);
     ev_io_set(&ac->io, ac->fd, EV_WRITE);
     ev_io_start(adm.loop, &ac->io);
+    /* The answer gets its own time to drain. */
+    ev_timer_stop(adm.loop, &ac->timer);
+    ev_timer_set(&ac->timer, ADMIN_TIMEOUT, 0.);
+    ev_timer_start(adm.loop, &ac->timer);
 }
 
 static char *text(const char *s)
@@ -363,29 +480,78 @@ static int token_ok(const char *value, size_t len, const char *token)
     return diff == 0 && tl > 0;
 }
 
+static uint64_t req_id(const struct admin_client *ac)
+{
+    return (uint64_t)ac->gen << 32 | (uint64_t)(ac - adm.clients);
+}
+
+/* api.c's completion hook: the client may have timed out and its slot be
+ * reused; the generation tells. */
+static void api_reply(uint64_t req, int status, char *body)
+{
+    uint32_t slot = (uint32_t)req, gen = (uint32_t)(req >> 32);
+    if (adm.started && slot < (uint32_t)adm.nclients) {
+        struct admin_client *ac = &adm.clients[slot];
+        if (ac->in_use && ac->pending && ac->gen == gen) {
+            respond(ac, status, "application/json", NULL, body);
+            return;
+        }
+    }
+    rc_free(body);
+}
+
+/* The dashboard (dashboard.c, generated from core/app/dashboard.html). */
+extern const char rc_dashboard_html[];
+
 static void route(struct admin_client *ac, const struct http_request *req)
 {
     const char *path, *q;
     size_t pl, ql;
     http_split_target(req, &path, &pl, &q, &ql);
+    if (pl >= 5 && memcmp(path, "/api/", 5) == 0) {
+        const struct http_header *h = http_find_header(req, "authorization");
+        char *body = NULL;
+        const char *extra = NULL;
+        int status = api_handle(req_id(ac), req->method, req->method_len, path, pl, q, ql,
+                                h ? h->value : NULL, h ? h->value_len : 0, ac->in + ac->head_len,
+                                ac->body_len, &body, &extra);
+        if (status == API_PENDING) {
+            ac->pending = 1;
+            ev_io_stop(adm.loop, &ac->io); /* nothing more to read */
+            ev_timer_stop(adm.loop, &ac->timer);
+            ev_timer_set(&ac->timer, ADMIN_API_WAIT, 0.);
+            ev_timer_start(adm.loop, &ac->timer);
+            return;
+        }
+        respond(ac, status, "application/json", extra, body);
+        return;
+    }
     int is_get = req->method_len == 3 && memcmp(req->method, "GET", 3) == 0;
-    int known = (pl == 7 && memcmp(path, "/health", 7) == 0) ||
-                (pl == 6 && memcmp(path, "/stats", 6) == 0) ||
-                (pl == 8 && memcmp(path, "/metrics", 8) == 0);
-    if (!known) {
-        respond(ac, 404, "text/plain", NULL, text("not found: /health /stats /metrics\n"));
+    int which = (pl == 7 && memcmp(path, "/health", 7) == 0)            ? 1
+                : (pl == 6 && memcmp(path, "/stats", 6) == 0)           ? 2
+                : (pl == 8 && memcmp(path, "/metrics", 8) == 0)         ? 3
+                : (pl == 1 && path[0] == '/')                           ? 4
+                : (pl == 14 && memcmp(path, "/stats/history", 14) == 0) ? 5
+                                                                        : 0;
+    if (!which) {
+        respond(ac, 404, "text/plain", NULL,
+                text("not found: / /health /stats /stats/history /metrics /api/\n"));
         return;
     }
     if (!is_get) {
         respond(ac, 405, "text/plain", "Allow: GET\r\n", text("method not allowed\n"));
         return;
     }
-    if (pl == 7) {
+    if (which == 1) {
         char why[96] = "";
         struct store *st = adm.srv->store;
         int degraded = st && st->ops->health(st, why, sizeof(why)) != 0;
+        unsigned long long active =
+            (unsigned long long)sum_slot(adm.srv, offsetof(struct worker_stats, conns_open));
         if (adm.draining) {
-            respond(ac, 503, "application/json", NULL, text("{\"status\":\"draining\"}\n"));
+            struct sbuf db = {0};
+            sb_printf(&db, "{\"status\":\"draining\",\"active_connections\":%llu}\n", active);
+            respond(ac, 503, "application/json", NULL, db.p);
         } else if (degraded) {
             /* Live delivery goes on (store_errors = "deliver": 200) unless
              * publishes are refused (store_errors = "refuse": 503). */
@@ -394,12 +560,22 @@ static void route(struct admin_client *ac, const struct http_request *req)
             for (const char *p = why; *p; p++)
                 if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
                     sb_printf(&hb, "%c", *p);
-            sb_printf(&hb, "\"}\n");
+            sb_printf(&hb, "\",\"active_connections\":%llu}\n", active);
             respond(ac, adm.srv->cfg->store_errors == RC_STORE_ERRORS_REFUSE ? 503 : 200,
                     "application/json", NULL, hb.p);
         } else {
-            respond(ac, 200, "application/json", NULL, text("{\"status\":\"ok\"}\n"));
+            struct sbuf ob = {0};
+            sb_printf(&ob, "{\"status\":\"ok\",\"active_connections\":%llu}\n", active);
+            respond(ac, 200, "application/json", NULL, ob.p);
         }
+        return;
+    }
+    if (which == 4) {
+        /* The page holds no figures: it reads /stats (token and all) itself. */
+        respond(ac, 200, "text/html; charset=utf-8",
+                "Content-Security-Policy: default-src 'self'; style-src 'unsafe-inline'; "
+                "script-src 'unsafe-inline'\r\n",
+                text(rc_dashboard_html));
         return;
     }
     const char *token = rc_live_get()->admin_token;
@@ -411,73 +587,168 @@ static void route(struct admin_client *ac, const struct http_request *req)
             return;
         }
     }
-    if (pl == 6)
+    if (which == 2)
         respond(ac, 200, "application/json", NULL, admin_render_stats(adm.srv));
+    else if (which == 5)
+        respond(ac, 200, "application/json", NULL, render_history());
     else
         respond(ac, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
                 admin_render_metrics(adm.srv));
 }
 
+/* The head is parsed: find the body's length. 0 to go on reading, or 1
+ * after answering (an error). */
+static int head_done(struct admin_client *ac, const struct http_request *req, size_t head_len)
+{
+    ac->head_len = head_len;
+    ac->body_len = 0;
+    if (http_find_header(req, "transfer-encoding") != NULL) {
+        respond(ac, 400, "application/json", NULL,
+                api_error_body("chunked_body", "send the body with Content-Length"));
+        return 1;
+    }
+    const struct http_header *cl = http_find_header(req, "content-length");
+    if (cl == NULL)
+        return 0;
+    uint64_t v = 0;
+    if (cl->value_len == 0 || cl->value_len > 18) {
+        respond(ac, 400, "application/json", NULL,
+                api_error_body("bad_request", "bad Content-Length"));
+        return 1;
+    }
+    for (size_t i = 0; i < cl->value_len; i++) {
+        char c = cl->value[i];
+        if (c < '0' || c > '9') {
+            respond(ac, 400, "application/json", NULL,
+                    api_error_body("bad_request", "bad Content-Length"));
+            return 1;
+        }
+        v = v * 10 + (uint64_t)(c - '0');
+    }
+    if (v > adm.max_body) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "the body is %llu bytes; the limit is %zu (api_max_body)",
+                 (unsigned long long)v, adm.max_body);
+        respond(ac, 413, "application/json", NULL, api_error_body("too_big", msg));
+        return 1;
+    }
+    ac->body_len = (size_t)v;
+    return 0;
+}
+
+static void write_out(struct admin_client *ac)
+{
+    while (ac->out_off < ac->out_len) {
+        ssize_t n = write(ac->fd, ac->out + ac->out_off, ac->out_len - ac->out_off);
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && errno == EAGAIN)
+            return;
+        if (n <= 0)
+            break;
+        ac->out_off += (size_t)n;
+    }
+    client_close(ac);
+}
+
 static void on_client_io(struct ev_loop *loop, ev_io *w, int revents)
 {
+    (void)loop, (void)revents;
     struct admin_client *ac = w->data;
     if (ac->out) {
-        while (ac->out_off < ac->out_len) {
-            ssize_t n = write(ac->fd, ac->out + ac->out_off, ac->out_len - ac->out_off);
-            if (n == -1 && errno == EINTR)
-                continue;
-            if (n == -1 && errno == EAGAIN)
-                return;
-            if (n <= 0) {
-                client_close(ac);
-                return;
-            }
-            ac->out_off += (size_t)n;
-        }
+        write_out(ac);
+        return;
+    }
+    if (ac->in_len == ac->in_cap) { /* the head, or a body of the announced size */
         client_close(ac);
         return;
     }
-    size_t last = ac->head_len;
-    ssize_t n = read(ac->fd, ac->head + ac->head_len, sizeof(ac->head) - ac->head_len);
+    ssize_t n = read(ac->fd, ac->in + ac->in_len, ac->in_cap - ac->in_len);
     if (n == -1 && (errno == EAGAIN || errno == EINTR))
         return;
     if (n <= 0) {
         client_close(ac);
         return;
     }
-    ac->head_len += (size_t)n;
+    size_t last = ac->in_len;
+    ac->in_len += (size_t)n;
     struct http_header headers[32];
     struct http_request req = {.headers = headers, .num_headers = 32};
-    ssize_t r = http_parse_request(ac->head, ac->head_len, last, sizeof(ac->head), &req);
-    if (r == RC_NEED_MORE)
-        return;
-    if (r < 0) {
-        int status = r == RC_E_PROTO ? 400 : 431;
-        respond(ac, status, "text/plain", NULL, text("bad request\n"));
-        return;
+    if (ac->head_len == 0) {
+        ssize_t r = http_parse_request(ac->in, ac->in_len, last, ADMIN_HEAD_MAX, &req);
+        if (r == RC_NEED_MORE)
+            return;
+        if (r < 0) {
+            int status = r == RC_E_PROTO ? 400 : 431;
+            respond(ac, status, "text/plain", NULL, text("bad request\n"));
+            return;
+        }
+        if (head_done(ac, &req, (size_t)r))
+            return;
+        size_t need = ac->head_len + ac->body_len;
+        if (need > ac->in_cap) { /* grows once, to the announced body (<= api_max_body) */
+            ac->in = rc_xrealloc(ac->in, need);
+            ac->in_cap = need;
+        }
     }
+    if (ac->in_len < ac->head_len + ac->body_len)
+        return;
+    /* Parse again to get the header pointers for routing (cheap: one head). */
+    req.num_headers = 32;
+    http_parse_request(ac->in, ac->head_len, 0, ADMIN_HEAD_MAX, &req);
     route(ac, &req);
 }
 
 static void on_client_timeout(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    client_close(t->data);
+    (void)loop, (void)revents;
+    struct admin_client *ac = t->data;
+    if (ac->pending) {
+        respond(ac, 503, "application/json", NULL,
+                api_error_body("unavailable", "the room's worker did not answer in time"));
+        return;
+    }
+    client_close(ac);
+}
+
+/* A free slot; when all are taken, the client that has been sending its
+ * request for the longest yields (a slow or hostile client cannot keep the
+ * probes of a load balancer out). NULL only when every client is busy with
+ * an answer. */
+static struct admin_client *take_slot(void)
+{
+    struct admin_client *oldest = NULL;
+    for (int i = 0; i < adm.nclients; i++) {
+        struct admin_client *ac = &adm.clients[i];
+        if (!ac->in_use)
+            return ac;
+        if (!ac->out && !ac->pending && (oldest == NULL || ac->since < oldest->since))
+            oldest = ac;
+    }
+    if (oldest) {
+        adm.evicted++;
+        client_close(oldest);
+    }
+    return oldest;
 }
 
 static void on_admin_accept(struct listener *l, int fd, const struct sockaddr_storage *peer,
                             socklen_t peer_len)
 {
-    struct admin_client *ac = NULL;
-    for (int i = 0; i < ADMIN_MAX_CLIENTS && ac == NULL; i++)
-        if (!adm.clients[i].in_use)
-            ac = &adm.clients[i];
+    (void)l, (void)peer, (void)peer_len;
+    struct admin_client *ac = take_slot();
     if (ac == NULL) {
-        close(fd); /* a scraper that leaks connections must not take the loop */
+        close(fd);
         return;
     }
     ac->in_use = 1;
+    ac->pending = 0;
+    ac->gen = ++adm.next_gen;
     ac->fd = fd;
-    ac->head_len = 0;
+    ac->since = ev_now(adm.loop);
+    ac->in_cap = ADMIN_HEAD_MAX;
+    ac->in = rc_xmalloc(ac->in_cap);
+    ac->in_len = ac->head_len = ac->body_len = 0;
     ac->out = NULL;
     ev_io_init(&ac->io, on_client_io, fd, EV_READ);
     ac->io.data = ac;
@@ -491,7 +762,7 @@ int admin_start(struct ev_loop *loop, struct server *srv, const struct rc_config
 {
     if (cfg->admin_addr == NULL)
         return 1;
-    int fd = listener_bind(cfg->admin_addr, cfg->admin_port, 64, 1);
+    int fd = listener_bind(cfg->admin_addr, cfg->admin_port, 511, 1);
     if (fd < 0) {
         rc_log(cfg->set[RC_OPT_ID_admin] ? RC_LOG_ERROR : RC_LOG_WARN,
                "cannot listen on %s:%d (admin): %s%s", cfg->admin_addr, cfg->admin_port,
@@ -500,7 +771,13 @@ int admin_start(struct ev_loop *loop, struct server *srv, const struct rc_config
     }
     adm.loop = loop;
     adm.srv = srv;
+    adm.max_body = cfg->api_max_body;
+    adm.nclients = cfg->admin_max_clients > 0 ? cfg->admin_max_clients : 256;
+    adm.clients = rc_xcalloc((size_t)adm.nclients, sizeof(*adm.clients));
     listener_start(&adm.lst, loop, fd, on_admin_accept, NULL);
+    api_init(loop, srv, cfg, api_reply);
+    ev_timer_init(&adm.sampler, on_sample, 0., 1.);
+    ev_timer_start(loop, &adm.sampler);
     adm.started = 1;
     int port = listener_port(fd);
     int v6 = strchr(cfg->admin_addr, ':') != NULL;
@@ -512,6 +789,7 @@ int admin_start(struct ev_loop *loop, struct server *srv, const struct rc_config
 void admin_set_draining(void)
 {
     adm.draining = 1;
+    api_set_draining();
 }
 
 void admin_count_config_reload(int ok)
@@ -527,8 +805,14 @@ void admin_stop(void)
     if (!adm.started)
         return;
     listener_close(&adm.lst);
-    for (int i = 0; i < ADMIN_MAX_CLIENTS; i++)
+    ev_timer_stop(adm.loop, &adm.sampler);
+    for (int i = 0; i < adm.nclients; i++)
         if (adm.clients[i].in_use)
             client_close(&adm.clients[i]);
+    api_stop();
+    rc_free(adm.clients);
+    adm.clients = NULL;
+    adm.nclients = 0;
+    mail_cache_flush(); /* mails the API allocated on this thread */
     adm.started = 0;
 }

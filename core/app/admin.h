@@ -1,18 +1,25 @@
 /* admin.h - the admin HTTP listener (default 127.0.0.1:8081) on the main
  * thread's default loop, which is otherwise idle.
  *
- *   GET /health   200 {"status":"ok"} while serving, 503 {"status":"draining"}
- *                 once SIGTERM began the drain (load balancers stop routing)
- *   GET /stats    JSON: totals and per-worker counters, script generation,
- *                 uptime, ports
- *   GET /metrics  Prometheus text exposition format 0.0.4: every counter of
- *                 RC_STATS_MAP per worker, closes by code, refused handshakes
- *                 by status, drops by reason, handler time histogram
+ *   GET /              the live dashboard (dashboard.html, compiled in)
+ *   GET /health        200 {"status":"ok","active_connections":N} while
+ *                      serving, 503 "draining" once SIGTERM began the drain
+ *   GET /stats         JSON: totals and per-worker counters, script
+ *                      generation, uptime, ports, rates, busiest rooms
+ *   GET /stats/history one sample a second for the last five minutes
+ *   GET /metrics       Prometheus text exposition format 0.0.4: every counter
+ *                      of RC_STATS_MAP per worker, closes by code, refused
+ *                      handshakes by status, drops by reason, handler time
+ *   /api/...           the HTTP API for backends (api.h; api_token)
  *
- * With admin_token set, /stats and /metrics need "Authorization: Bearer
- * TOKEN" (401 otherwise); /health stays open for probes. One request per
- * connection (Connection: close), heads parsed with proto/http_parse.h,
- * 5 s to send a request, at most 64 clients at a time.
+ * With admin_token set, /stats, /stats/history and /metrics need
+ * "Authorization: Bearer TOKEN" (401 otherwise); /health and the page stay
+ * open. One request per connection (Connection: close), heads parsed with
+ * proto/http_parse.h (8 KiB), bodies up to api_max_body by Content-Length
+ * (413 beyond), 5 s to send a request and 5 s to take the answer.
+ * At most admin_max_clients at a time: when all are taken, the client that
+ * has been sending its request the longest is closed for the newcomer, so
+ * stalled clients cannot keep a load balancer's probe out.
  * Counters are read with relaxed atomics while the workers run (stats.h).
  */
 #ifndef RC_APP_ADMIN_H

@@ -11,6 +11,7 @@
 #include "deflate.h"
 #include "err.h"
 #include "log.h"
+#include "static.h"
 
 #define HEAD_INITIAL 1024
 /* Reads per readable event, so one fast sender cannot starve the others. */
@@ -631,6 +632,25 @@ static void read_ws(struct conn *c)
  * input: the HTTP upgrade
  * ------------------------------------------------------------------------ */
 
+/* Queues a whole HTTP response and closes after it (refusals, static files). */
+static void respond_and_close(struct conn *c, const char *resp, size_t n)
+{
+    STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
+    sendq_clear(&c->q); /* whatever a refusing connect hook queued */
+    struct connset *cs = c->cs;
+    for (int i = 0; i < cs->n_refused; i++) /* and the rooms it joined */
+        cs->on_refused[i].fn(cs->on_refused[i].ctx, c);
+    sendq_push_copy(&c->q, (const uint8_t *)resp, n, NULL, 0);
+    STAT_ADD(c->cs->stats, queued_bytes, c->q.bytes);
+    c->state = CONN_CLOSING;
+    c->close_sent = 1;
+    c->failing = 1;
+    c->read_paused = 1; /* the rest of the request is not read */
+    tlist_add(&c->cs->close_list, &c->tn);
+    mark_dirty(c->cs, c);
+    update_events(c);
+}
+
 /* kind: the stable label of roomcast_handshake_failures_total{reason} (stats.h). */
 static void refuse(struct conn *c, int status, const char *kind, const char *reason)
 {
@@ -647,20 +667,20 @@ static void refuse(struct conn *c, int status, const char *kind, const char *rea
     char peer[64];
     rc_debug("conn %llu %s: refused %d %s", (unsigned long long)c->id,
              conn_peer_str(c, peer, sizeof(peer)), status, reason);
-    STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
-    sendq_clear(&c->q); /* whatever a refusing connect hook queued */
-    struct connset *cs = c->cs;
-    for (int i = 0; i < cs->n_refused; i++) /* and the rooms it joined */
-        cs->on_refused[i].fn(cs->on_refused[i].ctx, c);
-    sendq_push_copy(&c->q, (const uint8_t *)resp, (size_t)n, NULL, 0);
-    STAT_ADD(c->cs->stats, queued_bytes, c->q.bytes);
-    c->state = CONN_CLOSING;
-    c->close_sent = 1;
-    c->failing = 1;
-    c->read_paused = 1; /* the rest of the request is not read */
-    tlist_add(&c->cs->close_list, &c->tn);
-    mark_dirty(c->cs, c);
-    update_events(c);
+    respond_and_close(c, resp, (size_t)n);
+}
+
+/* A plain GET/HEAD answered from static_dir (static.h); not a refusal. */
+static void serve_static(struct conn *c, const struct http_request *req)
+{
+    size_t n;
+    int status;
+    char *resp = static_respond(c->cs->cfg, req, &n, &status);
+    STAT_INC(c->cs->stats, static_requests_total);
+    rc_free(c->head);
+    c->head = NULL;
+    respond_and_close(c, resp, n);
+    rc_free(resp);
 }
 
 static int path_ok(const struct http_request *req)
@@ -679,6 +699,10 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
     struct connset *w = c->cs;
     struct ws_upgrade up;
     struct ws_refusal why = {0};
+    if (static_wants(w->cfg, req)) {
+        serve_static(c, req);
+        return;
+    }
     if (ws_upgrade_check(req, &up, &why) != 0) {
         /* A plain GET for another path is a 404, not an invitation to upgrade. */
         if (why.status == 426 && !path_ok(req) && http_find_header(req, "upgrade") == NULL)

@@ -47,6 +47,7 @@
 struct worker;
 struct conn;
 struct local_room;
+struct mail;
 
 #define CONN_RBUF_SIZE (64 * 1024)
 #define CONN_MAX_HOOKS 8
@@ -80,6 +81,12 @@ struct conn_handler {
     int (*worker_start)(struct worker *w);
     void (*worker_stop)(struct worker *w);
     void (*reload)(struct worker *w);
+    /* The HTTP API's publish, on the room's owner worker: body is the
+     * request (a JSON object), req the request id. It must complete req
+     * exactly once: api_publish_payload (api.h) with the payload to publish,
+     * or api_complete with a refusal. NULL: the API answers 404. */
+    void (*api_publish)(struct worker *w, uint64_t req, const char *room, size_t rlen,
+                        const char *body, size_t blen);
 };
 
 typedef void (*conn_hook_fn)(void *ctx, struct conn *c);

@@ -149,6 +149,14 @@
     /* admin HTTP */ \
     XX("admin", CUSTOM, admin, "127.0.0.1:8081", 0, 0, BOOT, 0, NULL, "ADDR:PORT", "admin HTTP listener; off (false in the file) disables") \
     XX("admin_token", OPTSTR, admin_token, NULL, 0, 0, LIVE, 0, NULL, "TOKEN", "bearer token for /stats and /metrics (a flag shows in ps: prefer the file)") \
+    XX("admin_max_clients", INT, admin_max_clients, 256, 4, 100000, BOOT, 0, NULL, "N", "admin HTTP clients at once; when full, the one sending its request the longest is closed") \
+    /* HTTP API for backends (api.c) */ \
+    XX("api_token", OPTSTR, api_token, NULL, 0, 0, BOOT, 0, NULL, "TOKEN", "bearer token of the HTTP API under /api/ (or RC_API_TOKEN); none = API off") \
+    XX("api_sender", STR, api_sender, "server", 0, 0, BOOT, 0, NULL, "NAME", "sender of the messages published through the API") \
+    XX("api_max_body", SIZE, api_max_body, 64 * 1024, 64, 64 * 1024 * 1024, BOOT, 0, NULL, "BYTES", "largest /api/ request body (413 above)") \
+    /* static files on the ws:// port (static.c) */ \
+    XX("static_dir", OPTSTR, static_dir, NULL, 0, 0, BOOT, 0, "static", "DIR", "serve files from DIR on the ws:// port (GET /: the demo page)") \
+    XX("static_max_file", SIZE, static_max_file, 4 * 1024 * 1024, 0, RC_GB, BOOT, 0, NULL, "BYTES", "larger static files are refused (403)") \
     /* process */ \
     XX("daemon", BOOL, daemonize, 0, 0, 1, BOOT, 'd', NULL, "", "run as a daemon (needs pidfile)") \
     XX("pidfile", OPTSTR, pidfile, NULL, 0, 0, BOOT, 0, NULL, "FILE", "write and lock a pidfile") \

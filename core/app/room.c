@@ -30,6 +30,7 @@ struct room {
     double empty_since;              /* monotonic seconds; 0 while it has members */
     int policy;                      /* enum slow_policy for this room's deliveries */
     char epoch[STORE_EPOCH_MAX + 1]; /* the bus's last announcement, "" if none */
+    uint64_t last_seq;               /* the last seq delivered on this node (owner) */
     size_t name_len;
     char name[];
 };
@@ -396,12 +397,47 @@ int room_publish(struct rooms *R, int worker, const char *name, size_t len, cons
     return R->bus->ops->publish(R->bus, worker, &p, NULL, NULL);
 }
 
+int room_publish_ack(struct rooms *R, int worker, const char *name, size_t len, const void *payload,
+                     size_t plen, unsigned flags, bus_ack_cb ack, void *ud)
+{
+    if (len == 0 || len > ROOM_NAME_MAX)
+        return RC_E_INVAL;
+    struct bus_publish p = {
+        .room = name, .room_len = len, .data = payload, .len = plen, .flags = flags};
+    return R->bus->ops->publish(R->bus, worker, &p, ack, ud);
+}
+
+long room_list(struct rooms *R,
+               void (*cb)(void *ud, const char *name, size_t len, long members, uint64_t seq),
+               void *ud)
+{
+    long n = 0;
+    for (int i = 0; i < R->nworkers; i++) {
+        struct room_part *o = &R->part[i];
+        pthread_mutex_lock(&o->lock);
+        for (size_t b = 0; b < o->owned.nbuckets; b++)
+            for (struct strmap_ent *e = o->owned.buckets[b]; e; e = e->next) {
+                struct room *r = e->val;
+                pthread_mutex_lock(&r->lock);
+                long members = (long)r->members.count;
+                uint64_t seq = r->last_seq;
+                pthread_mutex_unlock(&r->lock);
+                cb(ud, r->name, r->name_len, members, seq);
+                n++;
+            }
+        pthread_mutex_unlock(&o->lock);
+    }
+    return n;
+}
+
 void room_deliver_frame(struct rooms *R, const char *name, size_t len, const struct store_msg *m,
                         struct frame_ref *f, uint64_t exclude)
 {
     int self = rooms_owner_of(R, name, len);
     struct room_part *p = &R->part[self];
     struct room *r = lock_room_create(R, name, len); /* we are its owner */
+    if (m && m->seq > r->last_seq)
+        r->last_seq = m->seq;
     uint32_t targets[RC_MAX_WORKERS];
     memcpy(targets, r->per_worker, sizeof(uint32_t) * (size_t)R->nworkers);
     int policy = r->policy;

@@ -152,6 +152,19 @@ void room_set_epoch(struct rooms *r, const char *name, size_t len, const char *e
  * (STORE_EPOCH_MAX + 1 bytes); "" when none. Any worker. */
 void room_epoch(struct rooms *r, const char *name, size_t len, char *buf);
 
+/* As room_publish, with ack (bus.h) called later on `worker` with the seq
+ * the room gave it (or RC_E_DENIED); nobody is excluded. Returns 0 (ack
+ * will run), RC_E_INVAL (name) or the bus's refusal (ack will not run). */
+int room_publish_ack(struct rooms *r, int worker, const char *name, size_t len, const void *payload,
+                     size_t plen, unsigned flags, bus_ack_cb ack, void *ud);
+
+/* Calls cb(ud, name, len, members, last seq delivered on this node) for
+ * every room, under the owner's lock (cb must not call back into rooms).
+ * Any thread, the admin's too. Returns the number of rooms. */
+long room_list(struct rooms *r,
+               void (*cb)(void *ud, const char *name, size_t len, long members, uint64_t seq),
+               void *ud);
+
 /* Reads (any worker). Return RC_E_NOT_FOUND when the room does not exist. */
 long room_count(struct rooms *r, const char *name, size_t len);
 /* Calls cb for each member conn id. Returns the count or RC_E_NOT_FOUND. */

@@ -226,6 +226,7 @@ void runtime_rebase_files(struct rc_config *c, const char *config_dir)
     rebase(&c->tls_cert, config_dir);
     rebase(&c->tls_key, config_dir);
     rebase(&c->tls_chain, config_dir);
+    rebase(&c->static_dir, config_dir);
 }
 
 static int compiles(lua_State *L, const char *path, char *err, size_t cap)

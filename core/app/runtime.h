@@ -47,7 +47,7 @@ int runtime_find(char **out, char *err, size_t cap);
 int runtime_resolve(struct rc_config *c, const char *base, char *err, size_t cap);
 
 /* Config-file values that name the operator's own files (tls_cert, tls_key,
- * tls_chain): a relative one is made absolute under `config_dir`, as nginx
+ * tls_chain, static_dir): a relative one is made absolute under `config_dir`, as nginx
  * does for its certificates (no data-directory fallback: these are never
  * shipped). Call once, right after the file is loaded, before the flags. */
 void runtime_rebase_files(struct rc_config *c, const char *config_dir);

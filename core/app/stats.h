@@ -49,7 +49,8 @@
     XX(deflate_in_wire_bytes_total, counter, "Compressed message bytes received")                  \
     XX(deflate_in_raw_bytes_total, counter, "Those messages' bytes after inflating")               \
     XX(deflate_out_raw_bytes_total, counter, "Message bytes compressed for sending")               \
-    XX(deflate_out_wire_bytes_total, counter, "Their size after compressing")
+    XX(deflate_out_wire_bytes_total, counter, "Their size after compressing")                      \
+    XX(static_requests_total, counter, "Plain GET/HEAD requests answered from static_dir")
 
 /* Close codes counted by stats_count_close(): 1000-1015 by value, then one
  * slot for the application range 3000-4999 and one for anything else. */

@@ -155,3 +155,14 @@ size_t users_name_of(struct users *u, uint64_t id, char *buf, size_t cap)
     pthread_mutex_unlock(&u->lock);
     return n;
 }
+
+long users_conn_ids(struct users *u, const char *user, size_t ulen, uint64_t *ids, size_t cap)
+{
+    pthread_mutex_lock(&u->lock);
+    struct user_conns *uc = strmap_get(&u->by_user, user, ulen);
+    long n = uc ? (long)uc->n : 0;
+    if (uc)
+        memcpy(ids, uc->ids, (n < (long)cap ? (size_t)n : cap) * sizeof(*ids));
+    pthread_mutex_unlock(&u->lock);
+    return n;
+}

@@ -49,4 +49,8 @@ long users_send(struct users *u, int from, const char *user, size_t ulen, const 
  * NUL-terminated) and returns its length, or 0 when it has none or is gone. */
 size_t users_name_of(struct users *u, uint64_t id, char *buf, size_t cap);
 
+/* Copies up to cap connection ids of `user` on this node into ids; returns
+ * how many the user has (may exceed cap). Any thread, the admin's too. */
+long users_conn_ids(struct users *u, const char *user, size_t ulen, uint64_t *ids, size_t cap);
+
 #endif

@@ -15,8 +15,8 @@
 /* Instructions allowed to load everything (scripts' top-level code). */
 #define LOAD_BUDGET (200u * 1000 * 1000)
 
-static const char *const fn_names[LB_NFN] = {"connect", "message", "disconnect", "tick",
-                                             "save_state"};
+static const char *const fn_names[LB_NFN] = {"connect", "message",    "disconnect",
+                                             "tick",    "save_state", "api_publish"};
 
 static void set_path(lua_State *L, const char *dir)
 {

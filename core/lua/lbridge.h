@@ -31,6 +31,7 @@ enum lbridge_fn {
     LB_DISCONNECT,  /* (id, code, reason) */
     LB_TICK,        /* (now_ms) */
     LB_SAVE_STATE,  /* () -> json string or nil */
+    LB_API_PUBLISH, /* (room, body, sender) -> payload, stamp | nil, code, message */
     LB_NFN
 };
 

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <lua.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -12,6 +13,10 @@
 #include "lcall.h"
 #include "log.h"
 #include "strmap.h"
+#include "api.h"
+#include "mailbox.h"
+#include "room.h"
+#include "sbuf.h"
 #include "worker.h"
 #include "ws_frame.h"
 
@@ -549,7 +554,59 @@ static void lua_reload(struct worker *w)
             (ev_time() - t0) * 1000.0);
 }
 
+/* The API's publish on the room's owner: entry.api_publish decides the
+ * payload, then it goes through the bus like a member's publish; the bus's
+ * ack completes the request with the seq (api_publish_payload). */
+static void lua_api_publish(struct worker *w, uint64_t req, const char *room, size_t rlen,
+                            const char *body, size_t blen)
+{
+    struct lworker *lw = lw_of(w);
+    lua_State *L = lw->b->L;
+    int top = lua_gettop(L);
+    lbridge_push(lw->b, LB_API_PUBLISH);
+    lua_pushlstring(L, room, rlen);
+    lua_pushlstring(L, body, blen);
+    lua_pushstring(L, w->cfg->api_sender ? w->cfg->api_sender : "server");
+    char out[256];
+    int status;
+    if (lbridge_call(lw->b, 3, 3, "api_publish") != 0) {
+        status = 503;
+        snprintf(out, sizeof(out),
+                 "{\"code\":\"script_error\",\"message\":\"the script's publish hook failed "
+                 "(see the server log)\"}");
+    } else if (lua_type(L, top + 1) != LUA_TSTRING) {
+        /* refused: nil, code, message */
+        size_t cl = 0, ml = 0;
+        const char *code = lua_tolstring(L, top + 2, &cl);
+        const char *msg = lua_tolstring(L, top + 3, &ml);
+        struct sbuf b = {0};
+        sb_printf(&b, "{\"code\":");
+        sb_json_str(&b, code ? code : "rejected", code ? cl : 8);
+        sb_printf(&b, ",\"message\":");
+        sb_json_str(&b, msg ? msg : "refused by the script", msg ? ml : 21);
+        sb_printf(&b, "}");
+        status = code && strcmp(code, "no_publish_hook") == 0 ? 404 : 400;
+        api_complete(req, status, b.p, b.len);
+        rc_free(b.p);
+        lua_settop(L, top);
+        after_call(lw);
+        return;
+    } else {
+        size_t pl;
+        const char *p = lua_tolstring(L, top + 1, &pl);
+        unsigned flags = lua_tointeger(L, top + 2) ? ROOM_PUB_STAMP : 0;
+        api_publish_payload(w, req, room, rlen, p, pl, flags); /* copies p */
+        lua_settop(L, top);
+        after_call(lw);
+        return;
+    }
+    lua_settop(L, top);
+    api_complete(req, status, out, strlen(out));
+    after_call(lw);
+}
+
 const struct conn_handler lua_handler = {
+    .api_publish = lua_api_publish,
     .on_upgrade = lua_upgrade,
     .on_message = lua_message,
     .on_close = lua_close_cb,

@@ -34,7 +34,7 @@ local decode = cjson.decode
 
 local HOOKS = {
     "on_connect", "on_message", "on_join", "on_leave", "on_disconnect", "on_tick",
-    "on_reload", "save_state",
+    "on_reload", "save_state", "on_api_publish",
 }
 
 local function load_error(fmt, ...)
@@ -364,6 +364,35 @@ function M.load(opts)
         if first ~= nil then
             error(first, 0)
         end
+    end
+
+    -- POST /api/publish (core/app/api.c), on the room's owner worker: the
+    -- route's or the script's on_api_publish(room, body, sender) returns the
+    -- text (or a table, encoded) every member receives, and optionally
+    -- { stamp = false } to keep C from splicing "seq"/"ts" into it; or nil,
+    -- code, message to refuse (HTTP 400 with that code).
+    -- -> payload, stamp (1/0)  or  nil, code, message
+    function handlers.api_publish(room, body, sender)
+        local r = route_for(room)
+        local f = (r and r.on_api_publish) or script.hooks.on_api_publish
+        if not f then
+            return nil, "no_publish_hook", "the script has no on_api_publish hook"
+        end
+        local ok, msg = pcall(decode, body)
+        if not ok or type(msg) ~= "table" or msg[1] ~= nil then
+            return nil, "bad_json", "the body must be a JSON object"
+        end
+        local payload, opts, text = f(rc.room(room), msg, sender)
+        if payload == nil then
+            return nil, opts or "rejected", text or "the script refused the message"
+        end
+        if type(payload) == "table" then
+            payload = util.encode(payload)
+        elseif type(payload) ~= "string" then
+            error("on_api_publish returned a " .. type(payload) .. ", not a string or table", 0)
+        end
+        local stamp = not (type(opts) == "table" and opts.stamp == false)
+        return payload, stamp and 1 or 0
     end
 
     function handlers.tick(now_ms)

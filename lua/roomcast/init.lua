@@ -693,6 +693,7 @@ function rc._boot(o)
     function entry.save_state()
         return save_state()
     end
+    entry.api_publish = handlers.api_publish
     return entry
 end
 

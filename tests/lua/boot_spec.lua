@@ -468,4 +468,39 @@ describe("roomcast.boot", function()
             assert.are.equal("warn", w.logs[#w.logs].level)
         end)
     end)
+    describe("api_publish", function()
+        it("runs the script's on_api_publish with the room, body and sender", function()
+            local p = file("api.lua", [[
+                return { on_api_publish = function(room, body, sender)
+                    if body.raw then return "plain text", { stamp = false } end
+                    if body.deny then return nil, "forbidden_room", "no" end
+                    return { room = room.name, got = body.x, by = sender }
+                end }
+            ]])
+            local h = w:boot({ script = p })
+            local payload, stamp = h.api_publish("r", '{"x":7}', "ops")
+            assert.are.equal(1, stamp)
+            assert.are.same({ room = "r", got = 7, by = "ops" }, require("cjson").decode(payload))
+            payload, stamp = h.api_publish("r", '{"raw":true}', "ops")
+            assert.are.equal("plain text", payload)
+            assert.are.equal(0, stamp)
+            local nothing, code, msg = h.api_publish("r", '{"deny":true}', "ops")
+            assert.is_nil(nothing)
+            assert.are.equal("forbidden_room", code)
+            assert.are.equal("no", msg)
+        end)
+
+        it("says no_publish_hook when the script has none", function()
+            local h = w:boot({ script = file("none.lua", "return {}") })
+            local p, code = h.api_publish("r", "{}", "server")
+            assert.is_nil(p)
+            assert.are.equal("no_publish_hook", code)
+        end)
+
+        it("raises when the hook returns something that is not text or a table", function()
+            local h = w:boot({ script = file("bad.lua",
+                "return { on_api_publish = function() return 5 end }") })
+            assert.has_error(function() h.api_publish("r", "{}", "server") end)
+        end)
+    end)
 end)

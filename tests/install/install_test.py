@@ -157,9 +157,13 @@ def serve_chat(binary, conf, share):
         check("Lua runtime: %s" % os.path.join(share, "lua") in log, "runtime logged: %s" % log)
         alice, bob = Client(srv), Client(srv)
         alice.send('{"type":"join","room_id":"game_lobby","user_id":"alice123"}')
-        eq(alice.raw(), b'{"type":"joined","room_id":"game_lobby"}', "joined reply")
+        j = alice.recv()
+        eq((j["type"], j["room_id"], type(j["seq"]), type(j["epoch"])),
+           ("joined", "game_lobby", int, str), "joined reply (seq and epoch)")
         bob.send('{"type":"join","room_id":"game_lobby","user_id":"bob456"}')
-        eq(bob.raw(), b'{"type":"joined","room_id":"game_lobby"}', "joined reply")
+        j = bob.recv()
+        eq((j["type"], j["room_id"], type(j["seq"]), type(j["epoch"])),
+           ("joined", "game_lobby", int, str), "joined reply (seq and epoch)")
         alice.send('{"type":"broadcast","room_id":"game_lobby","user_id":"alice123",'
                    '"content":"Hello everyone!"}')
         for c in (alice, bob):

@@ -276,35 +276,3 @@ struct store *store_mem_new(const struct store_host *host, size_t history_size)
     m->boot = (uint64_t)ts.tv_sec;
     return &m->base;
 }
-
-long store_mem_read_now(struct store *st, const char *room, size_t len, uint64_t since,
-                        size_t limit,
-                        void (*cb)(void *ud, uint64_t seq, const char *data, size_t dlen), void *ud)
-{
-    if (st == NULL || st->ops != &mem_ops)
-        return RC_E_INVAL;
-    struct store_mem *m = MEM(st);
-    struct mem_room *r = lock_room(m, room, len);
-    if (r == NULL)
-        return 0;
-    size_t first, n;
-    select_range(m, r, since, 0, limit, 1, &first, &n);
-    for (size_t i = 0; i < n; i++) {
-        const struct mem_ent *e = ent_at(m, r, first + i);
-        cb(ud, e->seq, (const char *)e->f->data + e->off, e->f->len - e->off);
-    }
-    pthread_mutex_unlock(&r->lock);
-    return (long)n;
-}
-
-uint64_t store_mem_last_seq(struct store *st, const char *room, size_t len)
-{
-    if (st == NULL || st->ops != &mem_ops)
-        return 0;
-    struct mem_room *r = lock_room(MEM(st), room, len);
-    if (r == NULL)
-        return 0;
-    uint64_t seq = r->last_seq;
-    pthread_mutex_unlock(&r->lock);
-    return seq;
-}

@@ -19,18 +19,4 @@
  * the last seq). host is copied. Main thread. */
 struct store *store_mem_new(const struct store_host *host, size_t history_size);
 
-/* TRANSITIONAL (until the Lua bridge can yield on an asynchronous call,
- * issue 10): the synchronous reads lapi's room:history() and room:last_seq()
- * still need. Nothing else may use them: everything else goes through
- * ops->read. They answer only for a memory store: RC_E_INVAL for another.
- *
- * read_now: cb for each entry with seq > since, oldest first, at most limit
- * (the newest `limit`; 0: all). Returns how many, or RC_E_INVAL. */
-long store_mem_read_now(struct store *st, const char *room, size_t len, uint64_t since,
-                        size_t limit,
-                        void (*cb)(void *ud, uint64_t seq, const char *data, size_t dlen),
-                        void *ud);
-/* The room's last seq (0: unknown room). */
-uint64_t store_mem_last_seq(struct store *st, const char *room, size_t len);
-
 #endif

@@ -24,8 +24,11 @@
 --        -> every member, sender included:
 --           {"type":"broadcast","room_id":"lobby","content":"hi","sender":"alice","seq":7,"ts":...}
 --           and, only if the request had an id: {"type":"ack","id":..,"seq":7} once the
---           room took it (or error `unavailable` when its history store refuses
---           writes: store_errors = "refuse"); without an id nothing waits
+--           room took it. When the server refuses publishes on store errors
+--           (store_errors = "refuse") a refused broadcast gets error `unavailable`
+--           (with the id when one was sent); the handler then waits for the
+--           room's answer even without an id, so this connection's next
+--           messages run after it. Otherwise a broadcast without an id does not wait.
 --   {"type":"direct","to":"bob","content":"psst"}
 --        -> bob's connections: {"type":"direct","from":"alice","content":"psst"}
 --           (+ {"type":"ack","id":..,"delivered":n} when the request had an id)
@@ -73,7 +76,7 @@ local RECOVER_MAX = tonumber(config.recover_max) or 1000
 if RECOVER_MAX > 999 then RECOVER_MAX = 999 end -- one read of recover_max + 1 (store limit 1000)
 
 local enc = cjson.encode
-local type, tostring, floor, byte = type, tostring, math.floor, string.byte
+local type, tostring, floor = type, tostring, math.floor
 
 -- ---------------------------------------------------------------- validation
 -- Each check returns the value, or nil, code, message.
@@ -243,8 +246,10 @@ function handlers.broadcast(conn, msg, id)
     local payload = '{"type":"broadcast","room_id":' .. enc(room_id) .. ',"content":' ..
         enc(content) .. ',"sender":' .. enc(util.sender(conn)) .. '}'
     -- With an id the client wants an ack: wait for the room's answer, so the
-    -- ack carries the seq (or the refusal); without one, fire and forget.
-    local ok, err = rc.room(room_id):publish(payload, { stamp = true, wait = id ~= nil })
+    -- ack carries the seq (or the refusal). Without one, wait only when the
+    -- room can refuse (store_errors = "refuse"): every refusal is answered.
+    local wait = id ~= nil or rc.store_errors == "refuse"
+    local ok, err = rc.room(room_id):publish(payload, { stamp = true, wait = wait })
     if not ok then
         if err == "too_big" then
             return E.too_big, "the message is too big for this room"
@@ -295,26 +300,17 @@ function handlers.history(conn, msg, id)
         return E.not_member, "join '" .. room_id .. "' to read its history"
     end
     -- since: forward from it; before (or nothing): the newest `limit` below it
-    local got, info = rc.room(room_id):history({ since = since, before = before, limit = limit,
-        newest = since == nil })
-    if not got then
+    -- The stored broadcasts are JSON object texts already (this script
+    -- publishes them): json = true has C splice them into one array string
+    -- (binary entries and texts that are not objects are skipped), instead of
+    -- a table of up to 1000 entries decoded or concatenated here.
+    local arr, info = rc.room(room_id):history({ since = since, before = before, limit = limit,
+        newest = since == nil, json = true })
+    if not arr then
         return E.unavailable, "the room's history is unavailable: " .. tostring(info)
     end
-    -- The stored broadcasts are JSON object texts already (this script
-    -- publishes them): splice them into the answer instead of decoding and
-    -- re-encoding up to 1000 of them on the worker. Anything else (binary,
-    -- or text that is not an object) is skipped, as before.
-    local parts, n = {}, 0
-    for _, e in ipairs(got) do
-        local p = e.payload
-        if not e.binary and byte(p, 1) == 123 and byte(p, #p) == 125 then -- { ... }
-            n = n + 1
-            parts[n] = p
-        end
-    end
     conn:send('{"type":"history","room_id":' .. enc(room_id) .. id_field(id) .. ',"seq":' ..
-        info.last_seq .. ',"epoch":' .. enc(info.epoch) .. ',"messages":[' ..
-        table.concat(parts, ",") .. ']}')
+        info.last_seq .. ',"epoch":' .. enc(info.epoch) .. ',"messages":' .. arr .. '}')
 end
 
 function handlers.presence(conn, msg, id)

@@ -65,6 +65,10 @@ static void push_opts(lua_State *L, const struct rc_config *cfg, int worker_id, 
         lua_pushstring(L, old_state);
         lua_setfield(L, -2, "old_state");
     }
+    /* rc.store_errors: a script that must answer every refused publish
+     * waits for the room's answer when publishes can be refused. */
+    lua_pushstring(L, rc_names_storeerr[cfg->store_errors]);
+    lua_setfield(L, -2, "store_errors");
     lua_pushinteger(L, worker_id);
     lua_setfield(L, -2, "worker_id");
     lua_pushnumber(L, (lua_Number)generation);

@@ -35,6 +35,10 @@ local rc = {}
 rc.json = cjson
 rc.errors = errors
 rc.config = {}
+-- The server's store_errors option: "deliver" (publishes are never refused
+-- for the history store) or "refuse" (a publish can be refused with
+-- "unavailable"; only a waited publish, opts.wait, learns of it).
+rc.store_errors = "deliver"
 
 local worker_id, generation = 0, 1
 
@@ -352,10 +356,14 @@ end
 --   msgs: { {seq=, ts=, payload=, binary=true|nil}, ... } oldest first
 --   info: { last_seq=, epoch= } the room's, at the read
 --   err: "cannot_wait" (connect), "timeout", "unavailable", "invalid", "closed"
+-- With json = true the answer is  json, info, n  instead: json is one string,
+--   the JSON array "[...]" of the text entries that are JSON objects, spliced
+--   as stored (binary entries and other texts are skipped), n how many. Built
+--   in C: for answers too large to be worth a table (chat.lua's history).
 function room_methods:history(a, b)
-    local since, before, limit, newest
+    local since, before, limit, newest, json
     if type(a) == "table" then
-        since, before, limit, newest = a.since, a.before, a.limit, a.newest
+        since, before, limit, newest, json = a.since, a.before, a.limit, a.newest, a.json
     else
         since, limit = a, b
     end
@@ -372,7 +380,8 @@ function room_methods:history(a, b)
     if since < 0 then since = 0 end
     if limit < 1 then limit = 1 elseif limit > STORE_READ_MAX then limit = STORE_READ_MAX end
     local name = self.name
-    local t = C.rc_ffi_room_read(name, #name, since, before, limit, newest and 1 or 0)
+    local t = C.rc_ffi_room_read(name, #name, since, before, limit,
+        (newest and F.READ_NEWEST or 0) + (json and F.READ_JSON or 0))
     if t < 0 then
         return nil, t == E.CLOSED and "closed" or err_of(t)
     end
@@ -655,8 +664,10 @@ end
 
 -- rc._boot(o) -> entry. o (built by lbridge.c): script, plugins = { {name, path,
 -- config_json} }, routes = { {pattern, script} }, config_json, old_state,
--- worker_id, generation. Raises "file:line: msg" when anything fails to load.
+-- worker_id, generation, store_errors. Raises "file:line: msg" when anything
+-- fails to load.
 function rc._boot(o)
+    rc.store_errors = o.store_errors or "deliver"
     worker_id = o.worker_id or 0
     generation = o.generation or 1
     local config = decode_config(o.config_json)

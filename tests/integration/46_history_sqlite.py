@@ -330,9 +330,10 @@ def test_write_errors_degrade_and_recover(_srv):
 
 @rctest.server("--echo", "--admin", "off")
 def test_store_errors_refuse(_srv):
-    """store_errors = "refuse": while the store cannot write, a broadcast
-    that asks for an ack is refused with `unavailable`, nothing is delivered
-    for it, and /health answers 503; all is well again once writes resume."""
+    """store_errors = "refuse": while the store cannot write, a broadcast is
+    refused with `unavailable` (with its id when it sent one, without one
+    when it did not: no refusal is silent), nothing is delivered for it, and
+    /health answers 503; all is well again once writes resume."""
     d = fresh_dir()
     db = os.path.join(d, "h.db")
     conf = os.path.join(d, "rc.conf.lua")
@@ -368,7 +369,13 @@ def test_store_errors_refuse(_srv):
             time.sleep(0.005)
         check(refused is not None, "a publish was refused once the store failed")
         eq(refused.get("code"), "unavailable", "refusal code")
+        eq(refused.get("id"), i, "the refusal carries the id")
         eq(get(port, "/health")[0], 503, "store_errors = refuse: /health 503")
+        for _ in range(3):
+            a.send({"type": "broadcast", "room_id": "w", "content": big})
+            m = a.recv()
+            eq((m.get("type"), m.get("code"), "id" in m), ("error", "unavailable", False),
+               "a broadcast without an id is refused too, without an id")
         resource.prlimit(srv.proc.pid, resource.RLIMIT_FSIZE,
                          (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         deadline = time.monotonic() + tmo(10)

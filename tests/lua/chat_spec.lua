@@ -297,6 +297,30 @@ describe("scripts/chat.lua", function()
             expect_error(a, { type = "broadcast", room_id = "r", content = "x", id = 7 }, "unavailable")
         end)
 
+        it("answers unavailable without an id too when publishes can be refused", function()
+            w.rc.store_errors = "refuse"
+            w.publish_error = "unavailable"
+            local r = expect_error(a, { type = "broadcast", room_id = "r", content = "x" },
+                "unavailable")
+            assert.is_nil(r.id)
+            assert.are.equal(1, w.refused)
+            assert.are.same({}, w:take(b))
+            -- once the room takes messages again: delivered, and no ack without an id
+            w.publish_error = nil
+            local out = send(a, { type = "broadcast", room_id = "r", content = "y" })
+            assert.are.equal(1, #out)
+            assert.are.equal("broadcast", out[1].type)
+            assert.is_true(w.published[#w.published].wait)
+        end)
+
+        it("does not wait without an id when publishes are never refused", function()
+            assert.are.equal("deliver", w.rc.store_errors)
+            one(a, { type = "broadcast", room_id = "r", content = "x" })
+            assert.is_false(w.published[#w.published].wait)
+            send(a, { type = "broadcast", room_id = "r", content = "x", id = 1 })
+            assert.is_true(w.published[#w.published].wait)
+        end)
+
         it("acks only when the request has an id", function()
             local out = send(a, { type = "broadcast", room_id = "r", content = "x", id = "b1" })
             assert.are.equal(2, #out)

@@ -226,7 +226,12 @@ local function make_room_mt(w)
         opts = opts or {}
         local room = w:room_state(self.name)
         if #payload > w.max_message then return nil, "too_big" end
-        if opts.wait and w.publish_error then return nil, w.publish_error end
+        if w.publish_error then
+            -- like C: the room refuses it; only a waited publish hears of it
+            w.refused = (w.refused or 0) + 1
+            if opts.wait then return nil, w.publish_error end
+            return true
+        end
         local seq = room.seq + 1
         local ts = w.clock
         if opts.stamp then
@@ -249,7 +254,8 @@ local function make_room_mt(w)
                 st.outbox[#st.outbox + 1] = { data = payload, binary = opts.binary and true or false }
             end
         end
-        w.published[#w.published + 1] = { room = self.name, seq = seq, payload = payload }
+        w.published[#w.published + 1] = { room = self.name, seq = seq, payload = payload,
+            wait = opts.wait and true or false }
         if opts.wait then return seq end -- C waits for the room's answer
         return true -- like C: queued; seq is assigned by the room actor
     end
@@ -283,9 +289,9 @@ local function make_room_mt(w)
     -- -> msgs, info ({last_seq=, epoch=}) | nil, err. C waits for the store;
     -- the fake answers at once (w.history_error makes it fail).
     function methods:history(x, y)
-        local since, before, limit, newest
+        local since, before, limit, newest, json
         if type(x) == "table" then
-            since, before, limit, newest = x.since, x.before, x.limit, x.newest
+            since, before, limit, newest, json = x.since, x.before, x.limit, x.newest, x.json
         else
             since, limit = x, y
             if since ~= nil then check_type(since, "number", "history", 1) end
@@ -306,6 +312,19 @@ local function make_room_mt(w)
         if newest and #match > limit then from, to = #match - limit + 1, #match end
         local out = {}
         for i = from, to do out[#out + 1] = match[i] end
+        if json then
+            -- like C's RC_READ_JSON: text entries that are {...} objects,
+            -- spliced as stored into one array string; n how many
+            local parts = {}
+            for _, e in ipairs(out) do
+                local p = e.payload
+                if not e.binary and #p >= 2 and p:sub(1, 1) == "{" and p:sub(-1) == "}" then
+                    parts[#parts + 1] = p
+                end
+            end
+            return "[" .. table.concat(parts, ",") .. "]", { last_seq = room and room.seq or 0,
+                epoch = room and room.epoch or w.epoch_of(self.name) }, #parts
+        end
         return out, { last_seq = room and room.seq or 0,
             epoch = room and room.epoch or w.epoch_of(self.name) }
     end
@@ -446,6 +465,7 @@ local function make_module(w, opts)
     rc.json = cjson
     rc.errors = require("roomcast.errors")
     rc.config = opts.config or {}
+    rc.store_errors = opts.store_errors or "deliver"
 
     local function logger(level)
         return function(fmt, ...)

@@ -399,6 +399,50 @@ static int push_read(lua_State *co, void *ud)
     return 2;
 }
 
+/* RC_READ_JSON's answer: co: ... -> ... json info n, json = "[p1,p2,...]"
+ * of the text entries that are JSON object texts ({...}; binary entries and
+ * other texts are skipped), n how many. The payloads a script published as
+ * JSON are spliced as they are: one buffer and one Lua string instead of a
+ * table of up to STORE_READ_MAX strings (each interned and hashed, then
+ * concatenated again by the script). */
+static int push_read_json(lua_State *co, void *ud)
+{
+    const struct read_answer *a = ud;
+    if (a->status < 0)
+        return push_read(co, ud);
+    size_t total = 2, n = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct store_msg *m = &a->msgs[i];
+        if (!(m->flags & ROOM_PUB_BINARY) && m->len >= 2 && m->data[0] == '{' &&
+            m->data[m->len - 1] == '}')
+            total += m->len + 1;
+    }
+    char *buf = rc_xmalloc(total);
+    size_t used = 0;
+    buf[used++] = '[';
+    for (size_t i = 0; i < a->n; i++) {
+        const struct store_msg *m = &a->msgs[i];
+        if ((m->flags & ROOM_PUB_BINARY) || m->len < 2 || m->data[0] != '{' ||
+            m->data[m->len - 1] != '}')
+            continue;
+        if (n++ > 0)
+            buf[used++] = ',';
+        memcpy(buf + used, m->data, m->len);
+        used += m->len;
+    }
+    buf[used++] = ']';
+    RC_ASSERT(used <= total);
+    lua_pushlstring(co, buf, used);
+    rc_free(buf);
+    lua_createtable(co, 0, 2);
+    lua_pushnumber(co, (lua_Number)a->info->last_seq);
+    lua_setfield(co, -2, "last_seq");
+    lua_pushstring(co, a->info->epoch);
+    lua_setfield(co, -2, "epoch");
+    lua_pushnumber(co, (lua_Number)n);
+    return 3;
+}
+
 /* store_read_cb, on the worker that asked: ud is the ticket. */
 static void on_store_read(void *ud, int status, const struct store_room *info,
                           const struct store_msg *msgs, size_t n)
@@ -409,8 +453,17 @@ static void on_store_read(void *ud, int status, const struct store_room *info,
         async_ops->complete(w, (uint64_t)(uintptr_t)ud, push_read, &a);
 }
 
+static void on_store_read_json(void *ud, int status, const struct store_room *info,
+                               const struct store_msg *msgs, size_t n)
+{
+    struct worker *w = worker_current();
+    struct read_answer a = {.status = status, .info = info, .msgs = msgs, .n = n};
+    if (w != NULL && async_ops != NULL)
+        async_ops->complete(w, (uint64_t)(uintptr_t)ud, push_read_json, &a);
+}
+
 RC_FFI_EXPORT double rc_ffi_room_read(const char *room, size_t len, double since, double before,
-                                      double limit, int newest)
+                                      double limit, unsigned mode)
 {
     struct server *s = cur_server();
     struct worker *w = worker_current();
@@ -426,9 +479,10 @@ RC_FFI_EXPORT double rc_ffi_room_read(const char *room, size_t len, double since
     struct store_query q = {.since = (uint64_t)since,
                             .before = (uint64_t)before,
                             .limit = (uint32_t)limit,
-                            .newest = newest != 0};
-    int rc =
-        s->store->ops->read(s->store, w->id, room, len, &q, on_store_read, (void *)(uintptr_t)t);
+                            .newest = (mode & RC_READ_NEWEST) != 0};
+    int rc = s->store->ops->read(s->store, w->id, room, len, &q,
+                                 (mode & RC_READ_JSON) ? on_store_read_json : on_store_read,
+                                 (void *)(uintptr_t)t);
     if (rc < 0) {
         lcall_wait_cancel(t);
         return rc;

@@ -80,13 +80,18 @@ double rc_ffi_publish_wait(const char *room, size_t len, const char *data, size_
                            unsigned flags, uint64_t exclude);
 
 /* room:history / room:last_seq: starts a store read (store.h) of `room`
- * (since, before: 0 = no bound; limit 1..STORE_READ_MAX; newest: keep the
- * newest `limit`) whose answer resumes the calling handler. Returns the
+ * (since, before: 0 = no bound; limit 1..STORE_READ_MAX; mode: RC_READ_NEWEST
+ * keeps the newest `limit`; RC_READ_JSON answers one string, the JSON array
+ * of the text entries that are JSON objects, built here in C instead of a
+ * table of up to STORE_READ_MAX entries) whose answer resumes the calling
+ * handler. Returns the
  * ticket to yield (> 0), 0 when the handler cannot wait, or RC_E_INVAL,
  * RC_E_CLOSED (no worker or store), or the store's error (nothing to yield).
  * The handler waits at most RC_STORE_WAIT_MS. */
 double rc_ffi_room_read(const char *room, size_t len, double since, double before, double limit,
-                        int newest);
+                        unsigned mode);
+#define RC_READ_NEWEST 1u
+#define RC_READ_JSON 2u
 #define RC_STORE_WAIT_MS 5000
 /* Sets the room's slow-consumer policy (0 drop, 1 close, 2 latest). 0 or RC_E_INVAL. */
 int rc_ffi_room_set_policy(const char *room, size_t len, int policy);

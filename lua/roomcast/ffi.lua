@@ -27,7 +27,7 @@ long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, s
 double rc_ffi_publish_wait(const char *room, size_t len, const char *data, size_t dlen,
                            unsigned flags, uint64_t exclude);
 double rc_ffi_room_read(const char *room, size_t len, double since, double before, double limit,
-                        int newest);
+                        unsigned mode);
 int rc_ffi_room_set_policy(const char *room, size_t len, int policy);
 int rc_ffi_room_get(const char *room, size_t len, const char *key, size_t klen, char **val,
                     size_t *vlen);
@@ -78,6 +78,8 @@ local M = {
     -- core/app/room.h
     PUB_BINARY = 1,
     PUB_STAMP = 2,
+    READ_NEWEST = 1, -- RC_READ_NEWEST (core/lua/lapi.h)
+    READ_JSON = 2,   -- RC_READ_JSON
     -- core/base/log.h
     LOG = { debug = 0, info = 1, warn = 2, error = 3 },
 }

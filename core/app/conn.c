@@ -267,8 +267,17 @@ static int can_send(const struct conn *c)
 
 int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
 {
+    struct iovec part = {.iov_base = (void *)(uintptr_t)data, .iov_len = len};
+    return conn_sendv(c, opcode, &part, 1);
+}
+
+int conn_sendv(struct conn *c, unsigned opcode, const struct iovec *parts, int n)
+{
     if (!can_send(c))
         return RC_E_CLOSED;
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += parts[i].iov_len;
     uint8_t hdr[WS_MAX_HEADER];
     unsigned rsv = 0;
     if (c->pmd) { /* per-connection traffic is compressed per connection */
@@ -290,7 +299,7 @@ int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
         return RC_E_LIMIT;
     }
     size_t before = c->q.bytes;
-    int rc = sendq_push_copy(&c->q, hdr, hl, data, len);
+    int rc = sendq_push_copyv(&c->q, hdr, hl, parts, n);
     if (rc < 0)
         return rc;
     STAT_INC(c->cs->stats, msgs_out_total);

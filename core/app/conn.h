@@ -223,6 +223,8 @@ int conn_set_user(struct conn *c, const char *user, size_t len);
  * connection is not open, RC_E_LIMIT when the send queue is over its hard
  * limit (the frame is dropped and counted), RC_E_NOMEM. */
 int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len);
+/* The same with the payload in n parts, joined in order into one frame. */
+int conn_sendv(struct conn *c, unsigned opcode, const struct iovec *parts, int n);
 
 /* Queues a shared, already encoded frame (a reference is taken) under the
  * configured slow-consumer policy: the limits are the hard limit (at once)

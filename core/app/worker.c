@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -142,6 +144,9 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     rc_log_set_thread_tag(w->id);
+    char name[16]; /* top, perf and /proc/PID/task/TID/comm show it */
+    snprintf(name, sizeof(name), "rc-worker%d", w->id);
+    pthread_setname_np(pthread_self(), name);
     cur_worker = w;
     mailbox_bind_thread(&w->mbox);
     ev_run(w->loop, 0);

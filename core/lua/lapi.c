@@ -72,6 +72,30 @@ RC_FFI_EXPORT int rc_ffi_send(uint64_t id, const char *data, size_t len, int bin
     return 0;
 }
 
+RC_FFI_EXPORT int rc_ffi_send3(uint64_t id, const char *a, size_t alen, const char *b, size_t blen,
+                               const char *c3, size_t clen, int binary)
+{
+    int remote;
+    struct worker *w;
+    struct conn *c = find(id, &w, &remote);
+    unsigned op = binary ? WS_OP_BINARY : WS_OP_TEXT;
+    struct iovec parts[3] = {{.iov_base = (void *)(uintptr_t)a, .iov_len = alen},
+                             {.iov_base = (void *)(uintptr_t)b, .iov_len = blen},
+                             {.iov_base = (void *)(uintptr_t)c3, .iov_len = clen}};
+    if (c != NULL)
+        return conn_sendv(c, op, parts, 3);
+    if (!remote)
+        return RC_E_CLOSED;
+    struct frame_ref *f = frame_ref_encodev(op, 0, parts, 3);
+    if (f == NULL)
+        return RC_E_NOMEM;
+    struct mail *m = mail_new(MAIL_SEND_CONN, NULL, 0, NULL, 0);
+    m->conn_id = id;
+    m->frame = f;
+    mail_post(&w->mbox, &w->srv->workers[worker_of_conn_id(id)].mbox, m);
+    return 0;
+}
+
 RC_FFI_EXPORT int rc_ffi_close(uint64_t id, int code, const char *reason, size_t len)
 {
     int remote;
@@ -399,12 +423,18 @@ static int push_read(lua_State *co, void *ud)
     return 2;
 }
 
-/* RC_READ_JSON's answer: co: ... -> ... json info n, json = "[p1,p2,...]"
- * of the text entries that are JSON object texts ({...}; binary entries and
+/* RC_READ_JSON's answer: co: ... -> ... json info n len, json a userdata of
+ * len bytes holding "[p1,p2,...]" of the text entries that are JSON object texts ({...}; binary entries and
  * other texts are skipped), n how many. The payloads a script published as
  * JSON are spliced as they are: one buffer and one Lua string instead of a
  * table of up to STORE_READ_MAX strings (each interned and hashed, then
  * concatenated again by the script). */
+static int json_object_text(const struct store_msg *m)
+{
+    return !(m->flags & ROOM_PUB_BINARY) && m->len >= 2 && m->data[0] == '{' &&
+           m->data[m->len - 1] == '}';
+}
+
 static int push_read_json(lua_State *co, void *ud)
 {
     const struct read_answer *a = ud;
@@ -412,35 +442,36 @@ static int push_read_json(lua_State *co, void *ud)
         return push_read(co, ud);
     size_t total = 2, n = 0;
     for (size_t i = 0; i < a->n; i++) {
-        const struct store_msg *m = &a->msgs[i];
-        if (!(m->flags & ROOM_PUB_BINARY) && m->len >= 2 && m->data[0] == '{' &&
-            m->data[m->len - 1] == '}')
-            total += m->len + 1;
+        if (json_object_text(&a->msgs[i])) {
+            total += a->msgs[i].len + (n > 0);
+            n++;
+        }
     }
-    char *buf = rc_xmalloc(total);
-    size_t used = 0;
+    /* A userdata, not a string: no interning (LuaJIT hashes and compares a
+     * new string against every one of its length and hash: up to 2 MB of
+     * memcmp per answer), written once, here; conn:send reads it in place. */
+    char *buf = lua_newuserdata(co, total);
+    size_t used = 0, k = 0;
     buf[used++] = '[';
     for (size_t i = 0; i < a->n; i++) {
         const struct store_msg *m = &a->msgs[i];
-        if ((m->flags & ROOM_PUB_BINARY) || m->len < 2 || m->data[0] != '{' ||
-            m->data[m->len - 1] != '}')
+        if (!json_object_text(m))
             continue;
-        if (n++ > 0)
+        if (k++ > 0)
             buf[used++] = ',';
         memcpy(buf + used, m->data, m->len);
         used += m->len;
     }
     buf[used++] = ']';
-    RC_ASSERT(used <= total);
-    lua_pushlstring(co, buf, used);
-    rc_free(buf);
+    RC_ASSERT(used == total);
     lua_createtable(co, 0, 2);
     lua_pushnumber(co, (lua_Number)a->info->last_seq);
     lua_setfield(co, -2, "last_seq");
     lua_pushstring(co, a->info->epoch);
     lua_setfield(co, -2, "epoch");
     lua_pushnumber(co, (lua_Number)n);
-    return 3;
+    lua_pushnumber(co, (lua_Number)total);
+    return 4;
 }
 
 /* store_read_cb, on the worker that asked: ud is the ticket. */
@@ -618,6 +649,7 @@ RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
 
 #define RC_FFI_LIST(XX)                                                                            \
     XX(rc_ffi_send)                                                                                \
+    XX(rc_ffi_send3)                                                                               \
     XX(rc_ffi_close)                                                                               \
     XX(rc_ffi_join)                                                                                \
     XX(rc_ffi_leave)                                                                               \

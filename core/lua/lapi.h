@@ -34,6 +34,9 @@
 /* Queues one text (binary = 0) or binary frame. 0, RC_E_CLOSED, RC_E_LIMIT
  * (send queue full: dropped), RC_E_NOMEM. */
 int rc_ffi_send(uint64_t id, const char *data, size_t len, int binary);
+/* One frame of a .. b .. c (conn:send with parts; b may be a history blob). */
+int rc_ffi_send3(uint64_t id, const char *a, size_t alen, const char *b, size_t blen, const char *c,
+                 size_t clen, int binary);
 /* Starts the closing handshake later, from the mailbox (never inside the
  * calling handler). code 0 means 1000. 0 or RC_E_CLOSED. */
 int rc_ffi_close(uint64_t id, int code, const char *reason, size_t len);
@@ -81,9 +84,9 @@ double rc_ffi_publish_wait(const char *room, size_t len, const char *data, size_
 
 /* room:history / room:last_seq: starts a store read (store.h) of `room`
  * (since, before: 0 = no bound; limit 1..STORE_READ_MAX; mode: RC_READ_NEWEST
- * keeps the newest `limit`; RC_READ_JSON answers one string, the JSON array
- * of the text entries that are JSON objects, built here in C instead of a
- * table of up to STORE_READ_MAX entries) whose answer resumes the calling
+ * keeps the newest `limit`; RC_READ_JSON answers one buffer (a userdata),
+ * the JSON array of the text entries that are JSON objects, built here in C
+ * instead of a table of up to STORE_READ_MAX entries) whose answer resumes the calling
  * handler. Returns the
  * ticket to yield (> 0), 0 when the handler cannot wait, or RC_E_INVAL,
  * RC_E_CLOSED (no worker or store), or the store's error (nothing to yield).

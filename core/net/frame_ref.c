@@ -1,6 +1,7 @@
 #include "frame_ref.h"
 
 #include <string.h>
+#include <sys/uio.h>
 
 #include "alloc.h"
 #include "ws_frame.h"
@@ -77,8 +78,11 @@ void frame_ref_cache_flush(void)
 #endif
 }
 
-struct frame_ref *frame_ref_encode(unsigned opcode, unsigned rsv, const void *payload, size_t len)
+struct frame_ref *frame_ref_encodev(unsigned opcode, unsigned rsv, const struct iovec *parts, int n)
 {
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += parts[i].iov_len;
     size_t hl = ws_frame_header_size(len, 0);
     unsigned flags = ws_opcode_is_control(opcode) ? FRAME_CONTROL : 0;
     if (opcode == WS_OP_CLOSE)
@@ -87,10 +91,20 @@ struct frame_ref *frame_ref_encode(unsigned opcode, unsigned rsv, const void *pa
     if (f == NULL)
         return NULL;
     ws_frame_encode_header(f->data, 1, rsv, opcode, len, NULL);
-    if (len)
-        memcpy(f->data + hl, payload, len);
-    f->len = hl + len;
+    size_t off = hl;
+    for (int i = 0; i < n; i++) {
+        if (parts[i].iov_len)
+            memcpy(f->data + off, parts[i].iov_base, parts[i].iov_len);
+        off += parts[i].iov_len;
+    }
+    f->len = off;
     return f;
+}
+
+struct frame_ref *frame_ref_encode(unsigned opcode, unsigned rsv, const void *payload, size_t len)
+{
+    struct iovec part = {.iov_base = (void *)(uintptr_t)payload, .iov_len = len};
+    return frame_ref_encodev(opcode, rsv, &part, 1);
 }
 
 void frame_ref_put(struct frame_ref *f)

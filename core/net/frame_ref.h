@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #define FRAME_PRIVATE 0x1u
 #define FRAME_CONTROL 0x2u /* close/ping/pong: never dropped by slow-consumer policy */
@@ -47,6 +48,8 @@ struct frame_ref *frame_ref_try_new(size_t cap, unsigned flags);
 /* Encodes one complete unmasked server frame (FIN set). Returns NULL only on
  * allocation failure. refs = 1, owned by the caller. */
 struct frame_ref *frame_ref_encode(unsigned opcode, unsigned rsv, const void *payload, size_t len);
+/* The same with the payload in n parts (struct iovec, sys/uio.h), joined in order. */
+struct frame_ref *frame_ref_encodev(unsigned opcode, unsigned rsv, const struct iovec *parts, int n);
 
 static inline struct frame_ref *frame_ref_get(struct frame_ref *f)
 {

@@ -167,10 +167,12 @@ void sendq_push_ref(struct sendq *q, struct frame_ref *f)
     q->bytes += f->len;
 }
 
-int sendq_push_copy(struct sendq *q, const uint8_t *hdr, size_t hlen, const uint8_t *payload,
-                    size_t plen)
+int sendq_push_copyv(struct sendq *q, const uint8_t *hdr, size_t hlen, const struct iovec *parts,
+                     int nparts)
 {
-    size_t n = hlen + plen;
+    size_t n = hlen;
+    for (int i = 0; i < nparts; i++)
+        n += parts[i].iov_len;
     struct frame_ref *t = n <= SENDQ_CHUNK ? private_tail(q, n) : NULL;
     if (t == NULL) {
         t = frame_ref_try_new(n, FRAME_PRIVATE);
@@ -178,12 +180,24 @@ int sendq_push_copy(struct sendq *q, const uint8_t *hdr, size_t hlen, const uint
             return RC_E_NOMEM;
         lane_push(&q->data, t);
     }
-    memcpy(t->data + t->len, hdr, hlen);
-    if (plen)
-        memcpy(t->data + t->len + hlen, payload, plen);
+    uint8_t *p = t->data + t->len;
+    memcpy(p, hdr, hlen);
+    p += hlen;
+    for (int i = 0; i < nparts; i++) {
+        if (parts[i].iov_len)
+            memcpy(p, parts[i].iov_base, parts[i].iov_len);
+        p += parts[i].iov_len;
+    }
     t->len += n;
     q->bytes += n;
     return 0;
+}
+
+int sendq_push_copy(struct sendq *q, const uint8_t *hdr, size_t hlen, const uint8_t *payload,
+                    size_t plen)
+{
+    struct iovec part = {.iov_base = (void *)(uintptr_t)payload, .iov_len = plen};
+    return sendq_push_copyv(q, hdr, hlen, &part, 1);
 }
 
 void sendq_push_ctrl(struct sendq *q, struct frame_ref *f)

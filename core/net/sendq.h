@@ -85,6 +85,10 @@ size_t sendq_drop_pending(struct sendq *q, uint64_t tag, size_t *bytes);
 /* Queues a frame made of hdr[0..hlen) + payload[0..plen) on the data lane,
  * copying the bytes. Returns 0, or RC_E_NOMEM when a large frame's block
  * cannot be allocated. */
+/* Like sendq_push_copy with the payload in n parts, copied in order into the
+ * one frame (a reply assembled from pieces without joining them first). */
+int sendq_push_copyv(struct sendq *q, const uint8_t *hdr, size_t hlen, const struct iovec *parts,
+                     int n);
 int sendq_push_copy(struct sendq *q, const uint8_t *hdr, size_t hlen, const uint8_t *payload,
                     size_t plen);
 

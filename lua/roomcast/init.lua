@@ -142,9 +142,42 @@ local function new_conn(id)
     return setmetatable({ id = id }, conn_mt)
 end
 
-function conn_methods:send(text)
-    check_string(text, "send", 1)
-    local r = C.rc_ffi_send(self.id, text, #text, 0)
+-- room:history{json = true}'s answer: the JSON array in a C buffer (a
+-- userdata: no Lua string of up to 2 MB to intern). conn:send takes it as a
+-- part; tostring() copies it into a string; :len() is its size in bytes.
+local json_blob_mt = {}
+json_blob_mt.__index = {
+    len = function(self) return self._len end,
+}
+json_blob_mt.__tostring = function(self)
+    return ffi_string(ffi.cast("const char *", self._ud), self._len)
+end
+
+local function part_of(v, argn)
+    if type(v) == "string" then
+        return v, #v
+    elseif getmetatable(v) == json_blob_mt then
+        return ffi.cast("const char *", v._ud), v._len
+    elseif v == nil then
+        return "", 0
+    end
+    error(fmt("bad argument #%d to 'send' (string expected, got %s)", argn, type(v)), 3)
+end
+
+-- conn:send(text[, text2[, text3]]): one text frame; with more than one
+-- argument the parts (strings, or a history json blob) are joined in C
+-- into the one frame, without a concatenated Lua string.
+function conn_methods:send(text, b, c)
+    if b == nil and c == nil then
+        check_string(text, "send", 1)
+        local r = C.rc_ffi_send(self.id, text, #text, 0)
+        if r == 0 then return true end
+        return nil, err_of(r)
+    end
+    local p1, l1 = part_of(text, 1)
+    local p2, l2 = part_of(b, 2)
+    local p3, l3 = part_of(c, 3)
+    local r = C.rc_ffi_send3(self.id, p1, l1, p2, l2, p3, l3, 0)
     if r == 0 then return true end
     return nil, err_of(r)
 end
@@ -356,10 +389,12 @@ end
 --   msgs: { {seq=, ts=, payload=, binary=true|nil}, ... } oldest first
 --   info: { last_seq=, epoch= } the room's, at the read
 --   err: "cannot_wait" (connect), "timeout", "unavailable", "invalid", "closed"
--- With json = true the answer is  json, info, n  instead: json is one string,
---   the JSON array "[...]" of the text entries that are JSON objects, spliced
---   as stored (binary entries and other texts are skipped), n how many. Built
---   in C: for answers too large to be worth a table (chat.lua's history).
+-- With json = true the answer is  json, info, n  instead: json is a blob (C
+--   memory) holding the JSON array "[...]" of the text entries that are JSON
+--   objects, spliced as stored (binary entries and other texts are skipped),
+--   n how many. conn:send(head, json, tail) sends it in one frame without a
+--   Lua string; tostring(json) gives the text. Built in C: for answers too
+--   large to be worth a table (chat.lua's history).
 function room_methods:history(a, b)
     local since, before, limit, newest, json
     if type(a) == "table" then
@@ -385,7 +420,14 @@ function room_methods:history(a, b)
     if t < 0 then
         return nil, t == E.CLOSED and "closed" or err_of(t)
     end
-    return await(t)
+    if not json then
+        return await(t)
+    end
+    local ud, info, n, len = await(t)
+    if not ud then
+        return nil, info
+    end
+    return setmetatable({ _ud = ud, _len = len }, json_blob_mt), info, n
 end
 
 -- room:last_seq() -> seq, epoch | nil, err (waits, like history)

@@ -7,7 +7,10 @@ roomcast -w 1 -s scripts/chat.lua --history sqlite:FILE; room "big" holds
 (`presence`, answered by the worker without the store) and records their
 latencies, first alone, then while client A keeps asking for
 {"type":"history","room_id":"big","since":0,"limit":1000}. Prints both
-p50/p99 and the ratio. Loopback only, bounded (N round trips per phase).
+p50/p99 and the ratio, and the server threads' CPU time per read during the
+reading phase (from /proc/PID/task/*/stat: the worker "rc-worker0" and the
+store's reader "rc-hist-read"), a figure much less noisy than a p99 on a
+shared machine. Loopback only, bounded (N round trips per phase).
 
 usage: history_stall.py [--build DIR] [--size BYTES] [-n N]
 """
@@ -46,8 +49,29 @@ async def reader(url, seconds):
     print(reads)
 
 
+SERVER_PID = None
+
+
+def thread_cpu():
+    """{thread name: CPU seconds} of the server's threads."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    base = "/proc/%d/task" % SERVER_PID
+    for tid in os.listdir(base):
+        try:
+            with open(os.path.join(base, tid, "stat")) as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 async def phase(url, n, with_reader):
     proc = None
+    cpu0 = thread_cpu()
     if with_reader:
         proc = subprocess.Popen(["/usr/bin/python3", os.path.abspath(__file__), "--reader", url,
                                  "--seconds", str(n * 0.004 + 2)], stdout=subprocess.PIPE,
@@ -66,7 +90,11 @@ async def phase(url, n, with_reader):
     reads = 0
     if proc:
         reads = int(proc.communicate()[0].strip() or 0)
-    return lat, reads
+    # from before the reader started to after it ended: every read inside
+    # (B's n presence round trips are in it too: a few us each)
+    cpu1 = thread_cpu()
+    cpu = {k: cpu1.get(k, 0.0) - cpu0.get(k, 0.0) for k in cpu1}
+    return lat, reads, cpu
 
 
 async def main_async(a, url):
@@ -79,12 +107,17 @@ async def main_async(a, url):
         for i in range(1000):
             await c.recv()
     await asyncio.sleep(0.2)
-    base, _ = await phase(url, a.n, False)
-    loaded, reads = await phase(url, a.n, True)
+    base, _, _ = await phase(url, a.n, False)
+    loaded, reads, cpu = await phase(url, a.n, True)
     r = {"size": a.size, "n": a.n, "reads_during": reads,
          "p50_ms_alone": round(pct(base, 50), 3), "p99_ms_alone": round(pct(base, 99), 3),
          "p50_ms_reading": round(pct(loaded, 50), 3), "p99_ms_reading": round(pct(loaded, 99), 3)}
     r["p99_ratio"] = round(r["p99_ms_reading"] / r["p99_ms_alone"], 2)
+    if reads > 0:
+        r["cpu_ms_per_read_server"] = round(sum(cpu.values()) * 1000.0 / reads, 3)
+    for name in ("rc-worker0", "rc-hist-read"):
+        if reads > 0 and name in cpu:
+            r["cpu_ms_per_read_" + name.replace("-", "_")] = round(cpu[name] * 1000.0 / reads, 3)
     print(json.dumps(r))
 
 
@@ -108,6 +141,8 @@ def main():
                             "-s", os.path.join(ROOT, "scripts", "chat.lua"), "--history",
                             "sqlite:" + os.path.join(tmp, "h.db")],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    global SERVER_PID
+    SERVER_PID = srv.pid
     try:
         port = None
         for line in srv.stdout:

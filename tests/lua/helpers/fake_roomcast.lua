@@ -78,8 +78,13 @@ local function make_conn_mt(w)
         return true
     end
 
-    function methods:send(text)
+    -- conn:send(text[, b[, c]]): C joins the parts (strings or a history
+    -- json blob; the fake's blob is a string) into one frame
+    function methods:send(text, b, c)
         check_type(text, "string", "send", 1)
+        if b ~= nil then check_type(b, "string", "send", 2) end
+        if c ~= nil then check_type(c, "string", "send", 3) end
+        text = text .. (b or "") .. (c or "")
         local st = live(self)
         if not st then return nil, "closed" end
         return push(st, text, false)

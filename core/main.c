@@ -171,9 +171,6 @@ int main(int argc, char **argv)
         rc_config_free(&cfg);
         return crc > 0 ? 0 : crc == RC_E_INVAL ? 2 : 1;
     }
-    /* store = "sqlite" and history = { store = "sqlite" } say the same. */
-    if (cfg.history_store == RC_STORE_SQLITE)
-        cfg.store = RC_STORE_SQLITE;
     rc_log_set_level((enum rc_log_level)cfg.log_level);
     if (cfg.log_file && rc_log_open(cfg.log_file) != 0) {
         fprintf(stderr, "roomcast: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
@@ -210,7 +207,7 @@ int main(int argc, char **argv)
             rc_config_free(&cfg);
             return 1;
         }
-        if (cfg.store == RC_STORE_SQLITE &&
+        if (cfg.history_store == RC_STORE_SQLITE &&
             store_sqlite_check(cfg.history_path, err, sizeof(err)) != 0) {
             fprintf(stderr, "roomcast: history: %s\n", err);
             rc_config_free(&cfg);

@@ -37,7 +37,6 @@ return {
     lua_budget = 10000000,      -- VM instructions per handler call
     tick_interval = 1,          -- seconds between on_tick calls; 0 = off
     history_size = 100,         -- messages kept per room by the memory store
-    store = "memory",           -- where room history lives: "memory" | "sqlite" (= history.store)
     history = {                 -- durable history (README "History"); `make run` and
                                 -- --history sqlite:PATH use SQLite
         store = "memory",       -- "sqlite": one file, WAL, a writer thread; "memory": lost on exit

@@ -627,11 +627,11 @@ static int arg_plugins(struct rc_config *c, const char *arg, char *err, size_t c
 static int arg_history(struct rc_config *c, const char *arg, char *err, size_t cap)
 {
     if (strcmp(arg, "memory") == 0) {
-        c->store = c->history_store = RC_STORE_MEMORY;
+        c->history_store = RC_STORE_MEMORY;
         return 0;
     }
     if (strncmp(arg, "sqlite:", 7) == 0 && arg[7] != '\0') {
-        c->store = c->history_store = RC_STORE_SQLITE;
+        c->history_store = RC_STORE_SQLITE;
         rc_config_set_str(&c->history_path, arg + 7);
         return 0;
     }

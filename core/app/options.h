@@ -103,9 +103,8 @@
     XX("lua_budget", COUNT, lua_budget, 10000000, 1000, 1e15, BOOT, 0, NULL, "N", "VM instructions per handler call") \
     XX("tick_interval", SECS, tick_interval, 1, 0, 0, BOOT, 0, NULL, "SECS", "seconds between on_tick calls; 0 = off") \
     XX("history_size", SIZE, history_size, 100, 0, 1000000, BOOT, 0, NULL, "N", "messages kept per room") \
-    XX("store", ENUM_store, store, RC_STORE_MEMORY, 0, 0, BOOT, 0, NULL, "KIND", "where room history lives: memory | sqlite (same as history.store)") \
     XX("history", CUSTOM, history, NULL, 0, 0, CLI, 0, "history", "KIND", "sqlite:PATH (history in an SQLite file) | memory") \
-    XX("history.store", ENUM_store, history_store, RC_STORE_MEMORY, 0, 0, BOOT, 0, NULL, "KIND", "memory | sqlite (one file, WAL, a writer thread)") \
+    XX("history.store", ENUM_store, history_store, RC_STORE_MEMORY, 0, 0, BOOT, 0, NULL, "KIND", "where room history lives: memory (a ring of history_size, lost on exit) | sqlite (one file, WAL, a writer thread)") \
     XX("history.path", STR, history_path, "var/roomcast.db", 0, 0, BOOT, 0, NULL, "FILE", "the SQLite file; its directory is created when missing") \
     XX("history.keep", INT, history_keep, 1000, 1, 1000000, BOOT, 0, NULL, "N", "messages kept per room in SQLite") \
     XX("history.max_age", SECS, history_max_age, 7 * 86400, 0, 0, BOOT, 0, NULL, "SECS", "older messages are deleted in the background; 0 = never") \

@@ -217,7 +217,7 @@ static void worker_destroy(struct worker *w)
 static int make_store_bus(struct server *s)
 {
     struct bus_host h = host_bus(&s->host);
-    switch (s->cfg->store) {
+    switch (s->cfg->history_store) {
     case RC_STORE_MEMORY:
         s->store = store_mem_new(&h.base, s->cfg->history_size);
         break;
@@ -241,7 +241,7 @@ static int make_store_bus(struct server *s)
         break;
     }
     default:
-        rc_error("store: unknown kind %d", s->cfg->store);
+        rc_error("history: unknown store kind %d", s->cfg->history_store);
         return RC_E_INVAL;
     }
     switch (s->cfg->bus) {

@@ -423,18 +423,17 @@ static int push_read(lua_State *co, void *ud)
     return 2;
 }
 
-/* RC_READ_JSON's answer: co: ... -> ... json info n len, json a userdata of
- * len bytes holding "[p1,p2,...]" of the text entries that are JSON object texts ({...}; binary entries and
- * other texts are skipped), n how many. The payloads a script published as
- * JSON are spliced as they are: one buffer and one Lua string instead of a
- * table of up to STORE_READ_MAX strings (each interned and hashed, then
- * concatenated again by the script). */
 static int json_object_text(const struct store_msg *m)
 {
     return !(m->flags & ROOM_PUB_BINARY) && m->len >= 2 && m->data[0] == '{' &&
            m->data[m->len - 1] == '}';
 }
 
+/* RC_READ_JSON's answer: co: ... -> ... json info n len: json a userdata of
+ * len bytes holding "[p1,p2,...]", the text entries that are JSON object
+ * texts ({...}; binary entries and other texts are skipped), n how many.
+ * The payloads a script published as JSON are spliced as they are, in one
+ * buffer instead of a table of up to STORE_READ_MAX strings. */
 static int push_read_json(lua_State *co, void *ud)
 {
     const struct read_answer *a = ud;

@@ -113,31 +113,50 @@ static void defaults_come_from_the_table(void **state)
 
 /* ---- the config file --------------------------------------------------- */
 
-/* A file that sets every file option to its default text loads, and gives
- * back the defaults. */
+/* The default text of option o into def, or 0 when it has none to write. */
+static int file_default(const struct rc_option *o, char *def, size_t cap)
+{
+    if (o->scope == RC_OS_CLI || is_test_row(o))
+        return 0;
+    rc_option_default_text(o, def, cap);
+    return strcmp(def, "nil") != 0;
+}
+
+/* A file that sets every file option to its default text loads, marks each
+ * of them set, and gives back the defaults. A nested group is written once,
+ * group = { key = default, ... } with all its keys (a repeated group key
+ * would keep only its last table). */
 static void every_option_loads_its_own_default(void **state)
 {
     (void)state;
     char text[16384] = "return {\n";
+    int written[RC_NOPTIONS];
+    memset(written, 0, sizeof(written));
     for (int i = 0; i < RC_NOPTIONS; i++) {
         const struct rc_option *o = &rc_options[i];
-        if (o->scope == RC_OS_CLI || is_test_row(o))
-            continue;
         char def[128];
-        rc_option_default_text(o, def, sizeof(def));
-        if (strcmp(def, "nil") == 0)
+        if (written[i] || !file_default(o, def, sizeof(def)))
             continue;
         size_t n = strlen(text);
         const char *dot = strchr(o->name, '.');
-        /* A nested option as group = { key = value }: a repeated group key
-         * keeps only its last table, which is still a default; the loading of
-         * whole groups is test_options' demo group and 46_history_sqlite. */
-        if (dot != NULL)
-            snprintf(text + n, sizeof(text) - n, "  %.*s = { %s = %s },\n", (int)(dot - o->name),
-                     o->name, dot + 1, def);
-        else
+        if (dot == NULL) {
             snprintf(text + n, sizeof(text) - n, "  %s = %s,\n", o->name, def);
+            written[i] = 1;
+            continue;
+        }
+        size_t glen = (size_t)(dot - o->name) + 1; /* "group." */
+        snprintf(text + n, sizeof(text) - n, "  %.*s = {\n", (int)glen - 1, o->name);
+        for (int j = i; j < RC_NOPTIONS; j++) {
+            const struct rc_option *p = &rc_options[j];
+            if (strncmp(p->name, o->name, glen) != 0 || !file_default(p, def, sizeof(def)))
+                continue;
+            n = strlen(text);
+            snprintf(text + n, sizeof(text) - n, "    %s = %s,\n", p->name + glen, def);
+            written[j] = 1;
+        }
+        strcat(text, "  },\n");
     }
+    assert_true(strlen(text) < sizeof(text) - 64);
     strcat(text, "  demo = { store = \"latest\", keep = 7 },\n}\n");
     struct rc_config c, d;
     rc_config_defaults(&c);
@@ -156,6 +175,13 @@ static void every_option_loads_its_own_default(void **state)
         if (strcmp(a, b) != 0)
             fail_msg("%s: loaded %s, default %s", o->name, a, b);
     }
+    int nested = 0;
+    for (int i = 0; i < RC_NOPTIONS; i++) {
+        if (written[i] && !c.set[i])
+            fail_msg("%s: written but not loaded\n%s", rc_options[i].name, text);
+        nested += written[i] && strchr(rc_options[i].name, '.') != NULL;
+    }
+    assert_true(nested >= 5); /* history.store, .path, .keep, .max_age, .flush_ms */
     assert_string_equal(c.admin_addr, "127.0.0.1");
     assert_int_equal(c.demo_store, SLOW_LATEST);
     assert_int_equal(c.demo_keep, 7);

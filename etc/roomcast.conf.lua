@@ -35,6 +35,7 @@ return {
                                 -- binary (../share/roomcast/lua), the install prefix,
                                 -- the source tree (roomcast -V shows the one found)
     lua_budget = 10000000,      -- VM instructions per handler call
+    lua_wait_timeout = 5,       -- seconds a handler waits for the store or a publish's answer
     tick_interval = 1,          -- seconds between on_tick calls; 0 = off
     history_size = 100,         -- messages kept per room by the memory store
     history = {                 -- durable history (README "History"); `make run` and

@@ -249,6 +249,13 @@ RC_FFI_EXPORT int rc_ffi_conn_set(uint64_t id, const char *key, size_t klen, con
 
 /* -- rooms ----------------------------------------------------------------- */
 
+uint32_t lapi_wait_ms(void)
+{
+    struct server *s = cur_server();
+    double ms = s != NULL ? s->cfg->lua_wait_timeout * 1000.0 : 5000.0;
+    return ms < 1 ? 1 : ms > 3600e3 ? 3600000u : (uint32_t)ms;
+}
+
 RC_FFI_EXPORT int rc_ffi_publish(const char *room, size_t len, const char *data, size_t dlen,
                                  unsigned flags, uint64_t exclude, uint64_t *seq)
 {
@@ -297,7 +304,7 @@ RC_FFI_EXPORT double rc_ffi_publish_wait(const char *room, size_t len, const cha
         return RC_E_CLOSED;
     if (len == 0 || len > ROOM_NAME_MAX)
         return RC_E_INVAL;
-    uint64_t t = lcall_wait_ticket(RC_STORE_WAIT_MS);
+    uint64_t t = lcall_wait_ticket(lapi_wait_ms());
     if (t == 0)
         return 0;
     struct bus_publish p = {.room = room,
@@ -503,7 +510,7 @@ RC_FFI_EXPORT double rc_ffi_room_read(const char *room, size_t len, double since
         !(before >= 0 && before <= 0x1p53))
         return RC_E_INVAL;
     _Static_assert(sizeof(uintptr_t) >= sizeof(uint64_t), "tickets travel as the read's ud");
-    uint64_t t = lcall_wait_ticket(RC_STORE_WAIT_MS);
+    uint64_t t = lcall_wait_ticket(lapi_wait_ms());
     if (t == 0)
         return 0;
     struct store_query q = {.since = (uint64_t)since,

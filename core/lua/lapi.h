@@ -90,12 +90,13 @@ double rc_ffi_publish_wait(const char *room, size_t len, const char *data, size_
  * handler. Returns the
  * ticket to yield (> 0), 0 when the handler cannot wait, or RC_E_INVAL,
  * RC_E_CLOSED (no worker or store), or the store's error (nothing to yield).
- * The handler waits at most RC_STORE_WAIT_MS. */
+ * The handler waits at most lua_wait_timeout (lapi_wait_ms). */
 double rc_ffi_room_read(const char *room, size_t len, double since, double before, double limit,
                         unsigned mode);
 #define RC_READ_NEWEST 1u
 #define RC_READ_JSON 2u
-#define RC_STORE_WAIT_MS 5000
+/* How long a handler waits on the store or the bus: lua_wait_timeout (ms). */
+uint32_t lapi_wait_ms(void);
 /* Sets the room's slow-consumer policy (0 drop, 1 close, 2 latest). 0 or RC_E_INVAL. */
 int rc_ffi_room_set_policy(const char *room, size_t len, int policy);
 /* room.data: *val is malloc'd (free it with rc_ffi_free), NULL when absent. */

@@ -240,6 +240,9 @@ static int resume(lua_State *L, lua_State *co, int nargs, int nres, uint64_t bud
         p->what = what;
         p->pk = *pk;
         p->thread = pthread_self();
+        struct worker_stats *st = stats_of(L);
+        if (st != NULL)
+            STAT_INC(st, lua_waiting);
         pthread_mutex_lock(&parked_mu);
         p->next = parked_head;
         parked_head = p;
@@ -307,6 +310,8 @@ int lcall_pcall_async(lua_State *L, int nargs, uint64_t budget, const char *what
     return run(L, nargs, 0, budget, what, NULL, 0, &pk);
 }
 
+static int push_timeout(lua_State *co, void *ud);
+
 int lcall_complete(uint64_t ticket, int (*push)(lua_State *co, void *ud), void *ud)
 {
     if (depth > 0)
@@ -322,6 +327,12 @@ int lcall_complete(uint64_t ticket, int (*push)(lua_State *co, void *ud), void *
     if (p == NULL)
         return RC_E_NOT_FOUND;
     lua_State *L = p->L;
+    struct worker_stats *st = stats_of(L);
+    if (st != NULL) {
+        STAT_DEC(st, lua_waiting);
+        if (push == push_timeout)
+            STAT_INC(st, lua_wait_timeouts_total);
+    }
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->co_ref); /* L: ... co */
     luaL_unref(L, LUA_REGISTRYINDEX, p->co_ref);
     lua_State *co = lua_tothread(L, -1);
@@ -394,6 +405,9 @@ size_t lcall_drop_state(lua_State *L)
         if (p == NULL)
             break;
         luaL_unref(L, LUA_REGISTRYINDEX, p->co_ref);
+        struct worker_stats *st = stats_of(L);
+        if (st != NULL)
+            STAT_DEC(st, lua_waiting);
         if (p->pk.done != NULL)
             p->pk.done(p->pk.ud, p->pk.tag, RC_E_CLOSED);
         rc_free(p);

@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
 from rclua import Client, wait_log  # noqa: E402
 from rctest import check, eq  # noqa: E402
+from rcadmin import admin_port, metrics, total, wait_metric  # noqa: E402
 
 TMP = tempfile.mkdtemp(prefix="rc-async-")
 SCRIPT = os.path.join(TMP, "async.lua")
@@ -115,6 +116,28 @@ def test_reload_lets_a_waiting_handler_finish_in_its_generation(srv):
     a.send("sleep:10")
     eq(s(a), "woke 10 true g%d" % (g + 1), "new waits run in the new generation")
     a.close()
+
+
+@rctest.server("-s", SCRIPT, "--admin", "127.0.0.1:0")
+def test_waiting_handlers_are_counted(srv):
+    """/metrics: roomcast_lua_waiting counts the handlers waiting now (per
+    worker), back to 0 once they resumed; no wait here ran into
+    lua_wait_timeout, so roomcast_lua_wait_timeouts_total stays 0."""
+    port = admin_port(srv)
+    # a run before this one may leave on_disconnect's 20 ms waits behind
+    wait_metric(port, "roomcast_lua_waiting", 0)
+    m = metrics(port)
+    check("roomcast_lua_wait_timeouts_total" in m, "the timeout counter is exported")
+    a, b = Client(srv), Client(srv)
+    a.send("sleep:800")
+    b.send("sleep:800")
+    wait_metric(port, "roomcast_lua_waiting", 2)
+    check(s(a).startswith("woke 800 true g"), "a woke")
+    check(s(b).startswith("woke 800 true g"), "b woke")
+    wait_metric(port, "roomcast_lua_waiting", 0)
+    eq(total(metrics(port), "roomcast_lua_wait_timeouts_total"), 0, "no wait timed out")
+    a.close()
+    b.close()
 
 
 @rctest.server("-s", SCRIPT, "--admin", "off")

@@ -280,12 +280,29 @@ int conn_sendv(struct conn *c, unsigned opcode, const struct iovec *parts, int n
         len += parts[i].iov_len;
     uint8_t hdr[WS_MAX_HEADER];
     unsigned rsv = 0;
+    struct iovec zpart;
+    char *joined = NULL;
     if (c->pmd) { /* per-connection traffic is compressed per connection */
+        const void *data = n == 1 ? parts[0].iov_base : NULL;
+        if (n != 1) { /* the compressor takes one buffer */
+            joined = rc_xmalloc(len ? len : 1);
+            size_t off = 0;
+            for (int i = 0; i < n; i++) {
+                if (parts[i].iov_len)
+                    memcpy(joined + off, parts[i].iov_base, parts[i].iov_len);
+                off += parts[i].iov_len;
+            }
+            data = joined;
+        }
         const uint8_t *z;
         size_t zl =
             deflate_payload(&c->cs->pmd, c->cs->stats, c->cs->cfg, c->pmd_bits, data, len, &z);
         if (zl > 0) {
-            data = z; /* the pool's scratch: copied below, before anything else compresses */
+            /* the pool's scratch: copied below, before anything else compresses */
+            zpart.iov_base = (void *)(uintptr_t)z;
+            zpart.iov_len = zl;
+            parts = &zpart;
+            n = 1;
             len = zl;
             rsv = WS_RSV1; /* RFC 7692 §6 */
         }
@@ -294,17 +311,20 @@ int conn_sendv(struct conn *c, unsigned opcode, const struct iovec *parts, int n
     /* A reply to this client's own traffic is never dropped silently: the
      * read side is paused instead (backpressure reaches TCP), but one frame
      * larger than the whole limit still has to fit once. */
+    int rc = 0;
     if (over_limit(c, hl + len) && c->q.bytes > 0) {
         STAT_INC(c->cs->stats, drops_total);
-        return RC_E_LIMIT;
+        rc = RC_E_LIMIT;
+    } else {
+        size_t before = c->q.bytes;
+        rc = sendq_push_copyv(&c->q, hdr, hl, parts, n);
+        if (rc == 0) {
+            STAT_INC(c->cs->stats, msgs_out_total);
+            queued(c, before);
+        }
     }
-    size_t before = c->q.bytes;
-    int rc = sendq_push_copyv(&c->q, hdr, hl, parts, n);
-    if (rc < 0)
-        return rc;
-    STAT_INC(c->cs->stats, msgs_out_total);
-    queued(c, before);
-    return 0;
+    rc_free(joined);
+    return rc;
 }
 
 int conn_send_ref(struct conn *c, struct frame_ref *f)

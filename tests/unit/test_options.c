@@ -181,7 +181,7 @@ static void every_option_loads_its_own_default(void **state)
             fail_msg("%s: written but not loaded\n%s", rc_options[i].name, text);
         nested += written[i] && strchr(rc_options[i].name, '.') != NULL;
     }
-    assert_true(nested >= 5); /* history.store, .path, .keep, .max_age, .flush_ms */
+    assert_true(nested >= 10); /* history.* (5) and compression.* (5) */
     assert_string_equal(c.admin_addr, "127.0.0.1");
     assert_int_equal(c.demo_store, SLOW_LATEST);
     assert_int_equal(c.demo_keep, 7);

@@ -12,7 +12,11 @@ reading phase (from /proc/PID/task/*/stat: the worker "rc-worker0" and the
 store's reader "rc-hist-read"), a figure much less noisy than a p99 on a
 shared machine. Loopback only, bounded (N round trips per phase).
 
-usage: history_stall.py [--build DIR] [--size BYTES] [-n N]
+The clients offer no permessage-deflate unless --deflate (then every
+answer is compressed for its connection, on the worker, as a browser's
+would be).
+
+usage: history_stall.py [--build DIR] [--size BYTES] [-n N] [--deflate]
 """
 import argparse
 import asyncio
@@ -38,7 +42,7 @@ async def reader(url, seconds):
     is not parsed: only B's latency is measured)."""
     reads = 0
     end = time.monotonic() + seconds
-    async with websockets.connect(url, max_size=None) as a:
+    async with websockets.connect(url, max_size=None, compression=COMPRESSION) as a:
         await a.send(json.dumps({"type": "join", "room_id": "big"}))
         await a.recv()
         while time.monotonic() < end:
@@ -50,6 +54,7 @@ async def reader(url, seconds):
 
 
 SERVER_PID = None
+COMPRESSION = None  # websockets' compression argument: None, or "deflate" (--deflate)
 
 
 def thread_cpu():
@@ -73,12 +78,13 @@ async def phase(url, n, with_reader):
     proc = None
     cpu0 = thread_cpu()
     if with_reader:
-        proc = subprocess.Popen(["/usr/bin/python3", os.path.abspath(__file__), "--reader", url,
+        proc = subprocess.Popen(["/usr/bin/python3", os.path.abspath(__file__)] +
+                                (["--deflate"] if COMPRESSION else []) + ["--reader", url,
                                  "--seconds", str(n * 0.004 + 2)], stdout=subprocess.PIPE,
                                 text=True)
         await asyncio.sleep(1.0)
     lat = []
-    async with websockets.connect(url) as b:
+    async with websockets.connect(url, compression=COMPRESSION) as b:
         await b.send(json.dumps({"type": "join", "room_id": "small"}))
         await b.recv()
         for _ in range(n):
@@ -98,7 +104,7 @@ async def phase(url, n, with_reader):
 
 
 async def main_async(a, url):
-    async with websockets.connect(url, max_size=None) as c:
+    async with websockets.connect(url, max_size=None, compression=COMPRESSION) as c:
         await c.send(json.dumps({"type": "join", "room_id": "big"}))
         await c.recv()
         body = "x" * a.size
@@ -109,7 +115,7 @@ async def main_async(a, url):
     await asyncio.sleep(0.2)
     base, _, _ = await phase(url, a.n, False)
     loaded, reads, cpu = await phase(url, a.n, True)
-    r = {"size": a.size, "n": a.n, "reads_during": reads,
+    r = {"size": a.size, "deflate": COMPRESSION is not None, "n": a.n, "reads_during": reads,
          "p50_ms_alone": round(pct(base, 50), 3), "p99_ms_alone": round(pct(base, 99), 3),
          "p50_ms_reading": round(pct(loaded, 50), 3), "p99_ms_reading": round(pct(loaded, 99), 3)}
     r["p99_ratio"] = round(r["p99_ms_reading"] / r["p99_ms_alone"], 2)
@@ -128,7 +134,10 @@ def main():
     ap.add_argument("-n", type=int, default=500)
     ap.add_argument("--reader")
     ap.add_argument("--seconds", type=float, default=3)
+    ap.add_argument("--deflate", action="store_true")
     a = ap.parse_args()
+    global COMPRESSION
+    COMPRESSION = "deflate" if a.deflate else None
     if a.reader:
         asyncio.run(reader(a.reader, a.seconds))
         return

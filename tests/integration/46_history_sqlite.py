@@ -426,5 +426,65 @@ def test_reload_while_history_reads_wait(_srv):
     shutil.rmtree(d)
 
 
+SPLICE = os.path.join(tempfile.mkdtemp(prefix="rc46s-"), "splice.lua")
+with open(SPLICE, "w") as f:
+    f.write("""
+local rc = require("roomcast")
+return {
+  on_message = function(conn, msg, is_binary)
+    local room = rc.room("s")
+    if msg == "fill" then
+      conn:join("s")
+      room:publish('{"a":1}', { wait = true })
+      room:publish("\\0\\1", { binary = true, wait = true })
+      room:publish("plain text", { wait = true })
+      room:publish('{"b":"}"}', { wait = true })
+      room:publish("[1]", { wait = true })
+      room:publish('{"c":[]}', { wait = true })
+      conn:send("filled")
+    elseif msg == "read" then
+      local json, info, n = room:history({ since = 0, limit = 1000, json = true })
+      conn:send("n=" .. n .. " len=" .. json:len() .. " last=" .. info.last_seq)
+      conn:send(tostring(json))
+      conn:send('{"wrapped":', json, "}")
+      conn:send(tostring(json), "", "")
+      local bad = room:history({ since = 0, limit = 1, json = true })
+      local ok = pcall(conn.send, conn, bad, {})
+      conn:send("table part refused: " .. tostring(not ok))
+    end
+  end,
+}
+""")
+
+
+@rctest.server("--echo", "--admin", "off")
+def test_history_json_splices_the_stored_objects(_srv):
+    """room:history{json = true} (what chat.lua's history uses): C splices
+    the text entries that are JSON objects into one array, as stored,
+    skipping binary entries and texts that are not objects; tostring, :len
+    and conn:send(head, json, tail) give the same bytes, in one frame."""
+    d = fresh_dir()
+    srv = rctest.Server(("-c", FAST, "-s", SPLICE, "--admin", "off", "--history",
+                         "sqlite:" + os.path.join(d, "h.db")))
+    srv.start()
+    try:
+        c = Client(srv)
+        c.send("fill")
+        for _ in range(6):
+            c.conn.recv(5)  # the room's own deliveries (one binary)
+        eq(c.raw(), b"filled", "filled")
+        c.send("read")
+        want = '[{"a":1},{"b":"}"},{"c":[]}]'
+        eq(c.raw().decode(), "n=3 len=%d last=6" % len(want), "count, size, last seq")
+        eq(c.raw().decode(), want, "tostring: objects only, as stored, oldest first")
+        eq(json.loads(c.raw()), {"wrapped": json.loads(want)}, "head .. json .. tail, one frame")
+        eq(c.raw().decode(), want, "string parts")
+        eq(c.raw().decode(), "table part refused: true", "a part that is neither")
+        c.conn.close()
+    finally:
+        stop_ok(srv)
+    shutil.rmtree(d)
+
+
 if __name__ == "__main__":
     rctest.main(globals(), default_args=("--echo", "--admin", "off"))

@@ -34,8 +34,8 @@
     XX(handshake_timeouts_total, counter, "Connections closed for a slow handshake")               \
     XX(protocol_errors_total, counter, "Connections failed with 1002/1007/1009")                   \
     XX(lua_errors_total, counter, "Handler errors (exceptions and exhausted budgets)")             \
-    XX(lua_waiting, gauge, "Handlers waiting now on an asynchronous call (store, publish, sleep)")  \
-    XX(lua_wait_timeouts_total, counter, "Handler waits ended by lua_wait_timeout")               \
+    XX(lua_waiting, gauge, "Handlers waiting now on an asynchronous call (store, publish, sleep)") \
+    XX(lua_wait_timeouts_total, counter, "Handler waits ended by lua_wait_timeout")                \
     XX(reloads_total, counter, "Successful script reloads")                                        \
     XX(reload_failures_total, counter, "Refused script reloads")                                   \
     XX(conns_open, gauge, "Open WebSocket connections (upgraded)")                                 \

@@ -49,7 +49,8 @@ struct frame_ref *frame_ref_try_new(size_t cap, unsigned flags);
  * allocation failure. refs = 1, owned by the caller. */
 struct frame_ref *frame_ref_encode(unsigned opcode, unsigned rsv, const void *payload, size_t len);
 /* The same with the payload in n parts (struct iovec, sys/uio.h), joined in order. */
-struct frame_ref *frame_ref_encodev(unsigned opcode, unsigned rsv, const struct iovec *parts, int n);
+struct frame_ref *frame_ref_encodev(unsigned opcode, unsigned rsv, const struct iovec *parts,
+                                    int n);
 
 static inline struct frame_ref *frame_ref_get(struct frame_ref *f)
 {

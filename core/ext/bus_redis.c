@@ -165,6 +165,7 @@ struct broom {
     int synced;   /* last/epoch known: messages can be delivered */
     int reading;  /* a sync or backfill read is in flight */
     uint64_t last;
+    uint64_t base; /* where this node started (initial sync): older is not a duplicate */
     char epoch[BUSMSG_EPOCH_MAX + 1];
     struct pend *pend, *pend_tail; /* by seq, ascending */
     size_t npend;
@@ -743,6 +744,7 @@ static void set_epoch(struct bus_redis *b, struct broom *r, const char *ep, size
         rc_info("redis bus: room %.*s has a new epoch %s (its history was lost)", (int)r->len,
                 r->name, r->epoch);
         r->last = 0;
+        r->base = 0;
     }
     post_epoch(b, r);
 }
@@ -803,7 +805,8 @@ static void process(struct bus_redis *b, struct broom *r, struct pend *p, int no
     if (strcmp(p->epoch, r->epoch) != 0)
         set_epoch(b, r, p->epoch, strlen(p->epoch));
     if (p->seq <= r->last) {
-        atomic_fetch_add(&b->st.duplicates, 1);
+        if (p->seq > r->base)
+            atomic_fetch_add(&b->st.duplicates, 1);
         rc_free(p);
         return;
     }
@@ -924,6 +927,7 @@ static void on_room_read(redisAsyncContext *ac, void *reply, void *pd)
     if (x->initial || r->epoch[0] == '\0') {
         set_epoch(b, r, ep, elen);
         r->last = r->pend && strcmp(r->pend->epoch, r->epoch) == 0 ? r->pend->seq - 1 : last_now;
+        r->base = r->last;
         known_set(b, r);
         r->synced = 1;
         rc_free(x);
@@ -934,6 +938,7 @@ static void on_room_read(redisAsyncContext *ac, void *reply, void *pd)
         /* Redis lost the room: adopt the new epoch and read it from its start */
         set_epoch(b, r, ep, elen);
         r->last = 0;
+        r->base = 0;
         struct pend **pp = &r->pend; /* held messages of the old epoch are void */
         while (*pp) {
             if (strcmp((*pp)->epoch, r->epoch) != 0) {
@@ -966,12 +971,12 @@ static void on_room_read(redisAsyncContext *ac, void *reply, void *pd)
         int64_t ts;
         uint32_t fl;
         entry_fields(ents->element[i], &d, &dl, &ts, &fl);
+        /* counted before the delivery is posted, so whoever sees the
+         * message also sees it counted */
+        if (n++ == 0)
+            atomic_fetch_add(&b->st.backfills, 1);
+        atomic_fetch_add(&b->st.backfilled, 1);
         deliver(b, r, seq, ts, fl, 0, d, dl);
-        n++;
-    }
-    if (n > 0) {
-        atomic_fetch_add(&b->st.backfills, 1);
-        atomic_fetch_add(&b->st.backfilled, n);
     }
     rc_free(x);
     if (ents->elements == BACKFILL_MAX && r->last < last_now) {

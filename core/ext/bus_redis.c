@@ -208,6 +208,7 @@ struct bus_redis {
     struct strmap presence; /* room -> struct strmap * (user -> (intptr) count) */
     uint64_t next_gen;
     uint64_t rnd;
+    struct rc_ratelimit rl; /* this bus's warnings (per bus: tests run several) */
     /* any thread */
     atomic_int state; /* 0 down, 1 up, 2 connecting */
     atomic_long inflight;
@@ -409,8 +410,7 @@ static void on_plain(redisAsyncContext *ac, void *reply, void *pd)
         return;
     redisReply *r = reply;
     if (r->type == REDIS_REPLY_ERROR) {
-        static struct rc_ratelimit rl;
-        rc_log_limited(&rl, 5, RC_LOG_WARN, "redis bus: %s: %s", (const char *)pd, r->str);
+        rc_log_limited(&b->rl, 5, RC_LOG_WARN, "redis bus: %s: %s", (const char *)pd, r->str);
     }
 }
 
@@ -1033,9 +1033,8 @@ static void on_room_message(struct bus_redis *b, const char *room, size_t rlen, 
         return; /* arrived after we unsubscribed */
     struct busmsg m;
     if (busmsg_parse_room(p, n, &m) != 0) {
-        static struct rc_ratelimit rl;
         atomic_fetch_add(&b->st.bad, 1);
-        rc_log_limited(&rl, 5, RC_LOG_WARN, "redis bus: room %.*s: skipped a malformed message",
+        rc_log_limited(&b->rl, 5, RC_LOG_WARN, "redis bus: room %.*s: skipped a malformed message",
                        (int)rlen, room);
         return;
     }
@@ -1317,8 +1316,7 @@ static void on_pub_reply(redisAsyncContext *ac, void *reply, void *pd)
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
         r->element[0]->type != REDIS_REPLY_INTEGER) {
-        static struct rc_ratelimit rl;
-        rc_log_limited(&rl, 5, RC_LOG_WARN, "redis bus: publish to %s failed: %s", q->name,
+        rc_log_limited(&b->rl, 5, RC_LOG_WARN, "redis bus: publish to %s failed: %s", q->name,
                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         atomic_fetch_add(&b->st.unavailable, 1);
         finish(b, q, RC_E_DENIED, 0);

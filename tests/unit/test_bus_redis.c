@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -72,7 +73,8 @@ static void redis_start(void)
     snprintf(port, sizeof(port), "%d", g_port);
     g_redis = fork();
     if (g_redis == 0) {
-        if (freopen("/dev/null", "w", stdout) == NULL)
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+        if (freopen("/dev/null", "w", stdout) == NULL || freopen("/dev/null", "w", stderr) == NULL)
             _exit(127);
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
                "--appendonly", "no", "--dir", g_dir, "--loglevel", "warning", (char *)NULL);

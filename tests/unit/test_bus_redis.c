@@ -869,6 +869,42 @@ static void test_store_reads(void **state)
     node_free(nodes[0]);
 }
 
+/* AUTH: the password from the config (password_env's value) or the URL */
+static void test_auth(void **state)
+{
+    redisContext *c = rconn();
+    freeReplyObject(redisCommand(c, "CONFIG SET requirepass s3cret"));
+    redisFree(c);
+    struct bus_host h = {.base = {.nworkers = 1, .post = h_post}};
+    char url[96], why[128];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", g_port);
+    struct bus_redis_cfg cfg = {
+        .url = url, .password = "s3cret", .node_id = "auth-1", .node_ttl = 10, .keep = 1};
+    struct bus *ok = bus_redis_new(&cfg, &h, why, sizeof(why));
+    snprintf(url, sizeof(url), "redis://:s3cret@127.0.0.1:%d/1", g_port);
+    cfg.password = NULL;
+    cfg.node_id = "auth-2";
+    struct bus *ok2 = bus_redis_new(&cfg, &h, why, sizeof(why));
+    cfg.password = "wrong";
+    cfg.node_id = "auth-3";
+    struct bus *bad = bus_redis_new(&cfg, &h, why, sizeof(why));
+    int up = 0;
+    for (int i = 0; i < 100 && up != 2; i++) {
+        usleep(20000);
+        up = (ok->ops->health(ok, why, sizeof(why)) == 0) + (ok2->ops->health(ok2, why, 16) == 0);
+    }
+    assert_int_equal(up, 2);
+    usleep(300000);
+    assert_int_equal(bad->ops->health(bad, why, sizeof(why)), 1);
+    bad->ops->destroy(bad);
+    ok2->ops->destroy(ok2);
+    ok->ops->destroy(ok);
+    c = rconn();
+    freeReplyObject(redisCommand(c, "AUTH s3cret"));
+    freeReplyObject(redisCommand(c, "CONFIG SET requirepass %s", ""));
+    redisFree(c);
+}
+
 static void test_bad_config(void **state)
 {
     struct bus_host h = {.base = {.nworkers = 1, .post = h_post}};
@@ -905,6 +941,7 @@ int main(void)
         cmocka_unit_test(test_interest_churn),
         cmocka_unit_test(test_presence_and_nodes),
         cmocka_unit_test(test_store_reads),
+        cmocka_unit_test(test_auth),
         cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1898,6 +1898,37 @@ struct bus *bus_redis_new(const struct bus_redis_cfg *cfg, const struct bus_host
     return &b->base;
 }
 
+void bus_redis_default_node_id(char *out, size_t cap, int port)
+{
+    char host[64] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+        snprintf(host, sizeof(host), "node");
+    host[sizeof(host) - 1] = '\0';
+    for (char *p = host; *p; p++)
+        if (*p <= 0x20 || *p >= 0x7f)
+            *p = '_';
+    unsigned char rnd[6];
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f == NULL || fread(rnd, 1, sizeof(rnd), f) != sizeof(rnd)) {
+        uint64_t x = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 20);
+        memcpy(rnd, &x, sizeof(rnd));
+    }
+    if (f)
+        fclose(f);
+    static const char al[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    char suffix[7];
+    for (int i = 0; i < 6; i++)
+        suffix[i] = al[rnd[i] % 36];
+    suffix[6] = '\0';
+    /* keep the suffix whole: cut the host name if the id would not fit */
+    char tail[24];
+    int tl = snprintf(tail, sizeof(tail), ":%d-%s", port, suffix);
+    size_t room = cap > (size_t)tl + 1 ? cap - (size_t)tl - 1 : 0;
+    if (room > BUSMSG_NODE_MAX - (size_t)tl)
+        room = BUSMSG_NODE_MAX - (size_t)tl;
+    snprintf(out, cap, "%.*s%s", (int)room, host, tail);
+}
+
 /* ------------------------------------------------------------------------
  * store_redis: the rooms' streams as the history store
  * ------------------------------------------------------------------------ */

@@ -73,6 +73,12 @@ struct bus *bus_redis_new(const struct bus_redis_cfg *cfg, const struct bus_host
  * which must outlive it. Main thread. */
 struct store *store_redis_new(struct bus *bus, const struct store_host *host);
 
+/* The default node id: "HOST:PORT-XXXXXX" (gethostname, the ws:// port, six
+ * random characters, so two nodes on one host and a restarted node differ).
+ * Writes at most cap bytes (NUL included, cap >= 16); the result is a valid
+ * node id (busmsg_valid_node). Any thread. */
+void bus_redis_default_node_id(char *out, size_t cap, int port);
+
 /* Counters of one bus, for tests and benches (any thread). */
 struct bus_redis_counters {
     uint64_t publishes, publish_unavailable, deliveries, duplicates, backfills, backfilled, lost,

@@ -906,6 +906,20 @@ static void test_auth(void **state)
     redisFree(c);
 }
 
+static void test_default_node_id(void **state)
+{
+    char a[80], b[80], small[20];
+    bus_redis_default_node_id(a, sizeof(a), 8080);
+    bus_redis_default_node_id(b, sizeof(b), 8080);
+    assert_true(busmsg_valid_node(a, strlen(a)));
+    assert_string_not_equal(a, b); /* the random suffix */
+    assert_non_null(strstr(a, ":8080-"));
+    assert_int_equal(strlen(strstr(a, ":8080-")), 12);
+    bus_redis_default_node_id(small, sizeof(small), 65535);
+    assert_true(busmsg_valid_node(small, strlen(small)));
+    assert_non_null(strstr(small, ":65535-"));
+}
+
 static void test_bad_config(void **state)
 {
     struct bus_host h = {.base = {.nworkers = 1, .post = h_post}};
@@ -943,6 +957,7 @@ int main(void)
         cmocka_unit_test(test_presence_and_nodes),
         cmocka_unit_test(test_store_reads),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_default_node_id),
         cmocka_unit_test(test_bad_config),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -199,7 +199,7 @@ struct bus_redis {
     atomic_int stopping;
     /* bus thread only */
     redisAsyncContext *cmd, *sub;
-    int cmd_ready, sub_ready, failing, setup_left, attempt;
+    int cmd_ready, sub_ready, failing, setup_left, attempt, said_goodbye;
     char sha[NSCRIPTS][41];
     uint64_t cmd_sent, cmd_done;
     double progress_at;
@@ -1546,13 +1546,57 @@ static void run_req(struct bus_redis *b, struct breq *q)
     req_free(q);
 }
 
+static void on_goodbye(redisAsyncContext *ac, void *reply, void *pd)
+{
+    struct bus_redis *b = pd;
+    cmd_reply(b, reply);
+    ev_break(b->loop, EVBREAK_ALL);
+}
+
+static void on_stop_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void drop_share(void *ud, const char *room, size_t rlen, void *val)
+{
+    struct bus_redis *b = ud;
+    size_t l1, l2;
+    char suffix[BUSMSG_NODE_MAX + 8];
+    snprintf(suffix, sizeof(suffix), ":p:%s", b->node);
+    char *k1 = key_of(room, rlen, suffix, &l1);
+    char *k2 = key_of(room, rlen, ":pn", &l2);
+    cmd_argv(b, on_plain, "goodbye", 2, (const char *[]){"DEL", k1}, (size_t[]){3, l1});
+    cmd_argv(b, on_plain, "goodbye", 3, (const char *[]){"SREM", k2, b->node},
+             (size_t[]){4, l2, strlen(b->node)});
+    rc_free(k1);
+    rc_free(k2);
+}
+
+/* Stopping (SIGTERM): what the workers queued last (their members leaving)
+ * still goes out, then this node's presence and registration are removed so
+ * the other nodes see it leave at once, not after node_ttl. Bounded: the
+ * loop ends when the last reply arrives or after a second. */
+static void say_goodbye(struct bus_redis *b)
+{
+    if (!is_up(b)) {
+        ev_break(b->loop, EVBREAK_ALL);
+        return;
+    }
+    strmap_foreach(&b->presence, drop_share, b);
+    const char *argv[] = {"ZREM", "rc:nodes", b->node};
+    size_t lens[] = {4, 8, strlen(b->node)};
+    if (cmd_argv(b, on_goodbye, b, 3, argv, lens) != 0) {
+        ev_break(b->loop, EVBREAK_ALL);
+        return;
+    }
+    ev_timer_init(&b->retry, on_stop_timeout, 1.0, 0);
+    ev_timer_start(b->loop, &b->retry);
+}
+
 static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 {
     struct bus_redis *b = a->data;
-    if (atomic_load(&b->stopping)) {
-        ev_break(loop, EVBREAK_ALL);
-        return;
-    }
     pthread_mutex_lock(&b->qlock);
     struct breq *q = b->qhead;
     b->qhead = b->qtail = NULL;
@@ -1562,6 +1606,13 @@ static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
         q->next = NULL;
         run_req(b, q);
         q = next;
+    }
+    if (atomic_load(&b->stopping) && !b->said_goodbye) {
+        b->said_goodbye = 1;
+        ev_timer_stop(loop, &b->retry);
+        ev_timer_stop(loop, &b->teardown_t);
+        ev_timer_stop(loop, &b->heartbeat);
+        say_goodbye(b);
     }
 }
 

@@ -35,6 +35,7 @@
 
 #include "bus_redis.h"
 #include "busmsg.h"
+#include "defs.h"
 #include "err.h"
 
 /* ------------------------------------------------------------------------
@@ -816,14 +817,12 @@ static void test_presence_and_nodes(void **state)
      * its share expires after node_ttl (1 s) */
     pid_t d = fork();
     if (d == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        nodes[0] = nodes[1] = nodes[2] = NULL;
-        struct node *nd = node_new("node-d", 1);
-        for (int i = 0; i < 500 && !pred_up(nd); i++)
-            usleep(10000);
-        nd->bus->ops->presence_set(nd->bus, "lobby", 5, 31, "dave", 4, 1);
-        for (;;)
-            pause();
+        /* exec: a fresh process (TSan does not allow threads after a fork
+         * of a threaded process) */
+        char port[16];
+        snprintf(port, sizeof(port), "%d", g_port);
+        execl("/proc/self/exe", "test_bus_redis", "--node-d", port, (char *)NULL);
+        _exit(127);
     }
     for (int i = 0; i < 100; i++) {
         presence_of(a, &p);
@@ -983,9 +982,24 @@ static void test_bad_config(void **state)
     b->ops->destroy(b);
 }
 
-int main(void)
+/* The SIGKILLed node of test_presence_and_nodes, run as its own process. */
+RC_NORETURN static void node_d_main(const char *port)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    g_port = atoi(port);
+    struct node *nd = node_new("node-d", 1);
+    for (int i = 0; i < 500 && !pred_up(nd); i++)
+        usleep(10000);
+    nd->bus->ops->presence_set(nd->bus, "lobby", 5, 31, "dave", 4, 1);
+    for (;;)
+        pause();
+}
+
+int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (argc == 3 && strcmp(argv[1], "--node-d") == 0)
+        node_d_main(argv[2]);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order_two_nodes),
         cmocka_unit_test(test_gap_backfill_and_duplicates),

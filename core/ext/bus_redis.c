@@ -211,7 +211,7 @@ struct bus_redis {
     struct rc_ratelimit rl; /* this bus's warnings (per bus: tests run several) */
     /* any thread */
     atomic_int state; /* 0 down, 1 up, 2 connecting */
-    atomic_long inflight;
+    atomic_long inflight, inflight_bytes;
     pthread_mutex_t known_lock;
     struct strmap known; /* room -> struct known * */
     pthread_mutex_t nodes_lock;
@@ -304,18 +304,23 @@ static void req_free(struct breq *q)
     rc_free(q->user);
     rc_free(q->data);
     atomic_fetch_sub(&q->b->inflight, 1);
+    atomic_fetch_sub(&q->b->inflight_bytes, (long)q->len);
     rc_free(q);
 }
 
-/* Any thread: hands q to the bus thread. Returns 0 or RC_E_DENIED (queue full). */
+/* Any thread: hands q to the bus thread. Returns 0 or RC_E_DENIED (queue
+ * full: RC_BUS_MAX_INFLIGHT requests or RC_BUS_MAX_INFLIGHT_BYTES of
+ * payload waiting or in flight; `counted` requests only, the others
+ * (interest, presence bookkeeping) must not be lost). */
 static int req_push(struct bus_redis *b, struct breq *q, int counted)
 {
-    if (counted && atomic_fetch_add(&b->inflight, 1) >= RC_BUS_MAX_INFLIGHT) {
+    long n = atomic_fetch_add(&b->inflight, 1);
+    long bytes = atomic_fetch_add(&b->inflight_bytes, (long)q->len);
+    if (counted && (n >= RC_BUS_MAX_INFLIGHT || bytes + (long)q->len > RC_BUS_MAX_INFLIGHT_BYTES)) {
         atomic_fetch_sub(&b->inflight, 1);
+        atomic_fetch_sub(&b->inflight_bytes, (long)q->len);
         return RC_E_DENIED;
     }
-    if (!counted)
-        atomic_fetch_add(&b->inflight, 1);
     pthread_mutex_lock(&b->qlock);
     if (b->qtail)
         b->qtail->next = q;

@@ -22,7 +22,8 @@
  * than RC_BUS_CMD_TIMEOUT) drops both and reconnects with exponential backoff
  * and jitter. While it is not up, publish and send_to_user answer RC_E_DENIED
  * at once; requests in flight when it fails are answered RC_E_DENIED (never
- * silently lost); the queue is bounded (RC_BUS_MAX_INFLIGHT).
+ * silently lost); the queue is bounded (RC_BUS_MAX_INFLIGHT requests,
+ * RC_BUS_MAX_INFLIGHT_BYTES of payload).
  *
  * Keys and channels carry the room in a hash tag so that Redis Cluster can
  * place a room's keys on one shard:
@@ -49,8 +50,9 @@
 #define BUS_PUB_BINARY 0x1u
 #define BUS_PUB_STAMP 0x2u
 
-#define RC_BUS_MAX_INFLIGHT 65536 /* queued + in-flight requests per node */
-#define RC_BUS_CMD_TIMEOUT 3.0    /* seconds before a silent Redis counts as down */
+#define RC_BUS_MAX_INFLIGHT 65536             /* queued + in-flight requests per node */
+#define RC_BUS_MAX_INFLIGHT_BYTES (64L << 20) /* and their payload bytes */
+#define RC_BUS_CMD_TIMEOUT 3.0                /* seconds before a silent Redis counts as down */
 
 struct bus_redis_cfg {
     const char *url;      /* redis://... (redisurl.h); borrowed during the call */

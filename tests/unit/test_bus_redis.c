@@ -679,6 +679,22 @@ static void test_frozen_redis(void **state)
     kill(g_redis, SIGSTOP);
     struct bus_publish p = {.room = "r", .room_len = 1, .data = "lost?", .len = 5};
     assert_int_equal(a->bus->ops->publish(a->bus, 0, &p, on_ack, ak), 0);
+    /* what waits for a silent Redis is bounded in bytes too: 1 MB messages
+     * are refused at once past RC_BUS_MAX_INFLIGHT_BYTES */
+    size_t big = 1 << 20;
+    char *payload = calloc(1, big);
+    memset(payload, 'b', big);
+    struct bus_publish pb = {.room = "big", .room_len = 3, .data = payload, .len = big};
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 80 && !refused; i++) {
+        if (a->bus->ops->publish(a->bus, 0, &pb, NULL, NULL) == 0)
+            accepted++;
+        else
+            refused = 1;
+    }
+    free(payload);
+    assert_int_equal(refused, 1);
+    assert_true(accepted >= 60 && accepted <= 64);
     assert_true(pump(pred_acks, ak, RC_BUS_CMD_TIMEOUT + 3));
     assert_int_equal(ak->denied, 1); /* answered, never silently lost */
     assert_true(pump(pred_down, a, 1));

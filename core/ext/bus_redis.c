@@ -709,7 +709,7 @@ static void deliver_on_worker(void *arg)
         h->epoch_changed(h->base.ctx, d->name, d->name_len, d->data);
     else
         h->deliver_user(h->base.ctx, d->name, d->name_len, d->m.data, d->m.len,
-                        (d->m.flags & BUS_PUB_BINARY) != 0);
+                        (d->m.flags & ROOM_PUB_BINARY) != 0);
     rc_free(d->data);
     rc_free(d);
 }
@@ -1071,7 +1071,7 @@ static void on_direct_message(struct bus_redis *b, const char *user, size_t ulen
         return;
     atomic_fetch_add(&b->st.directs_in, 1);
     struct bdel *x = bdel_new(b, 2, user, ulen, d, dl);
-    x->m.flags = bin ? BUS_PUB_BINARY : 0;
+    x->m.flags = bin ? ROOM_PUB_BINARY : 0;
     int w = (int)(strmap_hash(user, ulen) % (uint64_t)b->base.host.base.nworkers);
     b->base.host.base.post(b->base.host.base.ctx, w, deliver_on_worker, x);
 }
@@ -1669,7 +1669,7 @@ static int rb_publish(struct bus *bb, int worker, const struct bus_publish *p, b
     q->ts_ms = now_ms();
     size_t n = p->len;
     q->mode = 'r';
-    if (p->flags & BUS_PUB_STAMP) {
+    if (p->flags & ROOM_PUB_STAMP) {
         int empty = 0;
         long cut = splice_point(p->data, p->len, &empty);
         if (cut >= 0) {

@@ -45,11 +45,6 @@
 #include "bus.h"
 #include "store.h"
 
-/* The same bits as ROOM_PUB_BINARY / ROOM_PUB_STAMP in room.h (ext does not
- * include app headers). */
-#define BUS_PUB_BINARY 0x1u
-#define BUS_PUB_STAMP 0x2u
-
 #define RC_BUS_MAX_INFLIGHT 65536             /* queued + in-flight requests per node */
 #define RC_BUS_MAX_INFLIGHT_BYTES (64L << 20) /* and their payload bytes */
 #define RC_BUS_CMD_TIMEOUT 3.0                /* seconds before a silent Redis counts as down */

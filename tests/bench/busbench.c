@@ -348,7 +348,7 @@ int main(int argc, char **argv)
                                 .room_len = 5,
                                 .data = payload,
                                 .len = (size_t)size,
-                                .flags = BUS_PUB_STAMP};
+                                .flags = ROOM_PUB_STAMP};
         struct node *src = &nodes[i % n];
         if (src->bus->ops->publish(src->bus, 0, &p, on_ack, a) != 0) {
             atomic_fetch_sub(&inflight, 1);

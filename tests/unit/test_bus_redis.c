@@ -466,7 +466,7 @@ static void test_order_two_nodes(void **state)
                                 .room_len = 1,
                                 .data = msg,
                                 .len = (size_t)len,
-                                .flags = BUS_PUB_STAMP,
+                                .flags = ROOM_PUB_STAMP,
                                 .exclude = (uint64_t)i + 1};
         assert_int_equal(src->bus->ops->publish(src->bus, 1, &p, on_ack, ak), 0);
     }
@@ -502,7 +502,7 @@ static void test_order_two_nodes(void **state)
     assert_int_equal(cmdstat("incr"), N);
     /* "{}" is stamped into an empty object; binary goes as is */
     struct bus_publish pe = {
-        .room = "r", .room_len = 1, .data = " {} ", .len = 4, .flags = BUS_PUB_STAMP};
+        .room = "r", .room_len = 1, .data = " {} ", .len = 4, .flags = ROOM_PUB_STAMP};
     assert_int_equal(a->bus->ops->publish(a->bus, 0, &pe, NULL, NULL), 0);
     struct want w1 = {b, b->n + 1};
     assert_true(pump(pred_count, &w1, 5));

@@ -1192,6 +1192,12 @@ static const char *pair_check(const struct rc_config *c, char *msg, size_t cap)
             return "cluster.redis";
         }
     }
+    if (c->cluster_redis && (c->store == RC_STORE_SQLITE || c->history_store == RC_STORE_SQLITE)) {
+        snprintf(msg, cap,
+                 "'cluster.redis': in a cluster the history is the rooms' Redis streams; "
+                 "leave 'history.store' at memory");
+        return "cluster.redis";
+    }
     if (c->cluster_node_id && !busmsg_valid_node(c->cluster_node_id, strlen(c->cluster_node_id))) {
         snprintf(msg, cap, "'cluster.node_id' must be 1..64 printable characters without spaces");
         return "cluster.node_id";

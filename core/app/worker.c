@@ -423,11 +423,14 @@ void server_join(struct server *s)
         mailbox_bind_thread(NULL);
         cur_worker = NULL;
     }
-    for (int i = 0; i < s->nworkers; i++)
-        worker_destroy(&s->workers[i]);
+    /* The bus before the mailboxes too: a cluster bus's thread posts to
+     * them until its destroy joins it (what it posts after the quiesce is
+     * dropped with the mailbox). */
     if (s->bus)
         s->bus->ops->destroy(s->bus);
     s->bus = NULL;
+    for (int i = 0; i < s->nworkers; i++)
+        worker_destroy(&s->workers[i]);
     rooms_destroy(&s->rooms);
     users_destroy(&s->users);
     /* What the teardown above recycled on this (the main) thread. */

@@ -1347,7 +1347,10 @@ static void on_direct_reply(redisAsyncContext *ac, void *reply, void *pd)
         return;
     }
     redisReply *r = reply;
-    finish(b, q, r->type == REDIS_REPLY_INTEGER ? 0 : RC_E_DENIED, 1);
+    /* the ack's count: the nodes subscribed to the user's channel (0: the
+     * user is connected nowhere) */
+    finish(b, q, r->type == REDIS_REPLY_INTEGER ? 0 : RC_E_DENIED,
+           r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (uint64_t)r->integer : 0);
 }
 
 static void on_pget_reply(redisAsyncContext *ac, void *reply, void *pd)

@@ -123,8 +123,9 @@ static void stats_line(void *ud, const char *key, double value)
         size_t n = strlen(id);
         n = n >= 2 ? n - 2 : 0; /* the id without its closing "} */
         sb_printf(&x->nodes, "%s\"", x->nodes.len ? "," : "");
-        for (size_t i = 0; i < n; i++) /* ids are printable ASCII: escape " and \ */
-            sb_printf(&x->nodes, "%s%c", id[i] == '"' || id[i] == '\\' ? "\\" : "", id[i]);
+        /* printable ASCII with the label's escapes (\" and \\), which are
+         * JSON's too */
+        sb_printf(&x->nodes, "%.*s", (int)n, id);
         sb_printf(&x->nodes, "\"");
         return;
     }

@@ -1834,8 +1834,16 @@ static void rb_stats(struct bus *bb, void (*line)(void *ud, const char *key, dou
     pthread_mutex_lock(&b->nodes_lock);
     for (const char *p = b->nodes; p && *p;) {
         const char *e = strchr(p, '\n');
-        char key[BUSMSG_NODE_MAX + 24];
-        snprintf(key, sizeof(key), "bus_node{id=\"%.*s\"}", (int)(e - p), p);
+        /* a label value: " and \ escaped (Prometheus text format); /stats
+         * undoes it */
+        char key[2 * BUSMSG_NODE_MAX + 24];
+        size_t k = (size_t)snprintf(key, sizeof(key), "bus_node{id=\"");
+        for (const char *q = p; q < e && k + 5 < sizeof(key); q++) {
+            if (*q == '"' || *q == '\\')
+                key[k++] = '\\';
+            key[k++] = *q;
+        }
+        snprintf(key + k, sizeof(key) - k, "\"}");
         line(ud, key, 1);
         p = e + 1;
     }

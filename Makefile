@@ -14,7 +14,7 @@ DEB_BUILD  ?= build-deb
 CMAKE_ARGS ?=
 CTEST      = ctest --output-on-failure --no-tests=error -j$(JOBS)
 
-.PHONY: all build deps run install deb test-package test test-fast test-asan test-tsan test-fuzz bench-deps bench bench-quick bench-deflate format clean
+.PHONY: all build deps run install deb test-package test test-fast test-asan test-tsan test-fuzz bench-deps bench bench-quick bench-deflate bench-cluster format clean
 
 all: build
 
@@ -101,6 +101,10 @@ bench-quick: bench-deps
 bench-deflate: bench-deps
 	@$(MAKE) --no-print-directory build
 	@RC_BENCH_DEPS_DONE=1 bash tests/bench/run.sh deflate
+
+# The cluster bus against a redis-server, 1..NODES nodes (tests/bench/cluster.sh).
+bench-cluster: build
+	@bash tests/bench/cluster.sh $(or $(NODES),2) $(or $(MESSAGES),20000)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -5,6 +5,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang clang-format libfuzzer-14-dev libclang-rt-14-dev
   libev-dev libluajit-5.1-dev luajit libssl-dev openssl lua-cjson libsqlite3-dev zlib1g-dev
+  libhiredis-dev redis-server
   libcmocka-dev lua-busted
   python3 python3-websockets python3-prometheus-client python3-jwt python3-cryptography
   valgrind

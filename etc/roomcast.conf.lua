@@ -50,6 +50,12 @@ return {
     store_errors = "deliver",   -- a failing store (disk full): "deliver" live anyway and
                                 -- report degraded | "refuse" publishes with `unavailable`
     bus = "local",              -- how publishes reach the workers: "local" (mailboxes)
+    cluster = {                 -- several nodes through Redis (README: Running a cluster)
+        redis = nil,            -- "redis://127.0.0.1:6379/0" selects the Redis bus; nil = alone
+        password_env = "ROOMCAST_REDIS_PASSWORD", -- env variable with the Redis password
+        node_id = nil,          -- nil = HOST:PORT-random
+        node_ttl = 10,          -- seconds before a dead node leaves presence
+    },
     script_config = {           -- handed to the script as JSON (roomcast.config)
         -- motd = "welcome",
     },

@@ -254,7 +254,8 @@ function handlers.broadcast(conn, msg, id)
         if err == "too_big" then
             return E.too_big, "the message is too big for this room"
         elseif err == "unavailable" then
-            return E.unavailable, "the room cannot take messages now (history store failing)"
+            return E.unavailable,
+                "the room cannot take messages now (history store or cluster bus unavailable)"
         end
         return E.internal, "publish failed: " .. tostring(err)
     end
@@ -271,7 +272,12 @@ function handlers.direct(conn, msg, id)
     if not content then return code, text end
     local payload = '{"type":"direct","from":' .. enc(util.sender(conn)) .. ',"content":' ..
         enc(content) .. '}'
-    local n = rc.send_to_user(to, payload)
+    -- one node: n connections reached; a cluster: n nodes the bus handed it
+    -- to ("delivered" = accepted by the bus, README: Running a cluster)
+    local n, err = rc.send_to_user(to, payload)
+    if not n and err == "unavailable" then
+        return E.unavailable, "direct messages are unavailable now (cluster bus down)"
+    end
     if not n or n == 0 then
         return E.not_found, "user '" .. to .. "' is not connected"
     end
@@ -321,8 +327,14 @@ function handlers.presence(conn, msg, id)
         return E.not_member, "join '" .. room_id .. "' to see who is there"
     end
     local room = rc.room(room_id)
+    -- one node: this room's members; a cluster: every node's (the handler
+    -- waits for the bus)
+    local users, err = room:presence()
+    if not users then
+        return E.unavailable, "presence is unavailable now: " .. tostring(err)
+    end
     reply(conn, id, { type = "presence", room_id = room_id,
-        users = util.array(room:presence() or {}), count = room:count() })
+        users = util.array(users), count = room:count() })
 end
 
 -- --------------------------------------------------------------------- hooks

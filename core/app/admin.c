@@ -100,6 +100,41 @@ static uint64_t sum_slot(const struct server *srv, size_t off)
     return s;
 }
 
+/* One line of the bus's own figures (bus.h stats): "roomcast_KEY VALUE"; a
+ * key may carry labels (bus_node{id="..."}). */
+static void metric_line(void *ud, const char *key, double value)
+{
+    sb_printf(ud, "roomcast_%s %.17g\n", key, value);
+}
+
+/* The same into /stats's "bus" object; labelled keys become the "nodes" list. */
+struct stats_bus {
+    struct sbuf *b;
+    int first;
+    struct sbuf nodes;
+};
+
+static void stats_line(void *ud, const char *key, double value)
+{
+    struct stats_bus *x = ud;
+    static const char node[] = "bus_node{id=\"";
+    if (strncmp(key, node, sizeof(node) - 1) == 0) {
+        const char *id = key + sizeof(node) - 1;
+        size_t n = strlen(id);
+        n = n >= 2 ? n - 2 : 0; /* the id without its closing "} */
+        sb_printf(&x->nodes, "%s\"", x->nodes.len ? "," : "");
+        /* printable ASCII with the label's escapes (\" and \\), which are
+         * JSON's too */
+        sb_printf(&x->nodes, "%.*s", (int)n, id);
+        sb_printf(&x->nodes, "\"");
+        return;
+    }
+    if (strncmp(key, "bus_", 4) == 0)
+        key += 4;
+    sb_printf(x->b, "%s\"%s\":%.17g", x->first ? "" : ",", key, value);
+    x->first = 0;
+}
+
 char *admin_render_metrics(const struct server *srv)
 {
     struct sbuf b = {0};
@@ -212,6 +247,8 @@ char *admin_render_metrics(const struct server *srv)
     family(&b, "config_reload_failures_total", "counter", "SIGHUP config reloads refused");
     sb_printf(&b, "roomcast_config_reload_failures_total %llu\n",
               (unsigned long long)adm.config_reload_failures);
+    if (srv->bus && srv->bus->ops->stats)
+        srv->bus->ops->stats(srv->bus, metric_line, &b);
     family(&b, "workers", "gauge", "Worker threads");
     sb_printf(&b, "roomcast_workers %d\n", srv->nworkers);
     family(&b, "draining", "gauge", "1 while the server drains after SIGTERM");
@@ -363,8 +400,22 @@ char *admin_render_stats(const struct server *srv)
               (unsigned long long)sum_slot(srv, offsetof(struct worker_stats, conns_open)),
               last ? last->in_rate : 0.0, last ? last->out_rate : 0.0);
     render_top_rooms(&b, (struct server *)srv);
-    sb_printf(&b, ",\"admin\":{\"clients\":%d,\"evicted\":%llu},\"per_worker\":[",
-              admin_clients_in_use(), (unsigned long long)adm.evicted);
+    sb_printf(&b, ",\"admin\":{\"clients\":%d,\"evicted\":%llu},", admin_clients_in_use(),
+              (unsigned long long)adm.evicted);
+    if (srv->bus) {
+        char why[32] = "";
+        int down = srv->bus->ops->health ? srv->bus->ops->health(srv->bus, why, sizeof(why)) : 0;
+        sb_printf(&b, "\"bus\":{\"kind\":\"%s\",\"state\":\"%s\"", srv->bus->ops->name,
+                  down ? why : "up");
+        if (srv->bus->ops->stats) {
+            struct stats_bus x = {.b = &b, .first = 0};
+            srv->bus->ops->stats(srv->bus, stats_line, &x);
+            sb_printf(&b, ",\"nodes\":[%s]", x.nodes.p ? x.nodes.p : "");
+            rc_free(x.nodes.p);
+        }
+        sb_printf(&b, "},");
+    }
+    sb_printf(&b, "\"per_worker\":[");
     for (int i = 0; i < srv->nworkers; i++) {
         sb_printf(&b, "%s{\"id\":%d,\"generation\":%llu,", i ? "," : "", i,
                   (unsigned long long)worker_generation(&srv->workers[i]));
@@ -548,10 +599,16 @@ static void route(struct admin_client *ac, const struct http_request *req)
         int degraded = st && st->ops->health(st, why, sizeof(why)) != 0;
         unsigned long long active =
             (unsigned long long)sum_slot(adm.srv, offsetof(struct worker_stats, conns_open));
+        char bwhy[32] = "";
+        struct bus *bus = adm.srv->bus;
         if (adm.draining) {
             struct sbuf db = {0};
             sb_printf(&db, "{\"status\":\"draining\",\"active_connections\":%llu}\n", active);
             respond(ac, 503, "application/json", NULL, db.p);
+        } else if (bus && bus->ops->health && bus->ops->health(bus, bwhy, sizeof(bwhy)) != 0) {
+            /* the cluster bus is not up: publishes are refused (unavailable) */
+            respond(ac, 503, "application/json", NULL,
+                    text("{\"status\":\"degraded\",\"bus\":\"down\"}\n"));
         } else if (degraded) {
             /* Live delivery goes on (store_errors = "deliver": 200) unless
              * publishes are refused (store_errors = "refuse": 503). */

@@ -11,8 +11,10 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "busmsg.h"
 #include "err.h"
 #include "log.h"
+#include "redisurl.h"
 
 #define JSON_MAX_DEPTH 32
 
@@ -1181,6 +1183,24 @@ static const char *pair_check(const struct rc_config *c, char *msg, size_t cap)
             snprintf(msg, cap, "'tls_port' must differ from 'port' (%d)", c->port);
             return "tls_port";
         }
+    }
+    if (c->cluster_redis) {
+        struct redis_url u;
+        char why[96];
+        if (redis_url_parse(c->cluster_redis, &u, why, sizeof(why)) < 0) {
+            snprintf(msg, cap, "'cluster.redis': %s", why);
+            return "cluster.redis";
+        }
+    }
+    if (c->cluster_redis && c->history_store == RC_STORE_SQLITE) {
+        snprintf(msg, cap,
+                 "'cluster.redis': in a cluster the history is the rooms' Redis streams; "
+                 "leave 'history.store' at memory");
+        return "cluster.redis";
+    }
+    if (c->cluster_node_id && !busmsg_valid_node(c->cluster_node_id, strlen(c->cluster_node_id))) {
+        snprintf(msg, cap, "'cluster.node_id' must be 1..64 printable characters without spaces");
+        return "cluster.node_id";
     }
     return NULL;
 }

@@ -111,7 +111,12 @@
     XX("history.max_age", SECS, history_max_age, 7 * 86400, 0, 0, BOOT, 0, NULL, "SECS", "older messages are deleted in the background; 0 = never") \
     XX("history.flush_ms", INT, history_flush_ms, 10, 1, 10000, BOOT, 0, NULL, "MS", "SQLite commit period (a crash loses at most this much)") \
     XX("store_errors", ENUM_storeerr, store_errors, RC_STORE_ERRORS_DELIVER, 0, 0, BOOT, 0, NULL, "P", "a failing history store: deliver (live anyway, degraded) | refuse (publishes: unavailable)") \
-    XX("bus", ENUM_bus, bus, RC_BUS_LOCAL, 0, 0, BOOT, 0, NULL, "KIND", "how publishes reach the workers: local (mailboxes)") \
+    XX("bus", ENUM_bus, bus, RC_BUS_LOCAL, 0, 0, BOOT, 0, NULL, "KIND", "how publishes reach the workers: local (mailboxes); cluster.redis selects the Redis bus") \
+    /* cluster (README "Running a cluster"): setting cluster.redis selects the Redis bus and store */ \
+    XX("cluster.redis", OPTSTR, cluster_redis, NULL, 0, 0, BOOT, 0, "redis", "URL", "the cluster's Redis (redis://[user:pass@]host[:port][/db]); none = this node alone") \
+    XX("cluster.password_env", STR, cluster_password_env, "ROOMCAST_REDIS_PASSWORD", 0, 0, BOOT, 0, NULL, "VAR", "environment variable holding the Redis password") \
+    XX("cluster.node_id", OPTSTR, cluster_node_id, NULL, 0, 0, BOOT, 0, NULL, "ID", "this node's name in the cluster; none = HOST:PORT-random") \
+    XX("cluster.node_ttl", SECS, cluster_node_ttl, 10, 1, 0, BOOT, 0, NULL, "SECS", "a node silent this long leaves the cluster's presence") \
     XX("script_config", JSON, script_config_json, NULL, 0, 0, BOOT, 0, "", "", "table handed to the script as JSON (roomcast.config)") \
     XX("plugins", CUSTOM, plugins, NULL, 0, 0, BOOT, 0, "plugin", "NAME=PATH[=JSON]", "enable a Lua plugin (config as JSON); repeatable") \
     XX("routes", CUSTOM, routes, NULL, 0, 0, BOOT, 0, "", "", "rooms matching a pattern go to another script") \

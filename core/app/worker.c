@@ -5,11 +5,13 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "bus_local.h"
+#include "bus_redis.h"
 #include "closecode.h"
 #include "err.h"
 #include "guard.h"
@@ -214,9 +216,43 @@ static void worker_destroy(struct worker *w)
 }
 
 /* The store and the bus the config names (today: "memory", "local"). */
+/* Cluster mode (cluster.redis set): the Redis bus, and its streams as the
+ * history store (bus_redis.h). The default node id carries the BOUND port,
+ * so -p 0 gives a real one. */
+static int make_cluster_bus(struct server *s, const struct bus_host *h)
+{
+    const struct rc_config *c = s->cfg;
+    char node[80];
+    if (c->cluster_node_id)
+        snprintf(node, sizeof(node), "%s", c->cluster_node_id);
+    else
+        bus_redis_default_node_id(node, sizeof(node), s->port);
+    const char *pw = c->cluster_password_env && c->cluster_password_env[0]
+                         ? getenv(c->cluster_password_env)
+                         : NULL;
+    struct bus_redis_cfg bc = {
+        .url = c->cluster_redis,
+        .password = pw && pw[0] ? pw : NULL,
+        .node_id = node,
+        .node_ttl = c->cluster_node_ttl,
+        .keep = c->history_size > UINT32_MAX ? UINT32_MAX : (uint32_t)c->history_size,
+    };
+    char why[160];
+    s->bus = bus_redis_new(&bc, h, why, sizeof(why));
+    if (s->bus == NULL) {
+        rc_error("cluster: %s", why);
+        return RC_E_INVAL;
+    }
+    s->store = store_redis_new(s->bus, &h->base);
+    rc_info("cluster: node %s (Redis bus, connecting in the background)", node);
+    return 0;
+}
+
 static int make_store_bus(struct server *s)
 {
     struct bus_host h = host_bus(&s->host);
+    if (s->cfg->cluster_redis)
+        return make_cluster_bus(s, &h);
     switch (s->cfg->history_store) {
     case RC_STORE_MEMORY:
         s->store = store_mem_new(&h.base, s->cfg->history_size);
@@ -391,11 +427,14 @@ void server_join(struct server *s)
         mailbox_bind_thread(NULL);
         cur_worker = NULL;
     }
-    for (int i = 0; i < s->nworkers; i++)
-        worker_destroy(&s->workers[i]);
+    /* The bus before the mailboxes too: a cluster bus's thread posts to
+     * them until its destroy joins it (what it posts after the quiesce is
+     * dropped with the mailbox). */
     if (s->bus)
         s->bus->ops->destroy(s->bus);
     s->bus = NULL;
+    for (int i = 0; i < s->nworkers; i++)
+        worker_destroy(&s->workers[i]);
     rooms_destroy(&s->rooms);
     users_destroy(&s->users);
     /* What the teardown above recycled on this (the main) thread. */

@@ -387,6 +387,85 @@ RC_FFI_EXPORT long rc_ffi_room_presence(const char *room, size_t len, char *buf,
     return bw.used > cap ? RC_E_LIMIT : bw.count;
 }
 
+/* Cluster-wide presence (a bus with a presence op, e.g. the Redis bus):
+ * the users arrive one by one on this worker, then done completes the
+ * waiting handler with them as an array. */
+struct presence_wait {
+    uint64_t ticket;
+    char *buf; /* users, each followed by NUL */
+    size_t len, cap;
+    long n;
+    int status;
+};
+
+static void presence_each(void *ud, const char *user, size_t ulen)
+{
+    struct presence_wait *pw = ud;
+    if (pw->len + ulen + 1 > pw->cap) {
+        size_t cap = pw->cap ? pw->cap * 2 : 256;
+        while (cap < pw->len + ulen + 1)
+            cap *= 2;
+        pw->buf = rc_xrealloc(pw->buf, cap);
+        pw->cap = cap;
+    }
+    memcpy(pw->buf + pw->len, user, ulen);
+    pw->buf[pw->len + ulen] = '\0';
+    pw->len += ulen + 1;
+    pw->n++;
+}
+
+static int push_presence(lua_State *co, void *ud)
+{
+    const struct presence_wait *pw = ud;
+    if (pw->status != 0) {
+        lua_pushnil(co);
+        lua_pushstring(co, pw->status == RC_E_DENIED ? "unavailable" : rc_err_name(pw->status));
+        return 2;
+    }
+    lua_createtable(co, (int)pw->n, 0);
+    size_t off = 0;
+    for (long i = 1; off < pw->len; i++) {
+        size_t l = strlen(pw->buf + off);
+        lua_pushlstring(co, pw->buf + off, l);
+        lua_rawseti(co, -2, (int)i);
+        off += l + 1;
+    }
+    return 1;
+}
+
+static void presence_done(void *ud, int status, long count)
+{
+    struct presence_wait *pw = ud;
+    struct worker *w = worker_current();
+    pw->status = status;
+    if (w != NULL && async_ops != NULL)
+        async_ops->complete(w, pw->ticket, push_presence, pw);
+    rc_free(pw->buf);
+    rc_free(pw);
+}
+
+RC_FFI_EXPORT double rc_ffi_room_presence_wait(const char *room, size_t len)
+{
+    struct worker *w = worker_current();
+    if (w == NULL || w->srv->bus == NULL || w->srv->bus->ops->presence == NULL)
+        return RC_E_NOT_FOUND; /* no cluster presence: the local answer */
+    if (len == 0 || len > ROOM_NAME_MAX)
+        return RC_E_INVAL;
+    uint64_t t = lcall_wait_ticket(lapi_wait_ms());
+    if (t == 0)
+        return 0;
+    struct presence_wait *pw = rc_xcalloc(1, sizeof(*pw));
+    pw->ticket = t;
+    struct bus *b = w->srv->bus;
+    int rc = b->ops->presence(b, w->id, room, len, presence_each, presence_done, pw);
+    if (rc < 0) {
+        rc_free(pw);
+        lcall_wait_cancel(t);
+        return rc;
+    }
+    return (double)t;
+}
+
 /* A store read's answer, pushed on the waiting handler's coroutine:
  *   co: ... -> ... msgs info     msgs = { {seq=, ts=, payload=, binary=true|nil}, ... }
  *                                info = { last_seq=, epoch= }
@@ -568,7 +647,53 @@ RC_FFI_EXPORT long rc_ffi_send_to_user(const char *user, size_t ulen, const char
     struct worker *w = worker_current();
     if (w == NULL)
         return 0;
+    struct bus *b = w->srv->bus;
+    if (b != NULL && b->ops->presence != NULL) {
+        /* a cluster bus, and a handler that cannot wait: handed to the bus
+         * (1: accepted), or RC_E_DENIED when the bus is down */
+        int rc = b->ops->send_to_user(b, w->id, user, ulen, data, dlen, binary, NULL, NULL);
+        return rc < 0 ? rc : 1;
+    }
     return users_send(&w->srv->users, w->id, user, ulen, data, dlen, binary);
+}
+
+static int push_count(lua_State *co, void *ud)
+{
+    const struct pub_answer *a = ud;
+    if (a->status == 0) {
+        lua_pushnumber(co, (lua_Number)a->seq);
+        return 1;
+    }
+    lua_pushnil(co);
+    lua_pushstring(co, a->status == RC_E_DENIED ? "unavailable" : rc_err_name(a->status));
+    return 2;
+}
+
+static void on_user_ack(void *ud, int status, uint64_t n)
+{
+    struct worker *w = worker_current();
+    struct pub_answer a = {.status = status, .seq = n};
+    if (w != NULL && async_ops != NULL)
+        async_ops->complete(w, (uint64_t)(uintptr_t)ud, push_count, &a);
+}
+
+RC_FFI_EXPORT double rc_ffi_send_to_user_wait(const char *user, size_t ulen, const char *data,
+                                              size_t dlen, int binary)
+{
+    struct worker *w = worker_current();
+    if (w == NULL || w->srv->bus == NULL || w->srv->bus->ops->presence == NULL)
+        return RC_E_NOT_FOUND; /* one node: the synchronous count */
+    uint64_t t = lcall_wait_ticket(lapi_wait_ms());
+    if (t == 0)
+        return 0;
+    struct bus *b = w->srv->bus;
+    int rc = b->ops->send_to_user(b, w->id, user, ulen, data, dlen, binary, on_user_ack,
+                                  (void *)(uintptr_t)t);
+    if (rc < 0) {
+        lcall_wait_cancel(t);
+        return rc;
+    }
+    return (double)t;
 }
 
 RC_FFI_EXPORT void rc_ffi_log(int level, const char *msg, size_t len)
@@ -671,12 +796,14 @@ RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
     XX(rc_ffi_room_count)                                                                          \
     XX(rc_ffi_room_members)                                                                        \
     XX(rc_ffi_room_presence)                                                                       \
+    XX(rc_ffi_room_presence_wait)                                                                  \
     XX(rc_ffi_room_read)                                                                           \
     XX(rc_ffi_room_set_policy)                                                                     \
     XX(rc_ffi_room_get)                                                                            \
     XX(rc_ffi_room_set)                                                                            \
     XX(rc_ffi_free)                                                                                \
     XX(rc_ffi_send_to_user)                                                                        \
+    XX(rc_ffi_send_to_user_wait)                                                                   \
     XX(rc_ffi_log)                                                                                 \
     XX(rc_ffi_now)                                                                                 \
     XX(rc_ffi_jwt_name)                                                                            \

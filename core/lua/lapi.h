@@ -75,6 +75,11 @@ long rc_ffi_room_members(const char *room, size_t len, uint64_t *ids, size_t cap
 /* Distinct user ids, each followed by NUL, into buf; *used = bytes needed.
  * Returns the count or RC_E_LIMIT when cap < *used. */
 long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, size_t *used);
+/* room:presence in cluster mode (the bus has a presence op): asks the bus
+ * for the cluster's users of the room; the ticket's answer is an array of
+ * user ids, or (nil, "unavailable"). RC_E_NOT_FOUND: no cluster presence
+ * (use rc_ffi_room_presence); 0: the handler cannot wait. */
+double rc_ffi_room_presence_wait(const char *room, size_t len);
 /* room:publish(payload, {wait = true}): publishes and returns the ticket
  * whose answer is the seq the room gave it, or (nil, "unavailable") when the
  * store or bus refused it. 0: the handler cannot wait; RC_E_INVAL,
@@ -109,6 +114,13 @@ void rc_ffi_free(void *p);
 /* -- misc ----------------------------------------------------------------- */
 /* Frames queued for every connection of user (any worker); >= 0 or a code. */
 long rc_ffi_send_to_user(const char *user, size_t ulen, const char *data, size_t dlen, int binary);
+/* rc.send_to_user in cluster mode: hands the message to the bus; the
+ * ticket's answer is how many nodes the bus gave it to ("delivered" means
+ * accepted by the bus: 0 when no node has the user), or (nil,
+ * "unavailable"). RC_E_NOT_FOUND: one node (use rc_ffi_send_to_user); 0: the
+ * handler cannot wait; RC_E_DENIED: the bus is down. */
+double rc_ffi_send_to_user_wait(const char *user, size_t ulen, const char *data, size_t dlen,
+                                int binary);
 /* level: enum rc_log_level. */
 void rc_ffi_log(int level, const char *msg, size_t len);
 /* Milliseconds since the epoch (the worker loop's cached time). */

@@ -26,6 +26,7 @@ int rc_ffi_publish(const char *room, size_t len, const char *data, size_t dlen, 
 long rc_ffi_room_count(const char *room, size_t len);
 long rc_ffi_room_members(const char *room, size_t len, uint64_t *ids, size_t cap);
 long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, size_t *used);
+double rc_ffi_room_presence_wait(const char *room, size_t len);
 double rc_ffi_publish_wait(const char *room, size_t len, const char *data, size_t dlen,
                            unsigned flags, uint64_t exclude);
 double rc_ffi_room_read(const char *room, size_t len, double since, double before, double limit,
@@ -37,6 +38,8 @@ int rc_ffi_room_set(const char *room, size_t len, const char *key, size_t klen, 
                     size_t vlen);
 void rc_ffi_free(void *p);
 long rc_ffi_send_to_user(const char *user, size_t ulen, const char *data, size_t dlen, int binary);
+double rc_ffi_send_to_user_wait(const char *user, size_t ulen, const char *data, size_t dlen,
+                                int binary);
 void rc_ffi_log(int level, const char *msg, size_t len);
 double rc_ffi_now(void);
 struct jwt_keyset;
@@ -65,9 +68,10 @@ local M = {
         "rc_ffi_conn_rooms", "rc_ffi_set_user", "rc_ffi_get_user", "rc_ffi_peer",
         "rc_ffi_conn_get", "rc_ffi_conn_set", "rc_ffi_publish", "rc_ffi_publish_wait",
         "rc_ffi_room_count",
-        "rc_ffi_room_members", "rc_ffi_room_presence", "rc_ffi_room_read",
+        "rc_ffi_room_members", "rc_ffi_room_presence", "rc_ffi_room_presence_wait",
+        "rc_ffi_room_read",
         "rc_ffi_room_set_policy", "rc_ffi_room_get", "rc_ffi_room_set", "rc_ffi_free",
-        "rc_ffi_send_to_user", "rc_ffi_log", "rc_ffi_now", "rc_ffi_jwt_name",
+        "rc_ffi_send_to_user", "rc_ffi_send_to_user_wait", "rc_ffi_log", "rc_ffi_now", "rc_ffi_jwt_name",
         "rc_ffi_jwt_keyset_new", "rc_ffi_jwt_keyset_free", "rc_ffi_jwt_add_secret",
         "rc_ffi_jwt_add_pem", "rc_ffi_jwt_add_jwk", "rc_ffi_jwt_header", "rc_ffi_jwt_verify",
         "rc_ffi_jwt_refused", "rc_ffi_sleep",

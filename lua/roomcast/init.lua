@@ -347,10 +347,12 @@ function room_methods:publish(payload, opts)
     if wait then
         -- waits for the room's answer: seq | nil, "unavailable" (store_errors = "refuse")
         local t = C.rc_ffi_publish_wait(name, #name, payload, #payload, flags, exclude)
+        if t == E.DENIED then return nil, "unavailable" end -- the cluster bus is down
         if t < 0 then return nil, err_of(t) end
         return await(t)
     end
     local r = C.rc_ffi_publish(name, #name, payload, #payload, flags, exclude, out_u64)
+    if r == E.DENIED then return nil, "unavailable" end -- the cluster bus is down
     if r ~= 0 then return nil, err_of(r) end
     return tonumber(out_u64[0])
 end
@@ -377,6 +379,14 @@ function room_methods:members()
 end
 
 function room_methods:presence()
+    -- a cluster bus answers for every node (the handler waits); one node:
+    -- the room's membership here
+    local t = C.rc_ffi_room_presence_wait(self.name, #self.name)
+    if t ~= E.NOT_FOUND then
+        if t == E.DENIED then return nil, "unavailable" end
+        if t < 0 then return nil, err_of(t) end
+        return await(t)
+    end
     local n, buf = with_buffer(function(name, len, b, cap, used)
         return C.rc_ffi_room_presence(name, len, b, cap, used)
     end, self.name, #self.name)
@@ -520,7 +530,16 @@ end
 function rc.send_to_user(user, payload, is_binary)
     check_string(user, "send_to_user", 1)
     check_string(payload, "send_to_user", 2)
-    local n = C.rc_ffi_send_to_user(user, #user, payload, #payload, is_binary and 1 or 0)
+    local bin = is_binary and 1 or 0
+    -- cluster: the bus's answer (nodes it reached); the handler waits
+    local t = C.rc_ffi_send_to_user_wait(user, #user, payload, #payload, bin)
+    if t ~= E.NOT_FOUND then
+        if t == E.DENIED then return nil, "unavailable" end
+        if t > 0 then return await(t) end
+        if t < 0 then return nil, err_of(t) end
+    end
+    local n = C.rc_ffi_send_to_user(user, #user, payload, #payload, bin)
+    if n == E.DENIED then return nil, "unavailable" end
     return n < 0 and 0 or tonumber(n)
 end
 

@@ -207,6 +207,16 @@ static void expect_file_error(const char *text, const char *want1, const char *w
 static void file_errors_name_the_option_and_line(void **state)
 {
     (void)state;
+    /* cluster: -t checks the Redis URL's syntax and the node id */
+    expect_file_error("return {\n  cluster = {\n    redis = 'http://x',\n  },\n}\n",
+                      "'cluster.redis'", "must start with redis://");
+    expect_file_error("return {\n  cluster = { redis = 'redis://h:0' },\n}\n", "'cluster.redis'",
+                      NULL);
+    expect_file_error("return {\n  cluster = { redis = 'redis://h', node_id = 'a b' },\n}\n",
+                      "'cluster.node_id'", NULL);
+    expect_file_error("return {\n  cluster = { redis = 'redis://h' },\n  history = { store = "
+                      "'sqlite' },\n}\n",
+                      "'cluster.redis'", "history.store");
     expect_file_error("return {\n  port = 70000,\n}\n", ":2: 'port' = 70000 is out of range", NULL);
     expect_file_error("return {\n\n  slow_consumer = 'fast',\n}\n",
                       ":3: 'slow_consumer' must be one of drop|close|latest", NULL);

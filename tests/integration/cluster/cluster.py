@@ -1,0 +1,384 @@
+"""cluster - three roomcast nodes (2 workers each, node_ttl 2 s) and a
+redis-server the test starts on a free port in a temp dir (--save ""
+--appendonly no), with python3-websockets clients spread over the nodes:
+
+  order     4 publishers on different nodes at once: every member on every
+            node sees the same sequence, gap-free;
+  direct    a direct message between users on different nodes;
+  presence  room presence lists the users of every node; a fourth node
+            killed with kill -9 leaves it within node_ttl;
+  move      a client leaves one node and joins another with `since`: it
+            gets what it missed, gap-free (the stream is the history);
+  sighup    SIGHUP on one node while publishers flow: one gap-free sequence;
+  outage    redis-server killed for 2 s under traffic and restarted (empty:
+            a new epoch): no client is disconnected, publishes during the
+            outage are answered `unavailable`, /health is 503
+            {"status":"degraded","bus":"down"} then 200, afterwards every
+            member sees one gap-free sequence on every node;
+  sigterm   SIGTERM of one node: its clients get 1001, the others keep
+            being served.
+
+Registered once in cmake/tests.cmake (integration/cluster): it runs its own
+nodes with 2 workers each, so RC_WORKERS does not apply.
+"""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import websockets
+
+BIN = os.environ.get("ROOMCAST_BIN") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "build", "roomcast")
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "scripts",
+                      "chat.lua")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Redis:
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="rc-cluster-")
+        self.port = free_port()
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError("redis-server did not start")
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+NODE_TTL = 2
+
+
+class Node:
+    def __init__(self, redis):
+        self.port = free_port()
+        self.admin = free_port()
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [BIN, "-b", "127.0.0.1", "-p", str(self.port), "-w", "2", "--admin",
+             "127.0.0.1:%d" % self.admin, "-s", SCRIPT, "--redis",
+             "redis://127.0.0.1:%d/0" % redis.port, "--cluster-node-ttl", str(NODE_TTL)],
+            stdout=self.log, stderr=self.log)
+
+    def get(self, path):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.admin, path), timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def url(self):
+        return "ws://127.0.0.1:%d/ws" % self.port
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+    def stop(self):
+        if self.log.closed:
+            return self.proc.returncode
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(15)
+        self.log.seek(0)
+        text = self.log.read().decode("utf-8", "replace")
+        for marker in ("Sanitizer", "runtime error:"):
+            if marker in text:
+                raise AssertionError("sanitizer report in node log:\n" + text[-2000:])
+        return self.proc.returncode
+
+
+async def connect(node, user, room):
+    for _ in range(100):
+        try:
+            ws = await websockets.connect(node.url())
+            break
+        except OSError:
+            await asyncio.sleep(0.05)
+    await ws.send(json.dumps({"type": "join", "room_id": room, "user_id": user}))
+    m = json.loads(await ws.recv())
+    assert m["type"] == "joined", m
+    return ws
+
+
+async def collect(ws, until_quiet=1.5):
+    out = []
+    try:
+        while True:
+            out.append(json.loads(await asyncio.wait_for(ws.recv(), until_quiet)))
+    except asyncio.TimeoutError:
+        pass
+    return out
+
+
+def broadcasts(msgs):
+    return [(m["seq"], m["content"]) for m in msgs if m.get("type") == "broadcast"]
+
+
+def gap_free(seqs, what):
+    for a, b in zip(seqs, seqs[1:]):
+        assert b == a + 1, "%s: seq %d after %d" % (what, b, a)
+
+
+async def wait_synced(clients, room):
+    """Probe until a message reaches every member (every node subscribed)."""
+    for i in range(100):
+        await clients[0].send(json.dumps({"type": "broadcast", "room_id": room,
+                                          "content": "probe%d" % i}))
+        got = [await collect(c, 0.3) for c in clients]
+        if all(any(m.get("content") == "probe%d" % i for m in g) for g in got):
+            await asyncio.gather(*(collect(c, 0.3) for c in clients))
+            return
+    raise AssertionError("the room never reached every node")
+
+
+async def test_order(nodes):
+    room = "order"
+    members = [await connect(nodes[i % 3], "u%d" % i, room) for i in range(6)]
+    await wait_synced(members, room)
+    n = 50
+
+    async def publish(ws, tag):
+        for k in range(n):
+            await ws.send(json.dumps({"type": "broadcast", "room_id": room,
+                                      "content": "%s-%d" % (tag, k)}))
+
+    await asyncio.gather(*(publish(members[i], "p%d" % i) for i in range(4)))
+    got = await asyncio.gather(*(collect(m) for m in members))
+    seqs0 = broadcasts(got[0])
+    assert len(seqs0) == 4 * n, "member 0 got %d of %d" % (len(seqs0), 4 * n)
+    gap_free([s for s, _ in seqs0], "member 0")
+    for i, g in enumerate(got[1:], 1):
+        assert broadcasts(g) == seqs0, "member %d saw another sequence" % i
+    for m in members:
+        await m.close()
+    print("ok order: 6 members on 3 nodes, 4 publishers x %d, one gap-free sequence" % n)
+
+
+async def recv_type(ws, typ, tmo=5.0):
+    end = time.monotonic() + tmo
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), max(0.05, end - time.monotonic())))
+        if m.get("type") == typ:
+            return m
+
+
+async def test_direct(nodes):
+    a = await connect(nodes[0], "dm-a", "dm")
+    b = await connect(nodes[1], "dm-b", "dm")
+    await wait_synced([a, b], "dm")  # both nodes subscribed (users too)
+    await a.send(json.dumps({"type": "direct", "to": "dm-b", "content": "psst", "id": 1}))
+    ack = await recv_type(a, "ack")
+    assert ack.get("delivered") == 1, ack  # accepted by the bus, one node has dm-b
+    m = await recv_type(b, "direct")
+    assert m["from"] == "dm-a" and m["content"] == "psst", m
+    await a.send(json.dumps({"type": "direct", "to": "nobody", "content": "x", "id": 2}))
+    err = await recv_type(a, "error")
+    assert err["code"] == "not_found", err
+    await a.close()
+    await b.close()
+    print("ok direct: across nodes, ack delivered 1; an absent user: not_found")
+
+
+async def presence(ws, room):
+    await ws.send(json.dumps({"type": "presence", "room_id": room}))
+    m = await recv_type(ws, "presence")
+    return sorted(m["users"])
+
+
+async def test_presence(nodes, redis):
+    room = "pres"
+    extra = Node(redis)
+    members = [await connect(n, "pu%d" % i, room) for i, n in enumerate(nodes + [extra])]
+    await wait_synced(members, room)
+    want = ["pu0", "pu1", "pu2", "pu3"]
+    for _ in range(50):
+        got = [await presence(m, room) for m in members[:3]]
+        if all(g == want for g in got):
+            break
+        await asyncio.sleep(0.1)
+    assert all(g == want for g in got), got
+    extra.kill9()
+    t0 = time.monotonic()
+    while True:
+        got = await presence(members[0], room)
+        if got == want[:3]:
+            break
+        assert time.monotonic() - t0 < NODE_TTL + 2.5, "pu3 still present: %r" % got
+        await asyncio.sleep(0.2)
+    left = time.monotonic() - t0
+    assert await presence(members[1], room) == want[:3]
+    for m in members[:3]:
+        await m.close()
+    print("ok presence: 4 nodes' users on every node; kill -9 left it after %.1f s "
+          "(node_ttl %d)" % (left, NODE_TTL))
+
+
+async def test_move(nodes):
+    room = "move"
+    pub = await connect(nodes[0], "mv-pub", room)
+    mover = await connect(nodes[1], "mv", room)
+    await wait_synced([pub, mover], room)
+    for k in range(10):
+        await pub.send(json.dumps({"type": "broadcast", "room_id": room, "content": "a%d" % k}))
+    seen = broadcasts(await collect(mover, 1.0))
+    assert len(seen) == 10, seen
+    last = seen[-1][0]
+    await mover.close()
+    for k in range(15):
+        await pub.send(json.dumps({"type": "broadcast", "room_id": room, "content": "b%d" % k}))
+    await collect(pub, 0.5)
+    ws = await websockets.connect(nodes[2].url())
+    await ws.send(json.dumps({"type": "join", "room_id": room, "user_id": "mv", "since": last}))
+    msgs = await collect(ws, 1.5)
+    joined = [m for m in msgs if m.get("type") == "joined"]
+    assert joined and joined[0].get("recovered") is True, msgs
+    got = sorted(set(broadcasts(msgs)))
+    assert [c for _, c in got] == ["b%d" % k for k in range(15)], got
+    gap_free([last] + [s for s, _ in got], "the moved client")
+    await ws.close()
+    await pub.close()
+    print("ok move: node 1 -> node 2 with since=%d: 15 missed, gap-free" % last)
+
+
+async def test_sighup(nodes):
+    room = "hup"
+    members = [await connect(nodes[i % 3], "h%d" % i, room) for i in range(6)]
+    await wait_synced(members, room)
+    n = 40
+
+    async def publish(ws, tag):
+        for k in range(n):
+            await ws.send(json.dumps({"type": "broadcast", "room_id": room,
+                                      "content": "%s-%d" % (tag, k)}))
+            await asyncio.sleep(0.005)
+
+    async def hup():
+        await asyncio.sleep(0.05)
+        nodes[1].proc.send_signal(signal.SIGHUP)
+
+    await asyncio.gather(hup(), *(publish(members[i], "q%d" % i) for i in range(3)))
+    got = await asyncio.gather(*(collect(m) for m in members))
+    seqs0 = broadcasts(got[0])
+    assert len(seqs0) == 3 * n, "member 0 got %d of %d" % (len(seqs0), 3 * n)
+    gap_free([s for s, _ in seqs0], "sighup member 0")
+    for i, g in enumerate(got[1:], 1):
+        assert broadcasts(g) == seqs0, "member %d saw another sequence" % i
+    for m in members:
+        assert m.open
+        await m.close()
+    assert nodes[1].proc.poll() is None
+    print("ok sighup: node 1 reloaded under 3 x %d publishes, one gap-free sequence" % n)
+
+
+async def test_outage(nodes, redis):
+    room = "outage"
+    members = [await connect(nodes[i % 3], "o%d" % i, room) for i in range(3)]
+    await wait_synced(members, room)
+    redis.kill()
+    await asyncio.sleep(0.3)
+    await members[0].send(json.dumps({"type": "broadcast", "room_id": room, "content": "x"}))
+    during = await collect(members[0], 1.0)
+    errs = [m for m in during if m.get("type") == "error"]
+    assert errs and errs[0]["code"] == "unavailable", "during the outage: %r" % during
+    st, body = nodes[1].get("/health")
+    assert st == 503 and json.loads(body) == {"status": "degraded", "bus": "down"}, (st, body)
+    await asyncio.sleep(0.7)
+    redis.start()
+    await wait_synced(members, room)  # reconnected, resubscribed, a new epoch
+    for n in nodes:
+        st, body = n.get("/health")
+        assert st == 200, (st, body)
+    st, body = nodes[0].get("/stats")
+    bus = json.loads(body)["bus"]
+    assert bus["kind"] == "redis" and bus["state"] == "up" and bus["reconnects"] >= 1, bus
+    assert len(bus["nodes"]) == 3, bus
+    for k in range(20):
+        await members[k % 3].send(json.dumps({"type": "broadcast", "room_id": room,
+                                              "content": "after-%d" % k}))
+    got = await asyncio.gather(*(collect(m) for m in members))
+    seqs = broadcasts(got[0])
+    assert len(seqs) == 20, got[0]
+    gap_free([s for s, _ in seqs], "after the outage")
+    for g in got[1:]:
+        assert broadcasts(g) == seqs, "members disagree after the outage"
+    for m in members:
+        assert m.open, "a client was disconnected by the outage"
+        await m.close()
+    print("ok outage: clients stayed connected, errors during, gap-free after")
+
+
+async def test_sigterm(nodes):
+    room = "term"
+    members = [await connect(nodes[i % 3], "t%d" % i, room) for i in range(6)]
+    await wait_synced(members, room)
+    nodes[2].proc.send_signal(signal.SIGTERM)
+    for i in (2, 5):
+        try:
+            while True:
+                await asyncio.wait_for(members[i].recv(), 10)
+        except websockets.ConnectionClosed as e:
+            assert e.code == 1001, "node 2's client closed with %s" % e.code
+    await members[0].send(json.dumps({"type": "broadcast", "room_id": room, "content": "still"}))
+    for i in (0, 1, 3, 4):
+        got = broadcasts(await collect(members[i], 1.0))
+        assert [c for _, c in got] == ["still"], "member %d: %r" % (i, got)
+        await members[i].close()
+    print("ok sigterm: its clients got 1001, the other nodes keep serving")
+
+
+async def main():
+    redis = Redis()
+    redis.start()
+    nodes = [Node(redis) for _ in range(3)]
+    try:
+        await test_order(nodes)
+        await test_direct(nodes)
+        await test_presence(nodes, redis)
+        await test_move(nodes)
+        await test_sighup(nodes)
+        await test_outage(nodes, redis)
+        await test_sigterm(nodes)
+    finally:
+        for n in nodes:
+            n.stop()
+        redis.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

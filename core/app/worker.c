@@ -89,10 +89,15 @@ static void on_reload(void *ctx, struct mail *m)
 
 /* Before the loop sleeps: run self-posted mail, flush every dirty
  * connection (one writev each), then free what was released during this
- * iteration. */
-static void on_prepare(struct ev_loop *loop, ev_prepare *p, int revents)
+ * iteration. libev calls this in place of ev_invoke_pending, once per
+ * iteration after the callbacks the poll made ready (and once as ev_run
+ * starts): the same point an ev_prepare reaches at the top of the next
+ * iteration, without queueing and dispatching a prepare watcher on every
+ * wakeup (about 110 instructions per echo, tests/bench/RESULTS.md). */
+static void invoke_then_flush(struct ev_loop *loop)
 {
-    struct worker *w = p->data;
+    ev_invoke_pending(loop);
+    struct worker *w = ev_userdata(loop);
     mailbox_drain_local(&w->mbox);
     if (!rc_list_empty(&w->cs.dirty))
         conn_flush_dirty(&w->cs);
@@ -187,9 +192,8 @@ static int worker_init(struct worker *w, struct server *s, int id, int fd)
     w->tls.admit = admit;
     w->tls.ctx = w;
     w->tls.lst.fd = w->tls.lst.spare_fd = -1;
-    ev_prepare_init(&w->prepare, on_prepare);
-    w->prepare.data = w;
-    ev_prepare_start(w->loop, &w->prepare);
+    ev_set_userdata(w->loop, w);
+    ev_set_invoke_pending_cb(w->loop, invoke_then_flush);
     ev_async_init(&w->wake, on_wake);
     w->wake.data = w;
     ev_async_start(w->loop, &w->wake);

@@ -5,8 +5,9 @@
  *   server_start() --spawn------->  ev_run(loop)
  *   server_stop()  --ev_async---->    on_wake: drain, then ev_break
  *
- * Per iteration the worker's ev_prepare (the last thing before the loop
- * sleeps) flushes every dirty connection with one writev each, then frees the
+ * Per iteration the worker's before-sleep hook (libev's invoke-pending
+ * callback: after the iteration's callbacks, before the loop sleeps)
+ * flushes every dirty connection with one writev each, then frees the
  * connections released during the iteration (Redis beforeSleep).
  *
  * Ownership: struct server owns the workers array, the store and the bus;
@@ -54,7 +55,6 @@ struct worker {
     const struct rc_config *cfg; /* borrowed, read-only */
     struct listener lst;
     struct tls_listener tls; /* tlsserver.h */
-    ev_prepare prepare;
     ev_async wake;
     ev_timer drain_timer; /* releases what the drain left after close_timeout */
     struct drain drain;   /* drain.h */

@@ -35,7 +35,7 @@ static void update_events(struct conn *c)
         want |= EV_READ;
     if (c->write_blocked)
         want |= EV_WRITE;
-    want |= c->t.ops->want_events(&c->t);
+    want |= transport_want_events(&c->t);
     if (want == c->events)
         return;
     struct ev_loop *loop = c->cs->loop;
@@ -906,7 +906,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
         conn_flush(c);
     }
     /* A TLS read (or handshake) that waits for writability resumes on EV_WRITE. */
-    int read_ready = (revents & EV_READ) || (c->t.ops->want_events(&c->t) & EV_WRITE);
+    int read_ready = (revents & EV_READ) || (transport_want_events(&c->t) & EV_WRITE);
     if (read_ready && !c->released) {
         if (c->state == CONN_HTTP)
             read_head(c);

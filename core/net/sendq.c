@@ -157,7 +157,12 @@ static struct frame_ref *private_tail(struct sendq *q, size_t n)
 
 void sendq_push_ref(struct sendq *q, struct frame_ref *f)
 {
-    if (f->len < SENDQ_COPY_MAX && q->data.count > 0) {
+    if (q->data.cap == 0) {
+        /* The fan-out case: an idle member gets the room's frame by reference. */
+        q->data.one = frame_ref_get(f);
+        q->data.cap = q->data.count = 1;
+        q->data.head = 0;
+    } else if (f->len < SENDQ_COPY_MAX && q->data.count > 0) {
         struct frame_ref *t = private_tail(q, f->len);
         memcpy(t->data + t->len, f->data, f->len);
         t->len += f->len;
@@ -173,7 +178,16 @@ int sendq_push_copyv(struct sendq *q, const uint8_t *hdr, size_t hlen, const str
     size_t n = hlen;
     for (int i = 0; i < nparts; i++)
         n += parts[i].iov_len;
-    struct frame_ref *t = n <= SENDQ_CHUNK ? private_tail(q, n) : NULL;
+    struct frame_ref *t;
+    if (q->data.cap == 0 && n <= SENDQ_CHUNK) {
+        /* An empty lane (a reply to a quiet connection): a chunk of its own. */
+        t = chunk_alloc();
+        q->data.one = t;
+        q->data.cap = q->data.count = 1;
+        q->data.head = 0;
+    } else {
+        t = n <= SENDQ_CHUNK ? private_tail(q, n) : NULL;
+    }
     if (t == NULL) {
         t = frame_ref_try_new(n, FRAME_PRIVATE);
         if (t == NULL)
@@ -262,7 +276,15 @@ void sendq_consume(struct sendq *q, size_t n)
 {
     q->bytes -= n;
     if (q->bytes == 0) {
-        /* Everything went out: release it all without walking positions. */
+        /* Everything went out: release it all without walking positions.
+         * Most often that is one frame or chunk and no control frame. */
+        if (q->data.cap == 1 && q->ctrl.cap == 0) {
+            entry_release(q->data.one);
+            q->data.one = NULL;
+            q->data.cap = q->data.count = q->data.head = 0;
+            q->data.head_off = 0;
+            return;
+        }
         sendq_clear(q);
         return;
     }

@@ -53,12 +53,6 @@ static void tcp_destroy(struct transport *t)
     (void)t;
 }
 
-static int tcp_want_events(const struct transport *t)
-{
-    (void)t;
-    return 0;
-}
-
 static int tcp_handshaking(const struct transport *t)
 {
     (void)t;
@@ -71,6 +65,6 @@ const struct transport_ops tcp_transport_ops = {
     .writev = tcp_writev,
     .shutdown = tcp_shutdown,
     .destroy = tcp_destroy,
-    .want_events = tcp_want_events,
+    .want_events = NULL, /* never needs the other direction */
     .handshaking = tcp_handshaking,
 };

@@ -24,7 +24,8 @@ struct transport_ops {
     int (*shutdown)(struct transport *t);
     /* Releases transport state; does NOT close the fd (the connection does). */
     void (*destroy)(struct transport *t);
-    /* Extra EV_READ/EV_WRITE bits the transport needs right now (TLS), or 0. */
+    /* Extra EV_READ/EV_WRITE bits the transport needs right now (TLS), or 0.
+     * NULL when it never needs any (plain TCP): see transport_want_events. */
     int (*want_events)(const struct transport *t);
     /* 1 while a handshake (TLS) is still in progress. */
     int (*handshaking)(const struct transport *t);
@@ -35,6 +36,13 @@ struct transport {
     int fd;                          /* borrowed from the connection */
     void *impl;                      /* owned by the ops (e.g. SSL *) */
 };
+
+/* The extra events t needs now (want_events), 0 without the operation. The
+ * connection asks on every readable event: plain TCP skips the call. */
+static inline int transport_want_events(const struct transport *t)
+{
+    return t->ops->want_events ? t->ops->want_events(t) : 0;
+}
 
 /* Plain TCP: read(2), writev(2) with EINTR retried, shutdown(SHUT_WR). */
 extern const struct transport_ops tcp_transport_ops;

@@ -29,7 +29,7 @@ void ws_msg_reset(struct ws_msg *m)
     ws_msg_init(m, m->cfg);
 }
 
-void ws_msg_trim(struct ws_msg *m)
+void ws_msg_trim_held(struct ws_msg *m)
 {
     /* ctrl outside a control frame only backs the last delivered event. */
     if (m->ctrl != NULL && !(m->in_frame && ws_opcode_is_control(m->hdr.opcode))) {

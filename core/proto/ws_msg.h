@@ -96,9 +96,17 @@ void ws_msg_init(struct ws_msg *m, const struct ws_msg_cfg *cfg);
  * twice, and after an error. Invalidates the last event's data. */
 void ws_msg_reset(struct ws_msg *m);
 
+/* The out-of-line part of ws_msg_trim. */
+void ws_msg_trim_held(struct ws_msg *m);
+
 /* Releases buf if it only backs the last delivered event (no message in
- * progress); a no-op otherwise. Invalidates the last event's data. */
-void ws_msg_trim(struct ws_msg *m);
+ * progress); a no-op otherwise. Invalidates the last event's data. Inline:
+ * it runs twice per message and a small frame leaves nothing to release. */
+static inline void ws_msg_trim(struct ws_msg *m)
+{
+    if (m->ctrl != NULL || m->buf != NULL)
+        ws_msg_trim_held(m);
+}
 
 /* Consumes bytes from in[0..len) (modifying them: unmasking in place) until
  * one event is complete or the input is exhausted.

@@ -28,16 +28,8 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents);
  * events change (read paused, write blocked), never per message.
  * ------------------------------------------------------------------------ */
 
-static void update_events(struct conn *c)
+static void restart_io(struct conn *c, int want)
 {
-    int want = 0;
-    if (!c->read_paused && !c->reads_held)
-        want |= EV_READ;
-    if (c->write_blocked)
-        want |= EV_WRITE;
-    want |= transport_want_events(&c->t);
-    if (want == c->events)
-        return;
     struct ev_loop *loop = c->cs->loop;
     if (c->events)
         ev_io_stop(loop, &c->io);
@@ -46,6 +38,16 @@ static void update_events(struct conn *c)
         ev_io_start(loop, &c->io);
     }
     c->events = (uint8_t)want;
+}
+
+/* Inline: it runs after every flush and every readable event, and almost
+ * always finds nothing to change. */
+static inline void update_events(struct conn *c)
+{
+    int want = (c->read_paused || c->reads_held ? 0 : EV_READ) | (c->write_blocked ? EV_WRITE : 0) |
+               transport_want_events(&c->t);
+    if (want != c->events)
+        restart_io(c, want);
 }
 
 const char *conn_peer_str(const struct conn *c, char *buf, size_t cap)

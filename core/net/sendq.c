@@ -5,8 +5,8 @@
 #include "alloc.h"
 #include "err.h"
 
-/* Per-thread caches of the two allocations every busy connection makes
- * again and again: the smallest ring and the private chunk. A queue that
+/* Per-thread caches of the allocations every busy connection makes again
+ * and again: the lanes, the smallest ring and the private chunk. A queue that
  * drains gives them back here instead of to malloc, so steady traffic
  * allocates nothing. Off under sanitizers so they see every use after free
  * (h2o's recycle allocator does the same). Owned by the thread; emptied by
@@ -19,6 +19,8 @@ static _Thread_local struct frame_ref **ring_cache[RING_CACHE_MAX];
 static _Thread_local int ring_cached;
 static _Thread_local struct frame_ref *chunk_cache[CACHE_MAX];
 static _Thread_local int chunk_cached;
+static _Thread_local struct sendq_lanes *lanes_cache[RING_CACHE_MAX];
+static _Thread_local int lanes_cached;
 #endif
 
 static struct frame_ref **ring_alloc(uint32_t cap)
@@ -73,6 +75,8 @@ void sendq_cache_flush(void)
         rc_free(ring_cache[--ring_cached]);
     while (chunk_cached > 0)
         frame_ref_put(chunk_cache[--chunk_cached]);
+    while (lanes_cached > 0)
+        rc_free(lanes_cache[--lanes_cached]);
 #endif
     frame_ref_cache_flush();
 }
@@ -99,18 +103,6 @@ static void lane_clear(struct sendq_lane *l)
         entry_release(lane_at(l, i));
     lane_free_ring(l);
     l->count = 0;
-}
-
-void sendq_init(struct sendq *q)
-{
-    memset(q, 0, sizeof(*q));
-}
-
-void sendq_clear(struct sendq *q)
-{
-    lane_clear(&q->data);
-    lane_clear(&q->ctrl);
-    q->bytes = 0;
 }
 
 /* The ring capacity is a power of two so positions wrap with a mask. */
@@ -142,32 +134,97 @@ static struct frame_ref *lane_tail(const struct sendq_lane *l)
     return l->count ? lane_at(l, l->count - 1) : NULL;
 }
 
+/* The lanes of q, allocated on first need; the entry held in q->one moves
+ * to the head of the data lane. */
+static struct sendq_lanes *lanes_of(struct sendq *q)
+{
+    if (q->lanes != NULL)
+        return q->lanes;
+    struct sendq_lanes *ls = NULL;
+#ifndef RC_SANITIZED
+    if (lanes_cached > 0)
+        ls = lanes_cache[--lanes_cached];
+#endif
+    if (ls == NULL)
+        ls = rc_xmalloc(sizeof(*ls));
+    memset(ls, 0, sizeof(*ls));
+    if (q->one != NULL) {
+        lane_push(&ls->data, q->one);
+        q->one = NULL;
+    }
+    q->lanes = ls;
+    return ls;
+}
+
+static void lanes_release(struct sendq *q)
+{
+    struct sendq_lanes *ls = q->lanes;
+    q->lanes = NULL;
+#ifndef RC_SANITIZED
+    if (lanes_cached < RING_CACHE_MAX) {
+        lanes_cache[lanes_cached++] = ls;
+        return;
+    }
+#endif
+    rc_free(ls);
+}
+
+void sendq_init(struct sendq *q)
+{
+    memset(q, 0, sizeof(*q));
+}
+
+void sendq_clear(struct sendq *q)
+{
+    if (q->one != NULL) {
+        entry_release(q->one);
+        q->one = NULL;
+    }
+    if (q->lanes != NULL) {
+        lane_clear(&q->lanes->data);
+        lane_clear(&q->lanes->ctrl);
+        lanes_release(q);
+    }
+    q->bytes = 0;
+}
+
 /* Room for n more bytes in the private chunk at the data tail, or NULL. */
 static struct frame_ref *private_tail(struct sendq *q, size_t n)
 {
-    struct frame_ref *t = lane_tail(&q->data);
+    struct sendq_lane *d = &lanes_of(q)->data;
+    struct frame_ref *t = lane_tail(d);
     if (t && (t->flags & FRAME_PRIVATE) && t->cap - t->len >= n)
         return t;
     if (n > SENDQ_CHUNK)
         return NULL;
     t = chunk_alloc();
-    lane_push(&q->data, t);
+    lane_push(d, t);
     return t;
+}
+
+/* The chunk in q->one when it is private with room for n more bytes. */
+static struct frame_ref *one_with_room(const struct sendq *q, size_t n)
+{
+    struct frame_ref *t = q->one;
+    return t != NULL && (t->flags & FRAME_PRIVATE) && t->cap - t->len >= n ? t : NULL;
 }
 
 void sendq_push_ref(struct sendq *q, struct frame_ref *f)
 {
-    if (q->data.cap == 0) {
+    if (q->bytes == 0 && q->lanes == NULL) {
         /* The fan-out case: an idle member gets the room's frame by reference. */
-        q->data.one = frame_ref_get(f);
-        q->data.cap = q->data.count = 1;
-        q->data.head = 0;
-    } else if (f->len < SENDQ_COPY_MAX && q->data.count > 0) {
-        struct frame_ref *t = private_tail(q, f->len);
+        q->one = frame_ref_get(f);
+        q->bytes = f->len;
+        return;
+    }
+    if (f->len < SENDQ_COPY_MAX) {
+        struct frame_ref *t = q->lanes == NULL ? one_with_room(q, f->len) : NULL;
+        if (t == NULL)
+            t = private_tail(q, f->len);
         memcpy(t->data + t->len, f->data, f->len);
         t->len += f->len;
     } else {
-        lane_push(&q->data, frame_ref_get(f));
+        lane_push(&lanes_of(q)->data, frame_ref_get(f));
     }
     q->bytes += f->len;
 }
@@ -178,21 +235,23 @@ int sendq_push_copyv(struct sendq *q, const uint8_t *hdr, size_t hlen, const str
     size_t n = hlen;
     for (int i = 0; i < nparts; i++)
         n += parts[i].iov_len;
-    struct frame_ref *t;
-    if (q->data.cap == 0 && n <= SENDQ_CHUNK) {
-        /* An empty lane (a reply to a quiet connection): a chunk of its own. */
-        t = chunk_alloc();
-        q->data.one = t;
-        q->data.cap = q->data.count = 1;
-        q->data.head = 0;
-    } else {
-        t = n <= SENDQ_CHUNK ? private_tail(q, n) : NULL;
+    struct frame_ref *t = NULL;
+    if (q->lanes == NULL && n <= SENDQ_CHUNK) {
+        if (q->bytes == 0) {
+            /* An empty queue (a reply to a quiet connection): a chunk of its own. */
+            t = chunk_alloc();
+            q->one = t;
+        } else {
+            t = one_with_room(q, n);
+        }
     }
+    if (t == NULL && n <= SENDQ_CHUNK)
+        t = private_tail(q, n);
     if (t == NULL) {
         t = frame_ref_try_new(n, FRAME_PRIVATE);
         if (t == NULL)
             return RC_E_NOMEM;
-        lane_push(&q->data, t);
+        lane_push(&lanes_of(q)->data, t);
     }
     uint8_t *p = t->data + t->len;
     memcpy(p, hdr, hlen);
@@ -216,7 +275,7 @@ int sendq_push_copy(struct sendq *q, const uint8_t *hdr, size_t hlen, const uint
 
 void sendq_push_ctrl(struct sendq *q, struct frame_ref *f)
 {
-    lane_push(&q->ctrl, frame_ref_get(f));
+    lane_push(&lanes_of(q)->ctrl, frame_ref_get(f));
     q->bytes += f->len;
 }
 
@@ -234,21 +293,23 @@ static int lane_iov(const struct sendq_lane *l, uint32_t from, struct iovec *iov
 
 int sendq_iov(const struct sendq *q, struct iovec *iov, int max)
 {
-    if (q->ctrl.count == 0 && q->data.count == 1 && max > 0) {
-        /* The common case: one frame (or one chunk) and nothing else. */
-        struct frame_ref *f = lane_at(&q->data, 0);
-        iov[0].iov_base = f->data + q->data.head_off;
-        iov[0].iov_len = f->len - q->data.head_off;
+    if (q->lanes == NULL) {
+        /* The common case: one frame (or one chunk), not started. */
+        if (q->one == NULL || max < 1)
+            return 0;
+        iov[0].iov_base = q->one->data;
+        iov[0].iov_len = q->one->len;
         return 1;
     }
+    const struct sendq_lanes *ls = q->lanes;
     int n = 0;
     uint32_t data_from = 0;
-    if (q->data.head_off > 0) {
-        n = lane_iov(&q->data, 0, iov, n, max < 1 ? 0 : 1);
+    if (ls->data.head_off > 0) {
+        n = lane_iov(&ls->data, 0, iov, n, max < 1 ? 0 : 1);
         data_from = 1;
     }
-    n = lane_iov(&q->ctrl, 0, iov, n, max);
-    return lane_iov(&q->data, data_from, iov, n, max);
+    n = lane_iov(&ls->ctrl, 0, iov, n, max);
+    return lane_iov(&ls->data, data_from, iov, n, max);
 }
 
 /* Consumes up to *n bytes from the front of one lane's head entry.
@@ -274,39 +335,43 @@ static int lane_consume_head(struct sendq_lane *l, size_t *n)
 /* Same order as sendq_iov: a partly written data head, then control, then data. */
 void sendq_consume(struct sendq *q, size_t n)
 {
+    if (n == 0)
+        return;
     q->bytes -= n;
     if (q->bytes == 0) {
-        /* Everything went out: release it all without walking positions.
-         * Most often that is one frame or chunk and no control frame. */
-        if (q->data.cap == 1 && q->ctrl.cap == 0) {
-            entry_release(q->data.one);
-            q->data.one = NULL;
-            q->data.cap = q->data.count = q->data.head = 0;
-            q->data.head_off = 0;
-            return;
-        }
+        /* Everything went out: release it all without walking positions. */
         sendq_clear(q);
         return;
     }
-    if (q->data.head_off > 0 && n > 0 && !lane_consume_head(&q->data, &n))
+    /* Part of the one entry went out: it needs an offset, so the lanes. */
+    struct sendq_lanes *ls = lanes_of(q);
+    if (ls->data.head_off > 0 && !lane_consume_head(&ls->data, &n))
         return;
-    while (n > 0 && q->ctrl.count > 0)
-        if (!lane_consume_head(&q->ctrl, &n))
+    while (n > 0 && ls->ctrl.count > 0)
+        if (!lane_consume_head(&ls->ctrl, &n))
             return;
-    while (n > 0 && q->data.count > 0)
-        if (!lane_consume_head(&q->data, &n))
+    while (n > 0 && ls->data.count > 0)
+        if (!lane_consume_head(&ls->data, &n))
             return;
 }
 
 void sendq_push_ref_nocopy(struct sendq *q, struct frame_ref *f)
 {
-    lane_push(&q->data, frame_ref_get(f));
+    if (q->bytes == 0 && q->lanes == NULL)
+        q->one = frame_ref_get(f);
+    else
+        lane_push(&lanes_of(q)->data, frame_ref_get(f));
     q->bytes += f->len;
 }
 
 size_t sendq_drop_pending(struct sendq *q, uint64_t tag, size_t *bytes)
 {
-    struct sendq_lane *l = &q->data;
+    if (q->bytes == 0) {
+        if (bytes)
+            *bytes = 0;
+        return 0;
+    }
+    struct sendq_lane *l = &lanes_of(q)->data;
     size_t dropped = 0, nbytes = 0;
     uint32_t keep = 0;
     uint32_t first = l->head_off > 0 ? 1 : 0;
@@ -331,6 +396,8 @@ size_t sendq_drop_pending(struct sendq *q, uint64_t tag, size_t *bytes)
     q->bytes -= nbytes;
     if (l->count == 0)
         lane_free_ring(l);
+    if (q->bytes == 0)
+        sendq_clear(q); /* nothing left: give the lanes back */
     if (bytes)
         *bytes = nbytes;
     return dropped;

@@ -38,8 +38,7 @@
 #define SENDQ_MAX_IOV 64
 _Static_assert(SENDQ_COPY_MAX <= SENDQ_CHUNK, "a copied frame must fit in one private chunk");
 
-/* A lane of capacity 1 keeps its one entry in `one` and allocates nothing
- * (the usual case: one frame queued and written in the same loop iteration);
+/* A lane of capacity 1 keeps its one entry in `one` and allocates nothing;
  * from the second entry on it is a ring of power-of-two capacity. */
 struct sendq_lane {
     union {
@@ -50,10 +49,26 @@ struct sendq_lane {
     size_t head_off;           /* bytes of the head entry already written */
 };
 
-struct sendq {
+/* The two lanes, allocated (from a per-thread cache) only while a queue holds
+ * more than one entry, a control frame, or a partly written frame. */
+struct sendq_lanes {
     struct sendq_lane data;
     struct sendq_lane ctrl;
-    size_t bytes; /* bytes queued and not yet written, both lanes */
+};
+
+/* Every connection has one, so an idle or lightly used queue is three words:
+ *
+ *   empty:            bytes 0, one NULL,  lanes NULL
+ *   one entry:        bytes n, one -> f,  lanes NULL   (f not started; a frame
+ *                                                       or a private chunk)
+ *   anything else:    bytes n, one NULL,  lanes -> { data, ctrl }
+ *
+ * The usual cases (a fan-out frame by reference, a reply copied into a chunk,
+ * written whole in the same iteration) stay in the first two states. */
+struct sendq {
+    size_t bytes;              /* bytes queued and not yet written, both lanes */
+    struct frame_ref *one;     /* the only entry while lanes is NULL (one reference) */
+    struct sendq_lanes *lanes; /* owned; NULL until needed, released when the queue drains */
 };
 
 void sendq_init(struct sendq *q);

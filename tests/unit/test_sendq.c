@@ -53,21 +53,26 @@ static void test_single_frame_by_reference(void **state)
     sendq_init(&q);
     struct frame_ref *f = text("hello");
     sendq_push_ref(&q, f);
-    /* Queued by reference: the queue holds the second reference, in the
-     * lane's inline slot. */
+    /* Queued by reference: the queue holds the second reference, in its
+     * one-entry slot, with no lanes allocated. */
     assert_int_equal(atomic_load(&f->refs), 2);
-    assert_int_equal(q.data.cap, 1);
+    assert_ptr_equal(q.one, f);
+    assert_null(q.lanes);
     assert_int_equal(q.bytes, f->len);
     struct iovec iov[4];
     assert_int_equal(sendq_iov(&q, iov, 4), 1);
     assert_ptr_equal(iov[0].iov_base, f->data);
     assert_int_equal(iov[0].iov_len, f->len);
     sendq_consume(&q, 3);
+    /* A partly written entry keeps its offset in the lanes. */
+    assert_null(q.one);
+    assert_non_null(q.lanes);
     assert_int_equal(sendq_iov(&q, iov, 4), 1);
     assert_ptr_equal(iov[0].iov_base, f->data + 3);
     sendq_consume(&q, f->len - 3);
     assert_true(sendq_empty(&q));
-    assert_int_equal(q.data.cap, 0);
+    assert_null(q.one);
+    assert_null(q.lanes);
     assert_int_equal(atomic_load(&f->refs), 1);
     frame_ref_put(f);
     assert_int_equal(frame_ref_live(), live0);
@@ -135,10 +140,72 @@ static void test_partial_writes_keep_wire_order(void **state)
         size_t got = drain(&q, out, sizeof(out), step);
         assert_int_equal(got, wl - 10);
         assert_memory_equal(out, want + 10, wl - 10);
-        assert_int_equal(q.data.cap, 0);
-        assert_int_equal(q.ctrl.cap, 0);
+        assert_null(q.one);
+        assert_null(q.lanes);
         frame_ref_put(large), frame_ref_put(small), frame_ref_put(ping);
     }
+    sendq_cache_flush();
+    assert_int_equal(frame_ref_live(), live0);
+}
+
+/* The queue stays in its one-entry state (no lanes allocated) while replies
+ * and small frames fit in one private chunk, and moves to the lanes, in wire
+ * order, when a control frame or a second entry arrives. */
+static void test_one_entry_state_and_its_end(void **state)
+{
+    (void)state;
+    long live0 = frame_ref_live();
+    struct sendq q;
+    sendq_init(&q);
+    uint8_t want[8192], out[8192];
+    size_t wl = 0;
+    assert_int_equal(sendq_push_copy(&q, (const uint8_t *)"\x81\x02", 2, (const uint8_t *)"ab", 2),
+                     0);
+    assert_int_equal(sendq_push_copy(&q, (const uint8_t *)"\x81\x02", 2, (const uint8_t *)"cd", 2),
+                     0);
+    memcpy(want + wl,
+           "\x81\x02"
+           "ab\x81\x02"
+           "cd",
+           8),
+        wl += 8;
+    struct frame_ref *small = text("shared");
+    sendq_push_ref(&q, small); /* copied into the same chunk */
+    memcpy(want + wl, small->data, small->len), wl += small->len;
+    assert_non_null(q.one);
+    assert_true(q.one->flags & FRAME_PRIVATE);
+    assert_int_equal(q.one->len, wl);
+    assert_null(q.lanes);
+    assert_int_equal(atomic_load(&small->refs), 1);
+    /* a control frame overtakes the chunk, which has not started */
+    struct frame_ref *ping = frame_ref_encode(0x9, 0, "p", 1);
+    sendq_push_ctrl(&q, ping);
+    assert_null(q.one);
+    assert_non_null(q.lanes);
+    uint8_t all[8192];
+    memcpy(all, ping->data, ping->len);
+    memcpy(all + ping->len, want, wl);
+    size_t got = drain(&q, out, sizeof(out), 3);
+    assert_int_equal(got, ping->len + wl);
+    assert_memory_equal(out, all, got);
+    assert_null(q.lanes);
+    assert_null(q.one);
+
+    /* a large frame by reference, then a small one: two entries */
+    static uint8_t big[SENDQ_COPY_MAX + 10];
+    struct frame_ref *large = frame_ref_encode(0x2, 0, big, sizeof(big));
+    sendq_push_ref(&q, large);
+    assert_ptr_equal(q.one, large);
+    sendq_push_ref(&q, small);
+    assert_null(q.one);
+    assert_int_equal(q.lanes->data.count, 2);
+    assert_int_equal(q.bytes, large->len + small->len);
+    got = drain(&q, out, sizeof(out), 0);
+    assert_int_equal(got, large->len + small->len);
+    assert_memory_equal(out, large->data, large->len);
+    assert_memory_equal(out + large->len, small->data, small->len);
+    assert_null(q.lanes);
+    frame_ref_put(small), frame_ref_put(ping), frame_ref_put(large);
     sendq_cache_flush();
     assert_int_equal(frame_ref_live(), live0);
 }
@@ -153,12 +220,12 @@ static void test_ring_growth_and_clear(void **state)
     sendq_init(&q);
     for (int i = 0; i < 100; i++)
         sendq_push_ref(&q, f);
-    assert_int_equal(q.data.count, 100);
-    assert_true(q.data.cap >= 100);
+    assert_int_equal(q.lanes->data.count, 100);
+    assert_true(q.lanes->data.cap >= 100);
     assert_int_equal(atomic_load(&f->refs), 101);
     /* consume 30 whole frames and half of the 31st */
     sendq_consume(&q, 30 * f->len + f->len / 2);
-    assert_int_equal(q.data.count, 70);
+    assert_int_equal(q.lanes->data.count, 70);
     assert_int_equal(atomic_load(&f->refs), 71);
     sendq_clear(&q);
     assert_true(sendq_empty(&q));
@@ -188,21 +255,23 @@ static void test_drop_pending(void **state)
     size_t bytes = 0;
     assert_int_equal(sendq_drop_pending(&q, 1, &bytes), 2);
     assert_int_equal(bytes, 2 * room_a->len);
-    assert_int_equal(q.data.count, 2);
+    assert_int_equal(q.lanes->data.count, 2);
     assert_int_equal(q.bytes, room_a->len - 5 + room_b->len);
     sendq_push_ref_nocopy(&q, close);
     assert_int_equal(sendq_drop_pending(&q, 0, &bytes), 1); /* room_b; the close stays */
-    assert_int_equal(q.data.count, 2);
+    assert_int_equal(q.lanes->data.count, 2);
     uint8_t out[4096];
     size_t got = drain(&q, out, sizeof(out), 0);
     assert_int_equal(got, room_a->len - 5 + close->len);
     assert_memory_equal(out + got - close->len, close->data, close->len);
-    /* a single entry dropped from the inline slot */
+    /* a single entry dropped from the one-entry slot */
     sendq_push_ref(&q, room_b);
-    assert_int_equal(q.data.cap, 1);
+    assert_ptr_equal(q.one, room_b);
+    assert_null(q.lanes);
     assert_int_equal(sendq_drop_pending(&q, 2, &bytes), 1);
     assert_true(sendq_empty(&q));
-    assert_int_equal(q.data.cap, 0);
+    assert_null(q.one);
+    assert_null(q.lanes);
     frame_ref_put(room_a), frame_ref_put(room_b), frame_ref_put(close);
     sendq_cache_flush();
     assert_int_equal(frame_ref_live(), live0);
@@ -214,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_single_frame_by_reference),
         cmocka_unit_test(test_small_frames_behind_others_are_copied),
         cmocka_unit_test(test_partial_writes_keep_wire_order),
+        cmocka_unit_test(test_one_entry_state_and_its_end),
         cmocka_unit_test(test_ring_growth_and_clear),
         cmocka_unit_test(test_drop_pending),
     };

@@ -11,7 +11,7 @@
  *
  * Ownership: created by the worker's accept callback, owned by the worker's
  * connection set (struct connset: its list and id map), freed only by
- * conn_reap() (the worker's ev_prepare) after conn_release() put it on
+ * conn_reap() (the worker's before-sleep hook) after conn_release() put it on
  * cs->reap. conn_close() and conn_release() may be called any number of
  * times and never free. Every function here runs on the owning worker's
  * thread only.
@@ -252,7 +252,7 @@ void conn_release(struct conn *c);
  * conn_flush_dirty for the dirty ones). */
 void conn_flush(struct conn *c);
 
-/* The worker's ev_prepare: flushes every dirty connection (one writev
+/* The worker's before-sleep hook: flushes every dirty connection (one writev
  * each), then frees the released ones nobody pins. */
 void conn_flush_dirty(struct connset *cs);
 void conn_reap(struct connset *cs);

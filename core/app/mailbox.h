@@ -1,7 +1,7 @@
 /* mailbox.h - messages between workers: an MPSC queue per worker (a short
  * mutex around an intrusive list; producers only append) drained on an
  * ev_async by the owning worker. A worker posting to itself skips the lock
- * and the wakeup: the mail goes on a local list drained in ev_prepare, so
+ * and the wakeup: the mail goes on a local list drained before the loop sleeps, so
  * nothing a handler posts runs inside the handler (no re-entrancy).
  *
  *   worker A --mail_post--> [lock| m1 -> m2 -> m3 |unlock] --ev_async--> worker B drains all
@@ -114,7 +114,7 @@ void mailbox_register(struct mailbox *mb, uint32_t type, mail_receiver fn, mail_
  * worker thread with mailbox_bind_thread), or NULL off the workers. */
 void mailbox_bind_thread(struct mailbox *mb);
 struct mailbox *mailbox_current(void);
-/* Drains the local (self-posted) list; called from ev_prepare. */
+/* Drains the local (self-posted) list; called before the loop sleeps. */
 void mailbox_drain_local(struct mailbox *mb);
 /* Main thread, worker stopped: discards what is queued, but runs the
  * MAIL_CALLs (so that their arg is never leaked). Returns nonzero when it

@@ -22,7 +22,7 @@
  *                | one MAIL_DELIVER per worker with members (mailbox.c)
  *   worker C   fan-out: on_deliver            room.c         +1 ref per member's send queue
  *                -> conn_deliver(c, frame)    conn.c         (sendq, until written)
- *                -> ev_prepare: writev        worker.c ->    the iovecs point into the frame
+ *                -> before sleep: writev      worker.c ->    the iovecs point into the frame
  *                                             conn.c, tcp.c
  *   worker A   ack(ud, 0, seq)                bus_local.c    the publish job, freed
  *

@@ -217,7 +217,9 @@ void sendq_push_ref(struct sendq *q, struct frame_ref *f)
         q->bytes = f->len;
         return;
     }
-    if (f->len < SENDQ_COPY_MAX) {
+    /* Copied only behind another data frame: alone on the data lane (say
+     * behind a pong) a frame keeps its reference and its flags. */
+    if (f->len < SENDQ_COPY_MAX && (q->lanes == NULL || q->lanes->data.count > 0)) {
         struct frame_ref *t = q->lanes == NULL ? one_with_room(q, f->len) : NULL;
         if (t == NULL)
             t = private_tail(q, f->len);

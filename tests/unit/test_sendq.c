@@ -205,6 +205,22 @@ static void test_one_entry_state_and_its_end(void **state)
     assert_memory_equal(out, large->data, large->len);
     assert_memory_equal(out + large->len, small->data, small->len);
     assert_null(q.lanes);
+
+    /* behind a control frame only, a small data frame keeps its reference
+     * (and so its flags: a close frame is never dropped as data) */
+    struct frame_ref *close = frame_ref_encode(0x8, 0, "\x03\xe8", 2);
+    close->flags |= FRAME_CLOSE;
+    sendq_push_ctrl(&q, ping);
+    sendq_push_ref(&q, close);
+    assert_int_equal(q.lanes->data.count, 1);
+    assert_int_equal(atomic_load(&close->refs), 2);
+    size_t dropped_bytes = 0;
+    assert_int_equal(sendq_drop_pending(&q, 0, &dropped_bytes), 0);
+    got = drain(&q, out, sizeof(out), 0);
+    assert_int_equal(got, ping->len + close->len);
+    assert_memory_equal(out + ping->len, close->data, close->len);
+    assert_null(q.lanes);
+    frame_ref_put(close);
     frame_ref_put(small), frame_ref_put(ping), frame_ref_put(large);
     sendq_cache_flush();
     assert_int_equal(frame_ref_live(), live0);

@@ -13,7 +13,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
 from rctest import BIN, OP_BINARY, OP_TEXT, Server, check, eq, tmo  # noqa: E402
-from rcadmin import TMP, admin_port, conf, get  # noqa: E402
+from rcadmin import TMP, admin_port, conf, get, wait_metric  # noqa: E402
 
 DRAIN = conf("drain.lua", "return { echo = true, drain_time = 1, close_timeout = 3 }\n")
 
@@ -75,7 +75,10 @@ def test_drain_delivers_then_1001(srv):
         for m in msgs:
             a.send_frame(OP_BINARY, m)  # the echoes pile up: we are not reading
         b = s.connect()  # will ignore the server's close frame
-        time.sleep(0.3)
+        # Every message must have been read before SIGTERM: once the server
+        # sends its close it reads no more data (RFC 6455 §5.5.1), and under
+        # TSan on a loaded machine 0.3 s was not always enough to read 5 MiB.
+        wait_metric(port, "roomcast_msgs_in_total", len(msgs), timeout=10)
         t0 = time.monotonic()
         s.proc.send_signal(signal.SIGTERM)
         wait_for(lambda: get(port, "/health")[0] == 503, 3, "/health 503 while draining")

@@ -102,9 +102,16 @@ bench-deflate: bench-deps
 	@$(MAKE) --no-print-directory build
 	@RC_BENCH_DEPS_DONE=1 bash tests/bench/run.sh deflate
 
-# The cluster bus against a redis-server, 1..NODES nodes (tests/bench/cluster.sh).
+# One room fanned out over NODES roomcast nodes and a redis-server, against the
+# same room on one node without Redis (tests/bench/cluster.sh: real nodes,
+# WebSocket members), then the bus alone, 1..NODES buses in one process
+# (tests/bench/cluster_bus.sh, busbench). Parameters: NODES WORKERS MEMBERS
+# RATE DURATION SIZE REPS MESSAGES, e.g. make bench-cluster NODES=4 MEMBERS=5000.
 bench-cluster: build
-	@bash tests/bench/cluster.sh $(or $(NODES),2) $(or $(MESSAGES),20000)
+	@bash tests/bench/cluster.sh --nodes $(or $(NODES),2) --workers $(or $(WORKERS),1) \
+	  --members $(or $(MEMBERS),1000) --rate $(or $(RATE),100) --duration $(or $(DURATION),3) \
+	  --size $(or $(SIZE),64) --reps $(or $(REPS),3)
+	@bash tests/bench/cluster_bus.sh $(or $(NODES),2) $(or $(MESSAGES),20000)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -60,6 +60,7 @@
 #define OUT_CAP_MAX (4u << 20) /* a publisher that cannot write this much skips */
 #define SETTLE_NS 300000000ull
 #define JSON_CORPUS (256 * 1024)
+#define MAX_TARGETS 64 /* -p ports (cluster nodes), --server-pid pids */
 
 enum scenario { SC_IDLE, SC_STORM, SC_ECHO, SC_FANOUT, SC_N2, SC_SLOW };
 static const char *const sc_names[] = {"idle", "storm", "echo", "fanout", "n2", "slow"};
@@ -70,7 +71,8 @@ enum cstate { C_NONE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSED };
 
 struct opts {
     enum scenario sc;
-    struct sockaddr_in dst;
+    struct sockaddr_in dst[MAX_TARGETS]; /* connection gid goes to dst[gid % ndst] */
+    int ndst;
     const char *host;
     const char *path;
     int threads;
@@ -88,7 +90,11 @@ struct opts {
     int json;
     int quiet;
     int src_per_ip;
-    pid_t server_pid;
+    pid_t server_pid; /* the first of server_pids */
+    pid_t server_pids[MAX_TARGETS];
+    int npids;
+    pid_t redis_pid; /* --redis-pid: its CPU over the measure window */
+    int redis_port;  /* --redis-port: INFO commandstats over the window */
     const char *label;
     int deflate;      /* --deflate: offer permessage-deflate */
     int json_payload; /* --payload json */
@@ -235,6 +241,79 @@ static int proc_sample(pid_t pid, struct psample *ps)
     }
     fclose(f);
     return 0;
+}
+
+/* Sums CPU and RSS over every --server-pid (the nodes of a cluster). */
+static int servers_sample(struct psample *ps)
+{
+    ps->cpu_s = -1;
+    ps->rss_kb = -1;
+    if (o.npids == 0)
+        return -1;
+    double cpu = 0;
+    long rss = 0;
+    for (int i = 0; i < o.npids; i++) {
+        struct psample one;
+        if (proc_sample(o.server_pids[i], &one) != 0)
+            return -1;
+        cpu += one.cpu_s;
+        rss += one.rss_kb;
+    }
+    ps->cpu_s = cpu;
+    ps->rss_kb = rss;
+    return 0;
+}
+
+/* The calls of every command redis-server has run (INFO commandstats,
+ * cmdstat_*:calls=N summed; INFO itself left out, as it is ours), or -1. */
+static long long redis_calls(void)
+{
+    if (o.redis_port <= 0)
+        return -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {.tv_sec = 2};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o.redis_port)};
+    a.sin_addr.s_addr = htonl(0x7f000001u);
+    static const char cmd[] = "*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n";
+    static char buf[256 * 1024];
+    size_t n = 0;
+    long long total = -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+        write(fd, cmd, sizeof(cmd) - 1) != (ssize_t)(sizeof(cmd) - 1))
+        goto out;
+    /* A bulk string: $LEN\r\nBODY\r\n */
+    size_t want = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+        if (r <= 0)
+            goto out;
+        n += (size_t)r;
+        buf[n] = 0;
+        char *eol = strstr(buf, "\r\n");
+        if (!want && eol) {
+            if (buf[0] != '$')
+                goto out;
+            want = (size_t)(eol - buf) + 2 + strtoull(buf + 1, NULL, 10) + 2;
+            if (want > sizeof(buf) - 1)
+                goto out;
+        }
+        if (want && n >= want)
+            break;
+    }
+    total = 0;
+    for (char *l = strstr(buf, "cmdstat_"); l; l = strstr(l + 1, "cmdstat_")) {
+        if (strncmp(l, "cmdstat_info:", 13) == 0)
+            continue;
+        char *c = strstr(l, ":calls=");
+        if (c)
+            total += strtoll(c + 7, NULL, 10);
+    }
+out:
+    close(fd);
+    return total;
 }
 
 /* ---- payload and frames -------------------------------------------------- */
@@ -462,7 +541,8 @@ static int start_connect(struct thread *t, struct conn *c)
         return -e;
     }
     c->t_start = now_ns();
-    if (connect(fd, (struct sockaddr *)&o.dst, sizeof(o.dst)) == -1 && errno != EINPROGRESS) {
+    if (connect(fd, (struct sockaddr *)&o.dst[c->gid % (uint32_t)o.ndst], sizeof(o.dst[0])) == -1 &&
+        errno != EINPROGRESS) {
         int e = errno;
         close(fd);
         return -e;
@@ -882,7 +962,9 @@ static void usage(void)
     fprintf(stderr,
             "usage: rcbench -S idle|storm|echo|fanout|n2|slow [options]\n"
             "  -h HOST        target (loopback only; default 127.0.0.1)\n"
-            "  -p PORT        target port (required)\n"
+            "  -p PORT[,PORT] target port(s) (required); with several (the nodes of a\n"
+            "                 cluster) connection i goes to the (i mod count)th: members\n"
+            "                 spread over them, the fanout publisher on the first\n"
             "  -P PATH        request path (default /ws)\n"
             "  -t N           threads (default 1)\n"
             "  -c N           connections / room members (default 100)\n"
@@ -897,7 +979,10 @@ static void usage(void)
             "  --text         send text frames (default binary)\n"
             "  --payload KIND x (default: ts + 'x' * n) or json (chat-like JSON text)\n"
             "  --deflate      offer permessage-deflate; compress what is sent when negotiated\n"
-            "  --server-pid P sample CPU (/proc/P/stat) and RSS (/proc/P/status)\n"
+            "  --server-pid P[,P] sample CPU (/proc/P/stat) and RSS (/proc/P/status),\n"
+            "                 summed over every pid given\n"
+            "  --redis-pid P  also report this redis-server's CPU over the measure window\n"
+            "  --redis-port P and its commands (INFO commandstats) over the same window\n"
             "  --connect-timeout SEC (default 30)\n"
             "  --drain SEC    after the run, wait up to SEC for what is in flight (default 2)\n"
             "  --label NAME   name of the target in the output\n"
@@ -927,6 +1012,8 @@ static void parse_args(int argc, char **argv)
         {"drain", required_argument, NULL, 7},
         {"deflate", no_argument, NULL, 8},
         {"payload", required_argument, NULL, 9},
+        {"redis-pid", required_argument, NULL, 10},
+        {"redis-port", required_argument, NULL, 11},
         {NULL, 0, NULL, 0},
     };
     o.host = "127.0.0.1";
@@ -944,7 +1031,8 @@ static void parse_args(int argc, char **argv)
     o.rate = -1;
     o.src_per_ip = 20000;
     o.sc = SC_ECHO;
-    int port = -1, c;
+    const char *ports = NULL, *pids = NULL;
+    int c;
     while ((c = getopt_long(argc, argv, "S:h:p:P:t:c:b:d:w:n:s:D:r:q", lo, NULL)) != -1) {
         switch (c) {
         case 'S': {
@@ -961,7 +1049,7 @@ static void parse_args(int argc, char **argv)
             o.host = optarg;
             break;
         case 'p':
-            port = (int)num(optarg, "port");
+            ports = optarg;
             break;
         case 'P':
             o.path = optarg;
@@ -997,7 +1085,7 @@ static void parse_args(int argc, char **argv)
             o.quiet = 1;
             break;
         case 1:
-            o.server_pid = (pid_t)num(optarg, "pid");
+            pids = optarg;
             break;
         case 2:
             o.json = 1;
@@ -1023,11 +1111,19 @@ static void parse_args(int argc, char **argv)
             else if (strcmp(optarg, "x") != 0)
                 die("--payload is x or json");
             break;
+        case 10:
+            o.redis_pid = (pid_t)num(optarg, "redis pid");
+            break;
+        case 11:
+            o.redis_port = (int)num(optarg, "redis port");
+            if (o.redis_port < 1 || o.redis_port > 65535)
+                die("bad redis port");
+            break;
         default:
             usage();
         }
     }
-    if (optind != argc || port <= 0 || port > 65535)
+    if (optind != argc || !ports)
         usage();
     if (o.threads < 1 || o.threads > 256 || o.conns < 1 || o.batch < 1 || o.depth < 1)
         die("threads, connections, batch and depth must be >= 1");
@@ -1042,13 +1138,36 @@ static void parse_args(int argc, char **argv)
     if (o.threads > o.conns)
         o.threads = o.conns;
     const char *h = strcmp(o.host, "localhost") == 0 ? "127.0.0.1" : o.host;
-    o.dst.sin_family = AF_INET;
-    o.dst.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, h, &o.dst.sin_addr) != 1)
+    struct in_addr host;
+    if (inet_pton(AF_INET, h, &host) != 1)
         die("bad host %s (an IPv4 loopback address is required)", o.host);
     /* Load only ever goes to this machine. */
-    if ((ntohl(o.dst.sin_addr.s_addr) >> 24) != 127)
+    if ((ntohl(host.s_addr) >> 24) != 127)
         die("refusing non-loopback target %s", o.host);
+    for (const char *p = ports; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || v > 65535 || (*end && *end != ','))
+            die("bad port list %s", ports);
+        if (o.ndst == MAX_TARGETS)
+            die("at most %d ports", MAX_TARGETS);
+        o.dst[o.ndst].sin_family = AF_INET;
+        o.dst[o.ndst].sin_port = htons((uint16_t)v);
+        o.dst[o.ndst].sin_addr = host;
+        o.ndst++;
+        p = *end ? end + 1 : end;
+    }
+    for (const char *p = pids; p && *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || (*end && *end != ','))
+            die("bad pid list %s", pids);
+        if (o.npids == MAX_TARGETS)
+            die("at most %d pids", MAX_TARGETS);
+        o.server_pids[o.npids++] = (pid_t)v;
+        p = *end ? end + 1 : end;
+    }
+    o.server_pid = o.npids ? o.server_pids[0] : 0;
     if (!o.label)
         o.label = "server";
 }
@@ -1138,7 +1257,7 @@ static void wait_phase(uint64_t t0, uint64_t until, struct totals *prev, uint64_
             progress(t0, prev, ph);
             *next_tick += 1000000000ull;
             struct psample ps;
-            if (proc_sample(o.server_pid, &ps) == 0 && ps.rss_kb > *rss_max)
+            if (servers_sample(&ps) == 0 && ps.rss_kb > *rss_max)
                 *rss_max = ps.rss_kb;
         }
         struct timespec ts = {0, 2000000};
@@ -1184,7 +1303,9 @@ struct result {
     struct psample p0, p1, pbase;
     long rss_max;
     uint64_t members;
-    double client_cpu_s; /* rcbench's own user+sys over the measure window */
+    double client_cpu_s;      /* rcbench's own user+sys over the measure window */
+    struct psample r0, r1;    /* --redis-pid */
+    long long calls0, calls1; /* --redis-port */
 };
 
 static double self_cpu(void)
@@ -1200,7 +1321,7 @@ static void print_table(FILE *f, const struct result *r)
     const struct totals *s = &r->s;
     double cpu = r->p1.cpu_s >= 0 && r->p0.cpu_s >= 0 ? r->p1.cpu_s - r->p0.cpu_s : -1;
     fprintf(f, "\nrcbench %s  target %s (%s:%u)  conns %d  threads %d\n", sc_names[o.sc], o.label,
-            o.host, ntohs(o.dst.sin_port), o.conns, o.threads);
+            o.host, ntohs(o.dst[0].sin_port), o.conns, o.threads);
     fprintf(f,
             "  connections   opened %" PRIu64 "  failed %" PRIu64 "  closed %" PRIu64
             "  in %.3f s\n",
@@ -1270,7 +1391,7 @@ static void print_json(FILE *f, const struct result *r)
             "\"size\":%zu,\"depth\":%d,\"rate\":%.1f,\"warmup_s\":%.3f,\"measure_s\":%.4f,"
             "\"opened\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"closed\":%" PRIu64
             ",\"connect_s\":%.4f,\"upgrades_per_s\":%.1f,",
-            sc_names[o.sc], o.label, ntohs(o.dst.sin_port), o.conns, o.threads, o.size, o.depth,
+            sc_names[o.sc], o.label, ntohs(o.dst[0].sin_port), o.conns, o.threads, o.size, o.depth,
             o.rate, o.warmup, r->measure_s, s->opened, s->failed, s->closed, r->connect_s,
             r->connect_s > 0 ? s->opened / r->connect_s : 0);
     fprintf(f,
@@ -1286,7 +1407,7 @@ static void print_json(FILE *f, const struct result *r)
             ",\"server\":{\"pid\":%d,\"cpu_s\":%.4f,\"cpu_pct\":%.2f,\"per_cpu_s\":%.1f,"
             "\"rss_base_kb\":%ld,\"rss_start_kb\":%ld,\"rss_end_kb\":%ld,\"rss_max_kb\":%ld,"
             "\"rss_per_conn_b\":%.1f},\"client_cpu_pct\":%.2f,\"deflate_conns\":%" PRIu64
-            ",\"wire_bytes_in\":%" PRIu64 ",\"wire_bytes_per_delivery\":%.1f}\n",
+            ",\"wire_bytes_in\":%" PRIu64 ",\"wire_bytes_per_delivery\":%.1f",
             (int)o.server_pid, cpu, r->measure_s > 0 && cpu >= 0 ? 100 * cpu / r->measure_s : -1,
             cpu > 0 ? s->recv_m / cpu : -1, r->pbase.rss_kb, r->p0.rss_kb, r->p1.rss_kb, r->rss_max,
             o.sc == SC_IDLE && s->opened && r->pbase.rss_kb >= 0
@@ -1294,6 +1415,19 @@ static void print_json(FILE *f, const struct result *r)
                 : -1,
             r->measure_s > 0 ? 100 * r->client_cpu_s / r->measure_s : 0, s->pmd, s->rbytes_m,
             s->recv_m ? (double)s->rbytes_m / (double)s->recv_m : 0);
+    fprintf(f, ",\"nodes\":%d,\"server_pids\":%d", o.ndst, o.npids);
+    if (o.redis_pid > 0 || o.redis_port > 0) {
+        /* Publishes: what the publisher sent inside the measure window. */
+        double rcpu = r->r1.cpu_s >= 0 && r->r0.cpu_s >= 0 ? r->r1.cpu_s - r->r0.cpu_s : -1;
+        long long calls = r->calls1 >= 0 && r->calls0 >= 0 ? r->calls1 - r->calls0 : -1;
+        fprintf(f,
+                ",\"redis\":{\"pid\":%d,\"cpu_s\":%.4f,\"cpu_us_per_publish\":%.2f,"
+                "\"commands\":%lld,\"commands_per_publish\":%.3f}",
+                (int)o.redis_pid, rcpu,
+                rcpu >= 0 && s->sent_m ? rcpu * 1e6 / (double)s->sent_m : -1, calls,
+                calls >= 0 && s->sent_m ? (double)calls / (double)s->sent_m : -1);
+    }
+    fputs("}\n", f);
 }
 
 static void build_request(void)
@@ -1324,7 +1458,7 @@ static void build_request(void)
                      "GET %s HTTP/1.1\r\nHost: %s:%u\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\n%s\r\n",
-                     o.path, o.host, ntohs(o.dst.sin_port), key,
+                     o.path, o.host, ntohs(o.dst[0].sin_port), key,
                      o.deflate ? "Sec-WebSocket-Extensions: permessage-deflate\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(g_request))
         die("request path too long");
@@ -1369,7 +1503,7 @@ static void warm_server(int n)
         struct timeval tv = {.tv_sec = 2};
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         char buf[512];
-        if (connect(fd, (struct sockaddr *)&o.dst, sizeof(o.dst)) == 0 &&
+        if (connect(fd, (struct sockaddr *)&o.dst[0], sizeof(o.dst[0])) == 0 &&
             write(fd, g_request, g_request_len) > 0 && read(fd, buf, sizeof(buf)) > 0) {
             static const uint8_t close_frame[] = {0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2};
             if (write(fd, close_frame, sizeof(close_frame)) > 0)
@@ -1394,7 +1528,7 @@ int main(int argc, char **argv)
     r.rss_max = -1;
     if (o.sc == SC_IDLE && o.server_pid > 0)
         warm_server(16);
-    proc_sample(o.server_pid, &r.pbase);
+    servers_sample(&r.pbase);
 
     g_thr = calloc((size_t)o.threads, sizeof(*g_thr));
     if (!g_thr)
@@ -1470,7 +1604,7 @@ int main(int argc, char **argv)
     if (s.opened == 0) {
         ms = me = now_ns(); /* nothing to measure: stop now */
     } else if (o.sc == SC_STORM) {
-        proc_sample(o.server_pid, &r.p1);
+        servers_sample(&r.p1);
         r.client_cpu_s = self_cpu();
         r.p0 = r.pbase;
         ms = t0;
@@ -1479,12 +1613,12 @@ int main(int argc, char **argv)
         atomic_store(&g_phase, PH_SETTLE);
         uint64_t now = now_ns();
         wait_phase(t0, now + 500000000ull, &prev, &next_tick, PH_SETTLE, NULL, &r.rss_max);
-        proc_sample(o.server_pid, &r.p0);
+        servers_sample(&r.p0);
         ms = now_ns();
         wait_phase(t0, ms + (uint64_t)(o.duration * 1e9), &prev, &next_tick, PH_SETTLE, NULL,
                    &r.rss_max);
         me = now_ns();
-        proc_sample(o.server_pid, &r.p1);
+        servers_sample(&r.p1);
     } else {
         atomic_store(&g_phase, PH_SETTLE);
         wait_phase(t0, now_ns() + SETTLE_NS, &prev, &next_tick, PH_SETTLE, NULL, &r.rss_max);
@@ -1494,10 +1628,12 @@ int main(int argc, char **argv)
         atomic_store(&g_run_start, start);
         atomic_store(&g_measure_start, ms);
         atomic_store(&g_measure_end, me);
-        proc_sample(o.server_pid, &r.p0);
+        servers_sample(&r.p0);
         atomic_store_explicit(&g_phase, PH_RUN, memory_order_release);
         wait_phase(t0, ms, &prev, &next_tick, PH_RUN, run_done, &r.rss_max);
-        proc_sample(o.server_pid, &r.p0);
+        servers_sample(&r.p0);
+        proc_sample(o.redis_pid, &r.r0);
+        r.calls0 = redis_calls();
         double c0 = self_cpu();
         wait_phase(t0, me, &prev, &next_tick, PH_RUN, run_done, &r.rss_max);
         r.client_cpu_s = self_cpu() - c0;
@@ -1509,11 +1645,13 @@ int main(int argc, char **argv)
         atomic_store(&g_phase, PH_DRAIN);
         /* Server CPU is taken when the senders stop; the drain that follows
          * only collects what is still in flight. */
-        proc_sample(o.server_pid, &r.p1);
+        servers_sample(&r.p1);
+        proc_sample(o.redis_pid, &r.r1);
+        r.calls1 = redis_calls();
         wait_phase(t0, now_ns() + (uint64_t)(o.drain * 1e9), &prev, &next_tick, PH_DRAIN, drained,
                    &r.rss_max);
         struct psample pe;
-        if (proc_sample(o.server_pid, &pe) == 0 && pe.rss_kb > r.rss_max)
+        if (servers_sample(&pe) == 0 && pe.rss_kb > r.rss_max)
             r.rss_max = pe.rss_kb;
         r.p1.rss_kb = pe.rss_kb;
     }

@@ -16,6 +16,8 @@
 # permessage-deflate rows (idle cost, JSON fan-out plain and compressed) for
 # roomcast and node, in under 2 minutes; full includes them.
 #
+# full also runs the cluster pair (cluster.sh --reps 1) and appends its table.
+#
 # Only 127.0.0.1; every load run is bounded in time and count.
 set -u
 mode="${1:-quick}"
@@ -337,6 +339,22 @@ if [ "$mode" != deflate ] && [[ " $servers " == *" roomcast "* ]] && [ -x "$jwtb
     fi
 fi
 
+# ---- cluster ----------------------------------------------------------------------
+# full: one room over 2 nodes and a redis-server against the same room on one
+# node (cluster.sh, one pair, about 20 s); its table goes under results.md.
+rm -f "$out/cluster.md"
+if [ "$mode" = full ] && [[ " $servers " == *" roomcast "* ]]; then
+    if ! command -v redis-server >/dev/null; then
+        log "redis-server missing: cluster rows skipped"
+    elif [ $((SECONDS - t_start + 30)) -ge "$budget" ]; then
+        log "time budget (${budget}s) spent: cluster rows skipped"
+    else
+        log "roomcast: cluster rows (2 nodes + Redis against 1 node)"
+        RC_BENCH_BUILD="$build" RC_BENCH_OUT="$out" bash "$here/cluster.sh" --reps 1 \
+            >"$out/cluster.md" 2>>"$out/logs/cluster.log" || log "cluster.sh failed (see $out/logs/cluster.log)"
+    fi
+fi
+
 {
     echo "mode: $mode"
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -345,6 +363,10 @@ fi
     echo "elapsed_s: $((SECONDS - t_start))"
 } >"$out/meta.txt"
 /usr/bin/python3 "$here/report.py" "$out" || log "report failed"
+if [ -s "$out/cluster.md" ] && [ -f "$out/results.md" ]; then
+    printf '\n## Cluster (tests/bench/cluster.sh)\n' >>"$out/results.md"
+    cat "$out/cluster.md" >>"$out/results.md"
+fi
 # available() runs twice per server (echo, fanout): name each missing peer once.
 mapfile -t missing_peers < <(printf '%s\n' "${missing_peers[@]}" | awk 'NF && !seen[$0]++')
 if [ "${#missing_peers[@]}" -gt 0 ]; then

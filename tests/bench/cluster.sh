@@ -8,7 +8,8 @@
 # the nodes (-p PORT1,PORT2,...: member i on node i mod N, the publisher on the
 # first), R publishes/s of B bytes for S measured seconds. In the same run the
 # same room on ONE node without Redis (W workers, all M members there). Each
-# pair runs K times, alternating; the table gives every run and the medians:
+# pair runs K times, alternating; the table gives every run and the medians
+# (column by column):
 #
 #   deliveries per node CPU-second  sum of deliveries / sum of the nodes' CPU
 #                                   seconds (/proc/PID/stat, measure window)

@@ -21,6 +21,18 @@
 
 #define RC_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
 
+/* The value of one hex digit, or -1 (percent-decoding in URLs and paths). */
+static inline int rc_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 #if defined(__GNUC__)
 #define RC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #define RC_NORETURN __attribute__((noreturn))

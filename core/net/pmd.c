@@ -79,10 +79,10 @@ size_t pmd_pool_bytes(const struct pmd_pool *p)
     return p->zbytes + p->scratch_cap;
 }
 
-static struct z_stream_s *inflater(struct pmd_pool *p)
+/* A zeroed stream whose allocations are counted in the pool (not yet
+ * initialised: the caller runs inflateInit2 or deflateInit2). */
+static z_stream *stream_new(struct pmd_pool *p)
 {
-    if (p->inf)
-        return p->inf;
     z_stream *s = rc_try_malloc(sizeof(*s));
     if (s == NULL)
         return NULL;
@@ -90,6 +90,16 @@ static struct z_stream_s *inflater(struct pmd_pool *p)
     s->zalloc = zalloc_fn;
     s->zfree = zfree_fn;
     s->opaque = &p->zbytes;
+    return s;
+}
+
+static struct z_stream_s *inflater(struct pmd_pool *p)
+{
+    if (p->inf)
+        return p->inf;
+    z_stream *s = stream_new(p);
+    if (s == NULL)
+        return NULL;
     /* Raw deflate (negative bits), and the largest window: a stream made
      * with any smaller client window (8..15) inflates with it. */
     if (inflateInit2(s, -15) != Z_OK) {
@@ -213,13 +223,9 @@ static struct z_stream_s *deflater(struct pmd_pool *p, unsigned bits)
         bits = 15;
     if (p->def[bits])
         return p->def[bits];
-    z_stream *s = rc_try_malloc(sizeof(*s));
+    z_stream *s = stream_new(p);
     if (s == NULL)
         return NULL;
-    memset(s, 0, sizeof(*s));
-    s->zalloc = zalloc_fn;
-    s->zfree = zfree_fn;
-    s->opaque = &p->zbytes;
     if (deflateInit2(s, p->level, Z_DEFLATED, -(int)bits, p->mem_level, Z_DEFAULT_STRATEGY) !=
         Z_OK) {
         rc_free(s);

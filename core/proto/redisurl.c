@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "defs.h"
 #include "err.h"
 
 static int fail(char *why, size_t cap, const char *msg)
@@ -10,17 +11,6 @@ static int fail(char *why, size_t cap, const char *msg)
     if (cap > 0)
         snprintf(why, cap, "%s", msg);
     return RC_E_INVAL;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 /* Copies s[0..n) into out (cap bytes with the NUL), decoding %XX. */
@@ -32,7 +22,7 @@ static int decode(const char *s, size_t n, char *out, size_t cap)
         if (c == '%') {
             if (i + 2 >= n)
                 return -1;
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            int h = rc_hexval(s[i + 1]), l = rc_hexval(s[i + 2]);
             if (h < 0 || l < 0)
                 return -1;
             c = (char)(h * 16 + l);

@@ -2,18 +2,8 @@
 
 #include <string.h>
 
+#include "defs.h"
 #include "err.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 static const char index_name[] = "index.html";
 
@@ -46,7 +36,7 @@ ssize_t urlpath_normalize(const char *path, size_t len, char *out, size_t cap)
         if (ch == '%') {
             if (i + 2 >= len)
                 return RC_E_INVAL;
-            int hi = hexval(path[i + 1]), lo = hexval(path[i + 2]);
+            int hi = rc_hexval(path[i + 1]), lo = rc_hexval(path[i + 2]);
             if (hi < 0 || lo < 0)
                 return RC_E_INVAL;
             ch = (unsigned char)(hi << 4 | lo);

@@ -19,7 +19,6 @@ directory:
   - the binary alone fails with an error naming every place it looked, and
     works again with --lua-dir.
 """
-import json
 import os
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import rctest  # noqa: E402
-from rclua import Client, wait_log  # noqa: E402
+from rclua import seed_chat, wait_log  # noqa: E402
 from rctest import Failure, check, eq  # noqa: E402
 
 SRC = os.path.realpath(os.environ.get("RC_SOURCE_DIR") or os.path.join(HERE, "..", ".."))
@@ -155,23 +154,7 @@ def serve_chat(binary, conf, share):
         check(os.path.join(share, "scripts", "chat.lua") in log,
               "serves the installed chat.lua: %s" % log)
         check("Lua runtime: %s" % os.path.join(share, "lua") in log, "runtime logged: %s" % log)
-        alice, bob = Client(srv), Client(srv)
-        alice.send('{"type":"join","room_id":"game_lobby","user_id":"alice123"}')
-        j = alice.recv()
-        eq((j["type"], j["room_id"], type(j["seq"]), type(j["epoch"])),
-           ("joined", "game_lobby", int, str), "joined reply (seq and epoch)")
-        bob.send('{"type":"join","room_id":"game_lobby","user_id":"bob456"}')
-        j = bob.recv()
-        eq((j["type"], j["room_id"], type(j["seq"]), type(j["epoch"])),
-           ("joined", "game_lobby", int, str), "joined reply (seq and epoch)")
-        alice.send('{"type":"broadcast","room_id":"game_lobby","user_id":"alice123",'
-                   '"content":"Hello everyone!"}')
-        for c in (alice, bob):
-            m = c.recv()
-            eq((m["type"], m["room_id"], m["sender"], m["content"]),
-               ("broadcast", "game_lobby", "alice123", "Hello everyone!"), "broadcast")
-        alice.close()
-        bob.close()
+        seed_chat(srv)
     finally:
         problems = srv.stop()
     check(not problems, "server stop: %s" % problems)

@@ -126,3 +126,22 @@ def wait_log(srv, pattern, count=1, timeout=10.0):
             raise Failure("%d log lines with %r expected, got %d:\n%s" %
                           (count, pattern, len(lines), srv.log_tail()))
         time.sleep(0.02)
+
+
+def seed_chat(srv):
+    """The seed's protocol against scripts/chat.lua: two users join a room
+    (joined carries seq and epoch), one broadcasts, both receive it."""
+    alice, bob = Client(srv), Client(srv)
+    for c, user in ((alice, "alice123"), (bob, "bob456")):
+        c.send({"type": "join", "room_id": "game_lobby", "user_id": user})
+        j = c.recv()
+        eq((j["type"], j["room_id"], type(j["seq"]), type(j["epoch"])),
+           ("joined", "game_lobby", int, str), "joined reply (seq and epoch)")
+    alice.send('{"type":"broadcast","room_id":"game_lobby","user_id":"alice123",'
+               '"content":"Hello everyone!"}')
+    for c in (alice, bob):
+        m = c.recv()
+        eq((m["type"], m["room_id"], m["sender"], m["content"]),
+           ("broadcast", "game_lobby", "alice123", "Hello everyone!"), "broadcast")
+    alice.close()
+    bob.close()

@@ -31,7 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.realpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
-from rclua import Client  # noqa: E402
+from rclua import seed_chat  # noqa: E402
 from rctest import Failure, check, eq  # noqa: E402
 
 CONF = "/etc/roomcast/roomcast.conf.lua"
@@ -117,24 +117,6 @@ class Started:
         return c
 
 
-def seed_protocol(srv):
-    alice, bob = Client(srv), Client(srv)
-    alice.send('{"type":"join","room_id":"game_lobby","user_id":"alice123"}')
-    j = alice.recv()
-    eq((j["type"], j["room_id"], type(j["seq"]), type(j["epoch"])),
-       ("joined", "game_lobby", int, str), "joined reply (seq and epoch)")
-    bob.send('{"type":"join","room_id":"game_lobby","user_id":"bob456"}')
-    j = bob.recv()
-    eq((j["type"], j["room_id"], type(j["seq"]), type(j["epoch"])),
-       ("joined", "game_lobby", int, str), "joined reply (seq and epoch)")
-    alice.send('{"type":"broadcast","room_id":"game_lobby","user_id":"alice123",'
-               '"content":"Hello everyone!"}')
-    for c in (alice, bob):
-        m = c.recv()
-        eq((m["type"], m["sender"], m["content"]), ("broadcast", "alice123", "Hello everyone!"),
-           "broadcast")
-    alice.close()
-    bob.close()
 
 
 def main():
@@ -230,7 +212,7 @@ def main():
         eq(uid, pwd.getpwnam("roomcast").pw_uid, "runs as the roomcast user")
         check(any("/usr/share/roomcast/scripts/chat.lua" in l for l in srv.lines) or
               wait_line(srv, "/usr/share/roomcast/scripts/chat.lua"), "serves the packaged chat.lua")
-        seed_protocol(srv)
+        seed_chat(srv)
 
     def logrotate():
         """The packaged snippet rotates log_file, and roomcast reopens it on the

@@ -41,7 +41,8 @@
 --           neither: the latest `limit`. seq/epoch: the room's, at the read.
 --   {"type":"presence","room_id":"lobby"}
 --        -> {"type":"presence","room_id":"lobby","users":["alice",...],"count":n}
---           users: distinct user ids; count: connections in the room
+--           users: distinct user ids; count: connections in the room (in a cluster:
+--           on every node, those with a user id, as presence lists them)
 --
 -- Errors: {"type":"error","code":<code>,"message":<text>} (+ "id"), codes from
 -- roomcast.errors: bad_json, bad_request, unknown_type, missing_field,
@@ -329,12 +330,12 @@ function handlers.presence(conn, msg, id)
     local room = rc.room(room_id)
     -- one node: this room's members; a cluster: every node's (the handler
     -- waits for the bus)
-    local users, err = room:presence()
+    local users, err, count = room:presence()
     if not users then
         return E.unavailable, "presence is unavailable now: " .. tostring(err)
     end
     reply(conn, id, { type = "presence", room_id = room_id,
-        users = util.array(users), count = room:count() })
+        users = util.array(users), count = count or room:count() })
 end
 
 -- --------------------------------------------------------------------- hooks

@@ -341,28 +341,6 @@ static int publish(uint64_t req, const char *body, size_t blen, char **o)
     return API_PENDING;
 }
 
-/* Posts mail of `type` to each connection of user; returns how many. */
-static long to_user_conns(const char *user, size_t ulen, uint32_t type, unsigned flags,
-                          const char *payload, size_t plen)
-{
-    uint64_t ids[256];
-    long n = users_conn_ids(&api.srv->users, user, ulen, ids, 256);
-    if (n > 256)
-        n = 256;
-    for (long i = 0; i < n; i++) {
-        int wid = worker_of_conn_id(ids[i]);
-        if (wid >= api.srv->nworkers)
-            continue;
-        struct mail *m = mail_new(type, NULL, 0, payload, plen);
-        if (m == NULL)
-            return i;
-        m->conn_id = ids[i];
-        m->flags = flags;
-        mail_post(NULL, &api.srv->workers[wid].mbox, m);
-    }
-    return n;
-}
-
 /* A direct message on its way to a worker: user, NUL, payload. */
 struct send_job {
     uint64_t req;
@@ -447,7 +425,49 @@ static int send_user(uint64_t req, const char *body, size_t blen, char **o)
     return API_PENDING;
 }
 
-static int disconnect(const char *body, size_t blen, char **o)
+/* A disconnect on its way to a worker: user, NUL, reason, NUL. */
+struct kick_job {
+    uint64_t req;
+    unsigned code;
+    size_t user_len, reason_len;
+    char data[];
+};
+
+/* The bus's ack: how many connections were closed (local bus), or how many
+ * nodes the bus handed it to (cluster). */
+static void on_kick_ack(void *ud, int status, uint64_t n)
+{
+    uint64_t *req = ud;
+    char out[160];
+    if (status == 0) {
+        snprintf(out, sizeof(out), "{\"closed\":%llu}", (unsigned long long)n);
+        api_complete(*req, 200, out, strlen(out));
+    } else {
+        snprintf(out, sizeof(out), "{\"code\":\"unavailable\",\"message\":\"%s\"}",
+                 rc_strerror(status));
+        api_complete(*req, 503, out, strlen(out));
+    }
+    rc_free(req);
+}
+
+/* On a worker (mail_call): bus.disconnect_user, answered by on_kick_ack. */
+static void run_kick(void *arg)
+{
+    struct kick_job *j = arg;
+    struct worker *w = worker_current();
+    if (w) {
+        struct bus *b = w->srv->bus;
+        uint64_t *ud = rc_xmalloc(sizeof(*ud));
+        *ud = j->req;
+        int rc = b->ops->disconnect_user(b, w->id, j->data, j->user_len, j->code,
+                                         j->data + j->user_len + 1, j->reason_len, on_kick_ack, ud);
+        if (rc != 0) /* the ack will not run: answer now (frees ud) */
+            on_kick_ack(ud, rc, 0);
+    }
+    rc_free(j);
+}
+
+static int disconnect(uint64_t req, const char *body, size_t blen, char **o)
 {
     struct json_member m[API_MAX_MEMBERS];
     int status = 0;
@@ -477,12 +497,19 @@ static int disconnect(const char *body, size_t blen, char **o)
     long rl = get_name(m, (size_t)n, "reason", 0, reason, sizeof(reason), o, &status);
     if (rl < 0)
         return status;
-    long closed = to_user_conns(user, (size_t)ul, MAIL_CLOSE_CONN, code, rl > 0 ? reason : NULL,
-                                rl > 0 ? (size_t)rl + 1 : 0);
-    struct sbuf b = {0};
-    sb_printf(&b, "{\"closed\":%ld}\n", closed);
-    *o = b.p;
-    return 200;
+    /* Through the bus from a worker, as a direct message goes: on one node
+     * it closes the user's connections here; in a cluster every node with a
+     * connection of the user closes its own. */
+    struct kick_job *j = rc_xmalloc(sizeof(*j) + (size_t)ul + 1 + (size_t)rl + 1);
+    j->req = req;
+    j->code = code;
+    j->user_len = (size_t)ul;
+    j->reason_len = (size_t)rl;
+    memcpy(j->data, user, (size_t)ul + 1);
+    memcpy(j->data + ul + 1, reason, (size_t)rl + 1);
+    int wid = rooms_owner_of(&api.srv->rooms, user, (size_t)ul); /* any worker; spread */
+    mail_call(NULL, &api.srv->workers[wid].mbox, run_kick, j);
+    return API_PENDING;
 }
 
 struct list_ctx {
@@ -519,8 +546,75 @@ static void user_cb(void *ud, const char *user, size_t len)
     x->first = 0;
 }
 
-static int presence(const char *room, size_t rl, char **o)
+/* A cluster-wide presence read: asked on the room's owner worker, answered
+ * by the bus there (the users one by one, then done). */
+struct pres_job {
+    uint64_t req;
+    struct sbuf b;
+    int first;
+    size_t room_len;
+    char room[];
+};
+
+static void pres_each(void *ud, const char *user, size_t len)
 {
+    struct pres_job *j = ud;
+    if (!j->first)
+        sb_add(&j->b, ",", 1);
+    sb_json_str(&j->b, user, len);
+    j->first = 0;
+}
+
+static void pres_done(void *ud, int status, long count)
+{
+    struct pres_job *j = ud;
+    if (status != 0) {
+        char out[160];
+        snprintf(out, sizeof(out), "{\"code\":\"unavailable\",\"message\":\"%s\"}",
+                 rc_strerror(status));
+        api_complete(j->req, 503, out, strlen(out));
+    } else if (count == 0 && room_count(&api.srv->rooms, j->room, j->room_len) < 0) {
+        const char *out = "{\"code\":\"room_not_found\",\"message\":\"no such room\"}";
+        api_complete(j->req, 404, out, strlen(out));
+    } else {
+        sb_printf(&j->b, "],\"count\":%ld}", count);
+        api_complete(j->req, 200, j->b.p, j->b.len);
+    }
+    rc_free(j->b.p);
+    rc_free(j);
+}
+
+/* On the room's owner worker (mail_call): bus.presence, answered later. */
+static void run_presence(void *arg)
+{
+    struct pres_job *j = arg;
+    struct worker *w = worker_current();
+    if (w == NULL) {
+        rc_free(j->b.p);
+        rc_free(j);
+        return;
+    }
+    struct bus *b = w->srv->bus;
+    int rc = b->ops->presence(b, w->id, j->room, j->room_len, pres_each, pres_done, j);
+    if (rc != 0) /* pres_done will not run: answer now (frees j) */
+        pres_done(j, rc, 0);
+}
+
+static int presence(uint64_t req, const char *room, size_t rl, char **o)
+{
+    if (api.srv->bus && api.srv->bus->ops->presence) { /* a cluster: every node's */
+        struct pres_job *j = rc_xcalloc(1, sizeof(*j) + rl + 1);
+        j->req = req;
+        j->first = 1;
+        j->room_len = rl;
+        memcpy(j->room, room, rl);
+        sb_printf(&j->b, "{\"room_id\":");
+        sb_json_str(&j->b, room, rl);
+        sb_printf(&j->b, ",\"users\":[");
+        int owner = rooms_owner_of(&api.srv->rooms, room, rl);
+        mail_call(NULL, &api.srv->workers[owner].mbox, run_presence, j);
+        return API_PENDING;
+    }
     long count = room_count(&api.srv->rooms, room, rl);
     if (count < 0)
         return err(o, 404, "room_not_found", "no such room");
@@ -647,7 +741,7 @@ int api_handle(uint64_t req, const char *method, size_t mlen, const char *path, 
             return publish(req, body, blen, o);
         if (is(p, pl, "send"))
             return send_user(req, body, blen, o);
-        return disconnect(body, blen, o);
+        return disconnect(req, body, blen, o);
     }
     if (is(p, pl, "rooms") || (pl > 6 && memcmp(p, "rooms/", 6) == 0)) {
         if (!get) {
@@ -667,7 +761,7 @@ int api_handle(uint64_t req, const char *method, size_t mlen, const char *path, 
         const char *what = slash + 1;
         size_t wl = (size_t)(end - what);
         if (is(what, wl, "presence"))
-            return presence(room, (size_t)rl, o);
+            return presence(req, room, (size_t)rl, o);
         if (is(what, wl, "history"))
             return history(req, room, (size_t)rl, query, qlen, o);
         return err(o, 404, "not_found", "GET /api/rooms/<room>/presence or /history");

@@ -56,6 +56,13 @@ static long deliver_user(void *ctx, const char *user, size_t ulen, const void *d
     return users_send(h->users, current(h), user, ulen, data, len, binary);
 }
 
+static long close_user(void *ctx, const char *user, size_t ulen, unsigned code, const char *reason,
+                       size_t rlen)
+{
+    struct host *h = ctx;
+    return users_close(h->users, current(h), user, ulen, code, reason, rlen);
+}
+
 static void epoch_changed(void *ctx, const char *room, size_t len, const char *epoch)
 {
     struct host *h = ctx;
@@ -71,5 +78,6 @@ struct bus_host host_bus(struct host *h)
         .deliver_user = deliver_user,
         .epoch_changed = epoch_changed,
         .deliver_frame = deliver_frame,
+        .close_user = close_user,
     };
 }

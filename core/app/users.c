@@ -140,6 +140,48 @@ long users_send(struct users *u, int from, const char *user, size_t ulen, const 
     return sent;
 }
 
+long users_close(struct users *u, int from, const char *user, size_t ulen, unsigned code,
+                 const char *reason, size_t rlen)
+{
+    uint64_t local[16];
+    uint64_t *ids = local;
+    uint32_t n = 0;
+    pthread_mutex_lock(&u->lock);
+    struct user_conns *uc = strmap_get(&u->by_user, user, ulen);
+    if (uc && uc->n > 0) {
+        n = uc->n;
+        if (n > 16)
+            ids = rc_xmalloc(n * sizeof(*ids));
+        memcpy(ids, uc->ids, n * sizeof(*ids));
+    }
+    pthread_mutex_unlock(&u->lock);
+    /* the reason with its NUL (conn_close wants a C string) */
+    char tmp[124];
+    if (rlen > sizeof(tmp) - 1)
+        rlen = sizeof(tmp) - 1;
+    if (rlen)
+        memcpy(tmp, reason, rlen);
+    tmp[rlen] = '\0';
+    long closed = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        int wid = idmap_tag_of(ids[i]);
+        if (wid >= u->nworkers)
+            continue;
+        /* by mail even to ourselves: the close runs in the mailbox drain,
+         * never inside whatever asked for it */
+        struct mail *m = mail_new(MAIL_CLOSE_CONN, NULL, 0, tmp, rlen + 1);
+        if (m == NULL)
+            break;
+        m->conn_id = ids[i];
+        m->flags = code;
+        mail_post(from >= 0 ? u->mb[from] : NULL, u->mb[wid], m);
+        closed++;
+    }
+    if (ids != local)
+        rc_free(ids);
+    return closed;
+}
+
 size_t users_name_of(struct users *u, uint64_t id, char *buf, size_t cap)
 {
     size_t n = 0;

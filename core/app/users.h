@@ -45,6 +45,12 @@ void users_destroy(struct users *u);
 long users_send(struct users *u, int from, const char *user, size_t ulen, const void *payload,
                 size_t plen, int binary);
 
+/* Closes every connection of `user` on this node (on any worker, by mail
+ * from worker `from`, -1: another thread) with close code `code` and
+ * reason[0..rlen) (at most 123 bytes). Returns how many were asked to close. */
+long users_close(struct users *u, int from, const char *user, size_t ulen, unsigned code,
+                 const char *reason, size_t rlen);
+
 /* Copies the user of connection `id` (on any worker) into buf (cap bytes,
  * NUL-terminated) and returns its length, or 0 when it has none or is gone. */
 size_t users_name_of(struct users *u, uint64_t id, char *buf, size_t cap);

@@ -11,6 +11,12 @@
  *         --> gap check / backfill (XRANGE) / dedupe, per room
  *         --> host->deliver(room, msg) on the room's owner worker of THIS node: as above
  *
+ *   direct messages and disconnects (send_to_user, disconnect_user):
+ *     local: host->deliver_user / host->close_user at once
+ *     redis: PUBLISH on the user's channel rc:u:{user} ("rcd1" / "rck1",
+ *            busmsg.h) --> every node where the user has connections
+ *            --> host->deliver_user / host->close_user there
+ *
  * Whatever the bus, host->deliver sees each room's messages once each, in
  * seq order, on the room's owner worker; that is what gives every member the
  * same order. The store (store.h) answers history reads; in cluster mode it
@@ -61,6 +67,10 @@ struct bus_host {
      * shares it (takes its own references) instead of encoding again. */
     void (*deliver_frame)(void *ctx, const char *room, size_t len, const struct store_msg *m,
                           struct frame_ref *frame, uint64_t exclude);
+    /* Any worker: closes every connection of `user` on this node with close
+     * code `code` and reason[0..rlen) (rlen <= 123). Returns how many. */
+    long (*close_user)(void *ctx, const char *user, size_t ulen, unsigned code, const char *reason,
+                       size_t rlen);
 };
 
 /* A message to publish (the bytes are copied before publish returns). */
@@ -78,7 +88,8 @@ struct bus_publish {
  * take it now; the client gets {"type":"error","code":"unavailable"}). */
 typedef void (*bus_ack_cb)(void *ud, int status, uint64_t seq);
 
-/* Presence answers: each distinct user once; then done(ud, status, count). */
+/* Presence answers: each distinct user once; then done(ud, status, count),
+ * count: the room's connections on every node (a user may have several). */
 typedef void (*bus_user_cb)(void *ud, const char *user, size_t ulen);
 typedef void (*bus_done_cb)(void *ud, int status, long count);
 
@@ -100,6 +111,13 @@ struct bus_ops {
      * accepted it (cluster: "delivered" means accepted by the bus). */
     int (*send_to_user)(struct bus *b, int worker, const char *user, size_t ulen, const void *data,
                         size_t len, int binary, bus_ack_cb ack, void *ud);
+    /* Closes every connection of `user`, cluster-wide, with code (1000 or
+     * 3000-4999) and reason[0..rlen) (rlen <= 123). ack's seq as for
+     * send_to_user: the count closed locally (local bus), or, in a cluster,
+     * the nodes the bus handed it to (each closes its own connections when
+     * the message arrives). Returns 0, or RC_E_DENIED when the bus is down. */
+    int (*disconnect_user)(struct bus *b, int worker, const char *user, size_t ulen, unsigned code,
+                           const char *reason, size_t rlen, bus_ack_cb ack, void *ud);
     /* Presence bookkeeping for cluster-wide presence (NULL for the local bus:
      * the room's in-memory membership answers). member: a connection id. */
     void (*presence_set)(struct bus *b, const char *room, size_t len, uint64_t member,

@@ -159,6 +159,22 @@ static int bl_send_to_user(struct bus *bus, int worker, const char *user, size_t
     return 0;
 }
 
+static int bl_disconnect_user(struct bus *bus, int worker, const char *user, size_t ulen,
+                              unsigned code, const char *reason, size_t rlen, bus_ack_cb ack,
+                              void *ud)
+{
+    const struct bus_host *h = &bus->host;
+    long n = h->close_user(h->base.ctx, user, ulen, code, reason, rlen);
+    if (ack) {
+        struct user_job *j = rc_xmalloc(sizeof(*j));
+        j->ack = ack;
+        j->ud = ud;
+        j->count = n;
+        h->base.post(h->base.ctx, worker, user_done, j);
+    }
+    return 0;
+}
+
 static int bl_health(struct bus *b, char *why, size_t cap)
 {
     if (cap > 0)
@@ -189,6 +205,7 @@ static const struct bus_ops local_ops = {
     .room_interest = bl_interest,
     .user_interest = bl_interest,
     .send_to_user = bl_send_to_user,
+    .disconnect_user = bl_disconnect_user,
     .presence_set = NULL,
     .presence = NULL,
     .health = bl_health,

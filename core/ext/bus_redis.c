@@ -89,13 +89,16 @@ static const char PSET_LUA[] = "local n = redis.call('HINCRBY', KEYS[1], ARGV[1]
                                "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
                                "return n\n";
 
-/* KEYS: rc:{room}:pn. ARGV: "rc:{room}:p:". The distinct users of every live
- * node's hash; nodes whose hash expired leave the set. */
-static const char PGET_LUA[] = "local seen, out = {}, {}\n"
+/* KEYS: rc:{room}:pn. ARGV: "rc:{room}:p:". The room's connections on every
+ * live node (the sum of the hashes' counts), then the distinct users of all
+ * of them; nodes whose hash expired leave the set. */
+static const char PGET_LUA[] = "local seen, out = {}, {0}\n"
                                "for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
-                               "  local u = redis.call('HKEYS', ARGV[1] .. n)\n"
-                               "  if #u == 0 then redis.call('SREM', KEYS[1], n) end\n"
-                               "  for _, x in ipairs(u) do\n"
+                               "  local h = redis.call('HGETALL', ARGV[1] .. n)\n"
+                               "  if #h == 0 then redis.call('SREM', KEYS[1], n) end\n"
+                               "  for i = 1, #h, 2 do\n"
+                               "    local x = h[i]\n"
+                               "    out[1] = out[1] + tonumber(h[i + 1])\n"
                                "    if not seen[x] then seen[x] = true; out[#out + 1] = x end\n"
                                "  end\n"
                                "end\n"
@@ -344,7 +347,7 @@ static void answer_on_worker(void *arg)
     case RQ_PGET:
         for (size_t i = 0; q->status == 0 && i < q->nusers; i++)
             q->each(q->ud, q->users[i], q->ulens[i]);
-        q->done(q->ud, q->status, q->status == 0 ? (long)q->nusers : 0);
+        q->done(q->ud, q->status, q->status == 0 ? (long)q->seq : 0);
         break;
     case RQ_READ:
         q->rcb(q->ud, q->status, &q->info, q->msgs, q->nmsgs);
@@ -693,7 +696,7 @@ struct bdel {
     struct bus_redis *b;
     struct store_msg m;
     uint64_t exclude;
-    int kind; /* 0 room message, 1 epoch change, 2 direct */
+    int kind; /* 0 room message, 1 epoch change, 2 direct, 3 disconnect (exclude: code) */
     char *data;
     size_t name_len;
     char name[];
@@ -707,9 +710,11 @@ static void deliver_on_worker(void *arg)
         h->deliver(h->base.ctx, d->name, d->name_len, &d->m, d->exclude);
     else if (d->kind == 1)
         h->epoch_changed(h->base.ctx, d->name, d->name_len, d->data);
-    else
+    else if (d->kind == 2)
         h->deliver_user(h->base.ctx, d->name, d->name_len, d->m.data, d->m.len,
                         (d->m.flags & ROOM_PUB_BINARY) != 0);
+    else
+        h->close_user(h->base.ctx, d->name, d->name_len, (unsigned)d->exclude, d->m.data, d->m.len);
     rc_free(d->data);
     rc_free(d);
 }
@@ -1060,18 +1065,22 @@ static void on_room_message(struct bus_redis *b, const char *room, size_t rlen, 
 static void on_direct_message(struct bus_redis *b, const char *user, size_t ulen, const char *p,
                               size_t n)
 {
-    int bin;
+    int bin = 0;
+    unsigned code = 0;
     const char *d;
     size_t dl;
-    if (busmsg_parse_direct(p, n, &bin, &d, &dl) != 0) {
+    int kick = n >= 5 && memcmp(p, "rck1 ", 5) == 0;
+    if (kick ? busmsg_parse_kick(p, n, &code, &d, &dl) != 0
+             : busmsg_parse_direct(p, n, &bin, &d, &dl) != 0) {
         atomic_fetch_add(&b->st.bad, 1);
         return;
     }
     if (strmap_get(&b->users, user, ulen) == NULL)
         return;
     atomic_fetch_add(&b->st.directs_in, 1);
-    struct bdel *x = bdel_new(b, 2, user, ulen, d, dl);
+    struct bdel *x = bdel_new(b, kick ? 3 : 2, user, ulen, d, dl);
     x->m.flags = bin ? ROOM_PUB_BINARY : 0;
+    x->exclude = code; /* kind 3: the close code */
     int w = (int)(strmap_hash(user, ulen) % (uint64_t)b->base.host.base.nworkers);
     b->base.host.base.post(b->base.host.base.ctx, w, deliver_on_worker, x);
 }
@@ -1366,15 +1375,21 @@ static void on_pget_reply(redisAsyncContext *ac, void *reply, void *pd)
         finish(b, q, RC_E_DENIED, 0);
         return;
     }
+    /* {connections, user, user, ...} */
+    if (r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER) {
+        finish(b, q, RC_E_DENIED, 0);
+        return;
+    }
+    long long conns = r->element[0]->integer;
     q->users = rc_xcalloc(r->elements + 1, sizeof(char *));
     q->ulens = rc_xcalloc(r->elements + 1, sizeof(size_t));
-    for (size_t i = 0; i < r->elements; i++) {
+    for (size_t i = 1; i < r->elements; i++) {
         if (r->element[i]->type != REDIS_REPLY_STRING)
             continue;
         q->users[q->nusers] = rc_xstrndup(r->element[i]->str, r->element[i]->len);
         q->ulens[q->nusers++] = r->element[i]->len;
     }
-    finish(b, q, 0, 0);
+    finish(b, q, 0, conns > 0 ? (uint64_t)conns : 0);
 }
 
 static void on_read_reply(redisAsyncContext *ac, void *reply, void *pd)
@@ -1739,6 +1754,35 @@ static int rb_send_to_user(struct bus *bb, int worker, const char *user, size_t 
     return 0;
 }
 
+static int rb_disconnect_user(struct bus *bb, int worker, const char *user, size_t ulen,
+                              unsigned code, const char *reason, size_t rlen, bus_ack_cb ack,
+                              void *ud)
+{
+    struct bus_redis *b = (struct bus_redis *)bb;
+    if (atomic_load(&b->state) != 1 || ulen == 0)
+        return RC_E_DENIED;
+    if (rlen > BUSMSG_KICK_REASON_MAX)
+        return RC_E_INVAL;
+    struct breq *q = req_new(b, RQ_DIRECT, worker, user, ulen);
+    q->ack = ack;
+    q->ud = ud;
+    q->data = rc_try_malloc(rlen + 16);
+    if (q->data == NULL) {
+        rc_free(q);
+        return RC_E_NOMEM;
+    }
+    int hl = snprintf(q->data, 16, "rck1 %u\n", code);
+    if (rlen)
+        memcpy(q->data + hl, reason, rlen);
+    q->len = (size_t)hl + rlen;
+    if (req_push(b, q, 1) != 0) {
+        rc_free(q->data);
+        rc_free(q);
+        return RC_E_DENIED;
+    }
+    return 0;
+}
+
 static void rb_presence_set(struct bus *bb, const char *room, size_t len, uint64_t member,
                             const char *user, size_t ulen, int on)
 {
@@ -1896,6 +1940,7 @@ static const struct bus_ops redis_bus_ops = {
     .room_interest = rb_room_interest,
     .user_interest = rb_user_interest,
     .send_to_user = rb_send_to_user,
+    .disconnect_user = rb_disconnect_user,
     .presence_set = rb_presence_set,
     .presence = rb_presence,
     .health = rb_health,

@@ -395,6 +395,7 @@ struct presence_wait {
     char *buf; /* users, each followed by NUL */
     size_t len, cap;
     long n;
+    long conns; /* the room's connections on every node */
     int status;
 };
 
@@ -430,7 +431,9 @@ static int push_presence(lua_State *co, void *ud)
         lua_rawseti(co, -2, (int)i);
         off += l + 1;
     }
-    return 1;
+    lua_pushnil(co);
+    lua_pushnumber(co, (lua_Number)pw->conns);
+    return 3; /* users, nil, connections */
 }
 
 static void presence_done(void *ud, int status, long count)
@@ -438,6 +441,7 @@ static void presence_done(void *ud, int status, long count)
     struct presence_wait *pw = ud;
     struct worker *w = worker_current();
     pw->status = status;
+    pw->conns = count;
     if (w != NULL && async_ops != NULL)
         async_ops->complete(w, pw->ticket, push_presence, pw);
     rc_free(pw->buf);

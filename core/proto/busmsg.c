@@ -117,6 +117,24 @@ int busmsg_parse_direct(const char *p, size_t n, int *binary, const char **data,
     return 0;
 }
 
+int busmsg_parse_kick(const char *p, size_t n, unsigned *code, const char **reason, size_t *rlen)
+{
+    if (n < 6 || memcmp(p, "rck1 ", 5) != 0 || p[5] == '0')
+        return RC_E_PROTO;
+    unsigned v = 0;
+    size_t i = 5;
+    for (; i < n && i < 10 && p[i] >= '0' && p[i] <= '9'; i++)
+        v = v * 10 + (unsigned)(p[i] - '0');
+    if (i == 5 || i >= n || p[i] != '\n' || !(v == 1000 || (v >= 3000 && v <= 4999)))
+        return RC_E_PROTO;
+    if (n - i - 1 > BUSMSG_KICK_REASON_MAX)
+        return RC_E_PROTO;
+    *code = v;
+    *reason = p + i + 1;
+    *rlen = n - i - 1;
+    return 0;
+}
+
 int busmsg_format_room(char *out, uint64_t seq, int64_t ts_ms, uint32_t flags, const char *epoch,
                        const char *origin, uint64_t exclude)
 {

@@ -18,6 +18,11 @@
  *
  *   "rcd1" SP binary LF data        binary: "0" text, "1" binary
  *
+ * and, on the same channel, a disconnect of every connection of the user:
+ *
+ *   "rck1" SP code LF reason         code: 1000 or 3000..4999, decimal, no
+ *                                    leading zero; reason: 0..123 bytes
+ *
  * Anything else on our channels (another program's message, a truncated or
  * hand-made one, a seq that is not a number) is rejected with RC_E_PROTO; the
  * bus counts it and skips it. Pure: no allocation, no I/O, thread-safe.
@@ -54,6 +59,12 @@ int busmsg_parse_room(const char *p, size_t n, struct busmsg *out);
 /* Parses a direct message. Returns 0 with *binary, *data, *len set (data
  * points into p), or RC_E_PROTO. */
 int busmsg_parse_direct(const char *p, size_t n, int *binary, const char **data, size_t *len);
+
+/* Parses a disconnect ("rck1"). Returns 0 with *code, *reason, *rlen set
+ * (reason points into p), or RC_E_PROTO. */
+int busmsg_parse_kick(const char *p, size_t n, unsigned *code, const char **reason, size_t *rlen);
+
+#define BUSMSG_KICK_REASON_MAX 123
 
 /* Writes the header of a room message (everything up to and including LF)
  * into out, which must hold BUSMSG_HEADER_MAX bytes. Returns its length, or

@@ -390,8 +390,8 @@ function room_methods:presence()
     local n, buf = with_buffer(function(name, len, b, cap, used)
         return C.rc_ffi_room_presence(name, len, b, cap, used)
     end, self.name, #self.name)
-    if n < 0 then return {} end
-    return split_nul(buf, tonumber(out_sz[0]))
+    if n < 0 then return {}, nil, 0 end
+    return split_nul(buf, tonumber(out_sz[0])), nil, self:count()
 end
 
 -- room:history([since[, limit]]) or room:history{since=, before=, limit=, newest=}

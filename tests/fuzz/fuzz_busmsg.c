@@ -52,6 +52,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((bin != 0 && bin != 1) || !inside(p, size, d, dn) || dn != size - 7)
             abort();
     }
+    unsigned code;
+    if (busmsg_parse_kick(p, size, &code, &d, &dn) == 0) {
+        if (!(code == 1000 || (code >= 3000 && code <= 4999)) || !inside(p, size, d, dn) ||
+            dn > BUSMSG_KICK_REASON_MAX)
+            abort();
+    }
     free(p);
     return 0;
 }

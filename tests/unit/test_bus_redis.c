@@ -164,6 +164,8 @@ struct node {
     int epochs;
     char direct[256];
     int ndirect;
+    char kick[256];
+    int nkick;
 };
 
 static pthread_mutex_t g_wake_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -211,6 +213,15 @@ static long h_deliver_user(void *ctx, const char *user, size_t ulen, const void 
     snprintf(nd->direct, sizeof(nd->direct), "%.*s:%d:%.*s", (int)ulen, user, binary, (int)len,
              (const char *)data);
     nd->ndirect++;
+    return 1;
+}
+
+static long h_close_user(void *ctx, const char *user, size_t ulen, unsigned code,
+                         const char *reason, size_t rlen)
+{
+    struct node *nd = ctx;
+    snprintf(nd->kick, sizeof(nd->kick), "%.*s:%u:%.*s", (int)ulen, user, code, (int)rlen, reason);
+    nd->nkick++;
     return 1;
 }
 
@@ -292,6 +303,7 @@ static struct node *node_new(const char *id, double ttl)
         .owner_of = h_owner,
         .deliver = h_deliver,
         .deliver_user = h_deliver_user,
+        .close_user = h_close_user,
         .epoch_changed = h_epoch,
     };
     char url[64];
@@ -677,6 +689,50 @@ static void test_direct_across_nodes(void **state)
     free(ak);
 }
 
+static int pred_kick(void *ud)
+{
+    return ((struct node *)ud)->nkick > 0;
+}
+
+/* A disconnect crosses nodes on the user's channel: the node with the
+ * user's connections closes them with the code and reason given; the
+ * asking node, where the user has none, closes nothing. */
+static int g_kick_sent;
+
+static int pred_kick_acks(void *ud)
+{
+    struct acks *a = ud;
+    return a->ok + a->denied >= g_kick_sent;
+}
+
+static void test_disconnect_across_nodes(void **state)
+{
+    struct node *a = nodes[0], *b = nodes[1];
+    b->bus->ops->user_interest(b->bus, "erin", 4, 1);
+    struct acks *ak = calloc(1, sizeof(*ak));
+    g_kick_sent = 0;
+    int directs = b->ndirect;
+    /* the subscription takes a moment: resend until it lands */
+    for (int i = 0; i < 50 && b->nkick == 0; i++) {
+        assert_int_equal(
+            a->bus->ops->disconnect_user(a->bus, 0, "erin", 4, 4001, "go away", 7, on_ack, ak), 0);
+        g_kick_sent++;
+        pump(pred_kick, b, 0.1);
+    }
+    assert_true(b->nkick > 0);
+    assert_string_equal(b->kick, "erin:4001:go away");
+    assert_int_equal(b->ndirect, directs);    /* not taken for a direct message */
+    assert_true(pump(pred_kick_acks, ak, 5)); /* every ack came back before ak goes */
+    assert_int_equal(ak->denied, 0);
+    assert_true(ak->seen[1] >= 1); /* the last one reached one node: b */
+    assert_int_equal(a->nkick, 0);
+    assert_int_equal(
+        a->bus->ops->disconnect_user(a->bus, 0, "erin", 4, 4001, NULL, 200, NULL, NULL),
+        RC_E_INVAL); /* a reason longer than a close frame holds */
+    b->bus->ops->user_interest(b->bus, "erin", 4, 0);
+    free(ak);
+}
+
 /* A Redis that stops answering (SIGSTOP: a network cut looks the same): the
  * publish in flight is answered unavailable once the command times out, the
  * bus reports down, and comes back by itself after SIGCONT. */
@@ -828,7 +884,8 @@ static void test_presence_and_nodes(void **state)
             break;
         usleep(20000);
     }
-    assert_int_equal(p.count, 2);
+    assert_int_equal(p.n, 2);
+    assert_int_equal(p.count, 3); /* connections: alice's two and carol's */
     assert_true(has(&p, "alice") && has(&p, "carol"));
     /* one of alice's two connections leaves: she stays */
     a->bus->ops->presence_set(a->bus, "lobby", 5, 12, "alice", 5, 0);
@@ -1042,6 +1099,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_direct_across_nodes),
         cmocka_unit_test(test_frozen_redis),
         cmocka_unit_test(test_interest_churn),
+        cmocka_unit_test(test_disconnect_across_nodes),
         cmocka_unit_test(test_presence_and_nodes),
         cmocka_unit_test(test_store_reads),
         cmocka_unit_test(test_auth),

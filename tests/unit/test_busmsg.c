@@ -146,6 +146,37 @@ static void test_direct(void **state)
     }
 }
 
+static void test_kick(void **state)
+{
+    (void)state;
+    unsigned code = 0;
+    const char *r;
+    size_t n;
+    const char ok[] = "rck1 4000\nbye";
+    const char *p = guardbuf_put(ok, sizeof(ok) - 1);
+    assert_int_equal(busmsg_parse_kick(p, sizeof(ok) - 1, &code, &r, &n), 0);
+    assert_int_equal(code, 4000);
+    assert_int_equal(n, 3);
+    assert_memory_equal(r, "bye", 3);
+    p = guardbuf_put("rck1 1000\n", 10);
+    assert_int_equal(busmsg_parse_kick(p, 10, &code, &r, &n), 0);
+    assert_int_equal(code, 1000);
+    assert_int_equal(n, 0);
+    static const char *bad[] = {"rck1 999\n",   "rck1 1001\n", "rck1 5000\n",
+                                "rck1 04000\n", "rck1 4000",   "rck1 \n",
+                                "rck1 40a0\n",  "rcd1 0\nx",   "rck1 99999999999\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        p = guardbuf_put(bad[i], strlen(bad[i]));
+        assert_int_equal(busmsg_parse_kick(p, strlen(bad[i]), &code, &r, &n), RC_E_PROTO);
+    }
+    char big[10 + BUSMSG_KICK_REASON_MAX + 1];
+    memcpy(big, "rck1 4000\n", 10);
+    memset(big + 10, 'x', sizeof(big) - 10);
+    p = guardbuf_put(big, sizeof(big));
+    assert_int_equal(busmsg_parse_kick(p, sizeof(big), &code, &r, &n), RC_E_PROTO);
+    assert_int_equal(busmsg_parse_kick(p, sizeof(big) - 1, &code, &r, &n), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_room_bad_fields),
         cmocka_unit_test(test_format_round_trip),
         cmocka_unit_test(test_direct),
+        cmocka_unit_test(test_kick),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     guardbuf_free();

@@ -15,6 +15,16 @@ redis-server the test starts on a free port in a temp dir (--save ""
             outage are answered `unavailable`, /health is 503
             {"status":"degraded","bus":"down"} then 200, afterwards every
             member sees one gap-free sequence on every node;
+  api       the HTTP API (/api/) of one node reaches the others: a publish
+            on node 0 reaches members on nodes 1 and 2 (and its history
+            reads the Redis stream on any node); presence on node 0 lists
+            the users of nodes 1 and 2 with the cluster's connection count;
+            a disconnect on node 0 closes the user's connections on nodes 1
+            and 2 with the code and reason given;
+  dashboard the admin dashboard (GET / on the admin port) in headless
+            Chromium (tests/integration/cluster/dashboard.js): the bus state
+            and the nodes it shows are /stats's, while Redis is up and while
+            it is down;
   sigterm   SIGTERM of one node: its clients get 1001, the others keep
             being served.
 
@@ -81,6 +91,7 @@ class Redis:
 
 
 NODE_TTL = 2
+TOKEN = "cluster-api-token"
 
 
 class Node:
@@ -91,7 +102,8 @@ class Node:
         self.proc = subprocess.Popen(
             [BIN, "-b", "127.0.0.1", "-p", str(self.port), "-w", "2", "--admin",
              "127.0.0.1:%d" % self.admin, "-s", SCRIPT, "--redis",
-             "redis://127.0.0.1:%d/0" % redis.port, "--cluster-node-ttl", str(NODE_TTL)],
+             "redis://127.0.0.1:%d/0" % redis.port, "--cluster-node-ttl", str(NODE_TTL),
+             "--api-token", TOKEN],
             stdout=self.log, stderr=self.log)
 
     def get(self, path):
@@ -100,6 +112,18 @@ class Node:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
+
+    def api(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request("http://127.0.0.1:%d%s" % (self.admin, path), data=data,
+                                     method=method,
+                                     headers={"Authorization": "Bearer " + TOKEN,
+                                              "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status, json.loads(r.read().decode())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read().decode())
 
     def url(self):
         return "ws://127.0.0.1:%d/ws" % self.port
@@ -249,6 +273,113 @@ async def test_presence(nodes, redis):
           "(node_ttl %d)" % (left, NODE_TTL))
 
 
+async def presence_count(ws, room):
+    await ws.send(json.dumps({"type": "presence", "room_id": room}))
+    m = await recv_type(ws, "presence")
+    return m["count"]
+
+
+async def test_api(nodes):
+    room = "api"
+    # ap1 twice on node 1 (two connections of one user), ap2 on node 2;
+    # nobody of the room on node 0, whose API is asked
+    a1 = await connect(nodes[1], "ap1", room)
+    a1b = await connect(nodes[1], "ap1", room)
+    a2 = await connect(nodes[2], "ap2", room)
+    await wait_synced([a1, a1b, a2], room)
+    st, r = nodes[0].api("POST", "/api/publish", {"room_id": room, "content": "from the api"})
+    assert st == 200 and r["seq"] >= 1, (st, r)
+    seq = r["seq"]
+    for ws in (a1, a1b, a2):
+        m = await recv_type(ws, "broadcast")
+        assert m["content"] == "from the api" and m["seq"] == seq and m["sender"] == "server", m
+    # history: the room's Redis stream, read on a node without the room
+    st, h = nodes[0].api("GET", "/api/rooms/%s/history?since=%d" % (room, seq - 1))
+    assert st == 200 and h["last_seq"] == seq, (st, h)
+    assert [m["content"] for m in h["messages"]] == ["from the api"], h
+    st, h2 = nodes[2].api("GET", "/api/rooms/%s/history?limit=1" % room)
+    assert st == 200 and h2["epoch"] == h["epoch"] and h2["messages"] == h["messages"], (st, h2)
+    # presence: node 0 has nobody in the room and still lists every node's
+    for _ in range(50):
+        st, p = nodes[0].api("GET", "/api/rooms/%s/presence" % room)
+        if st == 200 and sorted(p["users"]) == ["ap1", "ap2"] and p["count"] == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert st == 200 and sorted(p["users"]) == ["ap1", "ap2"], (st, p)
+    assert p["count"] == 3, p  # connections: ap1's two and ap2's
+    assert await presence_count(a2, room) == 3  # chat.lua's presence: the same count
+    st, e = nodes[0].api("GET", "/api/rooms/nowhere/presence")
+    assert st == 404 and e["code"] == "room_not_found", (st, e)
+    # disconnect: asked on node 0, ap1's connections are on node 1
+    st, d = nodes[0].api("POST", "/api/disconnect", {"user_id": "ap1", "code": 4003,
+                                                     "reason": "kicked by api"})
+    assert st == 200 and d["closed"] == 1, (st, d)  # one node had ap1's connections
+    for ws in (a1, a1b):
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 5)
+        except websockets.ConnectionClosed as e:
+            assert e.code == 4003 and e.reason == "kicked by api", (e.code, e.reason)
+    assert a2.open, "ap2 was disconnected too"
+    for _ in range(50):  # node 1 leaves ap1's channel once its connections are gone
+        st, d = nodes[0].api("POST", "/api/disconnect", {"user_id": "ap1", "code": 4003})
+        if d.get("closed") == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert st == 200 and d["closed"] == 0, (st, d)  # ap1 is connected nowhere now
+    for _ in range(50):
+        st, p = nodes[0].api("GET", "/api/rooms/%s/presence" % room)
+        if p.get("users") == ["ap2"]:
+            break
+        await asyncio.sleep(0.1)
+    assert p["users"] == ["ap2"] and p["count"] == 1, p
+    await a2.close()
+    print("ok api: publish on node 0 reached nodes 1 and 2 (seq %d), history from the "
+          "stream, presence of 2 users / 3 connections, disconnect 4003 across nodes" % seq)
+
+
+DASHBOARD_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dashboard.js")
+
+
+def dashboard(node, state):
+    """The dashboard of node in Chromium shows bus state `state` and /stats's nodes."""
+    env = dict(os.environ)
+    r = subprocess.run(["node", DASHBOARD_JS, str(node.admin), state], env=env,
+                       capture_output=True, text=True, timeout=120)
+    out = (r.stdout + r.stderr).strip()
+    if "SKIP:" in out:
+        return out
+    assert r.returncode == 0, "dashboard.js %s: %s" % (state, out)
+    return out
+
+
+def node_available():
+    return shutil.which("node") is not None
+
+
+async def test_dashboard(nodes, redis):
+    if not node_available():
+        print("skip dashboard: no node")
+        return
+    up = dashboard(nodes[0], "up")
+    redis.kill()
+    for _ in range(100):
+        if nodes[0].get("/health")[0] == 503:
+            break
+        await asyncio.sleep(0.05)
+    try:
+        down = dashboard(nodes[0], "down")
+    finally:
+        redis.start()
+    for n in nodes:
+        for _ in range(200):
+            if n.get("/health")[0] == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert n.get("/health")[0] == 200
+    print("ok dashboard: %s; %s" % (up, down))
+
+
 async def test_move(nodes):
     room = "move"
     pub = await connect(nodes[0], "mv-pub", room)
@@ -373,6 +504,8 @@ async def main():
         await test_move(nodes)
         await test_sighup(nodes)
         await test_outage(nodes, redis)
+        await test_api(nodes)
+        await test_dashboard(nodes, redis)
         await test_sigterm(nodes)
     finally:
         for n in nodes:

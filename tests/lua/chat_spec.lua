@@ -498,6 +498,15 @@ describe("scripts/chat.lua", function()
                 one(anon, { type = "presence", room_id = "r", id = 4 }))
         end)
 
+        it("counts the cluster's connections when the bus answers for every node", function()
+            local c = w:connect()
+            one(c, { type = "join", room_id = "r", user_id = "alice" })
+            w.cluster_presence = { users = { "alice", "bob" }, count = 5 }
+            assert.are.same({ type = "presence", room_id = "r", users = { "alice", "bob" }, count = 5, id = 2 },
+                one(c, { type = "presence", room_id = "r", id = 2 }))
+            w.cluster_presence = nil
+        end)
+
         it("encodes no users as an empty array", function()
             local c = w:connect()
             one(c, { type = "join", room_id = "r" })

@@ -287,7 +287,12 @@ local function make_room_mt(w)
                 out[#out + 1] = u
             end
         end
-        return out
+        -- w.cluster_presence = {users = {...}, count = n}: a cluster bus's
+        -- answer (every node's users and connections)
+        if w.cluster_presence then
+            return w.cluster_presence.users, nil, w.cluster_presence.count
+        end
+        return out, nil, #(room and room.members or {})
     end
 
     -- room:history(since, limit) or room:history{since=, before=, limit=, newest=}

@@ -85,7 +85,11 @@ struct bus_publish {
 
 /* The publish's outcome, on the publishing worker: status 0 and the seq the
  * room gave it, or RC_E_DENIED ("unavailable": the bus or the store cannot
- * take it now; the client gets {"type":"error","code":"unavailable"}). */
+ * take it now; the client gets {"type":"error","code":"unavailable"}).
+ * An unavailable given because a stalled bus did not answer in time is
+ * ambiguous, as any timed-out request: the stalled server may still run the
+ * publish when it wakes, so the message may yet be delivered, once, in seq
+ * order. A client that retries may then see its text twice, with two seqs. */
 typedef void (*bus_ack_cb)(void *ud, int status, uint64_t seq);
 
 /* Presence answers: each distinct user once; then done(ud, status, count),

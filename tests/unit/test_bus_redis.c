@@ -781,8 +781,16 @@ static void test_frozen_redis(void **state)
     sync_room(b, a);
     settle(a, b);
     expect_gap_free(a, a0 > 0 ? a0 - 1 : 0);
+    /* The publish was answered unavailable after the command timeout, but
+     * its bytes may already sit in the frozen Redis's socket buffer, and
+     * Redis runs them after SIGCONT unless the torn-down connection's reset
+     * purged them first (a race). So an unavailable after a timeout is
+     * ambiguous, like any timed-out request: the message arrives at most
+     * once, in seq order, never twice (bus.h, README "Running a cluster"). */
+    int lost = 0;
     for (int i = a0; i < a->n; i++)
-        assert_string_not_equal(a->data[i], "lost?");
+        lost += strcmp(a->data[i], "lost?") == 0;
+    assert_true(lost <= 1);
     free(ak);
 }
 

@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "closecode.h"
 #include "config.h"
+#include "defs.h"
 #include "err.h"
 #include "frame_ref.h"
 #include "json_scan.h"
@@ -197,15 +198,6 @@ static long parse_body(const char *body, size_t blen, struct json_member *m, cha
     return n > API_MAX_MEMBERS ? API_MAX_MEMBERS : (long)n;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if ((c | 32) >= 'a' && (c | 32) <= 'f')
-        return (c | 32) - 'a' + 10;
-    return -1;
-}
-
 /* Percent-decodes one path segment (a room id). Returns its length or -1. */
 static long decode_segment(const char *s, size_t n, char *out, size_t cap)
 {
@@ -213,9 +205,9 @@ static long decode_segment(const char *s, size_t n, char *out, size_t cap)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         if (c == '%') {
-            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+            if (i + 2 >= n || rc_hexval(s[i + 1]) < 0 || rc_hexval(s[i + 2]) < 0)
                 return -1;
-            c = (unsigned char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+            c = (unsigned char)(rc_hexval(s[i + 1]) << 4 | rc_hexval(s[i + 2]));
             i += 2;
         }
         if (c < 0x20 || o + 1 >= cap)

@@ -93,6 +93,7 @@ return {
     compression = {
         enabled = true,
         threshold = 64,         -- messages shorter than this go uncompressed
+        max = "256K",           -- longer ones go uncompressed too (0: no limit)
         level = 1,              -- zlib level 0..9
         window_bits = 15,       -- the server's window 8..15 (8 runs as 9)
         mem_level = 8,          -- zlib memLevel 1..9 (deflate memory per worker)

@@ -16,8 +16,11 @@
 #define HEAD_INITIAL 1024
 /* Reads per readable event, so one fast sender cannot starve the others. */
 #define READS_PER_EVENT 4
-/* Bytes written to one connection per flush before yielding to the others. */
-#define FLUSH_BUDGET (1024 * 1024)
+/* Bytes written to one connection per flush before yielding to the others;
+ * no single writev goes past it either, so a frame of megabytes (a big
+ * history answer) goes out in slices across loop iterations and the other
+ * connections' writes and reads interleave. */
+#define FLUSH_BUDGET (256 * 1024)
 
 static struct rc_ratelimit io_rl;
 
@@ -284,7 +287,7 @@ int conn_sendv(struct conn *c, unsigned opcode, const struct iovec *parts, int n
     unsigned rsv = 0;
     struct iovec zpart;
     char *joined = NULL;
-    if (c->pmd) { /* per-connection traffic is compressed per connection */
+    if (c->pmd && deflate_wants(c->cs->cfg, len)) { /* compressed per connection */
         const void *data = n == 1 ? parts[0].iov_base : NULL;
         if (n != 1) { /* the compressor takes one buffer */
             joined = rc_xmalloc(len ? len : 1);
@@ -327,6 +330,26 @@ int conn_sendv(struct conn *c, unsigned opcode, const struct iovec *parts, int n
     }
     rc_free(joined);
     return rc;
+}
+
+int conn_compresses(const struct conn *c, size_t len)
+{
+    return c->pmd && deflate_wants(c->cs->cfg, len);
+}
+
+int conn_send_reply_ref(struct conn *c, struct frame_ref *f)
+{
+    if (!can_send(c))
+        return RC_E_CLOSED;
+    if (over_limit(c, f->len) && c->q.bytes > 0) {
+        STAT_INC(c->cs->stats, drops_total);
+        return RC_E_LIMIT;
+    }
+    size_t before = c->q.bytes;
+    sendq_push_ref(&c->q, f);
+    STAT_INC(c->cs->stats, msgs_out_total);
+    queued(c, before);
+    return 0;
 }
 
 int conn_send_ref(struct conn *c, struct frame_ref *f)
@@ -417,6 +440,15 @@ void conn_flush(struct conn *c)
     while (!sendq_empty(&c->q)) {
         struct iovec iov[SENDQ_MAX_IOV];
         int n = sendq_iov(&c->q, iov, SENDQ_MAX_IOV);
+        size_t room = budget;
+        for (int i = 0; i < n; i++) { /* at most `budget` bytes in this writev */
+            if (iov[i].iov_len >= room) {
+                iov[i].iov_len = room;
+                n = i + 1;
+                break;
+            }
+            room -= iov[i].iov_len;
+        }
         ssize_t wr = c->t.ops->writev(&c->t, iov, n);
         if (wr == -EAGAIN) {
             c->write_blocked = 1;

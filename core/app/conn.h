@@ -225,6 +225,12 @@ int conn_set_user(struct conn *c, const char *user, size_t len);
 int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len);
 /* The same with the payload in n parts, joined in order into one frame. */
 int conn_sendv(struct conn *c, unsigned opcode, const struct iovec *parts, int n);
+/* Whether conn_sendv would compress a payload of len bytes for c. */
+int conn_compresses(const struct conn *c, size_t len);
+/* Queues f, one whole plain server frame (refs: the queue takes its own), as
+ * a reply to c's own traffic: by reference, never copied or compressed (the
+ * caller checked conn_compresses), with conn_sendv's limits (RC_E_LIMIT). */
+int conn_send_reply_ref(struct conn *c, struct frame_ref *f);
 
 /* Queues a shared, already encoded frame (a reference is taken) under the
  * configured slow-consumer policy: the limits are the hard limit (at once)

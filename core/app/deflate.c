@@ -49,7 +49,7 @@ ssize_t deflate_inflate(struct pmd_pool *p, struct worker_stats *st, unsigned op
 size_t deflate_payload(struct pmd_pool *p, struct worker_stats *st, const struct rc_config *cfg,
                        unsigned bits, const void *data, size_t len, const uint8_t **z)
 {
-    if (len < cfg->compression_threshold)
+    if (!deflate_wants(cfg, len))
         return 0;
     ssize_t zl = pmd_deflate(p, bits, data, len, z);
     if (zl < 0 || (size_t)zl >= len)

@@ -46,10 +46,20 @@ int deflate_negotiate(const struct rc_config *cfg, const struct http_request *re
 ssize_t deflate_inflate(struct pmd_pool *p, struct worker_stats *st, unsigned opcode,
                         const uint8_t *in, size_t n, size_t max, uint8_t **out);
 
+/* Whether a payload of len bytes is worth compressing: at least
+ * cfg->compression_threshold and, unless cfg->compression_max is 0, at most
+ * that. A longer message goes plain so one big answer (a history read of
+ * megabytes) never holds the worker's loop in zlib for milliseconds. */
+static inline int deflate_wants(const struct rc_config *cfg, size_t len)
+{
+    return len >= cfg->compression_threshold &&
+           (cfg->compression_max == 0 || len <= cfg->compression_max);
+}
+
 /* Compresses one message payload for a connection whose server window is
  * `bits`. Returns the compressed length with *z borrowing the pool's scratch
  * (valid until the next compression on this pool), or 0 when the payload
- * goes plain: shorter than cfg->compression_threshold, not made smaller, or
+ * goes plain: not deflate_wants(cfg, len), not made smaller, or
  * the compressor could not get memory. */
 size_t deflate_payload(struct pmd_pool *p, struct worker_stats *st, const struct rc_config *cfg,
                        unsigned bits, const void *data, size_t len, const uint8_t **z);

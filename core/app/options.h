@@ -132,6 +132,7 @@
     /* permessage-deflate (RFC 7692; core/app/deflate.h) */ \
     XX("compression.enabled", BOOL, compression, 1, 0, 1, BOOT, 0, "", "", "negotiate permessage-deflate when a client offers it") \
     XX("compression.threshold", SIZE, compression_threshold, 64, 0, 2 * RC_GB, BOOT, 0, NULL, "BYTES", "messages shorter than this go uncompressed") \
+    XX("compression.max", SIZE, compression_max, 256 * 1024, 0, 2 * RC_GB, BOOT, 0, NULL, "BYTES", "messages longer than this go uncompressed (0: no limit)") \
     XX("compression.level", INT, compression_level, 1, 0, 9, BOOT, 0, NULL, "N", "zlib compression level 0..9") \
     XX("compression.window_bits", INT, compression_window_bits, 15, 8, 15, BOOT, 0, NULL, "N", "the server's window 8..15 (8 runs as 9: zlib)") \
     XX("compression.mem_level", INT, compression_mem_level, 8, 1, 9, BOOT, 0, NULL, "N", "zlib memLevel 1..9 (deflate memory per worker)") \

@@ -519,11 +519,77 @@ static int json_object_text(const struct store_msg *m)
            m->data[m->len - 1] == '}';
 }
 
-/* RC_READ_JSON's answer: co: ... -> ... json info n len: json a userdata of
- * len bytes holding "[p1,p2,...]", the text entries that are JSON object
- * texts ({...}; binary entries and other texts are skipped), n how many.
- * The payloads a script published as JSON are spliced as they are, in one
- * buffer instead of a table of up to STORE_READ_MAX strings. */
+/* room:history{json = true}'s buffer (Lua sees a userdata of this struct):
+ * the JSON array at f->data[off, off + len), with BLOB_HEADROOM bytes before
+ * it and BLOB_TAILROOM after. A userdata, not a string: no interning (LuaJIT
+ * hashes and compares a new string against every one of its length and
+ * hash: up to 2 MB of memcmp per answer), and not LuaJIT memory: its
+ * allocator maps every block of megabytes anew and unmaps it at GC (page
+ * faults on each read), where malloc reuses its heap.
+ *
+ * The first conn:send(head, blob, tail) to a local connection that takes it
+ * plain turns the block into that one frame in place (header and head
+ * before the array, tail after: at most a move of the array by a few
+ * bytes) and queues it by reference: no copy of megabytes, no new block.
+ * The array's bytes never change after that; later sends copy them. */
+#define BLOB_HEADROOM 512
+#define BLOB_TAILROOM 512
+struct json_blob {
+    struct frame_ref *f;
+    size_t off, len;
+    int framed; /* f is a queued frame now: only [off, off + len) is ours */
+};
+
+static int json_blob_gc(lua_State *L)
+{
+    struct json_blob *b = lua_touserdata(L, 1);
+    if (b != NULL && b->f != NULL) {
+        frame_ref_put(b->f);
+        b->f = NULL;
+    }
+    return 0;
+}
+
+RC_FFI_EXPORT const char *rc_ffi_blob_data(const void *ud)
+{
+    const struct json_blob *b = ud;
+    return (const char *)b->f->data + b->off;
+}
+
+RC_FFI_EXPORT int rc_ffi_send_blob(uint64_t id, const char *a, size_t alen, void *ud,
+                                   const char *c3, size_t clen)
+{
+    struct json_blob *b = ud;
+    const char *json = (const char *)b->f->data + b->off;
+    int remote;
+    struct worker *w;
+    struct conn *c = find(id, &w, &remote);
+    size_t len = alen + b->len + clen;
+    if (c == NULL || b->framed || alen > BLOB_HEADROOM - WS_MAX_HEADER || clen > BLOB_TAILROOM ||
+        atomic_load_explicit(&b->f->refs, memory_order_relaxed) != 1 || conn_compresses(c, len))
+        return rc_ffi_send3(id, a, alen, json, b->len, c3, clen, 0);
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t hl = ws_frame_encode_header(hdr, 1, 0, WS_OP_TEXT, len, NULL);
+    uint8_t *d = b->f->data;
+    if (hl + alen != b->off)
+        memmove(d + hl + alen, d + b->off, b->len);
+    memcpy(d, hdr, hl);
+    if (alen)
+        memcpy(d + hl, a, alen);
+    if (clen)
+        memcpy(d + hl + alen + b->len, c3, clen);
+    b->off = hl + alen;
+    b->f->len = hl + len;
+    b->framed = 1;
+    return conn_send_reply_ref(c, b->f);
+}
+
+/* RC_READ_JSON's answer: co: ... -> ... json info n len: json a json_blob
+ * userdata of a buffer of len bytes holding "[p1,p2,...]", the text
+ * entries that are JSON object texts ({...}; binary entries and other texts
+ * are skipped), n how many. The payloads a script published as JSON are
+ * spliced as they are, in one buffer instead of a table of up to
+ * STORE_READ_MAX strings. */
 static int push_read_json(lua_State *co, void *ud)
 {
     const struct read_answer *a = ud;
@@ -536,10 +602,19 @@ static int push_read_json(lua_State *co, void *ud)
             n++;
         }
     }
-    /* A userdata, not a string: no interning (LuaJIT hashes and compares a
-     * new string against every one of its length and hash: up to 2 MB of
-     * memcmp per answer), written once, here; conn:send reads it in place. */
-    char *buf = lua_newuserdata(co, total);
+    struct frame_ref *f = frame_ref_try_new(BLOB_HEADROOM + total + BLOB_TAILROOM, 0);
+    if (f == NULL) {
+        lua_pushnil(co);
+        lua_pushstring(co, "unavailable");
+        return 2;
+    }
+    struct json_blob *b = lua_newuserdata(co, sizeof *b);
+    *b = (struct json_blob){.f = f, .off = BLOB_HEADROOM, .len = total};
+    lua_createtable(co, 0, 1);
+    lua_pushcfunction(co, json_blob_gc);
+    lua_setfield(co, -2, "__gc");
+    lua_setmetatable(co, -2);
+    char *buf = (char *)f->data + BLOB_HEADROOM;
     size_t used = 0, k = 0;
     buf[used++] = '[';
     for (size_t i = 0; i < a->n; i++) {
@@ -785,6 +860,8 @@ RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
 #define RC_FFI_LIST(XX)                                                                            \
     XX(rc_ffi_send)                                                                                \
     XX(rc_ffi_send3)                                                                               \
+    XX(rc_ffi_send_blob)                                                                           \
+    XX(rc_ffi_blob_data)                                                                           \
     XX(rc_ffi_close)                                                                               \
     XX(rc_ffi_join)                                                                                \
     XX(rc_ffi_leave)                                                                               \

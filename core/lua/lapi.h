@@ -37,6 +37,13 @@ int rc_ffi_send(uint64_t id, const char *data, size_t len, int binary);
 /* One frame of a .. b .. c (conn:send with parts; b may be a history blob). */
 int rc_ffi_send3(uint64_t id, const char *a, size_t alen, const char *b, size_t blen, const char *c,
                  size_t clen, int binary);
+/* One text frame of a .. blob .. c, blob a room:history{json = true} buffer
+ * (the userdata): the first plain send to a local connection frames the
+ * buffer in place and queues it without a copy; otherwise as rc_ffi_send3. */
+int rc_ffi_send_blob(uint64_t id, const char *a, size_t alen, void *blob, const char *c,
+                     size_t clen);
+/* The JSON bytes of such a buffer (its length is the Lua side's). */
+const char *rc_ffi_blob_data(const void *blob);
 /* Starts the closing handshake later, from the mailbox (never inside the
  * calling handler). code 0 means 1000. 0 or RC_E_CLOSED. */
 int rc_ffi_close(uint64_t id, int code, const char *reason, size_t len);

@@ -150,14 +150,14 @@ json_blob_mt.__index = {
     len = function(self) return self._len end,
 }
 json_blob_mt.__tostring = function(self)
-    return ffi_string(ffi.cast("const char *", self._ud), self._len)
+    return ffi_string(C.rc_ffi_blob_data(self._ud), self._len)
 end
 
 local function part_of(v, argn)
     if type(v) == "string" then
         return v, #v
     elseif getmetatable(v) == json_blob_mt then
-        return ffi.cast("const char *", v._ud), v._len
+        return C.rc_ffi_blob_data(v._ud), v._len
     elseif v == nil then
         return "", 0
     end
@@ -175,6 +175,14 @@ function conn_methods:send(text, b, c)
         return nil, err_of(r)
     end
     local p1, l1 = part_of(text, 1)
+    if getmetatable(b) == json_blob_mt and getmetatable(text) ~= json_blob_mt
+        and getmetatable(c) ~= json_blob_mt then
+        -- (head, history json, tail): framed in the blob's own buffer
+        local p3, l3 = part_of(c, 3)
+        local r = C.rc_ffi_send_blob(self.id, p1, l1, b._ud, p3, l3)
+        if r == 0 then return true end
+        return nil, err_of(r)
+    end
     local p2, l2 = part_of(b, 2)
     local p3, l3 = part_of(c, 3)
     local r = C.rc_ffi_send3(self.id, p1, l1, p2, l2, p3, l3, 0)

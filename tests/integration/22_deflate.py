@@ -27,6 +27,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHAT = os.path.join(HERE, "..", "..", "scripts", "chat.lua")
 ADMIN = ("--admin", "127.0.0.1:0")
 ECHO = ("--echo", "--max-message", "20M") + ADMIN
+ECHO_ALL = ECHO + ("--compression-max", "0")  # compress every size
+ECHO_MAX = ECHO + ("--compression-max", "1000")
 SMALL = ("--echo", "--max-message", "64K") + ADMIN
 BOMB = ("--echo", "--max-message", "2M") + ADMIN
 CHATARGS = ("-s", CHAT) + ADMIN
@@ -152,7 +154,7 @@ def test_no_compression_flag_declines(srv):
 
 # --- echo through python3-websockets ------------------------------------------------
 
-@rctest.server(*ECHO)
+@rctest.server(*ECHO_ALL)
 def test_websockets_echo_0_to_16mib(srv):
     sizes = [0, 1, 63, 64, 65, 125, 126, 1000, 65535, 65536, 100000, 1 << 20, 16 << 20]
     before = metrics(srv)
@@ -186,6 +188,47 @@ def test_websockets_echo_0_to_16mib(srv):
     check(wire_out * 2 < raw_out, "server compression: %d -> %d" % (raw_out, wire_out))
     check(mtotal(after, "deflate_negotiated_total") > mtotal(before, "deflate_negotiated_total"),
           "negotiated connections counted")
+
+
+def echo_rsv(c, n):
+    """Echoes n bytes of compressible text (sent compressed); returns the
+    RSV bits of the answer after checking its bytes."""
+    text = ('{"n":%d,"body":"' % n + "abcdefgh" * (n // 8 + 1))[:n].encode()
+    c.send_frame(OP_TEXT, compress(text), rsv=4)
+    op, rsv, data, _ = recv_data(c)
+    eq(op, OP_TEXT, "echo opcode of %d bytes" % n)
+    check(payload_of(op, rsv, data) == text, "echo of %d bytes differs" % n)
+    return rsv
+
+
+@rctest.server(*ECHO_MAX)
+def test_compression_max_sends_longer_messages_plain(srv):
+    """compression.max: a message longer than it goes uncompressed (RSV1
+    clear), one at most that long compressed; the counters see only those."""
+    c = deflate_conn(srv)
+    try:
+        before = metrics(srv)
+        eq(echo_rsv(c, 1000), 4, "RSV1 of a 1000-byte answer (max 1000)")
+        eq(echo_rsv(c, 1001), 0, "RSV1 of a 1001-byte answer (max 1000)")
+        eq(echo_rsv(c, 300000), 0, "RSV1 of a 300000-byte answer (max 1000)")
+        eq(echo_rsv(c, 200), 4, "RSV1 of a 200-byte answer (max 1000)")
+        after = metrics(srv)
+        eq(mtotal(after, "deflate_out_raw_bytes_total") -
+           mtotal(before, "deflate_out_raw_bytes_total"), 1200, "raw bytes compressed")
+        c.finish()
+    finally:
+        c.close()
+
+
+@rctest.server(*ECHO)
+def test_compression_max_default_256k(srv):
+    c = deflate_conn(srv)
+    try:
+        eq(echo_rsv(c, 256 * 1024), 4, "RSV1 of a 256 KiB answer (default max)")
+        eq(echo_rsv(c, 256 * 1024 + 1), 0, "RSV1 of a 256 KiB + 1 answer (default max)")
+        c.finish()
+    finally:
+        c.close()
 
 
 @rctest.server(*ECHO)

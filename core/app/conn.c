@@ -441,7 +441,7 @@ void conn_flush(struct conn *c)
         struct iovec iov[SENDQ_MAX_IOV];
         int n = sendq_iov(&c->q, iov, SENDQ_MAX_IOV);
         size_t room = budget;
-        for (int i = 0; i < n; i++) { /* at most `budget` bytes in this writev */
+        for (int i = 0; c->q.bytes > budget && i < n; i++) { /* at most `budget` bytes */
             if (iov[i].iov_len >= room) {
                 iov[i].iov_len = room;
                 n = i + 1;

@@ -167,6 +167,8 @@ struct broom {
     int interest; /* room_interest(on) calls minus (off) calls */
     int synced;   /* last/epoch known: messages can be delivered */
     int reading;  /* a sync or backfill read is in flight */
+    int again;    /* the subscription was confirmed during that read: backfill after it */
+    int joining;  /* first join: its backfill may overlap the channel (not duplicates) */
     uint64_t last;
     uint64_t base; /* where this node started (initial sync): older is not a duplicate */
     char epoch[BUSMSG_EPOCH_MAX + 1];
@@ -578,6 +580,8 @@ static void reset_room(void *ud, const char *key, size_t klen, void *val)
     struct broom *r = val;
     r->synced = 0;
     r->reading = 0;
+    r->again = 0;
+    r->joining = 0;
     free_pend(r);
 }
 
@@ -935,12 +939,22 @@ static void on_room_read(redisAsyncContext *ac, void *reply, void *pd)
     size_t elen = rep->element[1]->len;
     const redisReply *ents = rep->element[2];
     if (x->initial || r->epoch[0] == '\0') {
+        /* the join point: everything after it reaches this node's members,
+         * through the channel or (what the subscription did not bring) the
+         * backfill that follows the subscription's confirmation */
         set_epoch(b, r, ep, elen);
-        r->last = r->pend && strcmp(r->pend->epoch, r->epoch) == 0 ? r->pend->seq - 1 : last_now;
+        r->last = last_now;
+        if (r->pend && strcmp(r->pend->epoch, r->epoch) == 0 && r->pend->seq - 1 < last_now)
+            r->last = r->pend->seq - 1;
         r->base = r->last;
         known_set(b, r);
-        r->synced = 1;
         rc_free(x);
+        if (r->again) {
+            r->again = 0;
+            read_room(b, r, 0);
+            return;
+        }
+        r->synced = 1;
         drain_pend(b, r);
         return;
     }
@@ -989,9 +1003,15 @@ static void on_room_read(redisAsyncContext *ac, void *reply, void *pd)
         deliver(b, r, seq, ts, fl, 0, d, dl);
     }
     rc_free(x);
-    if (ents->elements == BACKFILL_MAX && r->last < last_now) {
+    if ((ents->elements == BACKFILL_MAX && r->last < last_now) || r->again) {
+        r->again = 0;
         read_room(b, r, 0);
         return;
+    }
+    if (r->joining && r->epoch[0] != '\0') {
+        /* what the join's backfill brought may come on the channel too */
+        r->base = r->last;
+        r->joining = 0;
     }
     r->synced = 1;
     drain_pend(b, r);
@@ -1029,9 +1049,16 @@ static void read_room(struct bus_redis *b, struct broom *r, int initial)
     rc_free(k3);
 }
 
+/* The room's subscription is confirmed: from now on the channel brings
+ * everything; read what came before it. A read already in flight (the
+ * join's, sent with the SUBSCRIBE) is followed by a backfill. */
 static void start_sync(struct bus_redis *b, struct broom *r)
 {
     r->synced = 0;
+    if (r->reading) {
+        r->again = 1;
+        return;
+    }
     read_room(b, r, r->epoch[0] == '\0');
 }
 
@@ -1439,8 +1466,15 @@ static void do_room(struct bus_redis *b, struct breq *q)
             r->owner = b->base.host.owner_of(b->base.host.base.ctx, q->name, q->name_len);
             strmap_put(&b->rooms, q->name, q->name_len, r);
         }
-        if (r->interest++ == 0)
+        if (r->interest++ == 0) {
+            /* learn the room's seq now, on the command connection, so what is
+             * published before the subscription takes effect is backfilled */
+            if (r->epoch[0] == '\0') {
+                r->joining = 1;
+                read_room(b, r, 1);
+            }
             room_sub(b, r, "SUBSCRIBE");
+        }
     } else if (r && --r->interest <= 0) {
         room_sub(b, r, "UNSUBSCRIBE");
         strmap_del(&b->rooms, r->name, r->len);

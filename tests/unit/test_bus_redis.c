@@ -175,6 +175,7 @@ struct node {
     int ndirect;
     char kick[256];
     int nkick;
+    int hold, held; /* under g_wake_lock: the bus thread's next post waits */
 };
 
 static pthread_mutex_t g_wake_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -194,6 +195,12 @@ static void h_post(void *ctx, int worker, void (*fn)(void *), void *arg)
     nd->tail = j;
     pthread_mutex_unlock(&nd->lock);
     pthread_mutex_lock(&g_wake_lock);
+    if (nd->hold) { /* stop the node's bus thread here until released */
+        nd->held = 1;
+        pthread_cond_broadcast(&g_wake);
+        while (nd->hold)
+            pthread_cond_wait(&g_wake, &g_wake_lock);
+    }
     pthread_cond_broadcast(&g_wake);
     pthread_mutex_unlock(&g_wake_lock);
 }
@@ -850,6 +857,83 @@ static void test_interest_churn(void **state)
     assert_int_equal(a->n, n2);
 }
 
+static long redis_int(const char *cmd)
+{
+    redisContext *c = rconn();
+    redisReply *r = redisCommand(c, cmd);
+    long v = r && r->type == REDIS_REPLY_STRING ? atol(r->str) : r ? (long)r->integer : -1;
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
+
+/* A node's first join to a room: what is published between the moment the
+ * node learns the room's seq and the moment its subscription takes effect
+ * reaches it too, from the stream, once each and in order, without waiting
+ * for a later message to reveal the gap. The node's bus thread is stopped
+ * in the join's first post (the room's epoch, right after the seq was
+ * learned) while messages go to the stream only (as if published before the
+ * subscription was in place). */
+static void test_first_join_window(void **state)
+{
+    struct node *b = nodes[1];
+    struct node *j = nodes[2] = node_new("node-j", 5);
+    assert_true(pump(pred_up, j, 10));
+    pthread_mutex_lock(&g_wake_lock);
+    j->hold = 1;
+    j->held = 0;
+    pthread_mutex_unlock(&g_wake_lock);
+    j->bus->ops->room_interest(j->bus, "w", 1, 1);
+    pthread_mutex_lock(&g_wake_lock);
+    double end = mono() + 10 * SLOW;
+    while (!j->held && mono() < end) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&g_wake, &g_wake_lock, &ts);
+    }
+    int held = j->held;
+    pthread_mutex_unlock(&g_wake_lock);
+    assert_true(held);
+    long learned = redis_int("GET rc:{w}:seq");
+    redisContext *c = rconn();
+    for (int i = 1; i <= 5; i++) {
+        redisReply *r = redisCommand(c, "INCR rc:{w}:seq");
+        long seq = r->integer;
+        freeReplyObject(r);
+        r = redisCommand(c, "XADD rc:{w}:h %ld-0 d window-%d t 1 f 0", seq, i);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    pthread_mutex_lock(&g_wake_lock);
+    j->hold = 0;
+    pthread_cond_broadcast(&g_wake);
+    pthread_mutex_unlock(&g_wake_lock);
+    /* the window's five arrive without any later message */
+    struct want w = {j, 5};
+    assert_true(pump(pred_n, &w, 5));
+    /* then live traffic through the channel */
+    for (int i = 0; i < 20; i++) {
+        struct bus_publish p = {.room = "w", .room_len = 1, .data = "live", .len = 4};
+        assert_int_equal(b->bus->ops->publish(b->bus, 0, &p, NULL, NULL), 0);
+    }
+    struct want w2 = {j, 25};
+    assert_true(pump(pred_n, &w2, 5));
+    pump(pred_never, NULL, 0.3);
+    assert_int_equal(j->n, 25); /* once each */
+    assert_true(j->seqs[0] == (uint64_t)learned + 1);
+    expect_gap_free(j, 0);
+    for (int i = 0; i < 5; i++) {
+        char want[16];
+        snprintf(want, sizeof(want), "window-%d", i + 1);
+        assert_string_equal(j->data[i], want);
+    }
+    assert_string_equal(j->data[24], "live");
+    j->bus->ops->room_interest(j->bus, "w", 1, 0);
+    node_free(j);
+}
+
 struct pres {
     char users[8][32];
     int n, done, status;
@@ -1122,6 +1206,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_direct_across_nodes),
         cmocka_unit_test(test_frozen_redis),
         cmocka_unit_test(test_interest_churn),
+        cmocka_unit_test(test_first_join_window),
         cmocka_unit_test(test_disconnect_across_nodes),
         cmocka_unit_test(test_presence_and_nodes),
         cmocka_unit_test(test_store_reads),

@@ -340,14 +340,14 @@ struct send_job {
     char data[];
 };
 
-/* The bus's ack, on that worker: how many connections got it (local bus),
- * or 1 once a cluster bus took it (bus.h). */
-static void on_send_ack(void *ud, int status, uint64_t n)
+/* Answers an API request from a bus ack: 200 {"<key>":n}, or 503
+ * unavailable. ud is the request id (freed here). */
+static void complete_count(void *ud, int status, uint64_t n, const char *key)
 {
     uint64_t *req = ud;
     char out[160];
     if (status == 0) {
-        snprintf(out, sizeof(out), "{\"delivered\":%llu}", (unsigned long long)n);
+        snprintf(out, sizeof(out), "{\"%s\":%llu}", key, (unsigned long long)n);
         api_complete(*req, 200, out, strlen(out));
     } else {
         snprintf(out, sizeof(out), "{\"code\":\"unavailable\",\"message\":\"%s\"}",
@@ -355,6 +355,13 @@ static void on_send_ack(void *ud, int status, uint64_t n)
         api_complete(*req, 503, out, strlen(out));
     }
     rc_free(req);
+}
+
+/* The bus's ack, on that worker: how many connections got it (local bus),
+ * or 1 once a cluster bus took it (bus.h). */
+static void on_send_ack(void *ud, int status, uint64_t n)
+{
+    complete_count(ud, status, n, "delivered");
 }
 
 /* On a worker (mail_call): bus.send_to_user, answered by on_send_ack. */
@@ -429,17 +436,7 @@ struct kick_job {
  * nodes the bus handed it to (cluster). */
 static void on_kick_ack(void *ud, int status, uint64_t n)
 {
-    uint64_t *req = ud;
-    char out[160];
-    if (status == 0) {
-        snprintf(out, sizeof(out), "{\"closed\":%llu}", (unsigned long long)n);
-        api_complete(*req, 200, out, strlen(out));
-    } else {
-        snprintf(out, sizeof(out), "{\"code\":\"unavailable\",\"message\":\"%s\"}",
-                 rc_strerror(status));
-        api_complete(*req, 503, out, strlen(out));
-    }
-    rc_free(req);
+    complete_count(ud, status, n, "closed");
 }
 
 /* On a worker (mail_call): bus.disconnect_user, answered by on_kick_ack. */

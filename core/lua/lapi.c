@@ -268,8 +268,8 @@ RC_FFI_EXPORT int rc_ffi_publish(const char *room, size_t len, const char *data,
     return room_publish(&w->srv->rooms, w->id, room, len, data, dlen, flags, exclude);
 }
 
-/* The bus's ack of a waited publish, on the publishing worker: ud is the
- * ticket. co: ... -> ... seq  |  ... nil err ("unavailable": the store or
+/* The bus's ack of a waited publish (or send_to_user: the count), on the
+ * calling worker: ud is the ticket. co: ... -> ... seq  |  ... nil err ("unavailable": the store or
  * bus refused it; or the code's name). */
 struct pub_answer {
     int status;
@@ -736,24 +736,12 @@ RC_FFI_EXPORT long rc_ffi_send_to_user(const char *user, size_t ulen, const char
     return users_send(&w->srv->users, w->id, user, ulen, data, dlen, binary);
 }
 
-static int push_count(lua_State *co, void *ud)
-{
-    const struct pub_answer *a = ud;
-    if (a->status == 0) {
-        lua_pushnumber(co, (lua_Number)a->seq);
-        return 1;
-    }
-    lua_pushnil(co);
-    lua_pushstring(co, a->status == RC_E_DENIED ? "unavailable" : rc_err_name(a->status));
-    return 2;
-}
-
 static void on_user_ack(void *ud, int status, uint64_t n)
 {
     struct worker *w = worker_current();
     struct pub_answer a = {.status = status, .seq = n};
     if (w != NULL && async_ops != NULL)
-        async_ops->complete(w, (uint64_t)(uintptr_t)ud, push_count, &a);
+        async_ops->complete(w, (uint64_t)(uintptr_t)ud, push_pub, &a); /* n or nil, err */
 }
 
 RC_FFI_EXPORT double rc_ffi_send_to_user_wait(const char *user, size_t ulen, const char *data,

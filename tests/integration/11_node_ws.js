@@ -10,8 +10,9 @@
 
 const crypto = require('crypto');
 
-const { WebSocket, withTimeout, assert, startServer, stopServer, open, next, closeClean } =
-    require('./rcnode');
+const { requireWs, withTimeout, assert, open, next, closeClean, runSuites } = require('./rcnode');
+
+const WebSocket = requireWs();
 
 function send(ws, data, binary) {
     return new Promise((resolve, reject) =>
@@ -103,51 +104,4 @@ const tests = {
     },
 };
 
-async function main() {
-    let passed = 0;
-    let failed = 0;
-    let srv;
-    try {
-        srv = await startServer(['--echo', '--max-message', '64M']);
-    } catch (e) {
-        console.log('FAIL server start: ' + e.message);
-        console.log('0 passed, 1 failed');
-        process.exit(1);
-    }
-    for (const [name, fn] of Object.entries(tests)) {
-        const t0 = Date.now();
-        let error = null;
-        for (let run = 1; run <= 2 && !error; run++) {
-            try {
-                await withTimeout(fn(srv), 60000, name);
-            } catch (e) {
-                error = 'run ' + run + ': ' + e.message;
-            }
-            if (srv.exited) {
-                error = (error || 'run ' + run) + ' -- server died: ' +
-                    JSON.stringify(srv.exited) + '\n' + srv.log.slice(-3000);
-            }
-        }
-        if (error) {
-            failed++;
-            console.log('FAIL ' + name + ' ' + error);
-        } else {
-            passed++;
-            const dt = ((Date.now() - t0) / 1000).toFixed(2);
-            console.log('ok   ' + name + ' (2 runs, ' + dt + 's)');
-        }
-        if (srv.exited) break;
-    }
-    const problems = await stopServer(srv);
-    if (problems.length) {
-        failed++;
-        console.log('FAIL server shutdown: ' + problems.join('; ') + '\n' + srv.log.slice(-3000));
-    } else {
-        passed++;
-        console.log('ok   server shutdown');
-    }
-    console.log(passed + ' passed, ' + failed + ' failed');
-    process.exit(failed ? 1 : 0);
-}
-
-main();
+runSuites([[['--echo', '--max-message', '64M'], tests]]);

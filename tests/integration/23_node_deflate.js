@@ -13,8 +13,9 @@
 const crypto = require('crypto');
 const path = require('path');
 
-const { withTimeout, assert, startServer, stopServer, open, next, closeClean } =
-    require('./rcnode');
+const { requireWs, assert, open, next, closeClean, runSuites } = require('./rcnode');
+
+requireWs();
 
 const CHAT = path.join(__dirname, '..', '..', 'scripts', 'chat.lua');
 const BASE = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
@@ -141,60 +142,9 @@ const chatTests = {
     },
 };
 
-async function runSuite(args, tests) {
-    let passed = 0;
-    let failed = 0;
-    let srv;
-    try {
-        srv = await startServer(args);
-    } catch (e) {
-        console.log('FAIL server start: ' + e.message);
-        return [0, 1];
-    }
-    for (const [name, fn] of Object.entries(tests)) {
-        const t0 = Date.now();
-        let error = null;
-        for (let run = 1; run <= 2 && !error; run++) {
-            try {
-                await withTimeout(fn(srv), 60000, name);
-            } catch (e) {
-                error = 'run ' + run + ': ' + e.message;
-            }
-            if (srv.exited) {
-                error = (error || 'run ' + run) + ' -- server died: ' +
-                    JSON.stringify(srv.exited) + '\n' + srv.log.slice(-3000);
-            }
-        }
-        if (error) {
-            failed++;
-            console.log('FAIL ' + name + ' ' + error);
-        } else {
-            passed++;
-            console.log('ok   ' + name + ' (2 runs, ' + ((Date.now() - t0) / 1000).toFixed(2) + 's)');
-        }
-        if (srv.exited) break;
-    }
-    const problems = await stopServer(srv);
-    if (problems.length) {
-        failed++;
-        console.log('FAIL server shutdown: ' + problems.join('; ') + '\n' + srv.log.slice(-3000));
-    } else {
-        passed++;
-        console.log('ok   server shutdown [' + args.join(' ') + ']');
-    }
-    return [passed, failed];
-}
-
-async function main() {
-    // --compression-max 0: the echo tests count compressed bytes up to 16 MiB
-    // (by default messages over 256K go out plain).
-    const a = await runSuite(['--echo', '--max-message', '20M', '--compression-max', '0',
-                              '--admin', 'off'], echoTests);
-    const b = await runSuite(['-s', CHAT, '--admin', 'off'], chatTests);
-    const passed = a[0] + b[0];
-    const failed = a[1] + b[1];
-    console.log(passed + ' passed, ' + failed + ' failed');
-    process.exit(failed ? 1 : 0);
-}
-
-main();
+// --compression-max 0: the echo tests count compressed bytes up to 16 MiB
+// (by default messages over 256K go out plain).
+runSuites([
+    [['--echo', '--max-message', '20M', '--compression-max', '0', '--admin', 'off'], echoTests],
+    [['-s', CHAT, '--admin', 'off'], chatTests],
+]);

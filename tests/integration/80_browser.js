@@ -14,87 +14,16 @@
 // $RC_SCREENSHOT_DIR). Ends with `N passed, M failed`.
 'use strict';
 
-const { spawn } = require('child_process');
 const fs = require('fs');
-const net = require('net');
+const http = require('http');
 const os = require('os');
 const path = require('path');
-const http = require('http');
 
-let puppeteer;
-try {
-    puppeteer = require('puppeteer-core');
-} catch (e) {
-    try {
-        puppeteer = require(path.join(__dirname, '..', 'node_modules', 'puppeteer-core'));
-    } catch (e2) {
-        console.log('SKIP: npm puppeteer-core is not installed (run: cd tests && npm install)');
-        console.log('0 passed, 0 failed');
-        process.exit(0);
-    }
-}
-const CHROMIUM = process.env.RC_CHROMIUM || '/usr/bin/chromium';
-if (!fs.existsSync(CHROMIUM)) {
-    console.log('SKIP: ' + CHROMIUM + ' is missing (apt-get install chromium)');
-    console.log('0 passed, 0 failed');
-    process.exit(0);
-}
+const { SRC, SLOW, requireChromium, assert, sleep, until, freePort, getJson, startServer,
+        stopServer, test, finish, runMain } = require('./rcnode');
 
-const SRC = process.env.RC_SOURCE_DIR || path.join(__dirname, '..', '..');
-const BIN = process.env.ROOMCAST_BIN || path.join(SRC, 'build', 'roomcast');
-const WORKERS = process.env.RC_WORKERS || '2';
-const SLOW = process.env.RC_SANITIZE ? 4 : 1;
+const { puppeteer, CHROMIUM } = requireChromium();
 const SHOTS = process.env.RC_SCREENSHOT_DIR || path.join(SRC, 'docs');
-const SANITIZER =
-    /AddressSanitizer|LeakSanitizer|ThreadSanitizer|UndefinedBehaviorSanitizer|runtime error:/;
-
-function assert(cond, msg) {
-    if (!cond) throw new Error(msg);
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what, fn, ms = 10000) {
-    const end = Date.now() + ms * SLOW;
-    let last;
-    while (Date.now() < end) {
-        try {
-            last = await fn();
-            if (last) return last;
-        } catch (e) {
-            last = e;
-        }
-        await sleep(50);
-    }
-    throw new Error(what + ': not within ' + ms * SLOW + ' ms (last: ' + String(last) + ')');
-}
-
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const s = net.createServer();
-        s.listen(0, '127.0.0.1', () => {
-            const p = s.address().port;
-            s.close(() => resolve(p));
-        });
-        s.on('error', reject);
-    });
-}
-
-function getJson(port, p) {
-    return new Promise((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port, path: p }, (res) => {
-            let body = '';
-            res.on('data', (c) => (body += c));
-            res.on('end', () => {
-                try {
-                    resolve(JSON.parse(body));
-                } catch (e) {
-                    reject(new Error('bad JSON from ' + p + ': ' + body));
-                }
-            });
-        }).on('error', reject);
-    });
-}
 
 function post(port, p, token, obj) {
     return new Promise((resolve, reject) => {
@@ -115,48 +44,13 @@ function post(port, p, token, obj) {
 
 const TOKEN = 'browser-test-token';
 
-function startServer(env) {
-    return new Promise((resolve, reject) => {
-        const args = ['-b', '127.0.0.1', '-p', String(env.port), '-w', WORKERS, '-s', env.script,
-            '--static', path.join(SRC, 'www'), '--admin', '127.0.0.1:' + env.admin,
-            '--api-token', TOKEN];
-        const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-        const srv = { proc, log: '', exited: null };
-        const onData = (chunk) => {
-            srv.log += chunk.toString();
-            if (/admin listening on/.test(srv.log) && !srv.ready) {
-                srv.ready = true;
-                clearTimeout(timer);
-                resolve(srv);
-            }
-        };
-        proc.stdout.on('data', onData);
-        proc.stderr.on('data', onData);
-        proc.on('exit', (code, signal) => {
-            srv.exited = { code, signal };
-            if (!srv.ready) reject(new Error('server exited before listening:\n' + srv.log));
-        });
-        const timer = setTimeout(() => {
-            proc.kill('SIGKILL');
-            reject(new Error('server did not start:\n' + srv.log));
-        }, 10000 * SLOW);
-    });
-}
-
-function stopServer(srv) {
-    return new Promise((resolve) => {
-        const finish = () => {
-            const problems = [];
-            const { code, signal } = srv.exited;
-            if (signal && signal !== 'SIGKILL') problems.push('died from ' + signal);
-            else if (code) problems.push('exit status ' + code);
-            if (SANITIZER.test(srv.log)) problems.push('sanitizer report:\n' + srv.log);
-            resolve(problems);
-        };
-        if (srv.exited) return finish();
-        srv.proc.on('exit', () => setImmediate(finish));
-        srv.proc.kill('SIGTERM');
-    });
+// chat.lua (a copy that the test edits) with the demo page and the admin API
+// on fixed ports (the pages reconnect there after a restart), 2 workers
+// unless RC_WORKERS says otherwise.
+function startChat(env) {
+    return startServer(['-s', env.script, '--static', path.join(SRC, 'www'),
+                        '--admin', '127.0.0.1:' + env.admin, '--api-token', TOKEN],
+                       { port: env.port, workers: 2, ready: /admin listening on/ });
 }
 
 // --- page helpers ------------------------------------------------------------------------
@@ -203,26 +97,12 @@ async function hasLine(page, text) {
 
 // --- the scenarios -------------------------------------------------------------------------
 
-const results = [];
-
-async function test(name, fn) {
-    const t0 = Date.now();
-    try {
-        await fn();
-        results.push([name, true]);
-        console.log('ok   ' + name + ' (' + (Date.now() - t0) + ' ms)');
-    } catch (e) {
-        results.push([name, false]);
-        console.log('FAIL ' + name + ': ' + (e && e.stack ? e.stack : e));
-    }
-}
-
 async function main() {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rc-browser-'));
     const script = path.join(tmp, 'chat.lua');
     fs.copyFileSync(path.join(SRC, 'scripts', 'chat.lua'), script);
     const env = { port: await freePort(), admin: await freePort(), script };
-    let srv = await startServer(env);
+    let srv = await startChat(env);
     const browser = await puppeteer.launch({
         executablePath: CHROMIUM,
         headless: true,
@@ -312,7 +192,7 @@ async function main() {
             await until('pages notice', async () =>
                 (await alice.$eval('#state', (e) => e.dataset.state)) !== 'open' &&
                 (await bob.$eval('#state', (e) => e.dataset.state)) !== 'open');
-            srv = await startServer(env);
+            srv = await startChat(env);
             await until('alice reconnected', () =>
                 alice.$eval('#state', (e) => e.dataset.state === 'open'), 20000);
             await until('bob reconnected', () =>
@@ -433,17 +313,7 @@ async function main() {
         problems.push(...(await stopServer(srv)));
         fs.rmSync(tmp, { recursive: true, force: true });
     }
-    if (problems.length) {
-        results.push(['server exits cleanly', false]);
-        console.log('FAIL server: ' + problems.join('; '));
-    }
-    const passed = results.filter((r) => r[1]).length;
-    console.log(passed + ' passed, ' + (results.length - passed) + ' failed');
-    process.exit(passed === results.length ? 0 : 1);
+    finish(problems);
 }
 
-main().catch((e) => {
-    console.log('FAIL setup: ' + (e && e.stack ? e.stack : e));
-    console.log('0 passed, 1 failed');
-    process.exit(1);
-});
+runMain(main);

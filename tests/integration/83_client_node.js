@@ -11,106 +11,21 @@
 // Ends with `N passed, M failed`.
 'use strict';
 
-const { spawn } = require('child_process');
 const fs = require('fs');
-const net = require('net');
 const os = require('os');
 const path = require('path');
 const { pathToFileURL } = require('url');
 
-let WebSocket;
-try {
-    WebSocket = require('ws');
-} catch (e) {
-    try {
-        WebSocket = require(path.join(__dirname, '..', 'node_modules', 'ws'));
-    } catch (e2) {
-        console.log('SKIP: the npm package "ws" is not installed (run: cd tests && npm install)');
-        console.log('0 passed, 0 failed');
-        process.exit(0);
-    }
-}
+const { SRC, SLOW, requireWs, assert, sleep, until, freePort, startServer, stopServer, test,
+        finish, runMain } = require('./rcnode');
 
-const SRC = process.env.RC_SOURCE_DIR || path.join(__dirname, '..', '..');
-const BIN = process.env.ROOMCAST_BIN || path.join(SRC, 'build', 'roomcast');
-const WORKERS = process.env.RC_WORKERS || '2';
-const SLOW = process.env.RC_SANITIZE ? 4 : 1;
-const SANITIZER =
-    /AddressSanitizer|LeakSanitizer|ThreadSanitizer|UndefinedBehaviorSanitizer|runtime error:/;
+const WebSocket = requireWs();
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function assert(cond, msg) {
-    if (!cond) throw new Error(msg);
-}
-
-async function until(what, fn, ms = 10000) {
-    const end = Date.now() + ms * SLOW;
-    while (Date.now() < end) {
-        if (await fn()) return;
-        await sleep(20);
-    }
-    throw new Error(what + ': not within ' + ms * SLOW + ' ms');
-}
-
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const s = net.createServer();
-        s.listen(0, '127.0.0.1', () => {
-            const p = s.address().port;
-            s.close(() => resolve(p));
-        });
-        s.on('error', reject);
-    });
-}
-
-function startServer(port, conf) {
-    return new Promise((resolve, reject) => {
-        const proc = spawn(BIN, ['-b', '127.0.0.1', '-p', String(port), '-w', WORKERS,
-            '--admin', 'off', '-c', conf, '-s', path.join(SRC, 'scripts', 'chat.lua')],
-        { stdio: ['ignore', 'pipe', 'pipe'] });
-        const srv = { proc, log: '', exited: null };
-        const onData = (c) => {
-            srv.log += c.toString();
-            if (!srv.ready && /listening on ws:/.test(srv.log)) {
-                srv.ready = true;
-                resolve(srv);
-            }
-        };
-        proc.stdout.on('data', onData);
-        proc.stderr.on('data', onData);
-        proc.on('exit', (code, signal) => {
-            srv.exited = { code, signal };
-            if (!srv.ready) reject(new Error('server exited:\n' + srv.log));
-        });
-    });
-}
-
-function stopServer(srv) {
-    return new Promise((resolve) => {
-        const finish = () => {
-            const p = [];
-            if (srv.exited.signal && srv.exited.signal !== 'SIGKILL') p.push('died: ' + srv.exited.signal);
-            else if (srv.exited.code) p.push('exit status ' + srv.exited.code);
-            if (SANITIZER.test(srv.log)) p.push('sanitizer report:\n' + srv.log);
-            resolve(p);
-        };
-        if (srv.exited) return finish();
-        srv.proc.on('exit', () => setImmediate(finish));
-        srv.proc.kill('SIGTERM');
-    });
-}
-
-const results = [];
-async function test(name, fn) {
-    try {
-        await fn();
-        results.push(true);
-        console.log('ok   ' + name);
-    } catch (e) {
-        results.push(false);
-        console.log('FAIL ' + name + ': ' + (e && e.stack ? e.stack : e));
-    }
+// chat.lua with the config conf on a fixed port (the clients reconnect there
+// after a restart), 2 workers unless RC_WORKERS says otherwise.
+function startChat(port, conf) {
+    return startServer(['--admin', 'off', '-c', conf, '-s', path.join(SRC, 'scripts', 'chat.lua')],
+                       { port, workers: 2 });
 }
 
 // A client that records what the app would see.
@@ -133,7 +48,7 @@ async function main() {
     const conf = path.join(tmp, 'c.lua');
     fs.writeFileSync(conf, 'return { history_size = 5 }\n');
     const port = await freePort();
-    let srv = await startServer(port, conf);
+    let srv = await startChat(port, conf);
     const problems = [];
     const a = client(RoomcastClient, port, 'ann');
     const b = client(RoomcastClient, port, 'ben');
@@ -215,7 +130,7 @@ async function main() {
                     base + ']');
             }
             assert(tries[tries.length - 1].attempt > tries[0].attempt, 'attempts count up');
-            srv = await startServer(port, conf);
+            srv = await startChat(port, conf);
             await until('both open', () => a.state === 'open' && b.state === 'open', 15000);
             await until('reset seen', () => b.recoveries.some((r) => r.reason === 'reset'));
             assert(b.lastSeq('r1') < seqBefore, 'seq restarted');
@@ -228,17 +143,7 @@ async function main() {
         problems.push(...(await stopServer(srv)));
         fs.rmSync(tmp, { recursive: true, force: true });
     }
-    if (problems.length) {
-        results.push(false);
-        console.log('FAIL server: ' + problems.join('; '));
-    }
-    const passed = results.filter((x) => x).length;
-    console.log(passed + ' passed, ' + (results.length - passed) + ' failed');
-    process.exit(passed === results.length ? 0 : 1);
+    finish(problems);
 }
 
-main().catch((e) => {
-    console.log('FAIL setup: ' + (e && e.stack ? e.stack : e));
-    console.log('0 passed, 1 failed');
-    process.exit(1);
-});
+runMain(main);

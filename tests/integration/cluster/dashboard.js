@@ -7,46 +7,13 @@
 // and marked down. Prints one line; exits 1 on a mismatch.
 'use strict';
 
-const fs = require('fs');
-const http = require('http');
-const path = require('path');
+const { SLOW, requireChromium, sleep, getJson } = require('../rcnode');
 
-let puppeteer;
-try {
-    puppeteer = require('puppeteer-core');
-} catch (e) {
-    try {
-        puppeteer = require(path.join(__dirname, '..', '..', 'node_modules', 'puppeteer-core'));
-    } catch (e2) {
-        console.log('SKIP: npm puppeteer-core is not installed (run: cd tests && npm install)');
-        process.exit(0);
-    }
-}
-const CHROMIUM = process.env.RC_CHROMIUM || '/usr/bin/chromium';
-if (!fs.existsSync(CHROMIUM)) {
-    console.log('SKIP: ' + CHROMIUM + ' is missing');
-    process.exit(0);
-}
-const SLOW = process.env.RC_SANITIZE ? 4 : 1;
+// A helper of cluster.py: its SKIP line has no `0 passed` tally.
+const { puppeteer, CHROMIUM } = requireChromium(false);
 const [port, want] = process.argv.slice(2);
 
-function stats() {
-    return new Promise((resolve, reject) => {
-        http.get({ host: '127.0.0.1', port: Number(port), path: '/stats' }, (res) => {
-            let body = '';
-            res.on('data', (d) => (body += d));
-            res.on('end', () => {
-                try {
-                    resolve(JSON.parse(body));
-                } catch (e) {
-                    reject(e);
-                }
-            });
-        }).on('error', reject);
-    });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const stats = () => getJson(Number(port), '/stats');
 
 function shown(page) {
     return page.evaluate(() => {

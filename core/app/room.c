@@ -242,12 +242,19 @@ static void interest(struct rooms *R, const char *name, size_t len, int on)
         R->bus->ops->room_interest(R->bus, name, len, on);
 }
 
-/* Cluster-wide presence (a cluster bus keeps it; NULL for the local bus). */
-static void presence(struct rooms *R, const char *name, size_t len, const struct conn *c, int on)
+/* Cluster-wide presence (a cluster bus keeps it; NULL for the local bus):
+ * connection `id` of `user` (NULL: without a user id, counted all the same,
+ * as room_count counts it) joins (on) or leaves the room. */
+static void presence_user(struct rooms *R, const char *name, size_t len, uint64_t id,
+                          const char *user, int on)
 {
     if (R->bus && R->bus->ops->presence_set)
-        R->bus->ops->presence_set(R->bus, name, len, c->id, c->user, c->user ? strlen(c->user) : 0,
-                                  on);
+        R->bus->ops->presence_set(R->bus, name, len, id, user, user ? strlen(user) : 0, on);
+}
+
+static void presence(struct rooms *R, const char *name, size_t len, const struct conn *c, int on)
+{
+    presence_user(R, name, len, c->id, c->user, on);
 }
 
 static void summary_update(struct rooms *R, struct conn *c, const char *name, size_t len, int join)
@@ -290,6 +297,9 @@ static void on_conn_user(void *ctx, struct conn *c, const char *old)
         char *user = c->user ? rc_xstrdup(c->user) : NULL;
         rc_free(strmap_put(&r->members, &c->id, sizeof(c->id), user));
         pthread_mutex_unlock(&r->lock);
+        /* the connection leaves as the old user (or an anonymous one) and
+         * comes back as the new: the count stays, the users change */
+        presence_user(R, lr->name, lr->name_len, c->id, old, 0);
         presence(R, lr->name, lr->name_len, c, 1);
     }
 }

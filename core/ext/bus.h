@@ -93,7 +93,8 @@ struct bus_publish {
 typedef void (*bus_ack_cb)(void *ud, int status, uint64_t seq);
 
 /* Presence answers: each distinct user once; then done(ud, status, count),
- * count: the room's connections on every node (a user may have several). */
+ * count: the room's connections on every node, with a user id or without
+ * (as room_count on one node; a user may have several). */
 typedef void (*bus_user_cb)(void *ud, const char *user, size_t ulen);
 typedef void (*bus_done_cb)(void *ud, int status, long count);
 
@@ -123,12 +124,20 @@ struct bus_ops {
     int (*disconnect_user)(struct bus *b, int worker, const char *user, size_t ulen, unsigned code,
                            const char *reason, size_t rlen, bus_ack_cb ack, void *ud);
     /* Presence bookkeeping for cluster-wide presence (NULL for the local bus:
-     * the room's in-memory membership answers). member: a connection id. */
+     * the room's in-memory membership answers). member: a connection id;
+     * user NULL (ulen 0): a connection without a user id, counted but not
+     * listed. A connection whose user changes leaves as the old user and
+     * joins as the new one. */
     void (*presence_set)(struct bus *b, const char *room, size_t len, uint64_t member,
                          const char *user, size_t ulen, int on);
     /* Cluster-wide presence of a room (NULL for the local bus). */
     int (*presence)(struct bus *b, int worker, const char *room, size_t len, bus_user_cb each,
                     bus_done_cb done, void *ud);
+    /* The count alone (done's count as above), without transferring a
+     * member: O(nodes) whatever the room's size (NULL for the local bus:
+     * room_count). Returns 0, or RC_E_DENIED when the bus is down. */
+    int (*presence_count)(struct bus *b, int worker, const char *room, size_t len,
+                          bus_done_cb done, void *ud);
     /* Any thread: 0 up, 1 degraded; why: "down", "connecting", ... */
     int (*health)(struct bus *b, char *why, size_t cap);
     /* Main thread: writes the bus's lines into /stats and /metrics (NULL: none). */

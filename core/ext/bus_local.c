@@ -208,6 +208,7 @@ static const struct bus_ops local_ops = {
     .disconnect_user = bl_disconnect_user,
     .presence_set = NULL,
     .presence = NULL,
+    .presence_count = NULL,
     .health = bl_health,
     .stats = NULL,
     .destroy = bl_destroy,

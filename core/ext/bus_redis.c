@@ -82,36 +82,88 @@ static const char HB_LUA[] = "local t = redis.call('TIME')\n"
                              "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
                              "return redis.call('ZRANGE', KEYS[1], 0, -1)\n";
 
-/* KEYS: rc:{room}:p:NODE, rc:{room}:pn. ARGV: user, delta, node, ttl ms. */
-static const char PSET_LUA[] = "local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])\n"
-                               "if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end\n"
-                               "redis.call('SADD', KEYS[2], ARGV[3])\n"
-                               "redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
-                               "return n\n";
+/* Presence. A node's share of a room is ONE hash, rc:{room}:p:NODE: field
+ * user -> that user's connections on NODE, and field "" (no user id is
+ * empty) -> ALL of NODE's connections in the room, with a user or without.
+ * Both live in one key, so one PEXPIRE gives them one expiry: a dead node's
+ * members and its share of the count leave together, within node_ttl.
+ * (A hash of per-node counts would need per-field expiry, HPEXPIRE, which
+ * Redis 7.4 has and Debian 12's 7.0 does not.) rc:{room}:pn lists the nodes
+ * that have a share. */
+
+/* KEYS: rc:{room}:p:NODE, rc:{room}:pn. ARGV: 1 node, 2 ttl ms, 3 connections
+ * delta, 4 user ('': none), 5 the user's delta. Returns NODE's connections. */
+static const char PSET_LUA[] = "local c = redis.call('HINCRBY', KEYS[1], '', ARGV[3])\n"
+                               "if c <= 0 then redis.call('HDEL', KEYS[1], '') end\n"
+                               "if ARGV[4] ~= '' then\n"
+                               "  local n = redis.call('HINCRBY', KEYS[1], ARGV[4], ARGV[5])\n"
+                               "  if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[4]) end\n"
+                               "end\n"
+                               "redis.call('SADD', KEYS[2], ARGV[1])\n"
+                               "redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                               "return c\n";
+
+/* KEYS: as PSET. ARGV: 1 node, 2 ttl ms, 3 '1' for the first batch (the
+ * share is replaced: DEL, then the count is SET, never added), 4 NODE's
+ * connections, 5.. user, connections pairs. A node's whole share written
+ * again (Redis may have lost it), in batches of FILL_BATCH users. */
+static const char PFILL_LUA[] =
+    "if ARGV[3] == '1' then\n"
+    "  redis.call('DEL', KEYS[1])\n"
+    "  if tonumber(ARGV[4]) > 0 then redis.call('HSET', KEYS[1], '', ARGV[4]) end\n"
+    "end\n"
+    "for i = 5, #ARGV - 1, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then\n"
+    "  redis.call('SADD', KEYS[2], ARGV[1])\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "end\n"
+    "return 1\n";
 
 /* KEYS: rc:{room}:pn. ARGV: "rc:{room}:p:". The room's connections on every
- * live node (the sum of the hashes' counts), then the distinct users of all
- * of them; nodes whose hash expired leave the set. */
+ * live node (the "" fields), then the distinct users of all of them; nodes
+ * whose hash expired leave the set. */
 static const char PGET_LUA[] = "local seen, out = {}, {0}\n"
                                "for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
-                               "  local h = redis.call('HGETALL', ARGV[1] .. n)\n"
+                               "  local k = ARGV[1] .. n\n"
+                               "  local h = redis.call('HKEYS', k)\n"
                                "  if #h == 0 then redis.call('SREM', KEYS[1], n) end\n"
-                               "  for i = 1, #h, 2 do\n"
-                               "    local x = h[i]\n"
-                               "    out[1] = out[1] + tonumber(h[i + 1])\n"
-                               "    if not seen[x] then seen[x] = true; out[#out + 1] = x end\n"
+                               "  out[1] = out[1] + tonumber(redis.call('HGET', k, '') or '0')\n"
+                               "  for _, x in ipairs(h) do\n"
+                               "    if x ~= '' and not seen[x] then seen[x] = true; "
+                               "out[#out + 1] = x end\n"
                                "  end\n"
                                "end\n"
                                "return out\n";
 
-enum { SCRIPT_PUB, SCRIPT_READ, SCRIPT_HB, SCRIPT_PSET, SCRIPT_PGET, NSCRIPTS };
-static const char *const SCRIPTS[NSCRIPTS] = {PUB_LUA, READ_LUA, HB_LUA, PSET_LUA, PGET_LUA};
+/* KEYS, ARGV: as PGET. The count alone: one HGET per node, never a member
+ * (O(nodes), whatever the room's size); the reply is one integer. */
+static const char PCOUNT_LUA[] =
+    "local c = 0\n"
+    "for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  local v = redis.call('HGET', ARGV[1] .. n, '')\n"
+    "  if v then c = c + tonumber(v)\n"
+    "  elseif redis.call('EXISTS', ARGV[1] .. n) == 0 then redis.call('SREM', KEYS[1], n) end\n"
+    "end\n"
+    "return c\n";
+
+enum {
+    SCRIPT_PUB,
+    SCRIPT_READ,
+    SCRIPT_HB,
+    SCRIPT_PSET,
+    SCRIPT_PFILL,
+    SCRIPT_PGET,
+    SCRIPT_PCOUNT,
+    NSCRIPTS
+};
+static const char *const SCRIPTS[NSCRIPTS] = {PUB_LUA,   READ_LUA, HB_LUA,    PSET_LUA,
+                                              PFILL_LUA, PGET_LUA, PCOUNT_LUA};
 
 /* ------------------------------------------------------------------------
  * state
  * ------------------------------------------------------------------------ */
 
-enum rq_type { RQ_PUBLISH, RQ_ROOM, RQ_USER, RQ_DIRECT, RQ_PSET, RQ_PGET, RQ_READ };
+enum rq_type { RQ_PUBLISH, RQ_ROOM, RQ_USER, RQ_DIRECT, RQ_PSET, RQ_PGET, RQ_PCOUNT, RQ_READ };
 
 /* A worker's call, carried to the bus thread. Owned by whoever holds it: the
  * queue, then the bus thread (or hiredis as a reply's privdata), then the
@@ -179,6 +231,14 @@ struct broom {
     char name[];
 };
 
+/* This node's share of a room's presence, as it writes it to Redis (bus
+ * thread only). Owned by b->presence. */
+struct proom {
+    long conns;          /* connections in the room, with a user or without */
+    long anon;           /* those without a user */
+    struct strmap users; /* user -> (intptr) that user's connections */
+};
+
 /* What a node knows of a room, for store.room_open (any thread, known_lock). */
 struct known {
     uint64_t last;
@@ -210,7 +270,7 @@ struct bus_redis {
     double progress_at;
     struct strmap rooms;    /* room -> struct broom * */
     struct strmap users;    /* user -> (intptr) local connection count */
-    struct strmap presence; /* room -> struct strmap * (user -> (intptr) count) */
+    struct strmap presence; /* room -> struct proom *: this node's share */
     uint64_t next_gen;
     uint64_t rnd;
     struct rc_ratelimit rl; /* this bus's warnings (per bus: tests run several) */
@@ -351,6 +411,9 @@ static void answer_on_worker(void *arg)
             q->each(q->ud, q->users[i], q->ulens[i]);
         q->done(q->ud, q->status, q->status == 0 ? (long)q->seq : 0);
         break;
+    case RQ_PCOUNT:
+        q->done(q->ud, q->status, q->status == 0 ? (long)q->seq : 0);
+        break;
     case RQ_READ:
         q->rcb(q->ud, q->status, &q->info, q->msgs, q->nmsgs);
         break;
@@ -367,7 +430,7 @@ static void finish(struct bus_redis *b, struct breq *q, int status, uint64_t seq
     q->status = status;
     q->seq = seq;
     int waits = (q->type == RQ_PUBLISH || q->type == RQ_DIRECT) ? q->ack != NULL
-                : q->type == RQ_PGET                            ? 1
+                : q->type == RQ_PGET || q->type == RQ_PCOUNT    ? 1
                                                                 : q->type == RQ_READ;
     if (waits && !atomic_load(&b->stopping))
         b->base.host.base.post(b->base.host.base.ctx, q->worker, answer_on_worker, q);
@@ -1147,59 +1210,110 @@ static void on_sub_msg(redisAsyncContext *ac, void *reply, void *pd)
  * presence and heartbeat (bus thread)
  * ------------------------------------------------------------------------ */
 
+/* "rc:{room}:p:NODE" of this node, malloc'd. */
+static char *share_key(struct bus_redis *b, const char *room, size_t rlen, size_t *klen)
+{
+    char suffix[BUSMSG_NODE_MAX + 8];
+    snprintf(suffix, sizeof(suffix), ":p:%s", b->node);
+    return key_of(room, rlen, suffix, klen);
+}
+
+/* One connection of `user` (NULL: none) joins (delta 1) or leaves (-1). */
 static void pset_send(struct bus_redis *b, const char *room, size_t rlen, const char *user,
                       size_t ulen, long delta)
 {
     if (!is_up(b))
-        return;
+        return; /* go_up writes the whole share again */
     size_t l1, l2;
-    char suffix[BUSMSG_NODE_MAX + 8];
-    snprintf(suffix, sizeof(suffix), ":p:%s", b->node);
-    char *k1 = key_of(room, rlen, suffix, &l1);
+    char *k1 = share_key(b, room, rlen, &l1);
     char *k2 = key_of(room, rlen, ":pn", &l2);
     char dl[24], ttl[24];
     snprintf(dl, sizeof(dl), "%ld", delta);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)(b->node_ttl * 1000));
-    const char *argv[] = {"EVALSHA", b->sha[SCRIPT_PSET], "2", k1, k2, user, dl, b->node, ttl};
-    size_t lens[] = {7, 40, 1, l1, l2, ulen, strlen(dl), strlen(b->node), strlen(ttl)};
-    cmd_argv(b, on_plain, "presence", 9, argv, lens);
+    const char *argv[] = {"EVALSHA", b->sha[SCRIPT_PSET], "2", k1, k2, b->node, ttl, dl,
+                          user ? user : "", dl};
+    size_t lens[] = {7,           40, 1, l1, l2, strlen(b->node), strlen(ttl), strlen(dl),
+                     user ? ulen : 0, strlen(dl)};
+    cmd_argv(b, on_plain, "presence", 10, argv, lens);
     rc_free(k1);
     rc_free(k2);
 }
 
-struct pwalk {
+#define FILL_BATCH 512 /* users per PFILL call: no script runs long */
+
+/* A node's share of one room written again, in PFILL batches. */
+struct fill {
     struct bus_redis *b;
-    const char *room;
-    size_t rlen;
-    int full;
+    int first, n;
+    const char *argv[9 + 2 * FILL_BATCH];
+    size_t lens[9 + 2 * FILL_BATCH];
+    char ttl[24], conns[24], nums[FILL_BATCH][24];
 };
 
-static void pset_user(void *ud, const char *user, size_t ulen, void *val)
+static void fill_flush(struct fill *f)
 {
-    struct pwalk *w = ud;
-    pset_send(w->b, w->room, w->rlen, user, ulen, (long)(intptr_t)val);
+    f->argv[7] = f->first ? "1" : "0";
+    f->lens[7] = 1;
+    cmd_argv(f->b, on_plain, "presence", 9 + 2 * f->n, f->argv, f->lens);
+    f->first = 0;
+    f->n = 0;
 }
+
+static void fill_user(void *ud, const char *user, size_t ulen, void *val)
+{
+    struct fill *f = ud;
+    if (f->n == FILL_BATCH)
+        fill_flush(f);
+    int i = 9 + 2 * f->n;
+    snprintf(f->nums[f->n], sizeof(f->nums[0]), "%ld", (long)(intptr_t)val);
+    f->argv[i] = user;
+    f->lens[i] = ulen;
+    f->argv[i + 1] = f->nums[f->n];
+    f->lens[i + 1] = strlen(f->nums[f->n]);
+    f->n++;
+}
+
+static void fill_room(struct bus_redis *b, const char *room, size_t rlen, const struct proom *pr)
+{
+    struct fill *f = rc_xmalloc(sizeof(*f));
+    size_t l1, l2;
+    char *k1 = share_key(b, room, rlen, &l1);
+    char *k2 = key_of(room, rlen, ":pn", &l2);
+    f->b = b;
+    f->first = 1;
+    f->n = 0;
+    snprintf(f->ttl, sizeof(f->ttl), "%lld", (long long)(b->node_ttl * 1000));
+    snprintf(f->conns, sizeof(f->conns), "%ld", pr->conns);
+    const char *head[] = {"EVALSHA", b->sha[SCRIPT_PFILL], "2", k1, k2, b->node, f->ttl, "",
+                          f->conns};
+    size_t hl[] = {7, 40, 1, l1, l2, strlen(b->node), strlen(f->ttl), 0, strlen(f->conns)};
+    memcpy(f->argv, head, sizeof(head));
+    memcpy(f->lens, hl, sizeof(hl));
+    strmap_foreach((struct strmap *)&pr->users, fill_user, f);
+    if (f->first || f->n > 0)
+        fill_flush(f);
+    rc_free(k1);
+    rc_free(k2);
+    rc_free(f);
+}
+
+struct pwalk {
+    struct bus_redis *b;
+    int full;
+};
 
 static void refresh_room(void *ud, const char *room, size_t rlen, void *val)
 {
     struct pwalk *w = ud;
     struct bus_redis *b = w->b;
     if (w->full) {
-        /* Redis may have lost it: write this node's whole share again */
-        size_t kl;
-        char suffix[BUSMSG_NODE_MAX + 8];
-        snprintf(suffix, sizeof(suffix), ":p:%s", b->node);
-        char *k = key_of(room, rlen, suffix, &kl);
-        cmd_argv(b, on_plain, "presence", 2, (const char *[]){"DEL", k}, (size_t[]){3, kl});
-        rc_free(k);
-        struct pwalk inner = {b, room, rlen, 0};
-        strmap_foreach(val, pset_user, &inner);
+        /* Redis may have lost it: write this node's whole share again,
+         * the count SET (not added: what Redis kept is not counted twice) */
+        fill_room(b, room, rlen, val);
         return;
     }
     size_t kl;
-    char suffix[BUSMSG_NODE_MAX + 8];
-    snprintf(suffix, sizeof(suffix), ":p:%s", b->node);
-    char *k = key_of(room, rlen, suffix, &kl);
+    char *k = share_key(b, room, rlen, &kl);
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", (long long)(b->node_ttl * 1000));
     cmd_argv(b, on_plain, "presence", 3, (const char *[]){"PEXPIRE", k, ttl},
@@ -1247,7 +1361,7 @@ static void heartbeat(struct bus_redis *b, int full)
     const char *argv[] = {"EVALSHA", b->sha[SCRIPT_HB], "1", "rc:nodes", b->node, ttl};
     size_t lens[] = {7, 40, 1, 8, strlen(b->node), strlen(ttl)};
     cmd_argv(b, on_hb, NULL, 6, argv, lens);
-    struct pwalk w = {b, NULL, 0, full};
+    struct pwalk w = {b, full};
     strmap_foreach(&b->presence, refresh_room, &w);
 }
 
@@ -1419,6 +1533,22 @@ static void on_pget_reply(redisAsyncContext *ac, void *reply, void *pd)
     finish(b, q, 0, conns > 0 ? (uint64_t)conns : 0);
 }
 
+static void on_pcount_reply(redisAsyncContext *ac, void *reply, void *pd)
+{
+    struct breq *q = pd;
+    struct bus_redis *b = q->b;
+    if (cmd_reply(b, reply) != 0) {
+        finish(b, q, RC_E_DENIED, 0);
+        return;
+    }
+    redisReply *r = reply;
+    if (r->type != REDIS_REPLY_INTEGER) {
+        finish(b, q, RC_E_DENIED, 0);
+        return;
+    }
+    finish(b, q, 0, r->integer > 0 ? (uint64_t)r->integer : 0);
+}
+
 static void on_read_reply(redisAsyncContext *ac, void *reply, void *pd)
 {
     struct breq *q = pd;
@@ -1500,33 +1630,44 @@ static void do_user(struct bus_redis *b, struct breq *q)
     }
 }
 
-static void free_users_map(void *p)
+static void free_proom(void *p)
 {
-    strmap_clear(p, NULL);
-    rc_free(p);
+    struct proom *pr = p;
+    strmap_clear(&pr->users, NULL);
+    rc_free(pr);
 }
 
+/* One connection (of q->user, or anonymous) joins or leaves the room: this
+ * node's share changes here, then in Redis. A leave that was never joined
+ * is ignored. */
 static void do_pset(struct bus_redis *b, struct breq *q)
 {
-    struct strmap *m = strmap_get(&b->presence, q->name, q->name_len);
-    if (m == NULL) {
+    struct proom *pr = strmap_get(&b->presence, q->name, q->name_len);
+    if (pr == NULL) {
         if (!q->on)
             return;
-        m = rc_xcalloc(1, sizeof(*m));
-        strmap_init(m);
-        strmap_put(&b->presence, q->name, q->name_len, m);
+        pr = rc_xcalloc(1, sizeof(*pr));
+        strmap_init(&pr->users);
+        strmap_put(&b->presence, q->name, q->name_len, pr);
     }
-    intptr_t n = (intptr_t)strmap_get(m, q->user, q->ulen);
-    if (!q->on && n == 0)
-        return;
-    n += q->on ? 1 : -1;
-    if (n > 0)
-        strmap_put(m, q->user, q->ulen, (void *)n);
-    else
-        strmap_del(m, q->user, q->ulen);
-    if (m->count == 0) {
+    if (q->user) {
+        intptr_t n = (intptr_t)strmap_get(&pr->users, q->user, q->ulen);
+        if (!q->on && n == 0)
+            return;
+        n += q->on ? 1 : -1;
+        if (n > 0)
+            strmap_put(&pr->users, q->user, q->ulen, (void *)n);
+        else
+            strmap_del(&pr->users, q->user, q->ulen);
+    } else {
+        if (!q->on && pr->anon == 0)
+            return;
+        pr->anon += q->on ? 1 : -1;
+    }
+    pr->conns += q->on ? 1 : -1;
+    if (pr->conns <= 0) {
         strmap_del(&b->presence, q->name, q->name_len);
-        free_users_map(m);
+        free_proom(pr);
     }
     pset_send(b, q->name, q->name_len, q->user, q->ulen, q->on ? 1 : -1);
 }
@@ -1564,13 +1705,16 @@ static void run_req(struct bus_redis *b, struct breq *q)
         rc_free(ch);
         return;
     }
-    case RQ_PGET: {
+    case RQ_PGET:
+    case RQ_PCOUNT: {
         size_t l1, l2;
         char *k1 = key_of(q->name, q->name_len, ":pn", &l1);
         char *k2 = key_of(q->name, q->name_len, ":p:", &l2);
-        const char *argv[] = {"EVALSHA", b->sha[SCRIPT_PGET], "1", k1, k2};
+        int count = q->type == RQ_PCOUNT;
+        const char *argv[] = {"EVALSHA", b->sha[count ? SCRIPT_PCOUNT : SCRIPT_PGET], "1", k1, k2};
         size_t lens[] = {7, 40, 1, l1, l2};
-        if (!is_up(b) || cmd_argv(b, on_pget_reply, q, 5, argv, lens) != 0)
+        if (!is_up(b) ||
+            cmd_argv(b, count ? on_pcount_reply : on_pget_reply, q, 5, argv, lens) != 0)
             finish(b, q, RC_E_DENIED, 0);
         rc_free(k1);
         rc_free(k2);
@@ -1619,9 +1763,7 @@ static void drop_share(void *ud, const char *room, size_t rlen, void *val)
 {
     struct bus_redis *b = ud;
     size_t l1, l2;
-    char suffix[BUSMSG_NODE_MAX + 8];
-    snprintf(suffix, sizeof(suffix), ":p:%s", b->node);
-    char *k1 = key_of(room, rlen, suffix, &l1);
+    char *k1 = share_key(b, room, rlen, &l1);
     char *k2 = key_of(room, rlen, ":pn", &l2);
     cmd_argv(b, on_plain, "goodbye", 2, (const char *[]){"DEL", k1}, (size_t[]){3, l1});
     cmd_argv(b, on_plain, "goodbye", 3, (const char *[]){"SREM", k2, b->node},
@@ -1705,6 +1847,19 @@ static long splice_point(const char *p, size_t n, int *empty)
     return z;
 }
 
+/* Hands a worker's call (counted against the queue's bounds) to the bus
+ * thread. Returns 0, or RC_E_DENIED with q and its data freed (the queue is
+ * full: the caller answers unavailable). */
+static int req_submit(struct bus_redis *b, struct breq *q)
+{
+    if (req_push(b, q, 1) != 0) {
+        rc_free(q->data);
+        rc_free(q);
+        return RC_E_DENIED;
+    }
+    return 0;
+}
+
 static int rb_publish(struct bus *bb, int worker, const struct bus_publish *p, bus_ack_cb ack,
                       void *ud)
 {
@@ -1737,13 +1892,10 @@ static int rb_publish(struct bus *bb, int worker, const struct bus_publish *p, b
     if (n)
         memcpy(q->data, p->data, n);
     q->len = n;
-    if (req_push(b, q, 1) != 0) {
-        rc_free(q->data);
-        rc_free(q);
+    int rc = req_submit(b, q);
+    if (rc != 0)
         atomic_fetch_add(&b->st.unavailable, 1);
-        return RC_E_DENIED;
-    }
-    return 0;
+    return rc;
 }
 
 static void rb_room_interest(struct bus *bb, const char *room, size_t len, int on)
@@ -1780,12 +1932,7 @@ static int rb_send_to_user(struct bus *bb, int worker, const char *user, size_t 
     if (len)
         memcpy(q->data + 7, data, len);
     q->len = len + 7;
-    if (req_push(b, q, 1) != 0) {
-        rc_free(q->data);
-        rc_free(q);
-        return RC_E_DENIED;
-    }
-    return 0;
+    return req_submit(b, q);
 }
 
 static int rb_disconnect_user(struct bus *bb, int worker, const char *user, size_t ulen,
@@ -1809,43 +1956,46 @@ static int rb_disconnect_user(struct bus *bb, int worker, const char *user, size
     if (rlen)
         memcpy(q->data + hl, reason, rlen);
     q->len = (size_t)hl + rlen;
-    if (req_push(b, q, 1) != 0) {
-        rc_free(q->data);
-        rc_free(q);
-        return RC_E_DENIED;
-    }
-    return 0;
+    return req_submit(b, q);
 }
 
 static void rb_presence_set(struct bus *bb, const char *room, size_t len, uint64_t member,
                             const char *user, size_t ulen, int on)
 {
     struct bus_redis *b = (struct bus_redis *)bb;
-    if (user == NULL || ulen == 0)
-        return; /* presence lists users; anonymous members are not in it */
     struct breq *q = req_new(b, RQ_PSET, 0, room, len);
     q->on = on;
     q->exclude = member;
-    q->user = rc_xstrndup(user, ulen);
-    q->ulen = ulen;
+    if (user && ulen) { /* anonymous: counted, not listed */
+        q->user = rc_xstrndup(user, ulen);
+        q->ulen = ulen;
+    }
     req_push(b, q, 0);
+}
+
+/* A presence read (RQ_PGET: users and count; RQ_PCOUNT: the count alone). */
+static int presence_req(struct bus_redis *b, int type, int worker, const char *room, size_t len,
+                        bus_user_cb each, bus_done_cb done, void *ud)
+{
+    if (atomic_load(&b->state) != 1 || len == 0)
+        return RC_E_DENIED;
+    struct breq *q = req_new(b, type, worker, room, len);
+    q->each = each;
+    q->done = done;
+    q->ud = ud;
+    return req_submit(b, q);
 }
 
 static int rb_presence(struct bus *bb, int worker, const char *room, size_t len, bus_user_cb each,
                        bus_done_cb done, void *ud)
 {
-    struct bus_redis *b = (struct bus_redis *)bb;
-    if (atomic_load(&b->state) != 1)
-        return RC_E_DENIED;
-    struct breq *q = req_new(b, RQ_PGET, worker, room, len);
-    q->each = each;
-    q->done = done;
-    q->ud = ud;
-    if (req_push(b, q, 1) != 0) {
-        rc_free(q);
-        return RC_E_DENIED;
-    }
-    return 0;
+    return presence_req((struct bus_redis *)bb, RQ_PGET, worker, room, len, each, done, ud);
+}
+
+static int rb_presence_count(struct bus *bb, int worker, const char *room, size_t len,
+                             bus_done_cb done, void *ud)
+{
+    return presence_req((struct bus_redis *)bb, RQ_PCOUNT, worker, room, len, NULL, done, ud);
 }
 
 static int rb_health(struct bus *bb, char *why, size_t cap)
@@ -1958,7 +2108,7 @@ static void rb_destroy(struct bus *bb)
     }
     strmap_clear(&b->rooms, free_broom);
     strmap_clear(&b->users, NULL);
-    strmap_clear(&b->presence, free_users_map);
+    strmap_clear(&b->presence, free_proom);
     strmap_clear(&b->known, rc_free);
     rc_free(b->nodes);
     ev_loop_destroy(b->loop);
@@ -1977,6 +2127,7 @@ static const struct bus_ops redis_bus_ops = {
     .disconnect_user = rb_disconnect_user,
     .presence_set = rb_presence_set,
     .presence = rb_presence,
+    .presence_count = rb_presence_count,
     .health = rb_health,
     .stats = rb_stats,
     .destroy = rb_destroy,
@@ -2116,11 +2267,7 @@ static int sr_read(struct store *st, int worker, const char *room, size_t len,
     q->q = *qy;
     q->rcb = cb;
     q->ud = ud;
-    if (req_push(b, q, 1) != 0) {
-        rc_free(q);
-        return RC_E_DENIED;
-    }
-    return 0;
+    return req_submit(b, q);
 }
 
 static int sr_health(struct store *st, char *why, size_t cap)

@@ -744,6 +744,35 @@ static void on_user_ack(void *ud, int status, uint64_t n)
         async_ops->complete(w, (uint64_t)(uintptr_t)ud, push_pub, &a); /* n or nil, err */
 }
 
+/* bus_done_cb of a count-only presence read, on the worker that asked: ud
+ * is the ticket; the answer is the count (or nil, "unavailable"). */
+static void on_count_done(void *ud, int status, long count)
+{
+    struct worker *w = worker_current();
+    struct pub_answer a = {.status = status, .seq = count > 0 ? (uint64_t)count : 0};
+    if (w != NULL && async_ops != NULL)
+        async_ops->complete(w, (uint64_t)(uintptr_t)ud, push_count, &a);
+}
+
+RC_FFI_EXPORT double rc_ffi_room_count_wait(const char *room, size_t len)
+{
+    struct worker *w = worker_current();
+    if (w == NULL || w->srv->bus == NULL || w->srv->bus->ops->presence_count == NULL)
+        return RC_E_NOT_FOUND; /* one node: rc_ffi_room_count */
+    if (len == 0 || len > ROOM_NAME_MAX)
+        return RC_E_INVAL;
+    uint64_t t = lcall_wait_ticket(lapi_wait_ms());
+    if (t == 0)
+        return 0;
+    struct bus *b = w->srv->bus;
+    int rc = b->ops->presence_count(b, w->id, room, len, on_count_done, (void *)(uintptr_t)t);
+    if (rc < 0) {
+        lcall_wait_cancel(t);
+        return rc;
+    }
+    return (double)t;
+}
+
 RC_FFI_EXPORT double rc_ffi_send_to_user_wait(const char *user, size_t ulen, const char *data,
                                               size_t dlen, int binary)
 {
@@ -866,6 +895,7 @@ RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
     XX(rc_ffi_room_members)                                                                        \
     XX(rc_ffi_room_presence)                                                                       \
     XX(rc_ffi_room_presence_wait)                                                                  \
+    XX(rc_ffi_room_count_wait)                                                                     \
     XX(rc_ffi_room_read)                                                                           \
     XX(rc_ffi_room_set_policy)                                                                     \
     XX(rc_ffi_room_get)                                                                            \

@@ -87,6 +87,11 @@ long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, s
  * user ids, or (nil, "unavailable"). RC_E_NOT_FOUND: no cluster presence
  * (use rc_ffi_room_presence); 0: the handler cannot wait. */
 double rc_ffi_room_presence_wait(const char *room, size_t len);
+/* room:presence_count in cluster mode (the bus has a presence_count op):
+ * the room's connections on every node, without a member crossing the wire;
+ * the ticket's answer is the count or (nil, "unavailable"). RC_E_NOT_FOUND:
+ * no cluster (use rc_ffi_room_count); 0: the handler cannot wait. */
+double rc_ffi_room_count_wait(const char *room, size_t len);
 /* room:publish(payload, {wait = true}): publishes and returns the ticket
  * whose answer is the seq the room gave it, or (nil, "unavailable") when the
  * store or bus refused it. 0: the handler cannot wait; RC_E_INVAL,

@@ -30,6 +30,7 @@ long rc_ffi_room_count(const char *room, size_t len);
 long rc_ffi_room_members(const char *room, size_t len, uint64_t *ids, size_t cap);
 long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, size_t *used);
 double rc_ffi_room_presence_wait(const char *room, size_t len);
+double rc_ffi_room_count_wait(const char *room, size_t len);
 double rc_ffi_publish_wait(const char *room, size_t len, const char *data, size_t dlen,
                            unsigned flags, uint64_t exclude);
 double rc_ffi_room_read(const char *room, size_t len, double since, double before, double limit,
@@ -72,6 +73,7 @@ local M = {
         "rc_ffi_conn_get", "rc_ffi_conn_set", "rc_ffi_publish", "rc_ffi_publish_wait",
         "rc_ffi_room_count",
         "rc_ffi_room_members", "rc_ffi_room_presence", "rc_ffi_room_presence_wait",
+        "rc_ffi_room_count_wait",
         "rc_ffi_room_read",
         "rc_ffi_room_set_policy", "rc_ffi_room_get", "rc_ffi_room_set", "rc_ffi_free",
         "rc_ffi_send_to_user", "rc_ffi_send_to_user_wait", "rc_ffi_log", "rc_ffi_now", "rc_ffi_jwt_name",

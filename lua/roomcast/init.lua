@@ -402,6 +402,20 @@ function room_methods:presence()
     return split_nul(buf, tonumber(out_sz[0])), nil, self:count()
 end
 
+-- room:presence_count() -> count | nil, err: the room's connections, with a
+-- user id or without; a cluster bus answers for every node (the handler
+-- waits; no member crosses the wire, so it stays cheap for big rooms);
+-- one node: room:count()
+function room_methods:presence_count()
+    local t = C.rc_ffi_room_count_wait(self.name, #self.name)
+    if t ~= E.NOT_FOUND then
+        if t == E.DENIED then return nil, "unavailable" end
+        if t < 0 then return nil, err_of(t) end
+        return await(t)
+    end
+    return self:count()
+end
+
 -- room:history([since[, limit]]) or room:history{since=, before=, limit=, newest=}
 --   -> msgs, info | nil, err. Waits for the history store (the handler yields).
 --   msgs: { {seq=, ts=, payload=, binary=true|nil}, ... } oldest first

@@ -507,6 +507,19 @@ describe("scripts/chat.lua", function()
             w.cluster_presence = nil
         end)
 
+        it("answers the count alone with count_only", function()
+            local a, anon = w:connect(), w:connect()
+            one(a, { type = "join", room_id = "r", user_id = "alice" })
+            one(anon, { type = "join", room_id = "r" })
+            assert.are.same({ type = "presence", room_id = "r", count = 2, id = 7 },
+                one(anon, { type = "presence", room_id = "r", count_only = true, id = 7 }))
+            w.cluster_presence = { users = { "alice", "bob" }, count = 100000 }
+            assert.are.same({ type = "presence", room_id = "r", count = 100000 },
+                one(a, { type = "presence", room_id = "r", count_only = true }))
+            w.cluster_presence = nil
+            expect_error(a, { type = "presence", room_id = "r", count_only = "yes" }, "invalid_field")
+        end)
+
         it("encodes no users as an empty array", function()
             local c = w:connect()
             one(c, { type = "join", room_id = "r" })

@@ -295,6 +295,14 @@ local function make_room_mt(w)
         return out, nil, #(room and room.members or {})
     end
 
+    function methods:presence_count()
+        if w.cluster_presence then
+            return w.cluster_presence.count
+        end
+        local room = w.rooms[self.name]
+        return #(room and room.members or {})
+    end
+
     -- room:history(since, limit) or room:history{since=, before=, limit=, newest=}
     -- -> msgs, info ({last_seq=, epoch=}) | nil, err. C waits for the store;
     -- the fake answers at once (w.history_error makes it fail).

@@ -136,8 +136,8 @@ struct bus_ops {
     /* The count alone (done's count as above), without transferring a
      * member: O(nodes) whatever the room's size (NULL for the local bus:
      * room_count). Returns 0, or RC_E_DENIED when the bus is down. */
-    int (*presence_count)(struct bus *b, int worker, const char *room, size_t len,
-                          bus_done_cb done, void *ud);
+    int (*presence_count)(struct bus *b, int worker, const char *room, size_t len, bus_done_cb done,
+                          void *ud);
     /* Any thread: 0 up, 1 degraded; why: "down", "connecting", ... */
     int (*health)(struct bus *b, char *why, size_t cap);
     /* Main thread: writes the bus's lines into /stats and /metrics (NULL: none). */

@@ -1230,10 +1230,10 @@ static void pset_send(struct bus_redis *b, const char *room, size_t rlen, const 
     char dl[24], ttl[24];
     snprintf(dl, sizeof(dl), "%ld", delta);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)(b->node_ttl * 1000));
-    const char *argv[] = {"EVALSHA", b->sha[SCRIPT_PSET], "2", k1, k2, b->node, ttl, dl,
-                          user ? user : "", dl};
-    size_t lens[] = {7,           40, 1, l1, l2, strlen(b->node), strlen(ttl), strlen(dl),
-                     user ? ulen : 0, strlen(dl)};
+    const char *argv[] = {"EVALSHA", b->sha[SCRIPT_PSET], "2", k1, k2, b->node, ttl,
+                          dl,        user ? user : "",    dl};
+    size_t lens[] = {
+        7, 40, 1, l1, l2, strlen(b->node), strlen(ttl), strlen(dl), user ? ulen : 0, strlen(dl)};
     cmd_argv(b, on_plain, "presence", 10, argv, lens);
     rc_free(k1);
     rc_free(k2);

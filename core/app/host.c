@@ -69,6 +69,12 @@ static void epoch_changed(void *ctx, const char *room, size_t len, const char *e
     room_set_epoch(h->rooms, room, len, epoch);
 }
 
+static void room_head(void *ctx, const char *room, size_t len, uint64_t seq)
+{
+    struct host *h = ctx;
+    room_note_seq(h->rooms, room, len, seq);
+}
+
 struct bus_host host_bus(struct host *h)
 {
     return (struct bus_host){
@@ -79,5 +85,6 @@ struct bus_host host_bus(struct host *h)
         .epoch_changed = epoch_changed,
         .deliver_frame = deliver_frame,
         .close_user = close_user,
+        .room_head = room_head,
     };
 }

@@ -7,6 +7,7 @@
  *                    --deliver / deliver_frame--> room_deliver[_frame] (owner worker)
  *                    --deliver_user-------------> users_send
  *                    --epoch_changed------------> room_set_epoch
+ *                    --room_head----------------> room_note_seq
  *
  * Filled by the server before the workers start; read-only afterwards.
  */

@@ -546,6 +546,16 @@ void room_set_epoch(struct rooms *R, const char *name, size_t len, const char *e
     pthread_mutex_unlock(&r->lock);
 }
 
+void room_note_seq(struct rooms *R, const char *name, size_t len, uint64_t seq)
+{
+    if (len == 0 || len > ROOM_NAME_MAX)
+        return;
+    struct room *r = lock_room_create(R, name, len);
+    if (seq > r->last_seq)
+        r->last_seq = seq;
+    pthread_mutex_unlock(&r->lock);
+}
+
 void room_epoch(struct rooms *R, const char *name, size_t len, char *buf)
 {
     buf[0] = '\0';

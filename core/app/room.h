@@ -148,6 +148,9 @@ void room_deliver_frame(struct rooms *r, const char *name, size_t len, const str
                         struct frame_ref *frame, uint64_t exclude);
 /* The bus host's epoch_changed: the room adopts epoch (any worker). */
 void room_set_epoch(struct rooms *r, const char *name, size_t len, const char *epoch);
+/* The bus host's room_head: the room's last seq is at least seq (a cluster
+ * node's first join learned it before any delivery). Any worker. */
+void room_note_seq(struct rooms *r, const char *name, size_t len, uint64_t seq);
 /* Copies the epoch the bus last announced for the room into buf
  * (STORE_EPOCH_MAX + 1 bytes); "" when none. Any worker. */
 void room_epoch(struct rooms *r, const char *name, size_t len, char *buf);

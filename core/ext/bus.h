@@ -71,6 +71,12 @@ struct bus_host {
      * code `code` and reason[0..rlen) (rlen <= 123). Returns how many. */
     long (*close_user)(void *ctx, const char *user, size_t ulen, unsigned code, const char *reason,
                        size_t rlen);
+    /* The room's owner worker, may be NULL: this node's first member joined
+     * a room that already has messages, and the bus learned its last seq
+     * (before any delivery). The host records it, so what it shows of the
+     * room (GET /api/rooms, /stats) is the room's seq, not 0 until the next
+     * message. */
+    void (*room_head)(void *ctx, const char *room, size_t len, uint64_t seq);
 };
 
 /* A message to publish (the bytes are copied before publish returns). */

@@ -763,7 +763,8 @@ struct bdel {
     struct bus_redis *b;
     struct store_msg m;
     uint64_t exclude;
-    int kind; /* 0 room message, 1 epoch change, 2 direct, 3 disconnect (exclude: code) */
+    int kind; /* 0 room message, 1 epoch change, 2 direct, 3 disconnect (exclude: code),
+               * 4 the room's head (m.seq) */
     char *data;
     size_t name_len;
     char name[];
@@ -777,6 +778,8 @@ static void deliver_on_worker(void *arg)
         h->deliver(h->base.ctx, d->name, d->name_len, &d->m, d->exclude);
     else if (d->kind == 1)
         h->epoch_changed(h->base.ctx, d->name, d->name_len, d->data);
+    else if (d->kind == 4)
+        h->room_head(h->base.ctx, d->name, d->name_len, d->m.seq);
     else if (d->kind == 2)
         h->deliver_user(h->base.ctx, d->name, d->name_len, d->m.data, d->m.len,
                         (d->m.flags & ROOM_PUB_BINARY) != 0);
@@ -1011,6 +1014,12 @@ static void on_room_read(redisAsyncContext *ac, void *reply, void *pd)
             r->last = r->pend->seq - 1;
         r->base = r->last;
         known_set(b, r);
+        if (r->last > 0 && b->base.host.room_head) {
+            /* before any delivery (the owner's mailbox is FIFO) */
+            struct bdel *d = bdel_new(b, 4, r->name, r->len, "", 0);
+            d->m.seq = r->last;
+            b->base.host.base.post(b->base.host.base.ctx, r->owner, deliver_on_worker, d);
+        }
         rc_free(x);
         if (r->again) {
             r->again = 0;

@@ -5,8 +5,13 @@ redis-server the test starts on a free port in a temp dir (--save ""
   order     4 publishers on different nodes at once: every member on every
             node sees the same sequence, gap-free;
   direct    a direct message between users on different nodes;
-  presence  room presence lists the users of every node; a fourth node
-            killed with kill -9 leaves it within node_ttl;
+  presence  room presence lists the users of every node and counts every
+            connection, with a user id or without (as one node does), in
+            the users' answer and in the count-only one; a fourth node
+            killed with kill -9 leaves both within node_ttl;
+  firstjoin a room with history joined on nodes that never saw it:
+            `joined` carries the room's seq and epoch, `since` recovers
+            exactly what was missed, and the next message arrives once;
   move      a client leaves one node and joins another with `since`: it
             gets what it missed, gap-free (the stream is the history);
   sighup    SIGHUP on one node while publishers flow: one gap-free sequence;
@@ -245,32 +250,110 @@ async def presence(ws, room):
     return sorted(m["users"])
 
 
+async def presence_full(ws, room, count_only=False):
+    msg = {"type": "presence", "room_id": room}
+    if count_only:
+        msg["count_only"] = True
+    await ws.send(json.dumps(msg))
+    return await recv_type(ws, "presence")
+
+
+async def join_anonymous(node, room):
+    ws = await websockets.connect(node.url())
+    await ws.send(json.dumps({"type": "join", "room_id": room}))
+    m = await recv_type(ws, "joined")
+    assert m["room_id"] == room, m
+    return ws
+
+
 async def test_presence(nodes, redis):
     room = "pres"
     extra = Node(redis)
     members = [await connect(n, "pu%d" % i, room) for i, n in enumerate(nodes + [extra])]
     await wait_synced(members, room)
+    # a connection without a user id on the node to be killed: counted, not listed
+    anon = await join_anonymous(extra, room)
     want = ["pu0", "pu1", "pu2", "pu3"]
     for _ in range(50):
-        got = [await presence(m, room) for m in members[:3]]
-        if all(g == want for g in got):
+        got = [await presence_full(m, room) for m in members[:3]]
+        if all(sorted(g["users"]) == want and g["count"] == 5 for g in got):
             break
         await asyncio.sleep(0.1)
-    assert all(g == want for g in got), got
+    assert all(sorted(g["users"]) == want and g["count"] == 5 for g in got), got
+    for m in members[:3]:
+        c = await presence_full(m, room, count_only=True)
+        assert c == {"type": "presence", "room_id": room, "count": 5}, c
     extra.kill9()
     t0 = time.monotonic()
     while True:
-        got = await presence(members[0], room)
-        if got == want[:3]:
+        c = (await presence_full(members[0], room, count_only=True))["count"]
+        if c == 3:
             break
-        assert time.monotonic() - t0 < NODE_TTL + 2.5, "pu3 still present: %r" % got
+        assert c == 5, c  # the node's share leaves whole: its user and its anonymous one
+        assert time.monotonic() - t0 < NODE_TTL + 2.5, "node 3's share still counted: %r" % c
         await asyncio.sleep(0.2)
     left = time.monotonic() - t0
-    assert await presence(members[1], room) == want[:3]
+    for m in members[:3]:
+        g = await presence_full(m, room)
+        assert sorted(g["users"]) == want[:3] and g["count"] == 3, g
     for m in members[:3]:
         await m.close()
-    print("ok presence: 4 nodes' users on every node; kill -9 left it after %.1f s "
-          "(node_ttl %d)" % (left, NODE_TTL))
+    try:
+        await anon.close()
+    except Exception:
+        pass
+    print("ok presence: 4 nodes' users and 5 connections (1 without a user) on every node, "
+          "count_only agrees; kill -9 took its user and its count after %.1f s (node_ttl %d)"
+          % (left, NODE_TTL))
+
+
+async def test_first_join(nodes):
+    """Issue 11: a room with history, joined on a node that never saw it."""
+    room = "firstjoin"
+    n = 20
+    pub = await websockets.connect(nodes[0].url())
+    await pub.send(json.dumps({"type": "join", "room_id": room, "user_id": "fj-pub"}))
+    epoch = (await recv_type(pub, "joined"))["epoch"]
+    for k in range(1, n + 1):
+        await pub.send(json.dumps({"type": "broadcast", "room_id": room, "content": "m%d" % k,
+                                   "id": k}))
+        ack = await recv_type(pub, "ack")
+        assert ack["seq"] == k, ack
+    await collect(pub, 0.3)
+    # node 1: first join, no since
+    a = await websockets.connect(nodes[1].url())
+    await a.send(json.dumps({"type": "join", "room_id": room, "user_id": "fj-a"}))
+    ja = await recv_type(a, "joined")
+    assert ja["seq"] == n and ja["epoch"] == epoch, (ja, epoch)
+    # what node 1 shows of the room is its seq, before any new message
+    for _ in range(50):
+        st, rl = nodes[1].api("GET", "/api/rooms")
+        mine = [r for r in rl["rooms"] if r["room_id"] == room]
+        if mine and mine[0]["seq"] == n:
+            break
+        await asyncio.sleep(0.05)
+    assert mine and mine[0]["seq"] == n and mine[0]["members"] == 1, (st, rl)
+    # node 2: first join with since = n - 5
+    b = await websockets.connect(nodes[2].url())
+    await b.send(json.dumps({"type": "join", "room_id": room, "user_id": "fj-b",
+                             "since": n - 5, "epoch": epoch}))
+    got_b = await collect(b, 1.0)
+    jb = [m for m in got_b if m.get("type") == "joined"]
+    assert len(jb) == 1 and jb[0]["seq"] == n and jb[0]["epoch"] == epoch, got_b
+    assert jb[0]["recovered"] is True, jb
+    assert broadcasts(got_b) == [(k, "m%d" % k) for k in range(n - 4, n + 1)], got_b
+    rest_a = await collect(a, 0.5)
+    assert broadcasts(rest_a) == [], rest_a  # history is not replayed live
+    # the next message: exactly once on each first-join node, seq n + 1
+    await pub.send(json.dumps({"type": "broadcast", "room_id": room, "content": "next"}))
+    for ws, who in ((a, "node 1"), (b, "node 2")):
+        got = broadcasts(await collect(ws, 1.0))
+        assert got == [(n + 1, "next")], "%s: %r" % (who, got)
+    for ws in (pub, a, b):
+        await ws.close()
+    print("ok firstjoin: joined seq %d epoch %s on nodes that never saw the room; since=%d "
+          "recovered the last 5; the next message came once with seq %d"
+          % (n, epoch, n - 5, n + 1))
 
 
 async def presence_count(ws, room):
@@ -501,6 +584,7 @@ async def main():
         await test_order(nodes)
         await test_direct(nodes)
         await test_presence(nodes, redis)
+        await test_first_join(nodes)
         await test_move(nodes)
         await test_sighup(nodes)
         await test_outage(nodes, redis)

@@ -541,6 +541,7 @@ struct pres_job {
     uint64_t req;
     struct sbuf b;
     int first;
+    int count_only; /* GET .../count: bus.presence_count, no users */
     size_t room_len;
     char room[];
 };
@@ -566,7 +567,7 @@ static void pres_done(void *ud, int status, long count)
         const char *out = "{\"code\":\"room_not_found\",\"message\":\"no such room\"}";
         api_complete(j->req, 404, out, strlen(out));
     } else {
-        sb_printf(&j->b, "],\"count\":%ld}", count);
+        sb_printf(&j->b, "%s\"count\":%ld}", j->count_only ? "," : "],", count);
         api_complete(j->req, 200, j->b.p, j->b.len);
     }
     rc_free(j->b.p);
@@ -584,22 +585,27 @@ static void run_presence(void *arg)
         return;
     }
     struct bus *b = w->srv->bus;
-    int rc = b->ops->presence(b, w->id, j->room, j->room_len, pres_each, pres_done, j);
+    int rc = j->count_only
+                 ? b->ops->presence_count(b, w->id, j->room, j->room_len, pres_done, j)
+                 : b->ops->presence(b, w->id, j->room, j->room_len, pres_each, pres_done, j);
     if (rc != 0) /* pres_done will not run: answer now (frees j) */
         pres_done(j, rc, 0);
 }
 
-static int presence(uint64_t req, const char *room, size_t rl, char **o)
+/* GET /api/rooms/<room>/presence (count_only 0) or /count (1). */
+static int presence(uint64_t req, const char *room, size_t rl, int count_only, char **o)
 {
     if (api.srv->bus && api.srv->bus->ops->presence) { /* a cluster: every node's */
         struct pres_job *j = rc_xcalloc(1, sizeof(*j) + rl + 1);
         j->req = req;
         j->first = 1;
+        j->count_only = count_only && api.srv->bus->ops->presence_count != NULL;
         j->room_len = rl;
         memcpy(j->room, room, rl);
         sb_printf(&j->b, "{\"room_id\":");
         sb_json_str(&j->b, room, rl);
-        sb_printf(&j->b, ",\"users\":[");
+        if (!j->count_only)
+            sb_printf(&j->b, ",\"users\":[");
         int owner = rooms_owner_of(&api.srv->rooms, room, rl);
         mail_call(NULL, &api.srv->workers[owner].mbox, run_presence, j);
         return API_PENDING;
@@ -610,10 +616,13 @@ static int presence(uint64_t req, const char *room, size_t rl, char **o)
     struct sbuf b = {0};
     sb_printf(&b, "{\"room_id\":");
     sb_json_str(&b, room, rl);
-    sb_printf(&b, ",\"users\":[");
-    struct list_ctx x = {&b, 1};
-    room_presence(&api.srv->rooms, room, rl, user_cb, &x);
-    sb_printf(&b, "],\"count\":%ld}\n", count);
+    if (!count_only) {
+        sb_printf(&b, ",\"users\":[");
+        struct list_ctx x = {&b, 1};
+        room_presence(&api.srv->rooms, room, rl, user_cb, &x);
+        sb_printf(&b, "]");
+    }
+    sb_printf(&b, ",\"count\":%ld}\n", count);
     *o = b.p;
     return 200;
 }
@@ -742,20 +751,20 @@ int api_handle(uint64_t req, const char *method, size_t mlen, const char *path, 
         const char *r = p + 6, *end = p + pl;
         const char *slash = memchr(r, '/', (size_t)(end - r));
         if (slash == NULL || slash == r)
-            return err(o, 404, "not_found", "GET /api/rooms/<room>/presence or /history");
+            return err(o, 404, "not_found", "GET /api/rooms/<room>/presence, /count or /history");
         char room[API_NAME_MAX + 1];
         long rl = decode_segment(r, (size_t)(slash - r), room, sizeof(room));
         if (rl <= 0)
             return err(o, 400, "invalid_field", "bad room id in the path");
         const char *what = slash + 1;
         size_t wl = (size_t)(end - what);
-        if (is(what, wl, "presence"))
-            return presence(req, room, (size_t)rl, o);
+        if (is(what, wl, "presence") || is(what, wl, "count"))
+            return presence(req, room, (size_t)rl, is(what, wl, "count"), o);
         if (is(what, wl, "history"))
             return history(req, room, (size_t)rl, query, qlen, o);
-        return err(o, 404, "not_found", "GET /api/rooms/<room>/presence or /history");
+        return err(o, 404, "not_found", "GET /api/rooms/<room>/presence, /count or /history");
     }
     return err(o, 404, "not_found",
                "endpoints: POST /api/publish, /api/send, /api/disconnect; GET /api/rooms, "
-               "/api/rooms/<room>/presence, /api/rooms/<room>/history");
+               "/api/rooms/<room>/presence, /api/rooms/<room>/count, /api/rooms/<room>/history");
 }

@@ -14,6 +14,10 @@
  *        took the message, bus.h)
  *   GET  /api/rooms                                   -> {"rooms":[...]}
  *   GET  /api/rooms/<room>/presence                   -> {"room_id","users","count"}
+ *   GET  /api/rooms/<room>/count                      -> {"room_id","count"}
+ *        count: the room's connections, with a user id or without; in a
+ *        cluster every node's (bus.presence / bus.presence_count, asked on
+ *        the room's owner worker; the count alone never reads a member)
  *   GET  /api/rooms/<room>/history?since=&before=&limit=
  *        -> {"room_id","epoch","last_seq","messages"}: admin --mail_call-->
  *        room owner: store.read --host.post--> answer on that worker

@@ -141,6 +141,12 @@ def test_rooms_and_presence(srv):
     eq(st, 200, "presence")
     eq(sorted(body["users"]), sorted(users), "users")
     eq(body["count"], 2, "count")
+    # the count alone, a connection without a user id included
+    anon = Client(srv)
+    anon.join(room)
+    st, body, _ = call(port, "GET", "/api/rooms/%s/count" % room)
+    eq((st, body), (200, {"room_id": room, "count": 3}), "count alone")
+    anon.close()
     # a room name with characters that need encoding in a path
     odd = uniq("a b/c")
     c = Client(srv)
@@ -191,6 +197,8 @@ def test_errors(srv):
     expect_error(call(port, "GET", "/api/rooms/%s/presence" % uniq("none")), 404,
                  "room_not_found")
     expect_error(call(port, "GET", "/api/rooms/%s/history" % uniq("none")), 404,
+                 "room_not_found")
+    expect_error(call(port, "GET", "/api/rooms/%s/count" % uniq("none")), 404,
                  "room_not_found")
     expect_error(call(port, "GET", "/api/rooms/x/else"), 404, "not_found")
     st, body, hdrs = call(port, "GET", "/api/publish")

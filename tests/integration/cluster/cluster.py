@@ -390,6 +390,8 @@ async def test_api(nodes):
         await asyncio.sleep(0.1)
     assert st == 200 and sorted(p["users"]) == ["ap1", "ap2"], (st, p)
     assert p["count"] == 3, p  # connections: ap1's two and ap2's
+    st, c = nodes[0].api("GET", "/api/rooms/%s/count" % room)  # the count alone
+    assert st == 200 and c == {"room_id": room, "count": 3}, (st, c)
     assert await presence_count(a2, room) == 3  # chat.lua's presence: the same count
     st, e = nodes[0].api("GET", "/api/rooms/nowhere/presence")
     assert st == 404 and e["code"] == "room_not_found", (st, e)

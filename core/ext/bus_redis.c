@@ -1512,7 +1512,9 @@ static void on_direct_reply(redisAsyncContext *ac, void *reply, void *pd)
            r->type == REDIS_REPLY_INTEGER && r->integer > 0 ? (uint64_t)r->integer : 0);
 }
 
-static void on_pget_reply(redisAsyncContext *ac, void *reply, void *pd)
+/* A presence read's reply: RQ_PCOUNT one integer (the count), RQ_PGET
+ * {count, user, user, ...}. */
+static void on_presence_reply(redisAsyncContext *ac, void *reply, void *pd)
 {
     struct breq *q = pd;
     struct bus_redis *b = q->b;
@@ -1521,41 +1523,24 @@ static void on_pget_reply(redisAsyncContext *ac, void *reply, void *pd)
         return;
     }
     redisReply *r = reply;
-    if (r->type != REDIS_REPLY_ARRAY) {
+    const redisReply *n = q->type == RQ_PCOUNT                               ? r
+                          : r->type == REDIS_REPLY_ARRAY && r->elements >= 1 ? r->element[0]
+                                                                             : NULL;
+    if (n == NULL || n->type != REDIS_REPLY_INTEGER) {
         finish(b, q, RC_E_DENIED, 0);
         return;
     }
-    /* {connections, user, user, ...} */
-    if (r->elements < 1 || r->element[0]->type != REDIS_REPLY_INTEGER) {
-        finish(b, q, RC_E_DENIED, 0);
-        return;
+    if (q->type == RQ_PGET) {
+        q->users = rc_xcalloc(r->elements + 1, sizeof(char *));
+        q->ulens = rc_xcalloc(r->elements + 1, sizeof(size_t));
+        for (size_t i = 1; i < r->elements; i++) {
+            if (r->element[i]->type != REDIS_REPLY_STRING)
+                continue;
+            q->users[q->nusers] = rc_xstrndup(r->element[i]->str, r->element[i]->len);
+            q->ulens[q->nusers++] = r->element[i]->len;
+        }
     }
-    long long conns = r->element[0]->integer;
-    q->users = rc_xcalloc(r->elements + 1, sizeof(char *));
-    q->ulens = rc_xcalloc(r->elements + 1, sizeof(size_t));
-    for (size_t i = 1; i < r->elements; i++) {
-        if (r->element[i]->type != REDIS_REPLY_STRING)
-            continue;
-        q->users[q->nusers] = rc_xstrndup(r->element[i]->str, r->element[i]->len);
-        q->ulens[q->nusers++] = r->element[i]->len;
-    }
-    finish(b, q, 0, conns > 0 ? (uint64_t)conns : 0);
-}
-
-static void on_pcount_reply(redisAsyncContext *ac, void *reply, void *pd)
-{
-    struct breq *q = pd;
-    struct bus_redis *b = q->b;
-    if (cmd_reply(b, reply) != 0) {
-        finish(b, q, RC_E_DENIED, 0);
-        return;
-    }
-    redisReply *r = reply;
-    if (r->type != REDIS_REPLY_INTEGER) {
-        finish(b, q, RC_E_DENIED, 0);
-        return;
-    }
-    finish(b, q, 0, r->integer > 0 ? (uint64_t)r->integer : 0);
+    finish(b, q, 0, n->integer > 0 ? (uint64_t)n->integer : 0);
 }
 
 static void on_read_reply(redisAsyncContext *ac, void *reply, void *pd)
@@ -1722,8 +1707,7 @@ static void run_req(struct bus_redis *b, struct breq *q)
         int count = q->type == RQ_PCOUNT;
         const char *argv[] = {"EVALSHA", b->sha[count ? SCRIPT_PCOUNT : SCRIPT_PGET], "1", k1, k2};
         size_t lens[] = {7, 40, 1, l1, l2};
-        if (!is_up(b) ||
-            cmd_argv(b, count ? on_pcount_reply : on_pget_reply, q, 5, argv, lens) != 0)
+        if (!is_up(b) || cmd_argv(b, on_presence_reply, q, 5, argv, lens) != 0)
             finish(b, q, RC_E_DENIED, 0);
         rc_free(k1);
         rc_free(k2);

@@ -75,6 +75,14 @@ local function err_of(code)
     return ERRS[code] or ("error " .. tostring(code))
 end
 
+-- t from an rc_ffi_*_wait call that a cluster bus answers: its answer, or
+-- nil, "unavailable" (the bus is down) / nil, err
+local function await_bus(t)
+    if t == E.DENIED then return nil, "unavailable" end
+    if t < 0 then return nil, err_of(t) end
+    return await(t)
+end
+
 local function check_string(v, fname, argn)
     if type(v) ~= "string" then
         error(fmt("bad argument #%d to '%s' (string expected, got %s)", argn, fname, type(v)), 3)
@@ -390,11 +398,7 @@ function room_methods:presence()
     -- a cluster bus answers for every node (the handler waits); one node:
     -- the room's membership here
     local t = C.rc_ffi_room_presence_wait(self.name, #self.name)
-    if t ~= E.NOT_FOUND then
-        if t == E.DENIED then return nil, "unavailable" end
-        if t < 0 then return nil, err_of(t) end
-        return await(t)
-    end
+    if t ~= E.NOT_FOUND then return await_bus(t) end
     local n, buf = with_buffer(function(name, len, b, cap, used)
         return C.rc_ffi_room_presence(name, len, b, cap, used)
     end, self.name, #self.name)
@@ -408,11 +412,7 @@ end
 -- one node: room:count()
 function room_methods:presence_count()
     local t = C.rc_ffi_room_count_wait(self.name, #self.name)
-    if t ~= E.NOT_FOUND then
-        if t == E.DENIED then return nil, "unavailable" end
-        if t < 0 then return nil, err_of(t) end
-        return await(t)
-    end
+    if t ~= E.NOT_FOUND then return await_bus(t) end
     return self:count()
 end
 

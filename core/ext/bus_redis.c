@@ -30,6 +30,7 @@
 #define BACKOFF_MIN 0.1   /* seconds, first reconnect delay (before jitter) */
 #define BACKOFF_MAX 5.0   /* seconds, longest reconnect delay */
 #define RTT_BUCKETS 32    /* publish round trip histogram: bucket i holds < 2^i us */
+#define WAKE_BATCH 1024   /* requests run per loop iteration (replies are read between) */
 
 /* ------------------------------------------------------------------------
  * The scripts. Every key a script touches is in KEYS or shares the room's
@@ -261,6 +262,7 @@ struct bus_redis {
     ev_timer retry, teardown_t, heartbeat, watchdog;
     pthread_mutex_t qlock;
     struct breq *qhead, *qtail; /* under qlock */
+    struct breq *bhead, *btail; /* bus thread: taken from the queue, not run yet */
     atomic_int stopping;
     /* bus thread only */
     redisAsyncContext *cmd, *sub;
@@ -1786,20 +1788,33 @@ static void say_goodbye(struct bus_redis *b)
     ev_timer_start(b->loop, &b->retry);
 }
 
+/* Runs what the workers queued, WAKE_BATCH at a time: a burst (100k
+ * members joining at once) must not keep the loop from reading replies, or
+ * the watchdog would take the bus's own work for a silent Redis. */
 static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
 {
     struct bus_redis *b = a->data;
     pthread_mutex_lock(&b->qlock);
-    struct breq *q = b->qhead;
+    if (b->qhead) {
+        if (b->btail)
+            b->btail->next = b->qhead;
+        else
+            b->bhead = b->qhead;
+        b->btail = b->qtail;
+    }
     b->qhead = b->qtail = NULL;
     pthread_mutex_unlock(&b->qlock);
-    while (q) {
-        struct breq *next = q->next;
+    for (int n = 0; b->bhead && n < WAKE_BATCH; n++) {
+        struct breq *q = b->bhead;
+        b->bhead = q->next;
+        if (b->bhead == NULL)
+            b->btail = NULL;
         q->next = NULL;
         run_req(b, q);
-        q = next;
     }
-    if (atomic_load(&b->stopping) && !b->said_goodbye) {
+    if (b->bhead)
+        ev_async_send(loop, &b->wake); /* the rest after this iteration's I/O */
+    if (atomic_load(&b->stopping) && !b->said_goodbye && b->bhead == NULL) {
         b->said_goodbye = 1;
         ev_timer_stop(loop, &b->retry);
         ev_timer_stop(loop, &b->teardown_t);
@@ -2093,11 +2108,13 @@ static void rb_destroy(struct bus *bb)
         redisAsyncFree(c);
     if (s)
         redisAsyncFree(s);
-    struct breq *q = b->qhead;
-    while (q) {
-        struct breq *n = q->next;
-        req_free(q);
-        q = n;
+    for (int i = 0; i < 2; i++) {
+        struct breq *q = i ? b->bhead : b->qhead;
+        while (q) {
+            struct breq *n = q->next;
+            req_free(q);
+            q = n;
+        }
     }
     strmap_clear(&b->rooms, free_broom);
     strmap_clear(&b->users, NULL);

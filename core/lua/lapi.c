@@ -748,10 +748,7 @@ static void on_user_ack(void *ud, int status, uint64_t n)
  * is the ticket; the answer is the count (or nil, "unavailable"). */
 static void on_count_done(void *ud, int status, long count)
 {
-    struct worker *w = worker_current();
-    struct pub_answer a = {.status = status, .seq = count > 0 ? (uint64_t)count : 0};
-    if (w != NULL && async_ops != NULL)
-        async_ops->complete(w, (uint64_t)(uintptr_t)ud, push_count, &a);
+    on_pub_ack(ud, status, count > 0 ? (uint64_t)count : 0); /* count or nil, err */
 }
 
 RC_FFI_EXPORT double rc_ffi_room_count_wait(const char *room, size_t len)

@@ -1313,6 +1313,24 @@ struct pwalk {
     int full;
 };
 
+/* A heartbeat's PEXPIRE of this node's share of a room (pd: the room's
+ * name, malloc'd, NUL-terminated). 0: the key is gone although this node
+ * has members there (it was silent longer than node_ttl, or someone
+ * deleted it): write the share again rather than stay absent until the
+ * next reconnection. */
+static void on_refresh(redisAsyncContext *ac, void *reply, void *pd)
+{
+    struct bus_redis *b = ac->data;
+    char *room = pd;
+    if (cmd_reply(b, reply) == 0) {
+        redisReply *r = reply;
+        struct proom *pr = strmap_get(&b->presence, room, strlen(room));
+        if (r->type == REDIS_REPLY_INTEGER && r->integer == 0 && pr && is_up(b))
+            fill_room(b, room, strlen(room), pr);
+    }
+    rc_free(room);
+}
+
 static void refresh_room(void *ud, const char *room, size_t rlen, void *val)
 {
     struct pwalk *w = ud;
@@ -1327,8 +1345,10 @@ static void refresh_room(void *ud, const char *room, size_t rlen, void *val)
     char *k = share_key(b, room, rlen, &kl);
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", (long long)(b->node_ttl * 1000));
-    cmd_argv(b, on_plain, "presence", 3, (const char *[]){"PEXPIRE", k, ttl},
-             (size_t[]){7, kl, strlen(ttl)});
+    char *name = rc_xstrndup(room, rlen);
+    if (cmd_argv(b, on_refresh, name, 3, (const char *[]){"PEXPIRE", k, ttl},
+                 (size_t[]){7, kl, strlen(ttl)}) != 0)
+        rc_free(name);
     rc_free(k);
 }
 

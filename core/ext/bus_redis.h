@@ -31,7 +31,9 @@
  *   rc:{room}:epoch   the room's epoch (recreated when Redis lost the room)
  *   rc:{room}:h       stream, entry id "<seq>-0", fields d (data), t (ts), f (flags)
  *   rc:{room}         channel, messages in busmsg.h's room format
- *   rc:{room}:p:NODE  hash user -> connections of that user on NODE (TTL node_ttl)
+ *   rc:{room}:p:NODE  hash user -> connections of that user on NODE, and "" -> all of
+ *                     NODE's connections in the room, user or not (TTL node_ttl: the
+ *                     count and the users expire together; a count reads "" alone)
  *   rc:{room}:pn      set of NODEs that have presence in the room
  *   rc:u:{user}       channel of direct messages to a user
  *   rc:nodes          sorted set NODE -> expiry (ms, Redis clock)

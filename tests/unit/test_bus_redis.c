@@ -1213,6 +1213,13 @@ ua12
     assert_true(pump(pred_big_count, &bc, 10));
     assert_int_equal(count_of(b, "big"), PER_NODE);
     assert_int_equal(redis_int("HLEN rc:{big}:p:node-a"), PER_NODE + 1); /* users and "" */
+    /* a share gone from Redis while its node lives (deleted here; or the
+     * node was silent longer than node_ttl): the next heartbeat (every
+     * node_ttl / 3) writes it again */
+    assert_int_equal(redis_int("DEL rc:{big}:p:node-a"), 1);
+    assert_int_equal(count_of(a, "big"), 0);
+    assert_true(pump(pred_big_count, &bc, 5));
+    assert_int_equal(redis_int("HLEN rc:{big}:p:node-a"), PER_NODE + 1);
     for (long i = 0; i < PER_NODE; i++) {
         snprintf(u, sizeof(u), "ua%ld", i);
         a->bus->ops->presence_set(a->bus, "big", 3, 1000000 + (uint64_t)i, u, strlen(u), 0);

@@ -352,6 +352,23 @@ int conn_send_reply_ref(struct conn *c, struct frame_ref *f)
     return 0;
 }
 
+int conn_send_reply_ref_from(struct conn *c, struct frame_ref *f, size_t from)
+{
+    if (!can_send(c))
+        return RC_E_CLOSED;
+    if (over_limit(c, f->len - from) && c->q.bytes > 0) {
+        STAT_INC(c->cs->stats, drops_total);
+        return RC_E_LIMIT;
+    }
+    size_t before = c->q.bytes;
+    int rc = sendq_push_ref_from(&c->q, f, from);
+    if (rc != 0)
+        return rc;
+    STAT_INC(c->cs->stats, msgs_out_total);
+    queued(c, before);
+    return 0;
+}
+
 int conn_send_ref(struct conn *c, struct frame_ref *f)
 {
     if (c->pmd) { /* a direct message is compressed for this connection alone */

@@ -231,6 +231,9 @@ int conn_compresses(const struct conn *c, size_t len);
  * a reply to c's own traffic: by reference, never copied or compressed (the
  * caller checked conn_compresses), with conn_sendv's limits (RC_E_LIMIT). */
 int conn_send_reply_ref(struct conn *c, struct frame_ref *f);
+/* The same for the frame f->data[from, f->len) (sendq_push_ref_from), when
+ * no data frame is queued for c; -EAGAIN (nothing queued) otherwise. */
+int conn_send_reply_ref_from(struct conn *c, struct frame_ref *f, size_t from);
 
 /* Queues a shared, already encoded frame (a reference is taken) under the
  * configured slow-consumer policy: the limits are the hard limit (at once)

@@ -434,10 +434,13 @@ static void finish(struct bus_redis *b, struct breq *q, int status, uint64_t seq
     int waits = (q->type == RQ_PUBLISH || q->type == RQ_DIRECT) ? q->ack != NULL
                 : q->type == RQ_PGET || q->type == RQ_PCOUNT    ? 1
                                                                 : q->type == RQ_READ;
-    if (waits && !atomic_load(&b->stopping))
+    if (waits && !atomic_load(&b->stopping)) {
+        if (q->type == RQ_READ && status == 0 && q->q.shape != NULL) /* here, not on the worker */
+            q->q.shape(q->q.shape_arg, &q->info, q->msgs, q->nmsgs);
         b->base.host.base.post(b->base.host.base.ctx, q->worker, answer_on_worker, q);
-    else
+    } else {
         req_free(q);
+    }
 }
 
 /* ------------------------------------------------------------------------

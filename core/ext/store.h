@@ -66,6 +66,12 @@ struct store_msg {
     size_t len;
 };
 
+/* Work on a read's answer away from the asking worker (the encoding of a
+ * large answer: DESIGN.md "A worker's loop never waits on SQLite", and it
+ * should not copy megabytes another thread can build). See store_query. */
+typedef void (*store_shape_fn)(void *arg, const struct store_room *info,
+                               const struct store_msg *msgs, size_t n);
+
 /* A range read. Results always come oldest first.
  *   since:  only seq > since;
  *   before: only seq < before (0: no upper bound);
@@ -77,6 +83,16 @@ struct store_query {
     uint64_t before;
     uint32_t limit;
     int newest;
+    /* Optional (NULL: none). A store calls shape(shape_arg, info, msgs, n)
+     * AT MOST once per read, only for an answer of status 0, with exactly
+     * what cb will get, before cb and on any thread: the SQLite store on its
+     * reader thread, the memory and Redis stores on the asking worker just
+     * before cb. cb then finds shape's result through shape_arg (the post to
+     * the worker orders shape's writes before cb). A caller must not rely
+     * on shape having run: cb does the work itself when it did not (a
+     * failed read, or a store that does not shape). */
+    store_shape_fn shape;
+    void *shape_arg;
 };
 #define STORE_READ_MAX 1000
 

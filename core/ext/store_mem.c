@@ -156,6 +156,8 @@ struct read_job {
     struct store_mem *m;
     store_read_cb cb;
     void *ud;
+    store_shape_fn shape;
+    void *shape_arg;
     struct store_room info;
     size_t n;
     struct mem_ent ents[];
@@ -174,6 +176,8 @@ static void read_done(void *arg)
                                      .data = (const char *)e->f->data + e->off,
                                      .len = e->f->len - e->off};
     }
+    if (j->shape != NULL)
+        j->shape(j->shape_arg, &j->info, msgs, j->n);
     j->cb(j->ud, 0, &j->info, msgs, j->n);
     for (size_t i = 0; i < j->n; i++)
         frame_ref_put(j->ents[i].f);
@@ -215,6 +219,8 @@ static int mem_read(struct store *st, int worker, const char *room, size_t len,
     j->m = m;
     j->cb = cb;
     j->ud = ud;
+    j->shape = q->shape;
+    j->shape_arg = q->shape_arg;
     st->host.post(st->host.ctx, worker, read_done, j);
     return 0;
 }

@@ -916,6 +916,8 @@ static void *reader_main(void *arg)
             serve_read(st, asc, desc, q);
         else
             q->status = -EIO;
+        if (q->status == 0 && q->q.shape != NULL) /* here, not on the worker */
+            q->q.shape(q->q.shape_arg, &q->info, q->msgs, q->n);
         atomic_fetch_add(&st->c_reads, 1);
         st->base.host.post(st->base.host.ctx, q->worker, answer_on_worker, q);
         pthread_mutex_lock(&st->mu);

@@ -2,6 +2,7 @@
 
 #include "jwt.h"
 
+#include <errno.h>
 #include <ev.h>
 #include <lua.h>
 #include <stdint.h>
@@ -571,15 +572,29 @@ RC_FFI_EXPORT int rc_ffi_send_blob(uint64_t id, const char *a, size_t alen, void
     uint8_t hdr[WS_MAX_HEADER];
     size_t hl = ws_frame_encode_header(hdr, 1, 0, WS_OP_TEXT, len, NULL);
     uint8_t *d = b->f->data;
-    if (hl + alen != b->off)
-        memmove(d + hl + alen, d + b->off, b->len);
-    memcpy(d, hdr, hl);
+    /* Header and head end where the array starts, the tail follows it: the
+     * frame is d[from, ...), queued from there while c's data lane is
+     * empty (the usual answer to a request); else moved to d[0]. */
+    size_t from = b->off - hl - alen;
+    memcpy(d + from, hdr, hl);
     if (alen)
-        memcpy(d + hl, a, alen);
+        memcpy(d + from + hl, a, alen);
     if (clen)
-        memcpy(d + hl + alen + b->len, c3, clen);
-    b->off = hl + alen;
-    b->f->len = hl + len;
+        memcpy(d + b->off + b->len, c3, clen);
+    b->f->len = b->off + b->len + clen;
+    int rc = from > 0 ? conn_send_reply_ref_from(c, b->f, from) : -EAGAIN;
+    if (rc != -EAGAIN) {
+        b->framed = rc == 0;
+        return rc;
+    }
+    if (from > 0) {
+        memmove(d + hl + alen, d + b->off, b->len + clen);
+        memcpy(d, hdr, hl);
+        if (alen)
+            memcpy(d + hl, a, alen);
+        b->off = hl + alen;
+        b->f->len = hl + len;
+    }
     b->framed = 1;
     return conn_send_reply_ref(c, b->f);
 }
@@ -590,35 +605,41 @@ RC_FFI_EXPORT int rc_ffi_send_blob(uint64_t id, const char *a, size_t alen, void
  * are skipped), n how many. The payloads a script published as JSON are
  * spliced as they are, in one buffer instead of a table of up to
  * STORE_READ_MAX strings. */
-static int push_read_json(lua_State *co, void *ud)
+/* One RC_READ_JSON read: the ticket of the waiting handler, and the array
+ * built by json_shape (on the store's thread: the SQLite reader, the Redis
+ * bus thread) or, when the store did not shape, by push_read_json. */
+struct json_read {
+    uint64_t ticket;
+    int shaped;
+    struct frame_ref *f; /* owned until pushed; NULL: allocation failed */
+    size_t total, n;
+};
+
+/* store_shape_fn: "[p1,p2,...]" at f->data[BLOB_HEADROOM, + total). Any
+ * thread: touches nothing but its arguments (no Lua, no worker state). */
+static void json_shape(void *arg, const struct store_room *info, const struct store_msg *msgs,
+                       size_t nmsgs)
 {
-    const struct read_answer *a = ud;
-    if (a->status < 0)
-        return push_read(co, ud);
+    (void)info;
+    struct json_read *j = arg;
     size_t total = 2, n = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        if (json_object_text(&a->msgs[i])) {
-            total += a->msgs[i].len + (n > 0);
+    for (size_t i = 0; i < nmsgs; i++) {
+        if (json_object_text(&msgs[i])) {
+            total += msgs[i].len + (n > 0);
             n++;
         }
     }
-    struct frame_ref *f = frame_ref_try_new(BLOB_HEADROOM + total + BLOB_TAILROOM, 0);
-    if (f == NULL) {
-        lua_pushnil(co);
-        lua_pushstring(co, "unavailable");
-        return 2;
-    }
-    struct json_blob *b = lua_newuserdata(co, sizeof *b);
-    *b = (struct json_blob){.f = f, .off = BLOB_HEADROOM, .len = total};
-    lua_createtable(co, 0, 1);
-    lua_pushcfunction(co, json_blob_gc);
-    lua_setfield(co, -2, "__gc");
-    lua_setmetatable(co, -2);
-    char *buf = (char *)f->data + BLOB_HEADROOM;
+    j->shaped = 1;
+    j->total = total;
+    j->n = n;
+    j->f = frame_ref_try_new(BLOB_HEADROOM + total + BLOB_TAILROOM, 0);
+    if (j->f == NULL)
+        return;
+    char *buf = (char *)j->f->data + BLOB_HEADROOM;
     size_t used = 0, k = 0;
     buf[used++] = '[';
-    for (size_t i = 0; i < a->n; i++) {
-        const struct store_msg *m = &a->msgs[i];
+    for (size_t i = 0; i < nmsgs; i++) {
+        const struct store_msg *m = &msgs[i];
         if (!json_object_text(m))
             continue;
         if (k++ > 0)
@@ -628,6 +649,35 @@ static int push_read_json(lua_State *co, void *ud)
     }
     buf[used++] = ']';
     RC_ASSERT(used == total);
+}
+
+struct json_answer {
+    struct read_answer a;
+    struct json_read *j;
+};
+
+static int push_read_json(lua_State *co, void *ud)
+{
+    const struct json_answer *ja = ud;
+    const struct read_answer *a = &ja->a;
+    struct json_read *j = ja->j;
+    if (a->status < 0)
+        return push_read(co, (void *)(uintptr_t)a);
+    if (!j->shaped) /* a store that does not shape: here, on the worker */
+        json_shape(j, a->info, a->msgs, a->n);
+    if (j->f == NULL) {
+        lua_pushnil(co);
+        lua_pushstring(co, "unavailable");
+        return 2;
+    }
+    struct json_blob *b = lua_newuserdata(co, sizeof *b);
+    *b = (struct json_blob){.f = j->f, .off = BLOB_HEADROOM, .len = j->total};
+    j->f = NULL; /* the userdata's now */
+    lua_createtable(co, 0, 1);
+    lua_pushcfunction(co, json_blob_gc);
+    lua_setfield(co, -2, "__gc");
+    lua_setmetatable(co, -2);
+    size_t n = j->n, total = j->total;
     lua_createtable(co, 0, 2);
     lua_pushnumber(co, (lua_Number)a->info->last_seq);
     lua_setfield(co, -2, "last_seq");
@@ -651,10 +701,14 @@ static void on_store_read(void *ud, int status, const struct store_room *info,
 static void on_store_read_json(void *ud, int status, const struct store_room *info,
                                const struct store_msg *msgs, size_t n)
 {
+    struct json_read *j = ud;
     struct worker *w = worker_current();
-    struct read_answer a = {.status = status, .info = info, .msgs = msgs, .n = n};
+    struct json_answer ja = {.a = {.status = status, .info = info, .msgs = msgs, .n = n}, .j = j};
     if (w != NULL && async_ops != NULL)
-        async_ops->complete(w, (uint64_t)(uintptr_t)ud, push_read_json, &a);
+        async_ops->complete(w, j->ticket, push_read_json, &ja);
+    if (j->f != NULL) /* the handler was gone (timeout, close, reload) */
+        frame_ref_put(j->f);
+    rc_free(j);
 }
 
 RC_FFI_EXPORT double rc_ffi_room_read(const char *room, size_t len, double since, double before,
@@ -675,10 +729,20 @@ RC_FFI_EXPORT double rc_ffi_room_read(const char *room, size_t len, double since
                             .before = (uint64_t)before,
                             .limit = (uint32_t)limit,
                             .newest = (mode & RC_READ_NEWEST) != 0};
+    void *ud = (void *)(uintptr_t)t;
+    struct json_read *j = NULL;
+    if (mode & RC_READ_JSON) {
+        /* the array is built off this worker by the store's thread */
+        j = rc_xcalloc(1, sizeof(*j));
+        j->ticket = t;
+        q.shape = json_shape;
+        q.shape_arg = j;
+        ud = j;
+    }
     int rc = s->store->ops->read(s->store, w->id, room, len, &q,
-                                 (mode & RC_READ_JSON) ? on_store_read_json : on_store_read,
-                                 (void *)(uintptr_t)t);
+                                 j != NULL ? on_store_read_json : on_store_read, ud);
     if (rc < 0) {
+        rc_free(j);
         lcall_wait_cancel(t);
         return rc;
     }

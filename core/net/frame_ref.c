@@ -1,5 +1,6 @@
 #include "frame_ref.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <sys/uio.h>
 
@@ -43,8 +44,72 @@ static int size_class(size_t cap)
     return -1;
 }
 
+/* Big blocks (a history answer of megabytes, built on the store's reader
+ * thread and freed on a worker once sent) come in power-of-two classes from
+ * BIG_MIN and are recycled through one small process-wide cache: malloc
+ * maps a block this size afresh and unmaps it at free, so each answer cost
+ * page faults and zeroing on the thread that filled it and an munmap (with
+ * its TLB shootdown) on the worker that freed it. At most BIG_CACHE blocks
+ * of up to BIG_MAX bytes stay cached (64 MiB at worst, after a burst of
+ * the largest answers). Off under sanitizers, as the small cache. */
+#define BIG_MIN ((size_t)256 << 10)
+#define BIG_MAX ((size_t)16 << 20)
+#define BIG_CACHE 4
+#ifndef RC_SANITIZED
+static pthread_mutex_t big_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct frame_ref *big_cache[BIG_CACHE];
+static int big_cached;
+#endif
+
+/* A cached block of exactly `cap` bytes, or NULL. */
+static struct frame_ref *big_take(size_t cap)
+{
+    struct frame_ref *f = NULL;
+#ifndef RC_SANITIZED
+    pthread_mutex_lock(&big_mu);
+    for (int i = 0; i < big_cached; i++) {
+        if (big_cache[i]->cap == cap) {
+            f = big_cache[i];
+            big_cache[i] = big_cache[--big_cached];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&big_mu);
+#else
+    (void)cap;
+#endif
+    return f;
+}
+
+/* 1 if the cache took f. */
+static int big_keep(struct frame_ref *f)
+{
+    int kept = 0;
+#ifndef RC_SANITIZED
+    pthread_mutex_lock(&big_mu);
+    if (big_cached < BIG_CACHE) {
+        big_cache[big_cached++] = f;
+        kept = 1;
+    }
+    pthread_mutex_unlock(&big_mu);
+#else
+    (void)f;
+#endif
+    return kept;
+}
+
 static struct frame_ref *alloc_block(size_t cap, unsigned flags, int may_fail)
 {
+    if (cap >= BIG_MIN && cap <= BIG_MAX && !(flags & FRAME_PRIVATE)) {
+        size_t c = BIG_MIN;
+        while (c < cap)
+            c <<= 1;
+        struct frame_ref *f = big_take(c);
+        if (f == NULL)
+            f = may_fail ? rc_try_malloc(sizeof(struct frame_ref) + c)
+                         : rc_xmalloc(sizeof(struct frame_ref) + c);
+        return f ? init(f, c, flags | FRAME_BIG) : NULL;
+    }
     int k = (flags & FRAME_PRIVATE) ? -1 : size_class(cap);
     if (k >= 0) {
         cap = (size_t)SMALL_MIN << k;
@@ -112,6 +177,8 @@ void frame_ref_put(struct frame_ref *f)
     /* acq_rel: the freeing thread must see every write made before the other puts. */
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
         atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
+        if ((f->flags & FRAME_BIG) && big_keep(f))
+            return;
 #ifndef RC_SANITIZED
         if (f->flags & FRAME_SMALL) {
             int k = size_class(f->cap);

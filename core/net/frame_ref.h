@@ -29,6 +29,7 @@
 #define FRAME_CONTROL 0x2u /* close/ping/pong: never dropped by slow-consumer policy */
 #define FRAME_CLOSE 0x4u
 #define FRAME_SMALL 0x8u /* a recycled size-class block (frame_ref.c) */
+#define FRAME_BIG 0x10u  /* a recycled block of 256 KiB..16 MiB (frame_ref.c) */
 
 struct frame_ref {
     atomic_uint refs;

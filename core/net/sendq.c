@@ -1,8 +1,10 @@
 #include "sendq.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "defs.h"
 #include "err.h"
 
 /* Per-thread caches of the allocations every busy connection makes again
@@ -364,6 +366,18 @@ void sendq_push_ref_nocopy(struct sendq *q, struct frame_ref *f)
     else
         lane_push(&lanes_of(q)->data, frame_ref_get(f));
     q->bytes += f->len;
+}
+
+int sendq_push_ref_from(struct sendq *q, struct frame_ref *f, size_t from)
+{
+    RC_ASSERT(from < f->len);
+    if (q->lanes == NULL ? q->one != NULL : q->lanes->data.count > 0)
+        return -EAGAIN;
+    struct sendq_lane *d = &lanes_of(q)->data;
+    lane_push(d, frame_ref_get(f));
+    d->head_off = from;
+    q->bytes += f->len - from;
+    return 0;
 }
 
 size_t sendq_drop_pending(struct sendq *q, uint64_t tag, size_t *bytes)

@@ -92,6 +92,14 @@ void sendq_push_ref(struct sendq *q, struct frame_ref *f);
  * can later be found by its tag). */
 void sendq_push_ref_nocopy(struct sendq *q, struct frame_ref *f);
 
+/* Queues one reference to f on an EMPTY data lane, with its first `from`
+ * bytes counted as already written: the frame is f->data[from, f->len) (a
+ * frame built in place behind headroom of unknown size, sent without moving
+ * it to the block's start). It then is a partly written frame: control
+ * frames wait behind it and sendq_drop_pending keeps it. Returns 0, or
+ * -EAGAIN when data frames are queued (nothing was queued). */
+int sendq_push_ref_from(struct sendq *q, struct frame_ref *f, size_t from);
+
 /* Drops queued data frames that have not started to go out: all of them
  * (tag 0) or the shared frames whose tag equals `tag`. A partly written
  * frame is kept. Returns the number of frames dropped; *bytes gets their size. */

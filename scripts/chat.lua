@@ -322,6 +322,7 @@ function handlers.history(conn, msg, id)
     end
     conn:send('{"type":"history","room_id":' .. enc(room_id) .. id_field(id) .. ',"seq":' ..
         info.last_seq .. ',"epoch":' .. enc(info.epoch) .. ',"messages":', arr, '}')
+    arr:free() -- now, not at the next GC cycle: the buffer may hold megabytes
 end
 
 function handlers.presence(conn, msg, id)

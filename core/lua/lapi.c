@@ -557,6 +557,17 @@ RC_FFI_EXPORT const char *rc_ffi_blob_data(const void *ud)
     return (const char *)b->f->data + b->off;
 }
 
+/* json:free(): the block goes now (to the big-block cache, or back to
+ * malloc), not at the userdata's GC. The Lua side never uses b after it. */
+RC_FFI_EXPORT void rc_ffi_blob_free(void *ud)
+{
+    struct json_blob *b = ud;
+    if (b->f != NULL) {
+        frame_ref_put(b->f);
+        b->f = NULL;
+    }
+}
+
 RC_FFI_EXPORT int rc_ffi_send_blob(uint64_t id, const char *a, size_t alen, void *ud,
                                    const char *c3, size_t clen)
 {
@@ -940,6 +951,7 @@ RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
     XX(rc_ffi_send3)                                                                               \
     XX(rc_ffi_send_blob)                                                                           \
     XX(rc_ffi_blob_data)                                                                           \
+    XX(rc_ffi_blob_free)                                                                           \
     XX(rc_ffi_close)                                                                               \
     XX(rc_ffi_join)                                                                                \
     XX(rc_ffi_leave)                                                                               \

@@ -44,6 +44,8 @@ int rc_ffi_send_blob(uint64_t id, const char *a, size_t alen, void *blob, const 
                      size_t clen);
 /* The JSON bytes of such a buffer (its length is the Lua side's). */
 const char *rc_ffi_blob_data(const void *blob);
+/* json:free(): releases the blob's buffer now (the blob is not used again). */
+void rc_ffi_blob_free(void *blob);
 /* Starts the closing handshake later, from the mailbox (never inside the
  * calling handler). code 0 means 1000. 0 or RC_E_CLOSED. */
 int rc_ffi_close(uint64_t id, int code, const char *reason, size_t len);

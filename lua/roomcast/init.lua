@@ -152,20 +152,37 @@ end
 
 -- room:history{json = true}'s answer: the JSON array in a C buffer (a
 -- userdata: no Lua string of up to 2 MB to intern). conn:send takes it as a
--- part; tostring() copies it into a string; :len() is its size in bytes.
+-- part; tostring() copies it into a string; :len() is its size in bytes;
+-- :free() releases the buffer now (megabytes need not wait for the GC, which
+-- sees a few bytes of userdata); any use after it raises an error.
 local json_blob_mt = {}
+local function live_ud(self, level)
+    if self._ud == nil then
+        error("the json buffer was freed", level + 1)
+    end
+    return self._ud
+end
 json_blob_mt.__index = {
-    len = function(self) return self._len end,
+    len = function(self)
+        live_ud(self, 2)
+        return self._len
+    end,
+    free = function(self)
+        if self._ud ~= nil then
+            C.rc_ffi_blob_free(self._ud)
+            self._ud = nil
+        end
+    end,
 }
 json_blob_mt.__tostring = function(self)
-    return ffi_string(C.rc_ffi_blob_data(self._ud), self._len)
+    return ffi_string(C.rc_ffi_blob_data(live_ud(self, 2)), self._len)
 end
 
 local function part_of(v, argn)
     if type(v) == "string" then
         return v, #v
     elseif getmetatable(v) == json_blob_mt then
-        return C.rc_ffi_blob_data(v._ud), v._len
+        return C.rc_ffi_blob_data(live_ud(v, 3)), v._len
     elseif v == nil then
         return "", 0
     end
@@ -187,7 +204,7 @@ function conn_methods:send(text, b, c)
         and getmetatable(c) ~= json_blob_mt then
         -- (head, history json, tail): framed in the blob's own buffer
         local p3, l3 = part_of(c, 3)
-        local r = C.rc_ffi_send_blob(self.id, p1, l1, b._ud, p3, l3)
+        local r = C.rc_ffi_send_blob(self.id, p1, l1, live_ud(b, 2), p3, l3)
         if r == 0 then return true end
         return nil, err_of(r)
     end

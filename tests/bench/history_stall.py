@@ -124,6 +124,10 @@ async def main_async(a, url):
     for name in ("rc-worker0", "rc-hist-read"):
         if reads > 0 and name in cpu:
             r["cpu_ms_per_read_" + name.replace("-", "_")] = round(cpu[name] * 1000.0 / reads, 3)
+    with open("/proc/%d/status" % SERVER_PID) as f:  # the server's peak resident memory
+        hwm = re.search(r"VmHWM:\s+(\d+) kB", f.read())
+    if hwm:
+        r["server_peak_rss_mb"] = round(int(hwm.group(1)) / 1024.0, 1)
     print(json.dumps(r))
 
 

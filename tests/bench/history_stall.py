@@ -16,7 +16,11 @@ The clients offer no permessage-deflate unless --deflate (then every
 answer is compressed for its connection, on the worker, as a browser's
 would be).
 
-usage: history_stall.py [--build DIR] [--size BYTES] [-n N] [--deflate]
+Client A reads over a plain socket by default (each answer read by its
+frame length, not decoded: see raw_reader); --ws-reader (implied by
+--deflate) makes it a websockets client as before.
+
+usage: history_stall.py [--build DIR] [--size BYTES] [-n N] [--deflate] [--ws-reader]
 """
 import argparse
 import asyncio
@@ -37,6 +41,78 @@ def pct(xs, p):
     return xs[min(len(xs) - 1, int(len(xs) * p / 100.0))]
 
 
+def raw_reader(url, seconds):
+    """Client A over a plain socket (--raw-reader, the default): the same
+    requests, each answer's frame read by its length into one reused buffer
+    and not decoded, so that A's own CPU (websockets assembling and decoding
+    2 MB text messages: milliseconds of Python per answer on the same two
+    cores as B and the server) does not show in B's latency as a stall."""
+    import socket
+    import struct
+    host, port = re.match(r"ws://([^:/]+):(\d+)/", url).groups()
+    s = socket.create_connection((host, int(port)))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    key = "dGhlIHNhbXBsZSBub25jZQ=="
+    s.sendall(("GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (host, key)).encode())
+    buf = bytearray(8 << 20)
+    view = memoryview(buf)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise SystemExit("handshake failed")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise SystemExit("handshake refused: %r" % head[:80])
+    pending = bytearray(head.split(b"\r\n\r\n", 1)[1])
+
+    def read_exact(n):
+        got = min(n, len(pending))
+        view[:got] = pending[:got]
+        del pending[:got]
+        while got < n:
+            k = s.recv_into(view[got:n], n - got)
+            if k == 0:
+                raise SystemExit("closed")
+            got += k
+        return view[:n]
+
+    def send_text(text):
+        data = text.encode()
+        mask = os.urandom(4)
+        hdr = bytes([0x81]) + (bytes([0x80 | len(data)]) if len(data) < 126 else
+                               bytes([0x80 | 126]) + struct.pack("!H", len(data)))
+        s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def recv_frame():
+        b0, b1 = read_exact(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = struct.unpack("!H", read_exact(2))[0]
+        elif n == 127:
+            n = struct.unpack("!Q", read_exact(8))[0]
+        if n > len(buf):
+            raise SystemExit("frame of %d bytes" % n)
+        read_exact(n)
+        return b0, n
+
+    send_text(json.dumps({"type": "join", "room_id": "big"}))
+    recv_frame()
+    reads = 0
+    req = json.dumps({"type": "history", "room_id": "big", "since": 0, "limit": 1000})
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        send_text(req)
+        while True:
+            b0, n = recv_frame()
+            if b0 & 0x0F == 1 and n > 100000:  # the history answer (not a ping)
+                break
+        reads += 1
+    s.close()
+    print(reads)
+
+
 async def reader(url, seconds):
     """Client A, in its own process: history reads back to back (the answer
     is not parsed: only B's latency is measured)."""
@@ -55,6 +131,7 @@ async def reader(url, seconds):
 
 SERVER_PID = None
 COMPRESSION = None  # websockets' compression argument: None, or "deflate" (--deflate)
+WS_READER = False  # client A on websockets (--ws-reader) instead of a plain socket
 
 
 def thread_cpu():
@@ -79,7 +156,8 @@ async def phase(url, n, with_reader):
     cpu0 = thread_cpu()
     if with_reader:
         proc = subprocess.Popen(["/usr/bin/python3", os.path.abspath(__file__)] +
-                                (["--deflate"] if COMPRESSION else []) + ["--reader", url,
+                                (["--deflate"] if COMPRESSION else []) +
+                                (["--ws-reader"] if WS_READER else []) + ["--reader", url,
                                  "--seconds", str(n * 0.004 + 2)], stdout=subprocess.PIPE,
                                 text=True)
         await asyncio.sleep(1.0)
@@ -115,7 +193,8 @@ async def main_async(a, url):
     await asyncio.sleep(0.2)
     base, _, _ = await phase(url, a.n, False)
     loaded, reads, cpu = await phase(url, a.n, True)
-    r = {"size": a.size, "deflate": COMPRESSION is not None, "n": a.n, "reads_during": reads,
+    r = {"size": a.size, "deflate": COMPRESSION is not None, "reader": "ws" if WS_READER else "raw",
+         "n": a.n, "reads_during": reads,
          "p50_ms_alone": round(pct(base, 50), 3), "p99_ms_alone": round(pct(base, 99), 3),
          "p50_ms_reading": round(pct(loaded, 50), 3), "p99_ms_reading": round(pct(loaded, 99), 3)}
     r["p99_ratio"] = round(r["p99_ms_reading"] / r["p99_ms_alone"], 2)
@@ -139,11 +218,16 @@ def main():
     ap.add_argument("--reader")
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--deflate", action="store_true")
+    ap.add_argument("--ws-reader", action="store_true")
     a = ap.parse_args()
-    global COMPRESSION
+    global COMPRESSION, WS_READER
     COMPRESSION = "deflate" if a.deflate else None
+    WS_READER = a.ws_reader or a.deflate
     if a.reader:
-        asyncio.run(reader(a.reader, a.seconds))
+        if WS_READER:
+            asyncio.run(reader(a.reader, a.seconds))
+        else:
+            raw_reader(a.reader, a.seconds)
         return
     tmp = tempfile.mkdtemp(prefix="rc-stall-")
     conf = os.path.join(tmp, "c.lua")

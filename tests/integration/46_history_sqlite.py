@@ -462,6 +462,17 @@ return {
       local bad = room:history({ since = 0, limit = 1, json = true })
       local ok = pcall(conn.send, conn, bad, {})
       conn:send("table part refused: " .. tostring(not ok))
+      -- json:free(): released at once; any later use is an error
+      local fr = room:history({ since = 0, limit = 1000, json = true })
+      conn:send('{"freed":', fr, "}")
+      fr:free()
+      fr:free()
+      local e1 = select(2, pcall(tostring, fr))
+      local e2 = select(2, pcall(conn.send, conn, "a", fr, "b"))
+      local e3 = select(2, pcall(fr.len, fr))
+      conn:send("after free: " .. tostring(e1):match("the json buffer was freed") .. "|" ..
+        tostring(e2):match("the json buffer was freed") .. "|" ..
+        tostring(e3):match("the json buffer was freed"))
     end
   end,
 }
@@ -473,7 +484,8 @@ def test_history_json_splices_the_stored_objects(_srv):
     """room:history{json = true} (what chat.lua's history uses): C splices
     the text entries that are JSON objects into one array, as stored,
     skipping binary entries and texts that are not objects; tostring, :len
-    and conn:send(head, json, tail) give the same bytes, in one frame."""
+    and conn:send(head, json, tail) give the same bytes, in one frame;
+    json:free() releases it, and any use after it raises."""
     d = fresh_dir()
     srv = rctest.Server(("-c", FAST, "-s", SPLICE, "--admin", "off", "--history",
                          "sqlite:" + os.path.join(d, "h.db")))
@@ -497,6 +509,9 @@ def test_history_json_splices_the_stored_objects(_srv):
         eq(c.raw().decode(), want, "the answer as a part, after its buffer became a frame")
         eq(json.loads(c.raw()), {"long": json.loads(want)}, "a head longer than the room")
         eq(c.raw().decode(), "table part refused: true", "a part that is neither")
+        eq(json.loads(c.raw()), {"freed": json.loads(want)}, "sent, then freed")
+        eq(c.raw().decode(), "after free: " + "|".join(["the json buffer was freed"] * 3),
+           "tostring, send and len after free raise")
         c.conn.close()
     finally:
         stop_ok(srv)

@@ -169,6 +169,53 @@ static void test_store_mem__ring_keeps_the_newest_and_reads_ranges(void **state)
     assert_int_equal(frame_ref_live(), live0);
 }
 
+/* store_query.shape: called once, before cb, with exactly what cb gets. */
+struct shaped {
+    int shapes, cbs, cb_after_shape;
+    size_t n;
+    const struct store_msg *msgs;
+    uint64_t first;
+};
+
+static void shape(void *arg, const struct store_room *info, const struct store_msg *msgs, size_t n)
+{
+    (void)info;
+    struct shaped *sh = arg;
+    sh->shapes++;
+    sh->n = n;
+    sh->msgs = msgs;
+    sh->first = n ? msgs[0].seq : 0;
+}
+
+static void on_shaped(void *ud, int status, const struct store_room *info,
+                      const struct store_msg *msgs, size_t n)
+{
+    (void)info;
+    struct shaped *sh = ud;
+    sh->cbs++;
+    sh->cb_after_shape = sh->shapes == 1 && status == 0 && sh->msgs == msgs && sh->n == n;
+}
+
+static void test_store_mem__shape_runs_before_cb(void **state)
+{
+    (void)state;
+    long live0 = frame_ref_live();
+    struct store *st = new_store(10);
+    append_n(st, 1, 5);
+    struct shaped sh;
+    memset(&sh, 0, sizeof(sh));
+    struct store_query q = {.since = 2, .limit = 10, .shape = shape, .shape_arg = &sh};
+    assert_int_equal(st->ops->read(st, 1, "r", 1, &q, on_shaped, &sh), 0);
+    assert_int_equal(sh.shapes, 0); /* never synchronously */
+    assert_int_equal(run_posted(), 1);
+    assert_int_equal(sh.cbs, 1);
+    assert_true(sh.cb_after_shape);
+    assert_int_equal(sh.n, 3);
+    assert_int_equal(sh.first, 3);
+    st->ops->destroy(st);
+    assert_int_equal(frame_ref_live(), live0);
+}
+
 static void test_store_mem__unknown_rooms_bad_queries_and_close(void **state)
 {
     long live0 = frame_ref_live();
@@ -224,6 +271,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_mem__ring_keeps_the_newest_and_reads_ranges),
         cmocka_unit_test(test_store_mem__unknown_rooms_bad_queries_and_close),
+        cmocka_unit_test(test_store_mem__shape_runs_before_cb),
         cmocka_unit_test(test_store_mem__history_size_zero_keeps_no_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -322,6 +322,120 @@ static void test_paging(void **state)
     st->ops->destroy(st);
 }
 
+/* store_query.shape: called once, on the reader thread, before cb, with
+ * what cb gets (so an answer's encoding is built off the worker); the rows
+ * come in one block that grows across pending and committed rows. */
+struct shaped {
+    int calls, on_caller_thread, cb_saw_shape;
+    size_t n, bytes;
+    const struct store_msg *msgs;
+    uint64_t first, last;
+    int content_ok;
+};
+static pthread_t caller;
+
+static void shape(void *arg, const struct store_room *info, const struct store_msg *msgs, size_t n)
+{
+    struct shaped *sh = arg;
+    sh->calls++;
+    sh->on_caller_thread = pthread_equal(pthread_self(), caller);
+    sh->n = n;
+    sh->msgs = msgs;
+    sh->content_ok = info->last_seq >= (n ? msgs[n - 1].seq : 0);
+    for (size_t i = 0; i < n; i++) {
+        sh->bytes += msgs[i].len;
+        /* each message is {"n":SEQ,"pad":"xxx..."} with SEQ its seq */
+        char want[32];
+        int k = snprintf(want, sizeof(want), "{\"n\":%llu,", (unsigned long long)msgs[i].seq);
+        if (msgs[i].len < (size_t)k || memcmp(msgs[i].data, want, (size_t)k) != 0 ||
+            msgs[i].data[msgs[i].len - 1] != '}' || (i > 0 && msgs[i].seq != msgs[i - 1].seq + 1))
+            sh->content_ok = 0;
+    }
+    sh->first = n ? msgs[0].seq : 0;
+    sh->last = n ? msgs[n - 1].seq : 0;
+}
+
+struct shaped_got {
+    struct shaped sh;
+    int called;
+    size_t n;
+    const struct store_msg *msgs;
+};
+
+static void on_shaped_read(void *ud, int status, const struct store_room *info,
+                           const struct store_msg *msgs, size_t n)
+{
+    (void)info;
+    struct shaped_got *g = ud;
+    g->called++;
+    g->sh.cb_saw_shape = g->sh.calls == 1 && status == 0;
+    g->n = n;
+    g->msgs = msgs;
+}
+
+static int append_padded(struct store *st, const char *room, uint64_t from, uint64_t to, size_t pad)
+{
+    static char buf[40000];
+    int rc = 0;
+    for (uint64_t s = from; s <= to && rc == 0; s++) {
+        int k = snprintf(buf, sizeof(buf), "{\"n\":%llu,\"pad\":\"", (unsigned long long)s);
+        memset(buf + k, 'x', pad);
+        memcpy(buf + k + pad, "\"}", 2);
+        struct store_msg m = {
+            .seq = s, .ts_ms = wall_ms(), .data = buf, .len = (size_t)k + pad + 2};
+        rc = st->ops->append(st, room, strlen(room), &m, NULL);
+    }
+    return rc;
+}
+
+static void test_shape(void **state)
+{
+    (void)state;
+    caller = pthread_self();
+    struct store *st = open_default();
+    /* 1..200 of varied sizes committed, 201..260 still pending */
+    for (uint64_t s = 1; s <= 200; s++)
+        assert_int_equal(append_padded(st, "sh", s, s, (size_t)(s * 37 % 3000)), 0);
+    st->ops->flush(st);
+    assert_int_equal(append_padded(st, "sh", 201, 260, 20000), 0);
+    for (int newest = 0; newest <= 1; newest++) {
+        struct shaped_got g;
+        memset(&g, 0, sizeof(g));
+        struct store_query q = {
+            .since = 0, .limit = 1000, .newest = newest, .shape = shape, .shape_arg = &g.sh};
+        assert_int_equal(st->ops->read(st, 1, "sh", 2, &q, on_shaped_read, &g), 0);
+        assert_true(run_one());
+        assert_int_equal(g.called, 1);
+        assert_int_equal(g.sh.calls, 1);
+        assert_true(g.sh.cb_saw_shape);
+        assert_false(g.sh.on_caller_thread); /* the reader thread */
+        assert_true(g.sh.content_ok);
+        assert_int_equal(g.sh.n, 260);
+        assert_int_equal(g.n, 260);
+        assert_ptr_equal(g.sh.msgs, g.msgs); /* exactly what cb gets */
+        assert_int_equal(g.sh.first, 1);
+        assert_int_equal(g.sh.last, 260);
+    }
+    /* the same read again (the rows block sized from the last one), then a
+     * small one after it */
+    struct shaped_got g;
+    memset(&g, 0, sizeof(g));
+    struct store_query q = {.since = 250, .limit = 5, .shape = shape, .shape_arg = &g.sh};
+    assert_int_equal(st->ops->read(st, 0, "sh", 2, &q, on_shaped_read, &g), 0);
+    assert_true(run_one());
+    assert_int_equal(g.sh.calls, 1);
+    assert_true(g.sh.content_ok);
+    assert_int_equal(g.sh.first, 251);
+    assert_int_equal(g.sh.last, 255);
+    /* a room without messages: shaped too, with nothing */
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(st->ops->read(st, 0, "none", 4, &q, on_shaped_read, &g), 0);
+    assert_true(run_one());
+    assert_int_equal(g.called, 1);
+    assert_int_equal(g.n, 0);
+    st->ops->destroy(st);
+}
+
 static void test_keep(void **state)
 {
     (void)state;
@@ -631,6 +745,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_read_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_without_messages_keeps_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shape, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unclean_restart, setup, teardown),

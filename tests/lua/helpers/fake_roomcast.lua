@@ -19,6 +19,26 @@
 -- no room actor here), so a sender sees its own broadcast before its ack.
 
 local cjson = require("cjson")
+
+-- room:history{json = true}'s blob: tostring, :len and :free as the real one
+-- (C memory there); any use after free raises
+local blob_mt = {}
+local function blob_live(b)
+    if b.text == nil then error("the json buffer was freed", 3) end
+    return b.text
+end
+blob_mt.__index = {
+    len = function(self) return #blob_live(self) end,
+    free = function(self) self.text = nil end,
+}
+blob_mt.__tostring = function(self) return blob_live(self) end
+local function new_blob(text)
+    return setmetatable({ text = text }, blob_mt)
+end
+local function blob_text(v)
+    if getmetatable(v) == blob_mt then return blob_live(v) end
+    return v
+end
 local hs256 = require("hs256")
 
 local M = {}
@@ -79,9 +99,10 @@ local function make_conn_mt(w)
     end
 
     -- conn:send(text[, b[, c]]): C joins the parts (strings or a history
-    -- json blob; the fake's blob is a string) into one frame
+    -- json blob: the fake's blob is a table holding the string) into one frame
     function methods:send(text, b, c)
         check_type(text, "string", "send", 1)
+        b = blob_text(b)
         if b ~= nil then check_type(b, "string", "send", 2) end
         if c ~= nil then check_type(c, "string", "send", 3) end
         text = text .. (b or "") .. (c or "")
@@ -340,7 +361,7 @@ local function make_room_mt(w)
                     parts[#parts + 1] = p
                 end
             end
-            return "[" .. table.concat(parts, ",") .. "]", { last_seq = room and room.seq or 0,
+            return new_blob("[" .. table.concat(parts, ",") .. "]"), { last_seq = room and room.seq or 0,
                 epoch = room and room.epoch or w.epoch_of(self.name) }, #parts
         end
         return out, { last_seq = room and room.seq or 0,

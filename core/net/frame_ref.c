@@ -49,9 +49,10 @@ static int size_class(size_t cap)
  * BIG_MIN and are recycled through one small process-wide cache: malloc
  * maps a block this size afresh and unmaps it at free, so each answer cost
  * page faults and zeroing on the thread that filled it and an munmap (with
- * its TLB shootdown) on the worker that freed it. At most BIG_CACHE blocks
- * of up to BIG_MAX bytes stay cached (64 MiB at worst, after a burst of
- * the largest answers). Off under sanitizers, as the small cache. */
+ * its TLB shootdown) on the worker that freed it. The BIG_CACHE most
+ * recently freed blocks of up to BIG_MAX bytes stay cached (64 MiB at
+ * worst, after the largest answers); a full cache lets its least recent
+ * block go. Off under sanitizers, as the small cache. */
 #define BIG_MIN ((size_t)256 << 10)
 #define BIG_MAX ((size_t)16 << 20)
 #define BIG_CACHE 4
@@ -67,10 +68,11 @@ static struct frame_ref *big_take(size_t cap)
     struct frame_ref *f = NULL;
 #ifndef RC_SANITIZED
     pthread_mutex_lock(&big_mu);
-    for (int i = 0; i < big_cached; i++) {
+    for (int i = big_cached - 1; i >= 0; i--) { /* the most recently kept first */
         if (big_cache[i]->cap == cap) {
             f = big_cache[i];
-            big_cache[i] = big_cache[--big_cached];
+            memmove(big_cache + i, big_cache + i + 1, (size_t)(big_cached - i - 1) * sizeof(f));
+            big_cached--;
             break;
         }
     }
@@ -81,21 +83,25 @@ static struct frame_ref *big_take(size_t cap)
     return f;
 }
 
-/* 1 if the cache took f. */
-static int big_keep(struct frame_ref *f)
+/* Keeps f in the cache; when it is full, the least recently kept block
+ * goes (a class no longer asked for must not hold a slot for ever). */
+static void big_keep(struct frame_ref *f)
 {
-    int kept = 0;
 #ifndef RC_SANITIZED
+    struct frame_ref *old = NULL;
     pthread_mutex_lock(&big_mu);
-    if (big_cached < BIG_CACHE) {
-        big_cache[big_cached++] = f;
-        kept = 1;
+    if (big_cached == BIG_CACHE) {
+        old = big_cache[0];
+        memmove(big_cache, big_cache + 1, (BIG_CACHE - 1) * sizeof(big_cache[0]));
+        big_cached--;
     }
+    big_cache[big_cached++] = f;
     pthread_mutex_unlock(&big_mu);
+    if (old != NULL)
+        rc_free(old);
 #else
-    (void)f;
+    rc_free(f);
 #endif
-    return kept;
 }
 
 static struct frame_ref *alloc_block(size_t cap, unsigned flags, int may_fail)
@@ -177,8 +183,10 @@ void frame_ref_put(struct frame_ref *f)
     /* acq_rel: the freeing thread must see every write made before the other puts. */
     if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) == 1) {
         atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
-        if ((f->flags & FRAME_BIG) && big_keep(f))
+        if (f->flags & FRAME_BIG) {
+            big_keep(f);
             return;
+        }
 #ifndef RC_SANITIZED
         if (f->flags & FRAME_SMALL) {
             int k = size_class(f->cap);

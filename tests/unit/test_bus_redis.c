@@ -1255,6 +1255,24 @@ static int pred_read(void *ud)
     return ((struct rd *)ud)->done;
 }
 
+/* store_query.shape: once, on the bus thread, before cb, with what cb gets */
+struct shaped {
+    int calls, on_bus_thread;
+    size_t n;
+    uint64_t first;
+    pthread_t caller;
+};
+
+static void shape(void *arg, const struct store_room *info, const struct store_msg *msgs, size_t n)
+{
+    (void)info;
+    struct shaped *sh = arg;
+    sh->calls++;
+    sh->on_bus_thread = !pthread_equal(pthread_self(), sh->caller);
+    sh->n = n;
+    sh->first = n ? msgs[0].seq : 0;
+}
+
 static void test_store_reads(void **state)
 {
     struct node *a = nodes[0];
@@ -1272,6 +1290,17 @@ static void test_store_reads(void **state)
     assert_true(r.last == 10);
     assert_int_equal(r.n, 4);
     assert_true(r.seqs[0] == 4 && r.seqs[3] == 7);
+    memset(&r, 0, sizeof(r));
+    struct shaped sh = {.caller = pthread_self()};
+    q.shape = shape;
+    q.shape_arg = &sh;
+    assert_int_equal(a->store->ops->read(a->store, 0, "hist", 4, &q, on_read, &r), 0);
+    assert_true(pump(pred_read, &r, 5));
+    assert_int_equal(sh.calls, 1);
+    assert_true(sh.on_bus_thread);
+    assert_int_equal(sh.n, r.n);
+    assert_int_equal(sh.n, 4);
+    assert_true(sh.first == 4);
     memset(&r, 0, sizeof(r));
     q = (struct store_query){.since = 0, .before = 9, .limit = 3, .newest = 1};
     assert_int_equal(a->store->ops->read(a->store, 0, "hist", 4, &q, on_read, &r), 0);

@@ -156,7 +156,11 @@ void conn_release(struct conn *c)
     }
     STAT_ADD(w->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
     sendq_clear(&c->q);
-    ws_msg_reset(&c->rx);
+    if (c->rx != NULL) {
+        ws_msg_reset(c->rx);
+        rc_free(c->rx);
+        c->rx = NULL;
+    }
     rc_free(c->head);
     c->head = NULL;
     rc_list_remove(&c->link);
@@ -591,15 +595,16 @@ static void fail_with_error(struct conn *c, int err)
     conn_fail(c, code, reason);
 }
 
-/* Feeds bytes to the receiver and dispatches every complete event. */
-static void feed_ws(struct conn *c, uint8_t *buf, size_t n)
+/* Feeds bytes to the receiver m and dispatches every complete event. */
+static inline __attribute__((always_inline)) void feed_events(struct conn *c, struct ws_msg *m,
+                                                              uint8_t *buf, size_t n)
 {
     size_t off = 0;
     while (off < n && !c->released) {
         if (c->state == CONN_LINGER || c->close_recv || (c->failing && c->close_sent))
             return; /* discard: nothing after a close counts */
         struct ws_event ev;
-        ssize_t r = ws_msg_feed(&c->rx, buf + off, n - off, &ev);
+        ssize_t r = ws_msg_feed(m, buf + off, n - off, &ev);
         if (r < 0) {
             fail_with_error(c, (int)r);
             return;
@@ -648,6 +653,83 @@ static void feed_ws(struct conn *c, uint8_t *buf, size_t n)
     }
 }
 
+/* After a feed into m (c->rx, or the scratch receiver when scratch): frees
+ * what only backed the last event, and keeps the receiver only while
+ * something is partly received. Out of line: a whole frame per read (the
+ * common case) leaves nothing to do. */
+static __attribute__((noinline)) void rx_settle(struct conn *c, struct ws_msg *m, int scratch)
+{
+    if (c->released) {
+        /* conn_release freed c->rx; the scratch is reset here. */
+        if (scratch)
+            ws_msg_reset(m);
+        return;
+    }
+    ws_msg_trim(m); /* the last event's data is no longer borrowed */
+    int idle = ws_msg_idle(m);
+    if (!idle && (c->state == CONN_LINGER || c->close_recv || (c->failing && c->close_sent))) {
+        ws_msg_reset(m); /* nothing after a close counts (feed_events): keep nothing */
+        idle = 1;
+    }
+    if (scratch) {
+        if (idle)
+            return;
+        struct ws_msg *own = rc_try_malloc(sizeof(*own));
+        if (own == NULL) {
+            ws_msg_reset(m);
+            conn_fail(c, WS_CLOSE_INTERNAL, NULL);
+            return;
+        }
+        *own = *m; /* takes buf and ctrl: a ws_msg holds no pointer into itself */
+        c->rx = own;
+        ws_msg_init(m, m->cfg);
+    } else if (idle) {
+        ws_msg_reset(m);
+        rc_free(m);
+        c->rx = NULL;
+    }
+}
+
+/* feed_ws for a connection with its own receiver, or fed while the scratch
+ * receiver is in use further up the stack (from another connection's
+ * callback): it gets its own. */
+static __attribute__((noinline)) void feed_own(struct conn *c, uint8_t *buf, size_t n)
+{
+    struct ws_msg *m = c->rx;
+    if (m == NULL) {
+        m = rc_try_malloc(sizeof(*m));
+        if (m == NULL) {
+            conn_fail(c, WS_CLOSE_INTERNAL, NULL);
+            return;
+        }
+        ws_msg_init(m, c->pmd ? &c->cs->msg_cfg_z : &c->cs->msg_cfg);
+        c->rx = m;
+    }
+    feed_events(c, m, buf, n);
+    if (!c->released)
+        rx_settle(c, m, 0);
+}
+
+/* Feeds bytes to c's receiver: the worker's scratch receiver while c has
+ * none of its own (an idle connection keeps no receive state), else c->rx.
+ * What is left partly received after the feed moves to (or stays in) c->rx
+ * (rx_settle). */
+static void feed_ws(struct conn *c, uint8_t *buf, size_t n)
+{
+    struct connset *cs = c->cs;
+    if (c->rx != NULL || cs->rx_scratch_busy) {
+        feed_own(c, buf, n);
+        return;
+    }
+    struct ws_msg *m = &cs->rx_scratch; /* idle: as ws_msg_init leaves it */
+    m->cfg = c->pmd ? &cs->msg_cfg_z : &cs->msg_cfg;
+    cs->rx_scratch_busy = 1;
+    feed_events(c, m, buf, n);
+    cs->rx_scratch_busy = 0;
+    if (m->ctrl != NULL || m->buf != NULL || !ws_msg_idle(m))
+        rx_settle(c, m, 1);
+}
+
 void conn_hold_reads(struct conn *c, int hold)
 {
     if (c->reads_held == (unsigned)!!hold || c->released)
@@ -694,10 +776,7 @@ static void read_ws(struct conn *c)
         if (c->state == CONN_LINGER)
             continue; /* discard until EOF */
         touch(c);
-        feed_ws(c, w->rbuf, (size_t)n);
-        /* An idle connection keeps no message buffer (ws_msg.h). */
-        if (!c->released)
-            ws_msg_trim(&c->rx);
+        feed_ws(c, w->rbuf, (size_t)n); /* leaves no message buffer once idle */
         /* Backpressure: a client whose replies pile up is not read from. */
         if (c->q.bytes > w->cfg->sendq_soft_limit && c->state == CONN_OPEN) {
             c->read_paused = 1;
@@ -844,7 +923,6 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
         STAT_INC(w->stats, deflate_conns);
         STAT_INC(w->stats, deflate_negotiated_total);
     }
-    ws_msg_init(&c->rx, c->pmd ? &w->msg_cfg_z : &w->msg_cfg);
     tlist_add(&w->idle_list, &c->tn);
     /* Bytes the client pipelined after the head are frames: feed them. */
     size_t extra = buf_len - head_len;
@@ -1051,6 +1129,8 @@ void connset_init(struct connset *cs, int id, struct ev_loop *loop, const struct
     cs->msg_cfg_z = cs->msg_cfg;
     cs->msg_cfg_z.allowed_rsv = WS_RSV1; /* RFC 7692 §6: RSV1 marks a compressed message */
     cs->msg_cfg_z.deflate = 1;
+    ws_msg_init(&cs->rx_scratch, &cs->msg_cfg);
+    cs->rx_scratch_busy = 0;
     pmd_pool_init(&cs->pmd, cfg->compression_level, cfg->compression_mem_level);
     ev_timer_init(&cs->pmd_trim, on_pmd_trim, PMD_IDLE_SECONDS, PMD_IDLE_SECONDS);
     cs->pmd_trim.data = cs;

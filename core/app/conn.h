@@ -106,6 +106,12 @@ struct connset {
     uint8_t *rbuf;                      /* owned: the one read buffer of this worker */
     struct ws_msg_cfg msg_cfg;          /* shared by this worker's receivers */
     struct ws_msg_cfg msg_cfg_z;        /* ... and by those that negotiated permessage-deflate */
+    /* The receiver of the connection being fed while it has none of its own
+     * (conn.c feed_ws): an idle connection keeps no receive state, and the
+     * state left between reads (a partial frame or header, an open
+     * fragmented message) moves to a c->rx allocated for it. */
+    struct ws_msg rx_scratch;
+    int rx_scratch_busy;     /* in use by a feed_ws further up the stack */
     struct pmd_pool pmd;     /* owned: zlib streams for every deflate connection (pmd.h) */
     ev_timer pmd_trim;       /* frees the pool after a period without use */
     struct rc_list conns;    /* every live conn (for drain and stop) */
@@ -187,8 +193,9 @@ struct conn {
     struct rc_list dirty_link; /* on cs->dirty */
     struct tnode tn;           /* on one of the worker's timeout lists */
     struct sendq q;
-    struct ws_msg rx;
-    char *head; /* owned: request head being read; NULL after the upgrade */
+    struct ws_msg *rx; /* owned: the receiver while a frame, header or fragmented
+                          message is partly received; NULL between them (feed_ws) */
+    char *head;        /* owned: request head being read; NULL after the upgrade */
     uint32_t head_len, head_cap;
     void *app;               /* the handler's per-connection state */
     char *user;              /* owned: the user id (conn_set_user), NULL when anonymous */

@@ -45,11 +45,6 @@ void ws_msg_trim_held(struct ws_msg *m)
     }
 }
 
-int ws_msg_idle(const struct ws_msg *m)
-{
-    return !m->in_frame && m->hb_len == 0 && m->msg_opcode == 0;
-}
-
 /* Gets the next header from hb + in. Returns bytes of `in` consumed (>= 0) with
  * m->in_frame set when a header is complete, or an error. A header cut short
  * by the end of input is kept in hb (at most WS_MAX_HEADER - 1 bytes). */

@@ -126,6 +126,9 @@ static inline void ws_msg_trim(struct ws_msg *m)
 ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev);
 
 /* 1 when no partial frame or message is pending (a safe point, e.g. for reload). */
-int ws_msg_idle(const struct ws_msg *m);
+static inline int ws_msg_idle(const struct ws_msg *m)
+{
+    return !m->in_frame && m->hb_len == 0 && m->msg_opcode == 0;
+}
 
 #endif

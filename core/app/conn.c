@@ -1,6 +1,8 @@
 #include "conn.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -156,11 +158,11 @@ void conn_release(struct conn *c)
     }
     STAT_ADD(w->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
     sendq_clear(&c->q);
-    if (c->rx != NULL) {
+    if (c->rx_own) { /* rx_own stays set: a feed_ws up the stack reads it */
         ws_msg_reset(c->rx);
         rc_free(c->rx);
-        c->rx = NULL;
     }
+    c->rx = NULL;
     rc_free(c->head);
     c->head = NULL;
     rc_list_remove(&c->link);
@@ -653,15 +655,15 @@ static inline __attribute__((always_inline)) void feed_events(struct conn *c, st
     }
 }
 
-/* After a feed into m (c->rx, or the scratch receiver when scratch): frees
- * what only backed the last event, and keeps the receiver only while
- * something is partly received. Out of line: a whole frame per read (the
- * common case) leaves nothing to do. */
-static __attribute__((noinline)) void rx_settle(struct conn *c, struct ws_msg *m, int scratch)
+/* After a feed into m (c->rx: the worker's scratch receiver unless
+ * c->rx_own): frees what only backed the last event, and keeps a receiver of
+ * c's own only while something is partly received. Out of line: a whole frame
+ * per read (the common case) leaves nothing to do. */
+static __attribute__((noinline)) void rx_settle(struct conn *c, struct ws_msg *m)
 {
     if (c->released) {
-        /* conn_release freed c->rx; the scratch is reset here. */
-        if (scratch)
+        /* conn_release freed an own receiver; the scratch is reset here. */
+        if (!c->rx_own)
             ws_msg_reset(m);
         return;
     }
@@ -671,7 +673,7 @@ static __attribute__((noinline)) void rx_settle(struct conn *c, struct ws_msg *m
         ws_msg_reset(m); /* nothing after a close counts (feed_events): keep nothing */
         idle = 1;
     }
-    if (scratch) {
+    if (!c->rx_own) {
         if (idle)
             return;
         struct ws_msg *own = rc_try_malloc(sizeof(*own));
@@ -682,52 +684,56 @@ static __attribute__((noinline)) void rx_settle(struct conn *c, struct ws_msg *m
         }
         *own = *m; /* takes buf and ctrl: a ws_msg holds no pointer into itself */
         c->rx = own;
+        c->rx_own = 1;
         ws_msg_init(m, m->cfg);
     } else if (idle) {
         ws_msg_reset(m);
         rc_free(m);
-        c->rx = NULL;
+        c->rx = &c->cs->rx_scratch[c->pmd];
+        c->rx_own = 0;
     }
 }
 
-/* feed_ws for a connection with its own receiver, or fed while the scratch
- * receiver is in use further up the stack (from another connection's
- * callback): it gets its own. */
-static __attribute__((noinline)) void feed_own(struct conn *c, uint8_t *buf, size_t n)
+_Static_assert(offsetof(struct ws_msg, hb_len) == offsetof(struct ws_msg, in_frame) + 1 &&
+                   offsetof(struct ws_msg, msg_opcode) == offsetof(struct ws_msg, in_frame) + 2 &&
+                   offsetof(struct ws_msg, msg_rsv) == offsetof(struct ws_msg, in_frame) + 3,
+               "rx_empty reads in_frame..msg_rsv as one word");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "rx_empty masks msg_rsv as the high byte");
+
+/* 1 when m holds nothing after a feed: no partial frame or message (as
+ * ws_msg_idle) and no buffer (as ws_msg_trim). One combined test, as it runs
+ * once per read. */
+static inline int rx_empty(const struct ws_msg *m)
 {
-    struct ws_msg *m = c->rx;
-    if (m == NULL) {
-        m = rc_try_malloc(sizeof(*m));
-        if (m == NULL) {
-            conn_fail(c, WS_CLOSE_INTERNAL, NULL);
-            return;
-        }
-        ws_msg_init(m, c->pmd ? &c->cs->msg_cfg_z : &c->cs->msg_cfg);
-        c->rx = m;
-    }
-    feed_events(c, m, buf, n);
-    if (!c->released)
-        rx_settle(c, m, 0);
+    uint32_t flags; /* in_frame, hb_len, msg_opcode and msg_rsv */
+    memcpy(&flags, &m->in_frame, sizeof(flags));
+    flags &= 0x00ffffffu; /* little endian: msg_rsv out (it outlives a message) */
+    return ((uintptr_t)m->ctrl | (uintptr_t)m->buf | flags) == 0;
 }
 
-/* Feeds bytes to c's receiver: the worker's scratch receiver while c has
- * none of its own (an idle connection keeps no receive state), else c->rx.
- * What is left partly received after the feed moves to (or stays in) c->rx
- * (rx_settle). */
+/* Feeds bytes to c's receiver c->rx: the worker's scratch receiver for c's
+ * compression setting (set at the upgrade) while c has none of its own (an
+ * idle connection keeps no receive state). What is left partly received
+ * after the feed moves to (or stays in) a receiver of c's own (rx_settle).
+ * Never re-entered: a feed reads the worker's one rbuf, and handlers never
+ * start another connection's read (the debug build checks). */
 static void feed_ws(struct conn *c, uint8_t *buf, size_t n)
 {
+    struct ws_msg *m = c->rx;
+#ifndef NDEBUG
     struct connset *cs = c->cs;
-    if (c->rx != NULL || cs->rx_scratch_busy) {
-        feed_own(c, buf, n);
-        return;
-    }
-    struct ws_msg *m = &cs->rx_scratch; /* idle: as ws_msg_init leaves it */
-    m->cfg = c->pmd ? &cs->msg_cfg_z : &cs->msg_cfg;
-    cs->rx_scratch_busy = 1;
+    assert(c->rx_own || !cs->rx_scratch_busy);
+    cs->rx_scratch_busy += !c->rx_own;
+    unsigned scratch = !c->rx_own;
+#endif
     feed_events(c, m, buf, n);
-    cs->rx_scratch_busy = 0;
-    if (m->ctrl != NULL || m->buf != NULL || !ws_msg_idle(m))
-        rx_settle(c, m, 1);
+#ifndef NDEBUG
+    cs->rx_scratch_busy -= scratch;
+#endif
+    /* released or own: m may be freed or must be freed once empty */
+    if (c->rx_own || c->released || !rx_empty(m))
+        rx_settle(c, m);
 }
 
 void conn_hold_reads(struct conn *c, int hold)
@@ -923,6 +929,7 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
         STAT_INC(w->stats, deflate_conns);
         STAT_INC(w->stats, deflate_negotiated_total);
     }
+    c->rx = &w->rx_scratch[c->pmd]; /* until a frame is partly received (feed_ws) */
     tlist_add(&w->idle_list, &c->tn);
     /* Bytes the client pipelined after the head are frames: feed them. */
     size_t extra = buf_len - head_len;
@@ -1129,8 +1136,11 @@ void connset_init(struct connset *cs, int id, struct ev_loop *loop, const struct
     cs->msg_cfg_z = cs->msg_cfg;
     cs->msg_cfg_z.allowed_rsv = WS_RSV1; /* RFC 7692 §6: RSV1 marks a compressed message */
     cs->msg_cfg_z.deflate = 1;
-    ws_msg_init(&cs->rx_scratch, &cs->msg_cfg);
+    ws_msg_init(&cs->rx_scratch[0], &cs->msg_cfg);
+    ws_msg_init(&cs->rx_scratch[1], &cs->msg_cfg_z);
+#ifndef NDEBUG
     cs->rx_scratch_busy = 0;
+#endif
     pmd_pool_init(&cs->pmd, cfg->compression_level, cfg->compression_mem_level);
     ev_timer_init(&cs->pmd_trim, on_pmd_trim, PMD_IDLE_SECONDS, PMD_IDLE_SECONDS);
     cs->pmd_trim.data = cs;

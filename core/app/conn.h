@@ -110,8 +110,10 @@ struct connset {
      * (conn.c feed_ws): an idle connection keeps no receive state, and the
      * state left between reads (a partial frame or header, an open
      * fragmented message) moves to a c->rx allocated for it. */
-    struct ws_msg rx_scratch;
-    int rx_scratch_busy;     /* in use by a feed_ws further up the stack */
+    struct ws_msg rx_scratch[2]; /* [c->pmd]: one per compression setting */
+#ifndef NDEBUG
+    int rx_scratch_busy; /* in use by a feed_ws further up the stack (a bug) */
+#endif
     struct pmd_pool pmd;     /* owned: zlib streams for every deflate connection (pmd.h) */
     ev_timer pmd_trim;       /* frees the pool after a period without use */
     struct rc_list conns;    /* every live conn (for drain and stop) */
@@ -184,6 +186,7 @@ struct conn {
     unsigned upgrading : 1; /* inside on_upgrade: sends and joins are allowed */
     unsigned pmd : 1;       /* permessage-deflate negotiated (deflate.h) */
     unsigned pmd_bits : 4;  /* ... with this server window (9..15) */
+    unsigned rx_own : 1;    /* rx is c's own (else the worker's scratch receiver) */
     uint16_t close_code;    /* code sent or received, for on_close */
     uint16_t peer_port;
     uint32_t pin; /* > 0: someone up the stack holds it; the reaper waits */
@@ -193,8 +196,9 @@ struct conn {
     struct rc_list dirty_link; /* on cs->dirty */
     struct tnode tn;           /* on one of the worker's timeout lists */
     struct sendq q;
-    struct ws_msg *rx; /* owned: the receiver while a frame, header or fragmented
-                          message is partly received; NULL between them (feed_ws) */
+    struct ws_msg *rx; /* the receiver after the upgrade: owned (rx_own) while a frame,
+                          header or fragmented message is partly received, else the
+                          worker's rx_scratch[pmd] (feed_ws); NULL before */
     char *head;        /* owned: request head being read; NULL after the upgrade */
     uint32_t head_len, head_cap;
     void *app;               /* the handler's per-connection state */

@@ -181,7 +181,6 @@ struct conn {
     unsigned reads_held : 1; /* conn_hold_reads: its handler's queue is full */
     unsigned write_blocked : 1;
     unsigned released : 1;
-    unsigned notified : 1;  /* on_close delivered */
     unsigned opened : 1;    /* reached OPEN (on_open ran) */
     unsigned upgrading : 1; /* inside on_upgrade: sends and joins are allowed */
     unsigned pmd : 1;       /* permessage-deflate negotiated (deflate.h) */
@@ -192,6 +191,7 @@ struct conn {
     uint32_t pin; /* > 0: someone up the stack holds it; the reaper waits */
     uint8_t peer_addr[16];
     uint8_t peer_family;
+    uint8_t notified;          /* on_close delivered (cold: out of the bitfield word, in padding) */
     struct rc_list link;       /* on cs->conns, then on cs->reap */
     struct rc_list dirty_link; /* on cs->dirty */
     struct tnode tn;           /* on one of the worker's timeout lists */

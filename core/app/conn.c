@@ -134,12 +134,17 @@ void conn_release(struct conn *c)
      * the user index forgets it (user hooks), then conn.data goes. */
     for (int i = 0; i < w->n_release; i++)
         w->on_release[i].fn(w->on_release[i].ctx, c);
-    if (c->user)
-        conn_set_user(c, NULL, 0);
-    if (c->data) {
-        kv_clear(c->data);
-        rc_free(c->data);
-        c->data = NULL;
+    if (c->cold) {
+        if (c->cold->user)
+            conn_set_user(c, NULL, 0);
+        if (c->cold->data) {
+            kv_clear(c->cold->data);
+            rc_free(c->cold->data);
+        }
+        RC_ASSERT(c->cold->nrooms == 0); /* the rooms' release hook left them */
+        rc_free(c->cold->rooms);
+        rc_free(c->cold);
+        c->cold = NULL;
     }
     idmap_del(&w->ids, c->id);
     c->state = CONN_DEAD;
@@ -194,18 +199,39 @@ void conn_reap(struct connset *cs)
     }
 }
 
+struct conn_cold *conn_cold(struct conn *c)
+{
+    if (c->cold == NULL)
+        c->cold = rc_xcalloc(1, sizeof(*c->cold));
+    return c->cold;
+}
+
+void conn_cold_trim(struct conn *c)
+{
+    struct conn_cold *k = c->cold;
+    if (k == NULL || k->user != NULL || k->data != NULL || k->nrooms > 0 || k->rl_last != 0)
+        return;
+    rc_free(k->rooms);
+    rc_free(k);
+    c->cold = NULL;
+}
+
 int conn_set_user(struct conn *c, const char *user, size_t len)
 {
     if (user && (len == 0 || len > CONN_USER_MAX || memchr(user, '\0', len)))
         return RC_E_INVAL;
-    if (c->user && user && strlen(c->user) == len && memcmp(c->user, user, len) == 0)
-        return 0;
-    char *old = c->user;
-    c->user = user ? rc_xstrndup(user, len) : NULL;
+    const char *cur = conn_user(c);
+    if (cur == user || (cur && user && strlen(cur) == len && memcmp(cur, user, len) == 0))
+        return 0; /* unchanged (or no user before and none now) */
+    struct conn_cold *k = conn_cold(c);
+    char *old = k->user;
+    k->user = user ? rc_xstrndup(user, len) : NULL;
     struct connset *cs = c->cs;
     for (int i = 0; i < cs->n_user; i++)
         cs->on_user[i].fn(cs->on_user[i].ctx, c, old);
     rc_free(old);
+    if (c->cold != NULL && !c->released)
+        conn_cold_trim(c);
     return 0;
 }
 

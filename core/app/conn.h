@@ -165,6 +165,20 @@ struct conn_room {
     uint32_t index;          /* position of c in room->members */
 };
 
+/* What a connection holds only once it is used: its user, conn.data, its
+ * rooms, its inbound message rate bucket. An idle connection that never
+ * sent a message nor joined a room has none (issue 14: every byte of struct
+ * conn is paid by each of them). Owned by its conn; allocated by conn_cold,
+ * freed by conn_cold_trim once nothing in it is used, and at the release. */
+struct conn_cold {
+    char *user;              /* owned: the user id (conn_set_user), NULL when anonymous */
+    struct kv *data;         /* owned, created on first set: conn.data */
+    struct conn_room *rooms; /* owned array */
+    uint16_t nrooms, rooms_cap;
+    float rl_tokens;   /* inbound message rate bucket (guard.c) */
+    ev_tstamp rl_last; /* its last refill, 0 before the first message */
+};
+
 struct conn {
     uint64_t id;        /* seq (21 bits) | slot (24) | worker (8): idmap.h */
     struct connset *cs; /* borrowed: the owner's connection set */
@@ -201,15 +215,23 @@ struct conn {
                           worker's rx_scratch[pmd] (feed_ws); NULL before */
     char *head;        /* owned: request head being read; NULL after the upgrade */
     uint32_t head_len, head_cap;
-    void *app;               /* the handler's per-connection state */
-    char *user;              /* owned: the user id (conn_set_user), NULL when anonymous */
-    struct kv *data;         /* owned, created on first set: conn.data */
-    struct conn_room *rooms; /* owned array */
-    uint16_t nrooms, rooms_cap;
-    ev_tstamp soft_since; /* when the queue went over the soft limit, 0 if under */
-    double rl_tokens;     /* inbound message rate bucket (guard.c) */
-    ev_tstamp rl_last;    /* its last refill, 0 before the first message */
+    void *app;              /* the handler's per-connection state */
+    struct conn_cold *cold; /* owned: NULL until a part of it is used (conn_cold) */
+    ev_tstamp soft_since;   /* when the queue went over the soft limit, 0 if under */
 };
+
+/* c's cold part (struct conn_cold), allocated (zeroed) on first use: for the
+ * layers that set something in it. Never NULL (aborts on OOM: fixed size). */
+struct conn_cold *conn_cold(struct conn *c);
+/* Frees c's cold part when nothing in it is used any more (no user, no
+ * conn.data, no room, no rate bucket), e.g. after the last leave. */
+void conn_cold_trim(struct conn *c);
+
+/* c's user id (borrowed: valid until conn_set_user or the release), or NULL. */
+static inline const char *conn_user(const struct conn *c)
+{
+    return c->cold ? c->cold->user : NULL;
+}
 
 /* The live connection with this id in cs, or NULL (closed, or on
  * another worker). */

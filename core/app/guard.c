@@ -169,18 +169,19 @@ static int gate_message(void *ctx, struct conn *c)
         return 0;
     double burst = burst_of(l->msg_burst, rate);
     double now = ev_now(c->cs->loop);
-    if (c->rl_last == 0) {
-        c->rl_tokens = burst;
-    } else {
-        c->rl_tokens += (now - c->rl_last) * rate;
-        if (c->rl_tokens > burst)
-            c->rl_tokens = burst;
+    struct conn_cold *k = conn_cold(c); /* the bucket lives there from the first message */
+    double tokens = burst;
+    if (k->rl_last != 0) {
+        tokens = k->rl_tokens + (now - k->rl_last) * rate;
+        if (tokens > burst)
+            tokens = burst;
     }
-    c->rl_last = now;
-    if (c->rl_tokens >= 1) {
-        c->rl_tokens -= 1;
+    k->rl_last = now;
+    if (tokens >= 1) {
+        k->rl_tokens = (float)(tokens - 1);
         return 0;
     }
+    k->rl_tokens = (float)tokens;
     if (l->msg_rate_policy == RC_RATE_CLOSE) {
         STAT_INC(c->cs->stats, msg_rate_closes_total);
         conn_fail(c, WS_CLOSE_POLICY, "message rate limit exceeded");

@@ -211,10 +211,16 @@ static struct room_part *part_of(struct rooms *R, const struct conn *c)
     return &R->part[idmap_tag_of(c->id)];
 }
 
+/* c's rooms (in its cold part, conn.h) and their count. */
+static inline int nrooms_of(const struct conn *c)
+{
+    return c->cold ? c->cold->nrooms : 0;
+}
+
 static int find_conn_room(const struct conn *c, const char *name, size_t len)
 {
-    for (int i = 0; i < c->nrooms; i++) {
-        const struct local_room *lr = c->rooms[i].room;
+    for (int i = 0; i < nrooms_of(c); i++) {
+        const struct local_room *lr = c->cold->rooms[i].room;
         if (lr->name_len == len && memcmp(lr->name, name, len) == 0)
             return i;
     }
@@ -229,9 +235,10 @@ int room_is_member(const struct conn *c, const char *name, size_t len)
 int room_names_of(const struct conn *c, void (*cb)(void *ud, const char *name, size_t len),
                   void *ud)
 {
-    for (int i = 0; i < c->nrooms; i++)
-        cb(ud, c->rooms[i].room->name, c->rooms[i].room->name_len);
-    return c->nrooms;
+    int n = nrooms_of(c);
+    for (int i = 0; i < n; i++)
+        cb(ud, c->cold->rooms[i].room->name, c->cold->rooms[i].room->name_len);
+    return n;
 }
 
 /* The node's interest in a room changed (first member in, last out): a
@@ -254,7 +261,7 @@ static void presence_user(struct rooms *R, const char *name, size_t len, uint64_
 
 static void presence(struct rooms *R, const char *name, size_t len, const struct conn *c, int on)
 {
-    presence_user(R, name, len, c->id, c->user, on);
+    presence_user(R, name, len, c->id, conn_user(c), on);
 }
 
 static void summary_update(struct rooms *R, struct conn *c, const char *name, size_t len, int join)
@@ -263,7 +270,7 @@ static void summary_update(struct rooms *R, struct conn *c, const char *name, si
     struct room *r = lock_room_create(R, name, len);
     int edge;
     if (join) {
-        char *user = c->user ? rc_xstrdup(c->user) : NULL;
+        char *user = conn_user(c) ? rc_xstrdup(conn_user(c)) : NULL;
         rc_free(strmap_put(&r->members, &c->id, sizeof(c->id), user));
         r->per_worker[wid]++;
         r->deflate_members += c->pmd;
@@ -285,16 +292,16 @@ static void summary_update(struct rooms *R, struct conn *c, const char *name, si
         interest(R, name, len, 0);
 }
 
-/* The user hook: c->user changed; record it in every room c is in, for presence. */
+/* The user hook: c's user (conn_user) changed; record it in every room c is in, for presence. */
 static void on_conn_user(void *ctx, struct conn *c, const char *old)
 {
     struct rooms *R = ctx;
-    for (int i = 0; i < c->nrooms; i++) {
-        const struct local_room *lr = c->rooms[i].room;
+    for (int i = 0; i < nrooms_of(c); i++) {
+        const struct local_room *lr = c->cold->rooms[i].room;
         struct room *r = lock_room(R, lr->name, lr->name_len);
         if (r == NULL)
             continue;
-        char *user = c->user ? rc_xstrdup(c->user) : NULL;
+        char *user = conn_user(c) ? rc_xstrdup(conn_user(c)) : NULL;
         rc_free(strmap_put(&r->members, &c->id, sizeof(c->id), user));
         pthread_mutex_unlock(&r->lock);
         /* the connection leaves as the old user (or an anonymous one) and
@@ -312,7 +319,7 @@ int room_join(struct rooms *R, struct conn *c, const char *name, size_t len)
         return RC_E_CLOSED;
     if (find_conn_room(c, name, len) >= 0)
         return RC_E_EXISTS;
-    if (c->nrooms >= CONN_MAX_ROOMS)
+    if (nrooms_of(c) >= CONN_MAX_ROOMS)
         return RC_E_LIMIT;
     struct room_part *p = part_of(R, c);
     struct local_room *lr = strmap_get(&p->local, name, len);
@@ -326,13 +333,14 @@ int room_join(struct rooms *R, struct conn *c, const char *name, size_t len)
         lr->cap = lr->cap ? lr->cap * 2 : 4;
         lr->members = rc_xrealloc(lr->members, lr->cap * sizeof(*lr->members));
     }
-    if (c->nrooms == c->rooms_cap) {
-        c->rooms_cap = (uint16_t)(c->rooms_cap ? c->rooms_cap * 2 : 2);
-        c->rooms = rc_xrealloc(c->rooms, c->rooms_cap * sizeof(*c->rooms));
+    struct conn_cold *k = conn_cold(c);
+    if (k->nrooms == k->rooms_cap) {
+        k->rooms_cap = (uint16_t)(k->rooms_cap ? k->rooms_cap * 2 : 2);
+        k->rooms = rc_xrealloc(k->rooms, k->rooms_cap * sizeof(*k->rooms));
     }
-    c->rooms[c->nrooms].room = lr;
-    c->rooms[c->nrooms].index = lr->count;
-    c->nrooms++;
+    k->rooms[k->nrooms].room = lr;
+    k->rooms[k->nrooms].index = lr->count;
+    k->nrooms++;
     lr->members[lr->count++] = c;
     summary_update(R, c, name, len, 1);
     return 0;
@@ -346,25 +354,27 @@ static void maybe_free_local(struct room_part *p, struct local_room *lr)
     }
 }
 
-/* Removes c->rooms[i] from its local room (swap-with-last on both arrays). */
+/* Removes c->cold->rooms[i] from its local room (swap-with-last on both arrays). */
 static void leave_at(struct rooms *R, struct conn *c, int i)
 {
-    struct local_room *lr = c->rooms[i].room;
-    uint32_t idx = c->rooms[i].index;
+    struct conn_cold *k = c->cold;
+    struct local_room *lr = k->rooms[i].room;
+    uint32_t idx = k->rooms[i].index;
     uint32_t last = lr->count - 1;
     if (idx != last) {
         struct conn *moved = lr->members[last];
+        struct conn_cold *mk = moved->cold; /* a member: its cold part holds its rooms */
         lr->members[idx] = moved;
-        for (int k = 0; k < moved->nrooms; k++) {
-            if (moved->rooms[k].room == lr) {
-                moved->rooms[k].index = idx;
+        for (int j = 0; j < mk->nrooms; j++) {
+            if (mk->rooms[j].room == lr) {
+                mk->rooms[j].index = idx;
                 break;
             }
         }
     }
     lr->count--;
-    c->rooms[i] = c->rooms[c->nrooms - 1];
-    c->nrooms--;
+    k->rooms[i] = k->rooms[k->nrooms - 1];
+    k->nrooms--;
     summary_update(R, c, lr->name, lr->name_len, 0);
     maybe_free_local(part_of(R, c), lr);
 }
@@ -375,6 +385,12 @@ int room_leave(struct rooms *R, struct conn *c, const char *name, size_t len)
     if (i < 0)
         return RC_E_NOT_FOUND;
     leave_at(R, c, i);
+    if (c->cold->nrooms == 0) { /* the last: the array and maybe the cold part go */
+        rc_free(c->cold->rooms);
+        c->cold->rooms = NULL;
+        c->cold->rooms_cap = 0;
+        conn_cold_trim(c);
+    }
     return 0;
 }
 
@@ -382,11 +398,15 @@ int room_leave(struct rooms *R, struct conn *c, const char *name, size_t len)
 static void on_conn_release(void *ctx, struct conn *c)
 {
     struct rooms *R = ctx;
-    while (c->nrooms > 0)
-        leave_at(R, c, c->nrooms - 1);
-    rc_free(c->rooms);
-    c->rooms = NULL;
-    c->rooms_cap = 0;
+    if (c->cold == NULL)
+        return;
+    while (c->cold->nrooms > 0)
+        leave_at(R, c, c->cold->nrooms - 1);
+    rc_free(c->cold->rooms);
+    c->cold->rooms = NULL;
+    c->cold->rooms_cap = 0;
+    if (!c->released) /* refused: the release frees the rest */
+        conn_cold_trim(c);
 }
 
 /* ------------------------------------------------------------------------

@@ -57,7 +57,7 @@ static int index_remove(struct users *u, const char *user, uint64_t id)
     return 1;
 }
 
-/* The user hook: c->user changed from old (conn_set_user, or the release). */
+/* The user hook: c's user (conn_user) changed from old (conn_set_user, or the release). */
 static void on_user(void *ctx, struct conn *c, const char *old)
 {
     struct users *u = ctx;
@@ -65,12 +65,13 @@ static void on_user(void *ctx, struct conn *c, const char *old)
     pthread_mutex_lock(&u->lock);
     if (old)
         gone = index_remove(u, old, c->id);
-    if (c->user) {
-        size_t len = strlen(c->user);
-        struct user_conns *uc = strmap_get(&u->by_user, c->user, len);
+    const char *user = conn_user(c);
+    if (user) {
+        size_t len = strlen(user);
+        struct user_conns *uc = strmap_get(&u->by_user, user, len);
         if (uc == NULL) {
             uc = rc_xcalloc(1, sizeof(*uc));
-            strmap_put(&u->by_user, c->user, len, uc);
+            strmap_put(&u->by_user, user, len, uc);
         }
         if (uc->n == uc->cap) {
             uc->cap = uc->cap ? uc->cap * 2 : 2;
@@ -78,7 +79,7 @@ static void on_user(void *ctx, struct conn *c, const char *old)
         }
         uc->ids[uc->n++] = c->id;
         first = uc->n == 1;
-        rc_free(strmap_put(&u->user_of, &c->id, sizeof(c->id), rc_xstrndup(c->user, len)));
+        rc_free(strmap_put(&u->user_of, &c->id, sizeof(c->id), rc_xstrndup(user, len)));
     } else {
         rc_free(strmap_del(&u->user_of, &c->id, sizeof(c->id)));
     }
@@ -88,7 +89,7 @@ static void on_user(void *ctx, struct conn *c, const char *old)
         if (gone)
             u->bus->ops->user_interest(u->bus, old, strlen(old), 0);
         if (first)
-            u->bus->ops->user_interest(u->bus, c->user, strlen(c->user), 1);
+            u->bus->ops->user_interest(u->bus, user, strlen(user), 1);
     }
 }
 

@@ -2,7 +2,7 @@
  * for direct messages. A mutex-protected map (lookups are per direct
  * message, updates per auth/close: both rare next to room traffic).
  *
- * It follows c->user through a user hook registered with each worker's
+ * It follows the conns' users (conn_user) through a user hook registered with each worker's
  * connection set (conn_set_user, and the release of a connection with a
  * user), and reaches other workers' connections through their mailboxes
  * (MAIL_SEND_CONN). Thread: any worker, unless said otherwise.

@@ -183,7 +183,7 @@ static int worker_init(struct worker *w, struct server *s, int id, int fd)
     mailbox_register(&w->mbox, MAIL_NEW_CONN, on_new_conn, discard_new_conn, w);
     mailbox_register(&w->mbox, MAIL_RELOAD, on_reload, NULL, w);
     /* Hook order is release order: the guard uncounts the address, then
-     * the rooms let go; users follows c->user through its user hook. */
+     * the rooms let go; users follows conn_user(c) through its user hook. */
     guard_attach(&w->cs, open_conns, s);
     rooms_attach(&s->rooms, id, w->loop, &w->mbox, &w->stats, &w->cs);
     users_attach(&s->users, id, &w->cs, &w->mbox);

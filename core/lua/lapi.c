@@ -207,9 +207,9 @@ RC_FFI_EXPORT int rc_ffi_get_user(uint64_t id, const char **user, size_t *len)
     }
     if (c == NULL)
         return RC_E_CLOSED;
-    if (c->user) {
-        *user = c->user;
-        *len = strlen(c->user);
+    if (conn_user(c)) {
+        *user = conn_user(c);
+        *len = strlen(*user);
     }
     return 0;
 }
@@ -229,8 +229,8 @@ RC_FFI_EXPORT int rc_ffi_conn_get(uint64_t id, const char *key, size_t klen, con
     *vlen = 0;
     LOCAL_CONN(id, c, w);
     (void)w;
-    if (c->data)
-        *val = kv_get(c->data, key, klen, vlen);
+    if (c->cold && c->cold->data)
+        *val = kv_get(c->cold->data, key, klen, vlen);
     return 0;
 }
 
@@ -239,13 +239,14 @@ RC_FFI_EXPORT int rc_ffi_conn_set(uint64_t id, const char *key, size_t klen, con
 {
     LOCAL_CONN(id, c, w);
     (void)w;
-    if (c->data == NULL) {
+    if (c->cold == NULL || c->cold->data == NULL) {
         if (val == NULL)
             return 0;
-        c->data = rc_xmalloc(sizeof(*c->data));
-        kv_init(c->data);
+        struct conn_cold *k = conn_cold(c);
+        k->data = rc_xmalloc(sizeof(*k->data));
+        kv_init(k->data);
     }
-    return kv_set(c->data, key, klen, val, vlen);
+    return kv_set(c->cold->data, key, klen, val, vlen);
 }
 
 /* -- rooms ----------------------------------------------------------------- */

@@ -24,12 +24,16 @@
 
 #include <cmocka.h>
 
+#include "alloc.h"
 #include "closecode.h"
 #include "config.h"
 #include "confload.h"
 #include "conn.h"
 #include "err.h"
 #include "frame_ref.h"
+#include "guard.h"
+#include "mailbox.h"
+#include "room.h"
 #include "script_transport.h"
 #include "stats.h"
 #include "ws_frame.h"
@@ -676,7 +680,7 @@ static void release_b(void *ctx, struct conn *c)
 static void user_hook(void *ctx, struct conn *c, const char *old)
 {
     snprintf(user_seen[hook_n], sizeof(user_seen[0]), "%s>%s", old ? old : "-",
-             c->user ? c->user : "-");
+             conn_user(c) ? conn_user(c) : "-");
     hook_log[hook_n++] = 3;
 }
 
@@ -706,6 +710,147 @@ static void test_conn__hooks_run_in_order(void **state)
     fx_teardown();
 }
 
+/* ------------------------------------------------------------------------
+ * the cold part (struct conn_cold): what an idle connection does not hold
+ * ------------------------------------------------------------------------ */
+
+/* Blocks live through alloc.h, the per-thread frame caches emptied first. */
+static long allocs_now(void)
+{
+    sendq_cache_flush();
+    frame_ref_cache_flush();
+    return rc_alloc_live();
+}
+
+/* A second upgraded connection in F's set, on its own script. */
+static struct conn *second_conn(struct script *sc, int *peer_fd)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    *peer_fd = sv[1];
+    struct sockaddr_storage peer;
+    memset(&peer, 0, sizeof(peer));
+    peer.ss_family = AF_INET;
+    struct conn *c = conn_new(&F.cs, sv[0], &peer);
+    script_init(sc);
+    script_attach(&c->t, sc);
+    script_input(sc, REQUEST, sizeof(REQUEST) - 1);
+    ev_feed_event(F.loop, &c->io, EV_READ);
+    iterate();
+    assert_int_equal(c->state, CONN_OPEN);
+    return c;
+}
+
+/* A user, then none: the cold part comes and goes with it. */
+static void test_conn__cold_part_follows_the_user(void **state)
+{
+    fx_setup();
+    long live0 = allocs_now();
+    upgrade();
+    assert_null(live()->cold);                           /* upgraded and idle: nothing cold */
+    assert_int_equal(conn_set_user(live(), NULL, 0), 0); /* none, still none */
+    assert_null(live()->cold);
+    assert_int_equal(conn_set_user(live(), "alice", 5), 0);
+    assert_non_null(live()->cold);
+    assert_string_equal(conn_user(live()), "alice");
+    assert_int_equal(conn_set_user(live(), NULL, 0), 0);
+    assert_null(conn_user(live()));
+    assert_null(live()->cold);
+    /* Set again, then released with it: freed with the connection. */
+    assert_int_equal(conn_set_user(live(), "bob", 3), 0);
+    conn_release(live());
+    iterate();
+    assert_null(live());
+    assert_int_equal(allocs_now(), live0 - 1); /* all but the fixture's connection */
+    fx_teardown();
+}
+
+/* Rooms live in the cold part: joins create it, the last leave frees it, a
+ * member that moves in a room's array keeps the right index (leave_at), and
+ * the release leaves what is left. */
+static void test_conn__cold_part_follows_the_rooms(void **state)
+{
+    fx_setup();
+    long live0 = allocs_now();
+    struct mailbox mb;
+    struct rooms R;
+    mailbox_init(&mb, F.loop);
+    rooms_init(&R, 1, &F.cfg, NULL, NULL);
+    rooms_attach(&R, 0, F.loop, &mb, &F.stats, &F.cs);
+    upgrade();
+    struct script sc2;
+    int fd2;
+    struct conn *c2 = second_conn(&sc2, &fd2);
+    uint64_t id2 = c2->id;
+    struct conn *c = live();
+    assert_null(c->cold);
+    assert_null(c2->cold);
+    assert_int_equal(room_join(&R, c, "a", 1), 0);
+    assert_int_equal(room_join(&R, c2, "a", 1), 0);
+    assert_int_equal(room_join(&R, c, "b", 1), 0);
+    assert_int_equal(room_join(&R, c, "b", 1), RC_E_EXISTS);
+    assert_non_null(c->cold);
+    assert_int_equal(c->cold->nrooms, 2);
+    assert_int_equal(room_count(&R, "a", 1), 2);
+    /* c leaves "a": c2 moves to c's place in a's members */
+    assert_int_equal(room_leave(&R, c, "a", 1), 0);
+    assert_int_equal(room_leave(&R, c, "a", 1), RC_E_NOT_FOUND);
+    assert_int_equal(c2->cold->rooms[0].index, 0);
+    assert_int_equal(room_count(&R, "a", 1), 1);
+    assert_true(room_is_member(c2, "a", 1));
+    assert_int_equal(room_leave(&R, c, "b", 1), 0); /* its last room */
+    assert_null(c->cold);
+    assert_false(room_is_member(c, "b", 1));
+    assert_int_equal(room_leave(&R, c2, "a", 1), 0);
+    assert_null(c2->cold);
+    /* Joined and released: the release hook leaves, the release frees. */
+    assert_int_equal(room_join(&R, c2, "z", 1), 0);
+    assert_int_equal(conn_set_user(c2, "carol", 5), 0);
+    conn_release(c2);
+    iterate();
+    assert_null(conn_find(&F.cs, id2));
+    assert_int_equal(room_count(&R, "z", 1), 0);
+    conn_release(live());
+    iterate();
+    close(fd2);
+    script_free(&sc2);
+    rooms_destroy(&R);
+    mailbox_destroy(&mb);
+    assert_int_equal(allocs_now(), live0 - 1); /* all but the fixture's connection */
+    fx_teardown();
+}
+
+/* With a message rate, the first message creates the bucket in the cold
+ * part; the bucket keeps it (its refill time is state), the release frees it. */
+static void test_conn__cold_part_holds_the_rate_bucket(void **state)
+{
+    fx_setup();
+    long live0 = allocs_now();
+    F.cfg.msg_rate = 1; /* a burst of 1 */
+    F.cfg.msg_rate_policy = RC_RATE_DROP;
+    assert_true(rc_live_publish(&F.cfg) >= 0);
+    guard_init(&F.cfg);
+    guard_attach(&F.cs, NULL, NULL);
+    upgrade();
+    assert_null(live()->cold);
+    uint8_t fr[64];
+    size_t n = client_frame(fr, 1, WS_OP_TEXT, "one", 3);
+    n += client_frame(fr + n, 1, WS_OP_TEXT, "two", 3); /* over the rate: dropped */
+    script_input(&F.sc, fr, n);
+    readable();
+    assert_int_equal(rec.messages, 1);
+    assert_int_equal(F.stats.msg_rate_drops_total, 1);
+    assert_non_null(live()->cold);
+    assert_true(live()->cold->rl_last > 0);
+    assert_true(live()->cold->rl_tokens < 1);
+    conn_release(live());
+    iterate();
+    guard_destroy();
+    rc_live_shutdown();
+    assert_int_equal(allocs_now(), live0 - 1); /* all but the fixture's connection */
+    fx_teardown();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -723,6 +868,9 @@ int main(void)
         cmocka_unit_test(test_conn__close_during_pending_flush),
         cmocka_unit_test(test_conn__io_errors_release),
         cmocka_unit_test(test_conn__hooks_run_in_order),
+        cmocka_unit_test(test_conn__cold_part_follows_the_user),
+        cmocka_unit_test(test_conn__cold_part_follows_the_rooms),
+        cmocka_unit_test(test_conn__cold_part_holds_the_rate_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,6 +26,12 @@
 
 static struct rc_ratelimit io_rl;
 
+/* An incomplete request head (c->head, before the upgrade). */
+struct conn_head {
+    uint32_t len, cap; /* bytes in buf, and its size */
+    char buf[];
+};
+
 static void on_io(struct ev_loop *loop, ev_io *w, int revents);
 
 /* ------------------------------------------------------------------------
@@ -163,13 +169,14 @@ void conn_release(struct conn *c)
     }
     STAT_ADD(w->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
     sendq_clear(&c->q);
-    if (c->rx_own) { /* rx_own stays set: a feed_ws up the stack reads it */
+    if (!c->opened) {
+        rc_free(c->head);
+        c->head = NULL;
+    } else if (c->rx_own) { /* rx_own stays set: a feed_ws up the stack reads it */
         ws_msg_reset(c->rx);
         rc_free(c->rx);
     }
     c->rx = NULL;
-    rc_free(c->head);
-    c->head = NULL;
     rc_list_remove(&c->link);
     rc_list_push_back(&w->reap, &c->link);
     STAT_DEC(w->stats, conns_active);
@@ -883,7 +890,7 @@ static int path_ok(const struct http_request *req)
 }
 
 /* buf[0..buf_len) holds the request head (head_len bytes) and whatever the
- * client sent after it; buf is c->head or the worker's read buffer. */
+ * client sent after it; buf is c->head->buf or the worker's read buffer. */
 static void upgrade(struct conn *c, const struct http_request *req, size_t head_len,
                     const char *buf, size_t buf_len)
 {
@@ -947,6 +954,11 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
     sendq_push_ctrl(&c->q, f101);
     frame_ref_put(f101);
     queued(c, before);
+    /* c->head gives its place to the receiver (a union): buf may be the
+     * head's bytes, freed below once the pipelined frames were fed. */
+    struct conn_head *head = c->head;
+    c->head = NULL;
+    c->rx = &w->rx_scratch[c->pmd]; /* until a frame is partly received (feed_ws) */
     STAT_INC(w->stats, upgrades_total);
     c->state = CONN_OPEN;
     c->opened = 1;
@@ -955,13 +967,9 @@ static void upgrade(struct conn *c, const struct http_request *req, size_t head_
         STAT_INC(w->stats, deflate_conns);
         STAT_INC(w->stats, deflate_negotiated_total);
     }
-    c->rx = &w->rx_scratch[c->pmd]; /* until a frame is partly received (feed_ws) */
     tlist_add(&w->idle_list, &c->tn);
     /* Bytes the client pipelined after the head are frames: feed them. */
     size_t extra = buf_len - head_len;
-    char *head = c->head;
-    c->head = NULL;
-    c->head_len = c->head_cap = 0;
     if (w->handler->on_open) {
         c->pin++;
         w->handler->on_open(c);
@@ -998,27 +1006,30 @@ static int parse_head(struct conn *c, const char *buf, size_t len, size_t last)
     return 0;
 }
 
-/* Grows c->head for more of an incomplete request head. 0, or -1 after
- * refusing or releasing the connection. */
+/* Grows c->head for more of an incomplete request head (to want bytes at
+ * least). 0, or -1 after refusing or releasing the connection. */
 static int grow_head(struct conn *c, size_t want)
 {
     const struct rc_config *cfg = c->cs->cfg;
-    if (c->head_cap >= cfg->max_head + 1) {
+    size_t cap = c->head ? c->head->cap : 0;
+    if (cap >= cfg->max_head + 1) {
         refuse(c, 431, "head_too_large", "request head too large");
         return -1;
     }
-    size_t ncap = c->head_cap ? c->head_cap * 2 : HEAD_INITIAL;
+    size_t ncap = cap ? cap * 2 : HEAD_INITIAL;
     while (ncap < want)
         ncap *= 2;
     if (ncap > cfg->max_head + 1)
         ncap = cfg->max_head + 1;
-    char *nh = rc_try_realloc(c->head, ncap);
+    struct conn_head *nh = rc_try_realloc(c->head, sizeof(*nh) + ncap);
     if (nh == NULL) {
         conn_release(c);
         return -1;
     }
+    if (c->head == NULL)
+        nh->len = 0;
+    nh->cap = (uint32_t)ncap;
     c->head = nh;
-    c->head_cap = (uint32_t)ncap;
     return 0;
 }
 
@@ -1038,18 +1049,20 @@ static void read_head(struct conn *c)
         RC_ASSERT((size_t)n <= w->cfg->max_head);
         if (grow_head(c, (size_t)n + 1) < 0)
             return;
-        memcpy(c->head, w->rbuf, (size_t)n);
-        c->head_len = (uint32_t)n;
+        memcpy(c->head->buf, w->rbuf, (size_t)n);
+        c->head->len = (uint32_t)n;
     }
     for (;;) {
-        if (c->head_len == c->head_cap && grow_head(c, c->head_len + 1) < 0)
+        struct conn_head *h = c->head;
+        if (h->len == h->cap && grow_head(c, (size_t)h->len + 1) < 0)
             return;
-        size_t last = c->head_len;
-        size_t n = conn_read(c, c->head + c->head_len, c->head_cap - c->head_len);
+        h = c->head; /* grown: moved */
+        size_t last = h->len;
+        size_t n = conn_read(c, h->buf + h->len, h->cap - h->len);
         if (n == 0)
             return;
-        c->head_len += (uint32_t)n;
-        if (!parse_head(c, c->head, c->head_len, last))
+        h->len += (uint32_t)n;
+        if (!parse_head(c, h->buf, h->len, last))
             return;
     }
 }
@@ -1089,7 +1102,7 @@ static void conn_on_handshake_timeout(struct tlist *tl, struct tnode *n)
 {
     struct conn *c = rc_container_of(n, struct conn, tn);
     STAT_INC(c->cs->stats, handshake_timeouts_total);
-    if (c->head_len > 0)
+    if (c->head != NULL) /* part of a request came: it is answered */
         refuse(c, 408, "timeout", "handshake timed out");
     else
         conn_release(c);

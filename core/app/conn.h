@@ -46,6 +46,7 @@
 
 struct worker;
 struct conn;
+struct conn_head;
 struct local_room;
 struct mail;
 
@@ -210,11 +211,16 @@ struct conn {
     struct rc_list dirty_link; /* on cs->dirty */
     struct tnode tn;           /* on one of the worker's timeout lists */
     struct sendq q;
-    struct ws_msg *rx; /* the receiver after the upgrade: owned (rx_own) while a frame,
-                          header or fragmented message is partly received, else the
-                          worker's rx_scratch[pmd] (feed_ws); NULL before */
-    char *head;        /* owned: request head being read; NULL after the upgrade */
-    uint32_t head_len, head_cap;
+    union { /* one or the other: the head is done with before the receiver starts */
+        /* Before the upgrade (!opened): owned, an incomplete request head
+         * kept between reads (conn.c), NULL when none (a head that arrives
+         * whole is parsed in the worker's read buffer). */
+        struct conn_head *head;
+        /* After it (opened): the receiver, owned (rx_own) while a frame,
+         * header or fragmented message is partly received, else the
+         * worker's rx_scratch[pmd] (feed_ws); NULL once released. */
+        struct ws_msg *rx;
+    };
     void *app;              /* the handler's per-connection state */
     struct conn_cold *cold; /* owned: NULL until a part of it is used (conn_cold) */
     ev_tstamp soft_since;   /* when the queue went over the soft limit, 0 if under */

@@ -168,6 +168,14 @@ static struct conn *live(void)
     return conn_find(&F.cs, F.id);
 }
 
+/* Blocks live through alloc.h, the per-thread frame caches emptied first. */
+static long allocs_now(void)
+{
+    sendq_cache_flush();
+    frame_ref_cache_flush();
+    return rc_alloc_live();
+}
+
 static void readable(void)
 {
     struct conn *c = live();
@@ -710,17 +718,55 @@ static void test_conn__hooks_run_in_order(void **state)
     fx_teardown();
 }
 
+/* A head longer than the first buffer (HEAD_INITIAL) arriving 100 bytes per
+ * read grows c->head, which gives its place to the receiver at the upgrade
+ * (a union) while the frames pipelined behind it are fed from its bytes;
+ * one longer than max_head is refused with 431, and nothing is left. */
+static void test_conn__long_head_in_pieces(void **state)
+{
+    char req[8192];
+    char pad[3000];
+    memset(pad, 'a', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    int n = snprintf(req, sizeof(req),
+                     "GET /ws HTTP/1.1\r\nHost: example.test\r\nX-Pad: %s\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n\r\n",
+                     pad);
+    size_t len = (size_t)n;
+    len += client_frame((uint8_t *)req + len, 0, WS_OP_TEXT, "pipe", 4);
+    len += client_frame((uint8_t *)req + len, 1, WS_OP_CONT, "lined", 5);
+    fx_setup();
+    long live0 = allocs_now();
+    F.sc.read_max = 100;
+    script_input(&F.sc, req, len);
+    readable();
+    assert_non_null(live());
+    assert_int_equal(live()->state, CONN_OPEN);
+    assert_non_null(memmem(F.sc.out, F.sc.out_len, ACCEPT, strlen(ACCEPT)));
+    assert_int_equal(rec.messages, 1);
+    assert_int_equal(rec.msg_len[0], 9);
+    assert_memory_equal(rec.msg[0], "pipelined", 9);
+    assert_ptr_equal(live()->rx, &F.cs.rx_scratch[0]); /* the head is gone, rx idle */
+    assert_int_equal(allocs_now(), live0);
+    fx_teardown();
+
+    fx_setup();
+    F.cfg.max_head = 2048;
+    F.sc.read_max = 100;
+    script_input(&F.sc, req, len);
+    readable();
+    assert_true(F.sc.out_len > 12 && memcmp(F.sc.out, "HTTP/1.1 431", 12) == 0);
+    assert_int_equal(rec.opens, 0);
+    conn_release(live());
+    iterate();
+    fx_teardown();
+}
+
 /* ------------------------------------------------------------------------
  * the cold part (struct conn_cold): what an idle connection does not hold
  * ------------------------------------------------------------------------ */
-
-/* Blocks live through alloc.h, the per-thread frame caches emptied first. */
-static long allocs_now(void)
-{
-    sendq_cache_flush();
-    frame_ref_cache_flush();
-    return rc_alloc_live();
-}
 
 /* A second upgraded connection in F's set, on its own script. */
 static struct conn *second_conn(struct script *sc, int *peer_fd)
@@ -868,6 +914,7 @@ int main(void)
         cmocka_unit_test(test_conn__close_during_pending_flush),
         cmocka_unit_test(test_conn__io_errors_release),
         cmocka_unit_test(test_conn__hooks_run_in_order),
+        cmocka_unit_test(test_conn__long_head_in_pieces),
         cmocka_unit_test(test_conn__cold_part_follows_the_user),
         cmocka_unit_test(test_conn__cold_part_follows_the_rooms),
         cmocka_unit_test(test_conn__cold_part_holds_the_rate_bucket),

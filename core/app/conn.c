@@ -61,15 +61,61 @@ static inline void update_events(struct conn *c)
         restart_io(c, want);
 }
 
+static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+int conn_peer_addr(const struct conn *c, uint8_t addr[16])
+{
+    switch (c->peer_kind) {
+    case PEER_V4:
+        memcpy(addr, &c->peer4, 4);
+        return AF_INET;
+    case PEER_V4MAPPED:
+        memcpy(addr, v4mapped_prefix, 12);
+        memcpy(addr + 12, &c->peer4, 4);
+        return AF_INET6;
+    case PEER_V6:
+        memcpy(addr, c->cold->peer6, 16);
+        return AF_INET6;
+    default:
+        return 0;
+    }
+}
+
 const char *conn_peer_str(const struct conn *c, char *buf, size_t cap)
 {
     char ip[INET6_ADDRSTRLEN] = "?";
-    inet_ntop(c->peer_family, c->peer_addr, ip, sizeof(ip));
-    if (c->peer_family == AF_INET6)
+    uint8_t addr[16];
+    int family = conn_peer_addr(c, addr);
+    if (family != 0)
+        inet_ntop(family, addr, ip, sizeof(ip));
+    if (family == AF_INET6)
         snprintf(buf, cap, "[%s]:%u", ip, c->peer_port);
     else
         snprintf(buf, cap, "%s:%u", ip, c->peer_port);
     return buf;
+}
+
+/* Keeps the peer in 4 bytes of c unless it is a real IPv6 address (then in
+ * the cold part, allocated for it: most clients are IPv4). */
+static void set_peer(struct conn *c, const struct sockaddr_storage *peer)
+{
+    if (peer->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)peer;
+        memcpy(&c->peer4, &s4->sin_addr, 4);
+        c->peer_port = ntohs(s4->sin_port);
+        c->peer_kind = PEER_V4;
+    } else if (peer->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)peer;
+        const uint8_t *a = s6->sin6_addr.s6_addr;
+        c->peer_port = ntohs(s6->sin6_port);
+        if (memcmp(a, v4mapped_prefix, 12) == 0) {
+            memcpy(&c->peer4, a + 12, 4);
+            c->peer_kind = PEER_V4MAPPED;
+        } else {
+            memcpy(conn_cold(c)->peer6, a, 16);
+            c->peer_kind = PEER_V6;
+        }
+    }
 }
 
 struct conn *conn_new(struct connset *w, int fd, const struct sockaddr_storage *peer)
@@ -85,16 +131,7 @@ struct conn *conn_new(struct connset *w, int fd, const struct sockaddr_storage *
         int sb = (int)w->cfg->sndbuf;
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof(sb));
     }
-    c->peer_family = (uint8_t)peer->ss_family;
-    if (peer->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)peer;
-        memcpy(c->peer_addr, &s4->sin_addr, 4);
-        c->peer_port = ntohs(s4->sin_port);
-    } else if (peer->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)peer;
-        memcpy(c->peer_addr, &s6->sin6_addr, 16);
-        c->peer_port = ntohs(s6->sin6_port);
-    }
+    set_peer(c, peer);
     rc_list_init(&c->link);
     rc_list_init(&c->dirty_link);
     tnode_init(&c->tn);
@@ -147,10 +184,11 @@ void conn_release(struct conn *c)
             kv_clear(c->cold->data);
             rc_free(c->cold->data);
         }
+        c->cold->data = NULL;
         RC_ASSERT(c->cold->nrooms == 0); /* the rooms' release hook left them */
         rc_free(c->cold->rooms);
-        rc_free(c->cold);
-        c->cold = NULL;
+        c->cold->rooms = NULL;
+        c->cold->rooms_cap = 0; /* the rest (an IPv6 peer for the logs) goes with c */
     }
     idmap_del(&w->ids, c->id);
     c->state = CONN_DEAD;
@@ -192,6 +230,7 @@ static void conn_free(struct conn *c)
 {
     RC_ASSERT(c->released && c->pin == 0);
     rc_list_remove(&c->link);
+    rc_free(c->cold);
     rc_free(c);
 }
 
@@ -216,7 +255,8 @@ struct conn_cold *conn_cold(struct conn *c)
 void conn_cold_trim(struct conn *c)
 {
     struct conn_cold *k = c->cold;
-    if (k == NULL || k->user != NULL || k->data != NULL || k->nrooms > 0 || k->rl_last != 0)
+    if (k == NULL || k->user != NULL || k->data != NULL || k->nrooms > 0 || k->rl_last != 0 ||
+        c->peer_kind == PEER_V6)
         return;
     rc_free(k->rooms);
     rc_free(k);
@@ -433,12 +473,14 @@ static int slow(struct conn *c, size_t add)
         c->soft_since = 0;
         return 0;
     }
-    ev_tstamp now = ev_now(c->cs->loop);
+    /* A 32-bit millisecond clock (wraps after 49 days; the difference is
+     * right for any shorter stay), never 0 while set. */
+    uint32_t now = (uint32_t)(uint64_t)(ev_now(c->cs->loop) * 1000.0) | 1;
     if (c->soft_since == 0) {
         c->soft_since = now;
         return 0;
     }
-    return now - c->soft_since >= cfg->sendq_soft_seconds;
+    return (double)(uint32_t)(now - c->soft_since) >= cfg->sendq_soft_seconds * 1000.0;
 }
 
 int conn_deliver(struct conn *c, struct frame_ref *f, int policy)

@@ -167,10 +167,11 @@ struct conn_room {
 };
 
 /* What a connection holds only once it is used: its user, conn.data, its
- * rooms, its inbound message rate bucket. An idle connection that never
+ * rooms, its inbound message rate bucket, an IPv6 peer's address. An idle connection that never
  * sent a message nor joined a room has none (issue 14: every byte of struct
  * conn is paid by each of them). Owned by its conn; allocated by conn_cold,
- * freed by conn_cold_trim once nothing in it is used, and at the release. */
+ * freed by conn_cold_trim once nothing in it is used, emptied at the
+ * release and freed with the conn (conn_reap). */
 struct conn_cold {
     char *user;              /* owned: the user id (conn_set_user), NULL when anonymous */
     struct kv *data;         /* owned, created on first set: conn.data */
@@ -178,6 +179,17 @@ struct conn_cold {
     uint16_t nrooms, rooms_cap;
     float rl_tokens;   /* inbound message rate bucket (guard.c) */
     ev_tstamp rl_last; /* its last refill, 0 before the first message */
+    uint8_t peer6[16]; /* an IPv6 peer's address (PEER_V6: allocated with the conn) */
+};
+
+/* How c->peer4 / cold->peer6 hold the peer address: an IPv4 address (or an
+ * IPv4-mapped IPv6 one, as a dual-stack listener gives IPv4 clients) in 4
+ * bytes, only another IPv6 address in the cold part. */
+enum conn_peer_kind {
+    PEER_NONE = 0, /* not an IP socket (tests, AF_UNIX) */
+    PEER_V4,
+    PEER_V4MAPPED, /* ::ffff:a.b.c.d */
+    PEER_V6,
 };
 
 struct conn {
@@ -203,11 +215,12 @@ struct conn {
     unsigned rx_own : 1;    /* rx is c's own (else the worker's scratch receiver) */
     uint16_t close_code;    /* code sent or received, for on_close */
     uint16_t peer_port;
-    uint32_t pin; /* > 0: someone up the stack holds it; the reaper waits */
-    uint8_t peer_addr[16];
-    uint8_t peer_family;
-    uint8_t notified;          /* on_close delivered (cold: out of the bitfield word, in padding) */
-    struct rc_list link;       /* on cs->conns, then on cs->reap */
+    uint32_t pin;        /* > 0: someone up the stack holds it; the reaper waits */
+    uint32_t peer4;      /* PEER_V4, PEER_V4MAPPED: the IPv4 address (network order) */
+    uint8_t peer_kind;   /* enum conn_peer_kind; PEER_V6: the address is in cold->peer6 */
+    uint8_t notified;    /* on_close delivered (cold: out of the bitfield word, in padding) */
+    uint32_t soft_since; /* ms clock (| 1) when the queue went over the soft limit, 0 if under */
+    struct rc_list link; /* on cs->conns, then on cs->reap */
     struct rc_list dirty_link; /* on cs->dirty */
     struct tnode tn;           /* on one of the worker's timeout lists */
     struct sendq q;
@@ -223,7 +236,6 @@ struct conn {
     };
     void *app;              /* the handler's per-connection state */
     struct conn_cold *cold; /* owned: NULL until a part of it is used (conn_cold) */
-    ev_tstamp soft_since;   /* when the queue went over the soft limit, 0 if under */
 };
 
 /* c's cold part (struct conn_cold), allocated (zeroed) on first use: for the
@@ -304,6 +316,11 @@ void conn_flush(struct conn *c);
  * each), then frees the released ones nobody pins. */
 void conn_flush_dirty(struct connset *cs);
 void conn_reap(struct connset *cs);
+
+/* The peer's address family (AF_INET, AF_INET6; 0: not an IP peer) with its
+ * address in addr (4 or 16 bytes, as in sockaddr_in/sockaddr_in6: the same
+ * bytes as the accepted socket's peer). c's worker. */
+int conn_peer_addr(const struct conn *c, uint8_t addr[16]);
 
 /* Formats the peer as "ip:port" into buf. Returns buf. */
 const char *conn_peer_str(const struct conn *c, char *buf, size_t cap);

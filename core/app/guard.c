@@ -113,10 +113,12 @@ int guard_accept(struct worker_stats *st, ev_tstamp now, const struct sockaddr_s
 
 static void on_release(void *ctx, struct conn *c)
 {
-    if (!lim.track_ip || (c->peer_family != AF_INET && c->peer_family != AF_INET6))
+    uint8_t addr[16];
+    int family = lim.track_ip ? conn_peer_addr(c, addr) : 0;
+    if (family != AF_INET && family != AF_INET6)
         return;
     uint8_t key[17];
-    size_t kl = ip_key(key, c->peer_family, c->peer_addr);
+    size_t kl = ip_key(key, family, addr);
     pthread_mutex_lock(&lim.lock);
     uintptr_t n = (uintptr_t)strmap_get(&lim.ip_counts, key, kl);
     if (n <= 1)

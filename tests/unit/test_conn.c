@@ -11,6 +11,7 @@
  * milliseconds and the test sleeps past them before the iteration; nothing
  * here measures speed.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
 #include <setjmp.h>
@@ -764,6 +765,67 @@ static void test_conn__long_head_in_pieces(void **state)
     fx_teardown();
 }
 
+/* The peer address: IPv4 and IPv4-mapped IPv6 in 4 bytes of the conn, other
+ * IPv6 in the cold part; formatted as before, and the per-IP cap (guard.c)
+ * counts each at accept and uncounts it at the release from what conn keeps. */
+static void test_conn__peer_kept_compact(void **state)
+{
+    static const struct {
+        int family;
+        const char *ip;
+        int kind;
+        const char *str;
+    } V[] = {
+        {AF_INET, "192.0.2.7", PEER_V4, "192.0.2.7:4242"},
+        {AF_INET6, "::ffff:192.0.2.7", PEER_V4MAPPED, "[::ffff:192.0.2.7]:4242"},
+        {AF_INET6, "2001:db8::1", PEER_V6, "[2001:db8::1]:4242"},
+    };
+    fx_setup();
+    long live0 = allocs_now();
+    F.cfg.max_conns_per_ip = 1;
+    assert_true(rc_live_publish(&F.cfg) >= 0);
+    guard_init(&F.cfg);
+    guard_attach(&F.cs, NULL, NULL);
+    for (size_t i = 0; i < sizeof(V) / sizeof(V[0]); i++) {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof(ss));
+        ss.ss_family = (sa_family_t)V[i].family;
+        if (V[i].family == AF_INET) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+            assert_int_equal(inet_pton(AF_INET, V[i].ip, &s4->sin_addr), 1);
+            s4->sin_port = htons(4242);
+        } else {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+            assert_int_equal(inet_pton(AF_INET6, V[i].ip, &s6->sin6_addr), 1);
+            s6->sin6_port = htons(4242);
+        }
+        assert_int_equal(guard_accept(&F.stats, 0, &ss), 0);
+        assert_int_equal(guard_accept(&F.stats, 0, &ss), RC_E_LIMIT); /* the cap is 1 */
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        struct conn *c = conn_new(&F.cs, sv[0], &ss);
+        assert_int_equal(c->peer_kind, V[i].kind);
+        if (V[i].kind == PEER_V6)
+            assert_non_null(c->cold);
+        else
+            assert_null(c->cold);
+        char buf[64];
+        assert_string_equal(conn_peer_str(c, buf, sizeof(buf)), V[i].str);
+        conn_release(c); /* uncounts the address */
+        assert_string_equal(conn_peer_str(c, buf, sizeof(buf)), V[i].str); /* until freed */
+        iterate();
+        close(sv[1]);
+        assert_int_equal(guard_accept(&F.stats, 0, &ss), 0);
+        assert_int_equal(guard_accept(&F.stats, 0, &ss), RC_E_LIMIT);
+    }
+    guard_destroy();
+    rc_live_shutdown();
+    conn_release(live());
+    iterate();
+    assert_int_equal(allocs_now(), live0 - 1); /* all but the fixture's connection */
+    fx_teardown();
+}
+
 /* ------------------------------------------------------------------------
  * the cold part (struct conn_cold): what an idle connection does not hold
  * ------------------------------------------------------------------------ */
@@ -915,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_conn__io_errors_release),
         cmocka_unit_test(test_conn__hooks_run_in_order),
         cmocka_unit_test(test_conn__long_head_in_pieces),
+        cmocka_unit_test(test_conn__peer_kept_compact),
         cmocka_unit_test(test_conn__cold_part_follows_the_user),
         cmocka_unit_test(test_conn__cold_part_follows_the_rooms),
         cmocka_unit_test(test_conn__cold_part_holds_the_rate_bucket),

@@ -122,7 +122,6 @@ struct conn *conn_new(struct connset *w, int fd, const struct sockaddr_storage *
 {
     struct conn *c = rc_xcalloc(1, sizeof(*c));
     c->cs = w;
-    c->w = w->owner;
     c->id = idmap_add(&w->ids, c);
     transport_init_tcp(&c->t, fd);
     if (w->cfg->sndbuf) {

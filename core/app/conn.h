@@ -103,7 +103,7 @@ struct connset {
     const struct rc_config *cfg;        /* borrowed, read-only */
     struct worker_stats *stats;         /* borrowed: the worker's counters */
     const struct conn_handler *handler; /* borrowed (static) */
-    struct worker *owner;               /* opaque here: copied into c->w for the layers above */
+    struct worker *owner;               /* opaque here: conn_worker() for the layers above */
     uint8_t *rbuf;                      /* owned: the one read buffer of this worker */
     struct ws_msg_cfg msg_cfg;          /* shared by this worker's receivers */
     struct ws_msg_cfg msg_cfg_z;        /* ... and by those that negotiated permessage-deflate */
@@ -195,7 +195,6 @@ enum conn_peer_kind {
 struct conn {
     uint64_t id;        /* seq (21 bits) | slot (24) | worker (8): idmap.h */
     struct connset *cs; /* borrowed: the owner's connection set */
-    struct worker *w;   /* borrowed: cs->owner, for the layers above (opaque here) */
     struct transport t;
     ev_io io;
     uint8_t state;
@@ -234,9 +233,14 @@ struct conn {
          * worker's rx_scratch[pmd] (feed_ws); NULL once released. */
         struct ws_msg *rx;
     };
-    void *app;              /* the handler's per-connection state */
     struct conn_cold *cold; /* owned: NULL until a part of it is used (conn_cold) */
 };
+
+/* c's worker (the connection set's owner), for the layers above (opaque here). */
+static inline struct worker *conn_worker(const struct conn *c)
+{
+    return c->cs->owner;
+}
 
 /* c's cold part (struct conn_cold), allocated (zeroed) on first use: for the
  * layers that set something in it. Never NULL (aborts on OOM: fixed size). */

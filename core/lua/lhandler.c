@@ -340,7 +340,7 @@ static int lua_upgrade(struct conn *c, const struct http_request *req, const str
 {
     (void)up;
     (void)subprotocol;
-    struct lworker *lw = lw_of(c->w);
+    struct lworker *lw = lw_of(conn_worker(c));
     lua_State *L = lw->b->L;
     const char *path, *query;
     size_t pl, ql;
@@ -378,7 +378,7 @@ static int lua_upgrade(struct conn *c, const struct http_request *req, const str
 
 static void lua_message(struct conn *c, unsigned opcode, const uint8_t *data, size_t len)
 {
-    struct lworker *lw = lw_of(c->w);
+    struct lworker *lw = lw_of(conn_worker(c));
     if (lw->waits.count > 0) {
         struct cwait *cw = strmap_get(&lw->waits, &c->id, sizeof(c->id));
         if (cw != NULL) {
@@ -404,7 +404,7 @@ static void lua_message(struct conn *c, unsigned opcode, const uint8_t *data, si
 
 static void lua_close_cb(struct conn *c, unsigned code, const uint8_t *reason, size_t len)
 {
-    struct lworker *lw = lw_of(c->w);
+    struct lworker *lw = lw_of(conn_worker(c));
     if (lw == NULL || lw->b == NULL)
         return;
     if (lw->waits.count > 0) {

@@ -115,8 +115,12 @@ struct connset {
 #ifndef NDEBUG
     int rx_scratch_busy; /* in use by a feed_ws further up the stack (a bug) */
 #endif
-    struct pmd_pool pmd;     /* owned: zlib streams for every deflate connection (pmd.h) */
-    ev_timer pmd_trim;       /* frees the pool after a period without use */
+    struct pmd_pool pmd; /* owned: zlib streams for every deflate connection (pmd.h) */
+    ev_timer pmd_trim;   /* frees the pool after a period without use */
+    /* Blocks of struct conn slots with a free one (conn.c conn_slot_alloc):
+     * no malloc header or rounding per connection. Owned; empty under
+     * sanitizers, where each conn is its own allocation. */
+    struct rc_list conn_blocks;
     struct rc_list conns;    /* every live conn (for drain and stop) */
     struct rc_list dirty;    /* conns with output to flush this iteration */
     struct rc_list reap;     /* released conns, freed by conn_reap */

@@ -169,6 +169,14 @@ static struct conn *live(void)
     return conn_find(&F.cs, F.id);
 }
 
+/* What the fixture's connection counts in allocs_now: connections come
+ * from blocks outside alloc.h (conn.c's slab) unless sanitized. */
+#ifdef RC_SANITIZED
+#define FX_CONN_ALLOCS 1
+#else
+#define FX_CONN_ALLOCS 0
+#endif
+
 /* Blocks live through alloc.h, the per-thread frame caches emptied first. */
 static long allocs_now(void)
 {
@@ -822,7 +830,63 @@ static void test_conn__peer_kept_compact(void **state)
     rc_live_shutdown();
     conn_release(live());
     iterate();
-    assert_int_equal(allocs_now(), live0 - 1); /* all but the fixture's connection */
+    assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS); /* the fixture's conn went */
+    fx_teardown();
+}
+
+static int list_len(const struct rc_list *head)
+{
+    int n = 0;
+    for (const struct rc_list *p = head->next; p != head; p = p->next)
+        n++;
+    return n;
+}
+
+/* Connections come from blocks of slots (conn.c's slab): more connections
+ * than one block holds, all released, leave one block with free slots (the
+ * others go back to the system); new connections reuse its slots. Under
+ * sanitizers each conn is its own allocation and no block exists. */
+static void test_conn__slab_blocks_come_and_go(void **state)
+{
+    enum { N = 400 }; /* over two blocks of 216-byte slots */
+    static struct conn *cs[N];
+    static int peers[N];
+    fx_setup();
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    ss.ss_family = AF_INET;
+    for (int i = 0; i < N; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        cs[i] = conn_new(&F.cs, sv[0], &ss);
+        peers[i] = sv[1];
+        for (int k = 0; k < i; k += 37)
+            assert_ptr_not_equal(cs[k], cs[i]);
+    }
+#ifndef RC_SANITIZED
+    assert_int_equal(list_len(&F.cs.conn_blocks), 1); /* the full ones are off the list */
+#endif
+    for (int i = 0; i < N; i += 2) /* every other one, then the rest */
+        conn_release(cs[i]);
+    iterate();
+    for (int i = 1; i < N; i += 2)
+        conn_release(cs[i]);
+    conn_release(live());
+    iterate();
+#ifndef RC_SANITIZED
+    assert_int_equal(list_len(&F.cs.conn_blocks), 1); /* one kept, the others freed */
+#else
+    assert_int_equal(list_len(&F.cs.conn_blocks), 0);
+#endif
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    struct conn *again = conn_new(&F.cs, sv[0], &ss);
+    assert_int_equal(again->state, CONN_HTTP);
+    assert_null(again->cold); /* a reused slot starts zeroed */
+    assert_int_equal(again->pin, 0);
+    for (int i = 0; i < N; i++)
+        close(peers[i]);
+    close(sv[1]);
     fx_teardown();
 }
 
@@ -869,7 +933,7 @@ static void test_conn__cold_part_follows_the_user(void **state)
     conn_release(live());
     iterate();
     assert_null(live());
-    assert_int_equal(allocs_now(), live0 - 1); /* all but the fixture's connection */
+    assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS); /* the fixture's conn went */
     fx_teardown();
 }
 
@@ -924,7 +988,7 @@ static void test_conn__cold_part_follows_the_rooms(void **state)
     script_free(&sc2);
     rooms_destroy(&R);
     mailbox_destroy(&mb);
-    assert_int_equal(allocs_now(), live0 - 1); /* all but the fixture's connection */
+    assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS); /* the fixture's conn went */
     fx_teardown();
 }
 
@@ -955,7 +1019,7 @@ static void test_conn__cold_part_holds_the_rate_bucket(void **state)
     iterate();
     guard_destroy();
     rc_live_shutdown();
-    assert_int_equal(allocs_now(), live0 - 1); /* all but the fixture's connection */
+    assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS); /* the fixture's conn went */
     fx_teardown();
 }
 
@@ -978,6 +1042,7 @@ int main(void)
         cmocka_unit_test(test_conn__hooks_run_in_order),
         cmocka_unit_test(test_conn__long_head_in_pieces),
         cmocka_unit_test(test_conn__peer_kept_compact),
+        cmocka_unit_test(test_conn__slab_blocks_come_and_go),
         cmocka_unit_test(test_conn__cold_part_follows_the_user),
         cmocka_unit_test(test_conn__cold_part_follows_the_rooms),
         cmocka_unit_test(test_conn__cold_part_holds_the_rate_bucket),

@@ -428,14 +428,24 @@ def test_bomb_1gib_leaves_rss_unmoved(srv):
     z = zero_bomb(1 << 30)[:-4]  # about 1 MiB on the wire, 1 GiB inflated
     check(len(z) < (2 << 20), "bomb is %d bytes on the wire" % len(z))
     pid = srv.proc.pid
-    # Warm up: one ordinary compressed message, so the pool's streams exist.
-    c = deflate_conn(srv)
-    try:
-        c.send_frame(OP_TEXT, compress(b"warm " * 1000), rsv=4)
-        recv_data(c)
-        c.finish()
-    finally:
-        c.close()
+    # Warm up EVERY worker (the kernel picks one per connection): the first
+    # large compressed message a worker reads touches its pool's streams,
+    # all of its read buffer and its thread's malloc arena once, and a bomb
+    # that was the first on a cold worker counted that (about 270 KiB per
+    # worker with RC_WORKERS=3: "RSS grows with each bomb"). 96 KiB that do
+    # not compress fill the read buffer and the inflate window.
+    warm = os.urandom(96 * 1024)
+    for _ in range(64):
+        c = deflate_conn(srv)
+        try:
+            c.send_frame(OP_BINARY, compress(warm), rsv=4)
+            recv_data(c)
+            c.finish()
+        finally:
+            c.close()
+        per_worker = metrics(srv).get("roomcast_deflate_in_wire_bytes_total", {})
+        if per_worker and all(v >= len(warm) for v in per_worker.values()):
+            break
     time.sleep(0.2)
     before = rss_kib(pid)
     after_each = []

@@ -247,7 +247,6 @@ struct conn *conn_new(struct connset *w, int fd, const struct sockaddr_storage *
     }
     set_peer(c, peer);
     rc_list_init(&c->link);
-    rc_list_init(&c->dirty_link);
     tnode_init(&c->tn);
     sendq_init(&c->q);
     c->state = CONN_HTTP;
@@ -315,10 +314,7 @@ void conn_release(struct conn *c)
     close(c->t.fd);
     c->t.fd = -1;
     tlist_remove(&c->tn);
-    if (c->dirty) {
-        rc_list_remove(&c->dirty_link);
-        c->dirty = 0;
-    }
+    /* A dirty c stays on cs->dirty: the walk takes it off, then the reaper frees it. */
     STAT_ADD(w->stats, queued_bytes, (uint_fast64_t)0 - c->q.bytes);
     sendq_clear(&c->q);
     if (!c->opened) {
@@ -354,7 +350,7 @@ void conn_reap(struct connset *cs)
     rc_list_foreach_safe(pos, tmp, &cs->reap)
     {
         struct conn *c = rc_list_entry(pos, struct conn, link);
-        if (c->pin == 0)
+        if (c->pin == 0 && !c->dirty) /* dirty: still on cs->dirty until the next walk */
             conn_free(c);
     }
 }
@@ -418,7 +414,9 @@ static void mark_dirty(struct connset *w, struct conn *c)
 {
     if (!c->dirty) {
         c->dirty = 1;
-        rc_list_push_back(&w->dirty, &c->dirty_link);
+        c->dirty_next = NULL;
+        *w->dirty_tail = c;
+        w->dirty_tail = &c->dirty_next;
     }
 }
 
@@ -644,10 +642,8 @@ void conn_flush(struct conn *c)
 {
     if (c->released)
         return;
-    if (c->dirty) {
-        rc_list_remove(&c->dirty_link);
-        c->dirty = 0;
-    }
+    /* A dirty c stays on cs->dirty (a singly linked queue): the walk finds
+     * its queue empty, or flushes what came since. */
     size_t budget = FLUSH_BUDGET;
     while (!sendq_empty(&c->q)) {
         struct iovec iov[SENDQ_MAX_IOV];
@@ -1294,9 +1290,13 @@ static void conn_on_close_timeout(struct tlist *tl, struct tnode *n)
 
 void conn_flush_dirty(struct connset *cs)
 {
-    while (!rc_list_empty(&cs->dirty)) {
-        struct conn *c = rc_list_first(&cs->dirty, struct conn, dirty_link);
-        conn_flush(c); /* unlinks c from dirty */
+    struct conn *c;
+    while ((c = cs->dirty) != NULL) {
+        cs->dirty = c->dirty_next;
+        if (cs->dirty == NULL)
+            cs->dirty_tail = &cs->dirty;
+        c->dirty = 0;
+        conn_flush(c); /* may queue more, and c or others again at the tail */
     }
 }
 
@@ -1343,7 +1343,8 @@ void connset_init(struct connset *cs, int id, struct ev_loop *loop, const struct
     ev_unref(loop); /* the trim timer alone does not keep a loop alive */
     rc_list_init(&cs->conn_blocks);
     rc_list_init(&cs->conns);
-    rc_list_init(&cs->dirty);
+    cs->dirty = NULL;
+    cs->dirty_tail = &cs->dirty;
     rc_list_init(&cs->reap);
     idmap_init(&cs->ids, (uint32_t)id);
     tlist_init(&cs->hs_list, loop, cfg->handshake_timeout, conn_on_handshake_timeout, cs);
@@ -1359,10 +1360,13 @@ void conn_release_all(struct connset *cs)
     {
         conn_release(rc_list_entry(pos, struct conn, link));
     }
+    cs->dirty = NULL; /* every conn on it is freed below */
+    cs->dirty_tail = &cs->dirty;
     rc_list_foreach_safe(pos, tmp, &cs->reap)
     {
         struct conn *c = rc_list_entry(pos, struct conn, link);
         c->pin = 0;
+        c->dirty = 0;
         conn_free(c);
     }
 }

@@ -121,14 +121,19 @@ struct connset {
      * no malloc header or rounding per connection. Owned; empty under
      * sanitizers, where each conn is its own allocation. */
     struct rc_list conn_blocks;
-    struct rc_list conns;    /* every live conn (for drain and stop) */
-    struct rc_list dirty;    /* conns with output to flush this iteration */
-    struct rc_list reap;     /* released conns, freed by conn_reap */
-    struct tlist hs_list;    /* HTTP state, by accept time: handshake timeout */
-    struct tlist idle_list;  /* OPEN, by last activity: ping after ping_interval */
-    struct tlist pong_list;  /* OPEN, pinged, by ping time: close after pong_timeout */
-    struct tlist close_list; /* CLOSING/LINGER, by close time: hard close after close_timeout */
-    struct idmap ids;        /* conn id -> conn */
+    struct rc_list conns; /* every live conn (for drain and stop) */
+    /* Conns with output to flush this iteration, in the order they became
+     * dirty (conn_flush_dirty): a singly linked queue through dirty_next.
+     * A conn stays on it until the walk takes it off, even when flushed
+     * or released meanwhile (conn_reap waits for it). */
+    struct conn *dirty;
+    struct conn **dirty_tail; /* &dirty when empty, else the last one's dirty_next */
+    struct rc_list reap;      /* released conns, freed by conn_reap */
+    struct tlist hs_list;     /* HTTP state, by accept time: handshake timeout */
+    struct tlist idle_list;   /* OPEN, by last activity: ping after ping_interval */
+    struct tlist pong_list;   /* OPEN, pinged, by ping time: close after pong_timeout */
+    struct tlist close_list;  /* CLOSING/LINGER, by close time: hard close after close_timeout */
+    struct idmap ids;         /* conn id -> conn */
     /* Hooks of the modules above (registered before the worker starts). */
     struct {
         conn_hook_fn fn;
@@ -224,8 +229,8 @@ struct conn {
     uint8_t notified;    /* on_close delivered (cold: out of the bitfield word, in padding) */
     uint32_t soft_since; /* ms clock (| 1) when the queue went over the soft limit, 0 if under */
     struct rc_list link; /* on cs->conns, then on cs->reap */
-    struct rc_list dirty_link; /* on cs->dirty */
-    struct tnode tn;           /* on one of the worker's timeout lists */
+    struct conn *dirty_next; /* the next on cs->dirty (while dirty) */
+    struct tnode tn;         /* on one of the worker's timeout lists */
     struct sendq q;
     union { /* one or the other: the head is done with before the receiver starts */
         /* Before the upgrade (!opened): owned, an incomplete request head

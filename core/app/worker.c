@@ -99,7 +99,7 @@ static void invoke_then_flush(struct ev_loop *loop)
     ev_invoke_pending(loop);
     struct worker *w = ev_userdata(loop);
     mailbox_drain_local(&w->mbox);
-    if (!rc_list_empty(&w->cs.dirty))
+    if (w->cs.dirty != NULL)
         conn_flush_dirty(&w->cs);
     if (!rc_list_empty(&w->cs.reap))
         conn_reap(&w->cs);

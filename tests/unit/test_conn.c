@@ -1023,6 +1023,45 @@ static void test_conn__cold_part_holds_the_rate_bucket(void **state)
     fx_teardown();
 }
 
+/* The dirty queue is singly linked: a conn stays on it until the walk
+ * (conn_flush_dirty) takes it off, in the order they became dirty, even when
+ * it was released (the reaper waits for it) or flushed by EV_WRITE meanwhile. */
+static void test_conn__dirty_queue(void **state)
+{
+    fx_setup();
+    upgrade();
+    struct script sc2;
+    int fd2;
+    struct conn *c2 = second_conn(&sc2, &fd2);
+    struct conn *c = live();
+    assert_null(F.cs.dirty); /* the 101s went out in the upgrades' walks */
+    assert_int_equal(conn_send(c, WS_OP_TEXT, "a", 1), 0);
+    assert_int_equal(conn_send(c2, WS_OP_TEXT, "b", 1), 0);
+    assert_int_equal(conn_send(c, WS_OP_TEXT, "c", 1), 0); /* already queued: once */
+    assert_ptr_equal(F.cs.dirty, c);
+    assert_ptr_equal(c->dirty_next, c2);
+    assert_ptr_equal(F.cs.dirty_tail, &c2->dirty_next);
+    /* c2 released while on the queue: not freed before the walk took it off */
+    conn_release(c2);
+    conn_reap(&F.cs);
+    assert_true(c2->dirty && c2->released);
+    assert_ptr_equal(c->dirty_next, c2);
+    size_t out0 = F.sc.out_len;
+    iterate(); /* the walk: c flushed, c2 taken off; then c2 is freed */
+    assert_null(F.cs.dirty);
+    assert_ptr_equal(F.cs.dirty_tail, &F.cs.dirty);
+    assert_int_equal(F.sc.out_len - out0, 6); /* "a" and "c": two 3-byte frames */
+    assert_int_equal(sc2.out_len > 0, 1);     /* its 101 only, from the upgrade */
+    /* flushed by EV_WRITE while dirty: the walk finds nothing left to write */
+    assert_int_equal(conn_send(c, WS_OP_TEXT, "d", 1), 0);
+    writable();
+    assert_int_equal(F.sc.out_len - out0, 9);
+    assert_null(F.cs.dirty);
+    close(fd2);
+    script_free(&sc2);
+    fx_teardown();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1043,6 +1082,7 @@ int main(void)
         cmocka_unit_test(test_conn__long_head_in_pieces),
         cmocka_unit_test(test_conn__peer_kept_compact),
         cmocka_unit_test(test_conn__slab_blocks_come_and_go),
+        cmocka_unit_test(test_conn__dirty_queue),
         cmocka_unit_test(test_conn__cold_part_follows_the_user),
         cmocka_unit_test(test_conn__cold_part_follows_the_rooms),
         cmocka_unit_test(test_conn__cold_part_holds_the_rate_bucket),

@@ -138,6 +138,13 @@ static void set_peer(struct conn *c, const struct sockaddr_storage *peer)
 
 #define CONN_BLOCK_SIZE (64 * 1024)
 
+#if UINTPTR_MAX == UINT64_MAX
+/* Issue 14: each byte here is paid by every idle connection (tests/bench/
+ * RESULTS.md, "Cold state out of struct conn"). Move what an idle
+ * connection does not use into struct conn_cold rather than grow this. */
+_Static_assert(sizeof(struct conn) <= 208, "struct conn grew");
+#endif
+
 struct conn_block {
     struct rc_list link; /* on cs->conn_blocks while a slot is free */
     struct conn *free;   /* freed slots */

@@ -12,9 +12,9 @@
  * Ownership: created by the worker's accept callback, owned by the worker's
  * connection set (struct connset: its list and id map), freed only by
  * conn_reap() (the worker's before-sleep hook) after conn_release() put it on
- * cs->reap. conn_close() and conn_release() may be called any number of
- * times and never free. Every function here runs on the owning worker's
- * thread only.
+ * cs->reap; its memory is a slot of the worker's slab (conn.c).
+ * conn_close() and conn_release() may be called any number of times and
+ * never free. Every function here runs on the owning worker's thread only.
  *
  * conn knows no module above it. Those that keep per-connection state
  * (rooms, the user index, the accept guard) register hooks with the
@@ -208,7 +208,7 @@ struct conn {
     ev_io io;
     uint8_t state;
     uint8_t events;     /* events the io watcher is started with (0 = stopped) */
-    unsigned dirty : 1; /* on cs->dirty */
+    unsigned dirty : 1; /* on cs->dirty (until conn_flush_dirty takes it off) */
     unsigned close_sent : 1;
     unsigned close_recv : 1;
     unsigned failing : 1; /* we failed the connection: don't wait for the peer's close */
@@ -326,7 +326,8 @@ void conn_release(struct conn *c);
 void conn_flush(struct conn *c);
 
 /* The worker's before-sleep hook: flushes every dirty connection (one writev
- * each), then frees the released ones nobody pins. */
+ * each), then frees the released ones nobody pins and no longer on the
+ * dirty queue. */
 void conn_flush_dirty(struct connset *cs);
 void conn_reap(struct connset *cs);
 

@@ -19,7 +19,7 @@
  * conn knows no module above it. Those that keep per-connection state
  * (rooms, the user index, the accept guard) register hooks with the
  * connection set: release hooks run in conn_release, user hooks when
- * conn_set_user changes c->user, refusal hooks when an upgrade is refused,
+ * conn_set_user changes the user (conn_user), refusal hooks when an upgrade is refused,
  * and the two gates (upgrade, message) let the guard refuse.
  */
 #ifndef RC_APP_CONN_H
@@ -91,7 +91,7 @@ struct conn_handler {
 };
 
 typedef void (*conn_hook_fn)(void *ctx, struct conn *c);
-/* old: the user before the change (NULL: none); c->user is the new one. */
+/* old: the user before the change (NULL: none); conn_user(c) is the new one. */
 typedef void (*conn_user_hook_fn)(void *ctx, struct conn *c, const char *old);
 
 /* One worker's connections and what they share: the loop, the read buffer,
@@ -169,7 +169,7 @@ void conn_hook_release(struct connset *cs, conn_hook_fn fn, void *ctx);
 void conn_hook_refused(struct connset *cs, conn_hook_fn fn, void *ctx);
 void conn_hook_user(struct connset *cs, conn_user_hook_fn fn, void *ctx);
 
-/* One room this connection is in (c->rooms[i]). */
+/* One room this connection is in (c->cold->rooms[i]). */
 struct conn_room {
     struct local_room *room; /* borrowed: the worker's local room */
     uint32_t index;          /* position of c in room->members */
@@ -277,9 +277,9 @@ void conn_hold_reads(struct conn *c, int hold);
 /* Creates a connection for an accepted socket (takes fd) and starts reading. */
 struct conn *conn_new(struct connset *cs, int fd, const struct sockaddr_storage *peer);
 
-/* Sets (or clears, user NULL) c->user and runs the user hooks (the user
- * index, room presence). Returns 0 or RC_E_INVAL (empty, longer than
- * CONN_USER_MAX bytes, or holding a NUL). */
+/* Sets (or clears, user NULL) c's user (conn_user, in its cold part) and runs the user hooks (the
+ * user index, room presence). Returns 0 or RC_E_INVAL (empty, longer than CONN_USER_MAX bytes, or
+ * holding a NUL). */
 #define CONN_USER_MAX 256
 int conn_set_user(struct conn *c, const char *user, size_t len);
 

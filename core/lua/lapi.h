@@ -62,7 +62,7 @@ int rc_ffi_in_room(uint64_t id, const char *room, size_t len);
 int rc_ffi_conn_rooms(uint64_t id, char *buf, size_t cap, size_t *used);
 /* user NULL clears. 0, RC_E_INVAL, RC_E_CLOSED. */
 int rc_ffi_set_user(uint64_t id, const char *user, size_t len);
-/* *user = borrowed c->user or NULL. 0 or RC_E_CLOSED. */
+/* *user = borrowed conn_user(c) or NULL. 0 or RC_E_CLOSED. */
 int rc_ffi_get_user(uint64_t id, const char **user, size_t *len);
 /* "ip:port" into buf (NUL-terminated). Returns its length or RC_E_CLOSED. */
 int rc_ffi_peer(uint64_t id, char *buf, size_t cap);

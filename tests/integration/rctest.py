@@ -549,11 +549,14 @@ class Conn:
         eq(ev.payload, bytes(payload), "pong payload")
         return ev
 
-    def expect_close(self, codes=None, timeout=5.0):
-        """The next event must be a close frame; codes: int, collection, or
-        None (any). Returns (code or None, reason bytes)."""
+    def expect_close(self, codes=None, timeout=5.0, ignore_pings=False):
+        """The next event must be a close frame (after pings, when
+        ignore_pings); codes: int, collection, or None (any). Returns
+        (code or None, reason bytes)."""
         try:
             ev = self.recv(timeout)
+            while ignore_pings and isinstance(ev, Frame) and ev.opcode == OP_PING:
+                ev = self.recv(timeout)
         except Closed:
             raise Failure("expected close frame %s, TCP closed without one" % (codes,))
         except Timeout:
@@ -610,11 +613,12 @@ class Conn:
             raise Failure("connection closed while expecting nothing")
         raise Failure("expected nothing, got %r" % ev)
 
-    def finish(self, code=1000, reason=b"", close_wait=3.0):
+    def finish(self, code=1000, reason=b"", close_wait=3.0, ignore_pings=False):
         """Clean client-initiated close (§5.5.1): the server echoes the code
-        and then closes TCP first (§7.1.1)."""
+        and then closes TCP first (§7.1.1). ignore_pings: a heartbeat ping
+        may still come before the close (the server sent it first)."""
         self.send_close(code, reason)
-        got = self.expect_close(code)
+        got = self.expect_close(code, ignore_pings=ignore_pings)
         self.wait_closed(close_wait)
         return got
 

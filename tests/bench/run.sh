@@ -355,6 +355,31 @@ if [ "$mode" = full ] && [[ " $servers " == *" roomcast "* ]]; then
     fi
 fi
 
+# ---- history stall -----------------------------------------------------------------
+# full: a large history read (1000 messages of 2 KB, SQLite) against another
+# client's round trips (history_stall.py, one run per size, about 15 s each);
+# issue 10's figure: the p99 while reading within 2x of the quiet p99.
+rm -f "$out/history_stall.md"
+if [ "$mode" = full ] && [[ " $servers " == *" roomcast "* ]]; then
+    if [ $((SECONDS - t_start + 40)) -ge "$budget" ]; then
+        log "time budget (${budget}s) spent: history stall rows skipped"
+    else
+        log "roomcast: history stall (200 B and 2 KB messages)"
+        {
+            echo "| message size | quiet p99 (before, after) ms | p99 while reading ms | ratio | reads | worker ms per read |"
+            echo "|---|---|---|---|---|---|"
+            for size in 200 2000; do
+                /usr/bin/python3 "$here/history_stall.py" --build "$build" --size "$size" 2>>"$out/logs/history_stall.log" |
+                    tail -1 | /usr/bin/python3 -c 'import json, sys
+r = json.loads(sys.stdin.read())
+print("| %d B | %s, %s | %s | %s | %d | %s |" % (r["size"], r["p99_ms_alone"], r["p99_ms_alone_after"],
+      r["p99_ms_reading"], r["p99_ratio"], r["reads_during"], r.get("cpu_ms_per_read_rc_worker0", "-")))' ||
+                    echo "| $size B | failed (see logs/history_stall.log) | | | | |"
+            done
+        } >"$out/history_stall.md"
+    fi
+fi
+
 {
     echo "mode: $mode"
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -366,6 +391,10 @@ fi
 if [ -s "$out/cluster.md" ] && [ -f "$out/results.md" ]; then
     printf '\n## Cluster (tests/bench/cluster.sh)\n' >>"$out/results.md"
     cat "$out/cluster.md" >>"$out/results.md"
+fi
+if [ -s "$out/history_stall.md" ] && [ -f "$out/results.md" ]; then
+    printf '\n## Large history read against other clients (tests/bench/history_stall.py)\n' >>"$out/results.md"
+    cat "$out/history_stall.md" >>"$out/results.md"
 fi
 # available() runs twice per server (echo, fanout): name each missing peer once.
 mapfile -t missing_peers < <(printf '%s\n' "${missing_peers[@]}" | awk 'NF && !seen[$0]++')

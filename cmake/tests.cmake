@@ -37,10 +37,11 @@ foreach(src ${RC_UNIT_TESTS})
   # Tests that start threads also run in the TSan build (make test-tsan runs
   # -L tsan): test_mailbox (producer threads and a consumer loop) and
   # test_store_sqlite (appenders, the writer and reader threads) and
-  # test_bus_redis (bus threads posting to the test's thread). The other
+  # test_bus_redis (bus threads posting to the test's thread) and test_wloop
+  # (a thread waking the loop). The other
   # unit tests run on one thread and have nothing for TSan to find.
   set(labels "unit")
-  if(name MATCHES "^test_(mailbox|store_sqlite|bus_redis)$")
+  if(name MATCHES "^test_(mailbox|store_sqlite|bus_redis|wloop)$")
     set(labels "unit;tsan")
   endif()
   set_tests_properties(unit/${name} PROPERTIES LABELS "${labels}" TIMEOUT 300

@@ -831,7 +831,7 @@ int admin_start(struct ev_loop *loop, struct server *srv, const struct rc_config
     adm.max_body = cfg->api_max_body;
     adm.nclients = cfg->admin_max_clients > 0 ? cfg->admin_max_clients : 256;
     adm.clients = rc_xcalloc((size_t)adm.nclients, sizeof(*adm.clients));
-    listener_start(&adm.lst, loop, fd, on_admin_accept, NULL);
+    listener_start_ev(&adm.lst, loop, fd, on_admin_accept, NULL);
     api_init(loop, srv, cfg, api_reply);
     ev_timer_init(&adm.sampler, on_sample, 0., 1.);
     ev_timer_start(loop, &adm.sampler);

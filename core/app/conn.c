@@ -33,32 +33,25 @@ struct conn_head {
     char buf[];
 };
 
-static void on_io(struct ev_loop *loop, ev_io *w, int revents);
+static void on_io(struct wio *io, unsigned revents);
 
 /* ------------------------------------------------------------------------
  * watcher management: the io watcher is restarted only when the wanted
  * events change (read paused, write blocked), never per message.
  * ------------------------------------------------------------------------ */
 
-static void restart_io(struct conn *c, int want)
+static void restart_io(struct conn *c, unsigned want)
 {
-    struct ev_loop *loop = c->cs->loop;
-    if (c->events)
-        ev_io_stop(loop, &c->io);
-    if (want) {
-        ev_io_set(&c->io, c->t.fd, want);
-        ev_io_start(loop, &c->io);
-    }
-    c->events = (uint8_t)want;
+    wio_set_slow(c->cs->loop, &c->io, want);
 }
 
 /* Inline: it runs after every flush and every readable event, and almost
  * always finds nothing to change. */
 static inline void update_events(struct conn *c)
 {
-    int want = (c->read_paused || c->reads_held ? 0 : EV_READ) | (c->write_blocked ? EV_WRITE : 0) |
-               transport_want_events(&c->t);
-    if (want != c->events)
+    unsigned want = (c->read_paused || c->reads_held ? 0 : WL_READ) |
+                    (c->write_blocked ? WL_WRITE : 0) | (unsigned)transport_want_events(&c->t);
+    if (want != c->io.events)
         restart_io(c, want);
 }
 
@@ -258,8 +251,7 @@ struct conn *conn_new(struct connset *w, int fd, const struct sockaddr_storage *
     sendq_init(&c->q);
     c->state = CONN_HTTP;
     rc_list_push_back(&w->conns, &c->link);
-    ev_init(&c->io, on_io);
-    c->io.data = c;
+    wio_init(&c->io, fd, on_io);
     update_events(c);
     tlist_add(&w->hs_list, &c->tn);
     STAT_INC(w->stats, conns_total);
@@ -312,11 +304,10 @@ void conn_release(struct conn *c)
     }
     idmap_del(&w->ids, c->id);
     c->state = CONN_DEAD;
-    /* Stop the watcher BEFORE close(fd): libev must not keep state for an fd
-     * number the kernel may hand out again (libev manual). */
-    if (c->events)
-        ev_io_stop(w->loop, &c->io);
-    c->events = 0;
+    /* Out of the epoll set BEFORE close(fd) (the set is keyed by the open
+     * file; an event of this poll still in the loop's array is skipped, since
+     * the mask is 0 now, and c lives until the reaper). */
+    wio_stop(w->loop, &c->io);
     c->t.ops->destroy(&c->t);
     close(c->t.fd);
     c->t.fd = -1;
@@ -430,7 +421,7 @@ static void mark_dirty(struct connset *w, struct conn *c)
 static void queued(struct conn *c, size_t before)
 {
     STAT_ADD(c->cs->stats, queued_bytes, c->q.bytes - before);
-    /* A blocked socket has EV_WRITE armed, which flushes when it drains:
+    /* A blocked socket has WL_WRITE armed, which flushes when it drains:
      * trying again now would only cost a writev that returns EAGAIN for
      * every frame a slow member is sent. */
     if (!c->write_blocked)
@@ -594,7 +585,7 @@ static int slow(struct conn *c, size_t add)
     }
     /* A 32-bit millisecond clock (wraps after 49 days; the difference is
      * right for any shorter stay), never 0 while set. */
-    uint32_t now = (uint32_t)(uint64_t)(ev_now(c->cs->loop) * 1000.0) | 1;
+    uint32_t now = (uint32_t)(uint64_t)(wloop_now(c->cs->loop) * 1000.0) | 1;
     if (c->soft_since == 0) {
         c->soft_since = now;
         return 0;
@@ -679,7 +670,7 @@ void conn_flush(struct conn *c)
         STAT_ADD(c->cs->stats, bytes_out_total, (uint_fast64_t)wr);
         STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
         if ((size_t)wr >= budget) {
-            /* Yield: the socket may take more, EV_WRITE brings us back. */
+            /* Yield: the socket may take more, WL_WRITE brings us back. */
             c->write_blocked = 1;
             break;
         }
@@ -943,7 +934,7 @@ static void touch(struct conn *c)
      * second (its ping may come up to a second early); a pinged one moves
      * back at once so its pong deadline is cancelled. */
     if (c->state == CONN_OPEN &&
-        (c->tn.on != &c->cs->idle_list || ev_now(c->cs->loop) - c->tn.stamp >= 1.0))
+        (c->tn.on != &c->cs->idle_list || wloop_now(c->cs->loop) - c->tn.stamp >= 1.0))
         tlist_add(&c->cs->idle_list, &c->tn);
 }
 
@@ -1230,17 +1221,16 @@ static void read_head(struct conn *c)
  * the io watcher
  * ------------------------------------------------------------------------ */
 
-static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+static void on_io(struct wio *io, unsigned revents)
 {
-    struct conn *c = w->data;
-    (void)loop;
+    struct conn *c = rc_container_of(io, struct conn, io);
     c->pin++;
-    if (revents & EV_WRITE) {
+    if (revents & WL_WRITE) {
         c->write_blocked = 0;
         conn_flush(c);
     }
-    /* A TLS read (or handshake) that waits for writability resumes on EV_WRITE. */
-    int read_ready = (revents & EV_READ) || (transport_want_events(&c->t) & EV_WRITE);
+    /* A TLS read (or handshake) that waits for writability resumes on WL_WRITE. */
+    int read_ready = (revents & WL_READ) || (transport_want_events(&c->t) & WL_WRITE);
     if (read_ready && !c->released) {
         if (c->state == CONN_HTTP)
             read_head(c);
@@ -1311,15 +1301,14 @@ void conn_flush_dirty(struct connset *cs)
  * once nobody has compressed or inflated for a whole period they are freed. */
 #define PMD_IDLE_SECONDS 30.0
 
-static void on_pmd_trim(struct ev_loop *loop, ev_timer *t, int revents)
+static void on_pmd_trim(struct wloop *loop, struct wtimer *t)
 {
     struct connset *cs = t->data;
     (void)loop;
-    (void)revents;
     pmd_pool_trim_idle(&cs->pmd);
 }
 
-void connset_init(struct connset *cs, int id, struct ev_loop *loop, const struct rc_config *cfg,
+void connset_init(struct connset *cs, int id, struct wloop *loop, const struct rc_config *cfg,
                   struct worker_stats *stats, const struct conn_handler *handler,
                   struct worker *owner)
 {
@@ -1344,10 +1333,8 @@ void connset_init(struct connset *cs, int id, struct ev_loop *loop, const struct
     cs->rx_scratch_busy = 0;
 #endif
     pmd_pool_init(&cs->pmd, cfg->compression_level, cfg->compression_mem_level);
-    ev_timer_init(&cs->pmd_trim, on_pmd_trim, PMD_IDLE_SECONDS, PMD_IDLE_SECONDS);
-    cs->pmd_trim.data = cs;
-    ev_timer_start(loop, &cs->pmd_trim);
-    ev_unref(loop); /* the trim timer alone does not keep a loop alive */
+    wtimer_init(&cs->pmd_trim, on_pmd_trim, cs);
+    wtimer_start(loop, &cs->pmd_trim, PMD_IDLE_SECONDS, PMD_IDLE_SECONDS);
     rc_list_init(&cs->conn_blocks);
     rc_list_init(&cs->conns);
     cs->dirty = NULL;
@@ -1388,8 +1375,7 @@ void connset_destroy(struct connset *cs)
     conn_slots_destroy(cs);
     rc_free(cs->rbuf);
     cs->rbuf = NULL;
-    ev_ref(cs->loop);
-    ev_timer_stop(cs->loop, &cs->pmd_trim);
+    wtimer_stop(cs->loop, &cs->pmd_trim);
     pmd_pool_destroy(&cs->pmd);
 }
 

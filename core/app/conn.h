@@ -25,7 +25,6 @@
 #ifndef RC_APP_CONN_H
 #define RC_APP_CONN_H
 
-#include <ev.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -99,7 +98,7 @@ typedef void (*conn_user_hook_fn)(void *ctx, struct conn *c, const char *old);
  * Embedded in struct worker; set up by connset_init before the worker runs. */
 struct connset {
     int id;                             /* the worker's index: the tag of every conn id */
-    struct ev_loop *loop;               /* borrowed */
+    struct wloop *loop;                 /* borrowed: the worker loop */
     const struct rc_config *cfg;        /* borrowed, read-only */
     struct worker_stats *stats;         /* borrowed: the worker's counters */
     const struct conn_handler *handler; /* borrowed (static) */
@@ -115,8 +114,8 @@ struct connset {
 #ifndef NDEBUG
     int rx_scratch_busy; /* in use by a feed_ws further up the stack (a bug) */
 #endif
-    struct pmd_pool pmd; /* owned: zlib streams for every deflate connection (pmd.h) */
-    ev_timer pmd_trim;   /* frees the pool after a period without use */
+    struct pmd_pool pmd;    /* owned: zlib streams for every deflate connection (pmd.h) */
+    struct wtimer pmd_trim; /* frees the pool after a period without use */
     /* Blocks of struct conn slots with a free one (conn.c conn_slot_alloc):
      * no malloc header or rounding per connection. Owned; empty under
      * sanitizers, where each conn is its own allocation. */
@@ -153,7 +152,7 @@ struct connset {
 };
 
 /* Sets up cs (main thread). owner is stored, never dereferenced here. */
-void connset_init(struct connset *cs, int id, struct ev_loop *loop, const struct rc_config *cfg,
+void connset_init(struct connset *cs, int id, struct wloop *loop, const struct rc_config *cfg,
                   struct worker_stats *stats, const struct conn_handler *handler,
                   struct worker *owner);
 /* Releases every connection and frees them, pinned or not (main thread,
@@ -187,7 +186,7 @@ struct conn_cold {
     struct conn_room *rooms; /* owned array */
     uint16_t nrooms, rooms_cap;
     float rl_tokens;   /* inbound message rate bucket (guard.c) */
-    ev_tstamp rl_last; /* its last refill, 0 before the first message */
+    double rl_last;    /* its last refill, 0 before the first message */
     uint8_t peer6[16]; /* an IPv6 peer's address (PEER_V6: allocated with the conn) */
 };
 
@@ -205,9 +204,8 @@ struct conn {
     uint64_t id;        /* seq (21 bits) | slot (24) | worker (8): idmap.h */
     struct connset *cs; /* borrowed: the owner's connection set */
     struct transport t;
-    ev_io io;
+    struct wio io; /* the socket on the worker loop; io.events: the mask (0 = stopped) */
     uint8_t state;
-    uint8_t events;     /* events the io watcher is started with (0 = stopped) */
     unsigned dirty : 1; /* on cs->dirty (until conn_flush_dirty takes it off) */
     unsigned close_sent : 1;
     unsigned close_recv : 1;
@@ -321,7 +319,7 @@ void conn_fail(struct conn *c, unsigned code, const char *reason);
 /* Tears down now: stops watchers, closes the fd, unlinks, queues for reaping. */
 void conn_release(struct conn *c);
 
-/* Writes as much of the send queue as the socket takes (on EV_WRITE, and
+/* Writes as much of the send queue as the socket takes (on WL_WRITE, and
  * conn_flush_dirty for the dirty ones). */
 void conn_flush(struct conn *c);
 

@@ -24,11 +24,11 @@ static size_t close_batch(struct drain *d)
     return left;
 }
 
-static void on_pace(struct ev_loop *loop, ev_timer *t, int revents)
+static void on_pace(struct wloop *loop, struct wtimer *t)
 {
     struct drain *d = t->data;
     if (close_batch(d) == 0)
-        ev_timer_stop(loop, t);
+        wtimer_stop(loop, t);
 }
 
 void drain_begin(struct drain *d, struct connset *cs, double drain_time)
@@ -51,14 +51,13 @@ void drain_begin(struct drain *d, struct connset *cs, double drain_time)
     if (d->batch == 0)
         d->batch = 1;
     if (close_batch(d) > 0) {
-        ev_timer_init(&d->pace, on_pace, DRAIN_TICK, DRAIN_TICK);
-        d->pace.data = d;
-        ev_timer_start(cs->loop, &d->pace);
+        wtimer_init(&d->pace, on_pace, d);
+        wtimer_start(cs->loop, &d->pace, DRAIN_TICK, DRAIN_TICK);
     }
 }
 
 void drain_stop(struct drain *d)
 {
-    if (d->cs && ev_is_active(&d->pace))
-        ev_timer_stop(d->cs->loop, &d->pace);
+    if (d->cs && wtimer_active(&d->pace))
+        wtimer_stop(d->cs->loop, &d->pace);
 }

@@ -19,7 +19,6 @@
 #ifndef RC_APP_DRAIN_H
 #define RC_APP_DRAIN_H
 
-#include <ev.h>
 #include <stddef.h>
 
 #include "conn.h"
@@ -29,7 +28,7 @@
 /* One worker's drain; embedded in struct worker (zeroed until drain_begin). */
 struct drain {
     struct connset *cs; /* borrowed */
-    ev_timer pace;      /* closes 1001 in batches over drain_time */
+    struct wtimer pace; /* closes 1001 in batches over drain_time */
     size_t batch;       /* connections closed per pace tick */
 };
 

@@ -12,6 +12,7 @@
 #include "err.h"
 #include "log.h"
 #include "strmap.h"
+#include "wloop.h"
 
 /* The numbers (max_connections, rates, bursts, policy) are read from the
  * current rc_live snapshot (config.h) at each use, so one check sees one
@@ -42,7 +43,7 @@ void guard_init(const struct rc_config *cfg)
     lim.norigins = cfg->norigins;
     strmap_init(&lim.ip_counts);
     lim.tokens = burst_of(cfg->accept_burst, cfg->accept_rate);
-    lim.last = ev_time();
+    lim.last = wloop_time(); /* the workers' clock: wloop_now */
 }
 
 void guard_destroy(void)
@@ -76,7 +77,7 @@ static int take_accept_token(const struct rc_live *l, double now)
     return 1;
 }
 
-int guard_accept(struct worker_stats *st, ev_tstamp now, const struct sockaddr_storage *peer)
+int guard_accept(struct worker_stats *st, double now, const struct sockaddr_storage *peer)
 {
     const struct rc_live *l = rc_live_get();
     int cap = l->max_conns_per_ip;
@@ -170,7 +171,7 @@ static int gate_message(void *ctx, struct conn *c)
     if (rate <= 0)
         return 0;
     double burst = burst_of(l->msg_burst, rate);
-    double now = ev_now(c->cs->loop);
+    double now = wloop_now(c->cs->loop);
     struct conn_cold *k = conn_cold(c); /* the bucket lives there from the first message */
     double tokens = burst;
     if (k->rl_last != 0) {

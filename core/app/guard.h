@@ -16,7 +16,6 @@
 #ifndef RC_APP_GUARD_H
 #define RC_APP_GUARD_H
 
-#include <ev.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -26,7 +25,8 @@
 
 /* Reads the fixed settings from cfg (borrowed: the Origin list is used until
  * guard_destroy). Main thread, after the first rc_live_publish and before the
- * workers start. */
+ * workers start. The accept rate uses the worker loops' clock (wloop_now,
+ * monotonic). */
 void guard_init(const struct rc_config *cfg);
 
 /* Frees the per-IP table. Main thread, after the workers stopped. */
@@ -36,7 +36,7 @@ void guard_destroy(void);
  * counted in st): returns 0 to accept it (its address is then counted until
  * the connection is released), or RC_E_LIMIT (the caller closes the
  * socket). Worker thread. */
-int guard_accept(struct worker_stats *st, ev_tstamp now, const struct sockaddr_storage *peer);
+int guard_accept(struct worker_stats *st, double now, const struct sockaddr_storage *peer);
 
 /* Puts the guard in front of one worker's connections (main thread, before
  * the worker starts): the upgrade gate (503 over max_connections, counted

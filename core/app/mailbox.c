@@ -117,7 +117,7 @@ void mailbox_drain_local(struct mailbox *mb)
     }
 }
 
-static void on_async(struct ev_loop *loop, ev_async *a, int revents)
+static void on_async(struct wloop *loop, struct wasync *a)
 {
     struct mailbox *mb = a->data;
     pthread_mutex_lock(&mb->lock);
@@ -146,10 +146,10 @@ void mail_post(struct mailbox *from, struct mailbox *to, struct mail *m)
         to->head = m;
     to->tail = m;
     pthread_mutex_unlock(&to->lock);
-    /* ev_async coalesces; one wakeup per empty->non-empty transition is enough
+    /* wasync coalesces; one wakeup per empty->non-empty transition is enough
      * because the receiver drains everything it finds. */
     if (was_empty)
-        ev_async_send(to->loop, &to->async);
+        wasync_send(to->loop, &to->async);
 }
 
 void mail_call(struct mailbox *from, struct mailbox *to, void (*fn)(void *arg), void *arg)
@@ -172,14 +172,12 @@ struct mailbox *mailbox_current(void)
     return thread_mailbox;
 }
 
-void mailbox_init(struct mailbox *mb, struct ev_loop *loop)
+void mailbox_init(struct mailbox *mb, struct wloop *loop)
 {
     memset(mb, 0, sizeof(*mb));
     pthread_mutex_init(&mb->lock, NULL);
     mb->loop = loop;
-    ev_async_init(&mb->async, on_async);
-    mb->async.data = mb;
-    ev_async_start(loop, &mb->async);
+    wasync_start(loop, &mb->async, on_async, mb);
 }
 
 void mailbox_register(struct mailbox *mb, uint32_t type, mail_receiver fn, mail_discard discard,
@@ -227,6 +225,6 @@ void mailbox_destroy(struct mailbox *mb)
 {
     mailbox_quiesce(mb);
     if (mb->loop)
-        ev_async_stop(mb->loop, &mb->async);
+        wasync_stop(mb->loop, &mb->async);
     pthread_mutex_destroy(&mb->lock);
 }

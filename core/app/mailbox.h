@@ -1,10 +1,10 @@
 /* mailbox.h - messages between workers: an MPSC queue per worker (a short
  * mutex around an intrusive list; producers only append) drained on an
- * ev_async by the owning worker. A worker posting to itself skips the lock
+ * wakeup (wasync, wloop.h) by the owning worker. A worker posting to itself skips the lock
  * and the wakeup: the mail goes on a local list drained before the loop sleeps, so
  * nothing a handler posts runs inside the handler (no re-entrancy).
  *
- *   worker A --mail_post--> [lock| m1 -> m2 -> m3 |unlock] --ev_async--> worker B drains all
+ *   worker A --mail_post--> [lock| m1 -> m2 -> m3 |unlock] --wasync---> worker B drains all
  *                                                                          |
  *                                      B's receiver for m->type (ctx, m) <-'
  *
@@ -27,12 +27,12 @@
 #ifndef RC_APP_MAILBOX_H
 #define RC_APP_MAILBOX_H
 
-#include <ev.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "frame_ref.h"
+#include "wloop.h"
 
 enum mail_type {
     MAIL_CALL = 0,   /* run fn(arg) on the receiving worker */
@@ -77,8 +77,8 @@ struct mailbox {
     pthread_mutex_t lock;
     struct mail *head, *tail;             /* under lock */
     struct mail *local_head, *local_tail; /* self-posted, no lock */
-    struct ev_loop *loop;                 /* borrowed */
-    ev_async async;
+    struct wloop *loop;                   /* borrowed */
+    struct wasync async;
     struct {
         mail_receiver fn;
         mail_discard discard;
@@ -105,7 +105,7 @@ void mail_post(struct mailbox *from, struct mailbox *to, struct mail *m);
 void mail_call(struct mailbox *from, struct mailbox *to, void (*fn)(void *arg), void *arg);
 
 /* Sets up mb on loop (main thread, before the worker starts). */
-void mailbox_init(struct mailbox *mb, struct ev_loop *loop);
+void mailbox_init(struct mailbox *mb, struct wloop *loop);
 /* Registers the receiver of one mail type (main thread, before the worker
  * starts). A mail without a receiver is a bug: rc_panic. */
 void mailbox_register(struct mailbox *mb, uint32_t type, mail_receiver fn, mail_discard discard,

@@ -102,7 +102,7 @@ static struct room *lock_room_create(struct rooms *R, const char *name, size_t l
 /* The owner forgets rooms that have had no members for ROOM_IDLE_TTL, and
  * tells the store and the bus (a memory store drops the history with it,
  * so the room starts again at seq 1, as it always did). */
-static void on_gc(struct ev_loop *loop, ev_timer *t, int revents)
+static void on_gc(struct wloop *loop, struct wtimer *t)
 {
     struct room_part *p = t->data;
     struct rooms *R = p->all;
@@ -172,7 +172,7 @@ void rooms_init(struct rooms *R, int nworkers, const struct rc_config *cfg, stru
     }
 }
 
-void rooms_attach(struct rooms *R, int worker, struct ev_loop *loop, struct mailbox *mb,
+void rooms_attach(struct rooms *R, int worker, struct wloop *loop, struct mailbox *mb,
                   struct worker_stats *stats, struct connset *cs)
 {
     struct room_part *p = &R->part[worker];
@@ -184,10 +184,8 @@ void rooms_attach(struct rooms *R, int worker, struct ev_loop *loop, struct mail
     conn_hook_release(cs, on_conn_release, R);
     conn_hook_refused(cs, on_conn_release, R); /* rooms a refusing connect hook joined */
     conn_hook_user(cs, on_conn_user, R);
-    ev_timer_init(&p->gc, on_gc, ROOM_GC_INTERVAL, ROOM_GC_INTERVAL);
-    p->gc.data = p;
-    ev_timer_start(loop, &p->gc);
-    ev_unref(loop); /* the GC timer alone does not keep a loop alive */
+    wtimer_init(&p->gc, on_gc, p);
+    wtimer_start(loop, &p->gc, ROOM_GC_INTERVAL, ROOM_GC_INTERVAL);
 }
 
 void rooms_destroy(struct rooms *R)

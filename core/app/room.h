@@ -69,7 +69,6 @@
 #ifndef RC_APP_ROOM_H
 #define RC_APP_ROOM_H
 
-#include <ev.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,7 +87,7 @@
 struct room_part {
     int id;
     struct rooms *all;          /* back pointer */
-    struct ev_loop *loop;       /* borrowed */
+    struct wloop *loop;         /* borrowed: the worker loop */
     struct mailbox *mb;         /* borrowed: this worker's mailbox */
     struct worker_stats *stats; /* borrowed */
     struct pmd_pool *pmd;       /* borrowed: the worker's zlib streams (its connset's) */
@@ -97,7 +96,7 @@ struct room_part {
      * under lock */
     struct strmap owned;
     pthread_mutex_t lock;
-    ev_timer gc;
+    struct wtimer gc;
 };
 
 /* The room registry of a server. */
@@ -113,7 +112,7 @@ struct rooms {
  * part (registers the MAIL_DELIVER receiver and the connection hooks). */
 void rooms_init(struct rooms *r, int nworkers, const struct rc_config *cfg, struct store *store,
                 struct bus *bus);
-void rooms_attach(struct rooms *r, int worker, struct ev_loop *loop, struct mailbox *mb,
+void rooms_attach(struct rooms *r, int worker, struct wloop *loop, struct mailbox *mb,
                   struct worker_stats *stats, struct connset *cs);
 void rooms_destroy(struct rooms *r);
 

@@ -31,7 +31,7 @@ struct worker *worker_current(void)
 static int admit(void *ctx, int fd, const struct sockaddr_storage *peer)
 {
     struct worker *w = ctx;
-    if (w->draining || guard_accept(&w->stats, ev_now(w->loop), peer) != 0) {
+    if (w->draining || guard_accept(&w->stats, wloop_now(w->loop), peer) != 0) {
         close(fd);
         return 0;
     }
@@ -89,25 +89,24 @@ static void on_reload(void *ctx, struct mail *m)
 
 /* Before the loop sleeps: run self-posted mail, flush every dirty
  * connection (one writev each), then free what was released during this
- * iteration. libev calls this in place of ev_invoke_pending, once per
- * iteration after the callbacks the poll made ready (and once as ev_run
- * starts): the same point an ev_prepare reaches at the top of the next
- * iteration, without queueing and dispatching a prepare watcher on every
- * wakeup (about 110 instructions per echo, tests/bench/RESULTS.md). */
-static void invoke_then_flush(struct ev_loop *loop)
+ * iteration. The loop calls it at the top of every iteration, after the
+ * previous one's callbacks and timers (and once as wloop_run starts).
+ * Returns nonzero when the work left work (mail posted by a flush or a
+ * release): the poll then does not block. */
+static int before_sleep(struct wloop *loop, void *data)
 {
-    ev_invoke_pending(loop);
-    struct worker *w = ev_userdata(loop);
+    struct worker *w = data;
     mailbox_drain_local(&w->mbox);
     if (w->cs.dirty != NULL)
         conn_flush_dirty(&w->cs);
     if (!rc_list_empty(&w->cs.reap))
         conn_reap(&w->cs);
     if (w->draining && rc_list_empty(&w->cs.conns) && rc_list_empty(&w->cs.reap))
-        ev_break(loop, EVBREAK_ALL);
+        wloop_break(loop);
+    return w->mbox.local_head != NULL || w->cs.dirty != NULL || !rc_list_empty(&w->cs.reap);
 }
 
-static void on_drain_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+static void on_drain_timeout(struct wloop *loop, struct wtimer *t)
 {
     struct worker *w = t->data;
     struct rc_list *pos, *tmp;
@@ -127,19 +126,18 @@ static void begin_drain(struct worker *w, int immediate)
     w->draining = 1;
     listener_close(&w->lst);
     tls_listener_close(&w->tls);
-    ev_timer_stop(w->loop, &w->drain_timer); /* libev: never ev_timer_set an active timer */
+    double after = 0.001;
     if (!immediate) {
         drain_begin(&w->drain, &w->cs, w->cfg->drain_time);
-        ev_timer_set(&w->drain_timer, w->cfg->drain_time + w->cfg->close_timeout, 0.);
+        after = w->cfg->drain_time + w->cfg->close_timeout;
     } else {
         drain_stop(&w->drain);
-        on_drain_timeout(w->loop, &w->drain_timer, 0);
-        ev_timer_set(&w->drain_timer, 0.001, 0.);
+        on_drain_timeout(w->loop, &w->drain_timer);
     }
-    ev_timer_start(w->loop, &w->drain_timer);
+    wtimer_start(w->loop, &w->drain_timer, after, 0.);
 }
 
-static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
+static void on_wake(struct wloop *loop, struct wasync *a)
 {
     struct worker *w = a->data;
     int stop = atomic_load(&w->stop_requested);
@@ -156,7 +154,7 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     cur_worker = w;
     mailbox_bind_thread(&w->mbox);
-    ev_run(w->loop, 0);
+    wloop_run(w->loop);
     sendq_cache_flush();
     mail_cache_flush();
     return NULL;
@@ -174,9 +172,9 @@ static int worker_init(struct worker *w, struct server *s, int id, int fd)
     w->srv = s;
     w->cfg = s->cfg;
     w->handler = s->handler;
-    w->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    w->loop = wloop_new();
     if (w->loop == NULL)
-        return RC_E_NOMEM;
+        return -errno;
     connset_init(&w->cs, id, w->loop, w->cfg, &w->stats, s->handler, w);
     mailbox_init(&w->mbox, w->loop);
     connset_receive(&w->cs, &w->mbox);
@@ -192,13 +190,9 @@ static int worker_init(struct worker *w, struct server *s, int id, int fd)
     w->tls.admit = admit;
     w->tls.ctx = w;
     w->tls.lst.fd = w->tls.lst.spare_fd = -1;
-    ev_set_userdata(w->loop, w);
-    ev_set_invoke_pending_cb(w->loop, invoke_then_flush);
-    ev_async_init(&w->wake, on_wake);
-    w->wake.data = w;
-    ev_async_start(w->loop, &w->wake);
-    ev_init(&w->drain_timer, on_drain_timeout);
-    w->drain_timer.data = w;
+    wloop_set_before_sleep(w->loop, before_sleep, w);
+    wasync_start(w->loop, &w->wake, on_wake, w);
+    wtimer_init(&w->drain_timer, on_drain_timeout, w);
     listener_start(&w->lst, w->loop, fd, on_accept, w);
     return 0;
 }
@@ -215,7 +209,8 @@ static void worker_destroy(struct worker *w)
     mailbox_destroy(&w->mbox);
     connset_destroy(&w->cs);
     if (w->loop)
-        ev_loop_destroy(w->loop);
+        wtimer_stop(w->loop, &w->drain_timer);
+    wloop_free(w->loop);
     w->loop = NULL;
 }
 
@@ -386,7 +381,7 @@ void server_stop(struct server *s, int immediate)
         int want = immediate ? 2 : 1;
         if (atomic_load(&w->stop_requested) < want)
             atomic_store(&w->stop_requested, want);
-        ev_async_send(w->loop, &w->wake);
+        wasync_send(w->loop, &w->wake);
     }
 }
 

@@ -1,18 +1,19 @@
-/* worker.h - a worker thread: its own ev_loop, listener socket
- * (SO_REUSEPORT), connections, timeout lists, read buffer and handler state.
+/* worker.h - a worker thread: its own loop (net/wloop.h, not libev: see
+ * there why), listener socket (SO_REUSEPORT), connections, timeout lists,
+ * read buffer and handler state.
  *
  *   main thread                     worker i (thread)
- *   server_start() --spawn------->  ev_run(loop)
- *   server_stop()  --ev_async---->    on_wake: drain, then ev_break
+ *   server_start() --spawn------->  wloop_run(loop)
+ *   server_stop()  --wasync------>    on_wake: drain, then wloop_break
  *
- * Per iteration the worker's before-sleep hook (libev's invoke-pending
- * callback: after the iteration's callbacks, before the loop sleeps)
- * flushes every dirty connection with one writev each, then frees the
- * connections released during the iteration (Redis beforeSleep).
+ * Per iteration the worker's before-sleep hook (after the iteration's
+ * callbacks and timers, before the loop polls again) flushes every dirty
+ * connection with one writev each, then frees the connections released
+ * during the iteration (Redis beforeSleep).
  *
  * Ownership: struct server owns the workers array, the store and the bus;
  * each worker owns its connections. Nothing of a worker is touched by
- * another thread except the atomic stats, the ev_async watchers and the
+ * another thread except the atomic stats, the wasync handles and the
  * mailboxes.
  *
  * worker.c is the top of core/app: it creates every module's part and
@@ -39,6 +40,7 @@
 #include "store.h"
 #include "tlsserver.h"
 #include "users.h"
+#include "wloop.h"
 
 struct server;
 
@@ -50,16 +52,16 @@ struct server;
 struct worker {
     int id;
     pthread_t thread;
-    struct ev_loop *loop;        /* owned */
+    struct wloop *loop;          /* owned */
     struct server *srv;          /* borrowed */
     const struct rc_config *cfg; /* borrowed, read-only */
     struct listener lst;
     struct tls_listener tls; /* tlsserver.h */
-    ev_async wake;
-    ev_timer drain_timer; /* releases what the drain left after close_timeout */
-    struct drain drain;   /* drain.h */
-    struct connset cs;    /* conn.h: connections, timeouts, dirty and reap lists */
-    struct mailbox mbox;  /* mailbox.h */
+    struct wasync wake;
+    struct wtimer drain_timer; /* releases what the drain left after close_timeout */
+    struct drain drain;        /* drain.h */
+    struct connset cs;         /* conn.h: connections, timeouts, dirty and reap lists */
+    struct mailbox mbox;       /* mailbox.h */
     struct worker_stats stats;
     const struct conn_handler *handler; /* borrowed (static) */
     void *handler_state;                /* owned by the handler (e.g. the Lua state) */

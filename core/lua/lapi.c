@@ -3,10 +3,10 @@
 #include "jwt.h"
 
 #include <errno.h>
-#include <ev.h>
 #include <lua.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "closecode.h"
@@ -879,7 +879,14 @@ RC_FFI_EXPORT void rc_ffi_log(int level, const char *msg, size_t len)
 RC_FFI_EXPORT double rc_ffi_now(void)
 {
     struct worker *w = worker_current();
-    ev_tstamp t = w && w->loop ? ev_now(w->loop) : ev_time();
+    double t;
+    if (w && w->loop) {
+        t = wloop_wall(w->loop); /* read once per loop iteration */
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    }
     return (double)(int64_t)(t * 1000.0);
 }
 

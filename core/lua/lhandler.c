@@ -69,7 +69,7 @@ struct retired {
  * at worker stop. */
 struct sleeper {
     struct sleeper *next, *prev;
-    ev_timer t;
+    struct wtimer t;
     uint64_t ticket;
     struct lworker *lw;
 };
@@ -91,9 +91,9 @@ struct lworker {
     struct strmap waits; /* conn id -> struct cwait */
     struct retired *retired;
     struct sleeper *sleepers;
-    ev_timer expire;
+    struct wtimer expire;
     int stopping;
-    ev_timer tick; /* on_tick every tick_interval seconds (off when 0) */
+    struct wtimer tick; /* on_tick every tick_interval seconds (off when 0) */
 };
 
 static struct lworker *lw_of(const struct worker *w)
@@ -134,13 +134,13 @@ static void after_call(struct lworker *lw)
 
 /* -- waiting handlers ----------------------------------------------------------- */
 
-static void expire_cb(struct ev_loop *loop, ev_timer *t, int revents);
+static void expire_cb(struct wloop *loop, struct wtimer *t);
 
 /* Looks for overdue waits while any exists. */
 static void arm_expire(struct lworker *lw)
 {
-    if (!ev_is_active(&lw->expire))
-        ev_timer_again(lw->w->loop, &lw->expire);
+    if (!wtimer_active(&lw->expire))
+        wtimer_start(lw->w->loop, &lw->expire, EXPIRE_PERIOD, EXPIRE_PERIOD);
 }
 
 /* Frees the retired states nobody waits in any more. */
@@ -227,14 +227,13 @@ static void msg_done(void *ud, uint64_t id, int rc)
         conn_hold_reads(c, 0);
 }
 
-static void expire_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void expire_cb(struct wloop *loop, struct wtimer *t)
 {
-    (void)revents;
     struct lworker *lw = t->data;
     lcall_expire(lcall_now_ms());
     reap_retired(lw);
     if (lcall_parked(NULL) == 0)
-        ev_timer_stop(loop, t);
+        wtimer_stop(loop, t);
 }
 
 int lhandler_complete(struct worker *w, uint64_t ticket, int (*push)(lua_State *co, void *ud),
@@ -255,10 +254,9 @@ static int push_true(lua_State *co, void *ud)
     return 1;
 }
 
-static void sleeper_cb(struct ev_loop *loop, ev_timer *t, int revents)
+static void sleeper_cb(struct wloop *loop, struct wtimer *t)
 {
     (void)loop;
-    (void)revents;
     struct sleeper *s = t->data;
     struct lworker *lw = s->lw;
     if (s->prev)
@@ -283,9 +281,8 @@ uint64_t lhandler_sleep(struct worker *w, double ms)
     struct sleeper *s = rc_xcalloc(1, sizeof(*s));
     s->ticket = t;
     s->lw = lw;
-    ev_timer_init(&s->t, sleeper_cb, ms / 1000.0, 0);
-    s->t.data = s;
-    ev_timer_start(w->loop, &s->t);
+    wtimer_init(&s->t, sleeper_cb, s);
+    wtimer_start(w->loop, &s->t, ms / 1000.0, 0);
     s->next = lw->sleepers;
     if (s->next)
         s->next->prev = s;
@@ -438,13 +435,12 @@ static void lua_close_cb(struct conn *c, unsigned code, const uint8_t *reason, s
 
 /* -- worker callbacks --------------------------------------------------------------- */
 
-static void on_tick(struct ev_loop *loop, ev_timer *t, int revents)
+static void on_tick(struct wloop *loop, struct wtimer *t)
 {
-    (void)revents;
     struct lworker *lw = t->data;
     lua_State *L = lw->b->L;
     lbridge_push(lw->b, LB_TICK);
-    lua_pushnumber(L, (lua_Number)(int64_t)(ev_now(loop) * 1000.0));
+    lua_pushnumber(L, (lua_Number)(int64_t)(wloop_wall(loop) * 1000.0)); /* wall clock, ms */
     if (lbridge_call_async(lw->b, 1, "tick", NULL, NULL, 0) == RC_PENDING)
         arm_expire(lw);
     after_call(lw);
@@ -465,15 +461,12 @@ static int lua_worker_start(struct worker *w)
     lw->b = b;
     lw->w = w;
     strmap_init(&lw->waits);
-    ev_init(&lw->expire, expire_cb);
-    lw->expire.repeat = EXPIRE_PERIOD;
-    lw->expire.data = lw;
+    wtimer_init(&lw->expire, expire_cb, lw);
+    wtimer_init(&lw->tick, on_tick, lw);
     w->handler_state = lw;
     atomic_store_explicit(&w->generation, 1, memory_order_relaxed);
     if (w->cfg->tick_interval > 0) {
-        ev_timer_init(&lw->tick, on_tick, w->cfg->tick_interval, w->cfg->tick_interval);
-        lw->tick.data = lw;
-        ev_timer_start(w->loop, &lw->tick);
+        wtimer_start(w->loop, &lw->tick, w->cfg->tick_interval, w->cfg->tick_interval);
     }
     return 0;
 }
@@ -490,8 +483,8 @@ static void lua_worker_stop(struct worker *w)
     if (lw == NULL)
         return;
     if (w->loop) {
-        ev_timer_stop(w->loop, &lw->tick);
-        ev_timer_stop(w->loop, &lw->expire);
+        wtimer_stop(w->loop, &lw->tick);
+        wtimer_stop(w->loop, &lw->expire);
     }
     /* Waiting handlers end here (their done sees stopping: nothing more runs). */
     lw->stopping = 1;
@@ -499,7 +492,7 @@ static void lua_worker_stop(struct worker *w)
         struct sleeper *sl = lw->sleepers;
         lw->sleepers = sl->next;
         if (w->loop)
-            ev_timer_stop(w->loop, &sl->t);
+            wtimer_stop(w->loop, &sl->t);
         rc_free(sl);
     }
     while (lw->retired != NULL) {
@@ -522,7 +515,7 @@ static void lua_reload(struct worker *w)
     struct lworker *lw = lw_of(w);
     if (lw == NULL)
         return;
-    ev_tstamp t0 = ev_time();
+    double t0 = wloop_time();
     struct lbridge *old = lw->b;
     /* save_state is a read: the old state keeps serving if the load fails. */
     char *saved = lbridge_save_state(old);
@@ -551,7 +544,7 @@ static void lua_reload(struct worker *w)
     atomic_store_explicit(&w->generation, nb->generation, memory_order_relaxed);
     STAT_INC(&w->stats, reloads_total);
     rc_info("reload: generation %llu (%.1f ms)", (unsigned long long)nb->generation,
-            (ev_time() - t0) * 1000.0);
+            (wloop_time() - t0) * 1000.0);
 }
 
 /* The API's publish on the room's owner: entry.api_publish decides the

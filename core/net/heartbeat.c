@@ -3,22 +3,20 @@
 static void arm(struct tlist *tl)
 {
     if (rc_list_empty(&tl->head)) {
-        ev_timer_stop(tl->loop, &tl->timer);
+        wtimer_stop(tl->loop, &tl->timer);
         return;
     }
     struct tnode *h = rc_list_first(&tl->head, struct tnode, link);
-    ev_tstamp after = h->stamp + tl->timeout - ev_now(tl->loop);
+    double after = h->stamp + tl->timeout - wloop_now(tl->loop);
     if (after < 0.001)
         after = 0.001;
-    ev_timer_stop(tl->loop, &tl->timer);
-    ev_timer_set(&tl->timer, after, 0.);
-    ev_timer_start(tl->loop, &tl->timer);
+    wtimer_start(tl->loop, &tl->timer, after, 0.);
 }
 
-static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+static void on_timer(struct wloop *loop, struct wtimer *t)
 {
     struct tlist *tl = t->data;
-    ev_tstamp now = ev_now(loop);
+    double now = wloop_now(loop);
     /* Bounded batch per firing keeps one timer from stalling the loop; the
      * rest expire on the immediate re-arm. */
     int budget = 4096;
@@ -39,7 +37,7 @@ void tnode_init(struct tnode *n)
     n->on = NULL;
 }
 
-void tlist_init(struct tlist *tl, struct ev_loop *loop, ev_tstamp timeout, tlist_expire_cb cb,
+void tlist_init(struct tlist *tl, struct wloop *loop, double timeout, tlist_expire_cb cb,
                 void *data)
 {
     rc_list_init(&tl->head);
@@ -47,18 +45,17 @@ void tlist_init(struct tlist *tl, struct ev_loop *loop, ev_tstamp timeout, tlist
     tl->timeout = timeout;
     tl->expire = cb;
     tl->data = data;
-    ev_timer_init(&tl->timer, on_timer, timeout, 0.);
-    tl->timer.data = tl;
+    wtimer_init(&tl->timer, on_timer, tl);
 }
 
 void tlist_add(struct tlist *tl, struct tnode *n)
 {
     if (n->on)
         rc_list_remove(&n->link);
-    n->stamp = ev_now(tl->loop);
+    n->stamp = wloop_now(tl->loop);
     n->on = tl;
     rc_list_push_back(&tl->head, &n->link);
-    if (!ev_is_active(&tl->timer))
+    if (!wtimer_active(&tl->timer))
         arm(tl);
 }
 
@@ -72,5 +69,5 @@ void tlist_remove(struct tnode *n)
 
 void tlist_stop(struct tlist *tl)
 {
-    ev_timer_stop(tl->loop, &tl->timer);
+    wtimer_stop(tl->loop, &tl->timer);
 }

@@ -1,5 +1,6 @@
-/* heartbeat.h - timeout lists: one ordered list and ONE ev_timer per distinct
- * timeout value (libev manual, "Be smart about timeouts", method 4).
+/* heartbeat.h - timeout lists: one ordered list and ONE timer per distinct
+ * timeout value (libev manual, "Be smart about timeouts", method 4), on the
+ * worker loop (wloop.h).
  *
  *   tlist(timeout T):  head -> [c7 stamp=10.0] -> [c2 stamp=10.4] -> [c9 stamp=12.1]
  *                      timer armed for head.stamp + T
@@ -16,13 +17,12 @@
 #ifndef RC_NET_HEARTBEAT_H
 #define RC_NET_HEARTBEAT_H
 
-#include <ev.h>
-
 #include "list.h"
+#include "wloop.h"
 
 struct tnode {
     struct rc_list link; /* unlinked: points to itself */
-    ev_tstamp stamp;
+    double stamp;
     struct tlist *on; /* the list it is on, or NULL */
 };
 
@@ -32,15 +32,15 @@ typedef void (*tlist_expire_cb)(struct tlist *tl, struct tnode *n);
 
 struct tlist {
     struct rc_list head;
-    ev_timer timer;
-    struct ev_loop *loop; /* borrowed */
-    ev_tstamp timeout;
+    struct wtimer timer;
+    struct wloop *loop; /* borrowed */
+    double timeout;
     tlist_expire_cb expire;
     void *data; /* for the callback */
 };
 
 void tnode_init(struct tnode *n);
-void tlist_init(struct tlist *tl, struct ev_loop *loop, ev_tstamp timeout, tlist_expire_cb cb,
+void tlist_init(struct tlist *tl, struct wloop *loop, double timeout, tlist_expire_cb cb,
                 void *data);
 /* Moves n (from whichever list it is on) to the tail of tl with stamp = now. */
 void tlist_add(struct tlist *tl, struct tnode *n);

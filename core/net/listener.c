@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "defs.h"
 #include "err.h"
 #include "log.h"
 
@@ -84,10 +85,9 @@ static int open_spare(void)
     return open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
+static void accept_batch(struct listener *l)
 {
     static struct rc_ratelimit rl;
-    struct listener *l = w->data;
     /* Accept in a bounded batch so one busy listener cannot starve the loop. */
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage peer;
@@ -123,19 +123,52 @@ static void on_readable(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
-void listener_start(struct listener *l, struct ev_loop *loop, int fd, listener_accept_cb cb,
-                    void *data)
+static void on_readable(struct wio *io, unsigned revents)
 {
-    l->loop = loop;
+    (void)revents;
+    accept_batch(rc_container_of(io, struct listener, wio));
+}
+
+static void on_readable_ev(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    accept_batch(w->data);
+}
+
+/* 1 when there is a socket to watch. */
+static int setup(struct listener *l, int fd, listener_accept_cb cb, void *data)
+{
+    l->wl = NULL;
+    l->loop = NULL;
     l->fd = fd;
     l->spare_fd = -1;
     if (fd < 0)
-        return; /* this worker does not accept (handoff mode) */
+        return 0; /* this worker does not accept (handoff mode) */
     l->spare_fd = open_spare();
     l->on_accept = cb;
     l->data = data;
     l->refused_emfile = 0;
-    ev_io_init(&l->io, on_readable, fd, EV_READ);
+    return 1;
+}
+
+void listener_start(struct listener *l, struct wloop *loop, int fd, listener_accept_cb cb,
+                    void *data)
+{
+    if (!setup(l, fd, cb, data))
+        return;
+    l->wl = loop;
+    wio_init(&l->wio, fd, on_readable);
+    wio_set(loop, &l->wio, WL_READ);
+}
+
+void listener_start_ev(struct listener *l, struct ev_loop *loop, int fd, listener_accept_cb cb,
+                       void *data)
+{
+    if (!setup(l, fd, cb, data))
+        return;
+    l->loop = loop;
+    ev_io_init(&l->io, on_readable_ev, fd, EV_READ);
     l->io.data = l;
     ev_io_start(loop, &l->io);
 }
@@ -143,7 +176,10 @@ void listener_start(struct listener *l, struct ev_loop *loop, int fd, listener_a
 void listener_close(struct listener *l)
 {
     if (l->fd >= 0) {
-        ev_io_stop(l->loop, &l->io);
+        if (l->wl)
+            wio_stop(l->wl, &l->wio);
+        if (l->loop)
+            ev_io_stop(l->loop, &l->io);
         close(l->fd);
         l->fd = -1;
     }

@@ -1,4 +1,5 @@
-/* listener.h - TCP listening sockets on libev: non-blocking accept in
+/* listener.h - TCP listening sockets on a worker loop (wloop.h) or, for the
+ * admin endpoint, on libev: non-blocking accept in
  * batches, SO_REUSEPORT (each worker has its own socket on the same port and
  * the kernel spreads connections), TCP_NODELAY on accepted sockets, and the
  * spare-fd trick for EMFILE/ENFILE (libev manual, "The special problem of
@@ -14,14 +15,18 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "wloop.h"
+
 struct listener;
 /* Called for each accepted, non-blocking, TCP_NODELAY socket. The callee owns fd. */
 typedef void (*listener_accept_cb)(struct listener *l, int fd, const struct sockaddr_storage *peer,
                                    socklen_t peer_len);
 
 struct listener {
-    ev_io io;
-    struct ev_loop *loop; /* borrowed */
+    struct wio wio;       /* on a worker loop (listener_start) */
+    struct wloop *wl;     /* borrowed, or NULL */
+    ev_io io;             /* on libev (listener_start_ev) */
+    struct ev_loop *loop; /* borrowed, or NULL */
     int fd;
     int spare_fd;
     listener_accept_cb on_accept;
@@ -42,8 +47,11 @@ int listener_port(int fd);
 
 /* Wraps an already bound fd (takes ownership) and starts accepting on loop.
  * fd < 0 sets up a listener that never accepts (closing it is a no-op). */
-void listener_start(struct listener *l, struct ev_loop *loop, int fd, listener_accept_cb cb,
+void listener_start(struct listener *l, struct wloop *loop, int fd, listener_accept_cb cb,
                     void *data);
+/* The same on a libev loop (the admin endpoint on the main thread). */
+void listener_start_ev(struct listener *l, struct ev_loop *loop, int fd, listener_accept_cb cb,
+                       void *data);
 /* Stops and closes the sockets. Safe to call twice. */
 void listener_close(struct listener *l);
 

@@ -1,7 +1,6 @@
 #include "tls.h"
 
 #include <errno.h>
-#include <ev.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -12,6 +11,7 @@
 #include "alloc.h"
 #include "err.h"
 #include "log.h"
+#include "wloop.h"
 
 /* Plaintext gathered per SSL_write: one full TLS record (RFC 8446 §5.1). */
 #define TLS_RECORD 16384
@@ -22,7 +22,7 @@ struct tls_ctx {
 
 struct tls_conn {
     SSL *ssl;
-    int want;        /* EV_READ/EV_WRITE OpenSSL asked for in the last call */
+    int want;        /* WL_READ/WL_WRITE OpenSSL asked for in the last call */
     int handshaking; /* 1 until SSL_do_handshake succeeded */
     atomic_uint_fast64_t *fail_counter;
 };
@@ -123,13 +123,13 @@ static ssize_t map_error(struct tls_conn *tc, int ret, int reading, const char *
 {
     int e = SSL_get_error(tc->ssl, ret);
     /* Only the crossed need is reported: the connection already waits for
-     * EV_READ to read and for EV_WRITE to write. */
+     * WL_READ to read and for WL_WRITE to write. */
     switch (e) {
     case SSL_ERROR_WANT_READ:
-        tc->want = reading ? 0 : EV_READ;
+        tc->want = reading ? 0 : WL_READ;
         return -EAGAIN;
     case SSL_ERROR_WANT_WRITE:
-        tc->want = reading ? EV_WRITE : 0;
+        tc->want = reading ? WL_WRITE : 0;
         return -EAGAIN;
     case SSL_ERROR_ZERO_RETURN:
         return 0;

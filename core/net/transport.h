@@ -5,7 +5,7 @@
  * Return values: bytes moved (> 0), 0 for end of stream (read only),
  * -EAGAIN when it would block, another -errno or RC_E_TLS on failure.
  * For TLS a read may need the socket writable and a write readable:
- * want_events() reports EV_READ/EV_WRITE the transport needs beyond what
+ * want_events() reports WL_READ/WL_WRITE (wloop.h) the transport needs beyond what
  * the caller asked for.
  */
 #ifndef RC_NET_TRANSPORT_H
@@ -24,7 +24,7 @@ struct transport_ops {
     int (*shutdown)(struct transport *t);
     /* Releases transport state; does NOT close the fd (the connection does). */
     void (*destroy)(struct transport *t);
-    /* Extra EV_READ/EV_WRITE bits the transport needs right now (TLS), or 0.
+    /* Extra WL_READ/WL_WRITE bits the transport needs right now (TLS), or 0.
      * NULL when it never needs any (plain TCP): see transport_want_events. */
     int (*want_events)(const struct transport *t);
     /* 1 while a handshake (TLS) is still in progress. */

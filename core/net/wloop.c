@@ -167,8 +167,6 @@ void wloop_free(struct wloop *l)
         return;
     close(l->evio.fd);
     close(l->epfd);
-    for (uint32_t i = 0; i < l->nheap; i++)
-        l->heap[i]->slot = 0;
     rc_free(l->heap);
     rc_free(l);
 }

@@ -74,7 +74,8 @@ typedef int (*wloop_before_sleep)(struct wloop *l, void *data);
 
 /* A new loop, or NULL (errno set). */
 struct wloop *wloop_new(void);
-/* Frees the loop. Handles still registered are forgotten, not called. */
+/* Frees the loop. Handles and timers still registered are forgotten, not
+ * called or touched (their owners may be gone already). */
 void wloop_free(struct wloop *l);
 
 void wloop_set_before_sleep(struct wloop *l, wloop_before_sleep fn, void *data);

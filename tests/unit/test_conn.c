@@ -1,19 +1,19 @@
 /* test_conn.c - the connection state machine (app/conn.c) driven through a
- * scripted transport (support/script_transport.h) on a real libev loop:
+ * scripted transport (support/script_transport.h) on a real worker loop
+ * (net/wloop.h):
  * the upgrade and frames at every byte split, partial writes and EAGAIN,
  * the closing handshake both ways and its timeouts, heartbeat expiry, the
  * three slow-consumer policies, a close while a flush is pending, and the
  * hooks the modules above register.
  *
  * A test "iteration" is what a worker does: run the loop once without
- * blocking (watchers, timers), then its ev_prepare work (flush the dirty
+ * blocking (watchers, timers), then its before-sleep work (flush the dirty
  * connections, free the released ones). Timeouts are set to tens of
  * milliseconds and the test sleeps past them before the iteration; nothing
  * here measures speed.
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ev.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,6 +37,7 @@
 #include "room.h"
 #include "script_transport.h"
 #include "stats.h"
+#include "wloop.h"
 #include "ws_frame.h"
 
 static const char REQUEST[] = "GET /ws HTTP/1.1\r\n"
@@ -86,7 +87,7 @@ static const struct conn_handler handler = {
 };
 
 struct fx {
-    struct ev_loop *loop;
+    struct wloop *loop;
     struct rc_config cfg;
     struct worker_stats stats;
     struct connset cs;
@@ -106,12 +107,12 @@ static struct {
 
 /* The connection's socket never becomes readable or writable by itself:
  * nobody writes to its peer, and its send buffer is filled up. Every event
- * comes from the test (ev_feed_event). */
+ * comes from the test (the io callback called directly). */
 static void fx_setup(void)
 {
     memset(&rec, 0, sizeof(rec));
     F.live0 = frame_ref_live();
-    F.loop = ev_loop_new(EVFLAG_AUTO);
+    F.loop = wloop_new();
     assert_non_null(F.loop);
     rc_config_defaults(&F.cfg);
     F.cfg.handshake_timeout = 5;
@@ -143,7 +144,7 @@ static void fx_teardown(void)
 {
     conn_release_all(&F.cs);
     connset_destroy(&F.cs);
-    ev_loop_destroy(F.loop);
+    wloop_free(F.loop);
     close(F.peer_fd);
     script_free(&F.sc);
     rc_config_free(&F.cfg);
@@ -158,7 +159,7 @@ static void fx_teardown(void)
 /* One worker iteration. */
 static void iterate(void)
 {
-    ev_run(F.loop, EVRUN_NOWAIT);
+    wloop_run_once(F.loop);
     conn_flush_dirty(&F.cs);
     conn_reap(&F.cs);
 }
@@ -189,7 +190,7 @@ static void readable(void)
 {
     struct conn *c = live();
     assert_non_null(c);
-    ev_feed_event(F.loop, &c->io, EV_READ);
+    c->io.cb(&c->io, WL_READ);
     iterate();
 }
 
@@ -197,15 +198,14 @@ static void writable(void)
 {
     struct conn *c = live();
     assert_non_null(c);
-    ev_feed_event(F.loop, &c->io, EV_WRITE);
+    c->io.cb(&c->io, WL_WRITE);
     iterate();
 }
 
 /* Sleeps past a timeout, then iterates (the tlist timers fire). */
 static void after(double seconds)
 {
-    ev_sleep(seconds);
-    ev_now_update(F.loop);
+    usleep((useconds_t)(seconds * 1e6));
     iterate();
 }
 
@@ -348,7 +348,7 @@ static void test_conn__frames_at_every_byte_split(void **state)
 }
 
 /* The socket takes 7 bytes per writev, then nothing (EAGAIN): the queue
- * keeps its offset, EV_WRITE is armed, and the bytes come out whole and in
+ * keeps its offset, WL_WRITE is armed, and the bytes come out whole and in
  * order once it is writable again. */
 static void test_conn__partial_writes_and_eagain(void **state)
 {
@@ -372,7 +372,7 @@ static void test_conn__partial_writes_and_eagain(void **state)
     iterate();
     assert_int_equal(F.sc.out_len, head + 4 + sizeof(big)); /* nothing went out */
     assert_int_equal(live()->write_blocked, 1);
-    assert_true(live()->events & EV_WRITE);
+    assert_true(live()->io.events & WL_WRITE);
     iterate(); /* not dirty while blocked: no writev is tried per iteration */
     assert_int_equal(live()->write_blocked, 1);
 
@@ -383,7 +383,7 @@ static void test_conn__partial_writes_and_eagain(void **state)
     if (live()->write_blocked)
         writable();
     assert_int_equal(live()->write_blocked, 0);
-    assert_false(live()->events & EV_WRITE);
+    assert_false(live()->io.events & WL_WRITE);
     struct sframe fr[4];
     assert_int_equal(server_frames(fr, 4), 3);
     assert_int_equal(fr[0].len, sizeof(big));
@@ -907,7 +907,7 @@ static struct conn *second_conn(struct script *sc, int *peer_fd)
     script_init(sc);
     script_attach(&c->t, sc);
     script_input(sc, REQUEST, sizeof(REQUEST) - 1);
-    ev_feed_event(F.loop, &c->io, EV_READ);
+    c->io.cb(&c->io, WL_READ);
     iterate();
     assert_int_equal(c->state, CONN_OPEN);
     return c;
@@ -1025,7 +1025,7 @@ static void test_conn__cold_part_holds_the_rate_bucket(void **state)
 
 /* The dirty queue is singly linked: a conn stays on it until the walk
  * (conn_flush_dirty) takes it off, in the order they became dirty, even when
- * it was released (the reaper waits for it) or flushed by EV_WRITE meanwhile. */
+ * it was released (the reaper waits for it) or flushed by WL_WRITE meanwhile. */
 static void test_conn__dirty_queue(void **state)
 {
     fx_setup();
@@ -1052,7 +1052,7 @@ static void test_conn__dirty_queue(void **state)
     assert_ptr_equal(F.cs.dirty_tail, &F.cs.dirty);
     assert_int_equal(F.sc.out_len - out0, 6); /* "a" and "c": two 3-byte frames */
     assert_int_equal(sc2.out_len > 0, 1);     /* its 101 only, from the upgrade */
-    /* flushed by EV_WRITE while dirty: the walk finds nothing left to write */
+    /* flushed by WL_WRITE while dirty: the walk finds nothing left to write */
     assert_int_equal(conn_send(c, WS_OP_TEXT, "d", 1), 0);
     writable();
     assert_int_equal(F.sc.out_len - out0, 9);

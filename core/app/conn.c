@@ -40,19 +40,15 @@ static void on_io(struct wio *io, unsigned revents);
  * events change (read paused, write blocked), never per message.
  * ------------------------------------------------------------------------ */
 
-static void restart_io(struct conn *c, unsigned want)
-{
-    wio_set_slow(c->cs->loop, &c->io, want);
-}
-
 /* Inline: it runs after every flush and every readable event, and almost
- * always finds nothing to change. */
+ * always finds nothing to change; epoll_ctl (wio_set_slow) only when the
+ * mask changes. */
 static inline void update_events(struct conn *c)
 {
     unsigned want = (c->read_paused || c->reads_held ? 0 : WL_READ) |
                     (c->write_blocked ? WL_WRITE : 0) | (unsigned)transport_want_events(&c->t);
     if (want != c->io.events)
-        restart_io(c, want);
+        wio_set_slow(c->cs->loop, &c->io, want);
 }
 
 static const uint8_t v4mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};

@@ -92,18 +92,22 @@ static void on_reload(void *ctx, struct mail *m)
  * iteration. The loop calls it at the top of every iteration, after the
  * previous one's callbacks and timers (and once as wloop_run starts).
  * Returns nonzero when the work left work (mail posted by a flush or a
- * release): the poll then does not block. */
+ * release, a connection dirtied by a release hook): the poll then does not
+ * block. */
 static int before_sleep(struct wloop *loop, void *data)
 {
     struct worker *w = data;
-    mailbox_drain_local(&w->mbox);
+    if (w->mbox.local_head)
+        mailbox_drain_local(&w->mbox);
     if (w->cs.dirty != NULL)
         conn_flush_dirty(&w->cs);
     if (!rc_list_empty(&w->cs.reap))
         conn_reap(&w->cs);
-    if (w->draining && rc_list_empty(&w->cs.conns) && rc_list_empty(&w->cs.reap))
+    if (rc_unlikely(w->draining) && rc_list_empty(&w->cs.conns) && rc_list_empty(&w->cs.reap))
         wloop_break(loop);
-    return w->mbox.local_head != NULL || w->cs.dirty != NULL || !rc_list_empty(&w->cs.reap);
+    /* Not the reap list: a pinned connection stays there until its pin
+     * goes, which a poll brings. */
+    return w->mbox.local_head != NULL || w->cs.dirty != NULL;
 }
 
 static void on_drain_timeout(struct wloop *loop, struct wtimer *t)

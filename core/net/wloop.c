@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
@@ -35,6 +36,7 @@ struct wloop {
     int stop;
     double now;
     double wall; /* 0: not read in this iteration */
+    double next; /* heap[0]->at, HUGE_VAL without timers */
     struct wtimer **heap;
     uint32_t nheap, heap_cap;
     wloop_before_sleep before_sleep;
@@ -157,6 +159,7 @@ struct wloop *wloop_new(void)
         errno = e;
         return NULL;
     }
+    l->next = HUGE_VAL;
     wloop_now_update(l);
     return l;
 }
@@ -204,6 +207,12 @@ int wio_set_slow(struct wloop *l, struct wio *io, unsigned want)
 
 /* -- timers: a binary min-heap on `at` -------------------------------------------- */
 
+/* After every change to the heap: the one deadline the iteration looks at. */
+static void set_next(struct wloop *l)
+{
+    l->next = l->nheap > 0 ? l->heap[0]->at : HUGE_VAL;
+}
+
 static void heap_put(struct wloop *l, uint32_t i, struct wtimer *t)
 {
     l->heap[i] = t;
@@ -248,13 +257,14 @@ void wtimer_stop(struct wloop *l, struct wtimer *t)
     uint32_t i = t->slot - 1;
     t->slot = 0;
     struct wtimer *last = l->heap[--l->nheap];
-    if (last == t)
-        return;
-    heap_put(l, i, last);
-    if (i > 0 && l->heap[(i - 1) / 2]->at > last->at)
-        sift_up(l, i);
-    else
-        sift_down(l, i);
+    if (last != t) {
+        heap_put(l, i, last);
+        if (i > 0 && l->heap[(i - 1) / 2]->at > last->at)
+            sift_up(l, i);
+        else
+            sift_down(l, i);
+    }
+    set_next(l);
 }
 
 void wtimer_start(struct wloop *l, struct wtimer *t, double after, double repeat)
@@ -269,6 +279,7 @@ void wtimer_start(struct wloop *l, struct wtimer *t, double after, double repeat
     uint32_t i = l->nheap++;
     heap_put(l, i, t);
     sift_up(l, i);
+    set_next(l);
 }
 
 unsigned wloop_timers(const struct wloop *l)
@@ -281,13 +292,14 @@ unsigned wloop_timers(const struct wloop *l)
  * this loop forever. */
 static void run_timers(struct wloop *l)
 {
-    while (l->nheap > 0 && l->heap[0]->at < l->now && !l->stop) {
+    while (l->next < l->now && !l->stop) {
         struct wtimer *t = l->heap[0];
         if (t->repeat > 0) {
             t->at += t->repeat;
             if (t->at < l->now)
                 t->at = l->now + t->repeat; /* late: no burst of catch-up calls */
             sift_down(l, 0);
+            set_next(l);
         } else {
             wtimer_stop(l, t);
         }
@@ -299,15 +311,11 @@ static void run_timers(struct wloop *l)
  * the next deadline rounded up (an early wakeup would only poll again). */
 static int poll_timeout(struct wloop *l, int busy)
 {
-    if (busy)
-        return 0;
-    if (l->nheap == 0)
-        return -1;
-    double d = l->heap[0]->at - l->now;
-    if (d <= 0)
+    double d = l->next - l->now;
+    if (busy || d <= 0)
         return 0;
     if (d > 86400.0)
-        return 86400 * 1000;
+        return l->nheap == 0 ? -1 : 86400 * 1000;
     return (int)(d * 1000.0) + 1;
 }
 

@@ -37,10 +37,12 @@ static inline int rc_hexval(char c)
 #define RC_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #define RC_NORETURN __attribute__((noreturn))
 #define RC_WARN_UNUSED __attribute__((warn_unused_result))
+#define RC_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define RC_PRINTF(fmt, args)
 #define RC_NORETURN
 #define RC_WARN_UNUSED
+#define RC_ALWAYS_INLINE inline
 #endif
 
 /* Always-on cheap assertion (Redis serverAssert): a broken invariant is fatal. */

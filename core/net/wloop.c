@@ -319,7 +319,8 @@ static int poll_timeout(struct wloop *l, int busy)
     return (int)(d * 1000.0) + 1;
 }
 
-static void iterate(struct wloop *l, int block)
+/* Inlined into wloop_run (no call and prologue per iteration). */
+static RC_ALWAYS_INLINE void iterate(struct wloop *l, int block)
 {
     int busy = l->before_sleep ? l->before_sleep(l, l->before_data) : 0;
     if (l->stop)

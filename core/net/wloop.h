@@ -138,7 +138,9 @@ static inline int wtimer_active(const struct wtimer *t)
 
 /* (Re)starts t: first after `after` seconds from the loop time, then every
  * `repeat` seconds (0: once). A timer stops before its callback runs unless
- * it repeats; the callback may restart or stop it. */
+ * it repeats; the callback may restart or stop it. An active timer's memory
+ * must outlive its time in the heap (stop it before freeing it, unless the
+ * loop is freed first): the heap reads the deadlines from the timers. */
 void wtimer_start(struct wloop *l, struct wtimer *t, double after, double repeat);
 void wtimer_stop(struct wloop *l, struct wtimer *t);
 /* The number of active timers. */

@@ -11,12 +11,14 @@ in user-space instructions (Ir) by the number of messages:
           -> Ir per delivery (P * M deliveries; the publish itself is
           amortised over the room, as it is in production)
   fanout_sqlite: the same with --history sqlite:FILE (every thread counted)
+  fanout_deflate: the same, 256 B, every member on permessage-deflate
+  fanout_redis: the same through the Redis bus (its own redis-server)
 
 Compares with tests/bench/budget.json and fails when a case is more than
 `tolerance` (10 %) above its baseline. A case whose prerequisites are missing
 (fanout.lua not delivering yet) is reported and skipped, not failed.
 
-usage: callgrind_budget.py [--build DIR] [--update] [--only echo|fanout|fanout_sqlite]
+usage: callgrind_budget.py [--build DIR] [--update] [--only CASE]
 exit:  0 within budget, 1 over budget or broken run, 77 valgrind/binaries missing
 """
 import argparse
@@ -149,11 +151,68 @@ def case_fanout_sqlite(build, tmp):
     return (ir1 - ir0) / deliveries, {"ir_base": ir0, "ir_run": ir1, "deliveries": deliveries}
 
 
+def fanout_case(build, tmp, tag, server_args, bench_extra=(), size=32):
+    """Ir per delivery of FANOUT_PUBLISHES publishes to FANOUT_MEMBERS members,
+    net of the same run with no publish; (None, why) when not every
+    delivery arrived."""
+    script = os.path.join(ROOT, "scripts", "fanout.lua")
+    if not os.path.exists(script):
+        return None, "scripts/fanout.lua missing"
+    common = ["-S", "fanout", "-c", str(FANOUT_MEMBERS), "-s", str(size), "-w", "0", "-d", "120",
+              "-r", "100", *bench_extra]
+    ir0, _ = callgrind_run(build, ["-s", script, *server_args(0)], common + ["-n", "0"], tmp,
+                           tag + "0")
+    ir1, res = callgrind_run(build, ["-s", script, *server_args(1)],
+                             common + ["-n", str(FANOUT_PUBLISHES)], tmp, tag + "1")
+    deliveries = res["received"]
+    expected = FANOUT_PUBLISHES * FANOUT_MEMBERS
+    if deliveries != expected:
+        return None, f"{tag} delivered {deliveries} of {expected}"
+    info = {"ir_base": ir0, "ir_run": ir1, "deliveries": deliveries}
+    if res.get("deflate_conns") is not None:
+        info["deflate_conns"] = res["deflate_conns"]
+    return (ir1 - ir0) / deliveries, info
+
+
+def case_fanout_deflate(build, tmp):
+    """fanout with permessage-deflate (issue 12): every member negotiated it,
+    256 B messages (over compression.threshold), so each publish is
+    compressed once on the owner and the compressed frame shared by all."""
+    value, info = fanout_case(build, tmp, "fanoutz", lambda i: [], ["--deflate"], size=256)
+    if value is not None and info.get("deflate_conns") != FANOUT_MEMBERS:
+        return None, f"fanout_deflate: {info.get('deflate_conns')} members negotiated deflate"
+    return value, info
+
+
+def case_fanout_redis(build, tmp):
+    """fanout through the Redis bus (issue 11): one node, its own
+    redis-server; the publish goes to Redis and comes back on the node's
+    subscription (the bus thread's work counted with the workers')."""
+    redis = shutil.which("redis-server")
+    if redis is None:
+        return None, "redis-server not installed"
+    port = free_port()
+    rdir = os.path.join(tmp, "redis")
+    os.makedirs(rdir, exist_ok=True)
+    rs = subprocess.Popen([redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", "--dir", rdir], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        if not wait_port(port, rs, 10):
+            return None, "redis-server did not start"
+        url = f"redis://127.0.0.1:{port}/0"
+        return fanout_case(build, tmp, "fanoutr", lambda i: ["--redis", url])
+    finally:
+        rs.terminate()
+        rs.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--update", action="store_true", help="write the measurement to budget.json")
-    ap.add_argument("--only", choices=["echo", "fanout", "fanout_sqlite"])
+    ap.add_argument("--only", choices=["echo", "fanout", "fanout_sqlite", "fanout_deflate",
+                                       "fanout_redis"])
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     if not shutil.which("valgrind"):
@@ -167,7 +226,9 @@ def main():
         budget = json.load(f)
     tol = budget.get("tolerance", 0.10)
     cases = {"echo": ("ir_per_echo", case_echo), "fanout": ("ir_per_delivery", case_fanout),
-             "fanout_sqlite": ("ir_per_delivery_sqlite", case_fanout_sqlite)}
+             "fanout_sqlite": ("ir_per_delivery_sqlite", case_fanout_sqlite),
+             "fanout_deflate": ("ir_per_delivery_deflate", case_fanout_deflate),
+             "fanout_redis": ("ir_per_delivery_redis", case_fanout_redis)}
     failed = passed = skipped = 0
     measured = {}
     with tempfile.TemporaryDirectory(prefix="rc-callgrind-") as tmp:

@@ -18,10 +18,11 @@ Compares with tests/bench/budget.json and fails when a case is more than
 `tolerance` (10 %) above its baseline. A case whose prerequisites are missing
 (fanout.lua not delivering yet) is reported and skipped, not failed.
 
-usage: callgrind_budget.py [--build DIR] [--update] [--only CASE]
+usage: callgrind_budget.py [--build DIR] [--update] [--only CASE] [--keep DIR]
 exit:  0 within budget, 1 over budget or broken run, 77 valgrind/binaries missing
 """
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -213,6 +214,8 @@ def main():
     ap.add_argument("--update", action="store_true", help="write the measurement to budget.json")
     ap.add_argument("--only", choices=["echo", "fanout", "fanout_sqlite", "fanout_deflate",
                                        "fanout_redis"])
+    ap.add_argument("--keep", metavar="DIR",
+                    help="write the callgrind outputs and server logs to DIR and keep them")
     a = ap.parse_args()
     build = os.path.abspath(a.build)
     if not shutil.which("valgrind"):
@@ -231,7 +234,10 @@ def main():
              "fanout_redis": ("ir_per_delivery_redis", case_fanout_redis)}
     failed = passed = skipped = 0
     measured = {}
-    with tempfile.TemporaryDirectory(prefix="rc-callgrind-") as tmp:
+    if a.keep:
+        os.makedirs(a.keep, exist_ok=True)
+    with (contextlib.nullcontext(os.path.abspath(a.keep)) if a.keep
+          else tempfile.TemporaryDirectory(prefix="rc-callgrind-")) as tmp:
         for name, (key, fn) in cases.items():
             if a.only and a.only != name:
                 continue

@@ -632,6 +632,14 @@ int conn_deliver(struct conn *c, struct frame_ref *f, int policy)
     return 0;
 }
 
+/* A write error: the connection is gone (out of line, off the hot path). */
+static RC_COLD_FN void flush_failed(struct conn *c, ssize_t wr)
+{
+    rc_log_limited(&io_rl, 5, RC_LOG_DEBUG, "conn %llu: write: %s", (unsigned long long)c->id,
+                   rc_strerror((int)wr));
+    conn_release(c);
+}
+
 void conn_flush(struct conn *c)
 {
     if (c->released)
@@ -639,6 +647,32 @@ void conn_flush(struct conn *c)
     /* A dirty c stays on cs->dirty (a singly linked queue): the walk finds
      * its queue empty, or flushes what came since. */
     size_t budget = FLUSH_BUDGET;
+    /* The common case (a fan-out frame by reference, or one reply chunk):
+     * one entry, written whole by one writev of one iovec. */
+    struct frame_ref *one = sendq_single(&c->q);
+    if (rc_likely(one != NULL && one->len <= budget)) {
+        struct iovec iov = {.iov_base = one->data, .iov_len = one->len};
+        ssize_t wr = c->t.ops->writev(&c->t, &iov, 1);
+        if (rc_likely(wr == (ssize_t)iov.iov_len)) {
+            sendq_single_done(&c->q);
+            STAT_ADD(c->cs->stats, bytes_out_total, (uint_fast64_t)wr);
+            STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
+            goto drained;
+        }
+        if (wr == -EAGAIN) {
+            c->write_blocked = 1;
+            goto done;
+        }
+        if (wr < 0) {
+            flush_failed(c, wr);
+            return;
+        }
+        /* Partly written: the general loop goes on from here. */
+        sendq_consume(&c->q, (size_t)wr);
+        STAT_ADD(c->cs->stats, bytes_out_total, (uint_fast64_t)wr);
+        STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
+        budget -= (size_t)wr;
+    }
     while (!sendq_empty(&c->q)) {
         struct iovec iov[SENDQ_MAX_IOV];
         int n = sendq_iov(&c->q, iov, SENDQ_MAX_IOV);
@@ -657,9 +691,7 @@ void conn_flush(struct conn *c)
             break;
         }
         if (wr < 0) {
-            rc_log_limited(&io_rl, 5, RC_LOG_DEBUG, "conn %llu: write: %s",
-                           (unsigned long long)c->id, rc_strerror((int)wr));
-            conn_release(c);
+            flush_failed(c, wr);
             return;
         }
         sendq_consume(&c->q, (size_t)wr);
@@ -673,12 +705,14 @@ void conn_flush(struct conn *c)
         budget -= (size_t)wr;
     }
     if (sendq_empty(&c->q)) {
+    drained:
         c->write_blocked = 0;
         if (c->state == CONN_CLOSING && c->close_sent && (c->close_recv || c->failing)) {
             begin_linger(c);
             return;
         }
     }
+done:
     /* Resume reading once the queue has drained below half the pause mark. */
     if (c->read_paused && c->state != CONN_HTTP && c->q.bytes < c->cs->cfg->sendq_soft_limit / 2)
         c->read_paused = 0;

@@ -10,6 +10,9 @@
 
 #define rc_likely(x) __builtin_expect(!!(x), 1)
 #define rc_unlikely(x) __builtin_expect(!!(x), 0)
+/* A rarely called function kept out of line, so the hot caller needs no
+ * prologue or registers for it (GCC and Clang). */
+#define RC_COLD_FN __attribute__((cold, noinline))
 
 #define RC_UNUSED(x) ((void)(x))
 #define RC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

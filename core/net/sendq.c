@@ -336,6 +336,14 @@ static int lane_consume_head(struct sendq_lane *l, size_t *n)
     return 1;
 }
 
+void sendq_single_done(struct sendq *q)
+{
+    struct frame_ref *f = q->one;
+    q->one = NULL;
+    q->bytes = 0;
+    entry_release(f);
+}
+
 /* Same order as sendq_iov: a partly written data head, then control, then data. */
 void sendq_consume(struct sendq *q, size_t n)
 {

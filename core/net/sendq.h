@@ -83,6 +83,17 @@ static inline int sendq_empty(const struct sendq *q)
     return q->bytes == 0;
 }
 
+/* The queue's only entry while it holds exactly one frame (or chunk), not
+ * started and with no lanes: bytes == its len. NULL otherwise. */
+static inline struct frame_ref *sendq_single(const struct sendq *q)
+{
+    return q->lanes == NULL ? q->one : NULL;
+}
+
+/* Drops the single entry (sendq_single) after it was written whole; the
+ * queue is then empty. The same as sendq_consume(q, q->bytes), shorter. */
+void sendq_single_done(struct sendq *q);
+
 /* Queues one reference to f (taken here; the caller keeps its own) on the
  * data lane, or copies it into the private chunk when it is small and other
  * frames are already queued. */

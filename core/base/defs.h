@@ -13,6 +13,8 @@
 /* A rarely called function kept out of line, so the hot caller needs no
  * prologue or registers for it (GCC and Clang). */
 #define RC_COLD_FN __attribute__((cold, noinline))
+/* A less common path kept out of line so its prologue stays out of the caller. */
+#define RC_NOINLINE __attribute__((noinline))
 
 #define RC_UNUSED(x) ((void)(x))
 #define RC_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

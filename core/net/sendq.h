@@ -90,6 +90,18 @@ static inline struct frame_ref *sendq_single(const struct sendq *q)
     return q->lanes == NULL ? q->one : NULL;
 }
 
+/* Queues one reference to f as the only entry of an empty queue (no lanes),
+ * inline: the fan-out case, as sendq_push_ref and sendq_push_ref_nocopy do
+ * it. Returns 1, or 0 when the queue was not empty (nothing was queued). */
+static inline int sendq_push_first(struct sendq *q, struct frame_ref *f)
+{
+    if (q->bytes != 0 || q->lanes != NULL)
+        return 0;
+    q->one = frame_ref_get(f);
+    q->bytes = f->len;
+    return 1;
+}
+
 /* Drops the single entry (sendq_single) after it was written whole; the
  * queue is then empty. The same as sendq_consume(q, q->bytes), shorter. */
 void sendq_single_done(struct sendq *q);

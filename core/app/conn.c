@@ -657,39 +657,28 @@ static RC_COLD_FN void flush_failed(struct conn *c, ssize_t wr)
     conn_release(c);
 }
 
-void conn_flush(struct conn *c)
+/* After a flush: an empty queue may finish a close; reading resumes once the
+ * queue has drained below half the pause mark; the events follow. */
+static inline void flush_end(struct conn *c)
 {
-    if (c->released)
-        return;
-    /* A dirty c stays on cs->dirty (a singly linked queue): the walk finds
-     * its queue empty, or flushes what came since. */
-    size_t budget = FLUSH_BUDGET;
-    /* The common case (a fan-out frame by reference, or one reply chunk):
-     * one entry, written whole by one writev of one iovec. */
-    struct frame_ref *one = sendq_single(&c->q);
-    if (rc_likely(one != NULL && one->len <= budget)) {
-        struct iovec iov = {.iov_base = one->data, .iov_len = one->len};
-        ssize_t wr = c->t.ops->writev(&c->t, &iov, 1);
-        if (rc_likely(wr == (ssize_t)iov.iov_len)) {
-            sendq_single_done(&c->q);
-            STAT_ADD(c->cs->stats, bytes_out_total, (uint_fast64_t)wr);
-            STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
-            goto drained;
-        }
-        if (wr == -EAGAIN) {
-            c->write_blocked = 1;
-            goto done;
-        }
-        if (wr < 0) {
-            flush_failed(c, wr);
+    if (sendq_empty(&c->q)) {
+        c->write_blocked = 0;
+        if (rc_unlikely(c->state == CONN_CLOSING) && c->close_sent &&
+            (c->close_recv || c->failing)) {
+            begin_linger(c);
             return;
         }
-        /* Partly written: the general loop goes on from here. */
-        sendq_consume(&c->q, (size_t)wr);
-        STAT_ADD(c->cs->stats, bytes_out_total, (uint_fast64_t)wr);
-        STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
-        budget -= (size_t)wr;
     }
+    if (rc_unlikely(c->read_paused) && c->state != CONN_HTTP &&
+        c->q.bytes < c->cs->cfg->sendq_soft_limit / 2)
+        c->read_paused = 0;
+    update_events(c);
+}
+
+/* The general flush: writev of up to SENDQ_MAX_IOV segments until the queue
+ * is empty, the socket full or `budget` bytes went out. */
+static RC_NOINLINE void flush_queue(struct conn *c, size_t budget)
+{
     while (!sendq_empty(&c->q)) {
         struct iovec iov[SENDQ_MAX_IOV];
         int n = sendq_iov(&c->q, iov, SENDQ_MAX_IOV);
@@ -721,19 +710,44 @@ void conn_flush(struct conn *c)
         }
         budget -= (size_t)wr;
     }
-    if (sendq_empty(&c->q)) {
-    drained:
-        c->write_blocked = 0;
-        if (c->state == CONN_CLOSING && c->close_sent && (c->close_recv || c->failing)) {
-            begin_linger(c);
-            return;
-        }
+    flush_end(c);
+}
+
+void conn_flush(struct conn *c)
+{
+    if (c->released)
+        return;
+    /* A dirty c stays on cs->dirty (a singly linked queue): the walk finds
+     * its queue empty, or flushes what came since. */
+    /* The common case (a fan-out frame by reference, or one reply chunk):
+     * one entry, written whole by one writev of one iovec. */
+    struct frame_ref *one = sendq_single(&c->q);
+    if (rc_unlikely(one == NULL || one->len > FLUSH_BUDGET)) {
+        flush_queue(c, FLUSH_BUDGET);
+        return;
     }
-done:
-    /* Resume reading once the queue has drained below half the pause mark. */
-    if (c->read_paused && c->state != CONN_HTTP && c->q.bytes < c->cs->cfg->sendq_soft_limit / 2)
-        c->read_paused = 0;
-    update_events(c);
+    struct iovec iov = {.iov_base = one->data, .iov_len = one->len};
+    ssize_t wr = c->t.ops->writev(&c->t, &iov, 1);
+    if (rc_likely(wr == (ssize_t)iov.iov_len)) {
+        sendq_single_done(&c->q);
+    } else if (wr == -EAGAIN) {
+        c->write_blocked = 1;
+        flush_end(c);
+        return;
+    } else if (wr < 0) {
+        flush_failed(c, wr);
+        return;
+    } else {
+        /* Partly written: the general loop goes on from here. */
+        sendq_consume(&c->q, (size_t)wr);
+    }
+    STAT_ADD(c->cs->stats, bytes_out_total, (uint_fast64_t)wr);
+    STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
+    if (rc_unlikely(!sendq_empty(&c->q))) {
+        flush_queue(c, FLUSH_BUDGET - (size_t)wr);
+        return;
+    }
+    flush_end(c);
 }
 
 /* ------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "defs.h"
 #include "transport.h"
 
 /* glibc's read and writev are pthread cancellation points: each call turns
@@ -11,23 +12,45 @@
  * instructions, a tenth of an echo's user-space cost). Workers are never
  * cancelled, so the hot paths enter the kernel directly. Sanitizer builds
  * keep the libc calls, whose interceptors check the buffers. */
-#ifdef RC_SANITIZED
-#define SYS_READ(fd, buf, len) read(fd, buf, len)
-#define SYS_WRITEV(fd, iov, n) writev(fd, iov, n)
+#if defined(RC_SANITIZED)
+#define SYS_READ(fd, buf, len) sys_ret(read(fd, buf, len))
+#define SYS_WRITEV(fd, iov, n) sys_ret(writev(fd, iov, n))
+#elif defined(__x86_64__) && defined(__linux__)
+/* x86-64 Linux: the syscall instruction inline (no call into libc's
+ * syscall(), no errno): the result is the count or -errno. */
+static inline long sys3(long nr, long a, const void *b, long c)
+{
+    long ret;
+    __asm__ volatile("syscall"
+                     : "=a"(ret)
+                     : "a"(nr), "D"(a), "S"(b), "d"(c)
+                     : "rcx", "r11", "memory");
+    return ret;
+}
+#define SYS_READ(fd, buf, len) sys3(SYS_read, (long)(fd), (buf), (long)(len))
+#define SYS_WRITEV(fd, iov, n) sys3(SYS_writev, (long)(fd), (iov), (long)(n))
 #else
-#define SYS_READ(fd, buf, len) syscall(SYS_read, (long)(fd), (buf), (long)(len))
-#define SYS_WRITEV(fd, iov, n) syscall(SYS_writev, (long)(fd), (iov), (long)(n))
+#define SYS_READ(fd, buf, len) sys_ret(syscall(SYS_read, (long)(fd), (buf), (long)(len)))
+#define SYS_WRITEV(fd, iov, n) sys_ret(syscall(SYS_writev, (long)(fd), (iov), (long)(n)))
+#endif
+
+#if defined(RC_SANITIZED) || !(defined(__x86_64__) && defined(__linux__))
+/* A libc result as the count or -errno. */
+static inline long sys_ret(long n)
+{
+    return n >= 0 ? n : -(long)errno;
+}
 #endif
 
 static ssize_t tcp_read(struct transport *t, void *buf, size_t len)
 {
     for (;;) {
         ssize_t n = SYS_READ(t->fd, buf, len);
-        if (n >= 0)
+        if (rc_likely(n >= 0))
             return n;
-        if (errno == EINTR)
+        if (n == -EINTR)
             continue;
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        return n == -EWOULDBLOCK ? -EAGAIN : n;
     }
 }
 
@@ -35,11 +58,11 @@ static ssize_t tcp_writev(struct transport *t, const struct iovec *iov, int iovc
 {
     for (;;) {
         ssize_t n = SYS_WRITEV(t->fd, iov, iovcnt);
-        if (n >= 0)
+        if (rc_likely(n >= 0))
             return n;
-        if (errno == EINTR)
+        if (n == -EINTR)
             continue;
-        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+        return n == -EWOULDBLOCK ? -EAGAIN : n;
     }
 }
 

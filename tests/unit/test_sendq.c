@@ -79,6 +79,40 @@ static void test_single_frame_by_reference(void **state)
     assert_int_equal(frame_ref_live(), live0);
 }
 
+static void test_push_first_and_single_done(void **state)
+{
+    (void)state;
+    long live0 = frame_ref_live();
+    struct sendq q;
+    sendq_init(&q);
+    struct frame_ref *f = text("fan-out"), *g = text("behind");
+    assert_null(sendq_single(&q));
+    /* On an empty queue: the only entry, by reference, as sendq_push_ref. */
+    assert_int_equal(sendq_push_first(&q, f), 1);
+    assert_int_equal(atomic_load(&f->refs), 2);
+    assert_ptr_equal(sendq_single(&q), f);
+    assert_null(q.lanes);
+    assert_int_equal(q.bytes, f->len);
+    /* Not empty: nothing is queued, g keeps its one reference. */
+    assert_int_equal(sendq_push_first(&q, g), 0);
+    assert_int_equal(atomic_load(&g->refs), 1);
+    assert_int_equal(q.bytes, f->len);
+    /* Written whole: the entry's reference is dropped, the queue is empty. */
+    sendq_single_done(&q);
+    assert_true(sendq_empty(&q));
+    assert_null(sendq_single(&q));
+    assert_int_equal(atomic_load(&f->refs), 1);
+    /* A queue with lanes (a control frame) has no single entry and takes
+     * no first push. */
+    sendq_push_ctrl(&q, g);
+    assert_null(sendq_single(&q));
+    assert_int_equal(sendq_push_first(&q, f), 0);
+    sendq_clear(&q);
+    frame_ref_put(f);
+    frame_ref_put(g);
+    assert_int_equal(frame_ref_live(), live0);
+}
+
 static void test_small_frames_behind_others_are_copied(void **state)
 {
     (void)state;
@@ -377,6 +411,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_single_frame_by_reference),
+        cmocka_unit_test(test_push_first_and_single_done),
         cmocka_unit_test(test_small_frames_behind_others_are_copied),
         cmocka_unit_test(test_partial_writes_keep_wire_order),
         cmocka_unit_test(test_one_entry_state_and_its_end),

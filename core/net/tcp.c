@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "defs.h"
+#include "sysraw.h"
 #include "transport.h"
 
 /* glibc's read and writev are pthread cancellation points: each call turns
@@ -12,34 +13,22 @@
  * instructions, a tenth of an echo's user-space cost). Workers are never
  * cancelled, so the hot paths enter the kernel directly. Sanitizer builds
  * keep the libc calls, whose interceptors check the buffers. */
-#if defined(RC_SANITIZED)
-#define SYS_READ(fd, buf, len) sys_ret(read(fd, buf, len))
-#define SYS_WRITEV(fd, iov, n) sys_ret(writev(fd, iov, n))
-#elif defined(__x86_64__) && defined(__linux__)
-/* x86-64 Linux: the syscall instruction inline (no call into libc's
- * syscall(), no errno): the result is the count or -errno. */
-static inline long sys3(long nr, long a, const void *b, long c)
-{
-    long ret;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "a"(nr), "D"(a), "S"(b), "d"(c)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
-#define SYS_READ(fd, buf, len) sys3(SYS_read, (long)(fd), (buf), (long)(len))
-#define SYS_WRITEV(fd, iov, n) sys3(SYS_writev, (long)(fd), (iov), (long)(n))
+#if RC_SYSRAW
+#define SYS_READ(fd, buf, len) rc_sys3(SYS_read, (long)(fd), (buf), (long)(len))
+#define SYS_WRITEV(fd, iov, n) rc_sys3(SYS_writev, (long)(fd), (iov), (long)(n))
 #else
-#define SYS_READ(fd, buf, len) sys_ret(syscall(SYS_read, (long)(fd), (buf), (long)(len)))
-#define SYS_WRITEV(fd, iov, n) sys_ret(syscall(SYS_writev, (long)(fd), (iov), (long)(n)))
-#endif
-
-#if defined(RC_SANITIZED) || !(defined(__x86_64__) && defined(__linux__))
 /* A libc result as the count or -errno. */
 static inline long sys_ret(long n)
 {
     return n >= 0 ? n : -(long)errno;
 }
+#ifdef RC_SANITIZED
+#define SYS_READ(fd, buf, len) sys_ret(read(fd, buf, len))
+#define SYS_WRITEV(fd, iov, n) sys_ret(writev(fd, iov, n))
+#else
+#define SYS_READ(fd, buf, len) sys_ret(syscall(SYS_read, (long)(fd), (buf), (long)(len)))
+#define SYS_WRITEV(fd, iov, n) sys_ret(syscall(SYS_writev, (long)(fd), (iov), (long)(n)))
+#endif
 #endif
 
 static ssize_t tcp_read(struct transport *t, void *buf, size_t len)

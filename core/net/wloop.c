@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "defs.h"
 #include "log.h"
+#include "sysraw.h"
 
 /* Events taken from one epoll_wait. A closed-loop echo has one; a fan-out
  * burst many. More than this stay ready for the next call (level-triggered). */
@@ -24,7 +25,19 @@
  * builds enter the kernel directly as tcp.c does for read and writev.
  * epoll_pwait with no mask is epoll_wait on every architecture. Sanitizer
  * builds keep the libc call, whose interceptors see it. */
-#ifdef RC_SANITIZED
+#if RC_SYSRAW
+/* The syscall instruction inline (sysraw.h); errno is set on failure only. */
+static inline int sys_epoll_wait(int ep, struct epoll_event *evs, int n, int ms)
+{
+    long r = rc_sys6(SYS_epoll_pwait, ep, evs, n, ms, NULL, 8L);
+    if (rc_unlikely(r < 0)) {
+        errno = (int)-r;
+        return -1;
+    }
+    return (int)r;
+}
+#define SYS_EPOLL_WAIT(ep, evs, n, ms) sys_epoll_wait(ep, evs, n, ms)
+#elif defined(RC_SANITIZED)
 #define SYS_EPOLL_WAIT(ep, evs, n, ms) epoll_wait(ep, evs, n, ms)
 #else
 #define SYS_EPOLL_WAIT(ep, evs, n, ms)                                                             \

@@ -233,8 +233,31 @@ void sendq_push_ref(struct sendq *q, struct frame_ref *f)
     q->bytes += f->len;
 }
 
-int sendq_push_copyv(struct sendq *q, const uint8_t *hdr, size_t hlen, const struct iovec *parts,
-                     int nparts)
+/* Copies n bytes, n <= 32, by fixed-size (overlapping) moves that compile to
+ * a few loads and stores instead of a call into the C library. */
+static inline void copy_small(uint8_t *d, const uint8_t *s, size_t n)
+{
+    if (n >= 16) {
+        memcpy(d, s, 16);
+        memcpy(d + n - 16, s + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(d, s, 8);
+        memcpy(d + n - 8, s + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(d, s, 4);
+        memcpy(d + n - 4, s + n - 4, 4);
+    } else if (n >= 2) {
+        memcpy(d, s, 2);
+        memcpy(d + n - 2, s + n - 2, 2);
+    } else if (n == 1) {
+        d[0] = s[0];
+    }
+}
+
+/* Every case but the common one of sendq_push_copyv (out of line so that the
+ * common case has a small prologue). */
+static RC_NOINLINE int push_copyv_slow(struct sendq *q, const uint8_t *hdr, size_t hlen,
+                                       const struct iovec *parts, int nparts)
 {
     size_t n = hlen;
     for (int i = 0; i < nparts; i++)
@@ -268,6 +291,34 @@ int sendq_push_copyv(struct sendq *q, const uint8_t *hdr, size_t hlen, const str
     t->len += n;
     q->bytes += n;
     return 0;
+}
+
+int sendq_push_copyv(struct sendq *q, const uint8_t *hdr, size_t hlen, const struct iovec *parts,
+                     int nparts)
+{
+    /* The common case: one part into an empty queue (a reply to a quiet
+     * connection), small enough for a chunk of its own. */
+    if (nparts == 1 && q->bytes == 0 && q->lanes == NULL) {
+        size_t plen = parts[0].iov_len;
+        size_t n = hlen + plen;
+        if (n <= SENDQ_CHUNK) {
+            struct frame_ref *t = chunk_alloc();
+            q->one = t;
+            const uint8_t *pl = parts[0].iov_base;
+            if (hlen <= 32)
+                copy_small(t->data, hdr, hlen);
+            else
+                memcpy(t->data, hdr, hlen);
+            if (plen <= 32)
+                copy_small(t->data + hlen, pl, plen);
+            else
+                memcpy(t->data + hlen, pl, plen);
+            t->len = n;
+            q->bytes = n;
+            return 0;
+        }
+    }
+    return push_copyv_slow(q, hdr, hlen, parts, nparts);
 }
 
 int sendq_push_copy(struct sendq *q, const uint8_t *hdr, size_t hlen, const uint8_t *payload,

@@ -461,6 +461,63 @@ int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
     return conn_sendv(c, opcode, &part, 1);
 }
 
+/* Queues one frame of opcode with the payload parts (len bytes in all). */
+static inline int push_frame(struct conn *c, unsigned rsv, unsigned opcode,
+                             const struct iovec *parts, int n, size_t len)
+{
+    uint8_t hdr[WS_MAX_HEADER];
+    size_t hl = ws_frame_encode_header(hdr, 1, rsv, opcode, len, NULL);
+    /* A reply to this client's own traffic is never dropped silently: the
+     * read side is paused instead (backpressure reaches TCP), but one frame
+     * larger than the whole limit still has to fit once. */
+    if (over_limit(c, hl + len) && c->q.bytes > 0) {
+        STAT_INC(c->cs->stats, drops_total);
+        return RC_E_LIMIT;
+    }
+    size_t before = c->q.bytes;
+    int rc = sendq_push_copyv(&c->q, hdr, hl, parts, n);
+    if (rc == 0) {
+        STAT_INC(c->cs->stats, msgs_out_total);
+        queued(c, before);
+    }
+    return rc;
+}
+
+/* conn_sendv for a payload this connection compresses (out of line: the
+ * common reply is not compressed). */
+static RC_NOINLINE int sendv_deflate(struct conn *c, unsigned opcode, const struct iovec *parts,
+                                     int n, size_t len)
+{
+    unsigned rsv = 0;
+    struct iovec zpart;
+    char *joined = NULL;
+    const void *data = n == 1 ? parts[0].iov_base : NULL;
+    if (n != 1) { /* the compressor takes one buffer */
+        joined = rc_xmalloc(len ? len : 1);
+        size_t off = 0;
+        for (int i = 0; i < n; i++) {
+            if (parts[i].iov_len)
+                memcpy(joined + off, parts[i].iov_base, parts[i].iov_len);
+            off += parts[i].iov_len;
+        }
+        data = joined;
+    }
+    const uint8_t *z;
+    size_t zl = deflate_payload(&c->cs->pmd, c->cs->stats, c->cs->cfg, c->pmd_bits, data, len, &z);
+    if (zl > 0) {
+        /* the pool's scratch: copied below, before anything else compresses */
+        zpart.iov_base = (void *)(uintptr_t)z;
+        zpart.iov_len = zl;
+        parts = &zpart;
+        n = 1;
+        len = zl;
+        rsv = WS_RSV1; /* RFC 7692 §6 */
+    }
+    int rc = push_frame(c, rsv, opcode, parts, n, len);
+    rc_free(joined);
+    return rc;
+}
+
 int conn_sendv(struct conn *c, unsigned opcode, const struct iovec *parts, int n)
 {
     if (!can_send(c))
@@ -468,53 +525,9 @@ int conn_sendv(struct conn *c, unsigned opcode, const struct iovec *parts, int n
     size_t len = 0;
     for (int i = 0; i < n; i++)
         len += parts[i].iov_len;
-    uint8_t hdr[WS_MAX_HEADER];
-    unsigned rsv = 0;
-    struct iovec zpart;
-    char *joined = NULL;
-    if (c->pmd && deflate_wants(c->cs->cfg, len)) { /* compressed per connection */
-        const void *data = n == 1 ? parts[0].iov_base : NULL;
-        if (n != 1) { /* the compressor takes one buffer */
-            joined = rc_xmalloc(len ? len : 1);
-            size_t off = 0;
-            for (int i = 0; i < n; i++) {
-                if (parts[i].iov_len)
-                    memcpy(joined + off, parts[i].iov_base, parts[i].iov_len);
-                off += parts[i].iov_len;
-            }
-            data = joined;
-        }
-        const uint8_t *z;
-        size_t zl =
-            deflate_payload(&c->cs->pmd, c->cs->stats, c->cs->cfg, c->pmd_bits, data, len, &z);
-        if (zl > 0) {
-            /* the pool's scratch: copied below, before anything else compresses */
-            zpart.iov_base = (void *)(uintptr_t)z;
-            zpart.iov_len = zl;
-            parts = &zpart;
-            n = 1;
-            len = zl;
-            rsv = WS_RSV1; /* RFC 7692 §6 */
-        }
-    }
-    size_t hl = ws_frame_encode_header(hdr, 1, rsv, opcode, len, NULL);
-    /* A reply to this client's own traffic is never dropped silently: the
-     * read side is paused instead (backpressure reaches TCP), but one frame
-     * larger than the whole limit still has to fit once. */
-    int rc = 0;
-    if (over_limit(c, hl + len) && c->q.bytes > 0) {
-        STAT_INC(c->cs->stats, drops_total);
-        rc = RC_E_LIMIT;
-    } else {
-        size_t before = c->q.bytes;
-        rc = sendq_push_copyv(&c->q, hdr, hl, parts, n);
-        if (rc == 0) {
-            STAT_INC(c->cs->stats, msgs_out_total);
-            queued(c, before);
-        }
-    }
-    rc_free(joined);
-    return rc;
+    if (c->pmd && deflate_wants(c->cs->cfg, len)) /* compressed per connection */
+        return sendv_deflate(c, opcode, parts, n, len);
+    return push_frame(c, 0, opcode, parts, n, len);
 }
 
 int conn_compresses(const struct conn *c, size_t len)

@@ -455,12 +455,6 @@ static int can_send(const struct conn *c)
     return (c->state == CONN_OPEN && !c->close_sent) || (c->state == CONN_HTTP && c->upgrading);
 }
 
-int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
-{
-    struct iovec part = {.iov_base = (void *)(uintptr_t)data, .iov_len = len};
-    return conn_sendv(c, opcode, &part, 1);
-}
-
 /* Queues one frame of opcode with the payload parts (len bytes in all). */
 static inline int push_frame(struct conn *c, unsigned rsv, unsigned opcode,
                              const struct iovec *parts, int n, size_t len)
@@ -528,6 +522,17 @@ int conn_sendv(struct conn *c, unsigned opcode, const struct iovec *parts, int n
     if (c->pmd && deflate_wants(c->cs->cfg, len)) /* compressed per connection */
         return sendv_deflate(c, opcode, parts, n, len);
     return push_frame(c, 0, opcode, parts, n, len);
+}
+
+/* conn_sendv of one part, without the sum over parts (a handler's reply). */
+int conn_send(struct conn *c, unsigned opcode, const void *data, size_t len)
+{
+    if (!can_send(c))
+        return RC_E_CLOSED;
+    struct iovec part = {.iov_base = (void *)(uintptr_t)data, .iov_len = len};
+    if (c->pmd && deflate_wants(c->cs->cfg, len)) /* compressed per connection */
+        return sendv_deflate(c, opcode, &part, 1, len);
+    return push_frame(c, 0, opcode, &part, 1, len);
 }
 
 int conn_compresses(const struct conn *c, size_t len)

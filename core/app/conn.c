@@ -414,7 +414,7 @@ static void mark_dirty(struct connset *w, struct conn *c)
     }
 }
 
-static void queued(struct conn *c, size_t before)
+static inline __attribute__((always_inline)) void queued(struct conn *c, size_t before)
 {
     STAT_ADD(c->cs->stats, queued_bytes, c->q.bytes - before);
     /* A blocked socket has WL_WRITE armed, which flushes when it drains:

@@ -100,21 +100,30 @@ void users_attach(struct users *u, int worker, struct connset *cs, struct mailbo
     conn_hook_user(cs, on_user, u);
 }
 
-long users_send(struct users *u, int from, const char *user, size_t ulen, const void *payload,
-                size_t plen, int binary)
+/* Copies user's connection ids under the lock into *ids (a 16-entry
+ * buffer, or a fresh allocation when there are more: the caller frees it
+ * when *ids changed). Returns how many. */
+static uint32_t snapshot_ids(struct users *u, const char *user, size_t ulen, uint64_t **ids)
 {
-    uint64_t local[16];
-    uint64_t *ids = local;
     uint32_t n = 0;
     pthread_mutex_lock(&u->lock);
     struct user_conns *uc = strmap_get(&u->by_user, user, ulen);
     if (uc && uc->n > 0) {
         n = uc->n;
         if (n > 16)
-            ids = rc_xmalloc(n * sizeof(*ids));
-        memcpy(ids, uc->ids, n * sizeof(*ids));
+            *ids = rc_xmalloc(n * sizeof(**ids));
+        memcpy(*ids, uc->ids, n * sizeof(**ids));
     }
     pthread_mutex_unlock(&u->lock);
+    return n;
+}
+
+long users_send(struct users *u, int from, const char *user, size_t ulen, const void *payload,
+                size_t plen, int binary)
+{
+    uint64_t local[16];
+    uint64_t *ids = local;
+    uint32_t n = snapshot_ids(u, user, ulen, &ids);
     if (n == 0)
         return 0;
     long sent = 0;
@@ -146,16 +155,7 @@ long users_close(struct users *u, int from, const char *user, size_t ulen, unsig
 {
     uint64_t local[16];
     uint64_t *ids = local;
-    uint32_t n = 0;
-    pthread_mutex_lock(&u->lock);
-    struct user_conns *uc = strmap_get(&u->by_user, user, ulen);
-    if (uc && uc->n > 0) {
-        n = uc->n;
-        if (n > 16)
-            ids = rc_xmalloc(n * sizeof(*ids));
-        memcpy(ids, uc->ids, n * sizeof(*ids));
-    }
-    pthread_mutex_unlock(&u->lock);
+    uint32_t n = snapshot_ids(u, user, ulen, &ids);
     /* the reason with its NUL (conn_close wants a C string) */
     char tmp[124];
     if (rlen > sizeof(tmp) - 1)

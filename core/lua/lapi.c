@@ -53,6 +53,16 @@ static struct conn *find(uint64_t id, struct worker **wout, int *remote)
     if (c == NULL)                                                                                 \
         return remote_ ? RC_E_DENIED : RC_E_CLOSED;
 
+/* Hands f (taken) to the worker that owns connection id (MAIL_SEND_CONN). */
+static int post_frame(struct worker *w, uint64_t id, struct frame_ref *f)
+{
+    struct mail *m = mail_new(MAIL_SEND_CONN, NULL, 0, NULL, 0);
+    m->conn_id = id;
+    m->frame = f;
+    mail_post(&w->mbox, &w->srv->workers[worker_of_conn_id(id)].mbox, m);
+    return 0;
+}
+
 RC_FFI_EXPORT int rc_ffi_send(uint64_t id, const char *data, size_t len, int binary)
 {
     int remote;
@@ -66,11 +76,7 @@ RC_FFI_EXPORT int rc_ffi_send(uint64_t id, const char *data, size_t len, int bin
     struct frame_ref *f = frame_ref_encode(op, 0, data, len);
     if (f == NULL)
         return RC_E_NOMEM;
-    struct mail *m = mail_new(MAIL_SEND_CONN, NULL, 0, NULL, 0);
-    m->conn_id = id;
-    m->frame = f;
-    mail_post(&w->mbox, &w->srv->workers[worker_of_conn_id(id)].mbox, m);
-    return 0;
+    return post_frame(w, id, f);
 }
 
 RC_FFI_EXPORT int rc_ffi_send3(uint64_t id, const char *a, size_t alen, const char *b, size_t blen,
@@ -90,11 +96,7 @@ RC_FFI_EXPORT int rc_ffi_send3(uint64_t id, const char *a, size_t alen, const ch
     struct frame_ref *f = frame_ref_encodev(op, 0, parts, 3);
     if (f == NULL)
         return RC_E_NOMEM;
-    struct mail *m = mail_new(MAIL_SEND_CONN, NULL, 0, NULL, 0);
-    m->conn_id = id;
-    m->frame = f;
-    mail_post(&w->mbox, &w->srv->workers[worker_of_conn_id(id)].mbox, m);
-    return 0;
+    return post_frame(w, id, f);
 }
 
 RC_FFI_EXPORT int rc_ffi_close(uint64_t id, int code, const char *reason, size_t len)

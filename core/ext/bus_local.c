@@ -144,18 +144,25 @@ static void user_done(void *arg)
     rc_free(j);
 }
 
+/* Acks a user send or disconnect with its count, later on the caller's worker
+ * (the same turn-later contract as the other bus ops); no ack, no post. */
+static void post_user_ack(const struct bus_host *h, int worker, long n, bus_ack_cb ack, void *ud)
+{
+    if (ack == NULL)
+        return;
+    struct user_job *j = rc_xmalloc(sizeof(*j));
+    j->ack = ack;
+    j->ud = ud;
+    j->count = n;
+    h->base.post(h->base.ctx, worker, user_done, j);
+}
+
 static int bl_send_to_user(struct bus *bus, int worker, const char *user, size_t ulen,
                            const void *data, size_t len, int binary, bus_ack_cb ack, void *ud)
 {
     const struct bus_host *h = &bus->host;
     long n = h->deliver_user(h->base.ctx, user, ulen, data, len, binary);
-    if (ack) {
-        struct user_job *j = rc_xmalloc(sizeof(*j));
-        j->ack = ack;
-        j->ud = ud;
-        j->count = n;
-        h->base.post(h->base.ctx, worker, user_done, j);
-    }
+    post_user_ack(h, worker, n, ack, ud);
     return 0;
 }
 
@@ -165,13 +172,7 @@ static int bl_disconnect_user(struct bus *bus, int worker, const char *user, siz
 {
     const struct bus_host *h = &bus->host;
     long n = h->close_user(h->base.ctx, user, ulen, code, reason, rlen);
-    if (ack) {
-        struct user_job *j = rc_xmalloc(sizeof(*j));
-        j->ack = ack;
-        j->ud = ud;
-        j->count = n;
-        h->base.post(h->base.ctx, worker, user_done, j);
-    }
+    post_user_ack(h, worker, n, ack, ud);
     return 0;
 }
 

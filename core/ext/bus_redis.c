@@ -481,6 +481,17 @@ static int cmd_reply(struct bus_redis *b, void *reply)
     return 0;
 }
 
+/* A request's reply, counted as cmd_reply does; NULL (the connection went
+ * away) has answered the request RC_E_DENIED already. */
+static redisReply *req_reply(struct breq *q, void *reply)
+{
+    if (cmd_reply(q->b, reply) != 0) {
+        finish(q->b, q, RC_E_DENIED, 0);
+        return NULL;
+    }
+    return reply;
+}
+
 static void on_plain(redisAsyncContext *ac, void *reply, void *pd)
 {
     struct bus_redis *b = ac->data;
@@ -539,27 +550,25 @@ static void on_sub_setup(redisAsyncContext *ac, void *reply, void *pd)
     go_up(b);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* hiredis frees `ac` after this callback: forget it, and take the bus down. */
+static void conn_gone(struct bus_redis *b, const redisAsyncContext *ac, const char *why)
 {
-    struct bus_redis *b = ac->data;
-    if (status != REDIS_OK) {
-        /* hiredis frees the context after this callback */
-        if (b->cmd == ac)
-            b->cmd = NULL;
-        if (b->sub == ac)
-            b->sub = NULL;
-        bus_fail(b, ac->errstr);
-    }
-}
-
-static void on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct bus_redis *b = ac->data;
     if (b->cmd == ac)
         b->cmd = NULL;
     if (b->sub == ac)
         b->sub = NULL;
-    bus_fail(b, status == REDIS_OK ? "disconnected" : ac->errstr);
+    bus_fail(b, why);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK)
+        conn_gone(ac->data, ac, ac->errstr);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    conn_gone(ac->data, ac, status == REDIS_OK ? "disconnected" : ac->errstr);
 }
 
 static redisAsyncContext *open_conn(struct bus_redis *b)
@@ -653,17 +662,24 @@ static void reset_room(void *ud, const char *key, size_t klen, void *val)
     free_pend(r);
 }
 
-static void on_teardown(struct ev_loop *loop, ev_timer *t, int revents)
+/* Frees both connections. Their pending callbacks run now with a NULL reply
+ * (and on_disconnect finds neither: cmd and sub are cleared first). */
+static void free_conns(struct bus_redis *b)
 {
-    struct bus_redis *b = t->data;
     redisAsyncContext *c = b->cmd, *s = b->sub;
     b->cmd = b->sub = NULL;
-    /* Pending callbacks run now with a NULL reply: publishes in flight are
-     * answered unavailable, reads are dropped (the rooms resync). */
     if (c)
         redisAsyncFree(c);
     if (s)
         redisAsyncFree(s);
+}
+
+static void on_teardown(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct bus_redis *b = t->data;
+    /* publishes in flight are answered unavailable, reads are dropped (the
+     * rooms resync) */
+    free_conns(b);
     b->cmd_ready = b->sub_ready = 0;
     strmap_foreach(&b->rooms, reset_room, NULL);
     if (atomic_load(&b->stopping))
@@ -1526,11 +1542,9 @@ static void on_direct_reply(redisAsyncContext *ac, void *reply, void *pd)
 {
     struct breq *q = pd;
     struct bus_redis *b = q->b;
-    if (cmd_reply(b, reply) != 0) {
-        finish(b, q, RC_E_DENIED, 0);
+    redisReply *r = req_reply(q, reply);
+    if (r == NULL)
         return;
-    }
-    redisReply *r = reply;
     /* the ack's count: the nodes subscribed to the user's channel (0: the
      * user is connected nowhere) */
     finish(b, q, r->type == REDIS_REPLY_INTEGER ? 0 : RC_E_DENIED,
@@ -1543,11 +1557,9 @@ static void on_presence_reply(redisAsyncContext *ac, void *reply, void *pd)
 {
     struct breq *q = pd;
     struct bus_redis *b = q->b;
-    if (cmd_reply(b, reply) != 0) {
-        finish(b, q, RC_E_DENIED, 0);
+    redisReply *r = req_reply(q, reply);
+    if (r == NULL)
         return;
-    }
-    redisReply *r = reply;
     const redisReply *n = q->type == RQ_PCOUNT                               ? r
                           : r->type == REDIS_REPLY_ARRAY && r->elements >= 1 ? r->element[0]
                                                                              : NULL;
@@ -1572,11 +1584,9 @@ static void on_read_reply(redisAsyncContext *ac, void *reply, void *pd)
 {
     struct breq *q = pd;
     struct bus_redis *b = q->b;
-    if (cmd_reply(b, reply) != 0) {
-        finish(b, q, RC_E_DENIED, 0);
+    redisReply *r = req_reply(q, reply);
+    if (r == NULL)
         return;
-    }
-    redisReply *r = reply;
     if (!read_reply_ok(r)) {
         finish(b, q, RC_E_DENIED, 0);
         return;
@@ -1945,25 +1955,35 @@ static void rb_user_interest(struct bus *bb, const char *user, size_t len, int o
     req_push(b, q, 0);
 }
 
+/* A direct message (send or kick) to `user`'s channel: head[0..hl) then
+ * body[0..blen), answered by on_direct_reply. */
+static int direct_submit(struct bus_redis *b, int worker, const char *user, size_t ulen,
+                         const char *head, size_t hl, const void *body, size_t blen, bus_ack_cb ack,
+                         void *ud)
+{
+    struct breq *q = req_new(b, RQ_DIRECT, worker, user, ulen);
+    q->ack = ack;
+    q->ud = ud;
+    q->data = rc_try_malloc(hl + blen + 1);
+    if (q->data == NULL) {
+        rc_free(q);
+        return RC_E_NOMEM;
+    }
+    memcpy(q->data, head, hl);
+    if (blen)
+        memcpy(q->data + hl, body, blen);
+    q->len = hl + blen;
+    return req_submit(b, q);
+}
+
 static int rb_send_to_user(struct bus *bb, int worker, const char *user, size_t ulen,
                            const void *data, size_t len, int binary, bus_ack_cb ack, void *ud)
 {
     struct bus_redis *b = (struct bus_redis *)bb;
     if (atomic_load(&b->state) != 1 || ulen == 0)
         return RC_E_DENIED;
-    struct breq *q = req_new(b, RQ_DIRECT, worker, user, ulen);
-    q->ack = ack;
-    q->ud = ud;
-    q->data = rc_try_malloc(len + 8);
-    if (q->data == NULL) {
-        rc_free(q);
-        return RC_E_NOMEM;
-    }
-    memcpy(q->data, binary ? "rcd1 1\n" : "rcd1 0\n", 7);
-    if (len)
-        memcpy(q->data + 7, data, len);
-    q->len = len + 7;
-    return req_submit(b, q);
+    return direct_submit(b, worker, user, ulen, binary ? "rcd1 1\n" : "rcd1 0\n", 7, data, len, ack,
+                         ud);
 }
 
 static int rb_disconnect_user(struct bus *bb, int worker, const char *user, size_t ulen,
@@ -1975,19 +1995,9 @@ static int rb_disconnect_user(struct bus *bb, int worker, const char *user, size
         return RC_E_DENIED;
     if (rlen > BUSMSG_KICK_REASON_MAX)
         return RC_E_INVAL;
-    struct breq *q = req_new(b, RQ_DIRECT, worker, user, ulen);
-    q->ack = ack;
-    q->ud = ud;
-    q->data = rc_try_malloc(rlen + 16);
-    if (q->data == NULL) {
-        rc_free(q);
-        return RC_E_NOMEM;
-    }
-    int hl = snprintf(q->data, 16, "rck1 %u\n", code);
-    if (rlen)
-        memcpy(q->data + hl, reason, rlen);
-    q->len = (size_t)hl + rlen;
-    return req_submit(b, q);
+    char head[24];
+    int hl = snprintf(head, sizeof(head), "rck1 %u\n", code);
+    return direct_submit(b, worker, user, ulen, head, (size_t)hl, reason, rlen, ack, ud);
 }
 
 static void rb_presence_set(struct bus *bb, const char *room, size_t len, uint64_t member,
@@ -2124,13 +2134,8 @@ static void rb_destroy(struct bus *bb)
     pthread_join(b->thread, NULL);
     /* the thread is gone: free its connections (replies in flight are
      * dropped; nobody waits for them now) */
-    redisAsyncContext *c = b->cmd, *s = b->sub;
-    b->cmd = b->sub = NULL;
     b->failing = 1;
-    if (c)
-        redisAsyncFree(c);
-    if (s)
-        redisAsyncFree(s);
+    free_conns(b);
     for (int i = 0; i < 2; i++) {
         struct breq *q = i ? b->bhead : b->qhead;
         while (q) {

@@ -6,7 +6,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -515,22 +514,6 @@ static char *text(const char *s)
     return rc_xstrdup(s);
 }
 
-/* Constant-time comparison: the token must not leak through timing. */
-static int token_ok(const char *value, size_t len, const char *token)
-{
-    static const char prefix[] = "Bearer ";
-    size_t pl = sizeof(prefix) - 1;
-    if (len < pl || strncasecmp(value, prefix, pl) != 0)
-        return 0;
-    value += pl;
-    len -= pl;
-    size_t tl = strlen(token);
-    unsigned diff = (unsigned)(len ^ tl);
-    for (size_t i = 0; i < len; i++)
-        diff |= (unsigned char)value[i] ^ (unsigned char)token[i < tl ? i : 0];
-    return diff == 0 && tl > 0;
-}
-
 static uint64_t req_id(const struct admin_client *ac)
 {
     return (uint64_t)ac->gen << 32 | (uint64_t)(ac - adm.clients);
@@ -638,7 +621,7 @@ static void route(struct admin_client *ac, const struct http_request *req)
     const char *token = rc_live_get()->admin_token;
     if (token && token[0]) {
         const struct http_header *h = http_find_header(req, "authorization");
-        if (h == NULL || !token_ok(h->value, h->value_len, token)) {
+        if (h == NULL || !http_bearer_ok(h->value, h->value_len, token)) {
             respond(ac, 401, "text/plain", "WWW-Authenticate: Bearer realm=\"roomcast\"\r\n",
                     text("unauthorized\n"));
             return;

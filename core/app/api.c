@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "alloc.h"
 #include "closecode.h"
@@ -12,6 +11,7 @@
 #include "defs.h"
 #include "err.h"
 #include "frame_ref.h"
+#include "http_parse.h"
 #include "json_scan.h"
 #include "log.h"
 #include "mailbox.h"
@@ -139,22 +139,6 @@ void api_stop(void)
 }
 
 /* ---------------------------------------------------------------- helpers */
-
-/* Constant-time: the token must not leak through timing. */
-static int token_ok(const char *value, size_t len, const char *token)
-{
-    static const char prefix[] = "Bearer ";
-    size_t pl = sizeof(prefix) - 1;
-    if (value == NULL || len < pl || strncasecmp(value, prefix, pl) != 0)
-        return 0;
-    value += pl;
-    len -= pl;
-    size_t tl = strlen(token);
-    unsigned diff = (unsigned)(len ^ tl);
-    for (size_t i = 0; i < len; i++)
-        diff |= (unsigned char)value[i] ^ (unsigned char)token[i < tl ? i : 0];
-    return diff == 0 && tl > 0;
-}
 
 static int is(const char *s, size_t n, const char *lit)
 {
@@ -723,7 +707,7 @@ int api_handle(uint64_t req, const char *method, size_t mlen, const char *path, 
     const char *token = api.cfg->api_token;
     if (token == NULL || token[0] == '\0')
         return err(o, 404, "api_disabled", "the HTTP API is off (set api_token)");
-    if (!token_ok(auth, alen, token)) {
+    if (!http_bearer_ok(auth, alen, token)) {
         *extra = "WWW-Authenticate: Bearer realm=\"roomcast-api\"\r\n";
         return err(o, 401, "unauthorized", "missing or wrong bearer token");
     }

@@ -1,6 +1,7 @@
 #include "http_parse.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "err.h"
 
@@ -242,6 +243,21 @@ int http_list_has_token(const char *value, size_t len, const char *token)
         i++; /* skip the comma */
     }
     return 0;
+}
+
+int http_bearer_ok(const char *value, size_t len, const char *token)
+{
+    static const char prefix[] = "Bearer ";
+    size_t pl = sizeof(prefix) - 1;
+    if (value == NULL || len < pl || strncasecmp(value, prefix, pl) != 0)
+        return 0;
+    value += pl;
+    len -= pl;
+    size_t tl = strlen(token);
+    unsigned diff = (unsigned)(len ^ tl);
+    for (size_t i = 0; i < len; i++)
+        diff |= (unsigned char)value[i] ^ (unsigned char)token[i < tl ? i : 0];
+    return diff == 0 && tl > 0;
 }
 
 void http_split_target(const struct http_request *req, const char **path, size_t *path_len,

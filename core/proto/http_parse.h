@@ -83,6 +83,12 @@ size_t http_count_header(const struct http_request *req, const char *name);
  * elements (RFC 9110 §5.6.1); 0 otherwise. */
 int http_list_has_token(const char *value, size_t len, const char *token);
 
+/* 1 if value[0..len) (an Authorization header; NULL is taken as absent) is
+ * "Bearer <token>" with the scheme case-insensitive and the NUL-terminated
+ * token exact; 0 otherwise, and always 0 for an empty token. The token is
+ * compared in constant time, so it does not leak through timing. */
+int http_bearer_ok(const char *value, size_t len, const char *token);
+
 /* Splits target at the first '?' into path and query (without the '?'). When
  * there is no '?', query points at the end of the target and query_len is 0.
  * All outputs are borrowed from req->target. */

@@ -682,6 +682,31 @@ static void test_http_parse__list_has_token(void **state)
     assert_true(http_list_has_token("a, upgrade, b", 10, "upgrade"));
 }
 
+static void test_http_parse__bearer_ok(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *v;
+        int want;
+    } cases[] = {
+        {"Bearer s3cret", 1},  {"bearer s3cret", 1}, {"BEARER s3cret", 1},  {"Bearer s3cre", 0},
+        {"Bearer s3crett", 0}, {"Bearer S3cret", 0}, {"Bearer  s3cret", 0}, {"Basic s3cret", 0},
+        {"Bearer", 0},         {"Bearer ", 0},       {"s3cret", 0},         {"", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int got = http_bearer_ok(cases[i].v, strlen(cases[i].v), "s3cret");
+        if (got != cases[i].want) {
+            print_error("'%s': got %d\n", cases[i].v, got);
+            fail();
+        }
+    }
+    assert_false(http_bearer_ok(NULL, 0, "s3cret")); /* no header */
+    assert_false(http_bearer_ok("Bearer ", 7, ""));  /* no token configured */
+    /* Only len bytes are read. */
+    assert_false(http_bearer_ok("Bearer s3cretX", 12, "s3cret"));
+    assert_true(http_bearer_ok("Bearer s3cretX", 13, "s3cret"));
+}
+
 static void split(const char *target, const char *path, const char *query)
 {
     struct http_request req = {.target = target, .target_len = strlen(target)};
@@ -718,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_http_parse__token_eq),
         cmocka_unit_test(test_http_parse__find_and_count_header),
         cmocka_unit_test(test_http_parse__list_has_token),
+        cmocka_unit_test(test_http_parse__bearer_ok),
         cmocka_unit_test(test_http_parse__split_target),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

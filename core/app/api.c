@@ -182,6 +182,50 @@ static long parse_body(const char *body, size_t blen, struct json_member *m, cha
     return n > API_MAX_MEMBERS ? API_MAX_MEMBERS : (long)n;
 }
 
+/* A POST body: a JSON object that names a room or a user (the required
+ * string member `key`) and, for a message, carries content or data. */
+struct api_body {
+    struct json_member m[API_MAX_MEMBERS];
+    size_t n;
+    char name[API_NAME_MAX + 1];
+    size_t name_len;
+    const struct json_member *c, *d; /* parse_message: "content", "data" */
+};
+
+/* parse_body into in->m, then the member `key` into in->name. Returns 0, or
+ * the error status (error set). */
+static int parse_named(const char *body, size_t blen, const char *key, struct api_body *in,
+                       char **o)
+{
+    int status = 0;
+    long n = parse_body(body, blen, in->m, o, &status);
+    if (n < 0)
+        return status;
+    in->n = (size_t)n;
+    long l = get_name(in->m, in->n, key, 1, in->name, sizeof(in->name), o, &status);
+    if (l < 0)
+        return status;
+    in->name_len = (size_t)l;
+    return 0;
+}
+
+/* parse_named, then the message: "content" (a string) or "data" (any JSON),
+ * one of them required (the absent one NULL). Returns 0 or the error status. */
+static int parse_message(const char *body, size_t blen, const char *key, struct api_body *in,
+                         char **o)
+{
+    int status = parse_named(body, blen, key, in, o);
+    if (status != 0)
+        return status;
+    in->c = json_find(in->m, in->n, "content");
+    in->d = json_find(in->m, in->n, "data");
+    if (in->c == NULL && in->d == NULL)
+        return err(o, 400, "missing_field", "content (a string) or data (any JSON) is required");
+    if (in->c && in->c->type != JSON_STRING)
+        return err(o, 400, "invalid_field", "content must be a string");
+    return 0;
+}
+
 /* Percent-decodes one path segment (a room id). Returns its length or -1. */
 static long decode_segment(const char *s, size_t n, char *out, size_t cap)
 {
@@ -248,13 +292,14 @@ static void run_publish(void *arg)
     rc_free(j);
 }
 
-/* The bus's ack, on the publishing worker: the seq goes to the admin loop. */
-static void on_publish_ack(void *ud, int status, uint64_t seq)
+/* Answers an API request from a bus ack: 200 {"<key>":n}, or 503
+ * unavailable. ud is the request id (freed here). */
+static void complete_count(void *ud, int status, uint64_t n, const char *key)
 {
     uint64_t *req = ud;
     char out[160];
     if (status == 0) {
-        snprintf(out, sizeof(out), "{\"seq\":%llu}", (unsigned long long)seq);
+        snprintf(out, sizeof(out), "{\"%s\":%llu}", key, (unsigned long long)n);
         api_complete(*req, 200, out, strlen(out));
     } else {
         snprintf(out, sizeof(out), "{\"code\":\"unavailable\",\"message\":\"%s\"}",
@@ -262,6 +307,12 @@ static void on_publish_ack(void *ud, int status, uint64_t seq)
         api_complete(*req, 503, out, strlen(out));
     }
     rc_free(req);
+}
+
+/* The bus's ack, on the publishing worker: the seq goes to the admin loop. */
+static void on_publish_ack(void *ud, int status, uint64_t seq)
+{
+    complete_count(ud, status, seq, "seq");
 }
 
 void api_publish_payload(struct worker *w, uint64_t req, const char *room, size_t rl,
@@ -282,37 +333,26 @@ void api_publish_payload(struct worker *w, uint64_t req, const char *room, size_
 
 static int publish(uint64_t req, const char *body, size_t blen, char **o)
 {
-    struct json_member m[API_MAX_MEMBERS];
-    int status = 0;
-    long n = parse_body(body, blen, m, o, &status);
-    if (n < 0)
+    struct api_body in;
+    int status = parse_message(body, blen, "room_id", &in, o);
+    if (status != 0)
         return status;
-    char room[API_NAME_MAX + 1];
-    long rl = get_name(m, (size_t)n, "room_id", 1, room, sizeof(room), o, &status);
-    if (rl < 0)
-        return status;
-    const struct json_member *c = json_find(m, (size_t)n, "content");
-    const struct json_member *d = json_find(m, (size_t)n, "data");
-    if (c == NULL && d == NULL)
-        return err(o, 400, "missing_field", "content (a string) or data (any JSON) is required");
-    if (c && c->type != JSON_STRING)
-        return err(o, 400, "invalid_field", "content must be a string");
     if (api.srv->handler->api_publish == NULL)
         return err(o, 404, "no_publish_hook",
                    "the running handler has no API publish hook (run a script)");
     if (api.draining)
         return err(o, 503, "draining", "the server is shutting down");
-    struct pub_job *j = rc_xmalloc(sizeof(*j) + (size_t)rl + 1 + blen + 1);
+    struct pub_job *j = rc_xmalloc(sizeof(*j) + in.name_len + 1 + blen + 1);
     j->req = req;
-    j->room_len = (size_t)rl;
+    j->room_len = in.name_len;
     j->body_len = blen;
-    memcpy(j->data, room, (size_t)rl + 1);
-    memcpy(j->data + rl + 1, body, blen);
-    j->data[rl + 1 + (long)blen] = '\0';
+    memcpy(j->data, in.name, in.name_len + 1);
+    memcpy(j->data + in.name_len + 1, body, blen);
+    j->data[in.name_len + 1 + blen] = '\0';
     /* The hook runs on the room's owner; the publish then goes through the
      * bus like a member's (sequenced, stored, delivered), and its ack brings
      * the seq back (api_publish_payload). */
-    int owner = rooms_owner_of(&api.srv->rooms, room, (size_t)rl);
+    int owner = rooms_owner_of(&api.srv->rooms, in.name, in.name_len);
     mail_call(NULL, &api.srv->workers[owner].mbox, run_publish, j);
     return API_PENDING;
 }
@@ -323,23 +363,6 @@ struct send_job {
     size_t user_len, len;
     char data[];
 };
-
-/* Answers an API request from a bus ack: 200 {"<key>":n}, or 503
- * unavailable. ud is the request id (freed here). */
-static void complete_count(void *ud, int status, uint64_t n, const char *key)
-{
-    uint64_t *req = ud;
-    char out[160];
-    if (status == 0) {
-        snprintf(out, sizeof(out), "{\"%s\":%llu}", key, (unsigned long long)n);
-        api_complete(*req, 200, out, strlen(out));
-    } else {
-        snprintf(out, sizeof(out), "{\"code\":\"unavailable\",\"message\":\"%s\"}",
-                 rc_strerror(status));
-        api_complete(*req, 503, out, strlen(out));
-    }
-    rc_free(req);
-}
 
 /* The bus's ack, on that worker: how many connections got it (local bus),
  * or 1 once a cluster bus took it (bus.h). */
@@ -367,43 +390,32 @@ static void run_send(void *arg)
 
 static int send_user(uint64_t req, const char *body, size_t blen, char **o)
 {
-    struct json_member m[API_MAX_MEMBERS];
-    int status = 0;
-    long n = parse_body(body, blen, m, o, &status);
-    if (n < 0)
+    struct api_body in;
+    int status = parse_message(body, blen, "user_id", &in, o);
+    if (status != 0)
         return status;
-    char user[API_NAME_MAX + 1];
-    long ul = get_name(m, (size_t)n, "user_id", 1, user, sizeof(user), o, &status);
-    if (ul < 0)
-        return status;
-    const struct json_member *c = json_find(m, (size_t)n, "content");
-    const struct json_member *d = json_find(m, (size_t)n, "data");
-    if (c == NULL && d == NULL)
-        return err(o, 400, "missing_field", "content (a string) or data (any JSON) is required");
-    if (c && c->type != JSON_STRING)
-        return err(o, 400, "invalid_field", "content must be a string");
     /* The shape of scripts/chat.lua's direct messages, from api_sender. */
     struct sbuf p = {0};
     sb_printf(&p, "{\"type\":\"direct\",\"from\":");
     const char *from = api.cfg->api_sender ? api.cfg->api_sender : "server";
     sb_json_str(&p, from, strlen(from));
-    if (c) {
+    if (in.c) {
         sb_printf(&p, ",\"content\":");
-        sb_add(&p, c->val, c->val_len);
+        sb_add(&p, in.c->val, in.c->val_len);
     } else {
         sb_printf(&p, ",\"data\":");
-        sb_add(&p, d->val, d->val_len);
+        sb_add(&p, in.d->val, in.d->val_len);
     }
     sb_printf(&p, "}");
     /* Through the bus, as a member's direct message goes: from a worker. */
-    struct send_job *j = rc_xmalloc(sizeof(*j) + (size_t)ul + 1 + p.len);
+    struct send_job *j = rc_xmalloc(sizeof(*j) + in.name_len + 1 + p.len);
     j->req = req;
-    j->user_len = (size_t)ul;
+    j->user_len = in.name_len;
     j->len = p.len;
-    memcpy(j->data, user, (size_t)ul + 1);
-    memcpy(j->data + ul + 1, p.p, p.len);
+    memcpy(j->data, in.name, in.name_len + 1);
+    memcpy(j->data + in.name_len + 1, p.p, p.len);
     rc_free(p.p);
-    int wid = rooms_owner_of(&api.srv->rooms, user, (size_t)ul); /* any worker; spread */
+    int wid = rooms_owner_of(&api.srv->rooms, in.name, in.name_len); /* any worker; spread */
     mail_call(NULL, &api.srv->workers[wid].mbox, run_send, j);
     return API_PENDING;
 }
@@ -442,17 +454,12 @@ static void run_kick(void *arg)
 
 static int disconnect(uint64_t req, const char *body, size_t blen, char **o)
 {
-    struct json_member m[API_MAX_MEMBERS];
-    int status = 0;
-    long n = parse_body(body, blen, m, o, &status);
-    if (n < 0)
-        return status;
-    char user[API_NAME_MAX + 1];
-    long ul = get_name(m, (size_t)n, "user_id", 1, user, sizeof(user), o, &status);
-    if (ul < 0)
+    struct api_body in;
+    int status = parse_named(body, blen, "user_id", &in, o);
+    if (status != 0)
         return status;
     unsigned code = 1000;
-    const struct json_member *c = json_find(m, (size_t)n, "code");
+    const struct json_member *c = json_find(in.m, in.n, "code");
     if (c) {
         char num[16];
         if (c->type != JSON_NUMBER || c->val_len >= sizeof(num))
@@ -467,20 +474,20 @@ static int disconnect(uint64_t req, const char *body, size_t blen, char **o)
         code = (unsigned)v;
     }
     char reason[124];
-    long rl = get_name(m, (size_t)n, "reason", 0, reason, sizeof(reason), o, &status);
+    long rl = get_name(in.m, in.n, "reason", 0, reason, sizeof(reason), o, &status);
     if (rl < 0)
         return status;
     /* Through the bus from a worker, as a direct message goes: on one node
      * it closes the user's connections here; in a cluster every node with a
      * connection of the user closes its own. */
-    struct kick_job *j = rc_xmalloc(sizeof(*j) + (size_t)ul + 1 + (size_t)rl + 1);
+    struct kick_job *j = rc_xmalloc(sizeof(*j) + in.name_len + 1 + (size_t)rl + 1);
     j->req = req;
     j->code = code;
-    j->user_len = (size_t)ul;
+    j->user_len = in.name_len;
     j->reason_len = (size_t)rl;
-    memcpy(j->data, user, (size_t)ul + 1);
-    memcpy(j->data + ul + 1, reason, (size_t)rl + 1);
-    int wid = rooms_owner_of(&api.srv->rooms, user, (size_t)ul); /* any worker; spread */
+    memcpy(j->data, in.name, in.name_len + 1);
+    memcpy(j->data + in.name_len + 1, reason, (size_t)rl + 1);
+    int wid = rooms_owner_of(&api.srv->rooms, in.name, in.name_len); /* any worker; spread */
     mail_call(NULL, &api.srv->workers[wid].mbox, run_kick, j);
     return API_PENDING;
 }

@@ -15,7 +15,6 @@
  * Only 127.0.0.1; bounded by -m.
  */
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -23,9 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +29,7 @@
 
 #include "bus_redis.h"
 #include "hist.h"
+#include "redis_server.h"
 
 #define MAXN 16
 
@@ -250,38 +247,16 @@ int main(int argc, char **argv)
     if (n < 1 || n > MAXN || m < 1 || window < 1 || size < 48 || size > 65536)
         return 2;
     signal(SIGPIPE, SIG_IGN);
-    pid_t redis = 0;
-    char dir[64] = "";
+    struct redis_server rs = {0}; /* rs.dir[0]: our own server */
     if (g_port == 0) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        bind(fd, (struct sockaddr *)&a, sizeof(a));
-        socklen_t l = sizeof(a);
-        getsockname(fd, (struct sockaddr *)&a, &l);
-        close(fd);
-        g_port = ntohs(a.sin_port);
-        snprintf(dir, sizeof(dir), "/tmp/rc-busbench-XXXXXX");
-        if (!mkdtemp(dir))
+        if (redis_server_init(&rs, "rc-busbench") != 0)
             return 1;
-        char port[16];
-        snprintf(port, sizeof(port), "%d", g_port);
-        redis = fork();
-        if (redis == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
-            if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr))
-                _exit(127);
-            execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save",
-                   "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning", (char *)NULL);
-            _exit(127);
+        if (redis_server_start(&rs) != 0) {
+            fprintf(stderr, "busbench: redis-server did not start\n");
+            redis_server_destroy(&rs);
+            return 1;
         }
-        for (int i = 0; i < 200; i++) {
-            redisContext *c = rconn();
-            if (c) {
-                redisFree(c);
-                break;
-            }
-            usleep(20000);
-        }
+        g_port = rs.port;
     }
     char url[64];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", g_port);
@@ -400,14 +375,8 @@ int main(int argc, char **argv)
            hist_quantile(&dl, 0.99) / 1e6, (unsigned long long)gaps);
     for (int i = 0; i < n; i++)
         nodes[i].bus->ops->destroy(nodes[i].bus);
-    if (redis) {
-        kill(redis, SIGKILL);
-        waitpid(redis, NULL, 0);
-        char cmd[96];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-        if (system(cmd) != 0)
-            return 1;
-    }
+    if (rs.dir[0] && redis_server_destroy(&rs) != 0)
+        return 1;
     free(payload);
     return gaps ? 1 : 0;
 }

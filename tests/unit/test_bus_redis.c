@@ -17,7 +17,6 @@
  *   - the count of a room of 100,000 connections on 2 nodes: one script,
  *     one HGET per node, a few bytes back (issue 11). */
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -27,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,30 +37,18 @@
 #include "busmsg.h"
 #include "defs.h"
 #include "err.h"
+#include "redis_server.h"
 
 /* ------------------------------------------------------------------------
  * redis-server
  * ------------------------------------------------------------------------ */
 
-static int g_port;
-static pid_t g_redis;
-static char g_dir[64];
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    socklen_t l = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
+static struct redis_server g_rs;
 
 static redisContext *rconn(void)
 {
     struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", g_port, tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", g_rs.port, tv);
     if (c && c->err) {
         redisFree(c);
         return NULL;
@@ -74,36 +60,13 @@ static redisContext *rconn(void)
 
 static void redis_start(void)
 {
-    char port[16];
-    snprintf(port, sizeof(port), "%d", g_port);
-    g_redis = fork();
-    if (g_redis == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-        if (freopen("/dev/null", "w", stdout) == NULL || freopen("/dev/null", "w", stderr) == NULL)
-            _exit(127);
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", g_dir, "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 200; i++) {
-        redisContext *c = rconn();
-        if (c) {
-            redisReply *r = redisCommand(c, "PING");
-            int ok = r && r->type == REDIS_REPLY_STATUS;
-            freeReplyObject(r);
-            redisFree(c);
-            if (ok)
-                return;
-        }
-        usleep(20000);
-    }
-    fail_msg("redis-server did not start");
+    if (redis_server_start(&g_rs) != 0)
+        fail_msg("redis-server did not start");
 }
 
 static void redis_kill(void)
 {
-    kill(g_redis, SIGKILL);
-    waitpid(g_redis, NULL, 0);
+    redis_server_kill(&g_rs);
 }
 
 /* SHUTDOWN SAVE: the restart loads the data back (a Redis with persistence) */
@@ -113,7 +76,8 @@ static void redis_shutdown_save(void)
     redisReply *r = redisCommand(c, "SHUTDOWN SAVE");
     freeReplyObject(r);
     redisFree(c);
-    waitpid(g_redis, NULL, 0);
+    waitpid(g_rs.pid, NULL, 0);
+    g_rs.pid = 0;
 }
 
 /* 1 if NODE is registered in rc:nodes */
@@ -325,7 +289,7 @@ static struct node *node_new(const char *id, double ttl)
         .epoch_changed = h_epoch,
     };
     char url[64];
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", g_port);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", g_rs.port);
     struct bus_redis_cfg cfg = {.url = url, .node_id = id, .node_ttl = ttl, .keep = 1000};
     char why[128];
     nd->bus = bus_redis_new(&cfg, &h, why, sizeof(why));
@@ -454,20 +418,15 @@ static int pred_acks(void *ud)
 
 static int setup(void **state)
 {
-    snprintf(g_dir, sizeof(g_dir), "/tmp/rc-bus-redis-XXXXXX");
-    if (mkdtemp(g_dir) == NULL)
+    if (redis_server_init(&g_rs, "rc-bus-redis") != 0)
         return -1;
-    g_port = free_port();
     redis_start();
     return 0;
 }
 
 static int teardown(void **state)
 {
-    redis_kill();
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return redis_server_destroy(&g_rs);
 }
 
 static void test_order_two_nodes(void **state)
@@ -663,7 +622,7 @@ static void test_outage_empty_new_epoch(void **state)
     int epochs = a->epochs;
     redis_kill(); /* no persistence: it comes back empty */
     char dump[128];
-    snprintf(dump, sizeof(dump), "%s/dump.rdb", g_dir); /* the SHUTDOWN SAVE above wrote it */
+    snprintf(dump, sizeof(dump), "%s/dump.rdb", g_rs.dir); /* the SHUTDOWN SAVE above wrote it */
     unlink(dump);
     assert_true(pump(pred_down, a, 5));
     redis_start();
@@ -766,7 +725,7 @@ static void test_frozen_redis(void **state)
     settle(a, b);
     struct acks *ak = calloc(1, sizeof(*ak));
     ak->seen[0] = 1;
-    kill(g_redis, SIGSTOP);
+    kill(g_rs.pid, SIGSTOP);
     /* every check that can fail comes after SIGCONT: a failed assert must not
      * leave Redis stopped for the tests that follow */
     struct bus_publish p = {.room = "r", .room_len = 1, .data = "lost?", .len = 5};
@@ -789,7 +748,7 @@ static void test_frozen_redis(void **state)
     int acked = pump(pred_acks, ak, RC_BUS_CMD_TIMEOUT + 3);
     int down = pump(pred_down, a, 1);
     int refused_down = a->bus->ops->publish(a->bus, 0, &p, NULL, NULL);
-    kill(g_redis, SIGCONT);
+    kill(g_rs.pid, SIGCONT);
     /* back up before judging, so a failure here does not cascade */
     int up_a = pump(pred_up, a, 20), up_b = pump(pred_up, b, 20);
     assert_int_equal(pub_rc, 0);
@@ -1032,7 +991,7 @@ static void test_presence_and_nodes(void **state)
         /* exec: a fresh process (TSan does not allow threads after a fork
          * of a threaded process) */
         char port[16];
-        snprintf(port, sizeof(port), "%d", g_port);
+        snprintf(port, sizeof(port), "%d", g_rs.port);
         execl("/proc/self/exe", "test_bus_redis", "--node-d", port, (char *)NULL);
         _exit(127);
     }
@@ -1331,11 +1290,11 @@ static void test_auth(void **state)
     redisFree(c);
     struct bus_host h = {.base = {.nworkers = 1, .post = h_post}};
     char url[96], why[128];
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", g_port);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", g_rs.port);
     struct bus_redis_cfg cfg = {
         .url = url, .password = "s3cret", .node_id = "auth-1", .node_ttl = 10, .keep = 1};
     struct bus *ok = bus_redis_new(&cfg, &h, why, sizeof(why));
-    snprintf(url, sizeof(url), "redis://:s3cret@127.0.0.1:%d/1", g_port);
+    snprintf(url, sizeof(url), "redis://:s3cret@127.0.0.1:%d/1", g_rs.port);
     cfg.password = NULL;
     cfg.node_id = "auth-2";
     struct bus *ok2 = bus_redis_new(&cfg, &h, why, sizeof(why));
@@ -1400,7 +1359,7 @@ static void test_bad_config(void **state)
 RC_NORETURN static void node_d_main(const char *port)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    g_port = atoi(port);
+    g_rs.port = atoi(port);
     struct node *nd = node_new("node-d", 1);
     for (int i = 0; i < 500 && !pred_up(nd); i++)
         usleep(10000);

@@ -29,6 +29,20 @@ static int any_has_token(const struct http_request *req, const char *name, const
     return 0;
 }
 
+/* The one header named `name`; NULL (why: 400 `kind`, `missing` or
+ * `duplicate`) when there is none or there are several. */
+static const struct http_header *one_header(const struct http_request *req, const char *name,
+                                            const char *kind, const char *missing,
+                                            const char *duplicate, struct ws_refusal *why)
+{
+    size_t n = http_count_header(req, name);
+    if (n != 1) {
+        refuse(why, 400, kind, n == 0 ? missing : duplicate);
+        return NULL;
+    }
+    return http_find_header(req, name);
+}
+
 static void borrow(const struct http_request *req, const char *name, const char **v, size_t *n)
 {
     const struct http_header *h = http_find_header(req, name);
@@ -46,11 +60,10 @@ int ws_upgrade_check(const struct http_request *req, struct ws_upgrade *up, stru
         return refuse(why, 400, "http_version", "WebSocket upgrade needs HTTP/1.1");
 
     /* §4.2.1 item 2: a Host header field; RFC 9112 §3.2 makes zero or several a 400. */
-    size_t nhost = http_count_header(req, "Host");
-    if (nhost == 0)
-        return refuse(why, 400, "host", "missing Host");
-    if (nhost > 1)
-        return refuse(why, 400, "host", "duplicate Host");
+    const struct http_header *host =
+        one_header(req, "Host", "host", "missing Host", "duplicate Host", why);
+    if (host == NULL)
+        return -1;
 
     /* §4.2.1 item 3: Upgrade containing "websocket" (case-insensitive). A GET
      * that does not ask for WebSocket is an ordinary request to an endpoint that
@@ -64,12 +77,11 @@ int ws_upgrade_check(const struct http_request *req, struct ws_upgrade *up, stru
 
     /* §4.2.1 item 5 and §11.3.1: exactly one Sec-WebSocket-Key, which is the
      * base64 of 16 bytes (so 24 characters, "==" padded). */
-    size_t nkey = http_count_header(req, "Sec-WebSocket-Key");
-    if (nkey == 0)
-        return refuse(why, 400, "key", "missing Sec-WebSocket-Key");
-    if (nkey > 1)
-        return refuse(why, 400, "key", "duplicate Sec-WebSocket-Key");
-    const struct http_header *key = http_find_header(req, "Sec-WebSocket-Key");
+    const struct http_header *key =
+        one_header(req, "Sec-WebSocket-Key", "key", "missing Sec-WebSocket-Key",
+                   "duplicate Sec-WebSocket-Key", why);
+    if (key == NULL)
+        return -1;
     uint8_t nonce[18];
     if (key->value_len != 24 ||
         rc_base64_decode(key->value, key->value_len, nonce, sizeof(nonce), 0) != 16)
@@ -77,16 +89,14 @@ int ws_upgrade_check(const struct http_request *req, struct ws_upgrade *up, stru
 
     /* §4.2.1 item 6 and §11.3.5: exactly one Sec-WebSocket-Version, "13".
      * §4.2.2: another version is answered 426 with the versions we speak. */
-    size_t nver = http_count_header(req, "Sec-WebSocket-Version");
-    if (nver == 0)
-        return refuse(why, 400, "version", "missing Sec-WebSocket-Version");
-    if (nver > 1)
-        return refuse(why, 400, "version", "duplicate Sec-WebSocket-Version");
-    const struct http_header *ver = http_find_header(req, "Sec-WebSocket-Version");
+    const struct http_header *ver =
+        one_header(req, "Sec-WebSocket-Version", "version", "missing Sec-WebSocket-Version",
+                   "duplicate Sec-WebSocket-Version", why);
+    if (ver == NULL)
+        return -1;
     if (ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0)
         return refuse(why, 426, "version", "unsupported Sec-WebSocket-Version");
 
-    const struct http_header *host = http_find_header(req, "Host");
     up->host = host->value;
     up->host_len = host->value_len;
     up->key = key->value;

@@ -970,24 +970,6 @@ static __attribute__((noinline)) void rx_settle(struct conn *c, struct ws_msg *m
     }
 }
 
-_Static_assert(offsetof(struct ws_msg, hb_len) == offsetof(struct ws_msg, in_frame) + 1 &&
-                   offsetof(struct ws_msg, msg_opcode) == offsetof(struct ws_msg, in_frame) + 2 &&
-                   offsetof(struct ws_msg, msg_rsv) == offsetof(struct ws_msg, in_frame) + 3,
-               "rx_empty reads in_frame..msg_rsv as one word");
-_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-               "rx_empty masks msg_rsv as the high byte");
-
-/* 1 when m holds nothing after a feed: no partial frame or message (as
- * ws_msg_idle) and no buffer (as ws_msg_trim). One combined test, as it runs
- * once per read. */
-static inline int rx_empty(const struct ws_msg *m)
-{
-    uint32_t flags; /* in_frame, hb_len, msg_opcode and msg_rsv */
-    memcpy(&flags, &m->in_frame, sizeof(flags));
-    flags &= 0x00ffffffu; /* little endian: msg_rsv out (it outlives a message) */
-    return ((uintptr_t)m->ctrl | (uintptr_t)m->buf | flags) == 0;
-}
-
 /* Feeds bytes to c's receiver c->rx: the worker's scratch receiver for c's
  * compression setting (set at the upgrade) while c has none of its own (an
  * idle connection keeps no receive state). What is left partly received
@@ -1008,7 +990,7 @@ static void feed_ws(struct conn *c, uint8_t *buf, size_t n)
     cs->rx_scratch_busy -= scratch;
 #endif
     /* released or own: m may be freed or must be freed once empty */
-    if (c->rx_own || c->released || !rx_empty(m))
+    if (c->rx_own || c->released || !ws_msg_blank(m))
         rx_settle(c, m);
 }
 

@@ -273,7 +273,7 @@ static ssize_t read_payload(struct ws_msg *m, uint8_t *in, size_t len, struct ws
     return (ssize_t)take;
 }
 
-ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev)
+ssize_t ws_msg_feed_any(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev)
 {
     memset(ev, 0, sizeof(*ev));
     ev->type = WS_EV_NONE;
@@ -281,11 +281,12 @@ ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *
     if (len == 0)
         in = scratch; /* never do arithmetic on a NULL `in` */
 
-    /* The common case, told from the first two bytes: a whole, final, masked
-     * text or binary frame of at most 125 bytes while no message is in
-     * progress. It passes every check of the general path (RSV 0, masked,
-     * not a continuation, under the size cap), so it is delivered in place
-     * without the header state machine. */
+    /* ws_msg_feed's inline shortcut again, for what it leaves here: the
+     * same frame when the last event's buffer was just released, or with
+     * an empty payload. A whole, final, masked text or binary frame of at
+     * most 125 bytes while no message is in progress passes every check of
+     * the general path (RSV 0, masked, not a continuation, under the size
+     * cap), so it is delivered in place without the header state machine. */
     if (len >= 6 && !m->in_frame && m->hb_len == 0 && m->msg_opcode == 0 && m->cfg->require_mask &&
         (in[0] == 0x81 || in[0] == 0x82) && (in[1] & 0x80)) {
         size_t n = in[1] & 0x7f;

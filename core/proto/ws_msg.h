@@ -28,8 +28,11 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
+#include "err.h"
+#include "utf8.h"
 #include "ws_frame.h"
 
 struct ws_msg_cfg {
@@ -123,12 +126,86 @@ static inline void ws_msg_trim(struct ws_msg *m)
  * as soon as a frame header announces it), RC_E_NOMEM (buffer allocation
  * failed). After an error the state is undefined until ws_msg_reset.
  */
-ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev);
+static inline ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev);
+
+/* ws_msg_feed without its inline shortcut: every case (the shortcut's too). */
+ssize_t ws_msg_feed_any(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev);
 
 /* 1 when no partial frame or message is pending (a safe point, e.g. for reload). */
 static inline int ws_msg_idle(const struct ws_msg *m)
 {
     return !m->in_frame && m->hb_len == 0 && m->msg_opcode == 0;
+}
+
+_Static_assert(offsetof(struct ws_msg, hb_len) == offsetof(struct ws_msg, in_frame) + 1 &&
+                   offsetof(struct ws_msg, msg_opcode) == offsetof(struct ws_msg, in_frame) + 2 &&
+                   offsetof(struct ws_msg, msg_rsv) == offsetof(struct ws_msg, in_frame) + 3,
+               "ws_msg_blank reads in_frame..msg_rsv as one word");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+               "ws_msg_blank masks msg_rsv as the high byte");
+
+/* 1 when m holds nothing: no partial frame or message (ws_msg_idle) and no
+ * buffer (nothing for ws_msg_trim to release). One combined test, as it runs
+ * per message. */
+static inline int ws_msg_blank(const struct ws_msg *m)
+{
+    uint32_t flags; /* in_frame, hb_len, msg_opcode and msg_rsv */
+    memcpy(&flags, &m->in_frame, sizeof(flags));
+    flags &= 0x00ffffffu; /* little endian: msg_rsv out (it outlives a message) */
+    return ((uintptr_t)m->ctrl | (uintptr_t)m->buf | flags) == 0;
+}
+
+/* Unmasks p[0..n) in place (RFC 6455 §5.3) from payload offset 0: ws_mask
+ * inline, for the short frames of ws_msg_feed's shortcut. The 64-bit key is
+ * the 4-byte key twice, in memory order on either endianness. */
+static inline void ws_unmask_short(uint8_t *p, size_t n, const uint8_t key[4])
+{
+    uint32_t k4;
+    memcpy(&k4, key, 4);
+    uint64_t kw = (uint64_t)k4 << 32 | k4;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        w ^= kw;
+        memcpy(p + i, &w, 8);
+    }
+    if (i + 4 <= n) {
+        uint32_t w;
+        memcpy(&w, p + i, 4);
+        w ^= k4;
+        memcpy(p + i, &w, 4);
+        i += 4;
+    }
+    for (; i < n; i++)
+        p[i] ^= key[i & 3];
+}
+
+/* The common case inline, told from the first two bytes: a whole, final,
+ * masked text or binary frame of 1 to 125 bytes while m holds nothing. It
+ * passes every check of the general path (RSV 0, masked, not a
+ * continuation, under the size cap), so it is delivered in place without
+ * the header state machine or a call; anything else goes to
+ * ws_msg_feed_any. */
+static inline ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev)
+{
+    if (len >= 7 && (in[0] == 0x82 || in[0] == 0x81) && (in[1] & 0x80) && ws_msg_blank(m)) {
+        size_t n = in[1] & 0x7f;
+        if (n - 1 < 125 && len >= 6 + n && m->cfg->require_mask && n <= m->cfg->max_message) {
+            uint8_t *p = in + 6;
+            ws_unmask_short(p, n, in + 2);
+            if (in[0] == 0x81 && utf8_validate(UTF8_ACCEPT, p, n) != UTF8_ACCEPT)
+                return RC_E_UTF8; /* §8.1 */
+            ev->type = WS_EV_MESSAGE;
+            ev->opcode = in[0] & 0x0f;
+            ev->rsv = 0;
+            ev->data = p;
+            ev->len = n;
+            ev->close_code = 0;
+            return (ssize_t)(6 + n);
+        }
+    }
+    return ws_msg_feed_any(m, in, len, ev);
 }
 
 #endif

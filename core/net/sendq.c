@@ -293,30 +293,47 @@ static RC_NOINLINE int push_copyv_slow(struct sendq *q, const uint8_t *hdr, size
     return 0;
 }
 
+/* A cached chunk, or NULL when the cache is empty (always under sanitizers,
+ * which see each chunk as its own allocation). */
+static inline struct frame_ref *chunk_take_cached(void)
+{
+#ifndef RC_SANITIZED
+    if (chunk_cached > 0)
+        return chunk_cache[--chunk_cached];
+#endif
+    return NULL;
+}
+
+/* Copies n bytes, n <= 128, by 16-byte moves (the last one overlapping),
+ * or copy_small below 16: no call into the C library. */
+static inline void copy_short(uint8_t *d, const uint8_t *s, size_t n)
+{
+    if (n < 16) {
+        copy_small(d, s, n);
+        return;
+    }
+    for (size_t i = 0; i + 16 < n; i += 16)
+        memcpy(d + i, s + i, 16);
+    memcpy(d + n - 16, s + n - 16, 16);
+}
+
 int sendq_push_copyv(struct sendq *q, const uint8_t *hdr, size_t hlen, const struct iovec *parts,
                      int nparts)
 {
-    /* The common case: one part into an empty queue (a reply to a quiet
-     * connection), small enough for a chunk of its own. */
-    if (nparts == 1 && q->bytes == 0 && q->lanes == NULL) {
+    /* The common case: one short part into an empty queue (a reply to a
+     * quiet connection), into a cached chunk of its own. Nothing here calls
+     * out, so it needs no stack frame; every other case (a longer part, an
+     * empty cache) goes to push_copyv_slow. */
+    struct frame_ref *t;
+    if (nparts == 1 && q->bytes == 0 && q->lanes == NULL && parts[0].iov_len <= 128 && hlen <= 32 &&
+        (t = chunk_take_cached()) != NULL) {
         size_t plen = parts[0].iov_len;
-        size_t n = hlen + plen;
-        if (n <= SENDQ_CHUNK) {
-            struct frame_ref *t = chunk_alloc();
-            q->one = t;
-            const uint8_t *pl = parts[0].iov_base;
-            if (hlen <= 32)
-                copy_small(t->data, hdr, hlen);
-            else
-                memcpy(t->data, hdr, hlen);
-            if (plen <= 32)
-                copy_small(t->data + hlen, pl, plen);
-            else
-                memcpy(t->data + hlen, pl, plen);
-            t->len = n;
-            q->bytes = n;
-            return 0;
-        }
+        q->one = t;
+        copy_small(t->data, hdr, hlen);
+        copy_short(t->data + hlen, parts[0].iov_base, plen);
+        t->len = hlen + plen;
+        q->bytes = hlen + plen;
+        return 0;
     }
     return push_copyv_slow(q, hdr, hlen, parts, nparts);
 }

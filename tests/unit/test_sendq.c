@@ -183,6 +183,47 @@ static void test_partial_writes_keep_wire_order(void **state)
     assert_int_equal(frame_ref_live(), live0);
 }
 
+/* A reply into an empty queue (sendq_push_copyv's inline copy up to 128
+ * bytes, the general copy above): every header size and payload size from 0
+ * to 300 comes out byte for byte, in one entry, a second time from the
+ * chunk cache, and in two parts. */
+static void test_reply_copy_every_size(void **state)
+{
+    (void)state;
+    long live0 = frame_ref_live();
+    static const uint8_t hdrs[3][10] = {
+        {0x82, 0x7e, 1, 2}, {0x82, 5}, {0x82, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8}};
+    static const size_t hls[3] = {4, 2, 10};
+    uint8_t payload[300], out[400];
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (uint8_t)(i * 13 + 1);
+    for (int h = 0; h < 3; h++) {
+        for (size_t n = 0; n <= sizeof(payload); n++) {
+            for (int round = 0; round < 2; round++) { /* a new chunk, then a cached one */
+                struct sendq q;
+                sendq_init(&q);
+                struct iovec parts[2] = {{.iov_base = payload, .iov_len = n / 2},
+                                         {.iov_base = payload + n / 2, .iov_len = n - n / 2}};
+                if (round == 0) {
+                    struct iovec one = {.iov_base = payload, .iov_len = n};
+                    assert_int_equal(sendq_push_copyv(&q, hdrs[h], hls[h], &one, 1), 0);
+                } else {
+                    assert_int_equal(sendq_push_copyv(&q, hdrs[h], hls[h], parts, 2), 0);
+                }
+                assert_non_null(sendq_single(&q));
+                assert_int_equal(q.bytes, hls[h] + n);
+                memset(out, 0xee, sizeof(out));
+                assert_int_equal(drain(&q, out, sizeof(out), sizeof(out)), hls[h] + n);
+                assert_memory_equal(out, hdrs[h], hls[h]);
+                assert_memory_equal(out + hls[h], payload, n);
+                assert_true(sendq_empty(&q));
+            }
+        }
+    }
+    sendq_cache_flush();
+    assert_int_equal(frame_ref_live(), live0);
+}
+
 /* The queue stays in its one-entry state (no lanes allocated) while replies
  * and small frames fit in one private chunk, and moves to the lanes, in wire
  * order, when a control frame or a second entry arrives. */
@@ -413,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_single_frame_by_reference),
         cmocka_unit_test(test_push_first_and_single_done),
         cmocka_unit_test(test_small_frames_behind_others_are_copied),
+        cmocka_unit_test(test_reply_copy_every_size),
         cmocka_unit_test(test_partial_writes_keep_wire_order),
         cmocka_unit_test(test_one_entry_state_and_its_end),
         cmocka_unit_test(test_ring_growth_and_clear),

@@ -765,6 +765,12 @@ void conn_flush(struct conn *c)
         flush_queue(c, FLUSH_BUDGET - (size_t)wr);
         return;
     }
+    /* Drained, and nothing flush_end acts on: not blocked or paused before
+     * (so the events stay as they are: update_events runs wherever those
+     * bits change), not closing, no transport wants. */
+    if (rc_likely(!c->write_blocked && !c->read_paused && c->state != CONN_CLOSING &&
+                  !transport_has_wants(&c->t)))
+        return;
     flush_end(c);
 }
 
@@ -1312,8 +1318,11 @@ static void on_io(struct wio *io, unsigned revents)
         else
             read_ws(c);
     }
-    /* A TLS transport may need the other direction to make progress. */
-    if (!c->released)
+    /* A TLS transport may need the other direction to make progress. Every
+     * change of the bits the mask follows (read_paused, reads_held,
+     * write_blocked) updates the events where it is made, so a transport
+     * with no wants of its own (plain TCP) leaves nothing to update here. */
+    if (!c->released && transport_has_wants(&c->t))
         update_events(c);
     c->pin--;
 }

@@ -44,6 +44,12 @@ static inline int transport_want_events(const struct transport *t)
     return t->ops->want_events ? t->ops->want_events(t) : 0;
 }
 
+/* 1 when t may want events of its own (want_events), 0 for plain TCP. */
+static inline int transport_has_wants(const struct transport *t)
+{
+    return t->ops->want_events != NULL;
+}
+
 /* Plain TCP: read(2), writev(2) with EINTR retried, shutdown(SHUT_WR). */
 extern const struct transport_ops tcp_transport_ops;
 

@@ -1022,7 +1022,7 @@ static void touch(struct conn *c)
 /* One read into buf. Returns the bytes read (> 0, counted in the stats), or
  * 0 when the caller should stop: the socket would block, or the peer is gone
  * (EOF or an error, and the connection was released). */
-static size_t conn_read(struct conn *c, void *buf, size_t cap)
+static inline __attribute__((always_inline)) size_t conn_read(struct conn *c, void *buf, size_t cap)
 {
     ssize_t n = c->t.ops->read(&c->t, buf, cap);
     if (n == -EAGAIN)

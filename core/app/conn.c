@@ -468,11 +468,16 @@ static inline int push_frame(struct conn *c, unsigned rsv, unsigned opcode,
         STAT_INC(c->cs->stats, drops_total);
         return RC_E_LIMIT;
     }
-    size_t before = c->q.bytes;
     int rc = sendq_push_copyv(&c->q, hdr, hl, parts, n);
     if (rc == 0) {
-        STAT_INC(c->cs->stats, msgs_out_total);
-        queued(c, before);
+        /* queued() for the hl + len bytes just copied, with the counters
+         * through one pointer (each counter store makes the compiler load
+         * c->cs->stats again) */
+        struct worker_stats *st = c->cs->stats;
+        STAT_INC(st, msgs_out_total);
+        STAT_ADD(st, queued_bytes, hl + len);
+        if (!c->write_blocked)
+            mark_dirty(c->cs, c);
     }
     return rc;
 }
@@ -759,8 +764,9 @@ void conn_flush(struct conn *c)
         /* Partly written: the general loop goes on from here. */
         sendq_consume(&c->q, (size_t)wr);
     }
-    STAT_ADD(c->cs->stats, bytes_out_total, (uint_fast64_t)wr);
-    STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
+    struct worker_stats *st = c->cs->stats;
+    STAT_ADD(st, bytes_out_total, (uint_fast64_t)wr);
+    STAT_ADD(st, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
     if (rc_unlikely(!sendq_empty(&c->q))) {
         flush_queue(c, FLUSH_BUDGET - (size_t)wr);
         return;

@@ -164,12 +164,11 @@ static int gate_upgrade(void *ctx, struct conn *c, const struct http_request *re
     return 0;
 }
 
-static int gate_message(void *ctx, struct conn *c)
+/* gate_message with a message rate configured (out of line: the gate's
+ * usual answer, no limit, then needs no stack frame). */
+static RC_NOINLINE int gate_message_bucket(const struct rc_live *l, struct conn *c)
 {
-    const struct rc_live *l = rc_live_get();
     double rate = l->msg_rate;
-    if (rate <= 0)
-        return 0;
     double burst = burst_of(l->msg_burst, rate);
     double now = wloop_now(c->cs->loop);
     struct conn_cold *k = conn_cold(c); /* the bucket lives there from the first message */
@@ -192,6 +191,14 @@ static int gate_message(void *ctx, struct conn *c)
         STAT_INC(c->cs->stats, msg_rate_drops_total);
     }
     return 1;
+}
+
+static int gate_message(void *ctx, struct conn *c)
+{
+    const struct rc_live *l = rc_live_get();
+    if (l->msg_rate <= 0)
+        return 0;
+    return gate_message_bucket(l, c);
 }
 
 void guard_attach(struct connset *cs, uint64_t (*open_conns)(void *ctx), void *ctx)

@@ -189,9 +189,11 @@ static inline void ws_unmask_short(uint8_t *p, size_t n, const uint8_t key[4])
  * ws_msg_feed_any. */
 static inline ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev)
 {
-    if (len >= 7 && (in[0] == 0x82 || in[0] == 0x81) && (in[1] & 0x80) && ws_msg_blank(m)) {
+    /* in[0]: FIN, no RSV, text or binary; in[1]: MASK and a length of 1-125 */
+    if (len >= 7 && (unsigned)(in[0] - 0x81) < 2 && (unsigned)(in[1] - 0x81) < 125 &&
+        ws_msg_blank(m)) {
         size_t n = in[1] & 0x7f;
-        if (n - 1 < 125 && len >= 6 + n && m->cfg->require_mask && n <= m->cfg->max_message) {
+        if (len >= 6 + n && m->cfg->require_mask && n <= m->cfg->max_message) {
             uint8_t *p = in + 6;
             ws_unmask_short(p, n, in + 2);
             if (in[0] == 0x81 && utf8_validate(UTF8_ACCEPT, p, n) != UTF8_ACCEPT)

@@ -170,14 +170,14 @@ static inline void ws_unmask_short(uint8_t *p, size_t n, const uint8_t key[4])
         w ^= kw;
         memcpy(p + i, &w, 8);
     }
-    if (i + 4 <= n) {
+    if (n & 4) { /* i == n & ~7 here */
         uint32_t w;
         memcpy(&w, p + i, 4);
         w ^= k4;
         memcpy(p + i, &w, 4);
         i += 4;
     }
-    for (; i < n; i++)
+    for (; i < n; i++) /* n & 3 bytes */
         p[i] ^= key[i & 3];
 }
 

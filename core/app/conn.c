@@ -714,7 +714,7 @@ static RC_NOINLINE void flush_queue(struct conn *c, size_t budget)
             }
             room -= iov[i].iov_len;
         }
-        ssize_t wr = c->t.ops->writev(&c->t, iov, n);
+        ssize_t wr = transport_writev(&c->t, iov, n);
         if (wr == -EAGAIN) {
             c->write_blocked = 1;
             break;
@@ -750,7 +750,7 @@ void conn_flush(struct conn *c)
         return;
     }
     struct iovec iov = {.iov_base = one->data, .iov_len = one->len};
-    ssize_t wr = c->t.ops->writev(&c->t, &iov, 1);
+    ssize_t wr = transport_writev(&c->t, &iov, 1);
     if (rc_likely(wr == (ssize_t)iov.iov_len)) {
         sendq_single_done(&c->q);
     } else if (wr == -EAGAIN) {
@@ -1030,7 +1030,7 @@ static void touch(struct conn *c)
  * (EOF or an error, and the connection was released). */
 static inline __attribute__((always_inline)) size_t conn_read(struct conn *c, void *buf, size_t cap)
 {
-    ssize_t n = c->t.ops->read(&c->t, buf, cap);
+    ssize_t n = transport_read(&c->t, buf, cap);
     if (n == -EAGAIN)
         return 0;
     if (n <= 0) {

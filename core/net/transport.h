@@ -14,6 +14,8 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "tcpio.h"
+
 struct transport;
 
 struct transport_ops {
@@ -58,6 +60,22 @@ static inline void transport_init_tcp(struct transport *t, int fd)
     t->ops = &tcp_transport_ops;
     t->fd = fd;
     t->impl = 0;
+}
+
+/* t's read and writev, plain TCP's inline (no call through the table on a
+ * connection's hot path). */
+static inline ssize_t transport_read(struct transport *t, void *buf, size_t len)
+{
+    if (t->ops == &tcp_transport_ops)
+        return tcp_read_fd(t->fd, buf, len);
+    return t->ops->read(t, buf, len);
+}
+
+static inline ssize_t transport_writev(struct transport *t, const struct iovec *iov, int iovcnt)
+{
+    if (t->ops == &tcp_transport_ops)
+        return tcp_writev_fd(t->fd, iov, iovcnt);
+    return t->ops->writev(t, iov, iovcnt);
 }
 
 #endif

@@ -261,11 +261,10 @@ uint32_t lapi_wait_ms(void)
 }
 
 RC_FFI_EXPORT int rc_ffi_publish(const char *room, size_t len, const char *data, size_t dlen,
-                                 unsigned flags, uint64_t exclude, uint64_t *seq)
+                                 unsigned flags, uint64_t exclude)
 {
-    /* The owner assigns the seq later (the bus's ack); until Lua calls can
-     * wait for it (issue 10), publish answers 0 at once. */
-    *seq = 0;
+    /* The owner assigns the seq later (the bus's ack): room:publish answers
+     * 0 at once, opts.wait (rc_ffi_publish_wait) waits for it. */
     struct worker *w = worker_current();
     if (w == NULL)
         return RC_E_CLOSED;

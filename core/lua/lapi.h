@@ -72,11 +72,11 @@ int rc_ffi_conn_get(uint64_t id, const char *key, size_t klen, const char **val,
 int rc_ffi_conn_set(uint64_t id, const char *key, size_t klen, const char *val, size_t vlen);
 
 /* -- rooms ---------------------------------------------------------------- */
-/* flags: ROOM_PUB_BINARY | ROOM_PUB_STAMP (room.h). *seq = the seq when the
- * room layer knows it synchronously, else 0. 0, RC_E_INVAL, RC_E_NOMEM,
- * RC_E_CLOSED (no worker). */
+/* flags: ROOM_PUB_BINARY | ROOM_PUB_STAMP (room.h). Queues the publish for
+ * the room's owner, which assigns the seq later (rc_ffi_publish_wait waits
+ * for it). 0, RC_E_INVAL, RC_E_NOMEM, RC_E_CLOSED (no worker). */
 int rc_ffi_publish(const char *room, size_t len, const char *data, size_t dlen, unsigned flags,
-                   uint64_t exclude, uint64_t *seq);
+                   uint64_t exclude);
 /* Members (connections); 0 when the room does not exist. */
 long rc_ffi_room_count(const char *room, size_t len);
 /* Fills up to cap ids; returns the total (may exceed cap: call again). */

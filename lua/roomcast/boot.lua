@@ -275,7 +275,12 @@ function M.load(opts)
             end
         end
         if script_message then
-            stopped(conn, msg, script_message(conn, data, is_binary, msg))
+            -- the common case (the hook returned nothing) with no call to
+            -- stopped: this runs interpreted, once per message
+            local ok, code, text = script_message(conn, data, is_binary, msg)
+            if ok == false then
+                stopped(conn, msg, ok, code, text)
+            end
         end
     end
 

@@ -26,7 +26,7 @@ int rc_ffi_peer(uint64_t id, char *buf, size_t cap);
 int rc_ffi_conn_get(uint64_t id, const char *key, size_t klen, const char **val, size_t *vlen);
 int rc_ffi_conn_set(uint64_t id, const char *key, size_t klen, const char *val, size_t vlen);
 int rc_ffi_publish(const char *room, size_t len, const char *data, size_t dlen, unsigned flags,
-                   uint64_t exclude, uint64_t *seq);
+                   uint64_t exclude);
 long rc_ffi_room_count(const char *room, size_t len);
 long rc_ffi_room_members(const char *room, size_t len, uint64_t *ids, size_t cap);
 long rc_ffi_room_presence(const char *room, size_t len, char *buf, size_t cap, size_t *used);

@@ -43,7 +43,6 @@ rc.store_errors = "deliver"
 local worker_id, generation = 0, 1
 
 -- scratch out-params (one state per thread: never shared between threads)
-local out_u64 = ffi_new("uint64_t[1]")
 local out_str = ffi_new("const char *[1]")
 local out_mstr = ffi_new("char *[1]")
 local out_sz = ffi_new("size_t[1]")
@@ -359,11 +358,19 @@ end
 local room_methods = {}
 local room_mt = {}
 
--- room:publish(payload[, opts]) -> seq | nil, err
--- seq is the room's sequence number when C knows it at once, else 0 (the
--- room actor assigns it later; with opts.stamp it is spliced into the JSON).
+-- Scripts and plugins run interpreted (sandbox.lua), so room:publish, the
+-- hottest call, runs in LuaJIT's interpreter too (a trace through it would
+-- return into script code and abort): its FFI function is looked up once,
+-- not in ffi.C's namespace per call.
+local ffi_publish = C.rc_ffi_publish
+
+-- room:publish(payload[, opts]) -> 0 | nil, err
+-- 0: queued; the room actor assigns the seq later (with opts.stamp it is
+-- spliced into the JSON; opts.wait waits for it and returns it).
 function room_methods:publish(payload, opts)
-    check_string(payload, "publish", 1)
+    if type(payload) ~= "string" then
+        check_string(payload, "publish", 1)
+    end
     local flags, exclude, wait = 0, 0, false
     if opts ~= nil then
         if type(opts) ~= "table" then
@@ -384,10 +391,10 @@ function room_methods:publish(payload, opts)
         if t < 0 then return nil, err_of(t) end
         return await(t)
     end
-    local r = C.rc_ffi_publish(name, #name, payload, #payload, flags, exclude, out_u64)
+    local r = ffi_publish(name, #name, payload, #payload, flags, exclude)
+    if r == 0 then return 0 end
     if r == E.DENIED then return nil, "unavailable" end -- the cluster bus is down
-    if r ~= 0 then return nil, err_of(r) end
-    return tonumber(out_u64[0])
+    return nil, err_of(r)
 end
 
 function room_methods:count()
@@ -535,14 +542,10 @@ function room_methods:set(key, value)
     return true
 end
 
-room_mt.__index = function(self, k)
-    local m = room_methods[k]
-    if m ~= nil then return m end
-    if k == "data" then
-        return kv_proxy(self)
-    end
-    return nil
-end
+-- A plain table, not a function: room:publish and the other methods are
+-- found by the interpreter itself, with no metamethod call per lookup. The
+-- one property, room.data, is a field each handle gets when made (rc.room).
+room_mt.__index = room_methods
 
 room_mt.__newindex = function(_, k)
     error("room handle: field '" .. tostring(k) .. "' is read-only", 2)
@@ -561,9 +564,20 @@ function rc.conn(id)
     return new_conn(id)
 end
 
+-- Handles are read-only, so one per name serves every caller while anyone
+-- holds it (weak values: the GC takes handles nobody holds).
+local room_handles = setmetatable({}, { __mode = "v" })
+
 function rc.room(name)
+    local h = room_handles[name]
+    if h ~= nil then
+        return h
+    end
     check_string(name, "roomcast.room", 1)
-    return setmetatable({ name = name }, room_mt)
+    h = setmetatable({ name = name }, room_mt)
+    rawset(h, "data", kv_proxy(h))
+    room_handles[name] = h
+    return h
 end
 
 function rc.send_to_user(user, payload, is_binary)

@@ -300,6 +300,13 @@ function M.load(opts)
             error(err, 0)
         end
     end
+    -- Both always end in hook code, which runs interpreted: a trace started
+    -- in them could only abort (an abort unwinds the C stack), so the JIT
+    -- does not try.
+    if jit then
+        jit.off(run_message)
+        jit.off(handlers.message)
+    end
 
     -- Called by conn:join before C joins. -> true | false, code, message
     function handlers.join_chain(conn, room)

@@ -145,8 +145,18 @@ end
 local conn_methods = {}
 local conn_mt = {}
 
+-- Handles are read-only (conn.user writes through to C), so one per id
+-- serves every event of that connection while anyone holds it (weak values):
+-- a message costs a lookup here, not a new table.
+local conn_handles = setmetatable({}, { __mode = "v" })
+
 local function new_conn(id)
-    return setmetatable({ id = id }, conn_mt)
+    local h = conn_handles[id]
+    if h == nil then
+        h = setmetatable({ id = id }, conn_mt)
+        conn_handles[id] = h
+    end
+    return h
 end
 
 -- room:history{json = true}'s answer: the JSON array in a C buffer (a
@@ -808,6 +818,12 @@ function rc._boot(o)
     end
     function entry.message(id, data, is_binary)
         message(new_conn(id), data, is_binary)
+    end
+    -- It always ends in script code, which runs interpreted (sandbox.lua):
+    -- a trace started here could only abort (and an abort unwinds the C
+    -- stack), so the JIT does not try.
+    if jit then
+        jit.off(entry.message)
     end
     function entry.disconnect(id, code, reason)
         disconnect(new_conn(id), code, reason)

@@ -21,9 +21,14 @@
  * still answer the client with handler_error before the script is cut off. */
 #define LCALL_GRACE_PERIODS 2
 
-/* Registry keys (their addresses). */
+/* Registry key (its address). */
 static char key_stats;
-static char key_thread;
+/* The registry slot of the state's cached coroutine (false while none is
+ * cached): lcall_init takes the state's first luaL_ref, which is 1. An array
+ * slot costs no hashing; a lightuserdata key costs ~100 Ir per lookup in
+ * LuaJIT's GC64 mode, and every call took and gave back the coroutine. Never
+ * nil: a nil slot 1 could make luaL_ref hand it out again. */
+#define REF_THREAD 1
 
 /* One lcall_pcall in progress on this thread (they nest when a handler's C
  * call ends in another handler call, e.g. a close notification). */
@@ -78,6 +83,10 @@ static void budget_hook(lua_State *co, lua_Debug *ar);
 
 void lcall_init(lua_State *L, struct worker_stats *stats)
 {
+    lua_pushboolean(L, 0);
+    int ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (ref != REF_THREAD)
+        rc_panic("lcall_init: the state had registry refs already (got %d)", ref);
     lua_pushlightuserdata(L, &key_stats);
     lua_pushlightuserdata(L, stats);
     lua_rawset(L, LUA_REGISTRYINDEX);
@@ -129,14 +138,12 @@ static void budget_hook(lua_State *co, lua_Debug *ar)
 /* Takes the state's cached coroutine, or makes one; leaves it on L's stack. */
 static lua_State *take_thread(lua_State *L)
 {
-    lua_pushlightuserdata(L, &key_thread);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    if (lua_type(L, -1) == LUA_TTHREAD) {
-        lua_State *co = lua_tothread(L, -1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, REF_THREAD);
+    lua_State *co = lua_tothread(L, -1);
+    if (co != NULL) {
         /* In use by an outer call from now on: the nested call makes its own. */
-        lua_pushlightuserdata(L, &key_thread);
-        lua_pushnil(L);
-        lua_rawset(L, LUA_REGISTRYINDEX);
+        lua_pushboolean(L, 0);
+        lua_rawseti(L, LUA_REGISTRYINDEX, REF_THREAD);
         return co;
     }
     lua_pop(L, 1);
@@ -146,16 +153,13 @@ static lua_State *take_thread(lua_State *L)
 /* Gives a coroutine that finished cleanly back to the cache (it is on top of L). */
 static void return_thread(lua_State *L)
 {
-    lua_pushlightuserdata(L, &key_thread);
-    lua_rawget(L, LUA_REGISTRYINDEX);
-    int empty = lua_isnil(L, -1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, REF_THREAD);
+    int empty = !lua_isthread(L, -1);
     lua_pop(L, 1);
-    if (empty) {
-        lua_pushlightuserdata(L, &key_thread);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, LUA_REGISTRYINDEX);
-    }
-    lua_pop(L, 1);
+    if (empty)
+        lua_rawseti(L, LUA_REGISTRYINDEX, REF_THREAD); /* pops it */
+    else
+        lua_pop(L, 1);
 }
 
 static struct worker_stats *stats_of(lua_State *L)

@@ -28,8 +28,9 @@
 struct worker_stats;
 
 /* Sets where lcall_pcall counts errors for state L (NULL: nowhere) and
- * installs the budget hook. Call once after creating the state; the stats
- * must outlive the state. */
+ * installs the budget hook. Call once after creating the state, before
+ * anything takes a luaL_ref in its registry (lcall keeps its coroutine in
+ * the first slot; it panics otherwise); the stats must outlive the state. */
 void lcall_init(lua_State *L, struct worker_stats *stats);
 
 /* Calls the function that sits below `nargs` arguments on top of L's stack,

@@ -672,6 +672,40 @@ int conn_deliver(struct conn *c, struct frame_ref *f, int policy)
     return deliver_queue(c, f, policy);
 }
 
+void conn_batch_begin(struct deliver_batch *b, struct frame_ref *f, int policy,
+                      const struct rc_config *cfg)
+{
+    b->f = f;
+    b->policy = policy;
+    b->fits = f->len <= cfg->sendq_soft_limit && f->len <= cfg->sendq_hard_limit;
+    b->n = 0;
+    b->st = NULL;
+}
+
+void conn_batch_end(struct deliver_batch *b)
+{
+    if (b->n == 0)
+        return;
+    STAT_ADD(b->st, msgs_out_total, b->n);
+    STAT_ADD(b->st, queued_bytes, b->n * b->f->len);
+    b->n = 0;
+}
+
+int conn_deliver_batched(struct conn *c, struct deliver_batch *b)
+{
+    /* conn_deliver's common case, its counters left to the batch */
+    if (rc_likely(b->fits && can_send(c) && sendq_push_first(&c->q, b->f))) {
+        c->soft_since = 0;
+        b->st = c->cs->stats;
+        b->n++;
+        if (!c->write_blocked)
+            mark_dirty(c->cs, c);
+        return 0;
+    }
+    conn_batch_end(b);
+    return conn_deliver(c, b->f, b->policy);
+}
+
 /* A write error: the connection is gone (out of line, off the hot path). */
 static RC_COLD_FN void flush_failed(struct conn *c, ssize_t wr)
 {

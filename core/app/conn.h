@@ -309,6 +309,34 @@ int conn_send_ref(struct conn *c, struct frame_ref *f);
  * the same tag (room) and queues this one. Same returns as conn_send. */
 int conn_deliver(struct conn *c, struct frame_ref *f, int policy);
 
+/* One frame to many members (a room's fan-out), each as conn_deliver(c, f,
+ * policy) would, with the limit check and the counters of the common case
+ * (an idle member under the limits gets f as its only entry) paid once per
+ * batch instead of once per member:
+ *
+ *   struct deliver_batch b;
+ *   conn_batch_begin(&b, f, policy, cfg);
+ *   for each member c: conn_deliver_batched(c, &b);
+ *   conn_batch_end(&b);
+ *
+ * Counts are added before any member takes the general path (which can close
+ * a connection and run hooks), so the counters never fall behind what other
+ * code sees; they lag only while the walk runs. All members belong to one
+ * worker (its stats). */
+struct deliver_batch {
+    struct frame_ref *f;
+    int policy;
+    int fits;                /* f is under both send-queue limits */
+    uint64_t n;              /* fast deliveries not counted yet */
+    struct worker_stats *st; /* the members' worker's (set by the first) */
+};
+
+void conn_batch_begin(struct deliver_batch *b, struct frame_ref *f, int policy,
+                      const struct rc_config *cfg);
+/* Same returns as conn_deliver. */
+int conn_deliver_batched(struct conn *c, struct deliver_batch *b);
+void conn_batch_end(struct deliver_batch *b);
+
 /* Starts the closing handshake with code/reason (reason may be NULL). Idempotent. */
 void conn_close(struct conn *c, unsigned code, const char *reason);
 

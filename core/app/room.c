@@ -519,22 +519,43 @@ static void on_deliver(void *ctx, struct mail *m)
     if (lr == NULL)
         return;
     lr->busy++;
-    unsigned zbits = deflate_cfg_bits(p->all->cfg);
-    size_t raw = m->zframe ? deflate_frame_payload_len(m->frame) : 0;
+    const struct rc_config *cfg = p->all->cfg;
+    uint64_t exclude = m->conn_id;
+    struct deliver_batch plain;
+    conn_batch_begin(&plain, m->frame, (int)m->flags, cfg);
     /* Backwards: a member that leaves during the walk (a slow-consumer close
      * running a disconnect hook) swaps an already-visited member into its
      * slot, so nobody is skipped or visited twice. */
-    for (uint32_t i = lr->count; i-- > 0;) {
-        if (i >= lr->count)
-            continue;
-        struct conn *c = lr->members[i];
-        if (c->id == m->conn_id)
-            continue;
-        if (c->pmd && m->zframe && deflate_frame_fits(c->pmd_bits, zbits, raw))
-            conn_deliver(c, m->zframe, (int)m->flags);
-        else
-            conn_deliver(c, m->frame, (int)m->flags);
+    if (m->zframe == NULL) {
+        for (uint32_t i = lr->count; i-- > 0;) {
+            if (i >= lr->count)
+                continue;
+            struct conn *c = lr->members[i];
+            if (c->id != exclude)
+                conn_deliver_batched(c, &plain);
+        }
+    } else {
+        unsigned zbits = deflate_cfg_bits(cfg);
+        size_t raw = deflate_frame_payload_len(m->frame);
+        struct deliver_batch z;
+        conn_batch_begin(&z, m->zframe, (int)m->flags, cfg);
+        for (uint32_t i = lr->count; i-- > 0;) {
+            if (i >= lr->count)
+                continue;
+            struct conn *c = lr->members[i];
+            if (c->id == exclude)
+                continue;
+            if (c->pmd && deflate_frame_fits(c->pmd_bits, zbits, raw)) {
+                conn_batch_end(&plain); /* one batch counted at a time */
+                conn_deliver_batched(c, &z);
+            } else {
+                conn_batch_end(&z);
+                conn_deliver_batched(c, &plain);
+            }
+        }
+        conn_batch_end(&z);
     }
+    conn_batch_end(&plain);
     lr->busy--;
     maybe_free_local(p, lr);
 }

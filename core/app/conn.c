@@ -691,19 +691,53 @@ void conn_batch_end(struct deliver_batch *b)
     b->n = 0;
 }
 
-int conn_deliver_batched(struct conn *c, struct deliver_batch *b)
+/* conn_deliver's common case, its counters left to the caller: 1 when taken. */
+static inline __attribute__((always_inline)) int deliver_first(struct conn *c, struct frame_ref *f,
+                                                               int fits)
 {
-    /* conn_deliver's common case, its counters left to the batch */
-    if (rc_likely(b->fits && can_send(c) && sendq_push_first(&c->q, b->f))) {
+    if (rc_likely(fits && can_send(c) && sendq_push_first(&c->q, f))) {
         c->soft_since = 0;
-        b->st = c->cs->stats;
-        b->n++;
         if (!c->write_blocked)
             mark_dirty(c->cs, c);
+        return 1;
+    }
+    return 0;
+}
+
+int conn_deliver_batched(struct conn *c, struct deliver_batch *b)
+{
+    if (deliver_first(c, b->f, b->fits)) {
+        b->st = c->cs->stats;
+        b->n++;
         return 0;
     }
     conn_batch_end(b);
     return conn_deliver(c, b->f, b->policy);
+}
+
+void conn_deliver_walk(struct conn **const *members, const uint32_t *count, uint64_t exclude,
+                       struct deliver_batch *b)
+{
+    struct frame_ref *f = b->f;
+    int fits = b->fits;
+    uint64_t n = 0;
+    for (uint32_t i = *count; i-- > 0;) {
+        if (i >= *count)
+            continue;
+        struct conn *c = (*members)[i];
+        if (c->id == exclude)
+            continue;
+        if (deliver_first(c, f, fits)) {
+            b->st = c->cs->stats;
+            n++;
+            continue;
+        }
+        b->n += n; /* counted before the general path, which may run hooks */
+        n = 0;
+        conn_batch_end(b);
+        conn_deliver(c, f, b->policy);
+    }
+    b->n += n;
 }
 
 /* A write error: the connection is gone (out of line, off the hot path). */

@@ -337,6 +337,15 @@ void conn_batch_begin(struct deliver_batch *b, struct frame_ref *f, int policy,
 int conn_deliver_batched(struct conn *c, struct deliver_batch *b);
 void conn_batch_end(struct deliver_batch *b);
 
+/* conn_deliver_batched for (*members)[*count - 1] down to [0], skipping the
+ * connection `exclude` (0: none), with the common case inline. Backwards,
+ * re-reading *members and *count after every member: one that leaves during
+ * the walk (a slow-consumer close running a disconnect hook) swaps an
+ * already-visited member into its slot, so nobody is skipped or visited
+ * twice. Leaves the batch's counts to conn_batch_end. */
+void conn_deliver_walk(struct conn **const *members, const uint32_t *count, uint64_t exclude,
+                       struct deliver_batch *b);
+
 /* Starts the closing handshake with code/reason (reason may be NULL). Idempotent. */
 void conn_close(struct conn *c, unsigned code, const char *reason);
 

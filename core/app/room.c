@@ -527,13 +527,7 @@ static void on_deliver(void *ctx, struct mail *m)
      * running a disconnect hook) swaps an already-visited member into its
      * slot, so nobody is skipped or visited twice. */
     if (m->zframe == NULL) {
-        for (uint32_t i = lr->count; i-- > 0;) {
-            if (i >= lr->count)
-                continue;
-            struct conn *c = lr->members[i];
-            if (c->id != exclude)
-                conn_deliver_batched(c, &plain);
-        }
+        conn_deliver_walk(&lr->members, &lr->count, exclude, &plain);
     } else {
         unsigned zbits = deflate_cfg_bits(cfg);
         size_t raw = deflate_frame_payload_len(m->frame);

@@ -105,6 +105,7 @@ local function run_all(fns, a, b, c)
         error(first, 0)
     end
 end
+util.no_trace(run_all)
 
 -- boot.load_plugins(list) -> units: runs each plugin's chunk (its setup:
 -- config checks, key files...) in config order. Also what `roomcast -t`
@@ -300,13 +301,10 @@ function M.load(opts)
             error(err, 0)
         end
     end
-    -- Both always end in hook code, which runs interpreted: a trace started
-    -- in them could only abort (an abort unwinds the C stack), so the JIT
-    -- does not try.
-    if jit then
-        jit.off(run_message)
-        jit.off(handlers.message)
-    end
+    -- they always end in hook code (util.no_trace)
+    util.no_trace(handlers.connect)
+    util.no_trace(run_message)
+    util.no_trace(handlers.message)
 
     -- Called by conn:join before C joins. -> true | false, code, message
     function handlers.join_chain(conn, room)
@@ -377,6 +375,7 @@ function M.load(opts)
             error(first, 0)
         end
     end
+    util.no_trace(handlers.disconnect)
 
     -- POST /api/publish (core/app/api.c), on the room's owner worker: the
     -- route's or the script's on_api_publish(room, body, sender) returns the

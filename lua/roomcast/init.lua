@@ -284,10 +284,13 @@ function conn_methods:leave(name)
     return true
 end
 
+-- one function for every call (a closure made per call is NYI for the JIT)
+local function conn_rooms_into(id, _, b, cap, used)
+    return C.rc_ffi_conn_rooms(id, b, cap, used)
+end
+
 function conn_methods:rooms()
-    local n, buf = with_buffer(function(id, _, b, cap, used)
-        return C.rc_ffi_conn_rooms(id, b, cap, used)
-    end, self.id)
+    local n, buf = with_buffer(conn_rooms_into, self.id)
     if n < 0 then return nil, err_of(n) end
     return split_nul(buf, tonumber(out_sz[0]))
 end
@@ -819,12 +822,6 @@ function rc._boot(o)
     function entry.message(id, data, is_binary)
         message(new_conn(id), data, is_binary)
     end
-    -- It always ends in script code, which runs interpreted (sandbox.lua):
-    -- a trace started here could only abort (and an abort unwinds the C
-    -- stack), so the JIT does not try.
-    if jit then
-        jit.off(entry.message)
-    end
     function entry.disconnect(id, code, reason)
         disconnect(new_conn(id), code, reason)
     end
@@ -835,6 +832,11 @@ function rc._boot(o)
         return save_state()
     end
     entry.api_publish = handlers.api_publish
+    -- they always end in script code (util.no_trace)
+    util.no_trace(entry.connect)
+    util.no_trace(entry.message)
+    util.no_trace(entry.disconnect)
+    util.no_trace(entry.tick)
     return entry
 end
 

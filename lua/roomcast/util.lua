@@ -168,4 +168,21 @@ function M.glob_match(pattern, s)
     return m(s)
 end
 
+-- util.no_trace(f): f runs interpreted. For the runners that always call
+-- script or plugin hooks, which run interpreted (sandbox.lua): a trace
+-- started in them could only abort when it reaches hook code, and each abort
+-- unwinds the C stack (tens of thousands of instructions) until LuaJIT gives
+-- up on the function. jit.off(nil) would switch the whole JIT off: f must be
+-- a function.
+local jit_off = jit and jit.off
+function M.no_trace(f)
+    if type(f) ~= "function" then
+        error("no_trace: function expected, got " .. type(f), 2)
+    end
+    if jit_off then
+        jit_off(f)
+    end
+    return f
+end
+
 return M

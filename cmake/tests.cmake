@@ -38,10 +38,11 @@ foreach(src ${RC_UNIT_TESTS})
   # -L tsan): test_mailbox (producer threads and a consumer loop) and
   # test_store_sqlite (appenders, the writer and reader threads) and
   # test_bus_redis (bus threads posting to the test's thread) and test_wloop
-  # (a thread waking the loop). The other
+  # (a thread waking the loop) and test_tick (a reader thread while main
+  # refines the clock factor). The other
   # unit tests run on one thread and have nothing for TSan to find.
   set(labels "unit")
-  if(name MATCHES "^test_(mailbox|store_sqlite|bus_redis|wloop)$")
+  if(name MATCHES "^test_(mailbox|store_sqlite|bus_redis|wloop|tick)$")
     set(labels "unit;tsan")
   endif()
   set_tests_properties(unit/${name} PROPERTIES LABELS "${labels}" TIMEOUT 300

@@ -28,6 +28,7 @@
 #include "lwatch.h"
 #include "runtime.h"
 #include "store_sqlite.h"
+#include "tick.h"
 #include "version.h"
 #include "worker.h"
 
@@ -111,6 +112,7 @@ static void on_check_workers(struct ev_loop *loop, ev_timer *t, int revents)
 {
     /* The main loop ends once every worker has stopped. */
     (void)t;
+    rc_tick_refine(); /* this timer is main's only periodic one */
     if (stop_count == 0)
         return;
     for (int i = 0; i < srv.nworkers; i++) {
@@ -264,6 +266,8 @@ int main(int argc, char **argv)
     main_argv = argv;
     rc_live_publish(&cfg);
     guard_init(&cfg);
+    /* The handler-time clock, before the workers read it. */
+    rc_tick_init(1);
     int rc = server_init(&srv, &cfg, cfg.echo ? &echo_handler : &lua_handler);
     if (rc < 0) {
         rc_config_free(&cfg); /* the one-line error is out; nothing else to say */

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "log.h"
 #include "static.h"
+#include "tick.h"
 
 #define HEAD_INITIAL 1024
 /* Reads per readable event, so one fast sender cannot starve the others. */
@@ -944,9 +945,9 @@ static inline __attribute__((always_inline)) void run_handler(struct conn *c, un
                                                               const uint8_t *data, size_t len)
 {
     c->pin++;
-    uint64_t t0 = stats_clock_ns();
+    uint64_t t0 = rc_tick_now();
     c->cs->handler->on_message(c, opcode, data, len);
-    stats_observe_handler(c->cs->stats, stats_clock_ns() - t0);
+    stats_observe_handler(c->cs->stats, rc_tick_ns(t0, rc_tick_now()));
     c->pin--;
 }
 

@@ -131,14 +131,6 @@ static inline void stats_count_refusal(struct worker_stats *st, int status, cons
         k++;
     STAT_INC(st, refusals_by_reason[kind ? k : RC_HS_REASONS - 1]);
 }
-/* CLOCK_MONOTONIC in nanoseconds (vDSO: no system call), for stats_observe_handler. */
-static inline uint64_t stats_clock_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Records one handler call that took `ns` nanoseconds. */
 static inline void stats_observe_handler(struct worker_stats *st, uint64_t ns)
 {

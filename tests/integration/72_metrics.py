@@ -4,6 +4,7 @@
 and the bearer token."""
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
@@ -12,6 +13,18 @@ from rcadmin import admin_port, conf, get, metrics, stats, total  # noqa: E402
 
 ARGS = ("--echo", "--admin", "127.0.0.1:0")
 TOKEN_CONF = conf("token.lua", "return { admin_token = 's3cret', echo = true }\n")
+# A handler that spends 25 ms of CPU before it answers. os.clock() is CPU
+# time, which never runs ahead of the wall clock the histogram reads.
+BUSY_LUA = conf("busy.lua", """
+return {
+    decode_json = false,
+    on_message = function(conn, data)
+        local stop = os.clock() + 0.025
+        while os.clock() < stop do end
+        conn:send(data)
+    end,
+}
+""")
 
 
 def test_metrics_move_with_traffic(srv):
@@ -46,6 +59,40 @@ def test_metrics_move_with_traffic(srv):
     nw = int(os.environ.get("RC_WORKERS") or 0)
     if nw:
         eq(len(after["roomcast_conns_total"]), nw, "one conns_total series per worker")
+
+
+@server("-s", BUSY_LUA, "--admin", "127.0.0.1:0")
+def test_handler_time_measured(srv):
+    """The histogram's clock (the TSC where the CPU has an invariant one)
+    against the client's: each call took at least its 25 ms of CPU and at
+    most the client's round trip."""
+    port = admin_port(srv)
+    before = metrics(port)
+    n, rtt = 4, 0.0
+    with srv.connect() as c:
+        for i in range(n):
+            t0 = time.monotonic()
+            c.send_frame(OP_TEXT, "m%d" % i)
+            c.expect_message(OP_TEXT, "m%d" % i, timeout=10)
+            rtt += time.monotonic() - t0
+        c.finish(1000)
+    after = metrics(port)
+
+    def delta(name, **labels):
+        return total(after, name, **labels) - total(before, name, **labels)
+
+    def bucket_delta(le):
+        def at(m):
+            return sum(v for k, v in m.get("roomcast_handler_seconds_bucket", {}).items()
+                       if float(dict(k)["le"]) == le)
+        return at(after) - at(before)
+
+    eq(delta("roomcast_handler_seconds_count"), n, "every call observed")
+    spent = delta("roomcast_handler_seconds_sum")
+    check(n * 0.025 <= spent <= rtt * 1.01,
+          "handler seconds %.6f: not within [%.3f, round trips %.6f]" % (spent, n * 0.025, rtt))
+    eq(bucket_delta(0.01), 0, "no 25 ms call at or under 10 ms")
+    eq(bucket_delta(float("inf")), n, "+Inf bucket")
 
 
 def test_refusals_counted(srv):

@@ -115,6 +115,9 @@ void mailbox_drain_local(struct mailbox *mb)
         mb->local_head = mb->local_tail = NULL;
         drain_list(mb, m);
     }
+    /* What the handlers posted to other workers (a room's fan-out to its
+     * members' workers) goes now, before this worker's own writes. */
+    mailbox_flush_out(mb);
 }
 
 static void on_async(struct wloop *loop, struct wasync *a)
@@ -125,6 +128,27 @@ static void on_async(struct wloop *loop, struct wasync *a)
     mb->head = mb->tail = NULL;
     pthread_mutex_unlock(&mb->lock);
     drain_list(mb, m);
+    mailbox_flush_out(mb); /* as in mailbox_drain_local */
+}
+
+static _Thread_local struct mailbox *thread_mailbox;
+
+/* Appends the list first..last to `to`'s queue under its lock. */
+static void hand_over(struct mailbox *to, struct mail *first, struct mail *last)
+{
+    last->next = NULL;
+    pthread_mutex_lock(&to->lock);
+    int was_empty = to->head == NULL;
+    if (to->tail)
+        to->tail->next = first;
+    else
+        to->head = first;
+    to->tail = last;
+    pthread_mutex_unlock(&to->lock);
+    /* wasync coalesces; one wakeup per empty->non-empty transition is enough
+     * because the receiver drains everything it finds. */
+    if (was_empty)
+        wasync_send(to->loop, &to->async);
 }
 
 void mail_post(struct mailbox *from, struct mailbox *to, struct mail *m)
@@ -138,18 +162,42 @@ void mail_post(struct mailbox *from, struct mailbox *to, struct mail *m)
         to->local_tail = m;
         return;
     }
-    pthread_mutex_lock(&to->lock);
-    int was_empty = to->head == NULL;
-    if (to->tail)
-        to->tail->next = m;
-    else
-        to->head = m;
-    to->tail = m;
-    pthread_mutex_unlock(&to->lock);
-    /* wasync coalesces; one wakeup per empty->non-empty transition is enough
-     * because the receiver drains everything it finds. */
-    if (was_empty)
-        wasync_send(to->loop, &to->async);
+    if (from && from == thread_mailbox && from->batching) {
+        m->to = to;
+        if (from->out_tail)
+            from->out_tail->next = m;
+        else
+            from->out_head = m;
+        from->out_tail = m;
+        return;
+    }
+    hand_over(to, m, m);
+}
+
+void mailbox_flush_out_slow(struct mailbox *mb)
+{
+    /* Posts made while handing over (none today: hand_over runs no mail)
+     * would start a new list; take the whole one first. */
+    struct mail *m = mb->out_head;
+    mb->out_head = mb->out_tail = NULL;
+    while (m) {
+        /* The run of consecutive mail to one worker: order across workers
+         * stays the post order (what one worker posted to B before it
+         * posted to C is in B's queue before C can react to it). */
+        struct mail *last = m;
+        while (last->next && last->next->to == m->to)
+            last = last->next;
+        struct mail *rest = last->next;
+        hand_over(m->to, m, last);
+        m = rest;
+    }
+}
+
+void mailbox_batch(struct mailbox *mb, int on)
+{
+    if (!on)
+        mailbox_flush_out(mb);
+    mb->batching = on;
 }
 
 void mail_call(struct mailbox *from, struct mailbox *to, void (*fn)(void *arg), void *arg)
@@ -159,8 +207,6 @@ void mail_call(struct mailbox *from, struct mailbox *to, void (*fn)(void *arg), 
     m->arg = arg;
     mail_post(from, to, m);
 }
-
-static _Thread_local struct mailbox *thread_mailbox;
 
 void mailbox_bind_thread(struct mailbox *mb)
 {
@@ -213,7 +259,11 @@ int mailbox_quiesce(struct mailbox *mb)
         pthread_mutex_unlock(&mb->lock);
         struct mail *b = mb->local_head;
         mb->local_head = mb->local_tail = NULL;
-        if (a == NULL && b == NULL)
+        /* An outbox left by a loop that did not flush it (mailbox_batch
+         * off flushes): handed over, its receivers' quiesce runs it. */
+        int out = mb->out_head != NULL;
+        mailbox_flush_out(mb);
+        if (a == NULL && b == NULL && !out)
             return n;
         n++;
         free_list(mb, a);

@@ -46,6 +46,7 @@ enum mail_type {
 
 struct mail {
     struct mail *next;
+    struct mailbox *to; /* while on the sender's outbox (mailbox_flush_out) */
     uint32_t type;
     uint32_t flags;
     uint64_t conn_id;         /* exclude (DELIVER) or target (SEND/CLOSE) */
@@ -77,7 +78,12 @@ struct mailbox {
     pthread_mutex_t lock;
     struct mail *head, *tail;             /* under lock */
     struct mail *local_head, *local_tail; /* self-posted, no lock */
-    struct wloop *loop;                   /* borrowed */
+    /* Posted by this mailbox's worker to other workers during one loop
+     * iteration, in post order, handed over by mailbox_flush_out before the
+     * loop sleeps (no lock: the worker's thread only). */
+    struct mail *out_head, *out_tail;
+    int batching;       /* mailbox_batch: posts from the bound thread go to the outbox */
+    struct wloop *loop; /* borrowed */
     struct wasync async;
     struct {
         mail_receiver fn;
@@ -97,7 +103,29 @@ void mail_cache_flush(void);
 
 /* Hands m to mailbox `to` (any thread; from: the sender's own mailbox, or
  * NULL off the workers). Never fails. */
+/* Posts m to `to`'s worker. from: the sender's own mailbox (NULL off the
+ * workers); from == to queues it as local mail. While from batches
+ * (mailbox_batch) and this thread is bound to it, a post to another worker
+ * waits on from's outbox until mailbox_flush_out: one lock and at most one
+ * wakeup per run of mail to the same worker, however many were posted. */
 void mail_post(struct mailbox *from, struct mailbox *to, struct mail *m);
+
+/* Turns the outbox on or off (the worker's thread, as its loop starts and
+ * after it ends; off flushes). */
+void mailbox_batch(struct mailbox *mb, int on);
+/* Hands the outbox to its receivers, in post order: each run of mail to
+ * one worker is appended under one lock, with one wakeup when that
+ * worker's queue was empty. Draining a mailbox (its inbound mail, or its
+ * local mail) ends with it, so what a batch of mail makes (a room's
+ * fan-out) goes on at once; the worker calls it again before its loop
+ * sleeps, so any other post waits at most for the rest of the iteration
+ * that made it. */
+void mailbox_flush_out_slow(struct mailbox *mb);
+static inline void mailbox_flush_out(struct mailbox *mb)
+{
+    if (mb->out_head)
+        mailbox_flush_out_slow(mb);
+}
 
 /* Runs fn(arg) later on `to`'s worker (never synchronously). Any thread.
  * Never fails. At teardown, a call still queued runs on the main thread

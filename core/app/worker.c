@@ -83,6 +83,8 @@ static void discard_new_conn(void *ctx, struct mail *m)
 static void on_reload(void *ctx, struct mail *m)
 {
     struct worker *w = ctx;
+    /* What this iteration posted so far goes before the (long) rebuild. */
+    mailbox_flush_out(&w->mbox);
     if (w->handler->reload)
         w->handler->reload(w);
 }
@@ -98,11 +100,14 @@ static int before_sleep(struct wloop *loop, void *data)
 {
     struct worker *w = data;
     if (w->mbox.local_head)
-        mailbox_drain_local(&w->mbox);
+        mailbox_drain_local(&w->mbox); /* hands over what it posts (mailbox.h) */
     if (w->cs.dirty != NULL)
         conn_flush_dirty(&w->cs);
     if (!rc_list_empty(&w->cs.reap))
         conn_reap(&w->cs);
+    /* What else this iteration posted to other workers (the publishes it
+     * read, a release hook's mail), in one hand-over per worker. */
+    mailbox_flush_out(&w->mbox);
     if (rc_unlikely(w->draining) && rc_list_empty(&w->cs.conns) && rc_list_empty(&w->cs.reap))
         wloop_break(loop);
     /* Not the reap list: a pinned connection stays there until its pin
@@ -158,7 +163,9 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     cur_worker = w;
     mailbox_bind_thread(&w->mbox);
+    mailbox_batch(&w->mbox, 1);
     wloop_run(w->loop);
+    mailbox_batch(&w->mbox, 0);
     sendq_cache_flush();
     mail_cache_flush();
     return NULL;

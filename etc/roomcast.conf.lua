@@ -86,6 +86,13 @@ return {
     sendq_soft_seconds = 10,    -- ... exceeded for this long counts as over
     slow_consumer = "drop",     -- over the limit: "drop" | "close" (1008) | "latest"
 
+    -- fan-out coalescing: room messages that follow a fan-out write within
+    -- this window wait for its end, so a member gets them in one writev
+    -- (what a saturated worker does anyway). Bounded: at most this much
+    -- added latency, and a member's queue past 64K is written at once.
+    -- Replies, direct sends, pings and closes never wait. 0 = off.
+    fanout_delay = 0,           -- seconds, e.g. "5ms"
+
     -- permessage-deflate (RFC 7692), negotiated when a client offers it;
     -- enabled = false or --no-compression turns it off. Both directions run without context
     -- takeover: one compressed room frame serves every member, and zlib

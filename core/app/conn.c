@@ -415,6 +415,89 @@ static void mark_dirty(struct connset *w, struct conn *c)
     }
 }
 
+/* A member's queue past this many bytes is written at once, window or not:
+ * the window is for many small frames, not for holding memory back. */
+#define FANOUT_HOLD_MAX (64 * 1024)
+
+/* later_timer: the window is over; every held connection is dirty now and
+ * the next before-sleep flushes them (one writev each). */
+static void on_fanout_window(struct wloop *loop, struct wtimer *t)
+{
+    struct connset *cs = t->data;
+    uint32_t n = cs->nlater;
+    cs->nlater = 0;
+    /* This flush opens the next window. */
+    cs->later_from = wloop_now(loop);
+    cs->later_until = cs->later_from + cs->cfg->fanout_delay;
+    uint32_t woke = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct conn *c = conn_find(cs, cs->later[i]);
+        if (c == NULL) /* released since (its queue went with it) */
+            continue;
+        c->later = 0;
+        /* Flushed early by a reply, or blocked (WL_WRITE flushes it):
+         * nothing to do. */
+        if (!c->write_blocked && !c->dirty && !sendq_empty(&c->q)) {
+            mark_dirty(cs, c);
+            woke++;
+        }
+    }
+    STAT_ADD(cs->stats, fanout_flushes_total, woke);
+}
+
+/* Puts c on the held list (once). */
+static void hold(struct connset *cs, struct conn *c, double now)
+{
+    if (c->later)
+        return;
+    if (cs->nlater == cs->later_cap) {
+        cs->later_cap = cs->later_cap ? cs->later_cap * 2 : 64;
+        cs->later = rc_xrealloc(cs->later, cs->later_cap * sizeof(*cs->later));
+    }
+    c->later = 1;
+    cs->later[cs->nlater++] = c->id;
+    if (cs->nlater == 1)
+        wtimer_start(cs->loop, &cs->later_timer, cs->later_until - now, 0);
+}
+
+void conn_fanout_end_slow(struct connset *cs, struct conn **mark)
+{
+    double now = wloop_now(cs->loop);
+    if (now >= cs->later_until) {
+        /* No window open (the last fan-out write is older than the delay):
+         * write now, and hold what comes after this iteration until the
+         * delay has passed. */
+        cs->later_from = now;
+        cs->later_until = now + cs->cfg->fanout_delay;
+        return;
+    }
+    if (now == cs->later_from)
+        return; /* the window opened in this very iteration: written with it */
+    /* Inside a window: the conns this fan-out made dirty (the tail of the
+     * dirty queue from mark on) come off it and wait for its end. */
+    size_t cap = cs->cfg->sendq_soft_limit / 2;
+    if (cap > FANOUT_HOLD_MAX)
+        cap = FANOUT_HOLD_MAX;
+    struct conn *c = *mark;
+    *mark = NULL;
+    cs->dirty_tail = mark;
+    while (c != NULL) {
+        struct conn *next = c->dirty_next;
+        c->dirty = 0;
+        if (c->released) {
+            /* off the queue: the reaper frees it */
+        } else if (c->state != CONN_OPEN || c->q.bytes >= cap) {
+            /* A close to send (a slow consumer's 1008), or too much to
+             * hold: the window never takes a queue near the soft limit,
+             * where the slow-consumer clock would start. */
+            mark_dirty(cs, c);
+        } else {
+            hold(cs, c, now);
+        }
+        c = next;
+    }
+}
+
 static inline __attribute__((always_inline)) void queued(struct conn *c, size_t before)
 {
     STAT_ADD(c->cs->stats, queued_bytes, c->q.bytes - before);
@@ -1499,6 +1582,7 @@ void connset_init(struct connset *cs, int id, struct wloop *loop, const struct r
     cs->dirty = NULL;
     cs->dirty_tail = &cs->dirty;
     rc_list_init(&cs->reap);
+    wtimer_init(&cs->later_timer, on_fanout_window, cs);
     idmap_init(&cs->ids, (uint32_t)id);
     tlist_init(&cs->hs_list, loop, cfg->handshake_timeout, conn_on_handshake_timeout, cs);
     tlist_init(&cs->idle_list, loop, cfg->ping_interval, conn_on_idle, cs);
@@ -1530,6 +1614,10 @@ void connset_destroy(struct connset *cs)
     tlist_stop(&cs->idle_list);
     tlist_stop(&cs->pong_list);
     tlist_stop(&cs->close_list);
+    wtimer_stop(cs->loop, &cs->later_timer);
+    rc_free(cs->later);
+    cs->later = NULL;
+    cs->nlater = cs->later_cap = 0;
     idmap_destroy(&cs->ids);
     conn_slots_destroy(cs);
     rc_free(cs->rbuf);

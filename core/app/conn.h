@@ -128,11 +128,24 @@ struct connset {
     struct conn *dirty;
     struct conn **dirty_tail; /* &dirty when empty, else the last one's dirty_next */
     struct rc_list reap;      /* released conns, freed by conn_reap */
-    struct tlist hs_list;     /* HTTP state, by accept time: handshake timeout */
-    struct tlist idle_list;   /* OPEN, by last activity: ping after ping_interval */
-    struct tlist pong_list;   /* OPEN, pinged, by ping time: close after pong_timeout */
-    struct tlist close_list;  /* CLOSING/LINGER, by close time: hard close after close_timeout */
-    struct idmap ids;         /* conn id -> conn */
+    /* Fan-out coalescing (fanout_delay, conn_fanout_begin): the ids of the
+     * conns holding room frames back, flushed together by later_timer.
+     * Ids in an array, not a link in struct conn: a conn may be on it and
+     * on the dirty queue at once (a reply flushes it early), and one
+     * released meanwhile is freed without waiting (its id finds nothing). */
+    uint64_t *later; /* owned */
+    uint32_t nlater, later_cap;
+    int fanout; /* > 0: inside conn_fanout_begin/end */
+    /* The window (loop time): room frames queued in [later_from,
+     * later_until) by another iteration than later_from's are held until
+     * later_until. */
+    double later_from, later_until;
+    struct wtimer later_timer; /* armed while nlater > 0 */
+    struct tlist hs_list;      /* HTTP state, by accept time: handshake timeout */
+    struct tlist idle_list;    /* OPEN, by last activity: ping after ping_interval */
+    struct tlist pong_list;    /* OPEN, pinged, by ping time: close after pong_timeout */
+    struct tlist close_list;   /* CLOSING/LINGER, by close time: hard close after close_timeout */
+    struct idmap ids;          /* conn id -> conn */
     /* Hooks of the modules above (registered before the worker starts). */
     struct {
         conn_hook_fn fn;
@@ -219,6 +232,7 @@ struct conn {
     unsigned pmd : 1;       /* permessage-deflate negotiated (deflate.h) */
     unsigned pmd_bits : 4;  /* ... with this server window (9..15) */
     unsigned rx_own : 1;    /* rx is c's own (else the worker's scratch receiver) */
+    unsigned later : 1;     /* its id is on cs->later (until later_timer takes it off) */
     uint16_t close_code;    /* code sent or received, for on_close */
     uint16_t peer_port;
     uint32_t pin;        /* > 0: someone up the stack holds it; the reaper waits */
@@ -345,6 +359,33 @@ void conn_batch_end(struct deliver_batch *b);
  * twice. Leaves the batch's counts to conn_batch_end. */
 void conn_deliver_walk(struct conn **const *members, const uint32_t *count, uint64_t exclude,
                        struct deliver_batch *b);
+
+/* Fan-out coalescing (the fanout_delay option; 0 turns it off). A fan-out
+ * brackets its conn_deliver calls with mark = conn_fanout_begin(cs) and
+ * conn_fanout_end(cs, mark). When a window is open (a fan-out was written
+ * less than fanout_delay ago, in an earlier iteration), the connections
+ * the fan-out made dirty leave the dirty queue and wait on cs->later; one
+ * timer at the window's end makes them all dirty at once, and that flush
+ * opens the next window. A member then gets every publish of the window in
+ * one writev, the way a saturated loop gives it (Nagle's algorithm /
+ * TCP_CORK in user space; Centrifugo's client write delay). When no window
+ * is open the fan-out is written now, and opens one. Only room fan-out is
+ * held: a reply, a direct send, a control frame (close, pong) makes the
+ * connection dirty as before and flushes its whole queue in this
+ * iteration, held frames first, so the order of c's queue never changes.
+ * A queue past FANOUT_HOLD_MAX bytes (or half the soft limit), or a
+ * connection closing, is not held. Conns already dirty before the fan-out
+ * (mark is the dirty queue's tail then) are not held either. */
+static inline struct conn **conn_fanout_begin(struct connset *cs)
+{
+    return cs->dirty_tail;
+}
+void conn_fanout_end_slow(struct connset *cs, struct conn **mark);
+static inline void conn_fanout_end(struct connset *cs, struct conn **mark)
+{
+    if (cs->cfg->fanout_delay > 0 && *mark != NULL)
+        conn_fanout_end_slow(cs, mark);
+}
 
 /* Starts the closing handshake with code/reason (reason may be NULL). Idempotent. */
 void conn_close(struct conn *c, unsigned code, const char *reason);

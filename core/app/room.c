@@ -180,6 +180,7 @@ void rooms_attach(struct rooms *R, int worker, struct wloop *loop, struct mailbo
     p->mb = mb;
     p->stats = stats;
     p->pmd = &cs->pmd;
+    p->cs = cs;
     mailbox_register(mb, MAIL_DELIVER, on_deliver, NULL, p);
     conn_hook_release(cs, on_conn_release, R);
     conn_hook_refused(cs, on_conn_release, R); /* rooms a refusing connect hook joined */
@@ -521,6 +522,7 @@ static void on_deliver(void *ctx, struct mail *m)
     lr->busy++;
     const struct rc_config *cfg = p->all->cfg;
     uint64_t exclude = m->conn_id;
+    struct conn **mark = conn_fanout_begin(p->cs); /* the fan-out window (conn.h) */
     struct deliver_batch plain;
     conn_batch_begin(&plain, m->frame, (int)m->flags, cfg);
     /* Backwards: a member that leaves during the walk (a slow-consumer close
@@ -550,6 +552,7 @@ static void on_deliver(void *ctx, struct mail *m)
         conn_batch_end(&z);
     }
     conn_batch_end(&plain);
+    conn_fanout_end(p->cs, mark);
     lr->busy--;
     maybe_free_local(p, lr);
 }

@@ -91,6 +91,7 @@ struct room_part {
     struct mailbox *mb;         /* borrowed: this worker's mailbox */
     struct worker_stats *stats; /* borrowed */
     struct pmd_pool *pmd;       /* borrowed: the worker's zlib streams (its connset's) */
+    struct connset *cs;         /* borrowed: the worker's connections (fan-out window) */
     struct strmap local;        /* room name -> struct local_room * (my members); my thread */
     /* rooms this worker owns: name -> struct room *; read by other workers
      * under lock */

@@ -1112,10 +1112,101 @@ static void test_conn__dirty_queue(void **state)
     fx_teardown();
 }
 
+/* Delivers room frame `mark` inside a fan-out (conn_fanout_begin/end). */
+static void fanout_one(struct conn *c, char mark)
+{
+    struct frame_ref *f = room_frame(7, mark, 10);
+    struct conn **at = conn_fanout_begin(&F.cs);
+    assert_int_equal(conn_deliver(c, f, SLOW_DROP), 0);
+    conn_fanout_end(&F.cs, at);
+    frame_ref_put(f);
+}
+
+/* Runs the loop until the window's timer has gone off and its flush ran. */
+static void window_passes(void)
+{
+    usleep((useconds_t)(F.cfg.fanout_delay * 1e6) + 2000);
+    iterate(); /* the timer: the held conns are dirty */
+    iterate(); /* their flush */
+}
+
+/* fanout_delay: the first fan-out after a quiet spell is written at once
+ * and opens a window; what the next iterations deliver is held until it
+ * ends (one write); a reply flushes the held frames with it, in order; a
+ * conn released while held is freed at once and the timer skips it. */
+static void test_conn__fanout_window(void **state)
+{
+    fx_setup();
+    F.cfg.fanout_delay = 0.05;
+    upgrade();
+    struct conn *c = live();
+    size_t out0 = F.sc.out_len;
+    fanout_one(c, 'A'); /* quiet: written now */
+    assert_true(c->dirty);
+    iterate();
+    assert_int_equal(F.sc.out_len - out0, 12);
+    fanout_one(c, 'B'); /* a later iteration inside the window: held */
+    fanout_one(c, 'C');
+    assert_false(c->dirty);
+    assert_true(c->later);
+    assert_int_equal(F.cs.nlater, 1);
+    iterate();
+    assert_int_equal(F.sc.out_len - out0, 12);
+    /* a reply is not held, and takes the held frames along, first */
+    assert_int_equal(conn_send(c, WS_OP_TEXT, "r", 1), 0);
+    iterate();
+    struct sframe fr[8];
+    assert_int_equal(server_frames(fr, 8), 4);
+    assert_int_equal(fr[1].p[0], 'B');
+    assert_int_equal(fr[2].p[0], 'C');
+    assert_int_equal(fr[3].p[0], 'r');
+    fanout_one(c, 'D'); /* held (c is still on the list: no second entry) */
+    assert_int_equal(F.cs.nlater, 1);
+    iterate();
+    assert_int_equal(server_frames(fr, 8), 4);
+    window_passes();
+    assert_int_equal(server_frames(fr, 8), 5);
+    assert_int_equal(fr[4].p[0], 'D');
+    assert_int_equal(STAT_GET(&F.stats, fanout_flushes_total), 1);
+    assert_int_equal(F.cs.nlater, 0);
+    /* the window the timer's flush opened: held again, then released */
+    iterate();
+    fanout_one(c, 'E');
+    assert_int_equal(F.cs.nlater, 1);
+    conn_release(c);
+    iterate(); /* freed now, not at the window's end */
+    assert_null(live());
+    window_passes(); /* its id finds nothing */
+    assert_int_equal(STAT_GET(&F.stats, fanout_flushes_total), 1);
+    fx_teardown();
+}
+
+/* A queue past FANOUT_HOLD_MAX (or half the soft limit) is not held. */
+static void test_conn__fanout_window_bounded_by_bytes(void **state)
+{
+    fx_setup();
+    F.cfg.fanout_delay = 10;
+    F.cfg.sendq_soft_limit = 40;
+    upgrade();
+    struct conn *c = live();
+    fanout_one(c, 'A'); /* opens the window */
+    iterate();
+    fanout_one(c, 'B');
+    assert_true(c->later && !c->dirty);
+    fanout_one(c, 'C'); /* 24 bytes queued >= 40 / 2: written now */
+    assert_true(c->dirty);
+    iterate();
+    struct sframe fr[8];
+    assert_int_equal(server_frames(fr, 8), 3);
+    fx_teardown();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conn__upgrade_and_first_frame_at_every_byte_split),
+        cmocka_unit_test(test_conn__fanout_window),
+        cmocka_unit_test(test_conn__fanout_window_bounded_by_bytes),
         cmocka_unit_test(test_conn__frames_at_every_byte_split),
         cmocka_unit_test(test_conn__partial_writes_and_eagain),
         cmocka_unit_test(test_conn__close_handshake_from_the_peer),

@@ -24,7 +24,7 @@
  * no single writev goes past it either, so a frame of megabytes (a big
  * history answer) goes out in slices across loop iterations and the other
  * connections' writes and reads interleave. */
-#define FLUSH_BUDGET (64 * 1024)
+#define FLUSH_BUDGET (1024 * 1024)
 
 static struct rc_ratelimit io_rl;
 

@@ -738,41 +738,11 @@ static RC_NOINLINE int deliver_queue(struct conn *c, struct frame_ref *f, int po
     return 0;
 }
 
-int conn_deliver(struct conn *c, struct frame_ref *f, int policy)
+/* A frame that may go to an idle member by reference at once: under both
+ * queue limits on its own. */
+static inline int frame_fits(const struct rc_config *cfg, size_t len)
 {
-    if (rc_unlikely(!can_send(c)))
-        return RC_E_CLOSED;
-    const struct rc_config *cfg = c->cs->cfg;
-    /* The common case: an idle member under both limits gets the frame by
-     * reference as its only entry (what slow() and sendq_push_ref do for an
-     * empty queue, without the calls). */
-    if (rc_likely(f->len <= cfg->sendq_soft_limit && f->len <= cfg->sendq_hard_limit &&
-                  sendq_push_first(&c->q, f))) {
-        c->soft_since = 0;
-        STAT_INC(c->cs->stats, msgs_out_total);
-        queued(c, 0);
-        return 0;
-    }
-    return deliver_queue(c, f, policy);
-}
-
-void conn_batch_begin(struct deliver_batch *b, struct frame_ref *f, int policy,
-                      const struct rc_config *cfg)
-{
-    b->f = f;
-    b->policy = policy;
-    b->fits = f->len <= cfg->sendq_soft_limit && f->len <= cfg->sendq_hard_limit;
-    b->n = 0;
-    b->st = NULL;
-}
-
-void conn_batch_end(struct deliver_batch *b)
-{
-    if (b->n == 0)
-        return;
-    STAT_ADD(b->st, msgs_out_total, b->n);
-    STAT_ADD(b->st, queued_bytes, b->n * b->f->len);
-    b->n = 0;
+    return len <= cfg->sendq_soft_limit && len <= cfg->sendq_hard_limit;
 }
 
 /* conn_deliver's common case, its counters left to the caller: 1 when taken. */
@@ -786,6 +756,40 @@ static inline __attribute__((always_inline)) int deliver_first(struct conn *c, s
         return 1;
     }
     return 0;
+}
+
+int conn_deliver(struct conn *c, struct frame_ref *f, int policy)
+{
+    if (rc_unlikely(!can_send(c)))
+        return RC_E_CLOSED;
+    /* The common case: an idle member under both limits gets the frame by
+     * reference as its only entry (what slow() and sendq_push_ref do for an
+     * empty queue, without the calls). */
+    if (rc_likely(deliver_first(c, f, frame_fits(c->cs->cfg, f->len)))) {
+        STAT_INC(c->cs->stats, msgs_out_total);
+        STAT_ADD(c->cs->stats, queued_bytes, f->len);
+        return 0;
+    }
+    return deliver_queue(c, f, policy);
+}
+
+void conn_batch_begin(struct deliver_batch *b, struct frame_ref *f, int policy,
+                      const struct rc_config *cfg)
+{
+    b->f = f;
+    b->policy = policy;
+    b->fits = frame_fits(cfg, f->len);
+    b->n = 0;
+    b->st = NULL;
+}
+
+void conn_batch_end(struct deliver_batch *b)
+{
+    if (b->n == 0)
+        return;
+    STAT_ADD(b->st, msgs_out_total, b->n);
+    STAT_ADD(b->st, queued_bytes, b->n * b->f->len);
+    b->n = 0;
 }
 
 int conn_deliver_batched(struct conn *c, struct deliver_batch *b)

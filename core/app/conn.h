@@ -135,7 +135,6 @@ struct connset {
      * released meanwhile is freed without waiting (its id finds nothing). */
     uint64_t *later; /* owned */
     uint32_t nlater, later_cap;
-    int fanout; /* > 0: inside conn_fanout_begin/end */
     /* The window (loop time): room frames queued in [later_from,
      * later_until) by another iteration than later_from's are held until
      * later_until. */

@@ -27,7 +27,8 @@
     XX(bytes_out_total, counter, "Bytes written to clients")                                       \
     XX(drops_total, counter, "Data frames dropped by the slow-consumer policy")                    \
     XX(slow_closes_total, counter, "Connections closed by the slow-consumer policy")               \
-    XX(fanout_flushes_total, counter, "Connections flushed at the end of a fan-out window (fanout_delay)") \
+    XX(fanout_flushes_total, counter,                                                              \
+       "Connections flushed at the end of a fan-out window (fanout_delay)")                        \
     XX(queued_bytes, gauge, "Bytes waiting in send queues")                                        \
     XX(rooms, gauge, "Rooms owned by this worker")                                                 \
     XX(pings_sent_total, counter, "Heartbeat pings sent")                                          \

@@ -46,9 +46,9 @@ for line in open(sys.argv[2]):
         calls[f[2][len("syscalls:sys_enter_"):]] = int(f[0])
 out = float(sys.argv[3]) or 1.0
 s, l = r["server"], r["latency_us"]
-print("workers=%s rate=%s delivered=%.4f per_server_cpu_s=%.0f cpu=%.1f%% p50=%.1fms p99=%.1fms"
+print("workers=%s rate=%s delivered=%.4f per_server_cpu_s=%.0f cpu=%.1f%% client_cpu=%.1f%% p50=%.1fms p99=%.1fms"
       % (sys.argv[4], sys.argv[5], r["delivered_ratio"], s["per_cpu_s"], s["cpu_pct"],
-         l["p50"] / 1e3, l["p99"] / 1e3))
+         r.get("client_cpu_pct", -1), l["p50"] / 1e3, l["p99"] / 1e3))
 print("deliveries=%d " % out + " ".join("%s/delivery=%.4f" % (k, v / out) for k, v in calls.items())
       + " write(eventfd)/publish=%.3f" % (calls.get("write", 0) / (out / 1000.0)))
 PY

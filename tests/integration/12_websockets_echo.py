@@ -9,28 +9,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
-from rctest import check, eq, tmo  # noqa: E402
+from rctest import check, eq, run, tmo, ws_url  # noqa: E402
 
-try:
-    import websockets
-except ImportError:
-    print("SKIP: python3-websockets is not installed for %s" % sys.executable)
-    print("0 passed, 0 failed")
-    sys.exit(0)
+websockets = rctest.need_websockets()
 
 ARGS = ("--echo", "--max-message", "64M")
 
 
-def url(srv, path="/"):
-    return "ws://%s:%d%s" % (srv.host, srv.port, path)
-
-
-def run(coro, limit=60.0):
-    return asyncio.run(asyncio.wait_for(coro, tmo(limit)))
-
-
 async def client(srv, n, count, compression=None):
-    async with websockets.connect(url(srv, "/ws" if n % 2 else "/"), max_size=None,
+    async with websockets.connect(ws_url(srv, "/ws" if n % 2 else "/"), max_size=None,
                                   compression=compression, ping_interval=None) as ws:
         sent = []
         for i in range(count):
@@ -72,7 +59,7 @@ def test_50_clients_with_deflate_offered(srv):
 
 def test_10mib_message(srv):
     async def main():
-        async with websockets.connect(url(srv), max_size=None, compression=None,
+        async with websockets.connect(ws_url(srv, "/"), max_size=None, compression=None,
                                       ping_interval=None) as ws:
             big = os.urandom(10 * 1024 * 1024)
             await ws.send(big)
@@ -90,7 +77,7 @@ def test_10mib_message(srv):
 
 def test_close_handshake_1000(srv):
     async def main():
-        ws = await websockets.connect(url(srv), compression=None, ping_interval=None)
+        ws = await websockets.connect(ws_url(srv, "/"), compression=None, ping_interval=None)
         await ws.send("bye")
         eq(await ws.recv(), "bye", "echo")
         await asyncio.wait_for(ws.close(code=1000, reason="done"), tmo(5))
@@ -104,7 +91,7 @@ def test_close_handshake_1000(srv):
 
 def test_close_with_app_code_echoed(srv):
     async def main():
-        ws = await websockets.connect(url(srv), compression=None, ping_interval=None)
+        ws = await websockets.connect(ws_url(srv, "/"), compression=None, ping_interval=None)
         await ws.close(code=4321, reason="app reason")
         eq(ws.close_code, 4321, "echoed close code")
     run(main())
@@ -112,7 +99,7 @@ def test_close_with_app_code_echoed(srv):
 
 def test_ping_pong(srv):
     async def main():
-        async with websockets.connect(url(srv), compression=None, ping_interval=None) as ws:
+        async with websockets.connect(ws_url(srv, "/"), compression=None, ping_interval=None) as ws:
             for payload in (b"", b"abc", os.urandom(125)):
                 waiter = await ws.ping(payload)
                 await asyncio.wait_for(waiter, tmo(5))
@@ -123,7 +110,7 @@ def test_ping_pong(srv):
 
 def test_fragmented_send(srv):
     async def main():
-        async with websockets.connect(url(srv), compression=None, ping_interval=None) as ws:
+        async with websockets.connect(ws_url(srv, "/"), compression=None, ping_interval=None) as ws:
             parts = ["part-%d " % i for i in range(50)]
             await ws.send(iter(parts))  # websockets sends an iterable as fragments
             eq(await ws.recv(), "".join(parts), "joined fragments")

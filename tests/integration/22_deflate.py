@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rcadmin  # noqa: E402
 import rctest  # noqa: E402
 from rctest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,  # noqa: E402
-                    check, close_payload, eq, frame, tmo)
+                    check, close_payload, eq, frame, run, tmo, ws_join, ws_url)
 
 import websockets  # noqa: E402
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory  # noqa: E402
@@ -36,14 +36,6 @@ PLAIN = ("--echo", "--no-compression") + ADMIN
 
 BASE = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 TAIL = b"\x00\x00\xff\xff"
-
-
-def url(srv, path="/ws"):
-    return "ws://%s:%d%s" % (srv.host, srv.port, path)
-
-
-def run(coro, limit=60.0):
-    return asyncio.run(asyncio.wait_for(coro, tmo(limit)))
 
 
 def compress(data, bits=15):
@@ -160,7 +152,7 @@ def test_websockets_echo_0_to_16mib(srv):
     before = metrics(srv)
 
     async def main():
-        async with websockets.connect(url(srv), max_size=None, ping_interval=None) as ws:
+        async with websockets.connect(ws_url(srv), max_size=None, ping_interval=None) as ws:
             ext = ws.response_headers.get("Sec-WebSocket-Extensions")
             check(ext and ext.startswith("permessage-deflate"), "negotiated: %r" % ext)
             for n in sizes:
@@ -236,7 +228,7 @@ def test_every_window_size(srv):
     async def one(bits):
         ext = ClientPerMessageDeflateFactory(server_max_window_bits=bits,
                                              client_max_window_bits=bits)
-        async with websockets.connect(url(srv), max_size=None, ping_interval=None,
+        async with websockets.connect(ws_url(srv), max_size=None, ping_interval=None,
                                       compression=None, extensions=[ext]) as ws:
             ans = ws.response_headers.get("Sec-WebSocket-Extensions")
             eq(ans, BASE + "; server_max_window_bits=%d; client_max_window_bits=%d" %
@@ -260,7 +252,7 @@ def test_window_8_offer_declined_connection_goes_plain(srv):
         # 8-bit window, so the offer is declined and the connection is plain.
         ext = ClientPerMessageDeflateFactory(server_max_window_bits=8)
         try:
-            async with websockets.connect(url(srv), ping_interval=None, compression=None,
+            async with websockets.connect(ws_url(srv), ping_interval=None, compression=None,
                                           extensions=[ext]) as ws:
                 eq(ws.response_headers.get("Sec-WebSocket-Extensions"), None, "answer")
                 await ws.send("plain " * 50)
@@ -275,7 +267,7 @@ def test_client_no_context_takeover(srv):
     async def main():
         ext = ClientPerMessageDeflateFactory(client_no_context_takeover=True,
                                              server_no_context_takeover=True)
-        async with websockets.connect(url(srv), ping_interval=None, compression=None,
+        async with websockets.connect(ws_url(srv), ping_interval=None, compression=None,
                                       extensions=[ext]) as ws:
             eq(ws.response_headers.get("Sec-WebSocket-Extensions"), BASE, "answer")
             for i in range(20):
@@ -395,7 +387,7 @@ def test_incompressible_message_at_the_cap(srv):
     # cap is on the inflated size, so exactly max_message still passes, and
     # one byte more is 1009.
     async def main():
-        async with websockets.connect(url(srv), max_size=None, ping_interval=None) as ws:
+        async with websockets.connect(ws_url(srv), max_size=None, ping_interval=None) as ws:
             check(ws.response_headers.get("Sec-WebSocket-Extensions"), "negotiated")
             blob = os.urandom(64 * 1024)
             await ws.send(blob)
@@ -612,11 +604,7 @@ def test_websockets_chat_room_with_compression(srv):
     room = "wsroom-%d-%d" % (os.getpid(), int(time.monotonic() * 1000))
 
     async def member(user, compression):
-        ws = await websockets.connect(url(srv), ping_interval=None, compression=compression)
-        await ws.send(json.dumps({"type": "join", "room_id": room, "user_id": user}))
-        reply = json.loads(await ws.recv())
-        eq((reply.get("type"), reply.get("room_id")), ("joined", room), "joined")
-        return ws
+        return await ws_join(srv, room, user, compression=compression)
 
     async def main():
         a = await member("a", "deflate")

@@ -11,9 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
-from rctest import check, eq, tmo  # noqa: E402
-
-import websockets  # noqa: E402
+from rctest import check, eq, tmo, ws_join  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHAT = os.path.join(HERE, "..", "..", "scripts", "chat.lua")
@@ -22,20 +20,6 @@ ARGS = ("-s", CHAT)
 MEMBERS = 24
 PUBLISHERS = 4
 PER_PUBLISHER = 150
-
-
-def url(srv):
-    return "ws://%s:%d/ws" % (srv.host, srv.port)
-
-
-async def join(srv, room, user):
-    ws = await websockets.connect(url(srv), max_size=None, ping_interval=None)
-    await ws.send(json.dumps({"type": "join", "room_id": room, "user_id": user}))
-    reply = json.loads(await ws.recv())
-    # joined also carries the room's seq and epoch (issue 10)
-    eq({k: reply.get(k) for k in ("type", "room_id")}, {"type": "joined", "room_id": room},
-       "join reply for " + user)
-    return ws
 
 
 async def collect(ws, want):
@@ -51,7 +35,7 @@ def test_publishers_flooding_one_room_give_one_order(srv):
     room = "order-%d" % os.getpid()
 
     async def main():
-        members = [await join(srv, room, "m%d" % i) for i in range(MEMBERS)]
+        members = [await ws_join(srv, room, "m%d" % i) for i in range(MEMBERS)]
         pubs = members[:PUBLISHERS]
         total = PUBLISHERS * PER_PUBLISHER
         readers = [asyncio.create_task(collect(ws, total)) for ws in members]
@@ -76,13 +60,13 @@ def test_publishers_flooding_one_room_give_one_order(srv):
         for ws in members:
             await ws.close()
 
-    asyncio.run(asyncio.wait_for(main(), tmo(90)))
+    rctest.run(main(), 90)
 
 
 def test_members_of_other_rooms_get_nothing(srv):
     async def main():
-        a = await join(srv, "iso-a", "ua")
-        b = await join(srv, "iso-b", "ub")
+        a = await ws_join(srv, "iso-a", "ua")
+        b = await ws_join(srv, "iso-b", "ub")
         await a.send(json.dumps({"type": "broadcast", "room_id": "iso-a", "content": "x"}))
         m = json.loads(await asyncio.wait_for(a.recv(), tmo(5)))
         eq(m["content"], "x", "own broadcast")
@@ -94,7 +78,7 @@ def test_members_of_other_rooms_get_nothing(srv):
         await a.close()
         await b.close()
 
-    asyncio.run(asyncio.wait_for(main(), tmo(30)))
+    rctest.run(main(), 30)
 
 
 if __name__ == "__main__":

@@ -76,10 +76,6 @@ def rss_mb(pid):
     return 0.0
 
 
-def url(srv):
-    return "ws://%s:%d/ws" % (srv.host, srv.port)
-
-
 def slow_member(srv):
     """A raw member that never reads, with a tiny receive buffer."""
     c = srv.raw(rcvbuf=4096)
@@ -103,7 +99,7 @@ def read_ids(slow):
 async def run_flood(srv):
     members = []
     for _ in range(MEMBERS - 1):
-        members.append(await websockets.connect(url(srv), max_size=None, ping_interval=None,
+        members.append(await websockets.connect(rctest.ws_url(srv), max_size=None, ping_interval=None,
                                                 compression=None))
     slow = slow_member(srv)
     await asyncio.sleep(0.2)
@@ -141,7 +137,7 @@ async def run_flood(srv):
 
 
 def test_drop_policy_keeps_others_on_time(srv):
-    slow = asyncio.run(asyncio.wait_for(run_flood(srv), tmo(120)))
+    slow = rctest.run(run_flood(srv), 120)
     # The slow member is still connected (drop policy) and missed messages.
     slow.sock.setblocking(True)
     got = read_ids(slow)
@@ -154,7 +150,7 @@ def test_drop_policy_keeps_others_on_time(srv):
 
 @rctest.server("-c", DROP_CONF, "-s", LATEST_LUA, "--admin", "off")
 def test_latest_policy_keeps_the_newest_message(srv):
-    slow = asyncio.run(asyncio.wait_for(run_flood(srv), tmo(120)))
+    slow = rctest.run(run_flood(srv), 120)
     got = read_ids(slow)
     check(len(got) < MESSAGES, "the stalled member lost older messages (got %d)" % len(got))
     check(got and got[-1] == MESSAGES - 1,
@@ -165,7 +161,7 @@ def test_latest_policy_keeps_the_newest_message(srv):
 
 @rctest.server("-c", CLOSE_CONF, "-s", FANOUT, "--admin", "off")
 def test_close_policy_closes_the_slow_one_with_1008(srv):
-    slow = asyncio.run(asyncio.wait_for(run_flood(srv), tmo(120)))
+    slow = rctest.run(run_flood(srv), 120)
     code = None
     try:
         while True:

@@ -24,14 +24,10 @@ DURATION = 4.0
 CLIENTS = 40
 
 
-def url(srv):
-    return "ws://%s:%d/ws" % (srv.host, srv.port)
-
-
 async def churner(srv, k, stop_at, rnd):
     while time.monotonic() < stop_at:
         try:
-            ws = await websockets.connect(url(srv), ping_interval=None, compression=None)
+            ws = await websockets.connect(rctest.ws_url(srv), ping_interval=None, compression=None)
         except OSError:
             continue
         try:
@@ -61,11 +57,8 @@ def test_churn_then_rooms_still_work(srv):
         await asyncio.gather(*(churner(srv, k, stop_at, random.Random(k))
                                for k in range(CLIENTS)))
         check(srv.alive(), "server alive after churn")
-        a = await websockets.connect(url(srv), ping_interval=None)
-        b = await websockets.connect(url(srv), ping_interval=None)
-        for ws, u in ((a, "after-a"), (b, "after-b")):
-            await ws.send(json.dumps({"type": "join", "room_id": ROOMS[0], "user_id": u}))
-            eq(json.loads(await ws.recv())["type"], "joined", "join after churn")
+        a = await rctest.ws_join(srv, ROOMS[0], "after-a")
+        b = await rctest.ws_join(srv, ROOMS[0], "after-b")
         await a.send(json.dumps({"type": "broadcast", "room_id": ROOMS[0], "content": "hi"}))
         for ws in (a, b):
             while True:
@@ -76,7 +69,7 @@ def test_churn_then_rooms_still_work(srv):
         await a.close()
         await b.close()
 
-    asyncio.run(asyncio.wait_for(main(), tmo(60)))
+    rctest.run(main(), 60)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
-from rctest import check, eq, tmo  # noqa: E402
+from rctest import check, eq, tmo, ws_join, ws_next  # noqa: E402
 from rcadmin import admin_port, metrics, total  # noqa: E402
 
 import websockets  # noqa: E402
@@ -36,27 +36,8 @@ HELD = 19  # messages sent while the window is open
 RUN = itertools.count()
 
 
-def url(srv):
-    return "ws://%s:%d/ws" % (srv.host, srv.port)
-
-
-async def join(srv, room, user):
-    ws = await websockets.connect(url(srv), max_size=None, ping_interval=None)
-    await ws.send(json.dumps({"type": "join", "room_id": room, "user_id": user}))
-    reply = json.loads(await ws.recv())
-    eq(reply.get("type"), "joined", "join reply for " + user)
-    return ws
-
-
-async def next_of(ws, kind, timeout):
-    while True:
-        m = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-        if m.get("type") == kind:
-            return m
-
-
 async def broadcasts(ws, n, timeout):
-    return [(await next_of(ws, "broadcast", timeout))["content"] for _ in range(n)]
+    return [(await ws_next(ws, "broadcast", timeout))["content"] for _ in range(n)]
 
 
 def buffered(ws):
@@ -70,7 +51,7 @@ async def open_window(srv, room, users, window, snap=None):
     snap() (a /metrics snapshot). A round slower than a quarter of the
     window (a loaded machine) could let a window end before the test's
     burst: it waits for every window to end and tries again."""
-    members = [await join(srv, room, u) for u in users]
+    members = [await ws_join(srv, room, u) for u in users]
     for _ in range(3):
         t = time.monotonic()
         await members[0].send(json.dumps({"type": "broadcast", "room_id": room,
@@ -132,7 +113,7 @@ def test_window_holds_fanout_and_writes_each_member_once(srv):
         for ws in members:
             await ws.close()
 
-    asyncio.run(asyncio.wait_for(main(), tmo(60)))
+    rctest.run(main(), 60)
 
 
 def test_quiet_room_is_not_held(srv):
@@ -142,7 +123,7 @@ def test_quiet_room_is_not_held(srv):
     room = "quiet-%d-%d" % (os.getpid(), next(RUN))
 
     async def main():
-        members = [await join(srv, room, "q%d" % i) for i in range(3)]
+        members = [await ws_join(srv, room, "q%d" % i) for i in range(3)]
         await asyncio.sleep(WINDOW + 0.2)  # every earlier window has ended
         m0 = metrics(port)
         await members[0].send(json.dumps({"type": "broadcast", "room_id": room,
@@ -156,7 +137,7 @@ def test_quiet_room_is_not_held(srv):
         for ws in members:
             await ws.close()
 
-    asyncio.run(asyncio.wait_for(main(), tmo(60)))
+    rctest.run(main(), 60)
 
 
 def test_drain_writes_held_messages(_srv):
@@ -195,7 +176,7 @@ def test_drain_writes_held_messages(_srv):
             srv.proc.wait(tmo(10))
             check(time.monotonic() - t0 < window / 2, "the drain did not wait for the window")
 
-        asyncio.run(asyncio.wait_for(main(), tmo(60)))
+        rctest.run(main(), 60)
     finally:
         problems = srv.stop()
         check(not problems, "server shutdown: %s" % "; ".join(problems))
@@ -219,7 +200,7 @@ def test_slow_consumer_closed_under_window(_srv):
                          "--sndbuf", "8K")).start()
     try:
         async def main():
-            fast = await join(srv, "slow", "fast")
+            fast = await ws_join(srv, "slow", "fast")
             # a raw member that never reads, with a small receive buffer
             slow = srv.raw(rcvbuf=4096)
             slow.upgrade("/ws")
@@ -239,7 +220,7 @@ def test_slow_consumer_closed_under_window(_srv):
             await fast.close()
             return code
 
-        code = asyncio.run(asyncio.wait_for(main(), tmo(60)))
+        code = rctest.run(main(), 60)
         eq(code, 1008, "the slow member's close code")
     finally:
         problems = srv.stop()

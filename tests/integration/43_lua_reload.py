@@ -25,12 +25,7 @@ import rctest  # noqa: E402
 from rclua import script, wait_log  # noqa: E402
 from rctest import Failure, check, eq, tmo  # noqa: E402
 
-try:
-    import websockets
-except ImportError:
-    print("SKIP: python3-websockets is not installed for %s" % sys.executable)
-    print("0 passed, 0 failed")
-    sys.exit(0)
+websockets = rctest.need_websockets()
 
 NCLIENTS = int(os.environ.get("RC_RELOAD_CLIENTS", "200"))
 NROOMS = 20
@@ -73,8 +68,7 @@ class Stats:
 async def client(srv, i, st, stop, ready, go):
     room = "reload%d" % (i % NROOMS)
     user = "u%d" % i
-    url = "ws://%s:%d/ws" % (srv.host, srv.port)
-    async with websockets.connect(url, ping_interval=None, max_size=None) as ws:
+    async with websockets.connect(rctest.ws_url(srv), ping_interval=None, max_size=None) as ws:
         await ws.send(json.dumps({"type": "join", "room_id": room, "user_id": user}))
         m = json.loads(await ws.recv())
         if m.get("type") != "joined":
@@ -154,7 +148,7 @@ def test_reload_under_load(srv):
         stop.set()
         await asyncio.gather(*tasks)
 
-    asyncio.run(asyncio.wait_for(main(), tmo(120)))
+    rctest.run(main(), 120)
     write(ORIGINAL)
 
     eq(st.closed, [], "connections closed abnormally")

@@ -3,7 +3,6 @@
 python3-websockets (small and 1 MiB messages: partial TLS writes), raw frames
 through an ssl-wrapped socket, and a plain-TCP client on the TLS port failing
 cleanly without disturbing a wss client."""
-import asyncio
 import os
 import socket
 import ssl
@@ -29,7 +28,7 @@ def client_ctx():
 
 
 def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, tmo(20)))
+    return rctest.run(coro, 20)
 
 
 def test_wss_echo_websockets(srv):

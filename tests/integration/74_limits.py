@@ -3,7 +3,6 @@
 client nor outlive the handshake timeout; max_connections (503), the Origin
 allow-list (403), the per-IP cap and the per-connection message rate (1008),
 each refusal visible in /metrics."""
-import asyncio
 import os
 import resource
 import socket
@@ -38,11 +37,11 @@ def test_half_open_flood(srv):
         t0 = time.monotonic()
 
         async def chat():  # asyncio (epoll): fds above 1024 are fine
-            async with websockets.connect("ws://%s:%d/" % (srv.host, srv.port)) as ws:
+            async with websockets.connect(rctest.ws_url(srv, "/")) as ws:
                 for i in range(10):
                     await ws.send("chat %d" % i)
                     eq(await ws.recv(), "chat %d" % i, "echo during the flood")
-        asyncio.run(asyncio.wait_for(chat(), tmo(10)))
+        rctest.run(chat(), 10)
         check(time.monotonic() - t0 < tmo(1.5), "normal client served during the flood")
         # Every half-open one is answered 408 and closed at the timeout (2 s).
         deadline = time.monotonic() + tmo(6)

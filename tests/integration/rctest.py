@@ -1,6 +1,6 @@
 """rctest - helpers for roomcast's integration tests (run with /usr/bin/python3).
 
-Three parts:
+Four parts:
 
   Server   starts the real binary on 127.0.0.1 with `-p 0`, reads the port from
            the `listening on ws://ADDR:PORT/` log line, and on stop() sends
@@ -11,6 +11,8 @@ Three parts:
            mask, a lying or non-minimal length, chopped into pieces. It reads
            the server's frames strictly (a server frame must be unmasked, with
            RSV 0 and a minimal length) and tells a close frame from a TCP close.
+  ws_*     python3-websockets (asyncio) clients of a Server: ws_url(), ws_join()
+           (join a room through scripts/chat.lua's protocol), ws_next(), run().
   main()   a tiny runner: every `test_*` function of the calling module (or
            every Case given) runs TWICE against the same server, to catch
            state left behind (Test::Nginx's repeat_each(2)). It prints one
@@ -22,8 +24,10 @@ Environment: ROOMCAST_BIN (default build/roomcast in this checkout), RC_SANITIZE
 (passed as -w when set), RC_TEST_ONLY (run only tests whose name contains it).
 """
 
+import asyncio
 import base64
 import hashlib
+import json
 import os
 import re
 import select
@@ -197,6 +201,57 @@ class Server:
     def raw(self, rcvbuf=None):
         """A Conn with only the TCP connection made (rcvbuf: SO_RCVBUF set before connect)."""
         return Conn(self.host, self.port, rcvbuf=rcvbuf)
+
+
+# --- python3-websockets clients ---------------------------------------------------
+
+def need_websockets():
+    """The websockets module; without it, prints a SKIP and a `0 passed` summary and
+    exits 0 (python3-websockets is a Debian package the system python3 owns)."""
+    try:
+        import websockets
+    except ImportError:
+        print("SKIP: python3-websockets is not installed for %s" % sys.executable)
+        print("0 passed, 0 failed")
+        sys.exit(0)
+    return websockets
+
+
+def ws_url(srv, path="/ws"):
+    """The ws:// URL of srv's main listener at path."""
+    return "ws://%s:%d%s" % (srv.host, srv.port, path)
+
+
+def run(coro, limit=60.0):
+    """Runs coroutine coro to its end in a fresh event loop, cancelled after
+    tmo(limit) seconds (asyncio.TimeoutError)."""
+    return asyncio.run(asyncio.wait_for(coro, tmo(limit)))
+
+
+async def ws_join(srv, room, user, **connect):
+    """A python3-websockets client on srv's /ws that has joined room as user
+    (scripts/chat.lua's protocol); the `joined` reply, checked for its type and
+    room_id, is consumed. connect: extra websockets.connect() arguments (no
+    size limit and no pings unless given)."""
+    websockets = need_websockets()
+    kw = {"max_size": None, "ping_interval": None}
+    kw.update(connect)
+    ws = await websockets.connect(ws_url(srv), **kw)
+    await ws.send(json.dumps({"type": "join", "room_id": room, "user_id": user}))
+    reply = json.loads(await ws.recv())
+    # joined also carries the room's seq and epoch (issue 10)
+    eq({k: reply.get(k) for k in ("type", "room_id")}, {"type": "joined", "room_id": room},
+       "join reply for %s" % user)
+    return ws
+
+
+async def ws_next(ws, kind, timeout):
+    """The next JSON message of type kind on ws (the others before it are
+    skipped); asyncio.TimeoutError when a read waits longer than timeout."""
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if m.get("type") == kind:
+            return m
 
 
 # --- frames -------------------------------------------------------------------

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rcadmin  # noqa: E402
 import rctest  # noqa: E402
 from rctest import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,  # noqa: E402
-                    check, close_payload, eq, frame, run, tmo, ws_join, ws_url)
+                    check, eq, run, tmo, ws_join, ws_url)
 
 import websockets  # noqa: E402
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory  # noqa: E402

@@ -6,7 +6,6 @@ server's memory stays bounded. Runs with -w 1 and -w 3."""
 
 import asyncio
 import os
-import socket
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -4,7 +4,6 @@ sender/seq/ts, every error path with its stable code, direct messages,
 presence, history, leave, and cleanup on disconnect. Run with RC_WORKERS=1
 and 3 (clients land on different workers)."""
 
-import json
 import os
 import re
 import sys

@@ -7,21 +7,17 @@ in the config file (not on the command line), and on_tick timers
 import json
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
 from rclua import Client, SRC, uniq  # noqa: E402
 from rctest import check, eq  # noqa: E402
 
-TMP = tempfile.mkdtemp(prefix="rc-routes-")
+TMP = rctest.scratch_dir("rc-routes-")
 
 
 def write(name, text):
-    path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    return rctest.write_in(TMP, name, text)
 
 
 ROUTES_CONF = write("routes.conf.lua", """
@@ -104,9 +100,4 @@ def test_on_tick_runs_on_the_configured_interval(srv):
 
 
 if __name__ == "__main__":
-    try:
-        rctest.main(globals(), default_args=("--echo", "--admin", "off"))
-    finally:
-        for f in os.listdir(TMP):
-            os.unlink(os.path.join(TMP, f))
-        os.rmdir(TMP)
+    rctest.main(globals(), default_args=("--echo", "--admin", "off"))

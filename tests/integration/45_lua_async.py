@@ -10,7 +10,6 @@ connection closed; on_connect cannot wait (cannot_wait)."""
 import os
 import signal
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -19,10 +18,8 @@ from rclua import Client, wait_log  # noqa: E402
 from rctest import check, eq  # noqa: E402
 from rcadmin import admin_port, metrics, total, wait_metric  # noqa: E402
 
-TMP = tempfile.mkdtemp(prefix="rc-async-")
-SCRIPT = os.path.join(TMP, "async.lua")
-with open(SCRIPT, "w") as f:
-    f.write("""
+TMP = rctest.scratch_dir("rc-async-")
+SCRIPT = rctest.write_in(TMP, "async.lua", """
 local rc = require("roomcast")
 local at_connect, tags = {}, {}
 local function note(s) rc.room("watch"):publish(s) end
@@ -172,9 +169,4 @@ def test_connect_cannot_wait(srv):
 
 
 if __name__ == "__main__":
-    try:
-        rctest.main(globals(), default_args=("--echo", "--admin", "off"))
-    finally:
-        for f in os.listdir(TMP):
-            os.unlink(os.path.join(TMP, f))
-        os.rmdir(TMP)
+    rctest.main(globals(), default_args=("--echo", "--admin", "off"))

@@ -7,22 +7,18 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
-from rctest import BIN, OP_BINARY, Server, check, eq, server  # noqa: E402
+from rctest import BIN, OP_BINARY, check, eq, server  # noqa: E402
 
 SRC = os.environ.get("RC_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-TMP = tempfile.mkdtemp(prefix="rc70-")
+TMP = rctest.scratch_dir("rc70-")
 
 
 def conf(name, text):
-    path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    return rctest.write_in(TMP, name, text)
 
 
 def check_t(path):

@@ -12,7 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
-from rctest import BIN, OP_BINARY, OP_TEXT, Server, check, eq, tmo  # noqa: E402
+from rctest import BIN, OP_BINARY, Server, check, eq, tmo  # noqa: E402
 from rcadmin import TMP, admin_port, conf, get, wait_metric  # noqa: E402
 
 DRAIN = conf("drain.lua", "return { echo = true, drain_time = 1, close_timeout = 3 }\n")

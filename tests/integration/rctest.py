@@ -25,17 +25,20 @@ Environment: ROOMCAST_BIN (default build/roomcast in this checkout), RC_SANITIZE
 """
 
 import asyncio
+import atexit
 import base64
 import hashlib
 import json
 import os
 import re
 import select
+import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -86,6 +89,22 @@ def short(v, limit=80):
     if isinstance(v, (bytes, bytearray)) and len(v) > 40:
         r = "<%d bytes %r...>" % (len(v), bytes(v[:24]))
     return r if len(r) <= limit else r[:limit] + "..."
+
+
+def scratch_dir(prefix):
+    """A new temporary directory for a test's files, removed with all it holds
+    when the test process exits."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, d, True)
+    return d
+
+
+def write_in(folder, name, text):
+    """Writes text to the file name in folder; returns the file's path."""
+    path = os.path.join(folder, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
 
 
 # --- server process -----------------------------------------------------------

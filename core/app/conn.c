@@ -426,9 +426,9 @@ static void on_fanout_window(struct wloop *loop, struct wtimer *t)
     struct connset *cs = t->data;
     uint32_t n = cs->nlater;
     cs->nlater = 0;
-    /* This flush opens the next window. */
+    /* This flush opens the next window (none when SIGHUP set 0 since). */
     cs->later_from = wloop_now(loop);
-    cs->later_until = cs->later_from + cs->cfg->fanout_delay;
+    cs->later_until = cs->later_from + rc_live_get()->fanout_delay;
     uint32_t woke = 0;
     for (uint32_t i = 0; i < n; i++) {
         struct conn *c = conn_find(cs, cs->later[i]);
@@ -460,7 +460,7 @@ static void hold(struct connset *cs, struct conn *c, double now)
         wtimer_start(cs->loop, &cs->later_timer, cs->later_until - now, 0);
 }
 
-void conn_fanout_end_slow(struct connset *cs, struct conn **mark)
+void conn_fanout_end_slow(struct connset *cs, struct conn **mark, double delay)
 {
     double now = wloop_now(cs->loop);
     if (now >= cs->later_until) {
@@ -468,7 +468,7 @@ void conn_fanout_end_slow(struct connset *cs, struct conn **mark)
          * write now, and hold what comes after this iteration until the
          * delay has passed. */
         cs->later_from = now;
-        cs->later_until = now + cs->cfg->fanout_delay;
+        cs->later_until = now + delay;
         return;
     }
     if (now == cs->later_from)

@@ -359,7 +359,8 @@ void conn_batch_end(struct deliver_batch *b);
 void conn_deliver_walk(struct conn **const *members, const uint32_t *count, uint64_t exclude,
                        struct deliver_batch *b);
 
-/* Fan-out coalescing (the fanout_delay option; 0 turns it off). A fan-out
+/* Fan-out coalescing (the fanout_delay option, read from the current rc_live
+ * snapshot at each fan-out so that SIGHUP changes it; 0 turns it off). A fan-out
  * brackets its conn_deliver calls with mark = conn_fanout_begin(cs) and
  * conn_fanout_end(cs, mark). When a window is open (a fan-out was written
  * less than fanout_delay ago, in an earlier iteration), the connections
@@ -374,16 +375,24 @@ void conn_deliver_walk(struct conn **const *members, const uint32_t *count, uint
  * iteration, held frames first, so the order of c's queue never changes.
  * A queue past FANOUT_HOLD_MAX bytes (or half the soft limit), or a
  * connection closing, is not held. Conns already dirty before the fan-out
- * (mark is the dirty queue's tail then) are not held either. */
+ * (mark is the dirty queue's tail then) are not held either. A window open
+ * when the value changes keeps its end (its timer is running) and holds
+ * until then; the window the next write opens has the new length. With 0,
+ * nothing more is held, and a held connection goes out with the next frame
+ * it gets (held frames first) or at the old window's end, whichever comes
+ * first. */
 static inline struct conn **conn_fanout_begin(struct connset *cs)
 {
     return cs->dirty_tail;
 }
-void conn_fanout_end_slow(struct connset *cs, struct conn **mark);
+void conn_fanout_end_slow(struct connset *cs, struct conn **mark, double delay);
 static inline void conn_fanout_end(struct connset *cs, struct conn **mark)
 {
-    if (cs->cfg->fanout_delay > 0 && *mark != NULL)
-        conn_fanout_end_slow(cs, mark);
+    if (*mark == NULL)
+        return; /* nothing made dirty: no snapshot to load */
+    double delay = rc_live_get()->fanout_delay;
+    if (delay > 0)
+        conn_fanout_end_slow(cs, mark, delay);
 }
 
 /* Starts the closing handshake with code/reason (reason may be NULL). Idempotent. */

@@ -8,12 +8,16 @@ held member, against 19 deliveries each). A reply is not held: the
 publisher's presence answer comes back while the other members' messages
 are still waiting. SIGTERM's drain writes what is held (the window is far
 longer than the drain), and a slow consumer is still closed 1008 under the
-close policy. Runs with -w 1 and -w 3 (RC_WORKERS)."""
+close policy. fanout_delay is reloadable: SIGHUP turns the window on (0 to
+20 ms) and off again, counted on /metrics, and a window open at the SIGHUP
+ends as it was. Runs with -w 1 and -w 3 (RC_WORKERS)."""
 
 import asyncio
 import itertools
 import json
 import os
+import re
+import signal
 import sys
 import time
 
@@ -175,6 +179,113 @@ def test_drain_writes_held_messages(_srv):
                     eq(code, 1001, "member %d's close code" % k)
             srv.proc.wait(tmo(10))
             check(time.monotonic() - t0 < window / 2, "the drain did not wait for the window")
+
+        rctest.run(main(), 60)
+    finally:
+        problems = srv.stop()
+        check(not problems, "server shutdown: %s" % "; ".join(problems))
+
+
+TMP = rctest.scratch_dir("rc33-")
+RELOADED = re.compile(r"SIGHUP: configuration .* reloaded")
+
+
+def window_conf(delay):
+    """The config file of the reload test: chat.lua with fanout_delay = delay."""
+    return rctest.write_in(TMP, "window.conf.lua", "return { script = %r, fanout_delay = %s }\n"
+                           % (CHAT, delay if isinstance(delay, (int, float)) else repr(delay)))
+
+
+def sighup(srv, delay):
+    """Rewrites the config file with fanout_delay = delay, sends SIGHUP and
+    waits until main has published the new options (logged): the workers
+    read the snapshot at their next fan-out."""
+    before = sum(1 for l in srv.log() if RELOADED.search(l))
+    window_conf(delay)
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + tmo(10)
+    while sum(1 for l in srv.log() if RELOADED.search(l)) == before:
+        check(time.monotonic() < deadline, "no reload logged after SIGHUP:\n" + srv.log_tail())
+        time.sleep(0.02)
+    ignored = [l for l in srv.log() if "config reload: " in l and "fanout_delay" in l]
+    check(not ignored, "fanout_delay reported as restart-only: %r" % ignored[:1])
+
+
+def flushes(port):
+    return total(metrics(port), "roomcast_fanout_flushes_total")
+
+
+async def burst(members, room, tag):
+    """One broadcast seen by every member (it opens a window, when one is
+    on), then HELD more sent at once; every member gets all, in order."""
+    await members[0].send(json.dumps({"type": "broadcast", "room_id": room,
+                                      "content": tag + "-0"}))
+    for k, ws in enumerate(members):
+        eq(await broadcasts(ws, 1, tmo(10)), [tag + "-0"], "member %d's first" % k)
+    want = ["%s-%d" % (tag, n) for n in range(1, HELD + 1)]
+    for c in want:
+        await members[0].send(json.dumps({"type": "broadcast", "room_id": room, "content": c}))
+    for k, ws in enumerate(members):
+        eq(await broadcasts(ws, HELD, tmo(10)), want, "member %d's burst" % k)
+
+
+def test_sighup_turns_the_window_on_and_off(_srv):
+    """fanout_delay is reloadable: off (0) at the start, no window flush for
+    bursts; 20 ms by SIGHUP, and the bursts' members are written at a
+    window's end (fanout_flushes_total rises); a long window open when
+    SIGHUP sets 0 still ends and delivers what it held, in order; then off
+    again, no window flush at all."""
+    srv = rctest.Server(("-c", window_conf(0), "--admin", "127.0.0.1:0")).start()
+    try:
+        port = admin_port(srv)
+        room = "reload-%d-%d" % (os.getpid(), next(RUN))
+
+        async def main():
+            members = [await ws_join(srv, room, "h%d" % i) for i in range(MEMBERS)]
+            f0 = flushes(port)
+            for r in range(3):
+                await burst(members, room, "off%d" % r)
+            eq(flushes(port) - f0, 0, "window flushes with fanout_delay 0")
+
+            sighup(srv, "20ms")
+            f0 = flushes(port)
+            for r in range(5):  # a stalled client can miss a 20 ms window; five can't all
+                await burst(members, room, "on%d" % r)
+                await asyncio.sleep(0.05)  # the last window's end
+                if flushes(port) > f0:
+                    break
+            check(flushes(port) > f0, "no window flush in 5 bursts with fanout_delay 20ms")
+
+            long = WINDOW
+            sighup(srv, long)
+            await asyncio.sleep(0.05)  # the 20 ms windows are over
+            for ws in members:
+                await ws.close()
+            members, f0 = await open_window(srv, room + "-long", ["l%d" % i for i in range(MEMBERS)],
+                                            long, lambda: flushes(port))
+            t0 = time.monotonic()
+            want = ["held%d" % n for n in range(1, HELD + 1)]
+            for c in want:
+                await members[0].send(json.dumps({"type": "broadcast", "room_id": room + "-long",
+                                                  "content": c}))
+            await asyncio.sleep(0.05)
+            for k, ws in enumerate(members[1:], 1):
+                eq(buffered(ws), 0, "member %d's messages before the window's end" % k)
+            sighup(srv, 0)  # while they are held
+            for k, ws in enumerate(members):
+                eq(await broadcasts(ws, HELD, tmo(long + 10)), want, "member %d's held burst" % k)
+            woken = flushes(port) - f0
+            check(MEMBERS - 1 <= woken <= MEMBERS,
+                  "the old window's end wrote %d members, want %d..%d (%.2fs)" %
+                  (woken, MEMBERS - 1, MEMBERS, time.monotonic() - t0))
+
+            f0 = flushes(port)
+            for r in range(3):
+                await burst(members, room + "-long", "off-again%d" % r)
+            await asyncio.sleep(0.05)
+            eq(flushes(port) - f0, 0, "window flushes after SIGHUP set 0 again")
+            for ws in members:
+                await ws.close()
 
         rctest.run(main(), 60)
     finally:

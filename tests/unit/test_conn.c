@@ -148,6 +148,7 @@ static void fx_teardown(void)
     close(F.peer_fd);
     script_free(&F.sc);
     rc_config_free(&F.cfg);
+    rc_live_shutdown(); /* set_fanout_delay's snapshots */
     sendq_cache_flush();
     frame_ref_cache_flush();
     assert_int_equal(frame_ref_live(), F.live0);
@@ -1122,10 +1123,23 @@ static void fanout_one(struct conn *c, char mark)
     frame_ref_put(f);
 }
 
+/* fanout_delay is a reloadable option: conn reads it from the current
+ * rc_live snapshot, which main publishes at start and on SIGHUP. Only the
+ * snapshot gets d (the connset's config keeps 0), so a read of the config
+ * would show as a window that never opens. */
+static double window_len;
+static void set_fanout_delay(double d)
+{
+    struct rc_config c = F.cfg; /* borrowed strings: rc_live_publish copies */
+    c.fanout_delay = d;
+    assert_true(rc_live_publish(&c) >= 0);
+    window_len = d;
+}
+
 /* Runs the loop until the window's timer has gone off and its flush ran. */
 static void window_passes(void)
 {
-    usleep((useconds_t)(F.cfg.fanout_delay * 1e6) + 2000);
+    usleep((useconds_t)(window_len * 1e6) + 2000);
     iterate(); /* the timer: the held conns are dirty */
     iterate(); /* their flush */
 }
@@ -1137,7 +1151,7 @@ static void window_passes(void)
 static void test_conn__fanout_window(void **state)
 {
     fx_setup();
-    F.cfg.fanout_delay = 0.05;
+    set_fanout_delay(0.05);
     upgrade();
     struct conn *c = live();
     size_t out0 = F.sc.out_len;
@@ -1185,8 +1199,8 @@ static void test_conn__fanout_window(void **state)
 static void test_conn__fanout_window_bounded_by_bytes(void **state)
 {
     fx_setup();
-    F.cfg.fanout_delay = 10;
     F.cfg.sendq_soft_limit = 40;
+    set_fanout_delay(10);
     upgrade();
     struct conn *c = live();
     fanout_one(c, 'A'); /* opens the window */
@@ -1201,12 +1215,59 @@ static void test_conn__fanout_window_bounded_by_bytes(void **state)
     fx_teardown();
 }
 
+/* SIGHUP changes fanout_delay while a window is open: the window keeps its
+ * end; with 0, a held conn that gets a new room frame is written at once,
+ * held frames first, and the old timer wakes nobody; nothing is held while
+ * it is 0; a new value opens windows again. */
+static void test_conn__fanout_window_follows_a_reload(void **state)
+{
+    fx_setup();
+    set_fanout_delay(0.05);
+    upgrade();
+    struct conn *c = live();
+    fanout_one(c, 'A'); /* opens the window */
+    iterate();
+    fanout_one(c, 'B'); /* held */
+    assert_true(c->later && !c->dirty);
+    set_fanout_delay(0); /* the SIGHUP */
+    fanout_one(c, 'C');  /* not held: dirty, B goes with it */
+    assert_true(c->dirty);
+    iterate();
+    struct sframe fr[8];
+    assert_int_equal(server_frames(fr, 8), 3);
+    assert_int_equal(fr[1].p[0], 'B');
+    assert_int_equal(fr[2].p[0], 'C');
+    usleep(50000);   /* the old window's length (window_passes: the new 0) */
+    window_passes(); /* the old window's timer: c's queue is empty */
+    assert_int_equal(STAT_GET(&F.stats, fanout_flushes_total), 0);
+    assert_int_equal(F.cs.nlater, 0);
+    assert_false(c->later);
+    for (char m = 'D'; m <= 'F'; m++) { /* off: each written in its iteration */
+        fanout_one(c, m);
+        assert_true(c->dirty);
+        iterate();
+    }
+    assert_int_equal(server_frames(fr, 8), 6);
+    set_fanout_delay(0.05); /* on again */
+    fanout_one(c, 'G');     /* the window has been over for long: written */
+    assert_true(c->dirty);
+    iterate();
+    fanout_one(c, 'H'); /* inside the new window: held */
+    assert_true(c->later && !c->dirty);
+    window_passes();
+    assert_int_equal(server_frames(fr, 8), 8);
+    assert_int_equal(fr[7].p[0], 'H');
+    assert_int_equal(STAT_GET(&F.stats, fanout_flushes_total), 1);
+    fx_teardown();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conn__upgrade_and_first_frame_at_every_byte_split),
         cmocka_unit_test(test_conn__fanout_window),
         cmocka_unit_test(test_conn__fanout_window_bounded_by_bytes),
+        cmocka_unit_test(test_conn__fanout_window_follows_a_reload),
         cmocka_unit_test(test_conn__frames_at_every_byte_split),
         cmocka_unit_test(test_conn__partial_writes_and_eagain),
         cmocka_unit_test(test_conn__close_handshake_from_the_peer),

@@ -267,7 +267,7 @@ int main(int argc, char **argv)
     rc_live_publish(&cfg);
     guard_init(&cfg);
     /* The handler-time clock, before the workers read it. */
-    rc_tick_init(1);
+    rc_tick_init(cfg.clock_source == RC_CLOCK_AUTO);
     int rc = server_init(&srv, &cfg, cfg.echo ? &echo_handler : &lua_handler);
     if (rc < 0) {
         rc_config_free(&cfg); /* the one-line error is out; nothing else to say */

@@ -138,4 +138,9 @@ return {
     pidfile = nil,              -- locked while running, removed at exit
     log_file = nil,             -- nil = stderr; SIGUSR1 reopens it (logrotate)
     log_level = "info",         -- (R) "debug" | "info" | "warn" | "error"
+    -- the clock of the handler timings (roomcast_handler_seconds): "auto"
+    -- reads the CPU's invariant TSC when it has one (cheaper), else
+    -- CLOCK_MONOTONIC; "monotonic" always reads clock_gettime (e.g. a VM
+    -- whose TSC is not to be trusted). The start-up log says which is used.
+    clock = "auto",             -- "auto" | "monotonic"
 }

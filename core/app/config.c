@@ -26,6 +26,7 @@ const char *const rc_names_ratepolicy[] = {RC_ENUM_ratepolicy(RC_OPT_NAME) NULL}
 const char *const rc_names_store[] = {RC_ENUM_store(RC_OPT_NAME) NULL};
 const char *const rc_names_bus[] = {RC_ENUM_bus(RC_OPT_NAME) NULL};
 const char *const rc_names_storeerr[] = {RC_ENUM_storeerr(RC_OPT_NAME) NULL};
+const char *const rc_names_clock[] = {RC_ENUM_clock(RC_OPT_NAME) NULL};
 #undef RC_OPT_NAME
 /* log.h owns enum rc_log_level; its order must be the name list's. */
 _Static_assert(RC_LOG_DEBUG == 0 && RC_LOG_INFO == 1 && RC_LOG_WARN == 2 && RC_LOG_ERROR == 3,

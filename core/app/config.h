@@ -36,6 +36,7 @@ enum rc_rate_policy { RC_ENUM_ratepolicy(RC_OPT_ENUM_CONST) };
 enum rc_store_kind { RC_ENUM_store(RC_OPT_ENUM_CONST) };
 enum rc_bus_kind { RC_ENUM_bus(RC_OPT_ENUM_CONST) };
 enum rc_store_errors { RC_ENUM_storeerr(RC_OPT_ENUM_CONST) };
+enum rc_clock_source { RC_ENUM_clock(RC_OPT_ENUM_CONST) };
 #undef RC_OPT_ENUM_CONST
 extern const char *const rc_names_slow[];
 extern const char *const rc_names_level[];
@@ -44,6 +45,7 @@ extern const char *const rc_names_ratepolicy[];
 extern const char *const rc_names_store[];
 extern const char *const rc_names_bus[];
 extern const char *const rc_names_storeerr[];
+extern const char *const rc_names_clock[];
 
 struct rc_custom_opt;
 

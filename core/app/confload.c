@@ -673,6 +673,7 @@ static const struct rc_custom_opt custom_origins = {get_origins, NULL, "{}"};
 #define OFF_ENUM_store OFF_FIELD
 #define OFF_ENUM_bus OFF_FIELD
 #define OFF_ENUM_storeerr OFF_FIELD
+#define OFF_ENUM_clock OFF_FIELD
 #define OFF_CUSTOM(field) 0
 
 #define CUSTOM_OF(type, field) CUSTOM_OF_##type(field)
@@ -693,6 +694,7 @@ static const struct rc_custom_opt custom_origins = {get_origins, NULL, "{}"};
 #define CUSTOM_OF_ENUM_store(field) NULL
 #define CUSTOM_OF_ENUM_bus(field) NULL
 #define CUSTOM_OF_ENUM_storeerr(field) NULL
+#define CUSTOM_OF_ENUM_clock(field) NULL
 
 #define OPT_DESC(name_, type, field, def, min_, max_, scope_, sflag, lflag, meta_, help_)          \
     [RC_OPT_ID_##field] = {.name = name_,                                                          \

@@ -78,6 +78,9 @@
 #define RC_ENUM_storeerr(XX)                                                                       \
     XX(RC_STORE_ERRORS_DELIVER, "deliver") XX(RC_STORE_ERRORS_REFUSE, "refuse")
 #define RC_ENUM_bus(XX) XX(RC_BUS_LOCAL, "local")
+/* The interval clock of the handler-time metrics (base/tick.h): auto takes
+ * the invariant TSC when the CPU has one, monotonic forces clock_gettime. */
+#define RC_ENUM_clock(XX) XX(RC_CLOCK_AUTO, "auto") XX(RC_CLOCK_MONOTONIC, "monotonic")
 
 #define RC_GB ((size_t)1 << 30)
 
@@ -169,6 +172,7 @@
     XX("pidfile", OPTSTR, pidfile, NULL, 0, 0, BOOT, 0, NULL, "FILE", "write and lock a pidfile") \
     XX("log_file", OPTSTR, log_file, NULL, 0, 0, BOOT, 0, NULL, "FILE", "log to FILE instead of stderr; SIGUSR1 reopens it") \
     XX("log_level", ENUM_level, log_level, RC_LOG_INFO, 0, 0, LIVE, 0, NULL, "LEVEL", "debug | info | warn | error") \
+    XX("clock", ENUM_clock, clock_source, RC_CLOCK_AUTO, 0, 0, BOOT, 0, NULL, "SRC", "clock of the handler timings: auto (the invariant TSC if the CPU has one, else CLOCK_MONOTONIC) | monotonic (always clock_gettime)") \
     RC_OPTIONS_EXTRA(XX)
 /* clang-format on */
 
@@ -196,6 +200,7 @@
 #define RC_OPT_CTYPE_ENUM_store int
 #define RC_OPT_CTYPE_ENUM_bus int
 #define RC_OPT_CTYPE_ENUM_storeerr int
+#define RC_OPT_CTYPE_ENUM_clock int
 
 #define RC_OPT_FIELD_DECL_(type, field) RC_OPT_CTYPE_##type field;
 #define RC_OPT_FIELD_DECL_CUSTOM(field)
@@ -215,6 +220,7 @@
 #define RC_OPT_FIELD_DECL_ENUM_store(field) RC_OPT_FIELD_DECL_(ENUM_store, field)
 #define RC_OPT_FIELD_DECL_ENUM_bus(field) RC_OPT_FIELD_DECL_(ENUM_bus, field)
 #define RC_OPT_FIELD_DECL_ENUM_storeerr(field) RC_OPT_FIELD_DECL_(ENUM_storeerr, field)
+#define RC_OPT_FIELD_DECL_ENUM_clock(field) RC_OPT_FIELD_DECL_(ENUM_clock, field)
 
 /* The kind of a TYPE in the descriptor (struct rc_option). */
 #define RC_OPT_KIND_INT RC_OK_INT
@@ -234,6 +240,7 @@
 #define RC_OPT_KIND_ENUM_store RC_OK_ENUM
 #define RC_OPT_KIND_ENUM_bus RC_OK_ENUM
 #define RC_OPT_KIND_ENUM_storeerr RC_OK_ENUM
+#define RC_OPT_KIND_ENUM_clock RC_OK_ENUM
 
 /* The name list of an ENUM type (NULL for the others). */
 #define RC_OPT_NAMES_INT NULL
@@ -253,6 +260,7 @@
 #define RC_OPT_NAMES_ENUM_store rc_names_store
 #define RC_OPT_NAMES_ENUM_bus rc_names_bus
 #define RC_OPT_NAMES_ENUM_storeerr rc_names_storeerr
+#define RC_OPT_NAMES_ENUM_clock rc_names_clock
 
 /* SCOPE: LIVE options also get a field in struct rc_live. */
 #define RC_OPT_LIVE_BOOT(type, field)

@@ -142,7 +142,7 @@ static void schedule_refine(uint64_t tsc, uint64_t mult)
 
 enum rc_tick_source rc_tick_init(int allow_tsc)
 {
-    const char *why = "disabled";
+    const char *why = "forced: clock = \"monotonic\"";
     uint64_t mult = 0;
     if (allow_tsc) {
         if (!cpu_has_invariant_tsc())
@@ -154,12 +154,12 @@ enum rc_tick_source rc_tick_init(int allow_tsc)
         schedule_refine(base_tsc, mult);
         atomic_store_explicit(&rc_tick__mult, mult, memory_order_relaxed);
         atomic_store_explicit(&rc_tick__tsc, RC_TICK_TSC, memory_order_relaxed);
-        rc_debug("tick clock: invariant TSC, %.3f MHz", 1e3 * (double)Q32 / (double)mult);
+        rc_info("tick clock: invariant TSC, %.3f MHz", 1e3 * (double)Q32 / (double)mult);
         return RC_TICK_TSC;
     }
     atomic_store_explicit(&rc_tick__tsc, RC_TICK_MONOTONIC, memory_order_relaxed);
     atomic_store_explicit(&rc_tick__mult, Q32, memory_order_relaxed);
-    rc_debug("tick clock: CLOCK_MONOTONIC (%s)", why);
+    rc_info("tick clock: CLOCK_MONOTONIC (%s)", why);
     return RC_TICK_MONOTONIC;
 }
 
@@ -193,8 +193,8 @@ void rc_tick_refine(void)
 
 enum rc_tick_source rc_tick_init(int allow_tsc)
 {
-    (void)allow_tsc;
-    rc_debug("tick clock: CLOCK_MONOTONIC (no TSC on this architecture)");
+    rc_info("tick clock: CLOCK_MONOTONIC (%s)",
+            allow_tsc ? "no TSC on this architecture" : "forced: clock = \"monotonic\"");
     return RC_TICK_MONOTONIC;
 }
 

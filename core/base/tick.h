@@ -15,9 +15,9 @@
  * rc_tick_init() calibrates once at start-up (a few ms) and
  * rc_tick_refine(), called from a periodic timer, re-measures the factor
  * over an ever longer baseline. Everywhere else (another architecture, no
- * invariant TSC, a calibration that looks wrong, or a test forcing it) a
- * tick is a CLOCK_MONOTONIC nanosecond and mult is 1 << 32, exactly the
- * clock the callers read before.
+ * invariant TSC, a calibration that looks wrong, or the operator forcing it
+ * with the option clock = "monotonic") a tick is a CLOCK_MONOTONIC
+ * nanosecond and mult is 1 << 32, exactly the clock the callers read before.
  *
  * Threads: rc_tick_init() before any thread that reads ticks starts (it
  * sets the source); rc_tick_refine() from one thread; rc_tick_now() and
@@ -38,9 +38,11 @@ enum rc_tick_source { RC_TICK_MONOTONIC = 0, RC_TICK_TSC = 1 };
 
 /* Chooses and calibrates the source: the TSC when allow_tsc is nonzero, the
  * CPU has an invariant one and the calibration is consistent; otherwise
- * CLOCK_MONOTONIC. Logs the choice once at debug level. May be called again
- * (tests), but only while no other thread reads ticks. Takes about 3 ms
- * when it calibrates. Returns the source chosen. */
+ * (allow_tsc 0 forces it: main passes the clock option) CLOCK_MONOTONIC.
+ * Logs the choice and the reason for a fallback once, at info level
+ * ("tick clock: ..."). May be called again (tests), but only while no other
+ * thread reads ticks. Takes about 3 ms when it calibrates. Returns the
+ * source chosen, which rc_tick_source() reports from then on. */
 enum rc_tick_source rc_tick_init(int allow_tsc);
 /* Re-measures the TSC factor against CLOCK_MONOTONIC over the time since
  * rc_tick_init(), at most once every RC_TICK_REFINE_S seconds (a cheap

@@ -203,6 +203,45 @@ def test_cli_overrides_file(srv):
         c.expect_fail(1009)
 
 
+def tick_line(srv):
+    """The start-up line that names the tick clock (one, at INFO)."""
+    lines = [l for l in srv.log() if "tick clock: " in l]
+    eq(len(lines), 1, "'tick clock: ' lines in the log")
+    check(" INFO " in lines[0], "logged at info: %r" % lines[0])
+    return lines[0]
+
+
+CLOCK = conf("clock.lua", "return {\n  clock = 'monotonic',\n  echo = true,\n  admin = false,\n}\n")
+
+
+@server("-c", CLOCK)
+def test_clock_monotonic_forced(srv):
+    # clock = "monotonic" in the file: the handler timings read clock_gettime,
+    # and the start-up log says so and why; the server serves as usual.
+    line = tick_line(srv)
+    check('tick clock: CLOCK_MONOTONIC (forced: clock = "monotonic")' in line, line)
+    with srv.connect() as c:
+        c.send_frame(OP_BINARY, b"t")
+        c.expect_message(OP_BINARY, b"t")
+
+
+@server("--echo", "--admin", "off")
+def test_clock_auto_logs_its_choice(srv):
+    line = tick_line(srv)
+    check("tick clock: invariant TSC, " in line or "tick clock: CLOCK_MONOTONIC (" in line, line)
+    check("forced" not in line, "auto is not forced: %r" % line)
+
+
+def test_clock_bad_value_refused():
+    path = conf("clock-bad.lua", "return {\n  clock = 'tsc',\n}\n")
+    rc, out = check_t(path)
+    eq(rc, 1, "exit status for clock = 'tsc'")
+    check("%s:2: 'clock' must be one of auto|monotonic" % path in out, out)
+    p = subprocess.run([BIN, "--clock", "fast", "-t"], capture_output=True, text=True, timeout=20)
+    eq(p.returncode, 2, "exit status for --clock fast (a usage error)")
+    check("invalid value 'fast' for --clock (auto|monotonic)" in p.stderr, p.stderr)
+
+
 def plain(fn):
     def run(srv):
         fn()

@@ -220,6 +220,8 @@ static void file_errors_name_the_option_and_line(void **state)
     expect_file_error("return {\n  port = 70000,\n}\n", ":2: 'port' = 70000 is out of range", NULL);
     expect_file_error("return {\n\n  slow_consumer = 'fast',\n}\n",
                       ":3: 'slow_consumer' must be one of drop|close|latest", NULL);
+    expect_file_error("return {\n  clock = 'rdtsc',\n}\n",
+                      ":2: 'clock' must be one of auto|monotonic", NULL);
     expect_file_error("return {\n  lua_budget = 10000.5,\n}\n", ":2:", "whole number");
     expect_file_error("return {\n  max_head = '1K',\n  max_head2 = 1,\n}\n",
                       ":3:", "unknown option 'max_head2'");
@@ -268,8 +270,21 @@ static void flags_come_from_the_table(void **state)
     assert_null(c.admin_addr);
     assert_true(c.set[RC_OPT_ID_admin]);
     assert_int_equal(c.demo_keep, 12);
+    assert_int_equal(c.clock_source, RC_CLOCK_AUTO); /* the default */
     assert_int_equal(c.nplugins, 1);
     assert_string_equal(c.plugins[0].path, "b.lua");
+    rc_config_free(&c);
+
+    /* clock: the flag and the file both take "monotonic" */
+    rc_config_defaults(&c);
+    assert_int_equal(run_args(&c, err, sizeof(err), "--clock", "monotonic", NULL), 0);
+    assert_int_equal(c.clock_source, RC_CLOCK_MONOTONIC);
+    rc_config_free(&c);
+    rc_config_defaults(&c);
+    assert_int_equal(confload_file(write_conf("clock.lua", "return { clock = 'monotonic' }\n"), &c,
+                                   err, sizeof(err)),
+                     0);
+    assert_int_equal(c.clock_source, RC_CLOCK_MONOTONIC);
     rc_config_free(&c);
 
     /* Every flag takes its option's default (as text, unquoted). */
@@ -333,6 +348,7 @@ static void bad_flags_are_one_line_errors(void **state)
     (void)state;
     expect_flag_error("-w", "500", "'500' for -w/--workers (0 to 64)");
     expect_flag_error("--slow-policy", "fast", "'fast' for --slow-policy (drop|close|latest)");
+    expect_flag_error("--clock", "tsc", "invalid value 'tsc' for --clock (auto|monotonic)");
     expect_flag_error("--max-message", "lots", "invalid size 'lots' for --max-message");
     expect_flag_error("--ping-interval", "soon", "invalid duration 'soon' for --ping-interval");
     expect_flag_error("--lua-budget", "10", "'10' for --lua-budget");

@@ -1,6 +1,7 @@
 /* test_tick.c - the interval clock against CLOCK_MONOTONIC: sleeps of 20 to
  * 50 ms measured by both agree within 2 % on the TSC (when this CPU has an
- * invariant one) and on the forced CLOCK_MONOTONIC fallback; the
+ * invariant one) and on the forced CLOCK_MONOTONIC fallback (the clock =
+ * "monotonic" option), which logs its choice at info level; the
  * conversion's edges (a backwards TSC, long spans); and a refine on the
  * main thread while another thread reads the clock (the TSan build runs
  * this file). */
@@ -10,10 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "log.h"
 #include "tick.h"
 
 #define Q32 ((uint64_t)1 << 32)
@@ -91,6 +96,54 @@ static void test_tick__forced_fallback(void **state)
     assert_int_equal(rc_tick_mult(), Q32);
     for (uint64_t ms = 20; ms <= 50; ms += 10)
         check_interval(ms * 1000000u, 2.0);
+}
+
+/* rc_tick_init with the log at info (the server's default) in a file: the
+ * line it wrote, in buf. */
+static void init_logged(int allow_tsc, enum rc_tick_source *src, char *buf, size_t cap)
+{
+    char path[] = "/tmp/test_tick_log_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    enum rc_log_level lvl = rc_log_get_level();
+    rc_log_set_level(RC_LOG_INFO);
+    assert_int_equal(rc_log_open(path), 0);
+    *src = rc_tick_init(allow_tsc);
+    assert_int_equal(rc_log_open(NULL), 0);
+    rc_log_set_level(lvl);
+    ssize_t n = read(fd, buf, cap - 1);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    close(fd);
+    unlink(path);
+}
+
+/* What the operator sees at start-up: one info line naming the source, and
+ * for a forced CLOCK_MONOTONIC, why; the reader then takes the clock_gettime
+ * path (its tick is a CLOCK_MONOTONIC nanosecond, between two reads). */
+static void test_tick__choice_logged_at_info(void **state)
+{
+    (void)state;
+    char buf[512];
+    enum rc_tick_source src;
+    init_logged(0, &src, buf, sizeof(buf));
+    assert_int_equal(src, RC_TICK_MONOTONIC);
+    assert_int_equal(rc_tick_source(), RC_TICK_MONOTONIC);
+    if (strstr(buf, " INFO ") == NULL ||
+        strstr(buf, "tick clock: CLOCK_MONOTONIC (forced: clock = \"monotonic\")") == NULL)
+        fail_msg("forced: %s", buf);
+    uint64_t a = mono_ns();
+    uint64_t t = rc_tick_now();
+    uint64_t b = mono_ns();
+    assert_true(t >= a && t <= b);
+
+    init_logged(1, &src, buf, sizeof(buf));
+    assert_int_equal(src, rc_tick_source());
+    const char *want =
+        src == RC_TICK_TSC ? "tick clock: invariant TSC, " : "tick clock: CLOCK_MONOTONIC (";
+    if (strstr(buf, " INFO ") == NULL || strstr(buf, want) == NULL)
+        fail_msg("auto: want '%s' at INFO in: %s", want, buf);
+    print_message("%s", buf);
 }
 
 static void test_tick__conversion_edges(void **state)
@@ -172,6 +225,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tick__auto_matches_monotonic),
         cmocka_unit_test(test_tick__forced_fallback),
+        cmocka_unit_test(test_tick__choice_logged_at_info),
         cmocka_unit_test(test_tick__conversion_edges),
         cmocka_unit_test(test_tick__refine_under_readers),
     };

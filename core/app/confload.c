@@ -15,6 +15,7 @@
 #include "err.h"
 #include "log.h"
 #include "redisurl.h"
+#include "sbuf.h"
 
 #define JSON_MAX_DEPTH 32
 
@@ -215,48 +216,9 @@ static int get_enum(struct loadctx *x, const char *key, const char *const *names
  * Lua table -> JSON (script_config, plugin config)
  * ------------------------------------------------------------------------ */
 
-struct jbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void jput(struct jbuf *b, const char *s, size_t n)
+static void jputs(struct sbuf *b, const char *s)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t ncap = b->cap ? b->cap * 2 : 256;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
-        b->p = rc_xrealloc(b->p, ncap);
-        b->cap = ncap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void jputs(struct jbuf *b, const char *s)
-{
-    jput(b, s, strlen(s));
-}
-
-static void jstring(struct jbuf *b, const char *s, size_t n)
-{
-    jputs(b, "\"");
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        char esc[8];
-        if (ch == '"' || ch == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)ch;
-            jput(b, esc, 2);
-        } else if (ch < 0x20) {
-            snprintf(esc, sizeof(esc), "\\u%04x", ch);
-            jputs(b, esc);
-        } else {
-            jput(b, (const char *)&s[i], 1);
-        }
-    }
-    jputs(b, "\"");
+    sb_add(b, s, strlen(s));
 }
 
 /* 1..n with no other keys (n >= 1) is an array; anything else an object. */
@@ -276,7 +238,7 @@ static int is_array(lua_State *L, int idx, size_t *n)
     return count > 0 && lua_objlen(L, idx) == count;
 }
 
-static int to_json(struct loadctx *x, const char *key, int idx, int depth, struct jbuf *b)
+static int to_json(struct loadctx *x, const char *key, int idx, int depth, struct sbuf *b)
 {
     lua_State *L = x->L;
     if (idx < 0)
@@ -303,7 +265,7 @@ static int to_json(struct loadctx *x, const char *key, int idx, int depth, struc
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        jstring(b, s, n);
+        sb_json_str(b, s, n);
         return 0;
     }
     case LUA_TTABLE:
@@ -343,7 +305,7 @@ static int to_json(struct loadctx *x, const char *key, int idx, int depth, struc
         first = 0;
         size_t kl;
         const char *k = lua_tolstring(L, -2, &kl);
-        jstring(b, k, kl);
+        sb_json_str(b, k, kl);
         jputs(b, ":");
         int rc = to_json(x, k, -1, depth + 1, b);
         lua_pop(L, 1);
@@ -360,7 +322,7 @@ static int get_json(struct loadctx *x, const char *key, char **slot)
 {
     if (lua_type(x->L, -1) != LUA_TTABLE)
         return fail(x, key, "'%s' must be a table, not %s", key, luaL_typename(x->L, -1));
-    struct jbuf b = {0};
+    struct sbuf b = {0};
     int rc = to_json(x, key, -1, 0, &b);
     if (rc < 0) {
         rc_free(b.p);
@@ -1227,11 +1189,11 @@ static char *read_text(const char *path)
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
-    struct jbuf b = {0};
+    struct sbuf b = {0};
     char chunk[4096];
     size_t n;
     while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < (64u << 20))
-        jput(&b, chunk, n);
+        sb_add(&b, chunk, n);
     fclose(f);
     return b.p ? b.p : rc_xstrdup("");
 }

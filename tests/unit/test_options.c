@@ -235,6 +235,24 @@ static void file_errors_name_the_option_and_line(void **state)
     expect_file_error("return {\n  [\"demo.keep\"] = 5,\n}\n", "unknown option", NULL);
 }
 
+/* Lua tables in the file (script_config, a plugin's config) are handed on
+ * as JSON: lists, numbers, booleans, nested objects, escaped strings
+ * (sbuf's sb_json_str: quote, backslash, control bytes and DEL). */
+static void tables_become_json(void **state)
+{
+    (void)state;
+    struct rc_config c;
+    rc_config_defaults(&c);
+    char err[640] = "";
+    const char *path = write_conf("json.lua", "return { script_config = { list = { 1, 2.5, -3, "
+                                              "true, 'q\"\\\\\\1\\127', { k = 'v' } } } }\n");
+    if (confload_file(path, &c, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    assert_string_equal(c.script_config_json,
+                        "{\"list\":[1,2.5,-3,true,\"q\\\"\\\\\\u0001\\u007f\",{\"k\":\"v\"}]}");
+    rc_config_free(&c);
+}
+
 /* ---- the command line -------------------------------------------------- */
 
 static int run_args(struct rc_config *c, char *err, size_t cap, ...)
@@ -620,6 +638,7 @@ int main(void)
         cmocka_unit_test(defaults_come_from_the_table),
         cmocka_unit_test(every_option_loads_its_own_default),
         cmocka_unit_test(file_errors_name_the_option_and_line),
+        cmocka_unit_test(tables_become_json),
         cmocka_unit_test(flags_come_from_the_table),
         cmocka_unit_test(bad_flags_are_one_line_errors),
         cmocka_unit_test(live_snapshots_are_swapped_not_written),

@@ -25,7 +25,7 @@ import websockets  # noqa: E402
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ("--echo", "--max-message", "4M", "--admin", "127.0.0.1:0")
 BASE = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
-TMP = tempfile.mkdtemp(prefix="rc24-")
+TMP = rctest.scratch_dir("rc24-")
 
 # Run in the page through the DevTools protocol (Runtime.evaluate awaits the
 # promise), so the result does not depend on when a headless dump happens.

@@ -5,7 +5,6 @@ loops (plain, JIT-hot, pcall-guarded) are cut off by the instruction budget."""
 
 import os
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -36,10 +35,7 @@ return {
 }
 '''
 
-_dir = tempfile.mkdtemp(prefix="rc42_")
-PATH = os.path.join(_dir, "isolate.lua")
-with open(PATH, "w") as f:
-    f.write(SCRIPT)
+PATH = rctest.write_in(rctest.scratch_dir("rc42_"), "isolate.lua", SCRIPT)
 
 ARGS = ("-s", PATH, "--lua-budget", "2000000")
 

@@ -17,7 +17,6 @@ import os
 import re
 import signal
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +30,7 @@ NCLIENTS = int(os.environ.get("RC_RELOAD_CLIENTS", "200"))
 NROOMS = 20
 INTERVAL = 0.25  # seconds between broadcasts of one client
 
-_dir = tempfile.mkdtemp(prefix="rc43_")
+_dir = rctest.scratch_dir("rc43_")
 PATH = os.path.join(_dir, "chat.lua")
 with open(script("chat.lua")) as f:
     ORIGINAL = f.read()
@@ -197,12 +196,10 @@ def test_reload_under_load(srv):
           flush=True)
 
 
-_wdir = tempfile.mkdtemp(prefix="rc43w_")
-WPATH = os.path.join(_wdir, "echo.lua")
+_wdir = rctest.scratch_dir("rc43w_")
 with open(script("echo.lua")) as f:
     ECHO = f.read()
-with open(WPATH, "w") as f:
-    f.write(ECHO)
+WPATH = rctest.write_in(_wdir, "echo.lua", ECHO)
 
 
 def test_file_watcher_reloads_on_lua_changes_only(srv):
@@ -238,13 +235,7 @@ def test_file_watcher_reloads_on_lua_changes_only(srv):
 
 if __name__ == "__main__":
     # once per server: the test itself runs long and reloads several times
-    try:
-        rctest.main(None, cases=[
-            rctest.Case("test_reload_under_load", test_reload_under_load, ARGS, repeat=1),
-            rctest.Case("test_file_watcher_reloads_on_lua_changes_only",
-                        test_file_watcher_reloads_on_lua_changes_only, ("-s", WPATH), repeat=1)])
-    finally:
-        for d in (_wdir,):
-            for f in os.listdir(d):
-                os.unlink(os.path.join(d, f))
-            os.rmdir(d)
+    rctest.main(None, cases=[
+        rctest.Case("test_reload_under_load", test_reload_under_load, ARGS, repeat=1),
+        rctest.Case("test_file_watcher_reloads_on_lua_changes_only",
+                    test_file_watcher_reloads_on_lua_changes_only, ("-s", WPATH), repeat=1)])

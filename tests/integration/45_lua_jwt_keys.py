@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import datetime
@@ -34,7 +33,7 @@ from rcadmin import admin_port, metrics, total  # noqa: E402
 from rclua import Client, plugin, plugin_arg, script, wait_log  # noqa: E402
 from rctest import BIN, check, eq  # noqa: E402
 
-TMP = tempfile.mkdtemp(prefix="rc45-")
+TMP = rctest.scratch_dir("rc45-")
 SECRET = "a-secret-of-32-bytes-for-hs-algs"
 ISSUER = "https://auth.example"
 AUDIENCE = "chat"

@@ -4,13 +4,10 @@
 bearer token, oversize bodies, and 200 slow clients holding the admin port
 while /health still answers; /health's active_connections and the
 dashboard page."""
-import atexit
 import json
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -309,8 +306,7 @@ def test_slow_clients_cannot_stall_health(srv):
             s.close()
 
 
-TMP = tempfile.mkdtemp(prefix="rc81-")
-atexit.register(shutil.rmtree, TMP, True)
+TMP = rctest.scratch_dir("rc81-")
 BROKEN = os.path.join(TMP, "hooks.lua")
 with open(BROKEN, "w") as f:
     f.write("return { on_message = function() end,\n"

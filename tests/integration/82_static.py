@@ -5,21 +5,17 @@ and the refusals: traversal in every spelling, encoded dots and slashes,
 NUL, dot files, a symlink out of the directory, directories, the size cap,
 other methods. Without static_dir the server answers exactly as before.
 WebSocket upgrades keep working on / and /ws."""
-import atexit
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
 from rctest import check, eq, server  # noqa: E402
 from rcadmin import conf  # noqa: E402
 
-ROOT = tempfile.mkdtemp(prefix="rc-static-")
-atexit.register(shutil.rmtree, ROOT, True)
+ROOT = rctest.scratch_dir("rc-static-")
 WWW = os.path.join(ROOT, "www")
 INDEX = b"<!doctype html><title>t</title><p>index</p>\n"
 JS = b"export const x = 1;\n"

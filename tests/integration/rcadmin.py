@@ -6,16 +6,15 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 import time
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from rctest import Failure, tmo
+from rctest import Failure, scratch_dir, tmo, write_in
 
 ADMIN_RE = re.compile(r"admin listening on http://(\[[^\]]+\]|[^\s:/]+):(\d+)/")
 WSS_RE = re.compile(r"listening on wss://(\[[^\]]+\]|[^\s:/]+):(\d+)/")
-TMP = tempfile.mkdtemp(prefix="rc7x-")
+TMP = scratch_dir("rc7x-")
 
 
 def log_port(srv, regex, what, timeout=5.0):
@@ -90,10 +89,7 @@ def wait_metric(port, name, want, timeout=5.0, **labels):
 
 
 def conf(name, text):
-    path = os.path.join(TMP, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    return write_in(TMP, name, text)
 
 
 def make_cert():

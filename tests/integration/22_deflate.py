@@ -134,14 +134,11 @@ def test_negotiation_answers(srv):
 
 @rctest.server(*PLAIN)
 def test_no_compression_flag_declines(srv):
-    c = srv.connect("/ws", headers=[("Sec-WebSocket-Extensions", "permessage-deflate")])
-    try:
+    with srv.connect("/ws", headers=[("Sec-WebSocket-Extensions", "permessage-deflate")]) as c:
         eq(c.response.header("Sec-WebSocket-Extensions"), None, "answer with --no-compression")
         # Without the extension RSV1 is a protocol error.
         c.send_frame(OP_TEXT, compress(b"x" * 200), rsv=4)
         c.expect_fail(1002)
-    finally:
-        c.close()
 
 
 # --- echo through python3-websockets ------------------------------------------------
@@ -197,8 +194,7 @@ def echo_rsv(c, n):
 def test_compression_max_sends_longer_messages_plain(srv):
     """compression.max: a message longer than it goes uncompressed (RSV1
     clear), one at most that long compressed; the counters see only those."""
-    c = deflate_conn(srv)
-    try:
+    with deflate_conn(srv) as c:
         before = metrics(srv)
         eq(echo_rsv(c, 1000), 4, "RSV1 of a 1000-byte answer (max 1000)")
         eq(echo_rsv(c, 1001), 0, "RSV1 of a 1001-byte answer (max 1000)")
@@ -208,19 +204,14 @@ def test_compression_max_sends_longer_messages_plain(srv):
         eq(mtotal(after, "deflate_out_raw_bytes_total") -
            mtotal(before, "deflate_out_raw_bytes_total"), 1200, "raw bytes compressed")
         c.finish()
-    finally:
-        c.close()
 
 
 @rctest.server(*ECHO)
 def test_compression_max_default_256k(srv):
-    c = deflate_conn(srv)
-    try:
+    with deflate_conn(srv) as c:
         eq(echo_rsv(c, 256 * 1024), 4, "RSV1 of a 256 KiB answer (default max)")
         eq(echo_rsv(c, 256 * 1024 + 1), 0, "RSV1 of a 256 KiB + 1 answer (default max)")
         c.finish()
-    finally:
-        c.close()
 
 
 @rctest.server(*ECHO)
@@ -281,8 +272,7 @@ def test_client_no_context_takeover(srv):
 
 @rctest.server(*ECHO)
 def test_fragmented_compressed_message_with_pings(srv):
-    c = deflate_conn(srv)
-    try:
+    with deflate_conn(srv) as c:
         msg = ("fragmented κόσμε " * 500).encode()
         z = compress(msg)
         cuts = [0, 1, 7, len(z) // 2, len(z) - 1, len(z)]
@@ -308,60 +298,43 @@ def test_fragmented_compressed_message_with_pings(srv):
         c.send_frame(OP_TEXT, b"\x00", rsv=4)
         eq(recv_data(c)[:3], (OP_TEXT, 0, b""), "empty compressed message")
         c.finish()
-    finally:
-        c.close()
 
 
 @rctest.server(*ECHO)
 def test_rsv1_on_continuation_is_1002(srv):
-    c = deflate_conn(srv)
-    try:
+    with deflate_conn(srv) as c:
         z = compress(b"a" * 300)
         c.send_frame(OP_TEXT, z[:5], fin=False, rsv=4)
         c.send_frame(OP_CONT, z[5:], fin=True, rsv=4)
         c.expect_fail(1002)
-    finally:
-        c.close()
 
 
 @rctest.server(*ECHO)
 def test_rsv1_on_control_frame_is_1002(srv):
-    c = deflate_conn(srv)
-    try:
+    with deflate_conn(srv) as c:
         c.send_frame(OP_PING, b"", rsv=4)
         c.expect_fail(1002)
-    finally:
-        c.close()
 
 
 @rctest.server(*ECHO)
 def test_rsv2_with_deflate_is_1002(srv):
-    c = deflate_conn(srv)
-    try:
+    with deflate_conn(srv) as c:
         c.send_frame(OP_TEXT, compress(b"b" * 100), rsv=6)
         c.expect_fail(1002)
-    finally:
-        c.close()
 
 
 @rctest.server(*ECHO)
 def test_corrupt_compressed_data_is_1007(srv):
-    c = deflate_conn(srv)
-    try:
+    with deflate_conn(srv) as c:
         c.send_frame(OP_BINARY, b"\x07\x00\xff\xee", rsv=4)  # BTYPE 11 (reserved)
         c.expect_fail(1007)
-    finally:
-        c.close()
 
 
 @rctest.server(*ECHO)
 def test_invalid_utf8_after_inflating_is_1007(srv):
-    c = deflate_conn(srv)
-    try:
+    with deflate_conn(srv) as c:
         c.send_frame(OP_TEXT, compress(b"valid then \xc3\x28 invalid" * 10), rsv=4)
         c.expect_fail(1007)
-    finally:
-        c.close()
 
 
 def rss_kib(pid):
@@ -407,12 +380,9 @@ def test_bomb_1kib_frame_is_1009(srv):
     # 1 MiB: 16 times this server's 64 KiB message cap.
     z = zero_bomb(1 << 20, 1 << 20)[:-4]
     check(len(z) <= 1100, "bomb frame is %d bytes" % len(z))
-    c = deflate_conn(srv)
-    try:
+    with deflate_conn(srv) as c:
         c.send_frame(OP_BINARY, z, rsv=4)
         c.expect_fail(1009)
-    finally:
-        c.close()
 
 
 @rctest.server(*BOMB)
@@ -465,14 +435,11 @@ def test_bomb_1gib_leaves_rss_unmoved(srv):
         check(after_each[-1] - after_each[0] < 512,
               "RSS grows with each bomb: %s KiB" % after_each)
     # The server still serves compressed traffic.
-    c = deflate_conn(srv)
-    try:
+    with deflate_conn(srv) as c:
         c.send_frame(OP_TEXT, compress(b"after the bomb " * 20), rsv=4)
         op, rsv, data, _ = recv_data(c)
         eq(payload_of(op, rsv, data), b"after the bomb " * 20, "echo after the bomb")
         c.finish()
-    finally:
-        c.close()
 
 
 # --- rooms: a mix of deflate and plain members ------------------------------------------

@@ -435,8 +435,8 @@ static void finish(struct bus_redis *b, struct breq *q, int status, uint64_t seq
                 : q->type == RQ_PGET || q->type == RQ_PCOUNT    ? 1
                                                                 : q->type == RQ_READ;
     if (waits && !atomic_load(&b->stopping)) {
-        if (q->type == RQ_READ && status == 0 && q->q.shape != NULL) /* here, not on the worker */
-            q->q.shape(q->q.shape_arg, &q->info, q->msgs, q->nmsgs);
+        if (q->type == RQ_READ && status == 0) /* here, not on the worker */
+            store_sink_feed(&q->q, &q->info, q->msgs, q->nmsgs);
         b->base.host.base.post(b->base.host.base.ctx, q->worker, answer_on_worker, q);
     } else {
         req_free(q);

@@ -66,11 +66,25 @@ struct store_msg {
     size_t len;
 };
 
-/* Work on a read's answer away from the asking worker (the encoding of a
- * large answer: DESIGN.md "A worker's loop never waits on SQLite", and it
- * should not copy megabytes another thread can build). See store_query. */
-typedef void (*store_shape_fn)(void *arg, const struct store_room *info,
-                               const struct store_msg *msgs, size_t n);
+/* A read's answer handed over message by message, on the thread that has
+ * it (the encoding of a large answer: DESIGN.md "A worker's loop never
+ * waits on SQLite", and it should not copy megabytes another thread can
+ * build, nor copy them twice). See store_query.sink.
+ *
+ *   begin(info, desc, bytes)   once, first
+ *   row(m) ... row(m)          each message of the answer, in one order:
+ *                              oldest first, or newest first when desc
+ *   end(status)                once, last: cb will get the same status
+ *
+ * m->data is valid during row() only (the SQLite store gives the column's
+ * bytes straight from its page). bytes: the store's guess of the payload
+ * bytes to come (a hint for one allocation, not a promise; 0: none). A
+ * sink touches nothing but its argument (no Lua, no worker state). */
+struct store_sink {
+    void (*begin)(void *arg, const struct store_room *info, int desc, size_t bytes);
+    void (*row)(void *arg, const struct store_msg *m);
+    void (*end)(void *arg, int status);
+};
 
 /* A range read. Results always come oldest first.
  *   since:  only seq > since;
@@ -83,16 +97,18 @@ struct store_query {
     uint64_t before;
     uint32_t limit;
     int newest;
-    /* Optional (NULL: none). A store calls shape(shape_arg, info, msgs, n)
-     * AT MOST once per read, only for an answer of status 0, with exactly
-     * what cb will get, before cb and on any thread: the SQLite store on its
-     * reader thread, the memory and Redis stores on the asking worker just
-     * before cb. cb then finds shape's result through shape_arg (the post to
-     * the worker orders shape's writes before cb). A caller must not rely
-     * on shape having run: cb does the work itself when it did not (a
-     * failed read, or a store that does not shape). */
-    store_shape_fn shape;
-    void *shape_arg;
+    /* Optional (NULL: none). A store runs the sink (begin, rows, end) AT
+     * MOST once per read, before cb and on any thread: the SQLite store on
+     * its reader thread, straight from the database's rows; the Redis store
+     * on its bus thread; the memory store on the asking worker just before
+     * cb (store_sink_feed). cb then finds the sink's result through
+     * sink_arg (the post to the worker orders the sink's writes before cb).
+     * When the sink ran, cb's msgs may be NULL and n 0 (the SQLite store
+     * keeps no copy of what it streamed). A caller must not rely on the
+     * sink having run: cb does the work itself from msgs when it did not
+     * (the read failed before any row, or the store stopped). */
+    const struct store_sink *sink;
+    void *sink_arg;
 };
 #define STORE_READ_MAX 1000
 
@@ -101,6 +117,22 @@ struct store_query {
  * seq and epoch at the time of the read. msgs/n: valid during the call only. */
 typedef void (*store_read_cb)(void *ud, int status, const struct store_room *info,
                               const struct store_msg *msgs, size_t n);
+
+/* Runs q's sink (when it has one) over an answer held in an array, oldest
+ * first: for the stores that have the whole answer at hand. Any thread. */
+static inline void store_sink_feed(const struct store_query *q, const struct store_room *info,
+                                   const struct store_msg *msgs, size_t n)
+{
+    if (q->sink == NULL)
+        return;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += msgs[i].len;
+    q->sink->begin(q->sink_arg, info, 0, bytes);
+    for (size_t i = 0; i < n; i++)
+        q->sink->row(q->sink_arg, &msgs[i]);
+    q->sink->end(q->sink_arg, 0);
+}
 
 struct store;
 

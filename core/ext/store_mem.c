@@ -156,8 +156,7 @@ struct read_job {
     struct store_mem *m;
     store_read_cb cb;
     void *ud;
-    store_shape_fn shape;
-    void *shape_arg;
+    struct store_query q; /* its sink (if any) runs just before cb */
     struct store_room info;
     size_t n;
     struct mem_ent ents[];
@@ -176,8 +175,7 @@ static void read_done(void *arg)
                                      .data = (const char *)e->f->data + e->off,
                                      .len = e->f->len - e->off};
     }
-    if (j->shape != NULL)
-        j->shape(j->shape_arg, &j->info, msgs, j->n);
+    store_sink_feed(&j->q, &j->info, msgs, j->n);
     j->cb(j->ud, 0, &j->info, msgs, j->n);
     for (size_t i = 0; i < j->n; i++)
         frame_ref_put(j->ents[i].f);
@@ -219,8 +217,7 @@ static int mem_read(struct store *st, int worker, const char *room, size_t len,
     j->m = m;
     j->cb = cb;
     j->ud = ud;
-    j->shape = q->shape;
-    j->shape_arg = q->shape_arg;
+    j->q = *q;
     st->host.post(st->host.ctx, worker, read_done, j);
     return 0;
 }

@@ -70,6 +70,8 @@ struct rreq {
     void *ud;
     int status;
     struct store_room info;
+    /* Only for a query without a sink (collect_sink): with one, the rows
+     * went to it and msgs stays NULL, n 0. */
     struct store_msg *msgs; /* owned; data points into `rows` */
     size_t n, cap;
     /* The messages' bytes, one after the other (each NUL-terminated) in one
@@ -102,7 +104,8 @@ struct store_sqlite {
     int flush_req;
     int stop;
     struct rreq *rhead, *rtail;
-    size_t rows_hint; /* reader thread only: the last read's bytes of rows */
+    size_t rows_hint; /* reader thread only: the last collected read's bytes of rows */
+    size_t row_bytes; /* reader thread only: the last read's bytes per database row (+1) */
 
     _Atomic int degraded;
     char why[96]; /* under mu */
@@ -753,6 +756,19 @@ static void push_locked(struct store_sqlite *st, struct pend *p);
 
 /* -- the reader thread ------------------------------------------------------------------- */
 
+/* How a read's answer is made (serve_read): the rows go once, oldest or
+ * newest first as the statement yields them, into a sink (store.h):
+ *
+ *   FIFO (not committed yet) --copy under mu--> pcopy --+
+ *                                                       +--> sink.row --> the caller's
+ *   database rows (sqlite3_column_blob) ----------------+                 buffer (one copy)
+ *
+ * The database part is bounded above by the room's first entry still in the
+ * FIFO (and by its last seq at the read), so the two parts never overlap and
+ * their order is known: database rows are the older ones. No merge, no sort,
+ * no intermediate copy of the database's rows. When the query has no sink,
+ * the collector below is the sink: it keeps the rows for cb (msgs). */
+
 #define ROWS_MIN 4096
 
 static void rreq_push(struct rreq *q, uint64_t seq, int64_t ts, uint32_t flags, const void *data,
@@ -800,11 +816,37 @@ static void rreq_free(struct rreq *q)
     rc_free(q);
 }
 
-static int cmp_msg(const void *a, const void *b)
+/* The collector (a query without a sink): the rows into q->rows, for cb. */
+static void collect_begin(void *arg, const struct store_room *info, int desc, size_t bytes)
 {
-    uint64_t x = ((const struct store_msg *)a)->seq, y = ((const struct store_msg *)b)->seq;
-    return x < y ? -1 : x > y;
+    (void)arg;
+    (void)info;
+    (void)desc;
+    (void)bytes;
 }
+
+static void collect_row(void *arg, const struct store_msg *m)
+{
+    rreq_push(arg, m->seq, m->ts_ms, m->flags, m->data, m->len);
+}
+
+static void collect_end(void *arg, int status)
+{
+    (void)status;
+    struct rreq *q = arg;
+    for (size_t i = 0; i < q->n; i++) /* the rows block moves no more */
+        q->msgs[i].data = (const char *)q->rows->data + q->offs[i];
+    if (q->rows != NULL)
+        q->st->rows_hint = q->rows->len + q->rows->len / 8;
+    if (q->q.newest) /* they came newest first; cb gets them oldest first */
+        for (size_t i = 0; i < q->n / 2; i++) {
+            struct store_msg t = q->msgs[i];
+            q->msgs[i] = q->msgs[q->n - 1 - i];
+            q->msgs[q->n - 1 - i] = t;
+        }
+}
+
+static const struct store_sink collect_sink = {collect_begin, collect_row, collect_end};
 
 /* On the asking worker: the answer. */
 static void answer_on_worker(void *arg)
@@ -817,6 +859,88 @@ static void answer_on_worker(void *arg)
 static int matches(const struct store_query *q, uint64_t seq)
 {
     return seq > q->since && (q->before == 0 || seq < q->before);
+}
+
+/* The room's matching FIFO entries a read needs, copied under mu (the
+ * writer frees an entry once it is committed, which may happen while the
+ * database is read): at most `limit` of them, the oldest for an ascending
+ * read, the newest for `newest`. Usually a few (flush_ms worth); up to
+ * `limit` while the disk fails. Oldest first. */
+struct pcopy {
+    struct store_msg *m; /* owned; data points into bytes */
+    size_t n;
+    char *bytes; /* owned */
+    size_t used;
+};
+
+static void pcopy_take(struct pcopy *pc, struct store_sqlite *st, const struct sroom *r,
+                       const struct store_query *q, uint64_t *first_seq)
+{
+    size_t all = 0;
+    *first_seq = 0;
+    for (const struct pend *p = st->head; p != NULL; p = p->next) {
+        if (p->room != r || p->seq == 0)
+            continue;
+        if (*first_seq == 0)
+            *first_seq = p->seq;
+        all += matches(q, p->seq);
+    }
+    size_t want = all < q->limit ? all : q->limit;
+    size_t skip = q->newest ? all - want : 0;
+    *pc = (struct pcopy){0};
+    if (want == 0)
+        return;
+    const struct pend *from = st->head; /* the first one to copy */
+    size_t bytes = 0, i = 0, k = 0;
+    for (const struct pend *p = st->head; p != NULL && k < want; p = p->next) {
+        if (p->room != r || p->seq == 0 || !matches(q, p->seq) || i++ < skip)
+            continue;
+        if (k++ == 0)
+            from = p;
+        bytes += p->len;
+    }
+    pc->m = rc_xmalloc(want * sizeof(*pc->m));
+    pc->bytes = rc_xmalloc(bytes + 1);
+    for (const struct pend *p = from; p != NULL && pc->n < want; p = p->next) {
+        if (p->room != r || p->seq == 0 || !matches(q, p->seq))
+            continue;
+        if (p->len > 0)
+            memcpy(pc->bytes + pc->used, p->data, p->len);
+        pc->m[pc->n++] = (struct store_msg){.seq = p->seq,
+                                            .ts_ms = p->ts_ms,
+                                            .flags = p->flags,
+                                            .data = pc->bytes + pc->used,
+                                            .len = p->len};
+        pc->used += p->len;
+    }
+}
+
+static void pcopy_free(struct pcopy *pc)
+{
+    rc_free(pc->m);
+    rc_free(pc->bytes);
+}
+
+/* Steps s (bound by serve_read) and gives each row to the sink: the data
+ * column's bytes where SQLite holds them (its statement's register: SQLite
+ * copies a blob out of the page itself, and WITHOUT ROWID tables have no
+ * incremental blob I/O to avoid that), no copy of ours. Returns the rows given; *rc the
+ * last step's result (SQLITE_DONE when all is well). */
+static size_t stream_rows(sqlite3_stmt *s, const struct store_sink *sink, void *arg, size_t *bytes,
+                          int *rc)
+{
+    size_t n = 0;
+    while ((*rc = sqlite3_step(s)) == SQLITE_ROW) {
+        struct store_msg m = {.seq = (uint64_t)sqlite3_column_int64(s, 0),
+                              .ts_ms = sqlite3_column_int64(s, 1),
+                              .flags = (uint32_t)sqlite3_column_int64(s, 2),
+                              .data = sqlite3_column_blob(s, 3)};
+        m.len = (size_t)sqlite3_column_bytes(s, 3);
+        *bytes += m.len;
+        sink->row(arg, &m);
+        n++;
+    }
+    return n;
 }
 
 static void serve_read(struct store_sqlite *st, sqlite3_stmt *asc, sqlite3_stmt *desc,
@@ -834,57 +958,64 @@ static void serve_read(struct store_sqlite *st, sqlite3_stmt *asc, sqlite3_stmt 
         p->room = r;
         push_locked(st, p);
     }
+    struct pcopy pc = {0};
+    uint64_t first_pending = 0;
     if (r != NULL) {
         q->info.last_seq = r->last_seq;
         memcpy(q->info.epoch, r->epoch, sizeof(q->info.epoch));
-
-        for (struct pend *p = st->head; p != NULL; p = p->next)
-            if (p->room == r && p->seq != 0 && matches(&q->q, p->seq))
-                rreq_push(q, p->seq, p->ts_ms, p->flags, p->data, p->len);
+        pcopy_take(&pc, st, r, &q->q, &first_pending);
     }
     pthread_mutex_unlock(&st->mu);
     if (r == NULL)
         return; /* no such room: status 0, nothing */
-    size_t pending = q->n;
 
-    /* 2. The database. */
+    /* 2. The database, below every entry still queued at step 1 (a room's
+     *    entries are queued and committed in seq order, so those are its
+     *    newest) and at most the last seq of step 1 (a later commit does not
+     *    show up ahead of info). */
+    uint64_t hi = q->info.last_seq < INT64_MAX ? q->info.last_seq + 1 : INT64_MAX;
+    if (q->q.before != 0 && q->q.before < hi)
+        hi = q->q.before;
+    if (first_pending != 0 && first_pending < hi)
+        hi = first_pending;
+    uint32_t limit = q->q.limit;
+    uint32_t db_limit = q->q.newest ? limit - (uint32_t)pc.n : limit;
+    const struct store_sink *sink = q->q.sink ? q->q.sink : &collect_sink;
+    void *arg = q->q.sink ? q->q.sink_arg : q;
+
+    /* The bytes to come, for one allocation: the rows the seq range can
+     * hold (at most db_limit) at the last read's bytes per row. */
+    uint64_t span = hi > q->q.since + 1 ? hi - q->q.since - 1 : 0;
+    size_t est = (span < db_limit ? (size_t)span : db_limit) * st->row_bytes;
+    for (size_t i = 0; i < pc.n; i++)
+        est += pc.m[i].len;
+
+    sink->begin(arg, &q->info, q->q.newest, est);
     sqlite3_stmt *s = q->q.newest ? desc : asc;
-    sqlite3_bind_blob(s, 1, q->room, (int)q->len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)q->q.since);
-    sqlite3_bind_int64(s, 3, q->q.before ? (sqlite3_int64)q->q.before : INT64_MAX);
-    sqlite3_bind_int(s, 4, (int)q->q.limit);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        rreq_push(q, (uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 1),
-                  (uint32_t)sqlite3_column_int64(s, 2), sqlite3_column_blob(s, 3),
-                  (size_t)sqlite3_column_bytes(s, 3));
-    sqlite3_reset(s);
+    int rc = SQLITE_DONE;
+    size_t n = 0, bytes = 0;
+    if (q->q.newest) /* newest first: the queued entries, then the database's */
+        for (size_t i = pc.n; i-- > 0;)
+            sink->row(arg, &pc.m[i]);
+    if (db_limit > 0 && hi > q->q.since + 1) {
+        sqlite3_bind_blob(s, 1, q->room, (int)q->len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (sqlite3_int64)q->q.since);
+        sqlite3_bind_int64(s, 3, (sqlite3_int64)hi);
+        sqlite3_bind_int(s, 4, (int)db_limit);
+        n = stream_rows(s, sink, arg, &bytes, &rc);
+        sqlite3_reset(s);
+    }
+    if (!q->q.newest) /* oldest first: the database's, then the queued ones */
+        for (size_t i = 0; i < pc.n && n + i < limit; i++)
+            sink->row(arg, &pc.m[i]);
+    if (n > 0)
+        st->row_bytes = bytes / n + 1;
     if (rc != SQLITE_DONE) {
         q->status = -EIO;
         rc_warn("history: %s: read failed: %s", st->path, sqlite3_errstr(rc));
     }
-    for (size_t i = 0; i < q->n; i++) /* the rows block moves no more */
-        q->msgs[i].data = (const char *)q->rows->data + q->offs[i];
-    if (q->rows != NULL)
-        st->rows_hint = q->rows->len + q->rows->len / 8;
-
-    /* 3. Merge: sort by seq, drop duplicates, keep the oldest or newest `limit`. */
-    if ((pending > 0 || q->q.newest) && q->n > 1) {
-        qsort(q->msgs, q->n, sizeof(*q->msgs), cmp_msg);
-        size_t o = 0; /* a duplicate's bytes stay in rows, unused */
-        for (size_t i = 0; i < q->n; i++) {
-            if (o > 0 && q->msgs[o - 1].seq == q->msgs[i].seq)
-                continue;
-            q->msgs[o++] = q->msgs[i];
-        }
-        q->n = o;
-    }
-    if (q->n > q->q.limit) {
-        size_t drop = q->n - q->q.limit;
-        if (q->q.newest)
-            memmove(q->msgs, q->msgs + drop, q->q.limit * sizeof(*q->msgs));
-        q->n = q->q.limit;
-    }
+    sink->end(arg, q->status);
+    pcopy_free(&pc);
 }
 
 /* The reader yields to the workers: a large read (1000 rows of 2 KB) is
@@ -936,8 +1067,6 @@ static void *reader_main(void *arg)
             serve_read(st, asc, desc, q);
         else
             q->status = -EIO;
-        if (q->status == 0 && q->q.shape != NULL) /* here, not on the worker */
-            q->q.shape(q->q.shape_arg, &q->info, q->msgs, q->n);
         atomic_fetch_add(&st->c_reads, 1);
         st->base.host.post(st->base.host.ctx, q->worker, answer_on_worker, q);
         pthread_mutex_lock(&st->mu);

@@ -523,8 +523,8 @@ static int json_object_text(const struct store_msg *m)
 }
 
 /* room:history{json = true}'s buffer (Lua sees a userdata of this struct):
- * the JSON array at f->data[off, off + len), with BLOB_HEADROOM bytes before
- * it and BLOB_TAILROOM after. A userdata, not a string: no interning (LuaJIT
+ * the JSON array at f->data[off, off + len), with at least BLOB_HEADROOM
+ * bytes before it and BLOB_TAILROOM after. A userdata, not a string: no interning (LuaJIT
  * hashes and compares a new string against every one of its length and
  * hash: up to 2 MB of memcmp per answer), and not LuaJIT memory: its
  * allocator maps every block of megabytes anew and unmaps it at GC (page
@@ -619,50 +619,113 @@ RC_FFI_EXPORT int rc_ffi_send_blob(uint64_t id, const char *a, size_t alen, void
  * spliced as they are, in one buffer instead of a table of up to
  * STORE_READ_MAX strings. */
 /* One RC_READ_JSON read: the ticket of the waiting handler, and the array
- * built by json_shape (on the store's thread: the SQLite reader, the Redis
- * bus thread) or, when the store did not shape, by push_read_json. */
+ * built by json_sink (on the store's thread: the SQLite reader straight
+ * from its rows, the Redis bus thread) or, when the store did not run the
+ * sink, by push_read_json on the worker.
+ *
+ * The array is f->data[lo, hi), with at least BLOB_HEADROOM bytes before it
+ * and BLOB_TAILROOM after it (rc_ffi_send_blob writes the frame's header
+ * and head before it, its tail after it). Rows that come oldest first are
+ * appended from the headroom on; rows that come newest first (a `newest`
+ * read: the SQLite store yields them in that order) are placed from the
+ * tailroom backwards, so the array is oldest first either way and no row is
+ * moved:
+ *
+ *   oldest first:  | head room |[p1,p2,...,pk      free      | tail room |
+ *                               lo -----------> hi
+ *   newest first:  | head room |      free      pk,...,pN-1,pN]| tail room |
+ *                                               lo <----------- hi
+ */
 struct json_read {
     uint64_t ticket;
-    int shaped;
+    int began;           /* the sink ran (begin, rows, end) */
+    int desc;            /* rows come newest first */
     struct frame_ref *f; /* owned until pushed; NULL: allocation failed */
-    size_t total, n;
+    size_t lo, hi;       /* the array so far */
+    size_t n;            /* entries in it */
 };
 
-/* store_shape_fn: "[p1,p2,...]" at f->data[BLOB_HEADROOM, + total). Any
- * thread: touches nothing but its arguments (no Lua, no worker state). */
-static void json_shape(void *arg, const struct store_room *info, const struct store_msg *msgs,
-                       size_t nmsgs)
+/* A bigger block for `more` bytes more, the array moved into it. 0, or -1
+ * (j->f is NULL then: the answer is "unavailable"). */
+static int json_grow(struct json_read *j, size_t more)
+{
+    size_t used = j->hi - j->lo;
+    size_t cap = 2 * j->f->cap;
+    if (cap < BLOB_HEADROOM + used + more + 2 + BLOB_TAILROOM)
+        cap = BLOB_HEADROOM + used + more + 2 + BLOB_TAILROOM;
+    struct frame_ref *g = frame_ref_try_new(cap, 0);
+    if (g != NULL) {
+        size_t lo = j->desc ? g->cap - BLOB_TAILROOM - used : BLOB_HEADROOM;
+        memcpy(g->data + lo, j->f->data + j->lo, used);
+        j->lo = lo;
+        j->hi = lo + used;
+    }
+    frame_ref_put(j->f);
+    j->f = g;
+    return g != NULL ? 0 : -1;
+}
+
+/* store_sink: any thread; touches nothing but j (no Lua, no worker state). */
+static void json_begin(void *arg, const struct store_room *info, int desc, size_t bytes)
 {
     (void)info;
     struct json_read *j = arg;
-    size_t total = 2, n = 0;
-    for (size_t i = 0; i < nmsgs; i++) {
-        if (json_object_text(&msgs[i])) {
-            total += msgs[i].len + (n > 0);
-            n++;
-        }
-    }
-    j->shaped = 1;
-    j->total = total;
-    j->n = n;
-    j->f = frame_ref_try_new(BLOB_HEADROOM + total + BLOB_TAILROOM, 0);
+    j->began = 1;
+    j->desc = desc;
+    /* the payloads, a comma each (an eighth covers rows of 8 bytes and up;
+     * smaller ones grow the block), the brackets */
+    j->f = frame_ref_try_new(BLOB_HEADROOM + bytes + bytes / 8 + 64 + BLOB_TAILROOM, 0);
     if (j->f == NULL)
         return;
-    char *buf = (char *)j->f->data + BLOB_HEADROOM;
-    size_t used = 0, k = 0;
-    buf[used++] = '[';
-    for (size_t i = 0; i < nmsgs; i++) {
-        const struct store_msg *m = &msgs[i];
-        if (!json_object_text(m))
-            continue;
-        if (k++ > 0)
-            buf[used++] = ',';
-        memcpy(buf + used, m->data, m->len);
-        used += m->len;
+    if (desc) {
+        j->hi = j->f->cap - BLOB_TAILROOM;
+        j->lo = j->hi - 1;
+        j->f->data[j->lo] = ']';
+    } else {
+        j->lo = BLOB_HEADROOM;
+        j->hi = j->lo + 1;
+        j->f->data[j->lo] = '[';
     }
-    buf[used++] = ']';
-    RC_ASSERT(used == total);
 }
+
+static void json_row(void *arg, const struct store_msg *m)
+{
+    struct json_read *j = arg;
+    if (j->f == NULL || !json_object_text(m))
+        return;
+    size_t need = m->len + 1; /* and a comma, or the closing bracket */
+    if (j->desc) {
+        if (j->lo - BLOB_HEADROOM < need + 1 && json_grow(j, need) != 0)
+            return;
+        if (j->n > 0)
+            j->f->data[--j->lo] = ',';
+        j->lo -= m->len;
+        memcpy(j->f->data + j->lo, m->data, m->len);
+    } else {
+        if (j->f->cap - BLOB_TAILROOM - j->hi < need + 1 && json_grow(j, need) != 0)
+            return;
+        if (j->n > 0)
+            j->f->data[j->hi++] = ',';
+        memcpy(j->f->data + j->hi, m->data, m->len);
+        j->hi += m->len;
+    }
+    j->n++;
+}
+
+static void json_end(void *arg, int status)
+{
+    (void)status; /* a failed read: cb answers "unavailable" and frees f */
+    struct json_read *j = arg;
+    if (j->f == NULL)
+        return;
+    if (j->desc)
+        j->f->data[--j->lo] = '[';
+    else
+        j->f->data[j->hi++] = ']';
+    RC_ASSERT(j->lo >= BLOB_HEADROOM && j->hi + BLOB_TAILROOM <= j->f->cap);
+}
+
+static const struct store_sink json_sink = {json_begin, json_row, json_end};
 
 struct json_answer {
     struct read_answer a;
@@ -676,21 +739,23 @@ static int push_read_json(lua_State *co, void *ud)
     struct json_read *j = ja->j;
     if (a->status < 0)
         return push_read(co, (void *)(uintptr_t)a);
-    if (!j->shaped) /* a store that does not shape: here, on the worker */
-        json_shape(j, a->info, a->msgs, a->n);
+    if (!j->began) { /* a store that did not run the sink: here, on the worker */
+        struct store_query q = {.sink = &json_sink, .sink_arg = j};
+        store_sink_feed(&q, a->info, a->msgs, a->n);
+    }
     if (j->f == NULL) {
         lua_pushnil(co);
         lua_pushstring(co, "unavailable");
         return 2;
     }
     struct json_blob *b = lua_newuserdata(co, sizeof *b);
-    *b = (struct json_blob){.f = j->f, .off = BLOB_HEADROOM, .len = j->total};
+    *b = (struct json_blob){.f = j->f, .off = j->lo, .len = j->hi - j->lo};
     j->f = NULL; /* the userdata's now */
     lua_createtable(co, 0, 1);
     lua_pushcfunction(co, json_blob_gc);
     lua_setfield(co, -2, "__gc");
     lua_setmetatable(co, -2);
-    size_t n = j->n, total = j->total;
+    size_t n = j->n, total = b->len;
     lua_createtable(co, 0, 2);
     lua_pushnumber(co, (lua_Number)a->info->last_seq);
     lua_setfield(co, -2, "last_seq");
@@ -748,8 +813,8 @@ RC_FFI_EXPORT double rc_ffi_room_read(const char *room, size_t len, double since
         /* the array is built off this worker by the store's thread */
         j = rc_xcalloc(1, sizeof(*j));
         j->ticket = t;
-        q.shape = json_shape;
-        q.shape_arg = j;
+        q.sink = &json_sink;
+        q.sink_arg = j;
         ud = j;
     }
     int rc = s->store->ops->read(s->store, w->id, room, len, &q,

@@ -1214,23 +1214,39 @@ static int pred_read(void *ud)
     return ((struct rd *)ud)->done;
 }
 
-/* store_query.shape: once, on the bus thread, before cb, with what cb gets */
-struct shaped {
-    int calls, on_bus_thread;
+/* store_query.sink: once (begin, rows oldest first, end), on the bus
+ * thread, before cb, with what cb gets */
+struct sunk {
+    int begins, ends, on_bus_thread, desc;
     size_t n;
     uint64_t first;
     pthread_t caller;
 };
 
-static void shape(void *arg, const struct store_room *info, const struct store_msg *msgs, size_t n)
+static void sink_begin(void *arg, const struct store_room *info, int desc, size_t bytes)
 {
     (void)info;
-    struct shaped *sh = arg;
-    sh->calls++;
-    sh->on_bus_thread = !pthread_equal(pthread_self(), sh->caller);
-    sh->n = n;
-    sh->first = n ? msgs[0].seq : 0;
+    (void)bytes;
+    struct sunk *k = arg;
+    k->begins++;
+    k->desc = desc;
+    k->on_bus_thread = !pthread_equal(pthread_self(), k->caller);
 }
+
+static void sink_row(void *arg, const struct store_msg *m)
+{
+    struct sunk *k = arg;
+    if (k->n++ == 0)
+        k->first = m->seq;
+}
+
+static void sink_end(void *arg, int status)
+{
+    struct sunk *k = arg;
+    k->ends += status == 0;
+}
+
+static const struct store_sink test_sink = {sink_begin, sink_row, sink_end};
 
 static void test_store_reads(void **state)
 {
@@ -1250,16 +1266,18 @@ static void test_store_reads(void **state)
     assert_int_equal(r.n, 4);
     assert_true(r.seqs[0] == 4 && r.seqs[3] == 7);
     memset(&r, 0, sizeof(r));
-    struct shaped sh = {.caller = pthread_self()};
-    q.shape = shape;
-    q.shape_arg = &sh;
+    struct sunk k = {.caller = pthread_self()};
+    q.sink = &test_sink;
+    q.sink_arg = &k;
     assert_int_equal(a->store->ops->read(a->store, 0, "hist", 4, &q, on_read, &r), 0);
     assert_true(pump(pred_read, &r, 5));
-    assert_int_equal(sh.calls, 1);
-    assert_true(sh.on_bus_thread);
-    assert_int_equal(sh.n, r.n);
-    assert_int_equal(sh.n, 4);
-    assert_true(sh.first == 4);
+    assert_int_equal(k.begins, 1);
+    assert_int_equal(k.ends, 1);
+    assert_int_equal(k.desc, 0);
+    assert_true(k.on_bus_thread);
+    assert_int_equal(k.n, r.n);
+    assert_int_equal(k.n, 4);
+    assert_true(k.first == 4);
     memset(&r, 0, sizeof(r));
     q = (struct store_query){.since = 0, .before = 9, .limit = 3, .newest = 1};
     assert_int_equal(a->store->ops->read(a->store, 0, "hist", 4, &q, on_read, &r), 0);

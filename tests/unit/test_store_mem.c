@@ -169,49 +169,72 @@ static void test_store_mem__ring_keeps_the_newest_and_reads_ranges(void **state)
     assert_int_equal(frame_ref_live(), live0);
 }
 
-/* store_query.shape: called once, before cb, with exactly what cb gets. */
-struct shaped {
-    int shapes, cbs, cb_after_shape;
-    size_t n;
-    const struct store_msg *msgs;
-    uint64_t first;
+/* store_query.sink: begin, the rows oldest first, end, once, just before cb
+ * (which gets the messages too). */
+struct sunk {
+    int begins, rows, ends, cbs, cb_after_end, desc, in_order;
+    size_t bytes;
+    uint64_t first, prev;
 };
 
-static void shape(void *arg, const struct store_room *info, const struct store_msg *msgs, size_t n)
+static void sink_begin(void *arg, const struct store_room *info, int desc, size_t bytes)
 {
     (void)info;
-    struct shaped *sh = arg;
-    sh->shapes++;
-    sh->n = n;
-    sh->msgs = msgs;
-    sh->first = n ? msgs[0].seq : 0;
+    struct sunk *k = arg;
+    k->begins++;
+    k->desc = desc;
+    k->bytes = bytes;
+    k->in_order = 1;
 }
 
-static void on_shaped(void *ud, int status, const struct store_room *info,
-                      const struct store_msg *msgs, size_t n)
+static void sink_row(void *arg, const struct store_msg *m)
+{
+    struct sunk *k = arg;
+    if (k->rows++ == 0)
+        k->first = m->seq;
+    else if (m->seq != k->prev + 1)
+        k->in_order = 0;
+    k->prev = m->seq;
+}
+
+static void sink_end(void *arg, int status)
+{
+    struct sunk *k = arg;
+    k->ends += status == 0;
+}
+
+static const struct store_sink test_sink = {sink_begin, sink_row, sink_end};
+
+static void on_sunk(void *ud, int status, const struct store_room *info,
+                    const struct store_msg *msgs, size_t n)
 {
     (void)info;
-    struct shaped *sh = ud;
-    sh->cbs++;
-    sh->cb_after_shape = sh->shapes == 1 && status == 0 && sh->msgs == msgs && sh->n == n;
+    struct sunk *k = ud;
+    k->cbs++;
+    k->cb_after_end = k->begins == 1 && k->ends == 1 && status == 0 && (size_t)k->rows == n &&
+                      n > 0 && msgs[0].seq == k->first;
 }
 
-static void test_store_mem__shape_runs_before_cb(void **state)
+static void test_store_mem__sink_runs_before_cb(void **state)
 {
     (void)state;
     long live0 = frame_ref_live();
     struct store *st = new_store(10);
     append_n(st, 1, 5);
-    struct shaped sh;
-    memset(&sh, 0, sizeof(sh));
-    struct store_query q = {.since = 2, .limit = 10, .shape = shape, .shape_arg = &sh};
-    assert_int_equal(st->ops->read(st, 1, "r", 1, &q, on_shaped, &sh), 0);
-    assert_int_equal(sh.shapes, 0); /* never synchronously */
+    struct sunk k;
+    memset(&k, 0, sizeof(k));
+    struct store_query q = {
+        .since = 2, .limit = 10, .newest = 1, .sink = &test_sink, .sink_arg = &k};
+    assert_int_equal(st->ops->read(st, 1, "r", 1, &q, on_sunk, &k), 0);
+    assert_int_equal(k.begins, 0); /* never synchronously */
     assert_int_equal(run_posted(), 1);
-    assert_int_equal(sh.cbs, 1);
-    assert_true(sh.cb_after_shape);
-    assert_int_equal(sh.n, 3);
-    assert_int_equal(sh.first, 3);
+    assert_int_equal(k.cbs, 1);
+    assert_true(k.cb_after_end);
+    assert_int_equal(k.desc, 0); /* oldest first, newest read or not */
+    assert_true(k.in_order);
+    assert_int_equal(k.rows, 3);
+    assert_int_equal(k.first, 3);
+    assert_true(k.bytes > 0);
     st->ops->destroy(st);
     assert_int_equal(frame_ref_live(), live0);
 }
@@ -271,7 +294,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_mem__ring_keeps_the_newest_and_reads_ranges),
         cmocka_unit_test(test_store_mem__unknown_rooms_bad_queries_and_close),
-        cmocka_unit_test(test_store_mem__shape_runs_before_cb),
+        cmocka_unit_test(test_store_mem__sink_runs_before_cb),
         cmocka_unit_test(test_store_mem__history_size_zero_keeps_no_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -322,55 +322,100 @@ static void test_paging(void **state)
     st->ops->destroy(st);
 }
 
-/* store_query.shape: called once, on the reader thread, before cb, with
- * what cb gets (so an answer's encoding is built off the worker); the rows
- * come in one block that grows across pending and committed rows. */
-struct shaped {
-    int calls, on_caller_thread, cb_saw_shape;
-    size_t n, bytes;
-    const struct store_msg *msgs;
-    uint64_t first, last;
-    int content_ok;
+/* store_query.sink: begin, the rows, end, on the reader thread, before cb;
+ * the rows straight from the database (and the FIFO), oldest first, or
+ * newest first for a `newest` read; cb then gets no msgs (none kept). */
+struct sunk {
+    int begins, ends, rows_after_end, end_status, desc, on_caller_thread, content_ok;
+    size_t n, bytes_hint;
+    uint64_t seqs[STORE_READ_MAX];
+    uint64_t info_last;
 };
 static pthread_t caller;
 
-static void shape(void *arg, const struct store_room *info, const struct store_msg *msgs, size_t n)
+static void sink_begin(void *arg, const struct store_room *info, int desc, size_t bytes)
 {
-    struct shaped *sh = arg;
-    sh->calls++;
-    sh->on_caller_thread = pthread_equal(pthread_self(), caller);
-    sh->n = n;
-    sh->msgs = msgs;
-    sh->content_ok = info->last_seq >= (n ? msgs[n - 1].seq : 0);
-    for (size_t i = 0; i < n; i++) {
-        sh->bytes += msgs[i].len;
-        /* each message is {"n":SEQ,"pad":"xxx..."} with SEQ its seq */
-        char want[32];
-        int k = snprintf(want, sizeof(want), "{\"n\":%llu,", (unsigned long long)msgs[i].seq);
-        if (msgs[i].len < (size_t)k || memcmp(msgs[i].data, want, (size_t)k) != 0 ||
-            msgs[i].data[msgs[i].len - 1] != '}' || (i > 0 && msgs[i].seq != msgs[i - 1].seq + 1))
-            sh->content_ok = 0;
-    }
-    sh->first = n ? msgs[0].seq : 0;
-    sh->last = n ? msgs[n - 1].seq : 0;
+    struct sunk *k = arg;
+    k->begins++;
+    k->desc = desc;
+    k->bytes_hint = bytes;
+    k->info_last = info->last_seq;
+    k->on_caller_thread = pthread_equal(pthread_self(), caller);
+    k->content_ok = 1;
 }
 
-struct shaped_got {
-    struct shaped sh;
-    int called;
+static void sink_row(void *arg, const struct store_msg *m)
+{
+    struct sunk *k = arg;
+    if (k->ends > 0 || k->begins != 1 || k->n == STORE_READ_MAX) {
+        k->rows_after_end++;
+        return;
+    }
+    /* each message is {"n":SEQ,"pad":"xxx..."} with SEQ its seq */
+    char want[32];
+    int w = snprintf(want, sizeof(want), "{\"n\":%llu,", (unsigned long long)m->seq);
+    if (m->len < (size_t)w || memcmp(m->data, want, (size_t)w) != 0 || m->data[m->len - 1] != '}' ||
+        m->seq > k->info_last)
+        k->content_ok = 0;
+    k->seqs[k->n++] = m->seq;
+}
+
+static void sink_end(void *arg, int status)
+{
+    struct sunk *k = arg;
+    k->ends++;
+    k->end_status = status;
+}
+
+static const struct store_sink test_sink = {sink_begin, sink_row, sink_end};
+
+struct sunk_got {
+    struct sunk k;
+    int called, status, cb_after_end;
     size_t n;
     const struct store_msg *msgs;
 };
 
-static void on_shaped_read(void *ud, int status, const struct store_room *info,
-                           const struct store_msg *msgs, size_t n)
+static void on_sunk_read(void *ud, int status, const struct store_room *info,
+                         const struct store_msg *msgs, size_t n)
 {
     (void)info;
-    struct shaped_got *g = ud;
+    struct sunk_got *g = ud;
     g->called++;
-    g->sh.cb_saw_shape = g->sh.calls == 1 && status == 0;
+    g->status = status;
+    g->cb_after_end = g->k.begins == 1 && g->k.ends == 1 && g->k.end_status == status;
     g->n = n;
     g->msgs = msgs;
+}
+
+/* One read through test_sink; checks the protocol around it and that the
+ * rows are exactly lo..hi, in the order the sink was told. */
+static void sink_read(struct store *st, const char *room, uint64_t since, uint64_t before,
+                      uint32_t limit, int newest, uint64_t lo, uint64_t hi)
+{
+    struct sunk_got *g = calloc(1, sizeof(*g));
+    struct store_query q = {.since = since,
+                            .before = before,
+                            .limit = limit,
+                            .newest = newest,
+                            .sink = &test_sink,
+                            .sink_arg = &g->k};
+    assert_int_equal(st->ops->read(st, 1, room, strlen(room), &q, on_sunk_read, g), 0);
+    assert_true(run_one());
+    assert_int_equal(g->called, 1);
+    assert_int_equal(g->status, 0);
+    assert_true(g->cb_after_end);
+    assert_int_equal(g->k.rows_after_end, 0);
+    assert_false(g->k.on_caller_thread); /* the reader thread */
+    assert_true(g->k.content_ok);
+    assert_int_equal(g->k.desc, newest);
+    assert_int_equal(g->n, 0); /* nothing kept for cb */
+    assert_null(g->msgs);
+    size_t want = lo <= hi ? (size_t)(hi - lo + 1) : 0;
+    assert_int_equal(g->k.n, want);
+    for (size_t i = 0; i < want; i++)
+        assert_int_equal(g->k.seqs[i], newest ? hi - i : lo + i);
+    free(g);
 }
 
 static int append_padded(struct store *st, const char *room, uint64_t from, uint64_t to, size_t pad)
@@ -388,51 +433,53 @@ static int append_padded(struct store *st, const char *room, uint64_t from, uint
     return rc;
 }
 
-static void test_shape(void **state)
+static void test_sink_reads(void **state)
 {
     (void)state;
     caller = pthread_self();
-    struct store *st = open_default();
-    /* 1..200 of varied sizes committed, 201..260 still pending */
+    struct store_sqlite_opts o;
+    store_sqlite_defaults(&o);
+    o.flush_ms = 600000; /* the writer commits at flush() only (fewer than batch_max) */
+    struct store *st = open_ok(&o);
+    /* 1..200 of varied sizes committed, 201..260 still queued */
     for (uint64_t s = 1; s <= 200; s++)
         assert_int_equal(append_padded(st, "sh", s, s, (size_t)(s * 37 % 3000)), 0);
     st->ops->flush(st);
     assert_int_equal(append_padded(st, "sh", 201, 260, 20000), 0);
-    for (int newest = 0; newest <= 1; newest++) {
-        struct shaped_got g;
-        memset(&g, 0, sizeof(g));
-        struct store_query q = {
-            .since = 0, .limit = 1000, .newest = newest, .shape = shape, .shape_arg = &g.sh};
-        assert_int_equal(st->ops->read(st, 1, "sh", 2, &q, on_shaped_read, &g), 0);
-        assert_true(run_one());
-        assert_int_equal(g.called, 1);
-        assert_int_equal(g.sh.calls, 1);
-        assert_true(g.sh.cb_saw_shape);
-        assert_false(g.sh.on_caller_thread); /* the reader thread */
-        assert_true(g.sh.content_ok);
-        assert_int_equal(g.sh.n, 260);
-        assert_int_equal(g.n, 260);
-        assert_ptr_equal(g.sh.msgs, g.msgs); /* exactly what cb gets */
-        assert_int_equal(g.sh.first, 1);
-        assert_int_equal(g.sh.last, 260);
-    }
-    /* the same read again (the rows block sized from the last one), then a
-     * small one after it */
-    struct shaped_got g;
-    memset(&g, 0, sizeof(g));
-    struct store_query q = {.since = 250, .limit = 5, .shape = shape, .shape_arg = &g.sh};
-    assert_int_equal(st->ops->read(st, 0, "sh", 2, &q, on_shaped_read, &g), 0);
+    struct store_sqlite_counters c;
+    store_sqlite_counters(st, &c);
+    assert_int_equal(c.pending, 60);
+    sink_read(st, "sh", 0, 0, 1000, 0, 1, 260);
+    sink_read(st, "sh", 0, 0, 1000, 1, 1, 260);
+    /* limits across the two parts, both ways */
+    sink_read(st, "sh", 150, 0, 100, 0, 151, 250); /* 50 committed + 50 queued */
+    sink_read(st, "sh", 0, 0, 100, 1, 161, 260);   /* 60 queued + 40 committed */
+    sink_read(st, "sh", 0, 0, 30, 1, 231, 260);    /* the queued ones only */
+    sink_read(st, "sh", 0, 230, 50, 1, 180, 229);  /* paging back across both */
+    sink_read(st, "sh", 180, 190, 1000, 0, 181, 189);
+    sink_read(st, "sh", 180, 190, 1000, 1, 181, 189);
+    sink_read(st, "sh", 260, 0, 10, 0, 1, 0); /* nothing after the last */
+    sink_read(st, "sh", 250, 0, 5, 0, 251, 255);
+    st->ops->flush(st); /* everything committed: the database alone */
+    sink_read(st, "sh", 0, 0, 1000, 0, 1, 260);
+    sink_read(st, "sh", 0, 0, 1000, 1, 1, 260);
+    sink_read(st, "sh", 0, 0, 7, 1, 254, 260);
+    /* the bytes hint: from the last read's bytes per row, for the rows the
+     * seq range can hold */
+    struct sunk_got *g = calloc(1, sizeof(*g));
+    struct store_query q = {.since = 0, .limit = 10, .sink = &test_sink, .sink_arg = &g->k};
+    assert_int_equal(st->ops->read(st, 0, "sh", 2, &q, on_sunk_read, g), 0);
     assert_true(run_one());
-    assert_int_equal(g.sh.calls, 1);
-    assert_true(g.sh.content_ok);
-    assert_int_equal(g.sh.first, 251);
-    assert_int_equal(g.sh.last, 255);
-    /* a room without messages: shaped too, with nothing */
-    memset(&g, 0, sizeof(g));
-    assert_int_equal(st->ops->read(st, 0, "none", 4, &q, on_shaped_read, &g), 0);
+    assert_int_equal(g->k.n, 10);
+    assert_true(g->k.bytes_hint > 10 * 1000 && g->k.bytes_hint < 10 * 30000);
+    /* a room without messages: begin and end, no row */
+    memset(g, 0, sizeof(*g));
+    assert_int_equal(st->ops->read(st, 0, "none", 4, &q, on_sunk_read, g), 0);
     assert_true(run_one());
-    assert_int_equal(g.called, 1);
-    assert_int_equal(g.n, 0);
+    assert_int_equal(g->called, 1);
+    assert_true(g->cb_after_end);
+    assert_int_equal(g->k.n, 0);
+    free(g);
     st->ops->destroy(st);
 }
 
@@ -745,7 +792,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_read_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_room_without_messages_keeps_epoch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_shape, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sink_reads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_max_age, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unclean_restart, setup, teardown),

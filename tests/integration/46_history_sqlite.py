@@ -466,6 +466,14 @@ return {
       conn:send(big, "", "")
       local long = room:history({ since = 0, limit = 1000, json = true })
       conn:send('{"long":' .. string.rep(" ", 600), long, "}")
+      -- newest first from the store: the array is laid out from the
+      -- buffer's end; the same bytes, framed in place the same way
+      local nw = room:history({ limit = 1000, newest = true, json = true })
+      conn:send('{"newest":' .. string.rep(" ", 480), nw, string.rep(" ", 510) .. "}")
+      local n4 = room:history({ limit = 4, newest = true, json = true })
+      conn:send(n4, "", "")
+      local n1 = room:history({ before = 3, limit = 1, newest = true, json = true })
+      conn:send(n1, "", "")
       local bad = room:history({ since = 0, limit = 1, json = true })
       local ok = pcall(conn.send, conn, bad, {})
       conn:send("table part refused: " .. tostring(not ok))
@@ -515,6 +523,11 @@ def test_history_json_splices_the_stored_objects(_srv):
         eq(json.loads(b), {"big": json.loads(want)}, "head 487 .. json .. tail 511: one frame")
         eq(c.raw().decode(), want, "the answer as a part, after its buffer became a frame")
         eq(json.loads(c.raw()), {"long": json.loads(want)}, "a head longer than the room")
+        b = c.raw()
+        eq(len(b), 10 + 480 + len(want) + 511, "newest: head 490 .. json .. tail 511: bytes")
+        eq(json.loads(b), {"newest": json.loads(want)}, "newest, limit 1000: the same array")
+        eq(c.raw().decode(), '[{"b":"}"},{"c":[]}]', "newest, limit 4: the last 4 entries' objects")
+        eq(c.raw().decode(), '[]', "newest before 3 limit 1: a binary entry only: empty")
         eq(c.raw().decode(), "table part refused: true", "a part that is neither")
         eq(json.loads(c.raw()), {"freed": json.loads(want)}, "sent, then freed")
         eq(c.raw().decode(), "after free: " + "|".join(["the json buffer was freed"] * 3),

@@ -369,8 +369,24 @@ static int check_dir(const char *path, int create, char *err, size_t cap)
     return rc;
 }
 
+/* Once per process, before SQLite's first use: no memory statistics. With
+ * them on (Debian's default) every allocation of SQLite's takes a global
+ * mutex and updates counters; nothing here reads them (sqlite3_status), and
+ * reading a row of over a page's payload allocates (its overflow chain is
+ * assembled in a buffer of SQLite's): about 10 % of the reader's
+ * instructions for 2 KB rows (tests/bench/history_callgrind.py). A later
+ * call, after SQLite started (another user in the process), fails
+ * harmlessly with SQLITE_MISUSE. */
+static void sqlite_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
 int store_sqlite_check(const char *path, char *err, size_t cap)
 {
+    pthread_once(&sqlite_once, sqlite_setup);
     if (path == NULL || *path == '\0') {
         set_err(err, cap, "history", "no path");
         return RC_E_CONFIG;
@@ -1316,6 +1332,7 @@ void store_sqlite_defaults(struct store_sqlite_opts *o)
 int store_sqlite_open(const struct store_sqlite_opts *o, const struct store_host *host,
                       struct store **out, char *err, size_t cap)
 {
+    pthread_once(&sqlite_once, sqlite_setup);
     if (o->path == NULL || *o->path == '\0') {
         set_err(err, cap, "history", "no path");
         return RC_E_CONFIG;

@@ -84,6 +84,10 @@ struct store_sink {
     void (*begin)(void *arg, const struct store_room *info, int desc, size_t bytes);
     void (*row)(void *arg, const struct store_msg *m);
     void (*end)(void *arg, int status);
+    /* 1: row() reads only m->flags, m->data and m->len; a store may then
+     * leave m->seq and m->ts_ms 0 (the SQLite store does not fetch them:
+     * two columns fewer per row). 0: every field. */
+    int payload_only;
 };
 
 /* A range read. Results always come oldest first.

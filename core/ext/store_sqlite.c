@@ -862,7 +862,8 @@ static void collect_end(void *arg, int status)
         }
 }
 
-static const struct store_sink collect_sink = {collect_begin, collect_row, collect_end};
+static const struct store_sink collect_sink = {
+    .begin = collect_begin, .row = collect_row, .end = collect_end};
 
 /* On the asking worker: the answer. */
 static void answer_on_worker(void *arg)
@@ -940,18 +941,22 @@ static void pcopy_free(struct pcopy *pc)
 /* Steps s (bound by serve_read) and gives each row to the sink: the data
  * column's bytes where SQLite holds them (its statement's register: SQLite
  * copies a blob out of the page itself, and WITHOUT ROWID tables have no
- * incremental blob I/O to avoid that), no copy of ours. Returns the rows given; *rc the
- * last step's result (SQLITE_DONE when all is well). */
-static size_t stream_rows(sqlite3_stmt *s, const struct store_sink *sink, void *arg, size_t *bytes,
-                          int *rc)
+ * incremental blob I/O to avoid that), no copy of ours. payload: s selects
+ * flags and data only (seq and ts are 0 then). Returns the rows given; *rc
+ * the last step's result (SQLITE_DONE when all is well). */
+static size_t stream_rows(sqlite3_stmt *s, int payload, const struct store_sink *sink, void *arg,
+                          size_t *bytes, int *rc)
 {
     size_t n = 0;
+    int c = payload ? 0 : 2; /* the flags column; data follows it */
     while ((*rc = sqlite3_step(s)) == SQLITE_ROW) {
-        struct store_msg m = {.seq = (uint64_t)sqlite3_column_int64(s, 0),
-                              .ts_ms = sqlite3_column_int64(s, 1),
-                              .flags = (uint32_t)sqlite3_column_int64(s, 2),
-                              .data = sqlite3_column_blob(s, 3)};
-        m.len = (size_t)sqlite3_column_bytes(s, 3);
+        struct store_msg m = {.flags = (uint32_t)sqlite3_column_int64(s, c),
+                              .data = sqlite3_column_blob(s, c + 1)};
+        m.len = (size_t)sqlite3_column_bytes(s, c + 1);
+        if (!payload) {
+            m.seq = (uint64_t)sqlite3_column_int64(s, 0);
+            m.ts_ms = sqlite3_column_int64(s, 1);
+        }
         *bytes += m.len;
         sink->row(arg, &m);
         n++;
@@ -959,8 +964,7 @@ static size_t stream_rows(sqlite3_stmt *s, const struct store_sink *sink, void *
     return n;
 }
 
-static void serve_read(struct store_sqlite *st, sqlite3_stmt *asc, sqlite3_stmt *desc,
-                       struct rreq *q)
+static void serve_read(struct store_sqlite *st, sqlite3_stmt *stmts[2][2], struct rreq *q)
 {
     /* 1. What is queued and not committed yet (copied first: whatever leaves
      *    the FIFO after this copy is already committed, so step 2 sees it). */
@@ -1007,7 +1011,8 @@ static void serve_read(struct store_sqlite *st, sqlite3_stmt *asc, sqlite3_stmt 
         est += pc.m[i].len;
 
     sink->begin(arg, &q->info, q->q.newest, est);
-    sqlite3_stmt *s = q->q.newest ? desc : asc;
+    int payload = sink->payload_only;
+    sqlite3_stmt *s = stmts[payload][q->q.newest != 0];
     int rc = SQLITE_DONE;
     size_t n = 0, bytes = 0;
     if (q->q.newest) /* newest first: the queued entries, then the database's */
@@ -1018,7 +1023,7 @@ static void serve_read(struct store_sqlite *st, sqlite3_stmt *asc, sqlite3_stmt 
         sqlite3_bind_int64(s, 2, (sqlite3_int64)q->q.since);
         sqlite3_bind_int64(s, 3, (sqlite3_int64)hi);
         sqlite3_bind_int(s, 4, (int)db_limit);
-        n = stream_rows(s, sink, arg, &bytes, &rc);
+        n = stream_rows(s, payload, sink, arg, &bytes, &rc);
         sqlite3_reset(s);
     }
     if (!q->q.newest) /* oldest first: the database's, then the queued ones */
@@ -1056,15 +1061,20 @@ static void *reader_main(void *arg)
     struct store_sqlite *st = arg;
     pthread_setname_np(pthread_self(), "rc-hist-read");
     reader_yield_to_workers(st->path);
-    sqlite3_stmt *asc = NULL, *desc = NULL;
-    const char *base = "SELECT seq, ts, flags, data FROM messages WHERE room = "
-                       "(SELECT id FROM rooms WHERE name = ?1) AND seq > ?2 AND seq < ?3 ";
-    char sql[512];
-    snprintf(sql, sizeof(sql), "%sORDER BY seq ASC LIMIT ?4", base);
-    int prc = sqlite3_prepare_v2(st->rdb, sql, -1, &asc, NULL);
-    snprintf(sql, sizeof(sql), "%sORDER BY seq DESC LIMIT ?4", base);
-    if (prc == SQLITE_OK)
-        prc = sqlite3_prepare_v2(st->rdb, sql, -1, &desc, NULL);
+    /* [payload only][newest]: a sink that reads only flags and bytes
+     * (store_sink.payload_only) gets statements that fetch nothing else */
+    sqlite3_stmt *stmts[2][2] = {{NULL, NULL}, {NULL, NULL}};
+    int prc = SQLITE_OK;
+    for (int p = 0; p < 2 && prc == SQLITE_OK; p++)
+        for (int d = 0; d < 2 && prc == SQLITE_OK; d++) {
+            char sql[512];
+            snprintf(sql, sizeof(sql),
+                     "SELECT %s data FROM messages WHERE room = "
+                     "(SELECT id FROM rooms WHERE name = ?1) AND seq > ?2 AND seq < ?3 "
+                     "ORDER BY seq %s LIMIT ?4",
+                     p ? "flags," : "seq, ts, flags,", d ? "DESC" : "ASC");
+            prc = sqlite3_prepare_v2(st->rdb, sql, -1, &stmts[p][d], NULL);
+        }
     if (prc != SQLITE_OK)
         rc_error("history: %s: cannot prepare reads: %s", st->path, sqlite3_errmsg(st->rdb));
 
@@ -1080,7 +1090,7 @@ static void *reader_main(void *arg)
             st->rtail = NULL;
         pthread_mutex_unlock(&st->mu);
         if (prc == SQLITE_OK)
-            serve_read(st, asc, desc, q);
+            serve_read(st, stmts, q);
         else
             q->status = -EIO;
         atomic_fetch_add(&st->c_reads, 1);
@@ -1088,8 +1098,9 @@ static void *reader_main(void *arg)
         pthread_mutex_lock(&st->mu);
     }
     pthread_mutex_unlock(&st->mu);
-    sqlite3_finalize(asc);
-    sqlite3_finalize(desc);
+    for (int p = 0; p < 2; p++)
+        for (int d = 0; d < 2; d++)
+            sqlite3_finalize(stmts[p][d]);
     return NULL;
 }
 

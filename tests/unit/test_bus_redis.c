@@ -1246,7 +1246,7 @@ static void sink_end(void *arg, int status)
     k->ends += status == 0;
 }
 
-static const struct store_sink test_sink = {sink_begin, sink_row, sink_end};
+static const struct store_sink test_sink = {.begin = sink_begin, .row = sink_row, .end = sink_end};
 
 static void test_store_reads(void **state)
 {

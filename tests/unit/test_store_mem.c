@@ -203,7 +203,7 @@ static void sink_end(void *arg, int status)
     k->ends += status == 0;
 }
 
-static const struct store_sink test_sink = {sink_begin, sink_row, sink_end};
+static const struct store_sink test_sink = {.begin = sink_begin, .row = sink_row, .end = sink_end};
 
 static void on_sunk(void *ud, int status, const struct store_room *info,
                     const struct store_msg *msgs, size_t n)

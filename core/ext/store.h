@@ -75,9 +75,11 @@ struct store_msg {
  *   row(m) ... row(m)          each message of the answer, in one order:
  *                              oldest first, or newest first when desc
  *   end(status)                once, last: cb will get the same status
+ *                              (not 0: what the sink built is to be
+ *                              dropped by cb; rows may have come before)
  *
- * m->data is valid during row() only (the SQLite store gives the column's
- * bytes straight from its page). bytes: the store's guess of the payload
+ * m->data is valid during row() only (the SQLite store gives the bytes of
+ * the statement's column, not a copy of its own). bytes: the store's guess of the payload
  * bytes to come (a hint for one allocation, not a promise; 0: none). A
  * sink touches nothing but its argument (no Lua, no worker state). */
 struct store_sink {
@@ -90,7 +92,8 @@ struct store_sink {
     int payload_only;
 };
 
-/* A range read. Results always come oldest first.
+/* A range read. Results always come oldest first (cb's msgs; a sink is
+ * told the order it gets: begin's desc).
  *   since:  only seq > since;
  *   before: only seq < before (0: no upper bound);
  *   limit:  at most this many (1..STORE_READ_MAX);

@@ -37,6 +37,8 @@ return {
     lua_budget = 10000000,      -- VM instructions per handler call
     lua_wait_timeout = 5,       -- seconds a handler waits for the store or a publish's answer
     tick_interval = 1,          -- seconds between on_tick calls; 0 = off
+    recover_hold = 4096,        -- live messages held per room and worker for joins with
+                                -- `since` while their replay is read; more: recovered=false
     history_size = 100,         -- messages kept per room by the memory store
     history = {                 -- durable history (README "History"); `make run` and
                                 -- --history sqlite:PATH use SQLite

@@ -14,11 +14,12 @@
 --           broadcast (at most recover_max, default 1000). "recovered":false (and no
 --           replay) when the epoch differs, more than recover_max were missed, or the
 --           store cannot answer: refetch with history.
---           Live broadcasts sequenced while the store is read can reach the client
---           BEFORE `joined` (its membership starts first, so nothing falls between
---           the replay and live traffic). A client buffers a room's broadcasts that
---           arrive before its `joined`, then handles replay and buffer in seq order,
---           dropping any seq it already has (seq <= the last one handled).
+--           One stream: `joined`, the replay, then live broadcasts from the next
+--           seq on; none missing, none twice. The membership starts first and the
+--           room's broadcasts are held for this member while the store is read
+--           (conn:join with hold, conn:release); more than recover_hold of them
+--           (default 4096) make it "recovered":false. recovered:false: `joined`,
+--           then live broadcasts from joined's seq + 1.
 --   {"type":"leave","room_id":"lobby"}    -> {"type":"left","room_id":"lobby"}
 --   {"type":"broadcast","room_id":"lobby","content":"hi"}
 --        -> every member, sender included:
@@ -77,6 +78,7 @@ local MAX_CONTENT = tonumber(config.max_content_bytes) or 16384
 local HISTORY_MAX = 1000
 local HISTORY_DEFAULT = 50
 local RECOVER_MAX = tonumber(config.recover_max) or 1000
+local HOLD = { hold = true }
 if RECOVER_MAX > 999 then RECOVER_MAX = 999 end -- one read of recover_max + 1 (store limit 1000)
 
 local enc = cjson.encode
@@ -170,7 +172,9 @@ function handlers.join(conn, msg, id)
         return E.invalid_field, "user_id does not match this connection's user '" .. current .. "'"
     end
 
-    local ok, err, dcode, dtext = conn:join(room_id)
+    -- A recovering join waits in the room (held: README "Recovery") until its
+    -- joined and replay are queued, then gets the live messages after them.
+    local ok, err, dcode, dtext = conn:join(room_id, since and HOLD or nil)
     if not ok then
         if err == "already_member" then
             return E.already_member, "already a member of '" .. room_id .. "'"
@@ -198,19 +202,28 @@ function handlers.join(conn, msg, id)
         return
     end
     -- Recovery. The membership above came first, so every broadcast is either
-    -- in this read (seq <= info.last_seq) or delivered live (see the header).
-    local msgs, info = room:history({ since = since, limit = RECOVER_MAX + 1 })
+    -- in this read (seq <= info.last_seq) or held for this member since its
+    -- join; release hands over the held ones after the last seq sent here.
+    local okr, msgs, info = pcall(room.history, room, { since = since, limit = RECOVER_MAX + 1 })
+    if not okr then
+        conn:release(room_id, 2 ^ 53) -- not waiting forever; what was held is dropped
+        error(msgs, 0)
+    end
     if not msgs then
         conn:send(head .. ',"recovered":false}')
+        conn:release(room_id, 0) -- everything since the join, in order
         return E.unavailable, "the room's history is unavailable: " .. tostring(info)
     end
-    -- Recovered: same epoch, and the read holds everything after since (no
-    -- more than recover_max, and nothing before the first one was trimmed).
+    -- Recovered: same epoch, the read holds everything after since (no more
+    -- than recover_max, and nothing before the first one was trimmed), and
+    -- nothing held since the join was dropped (recover_hold).
     local recovered = (msg.epoch == nil or msg.epoch == info.epoch) and since <= info.last_seq
         and #msgs <= RECOVER_MAX
         and (#msgs == 0 and since == info.last_seq or #msgs > 0 and msgs[1].seq == since + 1)
+        and conn:hold_intact(room_id) == true
     conn:send(head .. ',"seq":' .. info.last_seq .. ',"epoch":' .. enc(info.epoch) ..
         ',"recovered":' .. tostring(recovered) .. '}')
+    local after = info.last_seq
     if recovered then
         for _, e in ipairs(msgs) do
             if e.binary then
@@ -219,7 +232,9 @@ function handlers.join(conn, msg, id)
                 conn:send(e.payload)
             end
         end
+        after = #msgs > 0 and msgs[#msgs].seq or since
     end
+    conn:release(room_id, after)
 end
 
 function handlers.leave(conn, msg, id)

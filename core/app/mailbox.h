@@ -50,6 +50,7 @@ struct mail {
     uint32_t type;
     uint32_t flags;
     uint64_t conn_id;         /* exclude (DELIVER) or target (SEND/CLOSE) */
+    uint64_t seq;             /* DELIVER: the message's seq (0: unsequenced) */
     struct frame_ref *frame;  /* owned reference, or NULL */
     struct frame_ref *zframe; /* DELIVER: owned reference to the permessage-deflate
                                  variant of frame, or NULL (deflate.h) */

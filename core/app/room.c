@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "defs.h"
 #include "deflate.h"
 #include "err.h"
 #include "idmap.h"
@@ -35,14 +36,53 @@ struct room {
     char name[];
 };
 
+/* The frames held for this worker's recovering members of one room
+ * (room_join with ROOM_JOIN_HOLD): a member that waits for its replay is
+ * not in the fan-out list, so the walk pays nothing for it; each delivery
+ * that arrives meanwhile is kept here by reference, once for all the room's
+ * waiting members, and room_release hands a member those after its replay.
+ *
+ *   local_room --hold--> room_hold
+ *                        waiting: [conn id, lost] ...   (members between
+ *                                                         join and release)
+ *                        held:    [seq, frame, zframe, exclude, policy] ...
+ *                                  in seq order (MAIL_DELIVER order)
+ *
+ * At most recover_hold entries: the delivery that would be one more drops
+ * them all and marks every member then waiting `lost` (its replay cannot be
+ * joined to live traffic: the script answers recovered:false). Owned by its
+ * local_room, on the members' worker only; freed when nobody waits. */
+struct held_frame {
+    uint64_t seq;
+    uint64_t exclude;
+    struct frame_ref *f, *z; /* owned references; z may be NULL */
+    int policy;
+};
+
+struct hold_waiter {
+    uint64_t conn_id;
+    int lost;
+};
+
+struct room_hold {
+    struct held_frame *held; /* owned array */
+    uint32_t nheld, held_cap;
+    struct hold_waiter *waiting; /* owned array */
+    uint32_t nwaiting, waiting_cap;
+};
+
 /* My (one worker's) members of a room. Owned by worker->local_rooms. */
 struct local_room {
     struct conn **members; /* owned array, borrowed pointers */
     uint32_t count, cap;
-    uint32_t busy; /* > 0 while a fan-out walks members: freeing is deferred */
+    uint32_t busy;          /* > 0 while a fan-out walks members: freeing is deferred */
+    struct room_hold *hold; /* owned, NULL unless a member waits for its replay */
     size_t name_len;
     char name[];
 };
+
+/* conn_room.index of a member waiting for its replay (not in members[]). */
+#define ROOM_INDEX_HELD UINT32_MAX
 
 static struct room *lock_room(struct rooms *R, const char *name, size_t len);
 
@@ -142,9 +182,30 @@ static void on_gc(struct wloop *loop, struct wtimer *t)
     }
 }
 
+static void hold_drop_frames(struct room_hold *h)
+{
+    for (uint32_t i = 0; i < h->nheld; i++) {
+        frame_ref_put(h->held[i].f);
+        if (h->held[i].z)
+            frame_ref_put(h->held[i].z);
+    }
+    h->nheld = 0;
+}
+
+static void hold_free(struct room_hold *h)
+{
+    if (h == NULL)
+        return;
+    hold_drop_frames(h);
+    rc_free(h->held);
+    rc_free(h->waiting);
+    rc_free(h);
+}
+
 static void local_room_free(void *p)
 {
     struct local_room *lr = p;
+    hold_free(lr->hold);
     rc_free(lr->members);
     rc_free(lr);
 }
@@ -310,7 +371,21 @@ static void on_conn_user(void *ctx, struct conn *c, const char *old)
     }
 }
 
+static void member_append(struct local_room *lr, struct conn *c)
+{
+    if (lr->count == lr->cap) {
+        lr->cap = lr->cap ? lr->cap * 2 : 4;
+        lr->members = rc_xrealloc(lr->members, lr->cap * sizeof(*lr->members));
+    }
+    lr->members[lr->count++] = c;
+}
+
 int room_join(struct rooms *R, struct conn *c, const char *name, size_t len)
+{
+    return room_join_ex(R, c, name, len, 0);
+}
+
+int room_join_ex(struct rooms *R, struct conn *c, const char *name, size_t len, unsigned flags)
 {
     if (len == 0 || len > ROOM_NAME_MAX)
         return RC_E_INVAL;
@@ -328,26 +403,129 @@ int room_join(struct rooms *R, struct conn *c, const char *name, size_t len)
         memcpy(lr->name, name, len);
         strmap_put(&p->local, name, len, lr);
     }
-    if (lr->count == lr->cap) {
-        lr->cap = lr->cap ? lr->cap * 2 : 4;
-        lr->members = rc_xrealloc(lr->members, lr->cap * sizeof(*lr->members));
-    }
     struct conn_cold *k = conn_cold(c);
     if (k->nrooms == k->rooms_cap) {
         k->rooms_cap = (uint16_t)(k->rooms_cap ? k->rooms_cap * 2 : 2);
         k->rooms = rc_xrealloc(k->rooms, k->rooms_cap * sizeof(*k->rooms));
     }
     k->rooms[k->nrooms].room = lr;
-    k->rooms[k->nrooms].index = lr->count;
+    if (flags & ROOM_JOIN_HOLD) {
+        /* a member in the room (counted, present, delivered to this worker)
+         * whose deliveries wait in lr->hold until room_release */
+        struct room_hold *h = lr->hold;
+        if (h == NULL)
+            h = lr->hold = rc_xcalloc(1, sizeof(*h));
+        if (h->nwaiting == h->waiting_cap) {
+            h->waiting_cap = h->waiting_cap ? h->waiting_cap * 2 : 2;
+            h->waiting = rc_xrealloc(h->waiting, h->waiting_cap * sizeof(*h->waiting));
+        }
+        h->waiting[h->nwaiting++] = (struct hold_waiter){.conn_id = c->id, .lost = 0};
+        k->rooms[k->nrooms].index = ROOM_INDEX_HELD;
+    } else {
+        member_append(lr, c);
+        k->rooms[k->nrooms].index = lr->count - 1;
+    }
     k->nrooms++;
-    lr->members[lr->count++] = c;
     summary_update(R, c, name, len, 1);
     return 0;
 }
 
+static struct hold_waiter *hold_find(struct room_hold *h, uint64_t id)
+{
+    for (uint32_t i = 0; h && i < h->nwaiting; i++)
+        if (h->waiting[i].conn_id == id)
+            return &h->waiting[i];
+    return NULL;
+}
+
+/* c stops waiting in lr's hold; the hold goes when nobody waits. */
+static void hold_unwait(struct local_room *lr, struct conn *c)
+{
+    struct room_hold *h = lr->hold;
+    struct hold_waiter *w = hold_find(h, c->id);
+    RC_ASSERT(w != NULL);
+    *w = h->waiting[--h->nwaiting];
+    if (h->nwaiting == 0) {
+        hold_free(h);
+        lr->hold = NULL;
+    }
+}
+
+/* MAIL_DELIVER while members of lr wait: keep the frame for them. */
+static void hold_keep(struct local_room *lr, const struct mail *m, uint32_t cap)
+{
+    struct room_hold *h = lr->hold;
+    if (h->nheld >= cap) {
+        /* over recover_hold: these members cannot be given a gap-free
+         * stream; they learn it at room_hold_state (recovered:false) */
+        hold_drop_frames(h);
+        for (uint32_t i = 0; i < h->nwaiting; i++)
+            h->waiting[i].lost = 1;
+        return;
+    }
+    if (h->nheld == h->held_cap) {
+        h->held_cap = h->held_cap ? h->held_cap * 2 : 16;
+        h->held = rc_xrealloc(h->held, h->held_cap * sizeof(*h->held));
+    }
+    h->held[h->nheld++] = (struct held_frame){.seq = m->seq,
+                                              .exclude = m->conn_id,
+                                              .f = frame_ref_get(m->frame),
+                                              .z = m->zframe ? frame_ref_get(m->zframe) : NULL,
+                                              .policy = (int)m->flags};
+}
+
+int room_hold_state(const struct conn *c, const char *name, size_t len)
+{
+    int i = find_conn_room(c, name, len);
+    if (i < 0 || c->cold->rooms[i].index != ROOM_INDEX_HELD)
+        return RC_E_NOT_FOUND;
+    const struct hold_waiter *w = hold_find(c->cold->rooms[i].room->hold, c->id);
+    RC_ASSERT(w != NULL);
+    return w->lost ? 0 : 1;
+}
+
+long room_release(struct rooms *R, struct conn *c, const char *name, size_t len, uint64_t after)
+{
+    int i = find_conn_room(c, name, len);
+    if (i < 0 || c->cold->rooms[i].index != ROOM_INDEX_HELD)
+        return RC_E_NOT_FOUND;
+    struct local_room *lr = c->cold->rooms[i].room;
+    struct room_hold *h = lr->hold;
+    const struct rc_config *cfg = R->cfg;
+    unsigned zbits = deflate_cfg_bits(cfg);
+    /* What c gets, by reference, taken before c joins the fan-out list: a
+     * delivery can close c (slow consumer) and its leave frees the hold. */
+    struct held_frame *out = NULL;
+    uint32_t n = 0;
+    for (uint32_t j = 0; j < h->nheld; j++) {
+        const struct held_frame *e = &h->held[j];
+        if (e->seq <= after || e->exclude == c->id)
+            continue;
+        if (out == NULL)
+            out = rc_xmalloc((h->nheld - j) * sizeof(*out));
+        struct frame_ref *f = e->f;
+        if (e->z && c->pmd &&
+            deflate_frame_fits(c->pmd_bits, zbits, deflate_frame_payload_len(e->f)))
+            f = e->z;
+        out[n++] = (struct held_frame){.seq = e->seq, .f = frame_ref_get(f), .policy = e->policy};
+    }
+    hold_unwait(lr, c);
+    member_append(lr, c);
+    c->cold->rooms[i].index = lr->count - 1;
+    /* In seq order, before any later delivery: this runs on the worker that
+     * handles them, between two mails. */
+    for (uint32_t j = 0; j < n; j++) {
+        if (!c->released)
+            conn_deliver(c, out[j].f, out[j].policy);
+        frame_ref_put(out[j].f);
+    }
+    rc_free(out);
+    return (long)n;
+}
+
 static void maybe_free_local(struct room_part *p, struct local_room *lr)
 {
-    if (lr->count == 0 && lr->busy == 0) {
+    if (lr->count == 0 && lr->busy == 0 && lr->hold == NULL) {
         strmap_del(&p->local, lr->name, lr->name_len);
         local_room_free(lr);
     }
@@ -360,7 +538,9 @@ static void leave_at(struct rooms *R, struct conn *c, int i)
     struct local_room *lr = k->rooms[i].room;
     uint32_t idx = k->rooms[i].index;
     uint32_t last = lr->count - 1;
-    if (idx != last) {
+    if (idx == ROOM_INDEX_HELD) {
+        hold_unwait(lr, c);
+    } else if (idx != last) {
         struct conn *moved = lr->members[last];
         struct conn_cold *mk = moved->cold; /* a member: its cold part holds its rooms */
         lr->members[idx] = moved;
@@ -371,7 +551,8 @@ static void leave_at(struct rooms *R, struct conn *c, int i)
             }
         }
     }
-    lr->count--;
+    if (idx != ROOM_INDEX_HELD)
+        lr->count--;
     k->rooms[i] = k->rooms[k->nrooms - 1];
     k->nrooms--;
     summary_update(R, c, lr->name, lr->name_len, 0);
@@ -490,6 +671,7 @@ void room_deliver_frame(struct rooms *R, const char *name, size_t len, const str
         d->frame = frame_ref_get(f);
         d->zframe = z ? frame_ref_get(z) : NULL;
         d->conn_id = exclude;
+        d->seq = m ? m->seq : 0;
         d->flags = (uint32_t)policy;
         mail_post(p->mb, R->part[i].mb, d);
     }
@@ -519,8 +701,10 @@ static void on_deliver(void *ctx, struct mail *m)
     struct local_room *lr = strmap_get(&p->local, m->name, m->name_len);
     if (lr == NULL)
         return;
-    lr->busy++;
     const struct rc_config *cfg = p->all->cfg;
+    if (rc_unlikely(lr->hold != NULL)) /* once per mail, not per member */
+        hold_keep(lr, m, (uint32_t)cfg->recover_hold);
+    lr->busy++;
     uint64_t exclude = m->conn_id;
     struct conn **mark = conn_fanout_begin(p->cs); /* the fan-out window (conn.h) */
     struct deliver_batch plain;

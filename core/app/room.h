@@ -124,6 +124,27 @@ int rooms_owner_of(const struct rooms *r, const char *name, size_t len);
  * RC_E_INVAL (empty or too long name), RC_E_CLOSED (c not open),
  * RC_E_LIMIT (too many rooms for this connection). */
 int room_join(struct rooms *r, struct conn *c, const char *name, size_t len);
+/* room_join with flags. ROOM_JOIN_HOLD: c becomes a member (counted,
+ * present, its worker delivered to) that waits for its replay: the room's
+ * deliveries from now on are held for it (up to recover_hold; more marks it
+ * lost) instead of reaching its send queue, until room_release. A recovering
+ * join (scripts/chat.lua) joins held, reads the store, sends `joined` and
+ * the replay, then releases after the last seq it replayed: the client gets
+ * one run of seqs with no gap and no duplicate. A member that waits costs
+ * the fan-out nothing per member (it is not in the fan-out list); the
+ * room's deliveries to its worker pay one test while anyone waits there.
+ * Same returns as room_join. On c's worker. */
+#define ROOM_JOIN_HOLD 1u
+int room_join_ex(struct rooms *r, struct conn *c, const char *name, size_t len, unsigned flags);
+/* For a member that waits (ROOM_JOIN_HOLD): 1 when everything delivered
+ * since its join is held, 0 when the hold overflowed (recover_hold) and
+ * dropped some. RC_E_NOT_FOUND when c is not a waiting member of the room. */
+int room_hold_state(const struct conn *c, const char *name, size_t len);
+/* Ends c's wait: queues, in seq order, each frame held since its join with
+ * a seq greater than `after` (and not excluded for c), then makes c an
+ * ordinary member. Returns how many it queued, or RC_E_NOT_FOUND (not a
+ * waiting member). May close c (slow-consumer policy), running its hooks. */
+long room_release(struct rooms *r, struct conn *c, const char *name, size_t len, uint64_t after);
 /* Returns 0 or RC_E_NOT_FOUND (not a member). */
 int room_leave(struct rooms *r, struct conn *c, const char *name, size_t len);
 int room_is_member(const struct conn *c, const char *name, size_t len);

@@ -138,6 +138,27 @@ RC_FFI_EXPORT int rc_ffi_join(uint64_t id, const char *room, size_t len)
     return room_join(&w->srv->rooms, c, room, len);
 }
 
+RC_FFI_EXPORT int rc_ffi_join_held(uint64_t id, const char *room, size_t len)
+{
+    LOCAL_CONN(id, c, w);
+    return room_join_ex(&w->srv->rooms, c, room, len, ROOM_JOIN_HOLD);
+}
+
+RC_FFI_EXPORT int rc_ffi_hold_state(uint64_t id, const char *room, size_t len)
+{
+    LOCAL_CONN(id, c, w);
+    (void)w;
+    return room_hold_state(c, room, len);
+}
+
+RC_FFI_EXPORT double rc_ffi_release(uint64_t id, const char *room, size_t len, double after)
+{
+    if (!(after >= 0 && after <= 0x1p53))
+        return RC_E_INVAL;
+    LOCAL_CONN(id, c, w);
+    return (double)room_release(&w->srv->rooms, c, room, len, (uint64_t)after);
+}
+
 RC_FFI_EXPORT int rc_ffi_leave(uint64_t id, const char *room, size_t len)
 {
     LOCAL_CONN(id, c, w);
@@ -1031,6 +1052,9 @@ RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
     XX(rc_ffi_blob_free)                                                                           \
     XX(rc_ffi_close)                                                                               \
     XX(rc_ffi_join)                                                                                \
+    XX(rc_ffi_join_held)                                                                           \
+    XX(rc_ffi_hold_state)                                                                          \
+    XX(rc_ffi_release)                                                                             \
     XX(rc_ffi_leave)                                                                               \
     XX(rc_ffi_in_room)                                                                             \
     XX(rc_ffi_conn_rooms)                                                                          \

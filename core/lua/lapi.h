@@ -53,6 +53,12 @@ int rc_ffi_close(uint64_t id, int code, const char *reason, size_t len);
  * 0, RC_E_EXISTS, RC_E_NOT_FOUND (leave: not a member), RC_E_INVAL,
  * RC_E_LIMIT, RC_E_CLOSED, RC_E_DENIED. */
 int rc_ffi_join(uint64_t id, const char *room, size_t len);
+/* conn:join(name, {hold = true}), conn:hold_intact(name), conn:release(name,
+ * after): room_join_ex with ROOM_JOIN_HOLD, room_hold_state, room_release
+ * (room.h). after: a seq, 0 .. 2^53 (else RC_E_INVAL). */
+int rc_ffi_join_held(uint64_t id, const char *room, size_t len);
+int rc_ffi_hold_state(uint64_t id, const char *room, size_t len);
+double rc_ffi_release(uint64_t id, const char *room, size_t len, double after);
 int rc_ffi_leave(uint64_t id, const char *room, size_t len);
 /* 1 member, 0 not, or a negative code. */
 int rc_ffi_in_room(uint64_t id, const char *room, size_t len);

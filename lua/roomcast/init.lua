@@ -251,11 +251,14 @@ function conn_methods:close(code, reason)
     return nil, err_of(r)
 end
 
--- conn:join(name) -> true | nil, err[, code, message]
+-- conn:join(name[, opts]) -> true | nil, err[, code, message]
 -- The on_join chain (plugins, route, script) runs first and may deny:
--- nil, "denied", code, message.
-function conn_methods:join(name)
+-- nil, "denied", code, message. opts.hold = true: the room's messages are
+-- held for this member until conn:release(name, after) (a recovering join:
+-- read the store, send joined and the replay, then release; README "Recovery").
+function conn_methods:join(name, opts)
     check_string(name, "join", 1)
+    local hold = opts ~= nil and opts.hold
     local id = self.id
     local r = C.rc_ffi_in_room(id, name, #name)
     if r < 0 then return nil, err_of(r) end
@@ -267,9 +270,38 @@ function conn_methods:join(name)
             return nil, "denied", code, msg
         end
     end
-    r = C.rc_ffi_join(id, name, #name)
+    if hold then
+        r = C.rc_ffi_join_held(id, name, #name)
+    else
+        r = C.rc_ffi_join(id, name, #name)
+    end
     if r ~= 0 then return nil, err_of(r) end
     return true
+end
+
+-- conn:hold_intact(name) -> true | false | nil, err. For a member joined with
+-- hold: true while every message since its join is held; false once more
+-- than recover_hold came (some were dropped: answer recovered=false).
+-- nil, "not_found" when the connection does not wait in that room.
+function conn_methods:hold_intact(name)
+    check_string(name, "hold_intact", 1)
+    local r = C.rc_ffi_hold_state(self.id, name, #name)
+    if r < 0 then return nil, err_of(r) end
+    return r == 1
+end
+
+-- conn:release(name, after) -> n | nil, err. Ends a held join: queues the held
+-- messages with a seq greater than `after` (n of them), in seq order, after
+-- whatever this handler sent already; from then on the member gets the room's
+-- messages as any member does. nil, "not_found" when it does not wait.
+function conn_methods:release(name, after)
+    check_string(name, "release", 1)
+    if type(after) ~= "number" then
+        error("bad argument #2 to 'release' (number expected, got " .. type(after) .. ")", 2)
+    end
+    local r = C.rc_ffi_release(self.id, name, #name, after)
+    if r < 0 then return nil, err_of(r) end
+    return tonumber(r)
 end
 
 -- conn:leave(name) -> true | nil, err. C leaves first; then on_leave runs.

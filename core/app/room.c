@@ -43,10 +43,19 @@ struct room {
  * waiting members, and room_release hands a member those after its replay.
  *
  *   local_room --hold--> room_hold
- *                        waiting: [conn id, lost] ...   (members between
- *                                                         join and release)
+ *                        waiting: [conn, lost, released, after] ...
  *                        held:    [seq, frame, zframe, exclude, policy] ...
  *                                  in seq order (MAIL_DELIVER order)
+ *
+ *   join(HOLD) -> waiting -> room_release(after): held frames > after queued;
+ *   released, still outside the fan-out list -> the first delivery with a
+ *   seq > after: queued to it, and it joins the fan-out list (hold_serve).
+ *
+ * Why a released member waits for one more delivery: the store's answer
+ * (another thread's mail) can overtake the owner's deliveries of messages
+ * it already holds; those arrive after the release with seq <= after and
+ * are dropped for it here. Deliveries come in seq order (one sender, FIFO),
+ * so once one is newer than the replay every later one is too.
  *
  * At most recover_hold entries: the delivery that would be one more drops
  * them all and marks every member then waiting `lost` (its replay cannot be
@@ -60,8 +69,10 @@ struct held_frame {
 };
 
 struct hold_waiter {
-    uint64_t conn_id;
-    int lost;
+    struct conn *c; /* borrowed: a member (leave_at removes it first) */
+    uint64_t after; /* released: the last seq its replay covered */
+    int lost;       /* the hold overflowed while it waited */
+    int released;   /* room_release ran; waits for a delivery newer than after */
 };
 
 struct room_hold {
@@ -419,7 +430,7 @@ int room_join_ex(struct rooms *R, struct conn *c, const char *name, size_t len, 
             h->waiting_cap = h->waiting_cap ? h->waiting_cap * 2 : 2;
             h->waiting = rc_xrealloc(h->waiting, h->waiting_cap * sizeof(*h->waiting));
         }
-        h->waiting[h->nwaiting++] = (struct hold_waiter){.conn_id = c->id, .lost = 0};
+        h->waiting[h->nwaiting++] = (struct hold_waiter){.c = c};
         k->rooms[k->nrooms].index = ROOM_INDEX_HELD;
     } else {
         member_append(lr, c);
@@ -430,10 +441,10 @@ int room_join_ex(struct rooms *R, struct conn *c, const char *name, size_t len, 
     return 0;
 }
 
-static struct hold_waiter *hold_find(struct room_hold *h, uint64_t id)
+static struct hold_waiter *hold_find(struct room_hold *h, const struct conn *c)
 {
     for (uint32_t i = 0; h && i < h->nwaiting; i++)
-        if (h->waiting[i].conn_id == id)
+        if (h->waiting[i].c == c)
             return &h->waiting[i];
     return NULL;
 }
@@ -442,7 +453,7 @@ static struct hold_waiter *hold_find(struct room_hold *h, uint64_t id)
 static void hold_unwait(struct local_room *lr, struct conn *c)
 {
     struct room_hold *h = lr->hold;
-    struct hold_waiter *w = hold_find(h, c->id);
+    struct hold_waiter *w = hold_find(h, c);
     RC_ASSERT(w != NULL);
     *w = h->waiting[--h->nwaiting];
     if (h->nwaiting == 0) {
@@ -451,10 +462,26 @@ static void hold_unwait(struct local_room *lr, struct conn *c)
     }
 }
 
-/* MAIL_DELIVER while members of lr wait: keep the frame for them. */
+/* c gets f (the deflate variant z when it fits c) under policy. */
+static void deliver_one(struct conn *c, struct frame_ref *f, struct frame_ref *z, int policy,
+                        const struct rc_config *cfg)
+{
+    if (z && c->pmd &&
+        deflate_frame_fits(c->pmd_bits, deflate_cfg_bits(cfg), deflate_frame_payload_len(f)))
+        f = z;
+    conn_deliver(c, f, policy);
+}
+
+/* MAIL_DELIVER while members of lr wait: keep the frame for those not
+ * released yet. */
 static void hold_keep(struct local_room *lr, const struct mail *m, uint32_t cap)
 {
     struct room_hold *h = lr->hold;
+    uint32_t unreleased = 0;
+    for (uint32_t i = 0; i < h->nwaiting; i++)
+        unreleased += !h->waiting[i].released;
+    if (unreleased == 0)
+        return;
     if (h->nheld >= cap) {
         /* over recover_hold: these members cannot be given a gap-free
          * stream; they learn it at room_hold_state (recovered:false) */
@@ -479,8 +506,10 @@ int room_hold_state(const struct conn *c, const char *name, size_t len)
     int i = find_conn_room(c, name, len);
     if (i < 0 || c->cold->rooms[i].index != ROOM_INDEX_HELD)
         return RC_E_NOT_FOUND;
-    const struct hold_waiter *w = hold_find(c->cold->rooms[i].room->hold, c->id);
+    const struct hold_waiter *w = hold_find(c->cold->rooms[i].room->hold, c);
     RC_ASSERT(w != NULL);
+    if (w->released)
+        return RC_E_NOT_FOUND;
     return w->lost ? 0 : 1;
 }
 
@@ -491,36 +520,75 @@ long room_release(struct rooms *R, struct conn *c, const char *name, size_t len,
         return RC_E_NOT_FOUND;
     struct local_room *lr = c->cold->rooms[i].room;
     struct room_hold *h = lr->hold;
-    const struct rc_config *cfg = R->cfg;
-    unsigned zbits = deflate_cfg_bits(cfg);
-    /* What c gets, by reference, taken before c joins the fan-out list: a
-     * delivery can close c (slow consumer) and its leave frees the hold. */
+    struct hold_waiter *w = hold_find(h, c);
+    RC_ASSERT(w != NULL);
+    if (w->released)
+        return RC_E_NOT_FOUND;
+    /* What c gets, by reference, taken first: a delivery can close c (slow
+     * consumer) and its leave frees the hold. seq 0 (unsequenced) is never
+     * in a replay. */
     struct held_frame *out = NULL;
     uint32_t n = 0;
+    uint64_t last = after;
     for (uint32_t j = 0; j < h->nheld; j++) {
         const struct held_frame *e = &h->held[j];
-        if (e->seq <= after || e->exclude == c->id)
+        if ((e->seq != 0 && e->seq <= after) || e->exclude == c->id)
             continue;
         if (out == NULL)
             out = rc_xmalloc((h->nheld - j) * sizeof(*out));
-        struct frame_ref *f = e->f;
-        if (e->z && c->pmd &&
-            deflate_frame_fits(c->pmd_bits, zbits, deflate_frame_payload_len(e->f)))
-            f = e->z;
-        out[n++] = (struct held_frame){.seq = e->seq, .f = frame_ref_get(f), .policy = e->policy};
+        out[n++] = (struct held_frame){
+            .f = frame_ref_get(e->f), .z = e->z ? frame_ref_get(e->z) : NULL, .policy = e->policy};
+        if (e->seq > last)
+            last = e->seq;
     }
-    hold_unwait(lr, c);
-    member_append(lr, c);
-    c->cold->rooms[i].index = lr->count - 1;
+    w->released = 1;
+    w->after = last;
     /* In seq order, before any later delivery: this runs on the worker that
      * handles them, between two mails. */
     for (uint32_t j = 0; j < n; j++) {
         if (!c->released)
-            conn_deliver(c, out[j].f, out[j].policy);
+            deliver_one(c, out[j].f, out[j].z, out[j].policy, R->cfg);
         frame_ref_put(out[j].f);
+        if (out[j].z)
+            frame_ref_put(out[j].z);
     }
     rc_free(out);
     return (long)n;
+}
+
+/* MAIL_DELIVER m, after the fan-out walk: released waiters get it when it
+ * is newer than their replay (or unsequenced), and the first newer one
+ * makes them ordinary members. */
+static void hold_serve(struct room_part *p, struct local_room *lr, const struct mail *m)
+{
+    struct room_hold *h = lr->hold;
+    struct conn *stack[16];
+    struct conn **to = h->nwaiting <= 16 ? stack : rc_xmalloc(h->nwaiting * sizeof(*to));
+    uint32_t n = 0;
+    /* Collected first, then moved, then delivered: a delivery can close a
+     * connection, whose leave changes the waiting list (and can free it).
+     * Connections are freed only by the reaper, so the pointers hold. */
+    for (uint32_t i = 0; i < h->nwaiting; i++) {
+        struct hold_waiter *w = &h->waiting[i];
+        if (w->released && (m->seq == 0 || m->seq > w->after))
+            to[n++] = w->c;
+    }
+    if (m->seq != 0) {
+        for (uint32_t k = 0; k < n; k++) {
+            struct conn *c = to[k];
+            int i = find_conn_room(c, lr->name, lr->name_len);
+            hold_unwait(lr, c);
+            member_append(lr, c);
+            c->cold->rooms[i].index = lr->count - 1;
+        }
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        struct conn *c = to[k];
+        if (!c->released && c->id != m->conn_id)
+            deliver_one(c, m->frame, m->zframe, (int)m->flags, p->all->cfg);
+    }
+    if (to != stack)
+        rc_free(to);
 }
 
 static void maybe_free_local(struct room_part *p, struct local_room *lr)
@@ -736,6 +804,8 @@ static void on_deliver(void *ctx, struct mail *m)
         conn_batch_end(&z);
     }
     conn_batch_end(&plain);
+    if (rc_unlikely(lr->hold != NULL)) /* after the walk: a promoted member is not walked */
+        hold_serve(p, lr, m);
     conn_fanout_end(p->cs, mark);
     lr->busy--;
     maybe_free_local(p, lr);

@@ -141,9 +141,12 @@ int room_join_ex(struct rooms *r, struct conn *c, const char *name, size_t len, 
  * dropped some. RC_E_NOT_FOUND when c is not a waiting member of the room. */
 int room_hold_state(const struct conn *c, const char *name, size_t len);
 /* Ends c's wait: queues, in seq order, each frame held since its join with
- * a seq greater than `after` (and not excluded for c), then makes c an
- * ordinary member. Returns how many it queued, or RC_E_NOT_FOUND (not a
- * waiting member). May close c (slow-consumer policy), running its hooks. */
+ * a seq greater than `after` (and not excluded for c). Deliveries that
+ * arrive later with a seq up to there are dropped for c (the store's answer
+ * can overtake the owner's deliveries of what it holds); the first newer
+ * one reaches c and makes it an ordinary member of the fan-out. Returns how
+ * many it queued, or RC_E_NOT_FOUND (not a waiting member, or released
+ * already). May close c (slow-consumer policy), running its hooks. */
 long room_release(struct rooms *r, struct conn *c, const char *name, size_t len, uint64_t after);
 /* Returns 0 or RC_E_NOT_FOUND (not a member). */
 int room_leave(struct rooms *r, struct conn *c, const char *name, size_t len);

@@ -189,6 +189,22 @@ describe("scripts/chat.lua", function()
             assert.are.same({ 4, "m4" }, { out[3].seq, out[3].content })
         end)
 
+        it("a recovering join is released after its replay: live broadcasts follow, once", function()
+            local a = w:connect()
+            one(a, { type = "join", room_id = "r", user_id = "a" })
+            send(a, { type = "broadcast", room_id = "r", content = "m1" })
+            local b = w:connect()
+            local out = send(b, { type = "join", room_id = "r", since = 0 })
+            assert.are.same({ "joined", 1 }, { out[1].type, out[2].seq })
+            assert.are.equal(2, #out)
+            send(a, { type = "broadcast", room_id = "r", content = "m2" })
+            out = w:take(b)
+            assert.are.equal(1, #out)
+            assert.are.same({ "m2", 2 }, { out[1].content, out[1].seq })
+            -- released: no longer waiting
+            assert.are.same({ nil, "not_found" }, { b:hold_intact("r") })
+        end)
+
         it("since = 0 on an empty room replays nothing and reports seq 0", function()
             local c = w:connect()
             assert.are.same({ { type = "joined", room_id = "new", seq = 0, epoch = "ep-new",

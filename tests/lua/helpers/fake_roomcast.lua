@@ -136,7 +136,7 @@ local function make_conn_mt(w)
         return true
     end
 
-    function methods:join(name)
+    function methods:join(name, opts)
         check_type(name, "string", "join", 1)
         local st = live(self)
         if not st then return nil, "closed" end
@@ -155,7 +155,40 @@ local function make_conn_mt(w)
         st.rooms[name] = true
         st.room_order[#st.room_order + 1] = name
         room.members[#room.members + 1] = self.id
+        if opts ~= nil and opts.hold then
+            -- like C (room_join_ex ROOM_JOIN_HOLD): a member whose deliveries
+            -- wait until release, up to recover_hold
+            st.held = st.held or {}
+            st.held[name] = { frames = {}, lost = false }
+        end
         return true
+    end
+
+    function methods:hold_intact(name)
+        check_type(name, "string", "hold_intact", 1)
+        local st = live(self)
+        if not st then return nil, "closed" end
+        local h = st.held and st.held[name]
+        if not h then return nil, "not_found" end
+        return not h.lost
+    end
+
+    function methods:release(name, after)
+        check_type(name, "string", "release", 1)
+        check_type(after, "number", "release", 2)
+        local st = live(self)
+        if not st then return nil, "closed" end
+        local h = st.held and st.held[name]
+        if not h then return nil, "not_found" end
+        st.held[name] = nil
+        local n = 0
+        for _, f in ipairs(h.frames) do
+            if f.seq > after then
+                st.outbox[#st.outbox + 1] = { data = f.data, binary = f.binary }
+                n = n + 1
+            end
+        end
+        return n
     end
 
     function methods:leave(name)
@@ -164,6 +197,7 @@ local function make_conn_mt(w)
         if not st then return nil, "closed" end
         if not st.rooms[name] then return nil, "not_member" end
         st.rooms[name] = nil
+        if st.held then st.held[name] = nil end
         remove_value(st.room_order, name)
         remove_value(w.rooms[name].members, self.id)
         local chain = w.rc._chain
@@ -276,7 +310,16 @@ local function make_room_mt(w)
         end
         for _, id in ipairs(room.members) do
             local st = w.conns[id]
-            if id ~= opts.exclude and st and not st.closing then
+            local h = st and st.held and st.held[self.name]
+            if h and id ~= opts.exclude then
+                local cap = tonumber(w.rc.config.recover_hold) or 4096
+                if #h.frames >= cap then
+                    h.frames, h.lost = {}, true
+                else
+                    h.frames[#h.frames + 1] = { seq = seq, data = payload,
+                        binary = opts.binary and true or false }
+                end
+            elseif id ~= opts.exclude and st and not st.closing then
                 st.outbox[#st.outbox + 1] = { data = payload, binary = opts.binary and true or false }
             end
         end

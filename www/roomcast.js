@@ -12,8 +12,10 @@
 // - Reconnects after any drop with exponential backoff and full jitter
 //   (delay = random between base/2 and base, base doubling up to maxDelay).
 // - After a reconnect it joins its rooms again with `since` (the last seq it
-//   delivered) and `epoch`, so the server replays what it missed. Messages
-//   are delivered once and in seq order: duplicates (seq <= last) are dropped.
+//   delivered) and `epoch`, so the server replays what it missed. The server
+//   sends `joined`, the replay, then live messages, in seq order without
+//   duplicates; the client still drops any seq <= the last one delivered (a
+//   safety net, e.g. against an older server).
 // - It tells the app when continuity is lost: a "recovery" event with
 //   recovered: false and a reason: "reset" (the server's seq went backwards:
 //   its history was lost), "epoch" (the room's epoch changed), "gap" (the

@@ -7,16 +7,22 @@ seqs since+1, since+2, ... with nothing missing and nothing twice
 (recovered:false): `joined`, then live traffic from joined.seq + 1. With a
 held buffer of one frame (recover_hold = 1) an overflowing join is answered
 recovered:false, never with a gap or a duplicate after `joined`. Memory and
-SQLite stores; RC_WORKERS=1 and 3 (the room's owner is often another worker
+SQLite stores, and the Redis bus and stream (a redis-server started here on
+a free port); RC_WORKERS=1 and 3 (the room's owner is often another worker
 than the joiner's)."""
 
 import asyncio
+import atexit
 import json
 import os
 import random
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rctest  # noqa: E402
@@ -39,6 +45,36 @@ with open(HOLD_CONF, "w") as f:
     f.write("recover_hold = 1\nhistory = { store = \"sqlite\", path = %r }\n" %
             os.path.join(DB_DIR, "hold1.db"))
 TINY_HOLD = ("-s", CHAT, "-c", HOLD_CONF)
+
+
+
+def start_redis():
+    """A real redis-server on a free port for the Redis bus and stream store
+    case (killed at exit); None when redis-server is not installed."""
+    if shutil.which("redis-server") is None:
+        return None
+    sk = socket.socket()
+    sk.bind(("127.0.0.1", 0))
+    port = sk.getsockname()[1]
+    sk.close()
+    d = tempfile.mkdtemp(prefix="rc47r-")
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", d],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop():
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(d, ignore_errors=True)
+    atexit.register(stop)
+    for _ in range(250):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return "redis://127.0.0.1:%d/0" % port
+        except OSError:
+            time.sleep(0.02)
+    raise Failure("redis-server did not start")
+
 
 JOINS = 50          # recovering joins per run
 BURST, PAUSE = 4, 0.001  # the publisher: about 3000/s, in a thread of its own
@@ -80,7 +116,7 @@ class Publisher:
 
     async def run(self):
         async with websockets.connect(url(self.srv), max_size=None, compression=None,
-                                      ping_interval=None) as ws:
+                                      ping_interval=None, max_queue=None) as ws:
             await ws.send(json.dumps({"type": "join", "room_id": self.room}))
             j = await recv_json(ws)
             eq(j["type"], "joined", "publisher joined")
@@ -88,7 +124,10 @@ class Publisher:
 
             async def drain():
                 while True:
-                    m = json.loads(await ws.recv())
+                    try:
+                        m = json.loads(await ws.recv())
+                    except websockets.ConnectionClosed:
+                        return
                     if m.get("type") == "broadcast":
                         if m["seq"] != self.last + 1:
                             self.error = Failure("publisher: seq %d after %d" %
@@ -104,11 +143,10 @@ class Publisher:
                 if n >= 200:
                     self.ready.set()
                 await asyncio.sleep(PAUSE)
-            reader.cancel()
-            try:
-                await reader
-            except asyncio.CancelledError:
-                pass
+            # close with the reader still draining: a backlog of broadcasts
+            # must not hold the close frame up
+            await ws.close()
+            await reader
         return n
 
 
@@ -120,8 +158,10 @@ async def one_join(srv, pub, rnd, stale_epoch=False):
     req = {"type": "join", "room_id": pub.room, "since": since}
     req["epoch"] = "stale0" if stale_epoch else pub.epoch
     comp = "deflate" if rnd.random() < 0.5 else None
+    # max_queue=None: the client keeps reading while it closes, so live
+    # traffic queued ahead of the server's close frame does not stall it
     async with websockets.connect(url(srv), max_size=None, ping_interval=None,
-                                  compression=comp) as ws:
+                                  compression=comp, max_queue=None) as ws:
         await ws.send(json.dumps(req))
         first = await recv_json(ws)
         if first.get("type") != "joined":
@@ -186,6 +226,14 @@ def test_stale_epoch_joined_then_live(srv):
 
 test_recover_gap_free_under_publishes_sqlite = rctest.server(*SQLITE)(
     lambda srv: test_recover_gap_free_under_publishes(srv))
+
+
+REDIS = start_redis() if "RC_TEST_ONLY" not in os.environ or \
+    "redis" in os.environ["RC_TEST_ONLY"] else None
+if REDIS is not None:
+    test_recover_gap_free_under_publishes_redis = rctest.server(
+        "-s", CHAT, "--history-size", "2000", "--redis", REDIS)(
+        lambda srv: test_recover_gap_free_under_publishes(srv))
 
 
 def test_overflow_says_recovered_false(srv):

@@ -1043,6 +1043,98 @@ static void test_conn__cold_part_follows_the_rooms(void **state)
     fx_teardown();
 }
 
+/* The owner's delivery of seq `seq` (a frame of one byte mark), handled. */
+static void deliver_seq(struct rooms *R, struct mailbox *mb, uint64_t seq, char mark)
+{
+    struct frame_ref *f = room_frame(7, mark, 1);
+    struct store_msg m = {.seq = seq};
+    room_deliver_frame(R, "r", 1, &m, f, 0);
+    frame_ref_put(f);
+    mailbox_drain_local(mb);
+}
+
+/* What the fixture's connection received since the last call, as marks. */
+static void got_marks(char *out, size_t cap, size_t *seen)
+{
+    struct sframe fr[32];
+    int n = server_frames(fr, 32);
+    size_t k = 0;
+    for (int i = (int)*seen; i < n && k + 1 < cap; i++)
+        out[k++] = (char)fr[i].p[0];
+    out[k] = '\0';
+    *seen = (size_t)n;
+}
+
+/* A recovering member (ROOM_JOIN_HOLD): outside the fan-out while it
+ * waits, its deliveries held; released after seq 2: the held 3 and 4, a
+ * late copy of 4 dropped, 5 live and it is a fan-out member again; the
+ * hold bounded by recover_hold (lost); leaving while held frees it all. */
+static void test_conn__room_hold_and_release(void **state)
+{
+    fx_setup();
+    long live0 = allocs_now();
+    F.cfg.recover_hold = 3;
+    struct mailbox mb;
+    struct rooms R;
+    mailbox_init(&mb, F.loop);
+    rooms_init(&R, 1, &F.cfg, NULL, NULL);
+    rooms_attach(&R, 0, F.loop, &mb, &F.stats, &F.cs);
+    upgrade();
+    struct conn *c = live();
+    size_t seen = 0;
+    char marks[32];
+    assert_int_equal(room_join_ex(&R, c, "r", 1, ROOM_JOIN_HOLD), 0);
+    assert_true(room_is_member(c, "r", 1));
+    assert_int_equal(room_count(&R, "r", 1), 1);
+    assert_int_equal(room_hold_state(c, "r", 1), 1);
+    deliver_seq(&R, &mb, 1, '1');
+    deliver_seq(&R, &mb, 2, '2');
+    deliver_seq(&R, &mb, 3, '3');
+    deliver_seq(&R, &mb, 4, '4');
+    iterate();
+    got_marks(marks, sizeof(marks), &seen);
+    assert_string_equal(marks, ""); /* held */
+    /* 4 > recover_hold = 3: the fourth dropped them all */
+    assert_int_equal(room_hold_state(c, "r", 1), 0);
+    assert_int_equal(room_leave(&R, c, "r", 1), 0); /* frees the hold */
+
+    assert_int_equal(room_join_ex(&R, c, "r", 1, ROOM_JOIN_HOLD), 0);
+    deliver_seq(&R, &mb, 1, '1');
+    deliver_seq(&R, &mb, 2, '2');
+    deliver_seq(&R, &mb, 3, '3');
+    assert_int_equal(room_hold_state(c, "r", 1), 1);
+    /* the replay went up to 2 (the script sent it): 3 follows */
+    assert_int_equal(room_release(&R, c, "r", 1, 2), 1);
+    assert_int_equal(room_release(&R, c, "r", 1, 2), RC_E_NOT_FOUND);
+    assert_int_equal(room_hold_state(c, "r", 1), RC_E_NOT_FOUND);
+    deliver_seq(&R, &mb, 3, 'x'); /* a late copy (the store answered first) */
+    deliver_seq(&R, &mb, 4, '4');
+    deliver_seq(&R, &mb, 5, '5');
+    iterate();
+    got_marks(marks, sizeof(marks), &seen);
+    assert_string_equal(marks, "345");
+    assert_int_not_equal(c->cold->rooms[0].index, UINT32_MAX); /* in the fan-out list */
+
+    /* unsequenced deliveries (seq 0) are never part of a replay */
+    assert_int_equal(room_leave(&R, c, "r", 1), 0);
+    assert_int_equal(room_join_ex(&R, c, "r", 1, ROOM_JOIN_HOLD), 0);
+    deliver_seq(&R, &mb, 0, 'z');
+    deliver_seq(&R, &mb, 9, '9');
+    assert_int_equal(room_release(&R, c, "r", 1, 9), 1);
+    iterate();
+    got_marks(marks, sizeof(marks), &seen);
+    assert_string_equal(marks, "z");
+
+    conn_release(c); /* waiting (released, nothing newer yet): the leave frees the hold */
+    iterate();
+    wtimer_stop(F.loop, &R.part[0].gc);
+    rooms_destroy(&R);
+    mailbox_destroy(&mb);
+    mail_cache_flush(); /* the deliveries' recycled mails */
+    assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS);
+    fx_teardown();
+}
+
 /* With a message rate, the first message creates the bucket in the cold
  * part; the bucket keeps it (its refill time is state), the release frees it. */
 static void test_conn__cold_part_holds_the_rate_bucket(void **state)
@@ -1288,6 +1380,7 @@ int main(void)
         cmocka_unit_test(test_conn__dirty_queue),
         cmocka_unit_test(test_conn__cold_part_follows_the_user),
         cmocka_unit_test(test_conn__cold_part_follows_the_rooms),
+        cmocka_unit_test(test_conn__room_hold_and_release),
         cmocka_unit_test(test_conn__cold_part_holds_the_rate_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

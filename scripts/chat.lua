@@ -8,6 +8,7 @@
 --        -> {"type":"joined","room_id":"lobby","seq":41,"epoch":"k3x9"}   (+ "id" after room_id)
 --           seq: the room's last seq; epoch: changes only when the room's history was
 --           lost or reset (a crash, a wiped store): seqs of another epoch mean nothing.
+--           Then the live broadcasts from seq + 1 (the member is held while seq is read).
 --   {"type":"join","room_id":"lobby","since":41,"epoch":"k3x9"}   (recovery; epoch optional)
 --        -> {"type":"joined","room_id":"lobby","seq":45,"epoch":"k3x9","recovered":true}
 --           then every stored broadcast with since < seq <= 45, in order, as it was
@@ -172,9 +173,9 @@ function handlers.join(conn, msg, id)
         return E.invalid_field, "user_id does not match this connection's user '" .. current .. "'"
     end
 
-    -- A recovering join waits in the room (held: README "Recovery") until its
-    -- joined and replay are queued, then gets the live messages after them.
-    local ok, err, dcode, dtext = conn:join(room_id, since and HOLD or nil)
+    -- The member waits in the room (held: README "Recovery") until its joined
+    -- (and replay) are queued, then gets the live messages after them.
+    local ok, err, dcode, dtext = conn:join(room_id, HOLD)
     if not ok then
         if err == "already_member" then
             return E.already_member, "already a member of '" .. room_id .. "'"
@@ -193,12 +194,19 @@ function handlers.join(conn, msg, id)
     -- Built by hand to keep the seed's key order: {"type":"joined","room_id":...}
     local head = '{"type":"joined","room_id":' .. enc(room_id) .. id_field(id)
     if not since then
-        local seq, epoch = room:last_seq()
+        -- held too: `joined` (seq N), then the live broadcasts from N + 1
+        local okr, seq, epoch = pcall(room.last_seq, room)
+        if not okr then
+            conn:release(room_id, 0)
+            error(seq, 0)
+        end
         if not seq then
             conn:send(head .. '}')
+            conn:release(room_id, 0)
             return E.unavailable, "the room's history is unavailable: " .. tostring(epoch)
         end
         conn:send(head .. ',"seq":' .. seq .. ',"epoch":' .. enc(epoch) .. '}')
+        conn:release(room_id, seq)
         return
     end
     -- Recovery. The membership above came first, so every broadcast is either

@@ -4,7 +4,8 @@ room, a client joins with `since` again and again, and every time it must
 see `joined` first, then the replay and the live broadcasts as one run of
 seqs since+1, since+2, ... with nothing missing and nothing twice
 (README "Recovery"). The same for a join whose epoch is stale
-(recovered:false): `joined`, then live traffic from joined.seq + 1. With a
+(recovered:false), and for a join without since: `joined`, then live
+traffic from joined.seq + 1. With a
 held buffer of one frame (recover_hold = 1) an overflowing join is answered
 recovered:false, never with a gap or a duplicate after `joined`. Memory and
 SQLite stores, and the Redis bus and stream (a redis-server started here on
@@ -150,13 +151,15 @@ class Publisher:
         return n
 
 
-async def one_join(srv, pub, rnd, stale_epoch=False):
+async def one_join(srv, pub, rnd, stale_epoch=False, plain=False):
     """Joins with since (a few dozen behind the publisher's last seq) and
     returns (since, joined, seqs after it). Half of the joiners negotiate
     permessage-deflate (the held frames keep their compressed variant)."""
     since = max(0, pub.last - rnd.randint(0, 60))
     req = {"type": "join", "room_id": pub.room, "since": since}
     req["epoch"] = "stale0" if stale_epoch else pub.epoch
+    if plain:
+        req = {"type": "join", "room_id": pub.room}
     comp = "deflate" if rnd.random() < 0.5 else None
     # max_queue=None: the client keeps reading while it closes, so live
     # traffic queued ahead of the server's close frame does not stall it
@@ -221,6 +224,15 @@ def test_stale_epoch_joined_then_live(srv):
         since, j, seqs = await one_join(srv, pub, rnd, stale_epoch=True)
         eq(j.get("recovered"), False, "stale epoch")
         consecutive(seqs, j["seq"] + 1, "join %d (recovered:false) joined.seq=%d" % (i, j["seq"]))
+    run(hammer(srv, body, joins=10))
+
+
+def test_plain_join_joined_then_live(srv):
+    """A join without since: `joined` (the room's seq N) first, then N+1..."""
+    async def body(pub, rnd, i):
+        _, j, seqs = await one_join(srv, pub, rnd, plain=True)
+        check("recovered" not in j, "no recovered without since: %s" % j)
+        consecutive(seqs, j["seq"] + 1, "plain join %d joined.seq=%d" % (i, j["seq"]))
     run(hammer(srv, body, joins=10))
 
 

@@ -21,7 +21,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -30,21 +29,15 @@ import rctest  # noqa: E402
 from rclua import script, uniq  # noqa: E402
 from rctest import Failure, check, eq, tmo  # noqa: E402
 
-try:
-    import websockets
-except ImportError:
-    print("SKIP: python3-websockets is not installed for %s" % sys.executable)
-    print("0 passed, 0 failed")
-    sys.exit(0)
+websockets = rctest.need_websockets()
 
 CHAT = script("chat.lua")
 MEM = ("-s", CHAT, "--history-size", "2000")
-DB_DIR = tempfile.mkdtemp(prefix="rc47-")
+DB_DIR = rctest.scratch_dir("rc47-")
 SQLITE = ("-s", CHAT, "--history", "sqlite:" + os.path.join(DB_DIR, "h.db"))
-HOLD_CONF = os.path.join(DB_DIR, "hold1.conf.lua")
-with open(HOLD_CONF, "w") as f:
-    f.write("recover_hold = 1\nhistory = { store = \"sqlite\", path = %r }\n" %
-            os.path.join(DB_DIR, "hold1.db"))
+HOLD_CONF = rctest.write_in(DB_DIR, "hold1.conf.lua",
+                            "recover_hold = 1\nhistory = { store = \"sqlite\", path = %r }\n" %
+                            os.path.join(DB_DIR, "hold1.db"))
 TINY_HOLD = ("-s", CHAT, "-c", HOLD_CONF)
 
 
@@ -58,7 +51,7 @@ def start_redis():
     sk.bind(("127.0.0.1", 0))
     port = sk.getsockname()[1]
     sk.close()
-    d = tempfile.mkdtemp(prefix="rc47r-")
+    d = rctest.scratch_dir("rc47r-")
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no", "--dir", d],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -66,8 +59,7 @@ def start_redis():
     def stop():
         proc.kill()
         proc.wait()
-        shutil.rmtree(d, ignore_errors=True)
-    atexit.register(stop)
+    atexit.register(stop)  # registered after scratch_dir's removal: runs first
     for _ in range(250):
         try:
             socket.create_connection(("127.0.0.1", port), 0.2).close()
@@ -82,12 +74,8 @@ BURST, PAUSE = 4, 0.001  # the publisher: about 3000/s, in a thread of its own
 LIVE_AFTER = 15     # live broadcasts each join must see after its `joined`
 
 
-def url(srv):
-    return "ws://%s:%d/ws" % (srv.host, srv.port)
-
-
-def run(coro, limit=60.0):
-    return asyncio.run(asyncio.wait_for(coro, tmo(limit)))
+url = rctest.ws_url
+run = rctest.run
 
 
 async def recv_json(ws, timeout=10.0):

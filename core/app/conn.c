@@ -20,11 +20,6 @@
 #define HEAD_INITIAL 1024
 /* Reads per readable event, so one fast sender cannot starve the others. */
 #define READS_PER_EVENT 4
-/* Bytes written to one connection per flush before yielding to the others;
- * no single writev goes past it either, so a frame of megabytes (a big
- * history answer) goes out in slices across loop iterations and the other
- * connections' writes and reads interleave. */
-#define FLUSH_BUDGET (1024 * 1024)
 
 static struct rc_ratelimit io_rl;
 
@@ -854,8 +849,32 @@ static inline void flush_end(struct conn *c)
     update_events(c);
 }
 
+/* The flush spent its budget while the socket still took every byte: c is
+ * not blocked and waits for no WL_WRITE (epoll reports a TCP socket
+ * writable only once a third of its send buffer is free, long after a
+ * write would succeed: a yield that waited for it stopped the reads of a
+ * client that does not read, with the kernel buffer two thirds full:
+ * 71_daemon). It is flushed again in the next iteration, after the events
+ * of that one: on the dirty queue, or, during the walk, on cs->yielded
+ * (conn_flush_dirty puts those back on the queue at its end). */
+static void yield(struct conn *c)
+{
+    struct connset *cs = c->cs;
+    if (c->dirty)
+        return;
+    if (!cs->walking) {
+        mark_dirty(cs, c);
+        return;
+    }
+    c->dirty = 1;
+    c->dirty_next = NULL;
+    *cs->yielded_tail = c;
+    cs->yielded_tail = &c->dirty_next;
+}
+
 /* The general flush: writev of up to SENDQ_MAX_IOV segments until the queue
- * is empty, the socket full or `budget` bytes went out. */
+ * is empty, the socket full (EAGAIN: write_blocked) or `budget` bytes went
+ * out (yield). */
 static RC_NOINLINE void flush_queue(struct conn *c, size_t budget)
 {
     while (!sendq_empty(&c->q)) {
@@ -883,8 +902,10 @@ static RC_NOINLINE void flush_queue(struct conn *c, size_t budget)
         STAT_ADD(c->cs->stats, bytes_out_total, (uint_fast64_t)wr);
         STAT_ADD(c->cs->stats, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
         if ((size_t)wr >= budget) {
-            /* Yield: the socket may take more, WL_WRITE brings us back. */
-            c->write_blocked = 1;
+            /* The budget is spent and the socket took all of it (at most
+             * `budget` bytes were offered): the others' turn. */
+            if (!sendq_empty(&c->q))
+                yield(c);
             break;
         }
         budget -= (size_t)wr;
@@ -901,8 +922,8 @@ void conn_flush(struct conn *c)
     /* The common case (a fan-out frame by reference, or one reply chunk):
      * one entry, written whole by one writev of one iovec. */
     struct frame_ref *one = sendq_single(&c->q);
-    if (rc_unlikely(one == NULL || one->len > FLUSH_BUDGET)) {
-        flush_queue(c, FLUSH_BUDGET);
+    if (rc_unlikely(one == NULL || one->len > CONN_FLUSH_BUDGET)) {
+        flush_queue(c, CONN_FLUSH_BUDGET);
         return;
     }
     struct iovec iov = {.iov_base = one->data, .iov_len = one->len};
@@ -924,7 +945,7 @@ void conn_flush(struct conn *c)
     STAT_ADD(st, bytes_out_total, (uint_fast64_t)wr);
     STAT_ADD(st, queued_bytes, (uint_fast64_t)0 - (uint_fast64_t)wr);
     if (rc_unlikely(!sendq_empty(&c->q))) {
-        flush_queue(c, FLUSH_BUDGET - (size_t)wr);
+        flush_queue(c, CONN_FLUSH_BUDGET - (size_t)wr);
         return;
     }
     /* Drained, and nothing flush_end acts on: not blocked or paused before
@@ -1534,12 +1555,21 @@ static void conn_on_close_timeout(struct tlist *tl, struct tnode *n)
 void conn_flush_dirty(struct connset *cs)
 {
     struct conn *c;
+    cs->walking = 1;
     while ((c = cs->dirty) != NULL) {
         cs->dirty = c->dirty_next;
         if (cs->dirty == NULL)
             cs->dirty_tail = &cs->dirty;
         c->dirty = 0;
         conn_flush(c); /* may queue more, and c or others again at the tail */
+    }
+    cs->walking = 0;
+    if (rc_unlikely(cs->yielded != NULL)) {
+        /* The next iteration's first flushes (the queue is empty here). */
+        cs->dirty = cs->yielded;
+        cs->dirty_tail = cs->yielded_tail;
+        cs->yielded = NULL;
+        cs->yielded_tail = &cs->yielded;
     }
 }
 
@@ -1585,6 +1615,8 @@ void connset_init(struct connset *cs, int id, struct wloop *loop, const struct r
     rc_list_init(&cs->conns);
     cs->dirty = NULL;
     cs->dirty_tail = &cs->dirty;
+    cs->yielded = NULL;
+    cs->yielded_tail = &cs->yielded;
     rc_list_init(&cs->reap);
     wtimer_init(&cs->later_timer, on_fanout_window, cs);
     idmap_init(&cs->ids, (uint32_t)id);

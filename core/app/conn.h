@@ -50,6 +50,14 @@ struct local_room;
 struct mail;
 
 #define CONN_RBUF_SIZE (64 * 1024)
+/* Bytes written to one connection per flush before yielding to the others;
+ * no single writev goes past it either, so a frame of megabytes (a big
+ * history answer) goes out in slices across loop iterations and the other
+ * connections' writes and reads interleave (issue 10: the others waited
+ * ~0.2 ms per MiB of one writev on loopback). A yield is not a block: the
+ * connection stays on the dirty queue (connset.yielded) and keeps reading.
+ * Small frames never reach it. */
+#define CONN_FLUSH_BUDGET (64 * 1024)
 #define CONN_MAX_HOOKS 8
 
 #define RC_MAX_HEADERS_PARSE 128
@@ -127,7 +135,23 @@ struct connset {
      * or released meanwhile (conn_reap waits for it). */
     struct conn *dirty;
     struct conn **dirty_tail; /* &dirty when empty, else the last one's dirty_next */
-    struct rc_list reap;      /* released conns, freed by conn_reap */
+    /* During the walk (walking): the conns whose flush spent its budget
+     * while the socket still took every byte offered (a big answer goes
+     * out in slices). Not blocked, so no WL_WRITE: the walk's end puts them
+     * back on the (then empty) dirty queue, each gets one slice per
+     * iteration with the other connections' events in between, and the
+     * poll does not sleep while they have bytes to write:
+     *
+     *   walk:  dirty: A -> B -> C      A yields         yielded: A
+     *   end:   dirty: A                (busy: the poll does not block)
+     *   next:  events (reads, replies) dirty: A -> D -> ...
+     *
+     * Empty outside the walk. A yielded conn keeps c->dirty set, as on the
+     * dirty queue (the reaper waits, mark_dirty does nothing). */
+    struct conn *yielded;
+    struct conn **yielded_tail; /* &yielded when empty */
+    uint8_t walking;            /* inside conn_flush_dirty */
+    struct rc_list reap;        /* released conns, freed by conn_reap */
     /* Fan-out coalescing (fanout_delay, conn_fanout_begin): the ids of the
      * conns holding room frames back, flushed together by later_timer.
      * Ids in an array, not a link in struct conn: a conn may be on it and
@@ -218,7 +242,7 @@ struct conn {
     struct transport t;
     struct wio io; /* the socket on the worker loop; io.events: the mask (0 = stopped) */
     uint8_t state;
-    unsigned dirty : 1; /* on cs->dirty (until conn_flush_dirty takes it off) */
+    unsigned dirty : 1; /* on cs->dirty or cs->yielded (until conn_flush_dirty takes it off) */
     unsigned close_sent : 1;
     unsigned close_recv : 1;
     unsigned failing : 1; /* we failed the connection: don't wait for the peer's close */
@@ -405,13 +429,16 @@ void conn_fail(struct conn *c, unsigned code, const char *reason);
 /* Tears down now: stops watchers, closes the fd, unlinks, queues for reaping. */
 void conn_release(struct conn *c);
 
-/* Writes as much of the send queue as the socket takes (on WL_WRITE, and
- * conn_flush_dirty for the dirty ones). */
+/* Writes the send queue until it is empty, the socket would block (then
+ * write_blocked and WL_WRITE) or CONN_FLUSH_BUDGET bytes went out (then c stays
+ * or goes on the dirty queue for the next iteration: cs->yielded). On
+ * WL_WRITE, and conn_flush_dirty for the dirty ones. */
 void conn_flush(struct conn *c);
 
 /* The worker's before-sleep hook: flushes every dirty connection (one writev
- * each), then frees the released ones nobody pins and no longer on the
- * dirty queue. */
+ * each, up to CONN_FLUSH_BUDGET bytes), then frees the released ones nobody pins
+ * and no longer on the dirty queue. Leaves the connections whose flush
+ * yielded on the dirty queue (cs->dirty != NULL: the poll must not block). */
 void conn_flush_dirty(struct connset *cs);
 void conn_reap(struct connset *cs);
 

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -1205,6 +1206,171 @@ static void test_conn__dirty_queue(void **state)
     fx_teardown();
 }
 
+/* A payload of n bytes that differs at every offset mod 251. */
+static uint8_t *pattern(size_t n)
+{
+    uint8_t *p = malloc(n);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(i % 251);
+    return p;
+}
+
+/* Issue 10: a big answer goes out CONN_FLUSH_BUDGET bytes per iteration.
+ * When the socket took the whole slice the connection is not blocked (no
+ * WL_WRITE: epoll would report it writable only once a third of the send
+ * buffer is free) but back on the dirty queue, so the poll does not sleep;
+ * another connection's reply goes out in the same walk as the first slice,
+ * the big one's reads go on between slices, and the bytes arrive whole and
+ * in order. */
+static void test_conn__big_answer_in_slices(void **state)
+{
+    fx_setup();
+    upgrade();
+    struct script sc2;
+    int fd2;
+    struct conn *c2 = second_conn(&sc2, &fd2);
+    struct conn *c = live();
+    const size_t big = 4 * CONN_FLUSH_BUDGET + 100, hl = 10; /* 64-bit length */
+    uint8_t *p = pattern(big);
+    size_t out0 = F.sc.out_len, out2 = sc2.out_len;
+    unsigned w0 = F.sc.writevs;
+    assert_int_equal(conn_send(c, WS_OP_BINARY, p, big), 0);
+    assert_int_equal(conn_send(c2, WS_OP_TEXT, "x", 1), 0);
+    iterate();
+    assert_int_equal(F.sc.out_len - out0, CONN_FLUSH_BUDGET); /* one slice */
+    assert_int_equal(F.sc.writevs - w0, 1);
+    assert_int_equal(sc2.out_len - out2, 3); /* c2's reply did not wait for c */
+    assert_int_equal(c->write_blocked, 0);
+    assert_false(c->io.events & WL_WRITE);
+    assert_true(c->io.events & WL_READ);
+    assert_true(c->dirty);
+    assert_ptr_equal(F.cs.dirty, c); /* the next iteration's: the poll won't block */
+    assert_null(c->dirty_next);
+    assert_null(F.cs.yielded);
+
+    /* Between slices: c is read (a message comes in), and c2's next reply
+     * goes out with c's second slice. */
+    uint8_t b[64];
+    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "more", 4));
+    assert_int_equal(conn_send(c2, WS_OP_TEXT, "y", 1), 0);
+    readable();
+    assert_int_equal(rec.messages, 1);
+    assert_memory_equal(rec.msg[0], "more", 4);
+    assert_int_equal(F.sc.out_len - out0, 2 * CONN_FLUSH_BUDGET);
+    assert_int_equal(sc2.out_len - out2, 6);
+    assert_ptr_equal(F.cs.dirty, c);
+
+    /* The rest: one slice per iteration, then off the queue. */
+    int iters = 0;
+    while (F.sc.out_len - out0 < hl + big) {
+        iterate();
+        iters++;
+        assert_true(iters <= 3);
+    }
+    assert_int_equal(iters, 3); /* 4 budgets + 110 bytes: 5 flushes in all */
+    assert_int_equal(F.sc.writevs - w0, 5);
+    assert_false(c->dirty);
+    assert_null(F.cs.dirty);
+    assert_int_equal(c->write_blocked, 0);
+    struct sframe fr[4];
+    assert_int_equal(server_frames(fr, 4), 1);
+    assert_int_equal(fr[0].op, WS_OP_BINARY);
+    assert_int_equal(fr[0].len, big);
+    assert_memory_equal(fr[0].p, p, big);
+    free(p);
+    close(fd2);
+    script_free(&sc2);
+    fx_teardown();
+}
+
+/* A shared frame larger than the budget (a room frame by reference) is
+ * sliced the same way. Only a real EAGAIN blocks the connection: WL_WRITE
+ * armed, off the dirty queue (no iteration spins on it), and WL_WRITE
+ * resumes the slicing (that event's slice, then the walk's). */
+static void test_conn__slices_then_eagain(void **state)
+{
+    fx_setup();
+    upgrade();
+    struct conn *c = live();
+    const size_t big = 3 * CONN_FLUSH_BUDGET, hl = 10;
+    uint8_t *p = pattern(big);
+    struct frame_ref *f = frame_ref_encode(WS_OP_BINARY, 0, p, big);
+    assert_int_equal(conn_deliver(c, f, SLOW_DROP), 0);
+    frame_ref_put(f);
+    size_t out0 = F.sc.out_len;
+    iterate();
+    assert_int_equal(F.sc.out_len - out0, CONN_FLUSH_BUDGET);
+    assert_ptr_equal(F.cs.dirty, c);
+    assert_int_equal(c->write_blocked, 0);
+
+    F.sc.write_eagain = 1;
+    iterate();
+    assert_int_equal(F.sc.out_len - out0, CONN_FLUSH_BUDGET);
+    assert_int_equal(c->write_blocked, 1);
+    assert_true(c->io.events & WL_WRITE);
+    assert_false(c->dirty);
+    assert_null(F.cs.dirty); /* the poll may sleep: WL_WRITE wakes it */
+    unsigned w = F.sc.writevs;
+    iterate();
+    assert_int_equal(F.sc.writevs, w); /* blocked: not tried per iteration */
+
+    F.sc.write_eagain = 0;
+    writable();
+    assert_int_equal(F.sc.out_len - out0, 3 * CONN_FLUSH_BUDGET);
+    assert_int_equal(c->write_blocked, 0);
+    assert_false(c->io.events & WL_WRITE);
+    assert_ptr_equal(F.cs.dirty, c);
+    iterate();
+    assert_int_equal(F.sc.out_len - out0, hl + big);
+    assert_null(F.cs.dirty);
+    struct sframe fr[4];
+    assert_int_equal(server_frames(fr, 4), 1);
+    assert_int_equal(fr[0].len, big);
+    assert_memory_equal(fr[0].p, p, big);
+    free(p);
+    fx_teardown();
+}
+
+/* A client that does not read its big answers: past the soft limit its
+ * reads pause (backpressure), and they resume once the slices have taken
+ * the queue under half of it, without any WL_WRITE (the socket never
+ * blocked). */
+static void test_conn__slices_resume_paused_reads(void **state)
+{
+    fx_setup();
+    F.cfg.sendq_soft_limit = 3 * CONN_FLUSH_BUDGET;
+    upgrade();
+    struct conn *c = live();
+    const size_t big = 3 * CONN_FLUSH_BUDGET;
+    uint8_t *p = pattern(big);
+    assert_int_equal(conn_send(c, WS_OP_BINARY, p, big), 0);
+    uint8_t b[64];
+    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "one", 3));
+    c->io.cb(&c->io, WL_READ); /* read before any flush: over the soft limit */
+    assert_int_equal(rec.messages, 1);
+    assert_int_equal(c->read_paused, 1);
+    assert_false(c->io.events & WL_READ);
+    iterate(); /* slice 1: 2 budgets left, over half the soft limit */
+    assert_int_equal(c->read_paused, 1);
+    assert_false(c->io.events & WL_READ);
+    iterate(); /* slice 2: under it */
+    assert_int_equal(c->read_paused, 0);
+    assert_true(c->io.events & WL_READ);
+    assert_false(c->io.events & WL_WRITE);
+    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "two", 3));
+    readable(); /* and slice 3 */
+    assert_int_equal(rec.messages, 2);
+    iterate(); /* the frame's last 10 bytes */
+    assert_null(F.cs.dirty);
+    struct sframe fr[4];
+    assert_int_equal(server_frames(fr, 4), 1);
+    assert_int_equal(fr[0].len, big);
+    assert_memory_equal(fr[0].p, p, big);
+    free(p);
+    fx_teardown();
+}
+
 /* Delivers room frame `mark` inside a fan-out (conn_fanout_begin/end). */
 static void fanout_one(struct conn *c, char mark)
 {
@@ -1378,6 +1544,9 @@ int main(void)
         cmocka_unit_test(test_conn__peer_kept_compact),
         cmocka_unit_test(test_conn__slab_blocks_come_and_go),
         cmocka_unit_test(test_conn__dirty_queue),
+        cmocka_unit_test(test_conn__big_answer_in_slices),
+        cmocka_unit_test(test_conn__slices_then_eagain),
+        cmocka_unit_test(test_conn__slices_resume_paused_reads),
         cmocka_unit_test(test_conn__cold_part_follows_the_user),
         cmocka_unit_test(test_conn__cold_part_follows_the_rooms),
         cmocka_unit_test(test_conn__room_hold_and_release),

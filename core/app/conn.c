@@ -862,7 +862,7 @@ static void yield(struct conn *c)
     struct connset *cs = c->cs;
     if (c->dirty)
         return;
-    if (!cs->walking) {
+    if (rc_unlikely(cs->direct)) {
         mark_dirty(cs, c);
         return;
     }
@@ -913,7 +913,11 @@ static RC_NOINLINE void flush_queue(struct conn *c, size_t budget)
     flush_end(c);
 }
 
-void conn_flush(struct conn *c)
+/* Writes c's queue: until it is empty, the socket would block (then
+ * write_blocked and WL_WRITE) or CONN_FLUSH_BUDGET bytes went out (then
+ * yield). Called by the walk (conn_flush_dirty) and, with cs->direct set,
+ * on WL_WRITE. */
+static void conn_flush(struct conn *c)
 {
     if (c->released)
         return;
@@ -1491,7 +1495,10 @@ static void on_io(struct wio *io, unsigned revents)
     c->pin++;
     if (revents & WL_WRITE) {
         c->write_blocked = 0;
+        /* Outside the walk: a yield goes straight back on the dirty queue. */
+        c->cs->direct = 1;
         conn_flush(c);
+        c->cs->direct = 0;
     }
     /* A TLS read (or handshake) that waits for writability resumes on WL_WRITE. */
     int read_ready = (revents & WL_READ) || (transport_want_events(&c->t) & WL_WRITE);
@@ -1555,7 +1562,6 @@ static void conn_on_close_timeout(struct tlist *tl, struct tnode *n)
 void conn_flush_dirty(struct connset *cs)
 {
     struct conn *c;
-    cs->walking = 1;
     while ((c = cs->dirty) != NULL) {
         cs->dirty = c->dirty_next;
         if (cs->dirty == NULL)
@@ -1563,7 +1569,6 @@ void conn_flush_dirty(struct connset *cs)
         c->dirty = 0;
         conn_flush(c); /* may queue more, and c or others again at the tail */
     }
-    cs->walking = 0;
     if (rc_unlikely(cs->yielded != NULL)) {
         /* The next iteration's first flushes (the queue is empty here). */
         cs->dirty = cs->yielded;

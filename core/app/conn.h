@@ -135,7 +135,7 @@ struct connset {
      * or released meanwhile (conn_reap waits for it). */
     struct conn *dirty;
     struct conn **dirty_tail; /* &dirty when empty, else the last one's dirty_next */
-    /* During the walk (walking): the conns whose flush spent its budget
+    /* During the walk: the conns whose flush spent its budget
      * while the socket still took every byte offered (a big answer goes
      * out in slices). Not blocked, so no WL_WRITE: the walk's end puts them
      * back on the (then empty) dirty queue, each gets one slice per
@@ -150,8 +150,10 @@ struct connset {
      * dirty queue (the reaper waits, mark_dirty does nothing). */
     struct conn *yielded;
     struct conn **yielded_tail; /* &yielded when empty */
-    uint8_t walking;            /* inside conn_flush_dirty */
-    struct rc_list reap;        /* released conns, freed by conn_reap */
+    /* A flush outside the walk (on WL_WRITE): a yield goes straight on the
+     * dirty queue (this iteration's walk flushes it again). */
+    uint8_t direct;
+    struct rc_list reap; /* released conns, freed by conn_reap */
     /* Fan-out coalescing (fanout_delay, conn_fanout_begin): the ids of the
      * conns holding room frames back, flushed together by later_timer.
      * Ids in an array, not a link in struct conn: a conn may be on it and
@@ -428,12 +430,6 @@ void conn_fail(struct conn *c, unsigned code, const char *reason);
 
 /* Tears down now: stops watchers, closes the fd, unlinks, queues for reaping. */
 void conn_release(struct conn *c);
-
-/* Writes the send queue until it is empty, the socket would block (then
- * write_blocked and WL_WRITE) or CONN_FLUSH_BUDGET bytes went out (then c stays
- * or goes on the dirty queue for the next iteration: cs->yielded). On
- * WL_WRITE, and conn_flush_dirty for the dirty ones. */
-void conn_flush(struct conn *c);
 
 /* The worker's before-sleep hook: flushes every dirty connection (one writev
  * each, up to CONN_FLUSH_BUDGET bytes), then frees the released ones nobody pins

@@ -57,7 +57,7 @@ struct mail;
  * ~0.2 ms per MiB of one writev on loopback). A yield is not a block: the
  * connection stays on the dirty queue (connset.yielded) and keeps reading.
  * Small frames never reach it. */
-#define CONN_FLUSH_BUDGET (128 * 1024)
+#define CONN_FLUSH_BUDGET (64 * 1024)
 #define CONN_MAX_HOOKS 8
 
 #define RC_MAX_HEADERS_PARSE 128

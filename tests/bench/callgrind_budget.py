@@ -18,8 +18,12 @@ in user-space instructions (Ir) by the number of messages:
           goal 4). Gated only against the fanout case of the same
           invocation: within `w2_over_w1_max` of it, so the cross-thread
           hand-off is paid once per batch, not per member. (Its own figure
-          moves +-6 % between runs with two LuaJIT states scheduled under
-          valgrind, too much for a baseline of its own.)
+          moves 205-247 Ir between runs, with two threads scheduled under
+          valgrind and the batching following: too much for a baseline of
+          its own. The ratio measured 0.5-1.18 quiet, 1.41 once with the
+          machine busy. A hand-off per member would add a mail, a lock and
+          a post per member, expected above the ~100 Ir that 1.5 allows;
+          an estimate, not measured.)
 
 Compares with tests/bench/budget.json and fails when a case is more than
 `tolerance` (10 %) above its baseline. A case whose prerequisites are missing

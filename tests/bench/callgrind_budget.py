@@ -75,6 +75,16 @@ def wait_port(port, proc, timeout=60.0):
     return False
 
 
+def stop(srv):
+    """SIGTERM, then SIGKILL after 60 s (valgrind writes its output at exit)."""
+    srv.send_signal(signal.SIGTERM)
+    try:
+        srv.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        srv.kill()
+        srv.wait()
+
+
 def callgrind_run(build, server_args, bench_args, tmp, tag, workers=1):
     """Runs the server under callgrind and rcbench against it; returns
     (total Ir, rcbench JSON)."""
@@ -103,12 +113,7 @@ def callgrind_run(build, server_args, bench_args, tmp, tag, workers=1):
             raise RuntimeError(f"{tag}: rcbench failed: {bench.stderr.strip()[-400:]}")
         result = json.loads(bench.stdout)
     finally:
-        srv.send_signal(signal.SIGTERM)
-        try:
-            srv.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
+        stop(srv)
         log.close()
     if srv.returncode != 0:
         raise RuntimeError(f"{tag}: roomcast exited {srv.returncode} (see {log.name})")

@@ -27,8 +27,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,25 +35,8 @@ import time
 import websockets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from callgrind_budget import free_port, stop, wait_port  # noqa: E402
 
 
 def dump_total(pid, out, before):
@@ -159,12 +140,7 @@ def main():
         print("history_callgrind: FAIL %s" % e)
         return 1
     finally:
-        srv.send_signal(signal.SIGTERM)
-        try:
-            srv.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            srv.kill()
-            srv.wait()
+        stop(srv)
         log.close()
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)

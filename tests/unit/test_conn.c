@@ -962,6 +962,16 @@ static struct conn *second_conn(struct script *sc, int *peer_fd)
     return c;
 }
 
+/* The fixture with two upgraded connections: F's (returned) and a second
+ * one on its own script *sc2 (*c2, peer end *fd2). */
+static struct conn *two_conns(struct script *sc2, int *fd2, struct conn **c2)
+{
+    fx_setup();
+    upgrade();
+    *c2 = second_conn(sc2, fd2);
+    return live();
+}
+
 /* A user, then none: the cold part comes and goes with it. */
 static void test_conn__cold_part_follows_the_user(void **state)
 {
@@ -986,6 +996,15 @@ static void test_conn__cold_part_follows_the_user(void **state)
     fx_teardown();
 }
 
+/* Rooms for one worker (this fixture's loop, stats and connection set),
+ * with its mailbox; rooms_destroy and mailbox_destroy at the end. */
+static void one_worker_rooms(struct mailbox *mb, struct rooms *R)
+{
+    mailbox_init(mb, F.loop);
+    rooms_init(R, 1, &F.cfg, NULL, NULL);
+    rooms_attach(R, 0, F.loop, mb, &F.stats, &F.cs);
+}
+
 /* Rooms live in the cold part: joins create it, the last leave frees it, a
  * member that moves in a room's array keeps the right index (leave_at), and
  * the release leaves what is left. */
@@ -995,9 +1014,7 @@ static void test_conn__cold_part_follows_the_rooms(void **state)
     long live0 = allocs_now();
     struct mailbox mb;
     struct rooms R;
-    mailbox_init(&mb, F.loop);
-    rooms_init(&R, 1, &F.cfg, NULL, NULL);
-    rooms_attach(&R, 0, F.loop, &mb, &F.stats, &F.cs);
+    one_worker_rooms(&mb, &R);
     upgrade();
     struct script sc2;
     int fd2;
@@ -1077,9 +1094,7 @@ static void test_conn__room_hold_and_release(void **state)
     F.cfg.recover_hold = 3;
     struct mailbox mb;
     struct rooms R;
-    mailbox_init(&mb, F.loop);
-    rooms_init(&R, 1, &F.cfg, NULL, NULL);
-    rooms_attach(&R, 0, F.loop, &mb, &F.stats, &F.cs);
+    one_worker_rooms(&mb, &R);
     upgrade();
     struct conn *c = live();
     size_t seen = 0;
@@ -1172,12 +1187,10 @@ static void test_conn__cold_part_holds_the_rate_bucket(void **state)
  * it was released (the reaper waits for it) or flushed by WL_WRITE meanwhile. */
 static void test_conn__dirty_queue(void **state)
 {
-    fx_setup();
-    upgrade();
     struct script sc2;
     int fd2;
-    struct conn *c2 = second_conn(&sc2, &fd2);
-    struct conn *c = live();
+    struct conn *c2;
+    struct conn *c = two_conns(&sc2, &fd2, &c2);
     assert_null(F.cs.dirty); /* the 101s went out in the upgrades' walks */
     assert_int_equal(conn_send(c, WS_OP_TEXT, "a", 1), 0);
     assert_int_equal(conn_send(c2, WS_OP_TEXT, "b", 1), 0);
@@ -1216,6 +1229,16 @@ static uint8_t *pattern(size_t n)
     return p;
 }
 
+/* The server wrote exactly one frame, of big bytes p; frees p. */
+static void expect_one_frame(uint8_t *p, size_t big)
+{
+    struct sframe fr[4];
+    assert_int_equal(server_frames(fr, 4), 1);
+    assert_int_equal(fr[0].len, big);
+    assert_memory_equal(fr[0].p, p, big);
+    free(p);
+}
+
 /* Issue 10: a big answer goes out CONN_FLUSH_BUDGET bytes per iteration.
  * When the socket took the whole slice the connection is not blocked (no
  * WL_WRITE: epoll would report it writable only once a third of the send
@@ -1225,12 +1248,10 @@ static uint8_t *pattern(size_t n)
  * in order. */
 static void test_conn__big_answer_in_slices(void **state)
 {
-    fx_setup();
-    upgrade();
     struct script sc2;
     int fd2;
-    struct conn *c2 = second_conn(&sc2, &fd2);
-    struct conn *c = live();
+    struct conn *c2;
+    struct conn *c = two_conns(&sc2, &fd2, &c2);
     const size_t big = 4 * CONN_FLUSH_BUDGET + 100, hl = 10; /* 64-bit length */
     uint8_t *p = pattern(big);
     size_t out0 = F.sc.out_len, out2 = sc2.out_len;
@@ -1324,11 +1345,7 @@ static void test_conn__slices_then_eagain(void **state)
     iterate();
     assert_int_equal(F.sc.out_len - out0, hl + big);
     assert_null(F.cs.dirty);
-    struct sframe fr[4];
-    assert_int_equal(server_frames(fr, 4), 1);
-    assert_int_equal(fr[0].len, big);
-    assert_memory_equal(fr[0].p, p, big);
-    free(p);
+    expect_one_frame(p, big);
     fx_teardown();
 }
 
@@ -1363,11 +1380,7 @@ static void test_conn__slices_resume_paused_reads(void **state)
     assert_int_equal(rec.messages, 2);
     iterate(); /* the frame's last 10 bytes */
     assert_null(F.cs.dirty);
-    struct sframe fr[4];
-    assert_int_equal(server_frames(fr, 4), 1);
-    assert_int_equal(fr[0].len, big);
-    assert_memory_equal(fr[0].p, p, big);
-    free(p);
+    expect_one_frame(p, big);
     fx_teardown();
 }
 

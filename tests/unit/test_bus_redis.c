@@ -1176,7 +1176,10 @@ ua12
      * node was silent longer than node_ttl): the next heartbeat (every
      * node_ttl / 3) writes it again */
     assert_int_equal(redis_int("DEL rc:{big}:p:node-a"), 1);
-    assert_int_equal(count_of(a, "big"), 0);
+    /* 0 until the heartbeat; a heartbeat already on its way when the DEL
+     * ran (a slow, sanitized run) has written all of it back */
+    long after_del = count_of(a, "big");
+    assert_true(after_del == 0 || after_del == PER_NODE);
     assert_true(pump(pred_big_count, &bc, 5));
     assert_int_equal(redis_int("HLEN rc:{big}:p:node-a"), PER_NODE + 1);
     for (long i = 0; i < PER_NODE; i++) {

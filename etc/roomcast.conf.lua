@@ -92,10 +92,11 @@ return {
     -- this window wait for its end, so a member gets them in one writev
     -- (what a saturated worker does anyway). Bounded: at most this much
     -- added latency, and a member's queue past 64K is written at once.
-    -- Replies, direct sends, pings and closes never wait. 0 = off. A
-    -- window already open at a SIGHUP ends at its old end; the next one
-    -- uses the new value.
-    fanout_delay = 0,           -- (R) seconds, e.g. "5ms"
+    -- Replies, direct sends, pings and closes never wait. 0 = off (the
+    -- lowest latency under load; a busy worker then spends more CPU per
+    -- delivery). A window already open at a SIGHUP ends at its old end;
+    -- the next one uses the new value.
+    fanout_delay = 0.01,        -- (R) seconds (10 ms), e.g. "5ms"
 
     -- permessage-deflate (RFC 7692), negotiated when a client offers it;
     -- enabled = false or --no-compression turns it off. Both directions run without context

@@ -458,6 +458,11 @@ static void hold(struct connset *cs, struct conn *c, double now)
 void conn_fanout_end_slow(struct connset *cs, struct conn **mark, double delay)
 {
     double now = wloop_now(cs->loop);
+    double gap = now - cs->fanout_last;
+    cs->fanout_last = now;
+    if (gap > delay)
+        gap = delay;
+    cs->fanout_gap += (gap - cs->fanout_gap) * 0.125;
     if (now >= cs->later_until) {
         /* No window open (the last fan-out write is older than the delay):
          * write now, and hold what comes after this iteration until the
@@ -468,6 +473,14 @@ void conn_fanout_end_slow(struct connset *cs, struct conn **mark, double delay)
     }
     if (now == cs->later_from)
         return; /* the window opened in this very iteration: written with it */
+    if (cs->later_until - now <= cs->fanout_gap) {
+        /* The window ends before the next fan-out is due: holding this one
+         * would batch nothing. Written now (with whatever its members held),
+         * and the window starts again from here. */
+        cs->later_from = now;
+        cs->later_until = now + delay;
+        return;
+    }
     /* Inside a window: the conns this fan-out made dirty (the tail of the
      * dirty queue from mark on) come off it and wait for its end. */
     size_t cap = cs->cfg->sendq_soft_limit / 2;

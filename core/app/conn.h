@@ -167,6 +167,10 @@ struct connset {
      * later_until) by another iteration than later_from's are held until
      * later_until. */
     double later_from, later_until;
+    /* The loop time of the last fan-out and the mean gap between fan-outs
+     * (moving average, each gap capped at fanout_delay): a fan-out inside a
+     * window is held only when another is due before the window ends. */
+    double fanout_last, fanout_gap;
     struct wtimer later_timer; /* armed while nlater > 0 */
     struct tlist hs_list;      /* HTTP state, by accept time: handshake timeout */
     struct tlist idle_list;    /* OPEN, by last activity: ping after ping_interval */
@@ -397,7 +401,13 @@ void conn_deliver_walk(struct conn **const *members, const uint32_t *count, uint
  * opens the next window. A member then gets every publish of the window in
  * one writev, the way a saturated loop gives it (Nagle's algorithm /
  * TCP_CORK in user space; Centrifugo's client write delay). When no window
- * is open the fan-out is written now, and opens one. Only room fan-out is
+ * is open the fan-out is written now, and opens one. Inside a window, a
+ * fan-out is held only when the worker's fan-outs come closer together (the
+ * moving average of their gaps) than the time left in the window: holding
+ * one that no other fan-out would join batches nothing, so it is written
+ * now and the window starts again from it (a rate near 1/fanout_delay
+ * would otherwise pay the hold on every member for no batching, and add
+ * latency). Only room fan-out is
  * held: a reply, a direct send, a control frame (close, pong) makes the
  * connection dirty as before and flushes its whole queue in this
  * iteration, held frames first, so the order of c's queue never changes.

@@ -1466,6 +1466,42 @@ static void test_conn__fanout_window(void **state)
     fx_teardown();
 }
 
+/* A fan-out that no other would join before the window ends is not held:
+ * B comes 45 ms into a 50 ms window after a gap that long, so it is written
+ * at once and the window starts again from it; C and D, right behind B, are
+ * held (their gap is short). Without the rule B would wait 5 ms for
+ * nothing, paying the hold on every member. */
+static void test_conn__fanout_window_skips_a_hold_that_batches_nothing(void **state)
+{
+    fx_setup();
+    set_fanout_delay(0.05);
+    upgrade();
+    struct conn *c = live();
+    fanout_one(c, 'A'); /* quiet: written now, opens the window */
+    iterate();
+    usleep(45000);
+    iterate(); /* the loop's clock moves on */
+    fanout_one(c, 'B');
+    assert_true(c->dirty);
+    assert_false(c->later);
+    iterate();
+    struct sframe fr[8];
+    assert_int_equal(server_frames(fr, 8), 2);
+    assert_int_equal(fr[1].p[0], 'B');
+    iterate();
+    fanout_one(c, 'C'); /* right behind B: held */
+    assert_true(c->later && !c->dirty);
+    iterate();
+    fanout_one(c, 'D');
+    iterate();
+    assert_int_equal(server_frames(fr, 8), 2);
+    window_passes();
+    assert_int_equal(server_frames(fr, 8), 4);
+    assert_int_equal(fr[2].p[0], 'C');
+    assert_int_equal(fr[3].p[0], 'D');
+    fx_teardown();
+}
+
 /* A queue past FANOUT_HOLD_MAX (or half the soft limit) is not held. */
 static void test_conn__fanout_window_bounded_by_bytes(void **state)
 {
@@ -1537,6 +1573,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conn__upgrade_and_first_frame_at_every_byte_split),
         cmocka_unit_test(test_conn__fanout_window),
+        cmocka_unit_test(test_conn__fanout_window_skips_a_hold_that_batches_nothing),
         cmocka_unit_test(test_conn__fanout_window_bounded_by_bytes),
         cmocka_unit_test(test_conn__fanout_window_follows_a_reload),
         cmocka_unit_test(test_conn__frames_at_every_byte_split),

@@ -9,7 +9,7 @@
 # pinned to CPU 0 and rcbench to CPU 1. Every rcbench run has a warm-up
 # before it measures; `full` repeats the headline rows 3 times and reports the
 # median. Writes bench-out/results.json, bench-out/results.md and
-# bench-out/plots/*.png. The time budget (quick 55 s, full 580 s) starts after
+# bench-out/plots/*.png. The time budget (quick 55 s, full 720 s) starts after
 # the installs and builds: rows that would pass it are skipped with a message.
 # A peer that cannot be had is named in its table column with the reason, and
 # the summary line names the command that fixes it. deflate runs only the
@@ -17,6 +17,15 @@
 # roomcast and node, in under 2 minutes; full includes them.
 #
 # full also runs the cluster pair (cluster.sh --reps 1) and appends its table.
+#
+# Issue 14's goals 3 and 4 have rows of their own (report.py folds them into
+# a "Goals (issue 14)" section): fanout-1000-r5000 and fanout-1000-r1600 for
+# every server, and roomcast at 1600/s with one and two workers, pinned to
+# CPU 0 and unpinned, run rep by rep in turn (paired rows, below).
+#
+# RC_BENCH_ROWS=REGEX runs only the rows whose id matches (bash =~, e.g.
+# RC_BENCH_ROWS='^fanout-1000-r1600'); the JWT, cluster and history stall
+# sections run only when "jwt", "cluster" or "history-stall" matches it.
 #
 # Only 127.0.0.1; every load run is bounded in time and count.
 set -u
@@ -32,7 +41,7 @@ root="$(cd "$here/../.." && pwd)"
 build="${RC_BENCH_BUILD:-$root/build}"
 out="${RC_BENCH_OUT:-$root/bench-out}"
 servers="${RC_BENCH_SERVERS:-roomcast node gorilla lws}"
-case "$mode" in quick) budget=55 ;; deflate) budget=115 ;; *) budget=580 ;; esac
+case "$mode" in quick) budget=55 ;; deflate) budget=115 ;; *) budget=720 ;; esac
 [ "$mode" = deflate ] && servers="${RC_BENCH_SERVERS:-roomcast node}"
 
 log() { echo "run.sh: $*" >&2; }
@@ -124,10 +133,17 @@ wait_port() {
 }
 
 SPID=
+setup= # what the running server was started as: "name mode pin flags..."
 next_port=19400
 jwt_conf=
-start_server() { # name mode
-    local name=$1 m=$2 cmd
+# start_server name mode [pin [flags...]]: pin "no" runs the server unpinned
+# (default: pin_server); flags go on the end of its command line (a later
+# roomcast flag wins over an earlier one, e.g. -w 2 over the -w 1 here).
+start_server() {
+    local name=$1 m=$2 pin=${3:-yes} cmd pinned=("${pin_server[@]}")
+    shift 2
+    [ $# -gt 0 ] && shift
+    [ "$pin" = no ] && pinned=()
     PORT=$next_port
     next_port=$((next_port + 1))
     case "$name" in
@@ -149,8 +165,10 @@ start_server() { # name mode
     gorilla) cmd=("$gorilla_bin" "$m" "$PORT") ;;
     lws) cmd=("$lws_bin" "$m" "$PORT") ;;
     esac
-    "${pin_server[@]}" "${cmd[@]}" >"$out/logs/$name-$m.log" 2>&1 &
+    cmd+=("$@")
+    "${pinned[@]}" "${cmd[@]}" >"$out/logs/$name-$m.log" 2>&1 &
     SPID=$!
+    setup="$name $m $pin $*"
     fresh=1
     if ! wait_port "$PORT"; then
         log "$name ($m) did not start; see $out/logs/$name-$m.log"
@@ -169,19 +187,30 @@ stop_server() {
     kill -9 "$SPID" 2>/dev/null
     wait "$SPID" 2>/dev/null
     SPID=
+    setup=
 }
 trap stop_server EXIT
 
 # ---- rows -------------------------------------------------------------------------
-# Each row: "id reps rcbench-args...". reps is the count in full mode (quick: 1).
+# Each row: "id reps [option...] rcbench-args...". reps is the count in full
+# mode (quick: 1). The options, before the first rcbench argument, give a row
+# a server of its own:
+#   servers=a,b  only these servers run the row (default: every server)
+#   pin=no       the server unpinned (default: pinned like every row, pin_server)
+#   flags=a,b    words added to the server's command line (roomcast: a later
+#                flag wins, so flags=-w,2 runs two workers)
+# A row whose pin or flags differ from the running server's restarts it.
 if [ "$mode" = deflate ]; then
     echo_rows=(
         "idle-1000 1 -S idle -c 1000 -d 0.3"
         "idle-pmd-1000 1 -S idle -c 1000 -d 0.3 --deflate"
     )
     fanout_rows=()
+    paired_rows=()
 elif [ "$mode" = quick ]; then
     W=(-w 0.2 -d 0.5 --drain 0.5)
+    # A second of measure for the CPU-second ratio: /proc counts 10 ms ticks.
+    G=(-S fanout -c 1000 -r 1600 -s 64 -w 0.2 -d 1 --drain 0.5)
     echo_rows=(
         "idle-1000 1 -S idle -c 1000 -d 0.3"
         "idle-pmd-1000 1 -S idle -c 1000 -d 0.3 --deflate"
@@ -192,11 +221,18 @@ elif [ "$mode" = quick ]; then
     )
     fanout_rows=(
         "fanout-1000-r100 1 -S fanout -c 1000 -r 100 ${W[*]}"
+        "fanout-1000-r5000 1 servers=roomcast -S fanout -c 1000 -r 5000 -s 64 ${W[*]}"
         "n2-100 1 -S n2 -c 100 -r 10 ${W[*]}"
         "slow-1000 1 -S slow -c 1000 -r 100 ${W[*]}"
     )
+    # Goal 4, pinned only: one run each.
+    paired_rows=(
+        "fanout-1000-r1600-w1 1 servers=roomcast ${G[*]}"
+        "fanout-1000-r1600-w2 1 servers=roomcast flags=-w,2 ${G[*]}"
+    )
 else
     W=(-w 0.5 -d 2 --drain 1)
+    G=(-S fanout -c 1000 -r 1600 -s 64 "${W[@]}")
     echo_rows=(
         "idle-10000 3 -S idle -c 10000 -d 1"
         "idle-pmd-10000 3 -S idle -c 10000 -d 1 --deflate"
@@ -206,17 +242,31 @@ else
         "echo-1k-d1 3 -S echo -c 50 -s 1024 -D 1 ${W[*]}"
         "echo-1k-d16 3 -S echo -c 50 -s 1024 -D 16 ${W[*]}"
     )
+    # fanout-1000-r1600 and -r5000: issue 14's goal rates, 64-byte messages
+    # as the issue measured them (fanout_syscalls.sh); a peer that cannot keep
+    # up shows it in the detail table (delivered, p99).
     fanout_rows=(
         "fanout-1000-r100 3 -S fanout -c 1000 -r 100 ${W[*]}"
         "fanout-1000-r10 1 -S fanout -c 1000 -r 10 ${W[*]}"
         "fanout-1000-r20 1 -S fanout -c 1000 -r 20 ${W[*]}"
         "fanout-1000-r50 1 -S fanout -c 1000 -r 50 ${W[*]}"
         "fanout-1000-r200 1 -S fanout -c 1000 -r 200 ${W[*]}"
+        "fanout-1000-r1600 3 -S fanout -c 1000 -r 1600 -s 64 ${W[*]}"
+        "fanout-1000-r5000 3 -S fanout -c 1000 -r 5000 -s 64 ${W[*]}"
         "fanout-10-r2000 1 -S fanout -c 10 -r 2000 ${W[*]}"
         "fanout-100-r200 1 -S fanout -c 100 -r 200 ${W[*]}"
         "fanout-5000-r4 1 -S fanout -c 5000 -r 4 ${W[*]}"
         "n2-100 3 -S n2 -c 100 -r 10 ${W[*]}"
         "slow-1000 3 -S slow -c 1000 -r 100 -w 0.5 -d 3 --drain 1"
+    )
+    # Goal 4: one worker against two at 1600/s, with the server on CPU 0 (the
+    # issue's per-core protocol) and unpinned (how its 1.37M vs 1.59M was
+    # measured); rcbench stays on CPU 1.
+    paired_rows=(
+        "fanout-1000-r1600-w1 3 servers=roomcast ${G[*]}"
+        "fanout-1000-r1600-w2 3 servers=roomcast flags=-w,2 ${G[*]}"
+        "fanout-1000-r1600-w1-free 3 servers=roomcast pin=no ${G[*]}"
+        "fanout-1000-r1600-w2-free 3 servers=roomcast pin=no flags=-w,2 ${G[*]}"
     )
 fi
 
@@ -231,36 +281,111 @@ pmd_rows=("fanout-pmd-1000-r200 1 -S fanout -c 1000 -r 200 -s 1024 --text --payl
     "fanout-pmd-1000-r20 1 -S fanout -c 1000 -r 20 -s 1024 --text --payload json --deflate ${PW[*]}")
 [ "$mode" = quick ] && json_rows=() pmd_rows=()
 
-# Every planned row, so the table lists it even when no server could run it.
-for row in "${echo_rows[@]}" "${fanout_rows[@]}" "${json_rows[@]}" "${pmd_rows[@]}"; do
-    echo "${row%% *}"
+parse_row() { # row -> row_id row_reps row_servers row_pin row_flags[] row_args[]
+    local words
+    read -r -a words <<<"$1"
+    row_id=${words[0]} row_reps=${words[1]} row_servers='' row_pin=yes row_flags=()
+    words=("${words[@]:2}")
+    while [ "${#words[@]}" -gt 0 ] && [[ ${words[0]} != -* ]]; do
+        case ${words[0]} in
+        servers=*) row_servers=${words[0]#servers=} ;;
+        pin=yes | pin=no) row_pin=${words[0]#pin=} ;;
+        flags=*) IFS=, read -r -a row_flags <<<"${words[0]#flags=}" ;;
+        *)
+            log "row $row_id: unknown option ${words[0]} (servers=, pin=yes|no, flags=)"
+            return 1
+            ;;
+        esac
+        words=("${words[@]:1}")
+    done
+    row_args=("${words[@]}")
+}
+row_for() { # server row: parse_row, true if the row runs on the server
+    parse_row "$2" && { [ -z "$row_servers" ] || [[ ",$row_servers," == *",$1,"* ]]; }
+}
+any_row_for() { # server rows...: does any of the rows run on the server?
+    local name=$1 row
+    shift
+    for row in "$@"; do
+        row_for "$name" "$row" && return 0
+    done
+    return 1
+}
+
+# RC_BENCH_ROWS: only the rows it matches.
+wanted() { [ -z "${RC_BENCH_ROWS:-}" ] || [[ $1 =~ $RC_BENCH_ROWS ]]; }
+if [ -n "${RC_BENCH_ROWS:-}" ]; then
+    [[ x =~ $RC_BENCH_ROWS ]]
+    [ $? -eq 2 ] && { log "RC_BENCH_ROWS: bad regex '$RC_BENCH_ROWS'"; exit 2; }
+    log "RC_BENCH_ROWS='$RC_BENCH_ROWS': only the rows it matches"
+fi
+keep_wanted() { # array name: drops the rows RC_BENCH_ROWS does not match
+    local -n rows_ref=$1
+    local kept=() row
+    for row in "${rows_ref[@]}"; do
+        wanted "${row%% *}" && kept+=("$row")
+    done
+    rows_ref=("${kept[@]}")
+}
+for a in echo_rows fanout_rows paired_rows json_rows pmd_rows; do keep_wanted "$a"; done
+
+# Every planned row, so the table lists it even when no server could run it:
+# "id<TAB>servers (empty: all)<TAB>pin<TAB>server flags" for report.py.
+for row in "${echo_rows[@]}" "${fanout_rows[@]}" "${paired_rows[@]}" "${json_rows[@]}" \
+    "${pmd_rows[@]}"; do
+    parse_row "$row" && printf '%s\t%s\t%s\t%s\n' "$row_id" "$row_servers" "$row_pin" "${row_flags[*]}"
 done >"$out/rows.txt"
 
-run_rows() { # server mode rows...
-    local name=$1 m=$2 row id reps r
+run_one() { # name mode rep: one run of the row parse_row read last
+    local name=$1 m=$2 r=$3
+    if [ $((SECONDS - t_start)) -ge "$budget" ]; then
+        log "time budget (${budget}s) spent: $name $row_id run $r skipped"
+        printf '%s\t%s\ttime budget\n' "$name" "$row_id" >>"$out/skipped-rows.tsv"
+        return 0
+    fi
+    # Memory per idle connection needs a server that has never held
+    # connections: malloc keeps what earlier runs freed.
+    if [ "$setup" != "$name $m $row_pin ${row_flags[*]}" ] ||
+        { [ "${row_id%%-*}" = idle ] && [ "$fresh" = 0 ]; }; then
+        stop_server
+        start_server "$name" "$m" "$row_pin" "${row_flags[@]}" || return 1
+    fi
+    timeout 60 "${pin_client[@]}" "$rcbench" -q --json -n 100000000 --label "$name" \
+        --server-pid "$SPID" -p "$PORT" "${row_args[@]}" \
+        >"$out/raw/$name.$row_id.$r.json" 2>>"$out/logs/rcbench-$name.log" ||
+        log "$name $row_id run $r: rcbench exited $? (see $out/logs/rcbench-$name.log)"
+    fresh=0
+    [ -s "$out/raw/$name.$row_id.$r.json" ] || rm -f "$out/raw/$name.$row_id.$r.json"
+}
+
+run_rows() { # server mode rows...: each row's repeats one after another
+    local name=$1 m=$2 row r
     shift 2
     for row in "$@"; do
-        read -r id reps args <<<"$row"
-        [ "$mode" != full ] && reps=1
-        for r in $(seq 1 "$reps"); do
-            if [ $((SECONDS - t_start)) -ge "$budget" ]; then
-                log "time budget (${budget}s) spent: $name $id run $r skipped"
-                printf '%s\t%s\ttime budget\n' "$name" "$id" >>"$out/skipped-rows.tsv"
-                continue
-            fi
-            # Memory per idle connection needs a server that has never held
-            # connections: malloc keeps what earlier runs freed.
-            if [ "${id%%-*}" = idle ] && [ "$fresh" = 0 ]; then
-                stop_server
-                start_server "$name" "$m" || return
-            fi
-            # shellcheck disable=SC2086
-            timeout 60 "${pin_client[@]}" "$rcbench" -q --json -n 100000000 --label "$name" \
-                --server-pid "$SPID" -p "$PORT" $args \
-                >"$out/raw/$name.$id.$r.json" 2>>"$out/logs/rcbench-$name.log" ||
-                log "$name $id run $r: rcbench exited $? (see $out/logs/rcbench-$name.log)"
-            fresh=0
-            [ -s "$out/raw/$name.$id.$r.json" ] || rm -f "$out/raw/$name.$id.$r.json"
+        row_for "$name" "$row" || continue
+        [ "$mode" != full ] && row_reps=1
+        for r in $(seq 1 "$row_reps"); do
+            run_one "$name" "$m" "$r" || return
+        done
+    done
+}
+
+# Paired rows compare with each other (one worker against two): run 1 of
+# every row, then run 2 of every row, ..., each run on a server started for
+# it, so the machine's drift during the block falls on all of them alike.
+run_paired() { # server mode rows...
+    local name=$1 m=$2 row r max=1
+    shift 2
+    for row in "$@"; do
+        parse_row "$row" && [ "$mode" = full ] && [ "$row_reps" -gt "$max" ] && max=$row_reps
+    done
+    for r in $(seq 1 "$max"); do
+        for row in "$@"; do
+            row_for "$name" "$row" || continue
+            [ "$mode" != full ] && row_reps=1
+            [ "$r" -le "$row_reps" ] || continue
+            stop_server
+            run_one "$name" "$m" "$r" || return
         done
     done
 }
@@ -274,33 +399,40 @@ fanout_works() {
 }
 
 for name in $servers; do
-    if available "$name" echo && start_server "$name" echo; then
+    if any_row_for "$name" "${echo_rows[@]}" && available "$name" echo && start_server "$name" echo; then
         log "$name: echo rows"
         run_rows "$name" echo "${echo_rows[@]}"
         stop_server
     fi
-    if [ "${#fanout_rows[@]}" -gt 0 ] && available "$name" fanout && start_server "$name" fanout; then
+    if any_row_for "$name" "${fanout_rows[@]}" "${paired_rows[@]}" && available "$name" fanout &&
+        start_server "$name" fanout; then
         if [ "$name" = roomcast ] && ! fanout_works; then
             log "roomcast: fanout.lua does not deliver to every member yet; fanout rows skipped"
         else
             log "$name: fanout rows"
             run_rows "$name" fanout "${fanout_rows[@]}"
+            if any_row_for "$name" "${paired_rows[@]}"; then
+                log "$name: paired fanout rows (run by run in turn)"
+                run_paired "$name" fanout "${paired_rows[@]}"
+            fi
         fi
         stop_server
     fi
 done
 
 for name in $servers; do
-    [ "${#json_rows[@]}" -gt 0 ] || break
     case "$name" in roomcast | node) ;; *) continue ;; esac
-    available "$name" fanout || continue
-    if start_server "$name" fanout; then
-        log "$name: plain JSON fan-out rows"
-        run_rows "$name" fanout "${json_rows[@]}"
-        [ "$name" = roomcast ] && run_rows "$name" fanout "${pmd_rows[@]}"
-        stop_server
+    if any_row_for "$name" "${json_rows[@]}" || { [ "$name" = roomcast ] && [ "${#pmd_rows[@]}" -gt 0 ]; }; then
+        available "$name" fanout || continue
+        if start_server "$name" fanout; then
+            log "$name: plain JSON fan-out rows"
+            run_rows "$name" fanout "${json_rows[@]}"
+            [ "$name" = roomcast ] && run_rows "$name" fanout "${pmd_rows[@]}"
+            stop_server
+        fi
     fi
-    if [ "$name" = node ] && start_server node fanout-deflate; then
+    if [ "$name" = node ] && [ "${#pmd_rows[@]}" -gt 0 ] && available node fanout &&
+        start_server node fanout-deflate; then
         log "node: permessage-deflate fan-out rows"
         run_rows node fanout-deflate "${pmd_rows[@]}"
         stop_server
@@ -313,7 +445,7 @@ done
 # scripts/chat.lua with and without plugins/jwt_auth checking an RS256 token
 # in ?token=: the difference is what verification costs an upgrade.
 jwtbench="$build/tests/bench/jwtbench"
-if [ "$mode" != deflate ] && [[ " $servers " == *" roomcast "* ]] && [ -x "$jwtbench" ]; then
+if [ "$mode" != deflate ] && [[ " $servers " == *" roomcast "* ]] && [ -x "$jwtbench" ] && wanted jwt; then
     reps=3 secs=2
     [ "$mode" = quick ] && reps=1 secs=0.5
     log "roomcast: jwt verification rows"
@@ -343,7 +475,7 @@ fi
 # full: one room over 2 nodes and a redis-server against the same room on one
 # node (cluster.sh, one pair, about 20 s); its table goes under results.md.
 rm -f "$out/cluster.md"
-if [ "$mode" = full ] && [[ " $servers " == *" roomcast "* ]]; then
+if [ "$mode" = full ] && [[ " $servers " == *" roomcast "* ]] && wanted cluster; then
     if ! command -v redis-server >/dev/null; then
         log "redis-server missing: cluster rows skipped"
     elif [ $((SECONDS - t_start + 30)) -ge "$budget" ]; then
@@ -360,7 +492,7 @@ fi
 # client's round trips (history_stall.py, one run per size, about 15 s each);
 # issue 10's figure: the p99 while reading within 2x of the quiet p99.
 rm -f "$out/history_stall.md"
-if [ "$mode" = full ] && [[ " $servers " == *" roomcast "* ]]; then
+if [ "$mode" = full ] && [[ " $servers " == *" roomcast "* ]] && wanted history-stall; then
     if [ $((SECONDS - t_start + 40)) -ge "$budget" ]; then
         log "time budget (${budget}s) spent: history stall rows skipped"
     else

@@ -1,0 +1,226 @@
+#!/usr/bin/python3
+"""report_test - report.py on synthetic raw runs: the tables render, a row
+for roomcast only shows "-" for every peer (a missing peer included), and the
+"Goals (issue 14)" section gives PASS and MISS against issue 14's targets.
+
+Two bench-out directories are built by hand, each with raw SERVER.ROW.REP.json
+files shaped like rcbench --json output and the rows.txt, skipped.tsv and
+meta.txt that run.sh writes:
+
+  pass: idle 200 B/conn, 5000/s fully delivered with p99 20-30 ms, two
+        workers at or above one (pinned 1.00 after rounding, unpinned 1.05);
+  miss: idle 260 B/conn, 5000/s delivered but with p99 100 ms (and again
+        with p99 20 ms but 99.85 % delivered), two workers below one (pinned
+        0.90, unpinned 0.95), and the pinned one-worker row missing so the
+        shared fanout-1000-r1600 row stands in;
+  none: no goal row at all: every goal says "no data".
+
+No load, no timing: report.py is run on fixed inputs and its output read.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPORT = os.path.join(HERE, "report.py")
+failures = []
+
+
+def check(ok, what):
+    if not ok:
+        failures.append(what)
+        print("FAIL " + what)
+
+
+def fanout_run(server, per_cpu_s, delivered=1.0, p99_us=20000.0, rate=1600):
+    return {"scenario": "fanout", "target": server, "conns": 1000, "rate": float(rate),
+            "delivered_ratio": delivered, "per_s": rate * 1000.0 * delivered,
+            "latency_us": {"p50": p99_us / 2, "p90": p99_us * 0.8, "p99": p99_us,
+                           "p999": p99_us * 1.1},
+            "server": {"cpu_s": 2.0, "cpu_pct": 100.0, "per_cpu_s": per_cpu_s,
+                       "rss_max_kb": 20000, "rss_per_conn_b": -1.0},
+            "client_cpu_pct": 80.0}
+
+
+def idle_run(server, b_per_conn):
+    return {"scenario": "idle", "target": server, "conns": 10000, "opened": 10000,
+            "upgrades_per_s": 30000.0, "upgrade_us": {"p50": 100.0, "p99": 900.0},
+            "server": {"cpu_s": 0.1, "cpu_pct": 10.0, "per_cpu_s": 0.0,
+                       "rss_max_kb": 9000, "rss_per_conn_b": b_per_conn}}
+
+
+def make_out(name, runs, rows_txt):
+    """runs: {(server, row, rep): dict}; rows_txt: lines for rows.txt."""
+    out = os.path.join(tmp, name)
+    os.makedirs(os.path.join(out, "raw"))
+    for (server, row, rep), data in runs.items():
+        with open(os.path.join(out, "raw", f"{server}.{row}.{rep}.json"), "w") as f:
+            json.dump(data, f)
+    with open(os.path.join(out, "rows.txt"), "w") as f:
+        f.write("".join(line + "\n" for line in rows_txt))
+    with open(os.path.join(out, "skipped.tsv"), "w") as f:
+        f.write("lws\tlibwebsockets-dev not installed (run make bench-deps)\n")
+    with open(os.path.join(out, "meta.txt"), "w") as f:
+        f.write("mode: full\ndate: 2026-11-30T00:00:00Z\nelapsed_s: 1\n")
+    return out
+
+
+def render(out):
+    p = subprocess.run(["/usr/bin/python3", REPORT, out], capture_output=True, text=True,
+                       timeout=120)
+    check(p.returncode == 0, f"{os.path.basename(out)}: report.py exit {p.returncode}: "
+          f"{p.stderr[-1500:]}")
+    path = os.path.join(out, "results.md")
+    md = open(path).read() if os.path.exists(path) else ""
+    return md, p.stdout
+
+
+def table_row(md, first_cells):
+    """The markdown table line that starts with the given cells, split."""
+    for line in md.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells[: len(first_cells)] == first_cells:
+            return cells
+    return None
+
+
+def goal_line(md, goal_prefix, row=None):
+    sect = md.partition("## Goals (issue 14)")[2].partition("\n## ")[0]
+    for line in sect.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0].startswith(goal_prefix) and (row is None or row in line):
+            return cells
+    return None
+
+
+ROWS = [
+    "idle-10000",
+    "fanout-1000-r100",
+    "fanout-1000-r1600",
+    "fanout-1000-r5000",
+    "fanout-1000-r1600-w1\troomcast\tyes\t",
+    "fanout-1000-r1600-w2\troomcast\tyes\t-w 2",
+    "fanout-1000-r1600-w1-free\troomcast\tno\t",
+    "fanout-1000-r1600-w2-free\troomcast\tno\t-w 2",
+]
+
+tmp = tempfile.mkdtemp(prefix="rcreport-")
+try:
+    # ---- every goal met -------------------------------------------------------
+    runs = {}
+    for rep in (1, 2, 3):
+        runs[("roomcast", "idle-10000", rep)] = idle_run("roomcast", 200.0 + rep)
+        runs[("node", "idle-10000", rep)] = idle_run("node", 6000.0)
+        runs[("roomcast", "fanout-1000-r100", rep)] = fanout_run("roomcast", 240e3, rate=100)
+        runs[("node", "fanout-1000-r100", rep)] = fanout_run("node", 180e3, rate=100)
+        runs[("roomcast", "fanout-1000-r1600", rep)] = fanout_run("roomcast", 1.6e6)
+        runs[("node", "fanout-1000-r1600", rep)] = fanout_run("node", 0.4e6, 0.8, 900e3)
+        runs[("roomcast", "fanout-1000-r5000", rep)] = fanout_run(
+            "roomcast", 5.0e6, 1.0, 20000.0 + 5000 * rep, rate=5000)
+        runs[("node", "fanout-1000-r5000", rep)] = fanout_run("node", 0.5e6, 0.3, 2e6, 5000)
+        # Pinned: 1.600M vs 1.598M (ratio 0.99875, shown and judged as 1.00).
+        runs[("roomcast", "fanout-1000-r1600-w1", rep)] = fanout_run("roomcast", 1.6e6)
+        runs[("roomcast", "fanout-1000-r1600-w2", rep)] = fanout_run("roomcast", 1.598e6)
+        runs[("roomcast", "fanout-1000-r1600-w1-free", rep)] = fanout_run("roomcast", 1.5e6)
+        runs[("roomcast", "fanout-1000-r1600-w2-free", rep)] = fanout_run("roomcast", 1.575e6)
+    md, stdout = render(make_out("pass", runs, ROWS))
+
+    # The existing tables still render, with the new rows in them.
+    check("## Goals (issue 14)" in stdout, "the goals section is printed with the table")
+    check("\n## Detail\n" in md, "detail table present")
+    head = table_row(md, ["row", "metric", "roomcast", "node", "gorilla", "lws"])
+    check(head is not None, "main table header")
+    r = table_row(md, ["fanout-1000-r100"])
+    check(r is not None and r[2] == "240.0k" and r[3] == "180.0k" and r[6] == "1.33",
+          f"fanout-1000-r100 row with roomcast, node and their ratio: {r}")
+    check(r is not None and r[5].startswith("missing: libwebsockets-dev"),
+          f"a row for every server: the missing peer says why: {r}")
+    r = table_row(md, ["fanout-1000-r5000"])
+    check(r is not None and r[2] == "5.00M" and r[3] == "500.0k" and r[6] == "10.00",
+          f"fanout-1000-r5000 for roomcast and node: {r}")
+    for row in ("fanout-1000-r1600-w2", "fanout-1000-r1600-w1-free", "fanout-1000-r1600-w2-free"):
+        r = table_row(md, [row])
+        check(r is not None and r[2] != "-" and r[3:6] == ["-", "-", "-"] and r[6:9] == ["-"] * 3,
+              f"{row}: roomcast only, '-' for every peer (lws missing included): {r}")
+    r = table_row(md, ["fanout-1000-r5000", "node"])
+    check(r is not None and r[4] == "0.3000" and r[7] == "2000000.0",
+          f"detail: node's delivered ratio and p99 at 5000/s: {r}")
+    check("rows with a server setup of their own: " in md and
+          "fanout-1000-r1600-w2-free (server unpinned, `-w 2`)" in md and
+          "fanout-1000-r1600-w1-free (server unpinned)" in md,
+          "the header names the rows' own server setups")
+
+    g = goal_line(md, "1.")
+    check(g is not None and g[2] == "idle-10000" and g[3] == "202 B/conn" and
+          g[4] == "201, 202, 203" and g[5] == "**PASS**", f"goal 1 pass: {g}")
+    g = goal_line(md, "3.")
+    check(g is not None and g[3] == "100.00 % delivered, p99 30.0 ms" and
+          "(3 of 3 meet both)" in g[4] and g[5] == "**PASS**", f"goal 3 pass: {g}")
+    g = goal_line(md, "4.", "CPU 0")
+    check(g is not None and g[2] == "fanout-1000-r1600-w2 / fanout-1000-r1600-w1" and
+          "= 1.00" in g[3] and g[4] == "run by run: 1.00, 1.00, 1.00" and g[5] == "**PASS**",
+          f"goal 4 pinned: 0.99875 rounds to 1.00, pass: {g}")
+    g = goal_line(md, "4.", "unpinned")
+    check(g is not None and "= 1.05" in g[3] and g[5] == "**PASS**", f"goal 4 unpinned pass: {g}")
+
+    res = json.load(open(os.path.join(tmp, "pass", "results.json")))["results"]
+    check(res["fanout-1000-r1600-w2"]["roomcast"]["server.per_cpu_s"] == 1.598e6 and
+          res["fanout-1000-r1600-w2"]["roomcast"]["repeats"] == 3, "results.json medians")
+
+    # ---- every goal missed --------------------------------------------------------
+    runs = {}
+    for rep in (1, 2, 3):
+        runs[("roomcast", "idle-10000", rep)] = idle_run("roomcast", 260.0)
+        runs[("roomcast", "fanout-1000-r1600", rep)] = fanout_run("roomcast", 1.6e6)
+        # One run meets goal 3; the median is delivered enough, too late.
+        ok = rep == 2
+        runs[("roomcast", "fanout-1000-r5000", rep)] = fanout_run(
+            "roomcast", 5.0e6, 1.0 if rep != 1 else 0.995, 40000.0 if ok else 100000.0,
+            rate=5000)
+        # fanout-1000-r1600-w1 is not there: the shared row stands in.
+        runs[("roomcast", "fanout-1000-r1600-w2", rep)] = fanout_run("roomcast", 1.44e6)
+        runs[("roomcast", "fanout-1000-r1600-w1-free", rep)] = fanout_run("roomcast", 1.6e6)
+        runs[("roomcast", "fanout-1000-r1600-w2-free", rep)] = fanout_run(
+            "roomcast", [1.6e6, 1.52e6, 1.44e6][rep - 1])
+    md, _ = render(make_out("miss", runs, [r for r in ROWS if "-w1\t" not in r]))
+    g = goal_line(md, "1.")
+    check(g is not None and g[3] == "260 B/conn" and g[5] == "**MISS**", f"goal 1 miss: {g}")
+    g = goal_line(md, "3.")
+    check(g is not None and g[3] == "100.00 % delivered, p99 100.0 ms" and
+          "(1 of 3 meet both)" in g[4] and g[5] == "**MISS**", f"goal 3 miss on p99: {g}")
+    g = goal_line(md, "4.", "CPU 0")
+    check(g is not None and g[2] == "fanout-1000-r1600-w2 / fanout-1000-r1600" and
+          "1.44M / 1.60M = 0.90" in g[3] and g[4] == "-" and g[5] == "**MISS**",
+          f"goal 4 pinned miss, the shared row standing in (not paired): {g}")
+    g = goal_line(md, "4.", "unpinned")
+    check(g is not None and "= 0.95" in g[3] and g[4] == "run by run: 1.00, 0.95, 0.90" and
+          g[5] == "**MISS**", f"goal 4 unpinned miss, run by run: {g}")
+    r = table_row(md, ["fanout-1000-r1600-w1"])
+    check(r is None, f"a row that is not there is not invented: {r}")
+
+    # ---- goal 3 missed on the delivered ratio alone --------------------------------
+    runs = {("roomcast", "fanout-1000-r5000", rep): fanout_run("roomcast", 5.0e6, d, 20000.0, 5000)
+            for rep, d in ((1, 0.998), (2, 0.9985), (3, 1.0))}
+    md, _ = render(make_out("miss-delivered", runs, ["fanout-1000-r5000"]))
+    g = goal_line(md, "3.")
+    check(g is not None and g[3] == "99.85 % delivered, p99 20.0 ms" and
+          "(1 of 3 meet both)" in g[4] and g[5] == "**MISS**", f"goal 3 miss on delivered: {g}")
+
+    # ---- no goal rows at all (a quick run filtered to echo) ---------------------------
+    runs = {("roomcast", "echo-32-d1", 1): {"scenario": "echo", "per_s": 1e5, "delivered_ratio": 1.0,
+                                            "server": {"per_cpu_s": 2e5}}}
+    md, _ = render(make_out("none", runs, ["echo-32-d1"]))
+    sect = md.partition("## Goals (issue 14)")[2].partition("\n## ")[0]
+    check(len(re.findall(r"\| no data \|", sect)) == 4 and "PASS" not in sect and
+          "MISS" not in sect, "without the rows every goal says no data:\n" + sect)
+finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+if failures:
+    print(f"{len(failures)} check(s) failed")
+    sys.exit(1)
+print("ok   report.py: tables, roomcast-only rows, goals PASS and MISS")

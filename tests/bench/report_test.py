@@ -37,10 +37,14 @@ def check(ok, what):
 
 
 def fanout_run(server, per_cpu_s, delivered=1.0, p99_us=20000.0, rate=1600):
+    """rcbench's fanout JSON; delivered 0 is a run that timed nothing (every
+    percentile 0, as rcbench writes it)."""
+    if delivered == 0:
+        p99_us = 0.0
     return {"scenario": "fanout", "target": server, "conns": 1000, "rate": float(rate),
             "delivered_ratio": delivered, "per_s": rate * 1000.0 * delivered,
-            "latency_us": {"p50": p99_us / 2, "p90": p99_us * 0.8, "p99": p99_us,
-                           "p999": p99_us * 1.1},
+            "latency_us": {"count": int(rate * 2000 * delivered), "p50": p99_us / 2,
+                           "p90": p99_us * 0.8, "p99": p99_us, "p999": p99_us * 1.1},
             "server": {"cpu_s": 2.0, "cpu_pct": 100.0, "per_cpu_s": per_cpu_s,
                        "rss_max_kb": 20000, "rss_per_conn_b": -1.0},
             "client_cpu_pct": 80.0}
@@ -122,6 +126,10 @@ try:
         runs[("roomcast", "fanout-1000-r5000", rep)] = fanout_run(
             "roomcast", 5.0e6, 1.0, 20000.0 + 5000 * rep, rate=5000)
         runs[("node", "fanout-1000-r5000", rep)] = fanout_run("node", 0.5e6, 0.3, 2e6, 5000)
+        # gorilla: two runs with nothing delivered in the measure window.
+        runs[("gorilla", "fanout-1000-r5000", rep)] = fanout_run(
+            "gorilla", 0.0 if rep < 3 else 0.2e6, 0.0 if rep < 3 else 0.1, 3e6, 5000)
+        runs[("gorilla", "fanout-1000-r1600", rep)] = fanout_run("gorilla", 0.0, 0.0)
         # Pinned: 1.600M vs 1.598M (ratio 0.99875, shown and judged as 1.00).
         runs[("roomcast", "fanout-1000-r1600-w1", rep)] = fanout_run("roomcast", 1.6e6)
         runs[("roomcast", "fanout-1000-r1600-w2", rep)] = fanout_run("roomcast", 1.598e6)
@@ -149,6 +157,12 @@ try:
     r = table_row(md, ["fanout-1000-r5000", "node"])
     check(r is not None and r[4] == "0.3000" and r[7] == "2000000.0",
           f"detail: node's delivered ratio and p99 at 5000/s: {r}")
+    r = table_row(md, ["fanout-1000-r5000", "gorilla"])
+    check(r is not None and r[4] == "0.0000" and r[7] == "3000000.0",
+          f"detail: the latency of gorilla's one run that timed anything, not 0: {r}")
+    r = table_row(md, ["fanout-1000-r1600", "gorilla"])
+    check(r is not None and r[5:9] == ["-"] * 4 and r[2] == "0",
+          f"detail: no latency when nothing was timed: {r}")
     check("rows with a server setup of their own: " in md and
           "fanout-1000-r1600-w2-free (server unpinned, `-w 2`)" in md and
           "fanout-1000-r1600-w1-free (server unpinned)" in md,
@@ -201,6 +215,20 @@ try:
           g[5] == "**MISS**", f"goal 4 unpinned miss, run by run: {g}")
     r = table_row(md, ["fanout-1000-r1600-w1"])
     check(r is None, f"a row that is not there is not invented: {r}")
+
+    # ---- goal 3 with nothing timed in two runs of three ------------------------------
+    runs = {("roomcast", "fanout-1000-r5000", rep): fanout_run("roomcast", 1e6, d, 30000.0, 5000)
+            for rep, d in ((1, 0.0), (2, 0.0), (3, 1.0))}
+    md, _ = render(make_out("miss-nothing", runs, ["fanout-1000-r5000"]))
+    g = goal_line(md, "3.")
+    check(g is not None and g[3] == "0.00 % delivered, p99 30.0 ms" and
+          g[4] == "0.00 % / -, 0.00 % / -, 100.00 % / 30.0 ms (1 of 3 meet both)" and
+          g[5] == "**MISS**", f"goal 3 miss with nothing delivered: {g}")
+    runs = {("roomcast", "fanout-1000-r5000", 1): fanout_run("roomcast", 0.0, 0.0, rate=5000)}
+    md, _ = render(make_out("miss-none", runs, ["fanout-1000-r5000"]))
+    g = goal_line(md, "3.")
+    check(g is not None and g[3] == "0.00 % delivered, p99 -" and g[5] == "**MISS**",
+          f"goal 3 miss, no p99 at all: {g}")
 
     # ---- goal 3 missed on the delivered ratio alone --------------------------------
     runs = {("roomcast", "fanout-1000-r5000", rep): fanout_run("roomcast", 5.0e6, d, 20000.0, 5000)

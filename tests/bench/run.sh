@@ -9,7 +9,7 @@
 # pinned to CPU 0 and rcbench to CPU 1. Every rcbench run has a warm-up
 # before it measures; `full` repeats the headline rows 3 times and reports the
 # median. Writes bench-out/results.json, bench-out/results.md and
-# bench-out/plots/*.png. The time budget (quick 55 s, full 720 s) starts after
+# bench-out/plots/*.png. The time budget (quick 55 s, full 740 s) starts after
 # the installs and builds: rows that would pass it are skipped with a message.
 # A peer that cannot be had is named in its table column with the reason, and
 # the summary line names the command that fixes it. deflate runs only the
@@ -41,7 +41,7 @@ root="$(cd "$here/../.." && pwd)"
 build="${RC_BENCH_BUILD:-$root/build}"
 out="${RC_BENCH_OUT:-$root/bench-out}"
 servers="${RC_BENCH_SERVERS:-roomcast node gorilla lws}"
-case "$mode" in quick) budget=55 ;; deflate) budget=115 ;; *) budget=720 ;; esac
+case "$mode" in quick) budget=55 ;; deflate) budget=115 ;; *) budget=740 ;; esac
 [ "$mode" = deflate ] && servers="${RC_BENCH_SERVERS:-roomcast node}"
 
 log() { echo "run.sh: $*" >&2; }

@@ -46,33 +46,40 @@ case "$mode" in quick) budget=55 ;; deflate) budget=115 ;; *) budget=740 ;; esac
 
 log() { echo "run.sh: $*" >&2; }
 
+# RC_BENCH_DRY=1: the plan only. Nothing is installed, built, started or run;
+# every server start and rcbench run goes, in order, to $out/plan.txt
+# (run_plan_test.py checks the row machinery on it).
+dry="${RC_BENCH_DRY:-0}"
+
 # ---- dependencies and builds (not counted in the time budget) -------------------
 # make bench / bench-quick ran deps.sh already (bench-deps) and say so.
-[ "${RC_BENCH_DEPS_DONE:-0}" = 1 ] || bash "$here/deps.sh"
+[ "${RC_BENCH_DEPS_DONE:-0}" = 1 ] || [ "$dry" = 1 ] || bash "$here/deps.sh"
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DRC_BENCH=ON >"$out.cmake.log" 2>&1 || true
+if [ "$dry" = 0 ]; then
+    if [ ! -f "$build/CMakeCache.txt" ]; then
+        cmake -S "$root" -B "$build" -DRC_BENCH=ON >"$out.cmake.log" 2>&1 || true
+    fi
+    if ! cmake --build "$build" --target rcbench -j2 >/dev/null 2>&1; then
+        [ -x "$build/tests/bench/rcbench" ] || {
+            log "cannot build rcbench in $build"
+            exit 1
+        }
+        log "rcbench did not build; using the existing binary"
+    fi
+    cmake --build "$build" --target roomcast -j2 >/dev/null 2>&1 ||
+        log "roomcast did not build; using the existing binary if there is one"
+    cmake --build "$build" --target jwtbench -j2 >/dev/null 2>&1 || true
 fi
-if ! cmake --build "$build" --target rcbench -j2 >/dev/null 2>&1; then
-    [ -x "$build/tests/bench/rcbench" ] || {
-        log "cannot build rcbench in $build"
-        exit 1
-    }
-    log "rcbench did not build; using the existing binary"
-fi
-cmake --build "$build" --target roomcast -j2 >/dev/null 2>&1 ||
-    log "roomcast did not build; using the existing binary if there is one"
-cmake --build "$build" --target jwtbench -j2 >/dev/null 2>&1 || true
 
 rcbench="$build/tests/bench/rcbench"
 mkdir -p "$out/raw" "$out/logs" "$out/plots"
-rm -f "$out"/raw/*.json
+rm -f "$out"/raw/*.json "$out/plan.txt"
 : >"$out/skipped-rows.tsv"
 
 # The peers: detected and built afresh on every run, never cached.
 # shellcheck disable=SC2086
-bash "$here/peers/build.sh" "$build" $servers
+[ "$dry" = 1 ] || bash "$here/peers/build.sh" "$build" $servers
 peer_status() { # name field(2: ok|missing, 3: path|why)
     awk -F'\t' -v n="$1" -v f="$2" '$1 == n { print $f }' "$build/bench-peers/status"
 }
@@ -104,6 +111,7 @@ fi
 
 # ---- servers --------------------------------------------------------------------
 available() { # name mode
+    [ "$dry" = 1 ] && return 0
     case "$1" in
     roomcast)
         [ -x "$build/roomcast" ] || { skip roomcast "$build/roomcast missing"; return 1; }
@@ -166,6 +174,11 @@ start_server() {
     lws) cmd=("$lws_bin" "$m" "$PORT") ;;
     esac
     cmd+=("$@")
+    if [ "$dry" = 1 ]; then
+        echo "start $name $m pin=$pin: ${pinned[*]} ${cmd[*]}" >>"$out/plan.txt"
+        SPID=dry setup="$name $m $pin $*" fresh=1
+        return 0
+    fi
     "${pinned[@]}" "${cmd[@]}" >"$out/logs/$name-$m.log" 2>&1 &
     SPID=$!
     setup="$name $m $pin $*"
@@ -179,6 +192,10 @@ start_server() {
 
 stop_server() {
     [ -n "$SPID" ] || return 0
+    if [ "$SPID" = dry ]; then
+        SPID='' setup=''
+        return 0
+    fi
     kill "$SPID" 2>/dev/null
     for _ in $(seq 1 40); do
         kill -0 "$SPID" 2>/dev/null || break
@@ -199,8 +216,9 @@ trap stop_server EXIT
 #   pin=no       the server unpinned (default: pinned like every row, pin_server)
 #   flags=a,b    words added to the server's command line (roomcast: a later
 #                flag wins, so flags=-w,2 runs two workers)
-#   fresh=yes    every run on a newly started server (a peer that cannot keep
-#                up still has the last run's backlog; idle rows always are)
+#   fresh=yes    every run on a server of its own, started for it and stopped
+#                after it (a peer that cannot keep up still holds the run's
+#                backlog; idle rows always start one, for its memory)
 # A row whose pin or flags differ from the running server's restarts it.
 if [ "$mode" = deflate ]; then
     echo_rows=(
@@ -229,8 +247,8 @@ elif [ "$mode" = quick ]; then
     )
     # Goal 4, pinned only: one run each.
     paired_rows=(
-        "fanout-1000-r1600-w1 1 servers=roomcast ${G[*]}"
-        "fanout-1000-r1600-w2 1 servers=roomcast flags=-w,2 ${G[*]}"
+        "fanout-1000-r1600-w1 1 servers=roomcast fresh=yes ${G[*]}"
+        "fanout-1000-r1600-w2 1 servers=roomcast fresh=yes flags=-w,2 ${G[*]}"
     )
 else
     W=(-w 0.5 -d 2 --drain 1)
@@ -266,10 +284,10 @@ else
     # issue's per-core protocol) and unpinned (how its 1.37M vs 1.59M was
     # measured); rcbench stays on CPU 1.
     paired_rows=(
-        "fanout-1000-r1600-w1 3 servers=roomcast ${G[*]}"
-        "fanout-1000-r1600-w2 3 servers=roomcast flags=-w,2 ${G[*]}"
-        "fanout-1000-r1600-w1-free 3 servers=roomcast pin=no ${G[*]}"
-        "fanout-1000-r1600-w2-free 3 servers=roomcast pin=no flags=-w,2 ${G[*]}"
+        "fanout-1000-r1600-w1 3 servers=roomcast fresh=yes ${G[*]}"
+        "fanout-1000-r1600-w2 3 servers=roomcast fresh=yes flags=-w,2 ${G[*]}"
+        "fanout-1000-r1600-w1-free 3 servers=roomcast fresh=yes pin=no ${G[*]}"
+        "fanout-1000-r1600-w2-free 3 servers=roomcast fresh=yes pin=no flags=-w,2 ${G[*]}"
     )
 fi
 
@@ -354,12 +372,18 @@ run_one() { # name mode rep: one run of the row parse_row read last
         stop_server
         start_server "$name" "$m" "$row_pin" "${row_flags[@]}" || return 1
     fi
-    timeout 60 "${pin_client[@]}" "$rcbench" -q --json -n 100000000 --label "$name" \
-        --server-pid "$SPID" -p "$PORT" "${row_args[@]}" \
-        >"$out/raw/$name.$row_id.$r.json" 2>>"$out/logs/rcbench-$name.log" ||
-        log "$name $row_id run $r: rcbench exited $? (see $out/logs/rcbench-$name.log)"
+    if [ "$dry" = 1 ]; then
+        echo "run $name $row_id $r: ${pin_client[*]} rcbench ${row_args[*]}" >>"$out/plan.txt"
+    else
+        timeout 60 "${pin_client[@]}" "$rcbench" -q --json -n 100000000 --label "$name" \
+            --server-pid "$SPID" -p "$PORT" "${row_args[@]}" \
+            >"$out/raw/$name.$row_id.$r.json" 2>>"$out/logs/rcbench-$name.log" ||
+            log "$name $row_id run $r: rcbench exited $? (see $out/logs/rcbench-$name.log)"
+        [ -s "$out/raw/$name.$row_id.$r.json" ] || rm -f "$out/raw/$name.$row_id.$r.json"
+    fi
     fresh=0
-    [ -s "$out/raw/$name.$row_id.$r.json" ] || rm -f "$out/raw/$name.$row_id.$r.json"
+    [ "$row_fresh" = yes ] && stop_server
+    return 0
 }
 
 run_rows() { # server mode rows...: each row's repeats one after another
@@ -375,8 +399,8 @@ run_rows() { # server mode rows...: each row's repeats one after another
 }
 
 # Paired rows compare with each other (one worker against two): run 1 of
-# every row, then run 2 of every row, ..., each run on a server started for
-# it, so the machine's drift during the block falls on all of them alike.
+# every row, then run 2 of every row, ..., so the machine's drift during the
+# block falls on all of them alike (each on a server of its own: fresh=yes).
 run_paired() { # server mode rows...
     local name=$1 m=$2 row r max=1
     shift 2
@@ -388,7 +412,6 @@ run_paired() { # server mode rows...
             row_for "$name" "$row" || continue
             [ "$mode" != full ] && row_reps=1
             [ "$r" -le "$row_reps" ] || continue
-            stop_server
             run_one "$name" "$m" "$r" || return
         done
     done
@@ -398,6 +421,7 @@ run_paired() { # server mode rows...
 # message reaches every member before timing anything.
 fanout_works() {
     local probe
+    [ "$dry" = 1 ] && return 0
     probe=$(timeout 20 "$rcbench" -q --json -S fanout -c 3 -n 5 -r 50 -w 0 -d 1 -p "$PORT" 2>/dev/null)
     echo "$probe" | grep -q '"delivered_ratio":1.0'
 }
@@ -442,6 +466,11 @@ for name in $servers; do
         stop_server
     fi
 done
+
+if [ "$dry" = 1 ]; then
+    log "dry run: the plan is in $out/plan.txt"
+    exit 0
+fi
 
 # ---- JWT ----------------------------------------------------------------------------
 # Verifications per second per core (jwtbench: jwt_verify against the bare

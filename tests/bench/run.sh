@@ -26,6 +26,7 @@
 # RC_BENCH_ROWS=REGEX runs only the rows whose id matches (bash =~, e.g.
 # RC_BENCH_ROWS='^fanout-1000-r1600'); the JWT, cluster and history stall
 # sections run only when "jwt", "cluster" or "history-stall" matches it.
+# RC_BENCH_DRY=1 runs nothing: the plan goes to bench-out/plan.txt.
 #
 # Only 127.0.0.1; every load run is bounded in time and count.
 set -u

@@ -7,7 +7,7 @@ OUT/rows.txt (run.sh) lists the planned rows, one a line: "id", optionally
 followed by tab-separated fields: the servers that run it (comma list, empty:
 all), the server's pinning (yes|no) and the server flags the row adds.
 results.md carries a "Goals (issue 14)" section with the verdicts of goals 1,
-3 and 4 against their targets (GOALS below)."""
+3 and 4 against their targets (the constants below)."""
 import glob
 import json
 import os
@@ -141,7 +141,8 @@ def goals(results, by_rep):
 
         def meets(x):
             v = x.get("latency_us.p99") if has_samples(x, "latency_us.p99") else None
-            return x.get("delivered_ratio", 0) >= DELIVERED_MIN and v is not None and v <= P99_US_MAX
+            return (x.get("delivered_ratio", 0) >= DELIVERED_MIN and v is not None
+                    and v <= P99_US_MAX)
         each = reps(row)
         runs = ", ".join(f"{x.get('delivered_ratio', 0) * 100:.2f} % / " + p99_ms(
             x.get("latency_us.p99") if has_samples(x, "latency_us.p99") else None) for x in each)
@@ -160,7 +161,7 @@ def goals(results, by_rep):
             ("server unpinned (how the issue's 1.37M vs 1.59M was measured)",
              "fanout-1000-r1600-w1-free", "fanout-1000-r1600-w2-free")):
         if not rc(one) and one == "fanout-1000-r1600-w1" and rc("fanout-1000-r1600"):
-            one = "fanout-1000-r1600"  # not paired: the shared server's row
+            one = "fanout-1000-r1600"  # the same load, not run in turn with -w2
         label = f"4. two workers vs one at 1600/s, deliveries per server CPU-s, {how}"
         target = f"w2 / w1 >= {W2_OVER_W1_MIN:.2f}"
         a, b = rc(two), rc(one)
@@ -169,7 +170,8 @@ def goals(results, by_rep):
             continue
         ratio = a["server.per_cpu_s"] / b["server.per_cpu_s"]
         pairs = []
-        ones, twos = by_rep.get(one, {}).get("roomcast", {}), by_rep.get(two, {}).get("roomcast", {})
+        ones = by_rep.get(one, {}).get("roomcast", {})
+        twos = by_rep.get(two, {}).get("roomcast", {})
         for n in sorted(set(ones) & set(twos), key=lambda k: str(k).zfill(9)):
             x, y = twos[n].get("server.per_cpu_s", 0), ones[n].get("server.per_cpu_s", 0)
             if x > 0 and y > 0:

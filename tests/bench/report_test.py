@@ -12,7 +12,7 @@ meta.txt that run.sh writes:
   miss: idle 260 B/conn, 5000/s delivered but with p99 100 ms (and again
         with p99 20 ms but 99.85 % delivered), two workers below one (pinned
         0.90, unpinned 0.95), and the pinned one-worker row missing so the
-        shared fanout-1000-r1600 row stands in;
+        fanout-1000-r1600 row (same load, not run in turn) stands in;
   none: no goal row at all: every goal says "no data".
 
 No load, no timing: report.py is run on fixed inputs and its output read.
@@ -195,7 +195,7 @@ try:
         runs[("roomcast", "fanout-1000-r5000", rep)] = fanout_run(
             "roomcast", 5.0e6, 1.0 if rep != 1 else 0.995, 40000.0 if ok else 100000.0,
             rate=5000)
-        # fanout-1000-r1600-w1 is not there: the shared row stands in.
+        # fanout-1000-r1600-w1 is not there: fanout-1000-r1600 stands in.
         runs[("roomcast", "fanout-1000-r1600-w2", rep)] = fanout_run("roomcast", 1.44e6)
         runs[("roomcast", "fanout-1000-r1600-w1-free", rep)] = fanout_run("roomcast", 1.6e6)
         runs[("roomcast", "fanout-1000-r1600-w2-free", rep)] = fanout_run(
@@ -239,8 +239,8 @@ try:
           "(1 of 3 meet both)" in g[4] and g[5] == "**MISS**", f"goal 3 miss on delivered: {g}")
 
     # ---- no goal rows at all (a quick run filtered to echo) ---------------------------
-    runs = {("roomcast", "echo-32-d1", 1): {"scenario": "echo", "per_s": 1e5, "delivered_ratio": 1.0,
-                                            "server": {"per_cpu_s": 2e5}}}
+    runs = {("roomcast", "echo-32-d1", 1): {"scenario": "echo", "per_s": 1e5,
+                                            "delivered_ratio": 1.0, "server": {"per_cpu_s": 2e5}}}
     md, _ = render(make_out("none", runs, ["echo-32-d1"]))
     sect = md.partition("## Goals (issue 14)")[2].partition("\n## ")[0]
     check(len(re.findall(r"\| no data \|", sect)) == 4 and "PASS" not in sect and

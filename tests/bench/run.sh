@@ -315,7 +315,8 @@ parse_row() { # row -> row_id row_reps row_servers row_pin row_fresh row_flags[]
         fresh=yes | fresh=no) row_fresh=${words[0]#fresh=} ;;
         flags=*) IFS=, read -r -a row_flags <<<"${words[0]#flags=}" ;;
         *)
-            log "row $row_id: unknown option ${words[0]} (servers=, pin=yes|no, flags=, fresh=yes|no)"
+            log "row $row_id: unknown option ${words[0]}" \
+                "(servers=, pin=yes|no, flags=, fresh=yes|no)"
             return 1
             ;;
         esac
@@ -356,7 +357,8 @@ for a in echo_rows fanout_rows paired_rows json_rows pmd_rows; do keep_wanted "$
 # "id<TAB>servers (empty: all)<TAB>pin<TAB>server flags" for report.py.
 for row in "${echo_rows[@]}" "${fanout_rows[@]}" "${paired_rows[@]}" "${json_rows[@]}" \
     "${pmd_rows[@]}"; do
-    parse_row "$row" && printf '%s\t%s\t%s\t%s\n' "$row_id" "$row_servers" "$row_pin" "${row_flags[*]}"
+    parse_row "$row" &&
+        printf '%s\t%s\t%s\t%s\n' "$row_id" "$row_servers" "$row_pin" "${row_flags[*]}"
 done >"$out/rows.txt"
 
 run_one() { # name mode rep: one run of the row parse_row read last
@@ -428,7 +430,8 @@ fanout_works() {
 }
 
 for name in $servers; do
-    if any_row_for "$name" "${echo_rows[@]}" && available "$name" echo && start_server "$name" echo; then
+    if any_row_for "$name" "${echo_rows[@]}" && available "$name" echo &&
+        start_server "$name" echo; then
         log "$name: echo rows"
         run_rows "$name" echo "${echo_rows[@]}"
         stop_server

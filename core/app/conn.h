@@ -264,7 +264,10 @@ struct conn {
     unsigned pmd_bits : 4;  /* ... with this server window (9..15) */
     unsigned rx_own : 1;    /* rx is c's own (else the worker's scratch receiver) */
     unsigned later : 1;     /* its id is on cs->later (until later_timer takes it off) */
-    uint16_t close_code;    /* code sent or received, for on_close */
+    /* A handler sent c a frame (lapi.c) since c's last held join: room.c
+     * reads and clears it (room_hold_end: may the core release after 0?). */
+    unsigned sent_mark : 1;
+    uint16_t close_code; /* code sent or received, for on_close */
     uint16_t peer_port;
     uint32_t pin;        /* > 0: someone up the stack holds it; the reaper waits */
     uint32_t peer4;      /* PEER_V4, PEER_V4MAPPED: the IPv4 address (network order) */

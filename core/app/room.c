@@ -1,5 +1,6 @@
 #include "room.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -69,11 +70,17 @@ struct held_frame {
 };
 
 struct hold_waiter {
-    struct conn *c; /* borrowed: a member (leave_at removes it first) */
-    uint64_t after; /* released: the last seq its replay covered */
-    int lost;       /* the hold overflowed while it waited */
-    int released;   /* room_release ran; waits for a delivery newer than after */
+    struct conn *c;   /* borrowed: a member (leave_at removes it first) */
+    uint64_t after;   /* released: the last seq its replay covered */
+    uint64_t token;   /* room_hold_token: this wait and no later one */
+    uint8_t lost;     /* the hold overflowed while it waited */
+    uint8_t released; /* room_release ran; waits for a delivery newer than after */
+    uint8_t sent;     /* c was sent a frame since the join (c->sent_mark, folded) */
+    uint8_t ended;    /* room_hold_end closes c: released, and gets nothing more */
 };
+
+/* room_hold_token's source (any worker: one counter for all). */
+static _Atomic uint64_t hold_tokens;
 
 struct room_hold {
     struct held_frame *held; /* owned array */
@@ -96,6 +103,7 @@ struct local_room {
 #define ROOM_INDEX_HELD UINT32_MAX
 
 static struct room *lock_room(struct rooms *R, const char *name, size_t len);
+static struct hold_waiter *hold_find(struct room_hold *h, const struct conn *c);
 
 static double mono_now(void)
 {
@@ -430,7 +438,18 @@ int room_join_ex(struct rooms *R, struct conn *c, const char *name, size_t len, 
             h->waiting_cap = h->waiting_cap ? h->waiting_cap * 2 : 2;
             h->waiting = rc_xrealloc(h->waiting, h->waiting_cap * sizeof(*h->waiting));
         }
-        h->waiting[h->nwaiting++] = (struct hold_waiter){.c = c};
+        /* c->sent_mark restarts for this wait: the other waits of c keep
+         * what it said so far (each asks "sent since MY join?") */
+        for (int j = 0; j < k->nrooms; j++) {
+            if (k->rooms[j].index != ROOM_INDEX_HELD)
+                continue;
+            struct hold_waiter *o = hold_find(k->rooms[j].room->hold, c);
+            if (o != NULL)
+                o->sent |= c->sent_mark;
+        }
+        c->sent_mark = 0;
+        h->waiting[h->nwaiting++] =
+            (struct hold_waiter){.c = c, .token = atomic_fetch_add(&hold_tokens, 1) + 1};
         k->rooms[k->nrooms].index = ROOM_INDEX_HELD;
     } else {
         member_append(lr, c);
@@ -556,6 +575,49 @@ long room_release(struct rooms *R, struct conn *c, const char *name, size_t len,
     return (long)n;
 }
 
+uint64_t room_hold_token(const struct conn *c, const char *name, size_t len)
+{
+    int i = find_conn_room(c, name, len);
+    if (i < 0 || c->cold->rooms[i].index != ROOM_INDEX_HELD)
+        return 0;
+    const struct hold_waiter *w = hold_find(c->cold->rooms[i].room->hold, c);
+    return w != NULL && !w->released ? w->token : 0;
+}
+
+int room_hold_end(struct rooms *R, struct conn *c, const char *name, size_t len, uint64_t token,
+                  long *queued)
+{
+    *queued = 0;
+    int i = find_conn_room(c, name, len);
+    if (token == 0 || i < 0 || c->cold->rooms[i].index != ROOM_INDEX_HELD)
+        return RC_E_NOT_FOUND;
+    const struct hold_waiter *w = hold_find(c->cold->rooms[i].room->hold, c);
+    if (w == NULL || w->released || w->token != token)
+        return RC_E_NOT_FOUND;
+    if (!w->sent && !c->sent_mark) {
+        /* c heard nothing from its handler since the join: the held
+         * frames, from the first after the join, are a stream with no
+         * gap and no duplicate (as a join without replay gets) */
+        long n = room_release(R, c, name, len, 0);
+        *queued = n > 0 ? n : 0;
+        return ROOM_HOLD_END_RELEASED;
+    }
+    /* Released, and served nothing (hold_serve skips it) until the
+     * caller's close takes it out of the room; what is held for nobody
+     * else goes now. */
+    struct local_room *lr = c->cold->rooms[i].room;
+    struct hold_waiter *e = hold_find(lr->hold, c);
+    e->released = 1;
+    e->ended = 1;
+    e->after = UINT64_MAX;
+    uint32_t unreleased = 0;
+    for (uint32_t j = 0; j < lr->hold->nwaiting; j++)
+        unreleased += !lr->hold->waiting[j].released;
+    if (unreleased == 0)
+        hold_drop_frames(lr->hold);
+    return ROOM_HOLD_END_CLOSE;
+}
+
 /* MAIL_DELIVER m, after the fan-out walk: released waiters get it when it
  * is newer than their replay (or unsequenced), and the first newer one
  * makes them ordinary members. */
@@ -570,7 +632,7 @@ static void hold_serve(struct room_part *p, struct local_room *lr, const struct 
      * Connections are freed only by the reaper, so the pointers hold. */
     for (uint32_t i = 0; i < h->nwaiting; i++) {
         struct hold_waiter *w = &h->waiting[i];
-        if (w->released && (m->seq == 0 || m->seq > w->after))
+        if (w->released && !w->ended && (m->seq == 0 || m->seq > w->after))
             to[n++] = w->c;
     }
     if (m->seq != 0) {

@@ -148,6 +148,24 @@ int room_hold_state(const struct conn *c, const char *name, size_t len);
  * many it queued, or RC_E_NOT_FOUND (not a waiting member, or released
  * already). May close c (slow-consumer policy), running its hooks. */
 long room_release(struct rooms *r, struct conn *c, const char *name, size_t len, uint64_t after);
+/* The id of c's wait in the room (ROOM_JOIN_HOLD, not released): unique
+ * on c's worker, never 0; 0 when c does not wait there. */
+uint64_t room_hold_token(const struct conn *c, const char *name, size_t len);
+/* Ends a wait that its handler left (lua/API.md "Held joins"), when it is
+ * still wait `token` and not released:
+ *   - nothing was sent to c since its join (c->sent_mark, folded per wait):
+ *     room_release(after 0), the held frames in seq order then live ones;
+ *     returns ROOM_HOLD_END_RELEASED, *queued = how many were queued;
+ *   - else c got part of an answer (joined, some replay) that the core
+ *     cannot join to the live stream without a gap or a duplicate: the
+ *     held frames are dropped and c gets nothing more from the room;
+ *     returns ROOM_HOLD_END_CLOSE: the caller closes c (1011).
+ * RC_E_NOT_FOUND: released, left, another wait, or c gone. May close c
+ * (slow-consumer policy), running its hooks. On c's worker. */
+#define ROOM_HOLD_END_RELEASED 0
+#define ROOM_HOLD_END_CLOSE 1
+int room_hold_end(struct rooms *r, struct conn *c, const char *name, size_t len, uint64_t token,
+                  long *queued);
 /* Returns 0 or RC_E_NOT_FOUND (not a member). */
 int room_leave(struct rooms *r, struct conn *c, const char *name, size_t len);
 int room_is_member(const struct conn *c, const char *name, size_t len);

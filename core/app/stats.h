@@ -38,6 +38,8 @@
     XX(lua_errors_total, counter, "Handler errors (exceptions and exhausted budgets)")             \
     XX(lua_waiting, gauge, "Handlers waiting now on an asynchronous call (store, publish, sleep)") \
     XX(lua_wait_timeouts_total, counter, "Handler waits ended by lua_wait_timeout")                \
+    XX(recover_holds_ended_total, counter,                                                         \
+       "Held joins ended by the core: their handler ended without conn:release")                   \
     XX(reloads_total, counter, "Successful script reloads")                                        \
     XX(reload_failures_total, counter, "Refused script reloads")                                   \
     XX(conns_open, gauge, "Open WebSocket connections (upgraded)")                                 \

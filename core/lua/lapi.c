@@ -12,6 +12,7 @@
 #include "closecode.h"
 #include "conn.h"
 #include "crypto.h"
+#include "defs.h"
 #include "err.h"
 #include "frame_ref.h"
 #include "kv.h"
@@ -69,8 +70,10 @@ RC_FFI_EXPORT int rc_ffi_send(uint64_t id, const char *data, size_t len, int bin
     struct worker *w;
     struct conn *c = find(id, &w, &remote);
     unsigned op = binary ? WS_OP_BINARY : WS_OP_TEXT;
-    if (c != NULL)
+    if (c != NULL) {
+        c->sent_mark = 1;
         return conn_send(c, op, data, len);
+    }
     if (!remote)
         return RC_E_CLOSED;
     struct frame_ref *f = frame_ref_encode(op, 0, data, len);
@@ -89,8 +92,10 @@ RC_FFI_EXPORT int rc_ffi_send3(uint64_t id, const char *a, size_t alen, const ch
     struct iovec parts[3] = {{.iov_base = (void *)(uintptr_t)a, .iov_len = alen},
                              {.iov_base = (void *)(uintptr_t)b, .iov_len = blen},
                              {.iov_base = (void *)(uintptr_t)c3, .iov_len = clen}};
-    if (c != NULL)
+    if (c != NULL) {
+        c->sent_mark = 1;
         return conn_sendv(c, op, parts, 3);
+    }
     if (!remote)
         return RC_E_CLOSED;
     struct frame_ref *f = frame_ref_encodev(op, 0, parts, 3);
@@ -138,10 +143,70 @@ RC_FFI_EXPORT int rc_ffi_join(uint64_t id, const char *room, size_t len)
     return room_join(&w->srv->rooms, c, room, len);
 }
 
+/* A held join's end action (lcall_at_end): the call that joined ended.
+ * Owned by lcall until fn runs, then freed by it. */
+struct hold_end {
+    struct lcall_end e;
+    uint64_t conn_id;
+    uint64_t token; /* room_hold_token at the join */
+    size_t len;
+    char room[];
+};
+
+/* The handler that joined held is over (lua/API.md "Held joins"): a wait it
+ * left open ends here rather than never (the member would hear nothing, and
+ * up to recover_hold frames would stay held). */
+static void hold_end_cb(struct lcall_end *e, int rc)
+{
+    struct hold_end *h = rc_container_of(e, struct hold_end, e);
+    struct worker *w = rc == RC_E_CLOSED ? NULL : worker_current();
+    struct conn *c = w ? conn_find(&w->cs, h->conn_id) : NULL;
+    long queued = 0;
+    int r =
+        c ? room_hold_end(&w->srv->rooms, c, h->room, h->len, h->token, &queued) : RC_E_NOT_FOUND;
+    if (r >= 0) {
+        static _Thread_local struct rc_ratelimit rl;
+        STAT_INC(&w->stats, recover_holds_ended_total);
+        int n = h->len > 64 ? 64 : (int)h->len;
+        rc_log_limited(&rl, 10, RC_LOG_WARN,
+                       "lua: %s: the handler that joined room '%.*s' held (conn %llu) %s without "
+                       "conn:release: %s",
+                       w->cfg->script ? w->cfg->script : "(script)", n, h->room,
+                       (unsigned long long)h->conn_id,
+                       rc == 0              ? "ended"
+                       : rc == RC_E_TIMEOUT ? "ran out of budget"
+                                            : "raised",
+                       r == ROOM_HOLD_END_RELEASED
+                           ? "released after 0 (nothing was sent since the join)"
+                           : "closing it 1011 (it was sent part of an answer)");
+        if (r == ROOM_HOLD_END_CLOSE) {
+            static const char why[] = "held join not released";
+            rc_ffi_close(h->conn_id, WS_CLOSE_INTERNAL, why, sizeof(why) - 1);
+        }
+    }
+    rc_free(h);
+}
+
 RC_FFI_EXPORT int rc_ffi_join_held(uint64_t id, const char *room, size_t len)
 {
     LOCAL_CONN(id, c, w);
-    return room_join_ex(&w->srv->rooms, c, room, len, ROOM_JOIN_HOLD);
+    int r = room_join_ex(&w->srv->rooms, c, room, len, ROOM_JOIN_HOLD);
+    if (r != 0)
+        return r;
+    struct hold_end *h = rc_xmalloc(sizeof(*h) + len);
+    h->e.fn = hold_end_cb;
+    h->conn_id = id;
+    h->token = room_hold_token(c, room, len);
+    h->len = len;
+    memcpy(h->room, room, len);
+    if (lcall_at_end(&h->e) != 0)
+        rc_free(h); /* no handler runs (a C caller): nothing to watch */
+    return 0;
+}
+
+RC_FFI_EXPORT void rc_ffi_end_holds(void)
+{
+    lcall_end_now();
 }
 
 RC_FFI_EXPORT int rc_ffi_hold_state(uint64_t id, const char *room, size_t len)
@@ -603,6 +668,7 @@ RC_FFI_EXPORT int rc_ffi_send_blob(uint64_t id, const char *a, size_t alen, void
     if (c == NULL || b->framed || alen > BLOB_HEADROOM - WS_MAX_HEADER || clen > BLOB_TAILROOM ||
         atomic_load_explicit(&b->f->refs, memory_order_relaxed) != 1 || conn_compresses(c, len))
         return rc_ffi_send3(id, a, alen, json, b->len, c3, clen, 0);
+    c->sent_mark = 1;
     uint8_t hdr[WS_MAX_HEADER];
     size_t hl = ws_frame_encode_header(hdr, 1, 0, WS_OP_TEXT, len, NULL);
     uint8_t *d = b->f->data;
@@ -1055,6 +1121,7 @@ RC_FFI_EXPORT void rc_ffi_jwt_refused(int r)
     XX(rc_ffi_join_held)                                                                           \
     XX(rc_ffi_hold_state)                                                                          \
     XX(rc_ffi_release)                                                                             \
+    XX(rc_ffi_end_holds)                                                                           \
     XX(rc_ffi_leave)                                                                               \
     XX(rc_ffi_in_room)                                                                             \
     XX(rc_ffi_conn_rooms)                                                                          \

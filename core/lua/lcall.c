@@ -41,6 +41,7 @@ struct run {
     int can_park;    /* started by lcall_pcall_async (or resumed): may wait */
     uint64_t ticket; /* issued by lcall_wait_ticket during this run (0: none) */
     int64_t deadline_ms;
+    struct lcall_end *ends; /* the call's end actions (lcall_at_end), newest first */
 };
 
 /* How a parked handler reports its end (lcall_pcall_async). */
@@ -65,7 +66,8 @@ struct parked {
     int64_t deadline_ms;  /* monotonic */
     const char *what;     /* static */
     struct park_req pk;
-    pthread_t thread; /* the thread that parked it (its worker's) */
+    struct lcall_end *ends; /* the call's end actions, run when it ends */
+    pthread_t thread;       /* the thread that parked it (its worker's) */
 };
 
 static _Thread_local struct run *cur_run;
@@ -209,6 +211,40 @@ uint64_t lcall_wait_ticket(uint32_t timeout_ms)
     return r->ticket;
 }
 
+int lcall_at_end(struct lcall_end *e)
+{
+    if (cur_run == NULL)
+        return RC_E_INVAL;
+    e->next = cur_run->ends;
+    cur_run->ends = e;
+    return 0;
+}
+
+/* Runs a call's end actions (lcall.h): within a raised depth, so that what
+ * they close defers its disconnect handler. */
+static int run_ends(struct lcall_end *e, int rc)
+{
+    int n = 0;
+    depth++;
+    while (e != NULL) {
+        struct lcall_end *next = e->next;
+        e->fn(e, rc); /* frees e */
+        e = next;
+        n++;
+    }
+    depth--;
+    return n;
+}
+
+int lcall_end_now(void)
+{
+    if (cur_run == NULL)
+        return 0;
+    struct lcall_end *e = cur_run->ends;
+    cur_run->ends = NULL;
+    return run_ends(e, 0);
+}
+
 void lcall_wait_cancel(uint64_t ticket)
 {
     if (cur_run != NULL && cur_run->ticket == ticket)
@@ -219,9 +255,11 @@ void lcall_wait_cancel(uint64_t ticket)
  * pk NULL: the call may not wait. Returns 0 (nres results pushed on L, co
  * popped), RC_PENDING (co parked and popped) or an error (co popped). */
 static int resume(lua_State *L, lua_State *co, int nargs, int nres, uint64_t budget,
-                  const char *what, char *err, size_t cap, const struct park_req *pk)
+                  const char *what, char *err, size_t cap, const struct park_req *pk,
+                  struct lcall_end *ends)
 {
-    struct run r = {.outer = cur_run, .budget = budget, .exhausted = 0, .can_park = pk != NULL};
+    struct run r = {
+        .outer = cur_run, .budget = budget, .exhausted = 0, .can_park = pk != NULL, .ends = ends};
     cur_run = &r;
     depth++;
     int status = lua_resume(co, nargs);
@@ -243,6 +281,7 @@ static int resume(lua_State *L, lua_State *co, int nargs, int nres, uint64_t bud
         p->deadline_ms = r.deadline_ms;
         p->what = what;
         p->pk = *pk;
+        p->ends = r.ends;
         p->thread = pthread_self();
         struct worker_stats *st = stats_of(L);
         if (st != NULL)
@@ -266,6 +305,7 @@ static int resume(lua_State *L, lua_State *co, int nargs, int nres, uint64_t bud
         lua_pushvalue(L, -(nres + 1));
         return_thread(L);
         lua_remove(L, -(nres + 1));
+        run_ends(r.ends, 0);
         return 0;
     }
 
@@ -294,6 +334,7 @@ static int resume(lua_State *L, lua_State *co, int nargs, int nres, uint64_t bud
         }
     }
     lua_pop(L, 2); /* the message and the dead coroutine */
+    run_ends(r.ends, rc);
     return rc;
 }
 
@@ -304,7 +345,7 @@ static int run(lua_State *L, int nargs, int nres, uint64_t budget, const char *w
     /* L: ... fn args... co  ->  ... co fn args... (moved to co) */
     lua_insert(L, -(nargs + 2));
     lua_xmove(L, co, nargs + 1);
-    return resume(L, co, nargs, nres, budget, what, err, cap, pk);
+    return resume(L, co, nargs, nres, budget, what, err, cap, pk, NULL);
 }
 
 int lcall_pcall_async(lua_State *L, int nargs, uint64_t budget, const char *what,
@@ -342,7 +383,7 @@ int lcall_complete(uint64_t ticket, int (*push)(lua_State *co, void *ud), void *
     lua_State *co = lua_tothread(L, -1);
     int n = push != NULL ? push(co, ud) : 0;
     /* A fresh budget record of what is left; an unlimited run stays so. */
-    int rc = resume(L, co, n, 0, p->budget_left, p->what, NULL, 0, &p->pk);
+    int rc = resume(L, co, n, 0, p->budget_left, p->what, NULL, 0, &p->pk, p->ends);
     if (rc != RC_PENDING && p->pk.done != NULL)
         p->pk.done(p->pk.ud, p->pk.tag, rc);
     rc_free(p);
@@ -412,6 +453,7 @@ size_t lcall_drop_state(lua_State *L)
         struct worker_stats *st = stats_of(L);
         if (st != NULL)
             STAT_DEC(st, lua_waiting);
+        run_ends(p->ends, RC_E_CLOSED);
         if (p->pk.done != NULL)
             p->pk.done(p->pk.ud, p->pk.tag, RC_E_CLOSED);
         rc_free(p);

@@ -100,6 +100,35 @@ void lcall_wait_cancel(uint64_t ticket);
  * dropped ticket: push is not called). */
 int lcall_complete(uint64_t ticket, int (*push)(lua_State *co, void *ud), void *ud);
 
+/* -- end actions ----------------------------------------------------------------
+ *
+ * C reached by a running handler can ask to be called when that handler's
+ * call ends, however it ends: it returns, raises, runs out of budget (after
+ * any number of waits), or its state is dropped while it waits. A reload
+ * does not end it: a waiting handler finishes in its retired state (lhandler.c).
+ *
+ *   rc_ffi_x: lcall_at_end(e) -> e on the innermost running call's list
+ *   ... waits: the list moves with the parked call ...
+ *   the call ends -> e->fn(e, rc), newest first, then done(ud, tag, rc)
+ *
+ * fn runs with lcall_depth() > 0 (a close it causes defers its disconnect
+ * handler, as from any rc_ffi_* call) and must not call into Lua; it owns e
+ * from then on (frees it). rc is the call's end: 0, RC_E_SCRIPT,
+ * RC_E_TIMEOUT, or RC_E_CLOSED (state dropped: only free e; the worker may
+ * be gone). */
+struct lcall_end {
+    struct lcall_end *next; /* lcall's */
+    void (*fn)(struct lcall_end *e, int rc);
+};
+
+/* Registers e with the running call. Returns 0, or RC_E_INVAL when no call
+ * runs (e is not taken). */
+int lcall_at_end(struct lcall_end *e);
+
+/* Runs the running call's end actions now, with rc 0 (a handler about to
+ * answer for its script, lua/roomcast/boot.lua). Returns how many ran. */
+int lcall_end_now(void);
+
 /* Resumes every wait whose deadline is <= now_ms with (nil, "timeout").
  * Returns how many. */
 size_t lcall_expire(int64_t now_ms);

@@ -249,6 +249,17 @@ function M.load(opts)
         return true
     end
 
+    -- Before the chain answers for a hook: the held joins it left waiting
+    -- end first (C decides from what was sent since each join, and the
+    -- chain's own error reply is not part of a replay; lua/API.md "Held
+    -- joins"). The runtime module is looked up late: boot loads inside it.
+    local function end_holds()
+        local rc = package.loaded["roomcast"]
+        if rc and rc._end_holds then
+            rc._end_holds()
+        end
+    end
+
     -- A message hook that returned false stops the chain; the error code it
     -- gave (if any) goes to the client. Returns true when stopped.
     local function stopped(conn, msg, ok, code, text)
@@ -256,6 +267,7 @@ function M.load(opts)
             return false
         end
         if code ~= nil then
+            end_holds()
             util.send_error(conn, code, text, id_of(msg))
         end
         return true
@@ -297,6 +309,7 @@ function M.load(opts)
         if not ok then
             -- The client learns that its message failed, not why (the
             -- reason may name files); C logs err with script:line.
+            pcall(end_holds)
             pcall(util.send_error, conn, errors.handler_error, nil, id_of(msg))
             error(err, 0)
         end

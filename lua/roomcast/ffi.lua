@@ -20,6 +20,7 @@ int rc_ffi_join(uint64_t id, const char *room, size_t len);
 int rc_ffi_join_held(uint64_t id, const char *room, size_t len);
 int rc_ffi_hold_state(uint64_t id, const char *room, size_t len);
 double rc_ffi_release(uint64_t id, const char *room, size_t len, double after);
+void rc_ffi_end_holds(void);
 int rc_ffi_leave(uint64_t id, const char *room, size_t len);
 int rc_ffi_in_room(uint64_t id, const char *room, size_t len);
 int rc_ffi_conn_rooms(uint64_t id, char *buf, size_t cap, size_t *used);
@@ -73,7 +74,7 @@ local M = {
     -- every declared function, for the symbol check in test_lbridge
     NAMES = {
         "rc_ffi_send", "rc_ffi_send3", "rc_ffi_send_blob", "rc_ffi_blob_data", "rc_ffi_blob_free", "rc_ffi_close", "rc_ffi_join", "rc_ffi_leave", "rc_ffi_in_room",
-        "rc_ffi_join_held", "rc_ffi_hold_state", "rc_ffi_release",
+        "rc_ffi_join_held", "rc_ffi_hold_state", "rc_ffi_release", "rc_ffi_end_holds",
         "rc_ffi_conn_rooms", "rc_ffi_set_user", "rc_ffi_get_user", "rc_ffi_peer",
         "rc_ffi_conn_get", "rc_ffi_conn_set", "rc_ffi_publish", "rc_ffi_publish_wait",
         "rc_ffi_room_count",

@@ -204,9 +204,9 @@ RC_FFI_EXPORT int rc_ffi_join_held(uint64_t id, const char *room, size_t len)
     return 0;
 }
 
-RC_FFI_EXPORT void rc_ffi_end_holds(void)
+RC_FFI_EXPORT void rc_ffi_end_holds(int raised)
 {
-    lcall_end_now();
+    lcall_end_now(raised ? RC_E_SCRIPT : 0);
 }
 
 RC_FFI_EXPORT int rc_ffi_hold_state(uint64_t id, const char *room, size_t len)

@@ -61,7 +61,7 @@ int rc_ffi_hold_state(uint64_t id, const char *room, size_t len);
 double rc_ffi_release(uint64_t id, const char *room, size_t len, double after);
 /* Ends now the held joins the calling handler left waiting, as its end
  * would (lua/API.md "Held joins"; boot.lua before the chain answers). */
-void rc_ffi_end_holds(void);
+void rc_ffi_end_holds(int raised);
 int rc_ffi_leave(uint64_t id, const char *room, size_t len);
 /* 1 member, 0 not, or a negative code. */
 int rc_ffi_in_room(uint64_t id, const char *room, size_t len);

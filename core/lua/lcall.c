@@ -236,13 +236,13 @@ static int run_ends(struct lcall_end *e, int rc)
     return n;
 }
 
-int lcall_end_now(void)
+int lcall_end_now(int rc)
 {
     if (cur_run == NULL)
         return 0;
     struct lcall_end *e = cur_run->ends;
     cur_run->ends = NULL;
-    return run_ends(e, 0);
+    return run_ends(e, rc);
 }
 
 void lcall_wait_cancel(uint64_t ticket)

@@ -125,9 +125,10 @@ struct lcall_end {
  * runs (e is not taken). */
 int lcall_at_end(struct lcall_end *e);
 
-/* Runs the running call's end actions now, with rc 0 (a handler about to
- * answer for its script, lua/roomcast/boot.lua). Returns how many ran. */
-int lcall_end_now(void);
+/* Runs the running call's end actions now, with rc (0 or RC_E_SCRIPT: a
+ * handler about to answer for a script that refused or raised,
+ * lua/roomcast/boot.lua). Returns how many ran. */
+int lcall_end_now(int rc);
 
 /* Resumes every wait whose deadline is <= now_ms with (nil, "timeout").
  * Returns how many. */

@@ -253,10 +253,10 @@ function M.load(opts)
     -- end first (C decides from what was sent since each join, and the
     -- chain's own error reply is not part of a replay; lua/API.md "Held
     -- joins"). The runtime module is looked up late: boot loads inside it.
-    local function end_holds()
+    local function end_holds(raised)
         local rc = package.loaded["roomcast"]
         if rc and rc._end_holds then
-            rc._end_holds()
+            rc._end_holds(raised)
         end
     end
 
@@ -309,7 +309,7 @@ function M.load(opts)
         if not ok then
             -- The client learns that its message failed, not why (the
             -- reason may name files); C logs err with script:line.
-            pcall(end_holds)
+            pcall(end_holds, true)
             pcall(util.send_error, conn, errors.handler_error, nil, id_of(msg))
             error(err, 0)
         end

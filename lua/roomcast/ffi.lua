@@ -20,7 +20,7 @@ int rc_ffi_join(uint64_t id, const char *room, size_t len);
 int rc_ffi_join_held(uint64_t id, const char *room, size_t len);
 int rc_ffi_hold_state(uint64_t id, const char *room, size_t len);
 double rc_ffi_release(uint64_t id, const char *room, size_t len, double after);
-void rc_ffi_end_holds(void);
+void rc_ffi_end_holds(int raised);
 int rc_ffi_leave(uint64_t id, const char *room, size_t len);
 int rc_ffi_in_room(uint64_t id, const char *room, size_t len);
 int rc_ffi_conn_rooms(uint64_t id, char *buf, size_t cap, size_t *used);

@@ -662,11 +662,12 @@ end
 
 rc._await = await
 
--- rc._end_holds(): the chain (boot.lua) is about to answer for a handler that
--- raised or refused: the held joins that handler left waiting end now, so
--- that the answer is not taken for part of a replay (lua/API.md "Held joins").
-function rc._end_holds()
-    C.rc_ffi_end_holds()
+-- rc._end_holds(raised): the chain (boot.lua) is about to answer for a
+-- handler that raised or refused: the held joins that handler left waiting
+-- end now, so that the answer is not taken for part of a replay (lua/API.md
+-- "Held joins").
+function rc._end_holds(raised)
+    C.rc_ffi_end_holds(raised and 1 or 0)
 end
 
 -- rc.sleep(ms) -> true | nil, "cannot_wait" | nil, "timeout"

@@ -1151,6 +1151,113 @@ static void test_conn__room_hold_and_release(void **state)
     fx_teardown();
 }
 
+static void deliver_in(struct rooms *R, struct mailbox *mb, const char *room, uint64_t seq,
+                       char mark)
+{
+    struct frame_ref *f = room_frame(7, mark, 1);
+    struct store_msg m = {.seq = seq};
+    room_deliver_frame(R, room, strlen(room), &m, f, 0);
+    frame_ref_put(f);
+    mailbox_drain_local(mb);
+}
+
+/* room_hold_end, the core's end of a wait its handler left (lua/API.md
+ * "Held joins"): nothing sent since the join -> released after 0 (what was
+ * held, in order, then live); something sent (c->sent_mark, which lapi sets
+ * on every send) -> nothing more reaches it and the caller closes it; only
+ * its own wait (token), once; a second held join keeps what the first one's
+ * mark said; the held frames of an ended wait go at once. */
+static void test_conn__room_hold_end(void **state)
+{
+    fx_setup();
+    long live0 = allocs_now();
+    F.cfg.recover_hold = 8;
+    struct mailbox mb;
+    struct rooms R;
+    one_worker_rooms(&mb, &R);
+    upgrade();
+    struct conn *c = live();
+    size_t seen = 0;
+    char marks[32];
+    long q = -1;
+
+    /* nothing sent: released after 0 */
+    assert_int_equal(room_hold_token(c, "r", 1), 0); /* not a member */
+    assert_int_equal(room_join_ex(&R, c, "r", 1, ROOM_JOIN_HOLD), 0);
+    uint64_t t = room_hold_token(c, "r", 1);
+    assert_true(t != 0);
+    deliver_seq(&R, &mb, 1, '1');
+    deliver_seq(&R, &mb, 2, '2');
+    assert_int_equal(room_hold_end(&R, c, "r", 1, t + 1, &q), RC_E_NOT_FOUND); /* not its wait */
+    assert_int_equal(room_hold_end(&R, c, "r", 1, 0, &q), RC_E_NOT_FOUND);
+    iterate();
+    got_marks(marks, sizeof(marks), &seen);
+    assert_string_equal(marks, "");
+    assert_int_equal(room_hold_end(&R, c, "r", 1, t, &q), ROOM_HOLD_END_RELEASED);
+    assert_int_equal(q, 2);
+    assert_int_equal(room_hold_end(&R, c, "r", 1, t, &q), RC_E_NOT_FOUND); /* once */
+    assert_int_equal(room_hold_token(c, "r", 1), 0);
+    deliver_seq(&R, &mb, 3, '3');
+    iterate();
+    got_marks(marks, sizeof(marks), &seen);
+    assert_string_equal(marks, "123");
+    assert_int_equal(room_leave(&R, c, "r", 1), 0);
+
+    /* a released wait is the script's: the core leaves it alone */
+    assert_int_equal(room_join_ex(&R, c, "r", 1, ROOM_JOIN_HOLD), 0);
+    t = room_hold_token(c, "r", 1);
+    assert_int_equal(room_release(&R, c, "r", 1, 0), 0);
+    assert_int_equal(room_hold_end(&R, c, "r", 1, t, &q), RC_E_NOT_FOUND);
+    assert_int_equal(room_leave(&R, c, "r", 1), 0);
+
+    /* sent since the join: ended, gets nothing more, the caller closes */
+    c->sent_mark = 1; /* before the join: does not count */
+    assert_int_equal(room_join_ex(&R, c, "r", 1, ROOM_JOIN_HOLD), 0);
+    t = room_hold_token(c, "r", 1);
+    assert_int_equal(c->sent_mark, 0);
+    deliver_seq(&R, &mb, 4, '4');
+    c->sent_mark = 1; /* a `joined` (lapi marks every send) */
+    long before = allocs_now();
+    assert_int_equal(room_hold_end(&R, c, "r", 1, t, &q), ROOM_HOLD_END_CLOSE);
+    assert_int_equal(q, 0);
+    assert_true(allocs_now() < before); /* the held frame went at once */
+    assert_int_equal(room_hold_state(c, "r", 1), RC_E_NOT_FOUND);
+    assert_int_equal(room_release(&R, c, "r", 1, 0), RC_E_NOT_FOUND);
+    deliver_seq(&R, &mb, 5, '5');
+    deliver_seq(&R, &mb, 0, 'z'); /* unsequenced: not either */
+    iterate();
+    got_marks(marks, sizeof(marks), &seen);
+    assert_string_equal(marks, "");
+    assert_true(room_is_member(c, "r", 1)); /* until the close's leave */
+    assert_int_equal(room_leave(&R, c, "r", 1), 0);
+
+    /* two waits: the second join keeps what was sent since the first */
+    c->sent_mark = 0;
+    assert_int_equal(room_join_ex(&R, c, "a", 1, ROOM_JOIN_HOLD), 0);
+    uint64_t ta = room_hold_token(c, "a", 1);
+    c->sent_mark = 1; /* a's joined */
+    assert_int_equal(room_join_ex(&R, c, "r", 1, ROOM_JOIN_HOLD), 0);
+    uint64_t tr = room_hold_token(c, "r", 1);
+    assert_true(tr != ta);
+    deliver_in(&R, &mb, "a", 1, 'a');
+    deliver_seq(&R, &mb, 6, '6');
+    assert_int_equal(room_hold_end(&R, c, "r", 1, tr, &q), ROOM_HOLD_END_RELEASED);
+    assert_int_equal(q, 1);
+    assert_int_equal(room_hold_end(&R, c, "a", 1, ta, &q), ROOM_HOLD_END_CLOSE);
+    iterate();
+    got_marks(marks, sizeof(marks), &seen);
+    assert_string_equal(marks, "6");
+
+    conn_release(c); /* leaves both, frees the ended wait */
+    iterate();
+    wtimer_stop(F.loop, &R.part[0].gc);
+    rooms_destroy(&R);
+    mailbox_destroy(&mb);
+    mail_cache_flush();
+    assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS);
+    fx_teardown();
+}
+
 /* With a message rate, the first message creates the bucket in the cold
  * part; the bucket keeps it (its refill time is state), the release frees it. */
 static void test_conn__cold_part_holds_the_rate_bucket(void **state)
@@ -1600,6 +1707,7 @@ int main(void)
         cmocka_unit_test(test_conn__cold_part_follows_the_user),
         cmocka_unit_test(test_conn__cold_part_follows_the_rooms),
         cmocka_unit_test(test_conn__room_hold_and_release),
+        cmocka_unit_test(test_conn__room_hold_end),
         cmocka_unit_test(test_conn__cold_part_holds_the_rate_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

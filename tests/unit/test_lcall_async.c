@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -303,6 +304,144 @@ static void test_drop_state_and_reentry(void **state)
     lua_close(L);
 }
 
+/* -- end actions (lcall_at_end) --------------------------------------------- */
+
+struct rec_end {
+    struct lcall_end e;
+    char label[16];
+};
+
+static char ends_log[256];
+static int ends_live; /* registered and not run yet (each is freed when it runs) */
+
+static void rec_end_fn(struct lcall_end *e, int rc)
+{
+    struct rec_end *r = (struct rec_end *)e;
+    size_t n = strlen(ends_log);
+    snprintf(ends_log + n, sizeof(ends_log) - n, "%s%s:%d:%s", n ? "," : "", r->label, rc,
+             lcall_depth() > 0 ? "in" : "out");
+    ends_live--;
+    free(r);
+}
+
+/* at_end(label): what rc_ffi_join_held does (an action for the call's end). */
+static int l_at_end(lua_State *L)
+{
+    struct rec_end *r = calloc(1, sizeof(*r));
+    r->e.fn = rec_end_fn;
+    snprintf(r->label, sizeof(r->label), "%s", luaL_checkstring(L, 1));
+    ends_live++;
+    if (lcall_at_end(&r->e) != 0) {
+        ends_live--;
+        free(r);
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* end_now(): rc_ffi_end_holds(raised = 1). */
+static int l_end_now(lua_State *L)
+{
+    lua_pushinteger(L, lcall_end_now(RC_E_SCRIPT));
+    return 1;
+}
+
+static void on_done_log(void *ud, uint64_t tag, int rc)
+{
+    on_done(ud, tag, rc);
+    size_t n = strlen(ends_log);
+    snprintf(ends_log + n, sizeof(ends_log) - n, "%sdone:%d", n ? "," : "", rc);
+}
+
+static const char *ends_take(void)
+{
+    static char out[256];
+    snprintf(out, sizeof(out), "%s", ends_log);
+    ends_log[0] = '\0';
+    return out;
+}
+
+static void test_end_actions(void **state)
+{
+    (void)state;
+    lua_State *L = new_state();
+    lua_register(L, "at_end", l_at_end);
+    lua_register(L, "end_now", l_end_now);
+    assert_int_equal(
+        luaL_dostring(L, "function two(x) at_end('a'); at_end('b') end\n"
+                         "function raise(x) at_end('c'); error('boom') end\n"
+                         "function waits(x) at_end('d'); await(1000); note('resumed') end\n"
+                         "function waitraise(x) at_end('e'); await(1000); error('late') end\n"
+                         "function waitburn(x) at_end('f'); await(1000); burn(1e8) end\n"
+                         "function dropped(x) at_end('g'); await(100000) end\n"
+                         "function now(x) at_end('h'); note(tostring(end_now()));"
+                         " note(tostring(end_now())) end\n"),
+        0);
+    char want[128];
+
+    /* No call runs: refused, the action is not taken. */
+    struct rec_end outside = {.e.fn = rec_end_fn};
+    assert_int_equal(lcall_at_end(&outside.e), RC_E_INVAL);
+
+    /* A call that returns: newest first, inside a raised depth. */
+    lua_getglobal(L, "two");
+    lua_pushliteral(L, "");
+    assert_int_equal(lcall_pcall(L, 1, 0, 0), 0);
+    assert_string_equal(ends_take(), "b:0:in,a:0:in");
+    assert_int_equal(lcall_depth(), 0);
+
+    /* One that raises. */
+    lua_getglobal(L, "raise");
+    lua_pushliteral(L, "");
+    assert_int_equal(lcall_pcall(L, 1, 0, 0), RC_E_SCRIPT);
+    snprintf(want, sizeof(want), "c:%d:in", RC_E_SCRIPT);
+    assert_string_equal(ends_take(), want);
+
+    /* One that waits: nothing at the park; at its end, before done. */
+    struct dones d = {0};
+    assert_int_equal(start(L, "waits", "", 0, &d, 1), RC_PENDING);
+    assert_string_equal(ends_take(), "");
+    assert_int_equal(lcall_expire(lcall_now_ms() + 2000), 1);
+    assert_string_equal(outs(L), "resumed");
+    assert_int_equal(d.n, 1);
+    assert_string_equal(ends_take(), "d:0:in");
+
+    struct dones d2 = {0};
+    lua_getglobal(L, "waitraise");
+    lua_pushliteral(L, "");
+    assert_int_equal(lcall_pcall_async(L, 1, 0, "test", on_done_log, &d2, 2), RC_PENDING);
+    assert_int_equal(lcall_expire(lcall_now_ms() + 2000), 1);
+    snprintf(want, sizeof(want), "e:%d:in,done:%d", RC_E_SCRIPT, RC_E_SCRIPT);
+    assert_string_equal(ends_take(), want);
+
+    /* Out of budget after a wait. */
+    struct dones d3 = {0};
+    assert_int_equal(start(L, "waitburn", "", 200000, &d3, 3), RC_PENDING);
+    assert_int_equal(lcall_expire(lcall_now_ms() + 2000), 1);
+    assert_int_equal(d3.rc, RC_E_TIMEOUT);
+    snprintf(want, sizeof(want), "f:%d:in", RC_E_TIMEOUT);
+    assert_string_equal(ends_take(), want);
+
+    /* The state dropped while it waits. */
+    struct dones d4 = {0};
+    assert_int_equal(start(L, "dropped", "", 0, &d4, 4), RC_PENDING);
+    assert_int_equal(lcall_drop_state(L), 1);
+    snprintf(want, sizeof(want), "g:%d:in", RC_E_CLOSED);
+    assert_string_equal(ends_take(), want);
+
+    /* lcall_end_now: runs them at once, once. */
+    lua_getglobal(L, "now");
+    lua_pushliteral(L, "");
+    assert_int_equal(lcall_pcall(L, 1, 0, 0), 0);
+    snprintf(want, sizeof(want), "h:%d:in", RC_E_SCRIPT);
+    assert_string_equal(ends_take(), want);
+    assert_string_equal(outs(L), "resumed,1,0");
+    assert_int_equal(ends_live, 0); /* every action ran exactly once (and was freed) */
+    lua_close(L);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_budget_counts_running_time),
         cmocka_unit_test(test_errors_and_cannot_wait),
         cmocka_unit_test(test_drop_state_and_reentry),
+        cmocka_unit_test(test_end_actions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

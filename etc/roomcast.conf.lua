@@ -39,6 +39,10 @@ return {
     tick_interval = 1,          -- seconds between on_tick calls; 0 = off
     recover_hold = 4096,        -- live messages held per room and worker for joins with
                                 -- `since` while their replay is read; more: recovered=false
+    recover_hold_timeout = 30,  -- seconds a held join may wait for conn:release (its handler
+                                -- still running); then it ends and its connection closes
+                                -- 1011; 0 = never (the handler's end still ends it:
+                                -- lua/API.md "Held joins")
     history_size = 100,         -- messages kept per room by the memory store
     history = {                 -- durable history (README "History"); `make run` and
                                 -- --history sqlite:PATH use SQLite

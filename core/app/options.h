@@ -107,6 +107,7 @@
     XX("lua_wait_timeout", SECS, lua_wait_timeout, 5, 0.001, 3600, BOOT, 0, NULL, "SECS", "longest wait of a handler on the history store or a publish's answer (then: nil, \"timeout\")") \
     XX("tick_interval", SECS, tick_interval, 1, 0, 0, BOOT, 0, NULL, "SECS", "seconds between on_tick calls; 0 = off") \
     XX("recover_hold", INT, recover_hold, 4096, 1, 1000000, BOOT, 0, NULL, "N", "live messages held per room and worker for joins that wait for their replay (more: recovered=false)") \
+    XX("recover_hold_timeout", SECS, recover_hold_timeout, 30, 0, 0, BOOT, 0, NULL, "SECS", "a held join not released this long after it began is ended: its connection closes 1011; 0 = never") \
     XX("history_size", SIZE, history_size, 100, 0, 1000000, BOOT, 0, NULL, "N", "messages kept per room") \
     XX("history", CUSTOM, history, NULL, 0, 0, CLI, 0, "history", "KIND", "sqlite:PATH (history in an SQLite file) | memory") \
     XX("history.store", ENUM_store, history_store, RC_STORE_MEMORY, 0, 0, BOOT, 0, NULL, "KIND", "where room history lives: memory (a ring of history_size, lost on exit) | sqlite (one file, WAL, a writer thread)") \

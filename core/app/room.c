@@ -77,6 +77,7 @@ struct hold_waiter {
     uint8_t released; /* room_release ran; waits for a delivery newer than after */
     uint8_t sent;     /* c was sent a frame since the join (c->sent_mark, folded) */
     uint8_t ended;    /* room_hold_end closes c: released, and gets nothing more */
+    double since;     /* mono_now() at the join (recover_hold_timeout) */
 };
 
 /* room_hold_token's source (any worker: one counter for all). */
@@ -87,6 +88,8 @@ struct room_hold {
     uint32_t nheld, held_cap;
     struct hold_waiter *waiting; /* owned array */
     uint32_t nwaiting, waiting_cap;
+    struct room_part *part; /* borrowed: the members' worker's (its holds[pos] is us) */
+    uint32_t pos;
 };
 
 /* My (one worker's) members of a room. Owned by worker->local_rooms. */
@@ -104,6 +107,8 @@ struct local_room {
 
 static struct room *lock_room(struct rooms *R, const char *name, size_t len);
 static struct hold_waiter *hold_find(struct room_hold *h, const struct conn *c);
+static void hold_timer_arm(struct room_part *p);
+static void on_hold_timer(struct wloop *loop, struct wtimer *t);
 
 static double mono_now(void)
 {
@@ -267,6 +272,7 @@ void rooms_attach(struct rooms *R, int worker, struct wloop *loop, struct mailbo
     conn_hook_user(cs, on_conn_user, R);
     wtimer_init(&p->gc, on_gc, p);
     wtimer_start(loop, &p->gc, ROOM_GC_INTERVAL, ROOM_GC_INTERVAL);
+    wtimer_init(&p->hold_timer, on_hold_timer, p);
 }
 
 void rooms_destroy(struct rooms *R)
@@ -275,6 +281,7 @@ void rooms_destroy(struct rooms *R)
         struct room_part *p = &R->part[i]; /* its GC timer went with the loop */
         strmap_clear(&p->local, local_room_free);
         strmap_clear(&p->owned, room_free);
+        rc_free(p->holds);
         pthread_mutex_destroy(&p->lock);
     }
     rc_free(R->part);
@@ -432,8 +439,17 @@ int room_join_ex(struct rooms *R, struct conn *c, const char *name, size_t len, 
         /* a member in the room (counted, present, delivered to this worker)
          * whose deliveries wait in lr->hold until room_release */
         struct room_hold *h = lr->hold;
-        if (h == NULL)
+        if (h == NULL) {
             h = lr->hold = rc_xcalloc(1, sizeof(*h));
+            h->part = p;
+            if (p->nholds == p->holds_cap) {
+                p->holds_cap = p->holds_cap ? p->holds_cap * 2 : 8;
+                p->holds = rc_xrealloc(p->holds, p->holds_cap * sizeof(*p->holds));
+            }
+            h->pos = p->nholds;
+            p->holds[p->nholds++] = lr;
+            hold_timer_arm(p);
+        }
         if (h->nwaiting == h->waiting_cap) {
             h->waiting_cap = h->waiting_cap ? h->waiting_cap * 2 : 2;
             h->waiting = rc_xrealloc(h->waiting, h->waiting_cap * sizeof(*h->waiting));
@@ -448,8 +464,8 @@ int room_join_ex(struct rooms *R, struct conn *c, const char *name, size_t len, 
                 o->sent |= c->sent_mark;
         }
         c->sent_mark = 0;
-        h->waiting[h->nwaiting++] =
-            (struct hold_waiter){.c = c, .token = atomic_fetch_add(&hold_tokens, 1) + 1};
+        h->waiting[h->nwaiting++] = (struct hold_waiter){
+            .c = c, .token = atomic_fetch_add(&hold_tokens, 1) + 1, .since = mono_now()};
         k->rooms[k->nrooms].index = ROOM_INDEX_HELD;
     } else {
         member_append(lr, c);
@@ -476,6 +492,12 @@ static void hold_unwait(struct local_room *lr, struct conn *c)
     RC_ASSERT(w != NULL);
     *w = h->waiting[--h->nwaiting];
     if (h->nwaiting == 0) {
+        struct room_part *p = h->part;
+        struct local_room *moved = p->holds[--p->nholds];
+        p->holds[h->pos] = moved;
+        moved->hold->pos = h->pos;
+        if (p->nholds == 0 && p->loop != NULL)
+            wtimer_stop(p->loop, &p->hold_timer);
         hold_free(h);
         lr->hold = NULL;
     }
@@ -575,6 +597,83 @@ long room_release(struct rooms *R, struct conn *c, const char *name, size_t len,
     return (long)n;
 }
 
+/* c's wait in lr ends with nothing more for c: released, and served
+ * nothing (hold_serve skips it) until a close takes it out of the room;
+ * what is held for nobody else goes now. */
+static void hold_end_quiet(struct local_room *lr, struct conn *c)
+{
+    struct hold_waiter *e = hold_find(lr->hold, c);
+    e->released = 1;
+    e->ended = 1;
+    e->after = UINT64_MAX;
+    uint32_t unreleased = 0;
+    for (uint32_t j = 0; j < lr->hold->nwaiting; j++)
+        unreleased += !lr->hold->waiting[j].released;
+    if (unreleased == 0)
+        hold_drop_frames(lr->hold);
+}
+
+/* recover_hold_timeout: a wait older than the timeout that nobody released
+ * (its handler waits on and on, or lost track of it) ends, and its
+ * connection closes 1011: the handler still runs and may yet send part of
+ * an answer, so releasing could give a duplicate; the client reconnects and
+ * recovers from its last seq. Collected first: a close runs hooks that
+ * leave rooms (and free holds). */
+static void on_hold_timer(struct wloop *loop, struct wtimer *t)
+{
+    struct room_part *p = t->data;
+    double limit = p->all->cfg->recover_hold_timeout;
+    if (p->nholds == 0 || !(limit > 0)) {
+        wtimer_stop(loop, t);
+        return;
+    }
+    double now = mono_now();
+    struct {
+        uint64_t id, token;
+    } due[32];
+    int n = 0;
+    for (uint32_t i = 0; i < p->nholds && n < 32; i++) {
+        const struct room_hold *h = p->holds[i]->hold;
+        for (uint32_t j = 0; j < h->nwaiting && n < 32; j++) {
+            const struct hold_waiter *w = &h->waiting[j];
+            if (!w->released && now - w->since >= limit) {
+                due[n].id = w->c->id;
+                due[n++].token = w->token;
+            }
+        }
+    }
+    for (int k = 0; k < n; k++) { /* the rest (over 32) on the next tick */
+        struct conn *c = conn_find(p->cs, due[k].id);
+        struct conn_cold *kc = c ? c->cold : NULL;
+        for (int j = 0; kc && j < kc->nrooms; j++) {
+            struct local_room *lr = kc->rooms[j].room;
+            const struct hold_waiter *w =
+                kc->rooms[j].index == ROOM_INDEX_HELD ? hold_find(lr->hold, c) : NULL;
+            if (w == NULL || w->released || w->token != due[k].token)
+                continue;
+            static _Thread_local struct rc_ratelimit rl;
+            int nl = lr->name_len > 64 ? 64 : (int)lr->name_len;
+            rc_log_limited(&rl, 10, RC_LOG_WARN,
+                           "room '%.*s': conn %llu held for its replay over %.3gs "
+                           "(recover_hold_timeout) without conn:release: closing it 1011",
+                           nl, lr->name, (unsigned long long)c->id, limit);
+            STAT_INC(p->stats, recover_holds_ended_total);
+            hold_end_quiet(lr, c);
+            conn_close(c, 1011, "held join not released in time"); /* RFC 6455 §7.4.1 */
+            break;
+        }
+    }
+}
+
+static void hold_timer_arm(struct room_part *p)
+{
+    double limit = p->all->cfg->recover_hold_timeout;
+    if (!(limit > 0) || p->loop == NULL || wtimer_active(&p->hold_timer))
+        return;
+    double period = limit / 4 < 0.01 ? 0.01 : limit / 4 > 1.0 ? 1.0 : limit / 4;
+    wtimer_start(p->loop, &p->hold_timer, period, period);
+}
+
 uint64_t room_hold_token(const struct conn *c, const char *name, size_t len)
 {
     int i = find_conn_room(c, name, len);
@@ -602,19 +701,7 @@ int room_hold_end(struct rooms *R, struct conn *c, const char *name, size_t len,
         *queued = n > 0 ? n : 0;
         return ROOM_HOLD_END_RELEASED;
     }
-    /* Released, and served nothing (hold_serve skips it) until the
-     * caller's close takes it out of the room; what is held for nobody
-     * else goes now. */
-    struct local_room *lr = c->cold->rooms[i].room;
-    struct hold_waiter *e = hold_find(lr->hold, c);
-    e->released = 1;
-    e->ended = 1;
-    e->after = UINT64_MAX;
-    uint32_t unreleased = 0;
-    for (uint32_t j = 0; j < lr->hold->nwaiting; j++)
-        unreleased += !lr->hold->waiting[j].released;
-    if (unreleased == 0)
-        hold_drop_frames(lr->hold);
+    hold_end_quiet(c->cold->rooms[i].room, c);
     return ROOM_HOLD_END_CLOSE;
 }
 

@@ -98,6 +98,11 @@ struct room_part {
     struct strmap owned;
     pthread_mutex_t lock;
     struct wtimer gc;
+    /* My local rooms with a hold (someone waits for a replay), for the
+     * recover_hold_timeout check; owned array, my thread. */
+    struct local_room **holds;
+    uint32_t nholds, holds_cap;
+    struct wtimer hold_timer; /* runs while nholds > 0 and the timeout is on */
 };
 
 /* The room registry of a server. */

@@ -17,7 +17,9 @@ handler never releases is ended by the core when that handler ends (lua/API.md
   its hold ends the same way;
 - a connection that closes while held, or a handler that leaves the room,
   ends nothing (no count), and the room forgets the member;
-- a handler that releases is never counted.
+- a handler that releases is never counted;
+- recover_hold_timeout: a handler that keeps waiting with the member held
+  has its hold ended and the connection closed 1011 after the timeout.
 
 A small script of its own (in the test's scratch dir), python3-websockets
 clients; RC_WORKERS=1 and 3 (the publisher and the member are often on
@@ -287,6 +289,40 @@ def test_close_or_leave_while_held_ends_nothing(srv):
         await p.close()
     rctest.run(go())
     eq(ended(srv) - n0, 0, "nothing ended by the core")
+
+
+@rctest.server(*ARGS, "--recover-hold-timeout", "300ms")
+def test_recover_hold_timeout_closes_a_wait_that_goes_on(srv):
+    """A handler that keeps waiting with the member held: after
+    recover_hold_timeout the core ends the hold and closes the connection
+    1011 (the handler may still send, so no release); the handler's own
+    end later counts nothing more. Others in the room are not touched."""
+    n0 = ended(srv)
+    room = uniq("t")
+
+    async def go():
+        m, p, o = await client(srv), await client(srv), await client(srv)
+        await o.send("good %s" % room)
+        eq(await text(o), "joined %s" % room, "an ordinary member")
+        await m.send("sleepforget %s 1200" % room)
+        await wait_count(p, room, 2)
+        await pub(p, room, "t1")
+        try:
+            x = await asyncio.wait_for(m.recv(), tmo(3))
+            raise rctest.Failure("expected a close, got %r" % x)
+        except websockets.ConnectionClosed as e:
+            eq((e.rcvd.code, e.rcvd.reason), (1011, "held join not released in time"), "close")
+        eq(ended(srv) - n0, 1, "one hold ended by the timeout")
+        await wait_count(p, room, 1)
+        await expect_seq(o, ["t1"], "the other member heard the room")
+        await asyncio.sleep(1.0)  # the handler's end: its hold is gone already
+        await pub(p, room, "t2")
+        await expect_seq(o, ["t2"], "and still does")
+        await o.close()
+        await p.close()
+    rctest.run(go())
+    eq(ended(srv) - n0, 1, "counted once")
+    wait_log(srv, "recover_hold_timeout")
 
 
 if __name__ == "__main__":

@@ -138,6 +138,8 @@ int room_join(struct rooms *r, struct conn *c, const char *name, size_t len);
  * one run of seqs with no gap and no duplicate. A member that waits costs
  * the fan-out nothing per member (it is not in the fan-out list); the
  * room's deliveries to its worker pay one test while anyone waits there.
+ * A wait nobody releases ends by room_hold_end (its handler ended) or
+ * after recover_hold_timeout (the connection closes 1011).
  * Same returns as room_join. On c's worker. */
 #define ROOM_JOIN_HOLD 1u
 int room_join_ex(struct rooms *r, struct conn *c, const char *name, size_t len, unsigned flags);

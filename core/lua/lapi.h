@@ -55,7 +55,11 @@ int rc_ffi_close(uint64_t id, int code, const char *reason, size_t len);
 int rc_ffi_join(uint64_t id, const char *room, size_t len);
 /* conn:join(name, {hold = true}), conn:hold_intact(name), conn:release(name,
  * after): room_join_ex with ROOM_JOIN_HOLD, room_hold_state, room_release
- * (room.h). after: a seq, 0 .. 2^53 (else RC_E_INVAL). */
+ * (room.h). after: a seq, 0 .. 2^53 (else RC_E_INVAL). A held join also
+ * registers an end action with the calling handler (lcall_at_end): when
+ * that call ends with the member still waiting, room_hold_end ends the
+ * wait (released after 0, or the connection closed 1011), logged and
+ * counted (lua/API.md "Held joins"). Every local send sets c->sent_mark. */
 int rc_ffi_join_held(uint64_t id, const char *room, size_t len);
 int rc_ffi_hold_state(uint64_t id, const char *room, size_t len);
 double rc_ffi_release(uint64_t id, const char *room, size_t len, double after);

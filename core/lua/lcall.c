@@ -224,6 +224,8 @@ int lcall_at_end(struct lcall_end *e)
  * they close defers its disconnect handler. */
 static int run_ends(struct lcall_end *e, int rc)
 {
+    if (e == NULL) /* nearly every call: nothing registered */
+        return 0;
     int n = 0;
     depth++;
     while (e != NULL) {

@@ -281,6 +281,32 @@ describe("roomcast.boot", function()
             assert.are.equal(5, out[1].id)
             assert.is_nil(out[1].message:find("throws.lua", 1, true)) -- no paths to clients
         end)
+
+        -- lua/API.md "Held joins": the held joins a failing or refusing
+        -- handler left open end (rc._end_holds, C) before the chain's answer,
+        -- so that answer does not count as part of a replay.
+        it("ends the handler's held joins before answering an error or a refusal", function()
+            local p = file("holds.lua", "return { on_message = function(conn, data)\n" ..
+                "  if data == 'raise' then error('boom') end\n" ..
+                "  if data == 'refuse' then return false, 'unavailable', 'later' end\n" ..
+                "  if data == 'quiet' then return false end\n" ..
+                "end }\n")
+            w:boot({ script = p })
+            local c = w:connect()
+            local seen = {}
+            w.rc._end_holds = function(raised)
+                seen[#seen + 1] = { raised = raised, sent_before = #w:raw(c) }
+            end
+            assert.is_false(pcall(w.send, w, c, "raise"))
+            assert.are.same({ { raised = true, sent_before = 0 } }, seen)
+            assert.are.equal("handler_error", w:take(c)[1].code) -- the answer came after
+            w:send(c, "refuse")
+            assert.are.same({ raised = nil, sent_before = 0 }, seen[2])
+            assert.are.equal("unavailable", w:take(c)[1].code)
+            w:send(c, "quiet") -- a bare false answers nothing: the call's end does it
+            w:send(c, "other")
+            assert.are.equal(2, #seen)
+        end)
     end)
 
     describe("join and leave chains", function()

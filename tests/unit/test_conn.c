@@ -1258,6 +1258,59 @@ static void test_conn__room_hold_end(void **state)
     fx_teardown();
 }
 
+/* recover_hold_timeout: a wait still open after the timeout ends (nothing
+ * of what was held reaches it), its connection closes 1011, it is counted;
+ * a released one is left alone; the check's timer runs only while a hold
+ * exists. */
+static void test_conn__room_hold_timeout(void **state)
+{
+    fx_setup();
+    long live0 = allocs_now();
+    F.cfg.recover_hold_timeout = 0.25;
+    assert_true(rc_live_publish(&F.cfg) >= 0); /* the fan-out reads fanout_delay from it */
+    struct mailbox mb;
+    struct rooms R;
+    one_worker_rooms(&mb, &R);
+    upgrade();
+    struct conn *c = live();
+    struct sframe fr[8];
+    assert_false(wtimer_active(&R.part[0].hold_timer));
+
+    /* released in time: not touched */
+    assert_int_equal(room_join_ex(&R, c, "a", 1, ROOM_JOIN_HOLD), 0);
+    assert_true(wtimer_active(&R.part[0].hold_timer));
+    assert_int_equal(room_release(&R, c, "a", 1, 0), 0);
+    deliver_in(&R, &mb, "a", 1, 'a'); /* promotes it: the hold goes, the timer stops */
+    assert_false(wtimer_active(&R.part[0].hold_timer));
+
+    assert_int_equal(room_join_ex(&R, c, "r", 1, ROOM_JOIN_HOLD), 0);
+    deliver_seq(&R, &mb, 1, '1');
+    after(0.02);
+    assert_int_equal(rec.closes, 0);
+    assert_int_equal(room_hold_state(c, "r", 1), 1); /* still waiting */
+    for (int i = 0; i < 300 && rec.closes == 0; i++) /* the timer: every 0.0625 s */
+        after(0.01);
+    assert_int_equal(rec.closes, 1);
+    assert_int_equal(rec.close_code, 1011);
+    assert_int_equal(STAT_GET(&F.stats, recover_holds_ended_total), 1);
+    assert_int_equal(room_hold_state(c, "r", 1), RC_E_NOT_FOUND);
+    int n = server_frames(fr, 8);
+    assert_int_equal(n, 2); /* 'a', then the close: nothing held reached it */
+    assert_int_equal(fr[0].p[0], 'a');
+    assert_int_equal(close_code_of(&fr[1]), 1011);
+
+    conn_release(c);
+    iterate();
+    assert_false(wtimer_active(&R.part[0].hold_timer));
+    wtimer_stop(F.loop, &R.part[0].gc);
+    rooms_destroy(&R);
+    mailbox_destroy(&mb);
+    mail_cache_flush();
+    rc_live_shutdown();
+    assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS);
+    fx_teardown();
+}
+
 /* With a message rate, the first message creates the bucket in the cold
  * part; the bucket keeps it (its refill time is state), the release frees it. */
 static void test_conn__cold_part_holds_the_rate_bucket(void **state)
@@ -1708,6 +1761,7 @@ int main(void)
         cmocka_unit_test(test_conn__cold_part_follows_the_rooms),
         cmocka_unit_test(test_conn__room_hold_and_release),
         cmocka_unit_test(test_conn__room_hold_end),
+        cmocka_unit_test(test_conn__room_hold_timeout),
         cmocka_unit_test(test_conn__cold_part_holds_the_rate_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

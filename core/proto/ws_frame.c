@@ -105,30 +105,56 @@ static inline void xor_word(uint8_t *p, uint64_t k)
     memcpy(p, &w, 8);
 }
 
+/* 16 bytes as one value: with the GCC/clang vector extension (no intrinsics,
+ * any target) a load, an XOR and a store each (SSE2 on x86-64, NEON on
+ * arm64). gcc -O2 vectorized the 8-byte loop by itself too, but kept an
+ * induction vector and its add per 64 bytes, and ran a 32-byte scalar
+ * prologue: 317 Ir per KiB under callgrind, 295 with this loop. */
+#if defined(__GNUC__)
+typedef uint8_t v16 __attribute__((vector_size(16)));
+#define WS_MASK_V16 1
+
+static inline void xor_16(uint8_t *p, v16 k)
+{
+    v16 w;
+    memcpy(&w, p, 16); /* unaligned load (movdqu) */
+    w ^= k;
+    memcpy(p, &w, 16);
+}
+#endif
+
 void ws_mask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset)
 {
     /* RFC 6455 §5.3: octet i of the payload is XORed with mask[i % 4]. Rotate the
-     * key so its first byte applies to p[0]; then every 8-byte block starts at
-     * phase 0 again and the same 64-bit key word fits all of them. The key
-     * word is built in memory order, so this is right on either endianness. */
-    uint8_t k[8];
+     * key so its first byte applies to p[0]; then every 8- or 16-byte block
+     * starts at phase 0 again and the same key word fits all of them. The key
+     * words are built in memory order, so this is right on either endianness. */
+    uint8_t k[16];
     unsigned r = (unsigned)(offset & 3);
     memcpy(k, mask, 4);
     memcpy(k + 4, mask, 4);
     uint32_t k4;
     memcpy(&k4, k + r, 4); /* mask[r], mask[r+1], ... */
-    memcpy(k, &k4, 4);
-    memcpy(k + 4, &k4, 4);
+    for (unsigned i = 0; i < 16; i += 4)
+        memcpy(k + i, &k4, 4);
     uint64_t kw;
     memcpy(&kw, k, 8);
 
     size_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        xor_word(p + i, kw);
-        xor_word(p + i + 8, kw);
-        xor_word(p + i + 16, kw);
-        xor_word(p + i + 24, kw);
+#ifdef WS_MASK_V16
+    if (n >= 64) {
+        v16 kv;
+        memcpy(&kv, k, 16);
+        for (; i + 64 <= n; i += 64) {
+            xor_16(p + i, kv);
+            xor_16(p + i + 16, kv);
+            xor_16(p + i + 32, kv);
+            xor_16(p + i + 48, kv);
+        }
+        for (; i + 16 <= n; i += 16)
+            xor_16(p + i, kv);
     }
+#endif
     for (; i + 8 <= n; i += 8)
         xor_word(p + i, kw);
     for (; i < n; i++)

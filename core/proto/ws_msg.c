@@ -273,6 +273,27 @@ static ssize_t read_payload(struct ws_msg *m, uint8_t *in, size_t len, struct ws
     return (ssize_t)take;
 }
 
+/* Delivers the whole, final, masked text or binary frame at in (header of
+ * hl bytes, the key its last 4, then n bytes of payload, all inside the
+ * input) in place, while no message is in progress: the shortcuts of
+ * ws_msg_feed_any. The caller checked FIN, RSV 0, the opcode, MASK, the
+ * minimal length encoding, n <= max_message and that m holds nothing, which
+ * are all the general path would check for such a frame. */
+static inline ssize_t deliver_whole(uint8_t *in, size_t hl, size_t n, struct ws_event *ev)
+{
+    uint8_t *p = in + hl;
+    ws_mask(p, n, p - 4, 0); /* §5.3 */
+    if (in[0] == 0x81 && utf8_validate(UTF8_ACCEPT, p, n) != UTF8_ACCEPT)
+        return RC_E_UTF8; /* §8.1 */
+    ev->type = WS_EV_MESSAGE;
+    ev->opcode = in[0] & 0x0f;
+    ev->rsv = 0;
+    ev->data = n ? p : empty_payload;
+    ev->len = n;
+    ev->close_code = 0;
+    return (ssize_t)(hl + n);
+}
+
 ssize_t ws_msg_feed_any(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev)
 {
     memset(ev, 0, sizeof(*ev));
@@ -283,23 +304,16 @@ ssize_t ws_msg_feed_any(struct ws_msg *m, uint8_t *in, size_t len, struct ws_eve
 
     /* ws_msg_feed's inline shortcut again, for what it leaves here: the
      * same frame when the last event's buffer was just released, or with
-     * an empty payload. A whole, final, masked text or binary frame of at
-     * most 125 bytes while no message is in progress passes every check of
-     * the general path (RSV 0, masked, not a continuation, under the size
-     * cap), so it is delivered in place without the header state machine. */
+     * an empty payload. */
     if (len >= 6 && !m->in_frame && m->hb_len == 0 && m->msg_opcode == 0 && m->cfg->require_mask &&
         (in[0] == 0x81 || in[0] == 0x82) && (in[1] & 0x80)) {
         size_t n = in[1] & 0x7f;
-        if (n <= 125 && len >= 6 + n && n <= m->cfg->max_message) {
-            uint8_t *p = in + 6;
-            ws_mask(p, n, in + 2, 0); /* §5.3 */
-            if (in[0] == 0x81 && utf8_validate(UTF8_ACCEPT, p, n) != UTF8_ACCEPT)
-                return RC_E_UTF8; /* §8.1 */
-            ev->type = WS_EV_MESSAGE;
-            ev->opcode = in[0] & 0x0f;
-            ev->data = n ? p : empty_payload;
-            ev->len = n;
-            return (ssize_t)(6 + n);
+        if (n <= 125 && len >= 6 + n && n <= m->cfg->max_message)
+            return deliver_whole(in, 6, n, ev);
+        if (n == 126 && len >= 8) { /* the 16-bit form again, now that buf was released */
+            n = (size_t)in[2] << 8 | in[3];
+            if (n >= 126 && len - 8 >= n && n <= m->cfg->max_message)
+                return deliver_whole(in, 8, n, ev);
         }
     }
 

@@ -181,12 +181,15 @@ static inline void ws_unmask_short(uint8_t *p, size_t n, const uint8_t key[4])
         p[i] ^= key[i & 3];
 }
 
-/* The common case inline, told from the first two bytes: a whole, final,
- * masked text or binary frame of 1 to 125 bytes while m holds nothing. It
+/* The common cases inline, told from the first bytes: a whole, final,
+ * masked text or binary frame of 1 to 125 bytes, or of 126 to 65535 bytes in
+ * the 16-bit length form (a 1 KiB message), while m holds nothing. It
  * passes every check of the general path (RSV 0, masked, not a
- * continuation, under the size cap), so it is delivered in place without
- * the header state machine or a call; anything else goes to
- * ws_msg_feed_any. */
+ * continuation, minimal length encoding, under the size cap), so it is
+ * delivered in place without the header state machine; anything else goes
+ * to ws_msg_feed_any. The short form is unmasked inline; the longer one
+ * second, so the short form's path is what it was (tests/bench
+ * callgrind_budget.py, echo and echo_1k). */
 static inline ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev)
 {
     /* in[0]: FIN, no RSV, text or binary; in[1]: MASK and a length of 1-125 */
@@ -205,6 +208,24 @@ static inline ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, str
             ev->len = n;
             ev->close_code = 0;
             return (ssize_t)(6 + n);
+        }
+    }
+    /* in[1]: MASK and 126, the 16-bit length form; the length 126..65535
+     * (under 126 it is not minimal, §5.2, and the general path fails it) */
+    if (len >= 8 && in[1] == 0xFE && (unsigned)(in[0] - 0x81) < 2 && ws_msg_blank(m)) {
+        size_t n = (size_t)in[2] << 8 | in[3];
+        if (n >= 126 && len - 8 >= n && m->cfg->require_mask && n <= m->cfg->max_message) {
+            uint8_t *p = in + 8;
+            ws_mask(p, n, in + 4, 0); /* 16-byte blocks: worth the call */
+            if (in[0] == 0x81 && utf8_validate(UTF8_ACCEPT, p, n) != UTF8_ACCEPT)
+                return RC_E_UTF8; /* §8.1 */
+            ev->type = WS_EV_MESSAGE;
+            ev->opcode = in[0] & 0x0f;
+            ev->rsv = 0;
+            ev->data = p;
+            ev->len = n;
+            ev->close_code = 0;
+            return (ssize_t)(8 + n);
         }
     }
     return ws_msg_feed_any(m, in, len, ev);

@@ -7,6 +7,7 @@ so start-up, handshakes and shutdown cancel out), and divides the difference
 in user-space instructions (Ir) by the number of messages:
 
   echo:   roomcast --echo, 1 connection, N echoes of 32 B  -> Ir per echo
+  echo_1k: the same with 1024 B messages (the per-byte cost of an echo)
   fanout: roomcast -s scripts/fanout.lua, M members, P publishes of 32 B
           -> Ir per delivery (P * M deliveries; the publish itself is
           amortised over the room, as it is in production)
@@ -125,14 +126,24 @@ def callgrind_run(build, server_args, bench_args, tmp, tag, workers=1):
     return int(m.group(1)), result
 
 
-def case_echo(build, tmp):
-    common = ["-S", "echo", "-c", "1", "-s", "32", "-D", "1", "-w", "0", "-d", "120"]
-    ir0, _ = callgrind_run(build, ["--echo"], common + ["-n", "0"], tmp, "echo0")
-    ir1, res = callgrind_run(build, ["--echo"], common + ["-n", str(ECHO_N)], tmp, "echo1")
+def echo_case(build, tmp, tag, size):
+    common = ["-S", "echo", "-c", "1", "-s", str(size), "-D", "1", "-w", "0", "-d", "120"]
+    ir0, _ = callgrind_run(build, ["--echo"], common + ["-n", "0"], tmp, tag + "0")
+    ir1, res = callgrind_run(build, ["--echo"], common + ["-n", str(ECHO_N)], tmp, tag + "1")
     got = res["received"]
     if got != ECHO_N:
-        raise RuntimeError(f"echo: {got} of {ECHO_N} echoes came back")
+        raise RuntimeError(f"{tag}: {got} of {ECHO_N} echoes came back")
     return (ir1 - ir0) / ECHO_N, {"ir_base": ir0, "ir_run": ir1, "messages": ECHO_N}
+
+
+def case_echo(build, tmp):
+    return echo_case(build, tmp, "echo", 32)
+
+
+def case_echo_1k(build, tmp):
+    """echo of 1024-byte binary messages (the bench row echo-1k-d1): what the
+    32-byte case costs plus the per-byte work (unmasking, copies, writev)."""
+    return echo_case(build, tmp, "echo1k", 1024)
 
 
 def case_fanout(build, tmp):
@@ -241,7 +252,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--update", action="store_true", help="write the measurement to budget.json")
-    ap.add_argument("--only", choices=["echo", "fanout", "fanout_sqlite", "fanout_deflate",
+    ap.add_argument("--only", choices=["echo", "echo_1k", "fanout", "fanout_sqlite", "fanout_deflate",
                                        "fanout_redis", "fanout_w2"])
     ap.add_argument("--keep", metavar="DIR",
                     help="write the callgrind outputs and server logs to DIR and keep them")
@@ -257,7 +268,8 @@ def main():
     with open(BUDGET) as f:
         budget = json.load(f)
     tol = budget.get("tolerance", 0.10)
-    cases = {"echo": ("ir_per_echo", case_echo), "fanout": ("ir_per_delivery", case_fanout),
+    cases = {"echo": ("ir_per_echo", case_echo),
+             "echo_1k": ("ir_per_echo_1k", case_echo_1k), "fanout": ("ir_per_delivery", case_fanout),
              "fanout_sqlite": ("ir_per_delivery_sqlite", case_fanout_sqlite),
              "fanout_deflate": ("ir_per_delivery_deflate", case_fanout_deflate),
              "fanout_redis": ("ir_per_delivery_redis", case_fanout_redis),

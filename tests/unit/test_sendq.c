@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -220,6 +221,73 @@ static void test_reply_copy_every_size(void **state)
             }
         }
     }
+    sendq_cache_flush();
+    assert_int_equal(frame_ref_live(), live0);
+}
+
+/* A longer reply into an empty queue (push_copyv_slow's first case: one
+ * part that fits a chunk, a chunk of its own and one memcpy) at the sizes
+ * around its limits, every header size, into a new chunk and a cached one;
+ * past the limit it takes the general copy. Then a short reply reuses the
+ * cached chunk without the long one's bytes. */
+static void test_reply_copy_long_sizes(void **state)
+{
+    (void)state;
+    long live0 = frame_ref_live();
+    static const uint8_t hdrs[3][10] = {
+        {0x82, 0x7e, 1, 2}, {0x82, 5}, {0x82, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8}};
+    static const size_t hls[3] = {4, 2, 10};
+    static const size_t sizes[] = {129,
+                                   130,
+                                   255,
+                                   1024,
+                                   1025,
+                                   SENDQ_CHUNK - 33,
+                                   SENDQ_CHUNK - 32,
+                                   SENDQ_CHUNK - 31,
+                                   SENDQ_CHUNK - 10,
+                                   SENDQ_CHUNK - 4,
+                                   SENDQ_CHUNK - 2,
+                                   SENDQ_CHUNK,
+                                   SENDQ_CHUNK + 1,
+                                   3 * SENDQ_CHUNK};
+    size_t max = 3 * SENDQ_CHUNK;
+    uint8_t *payload = malloc(max), *out = malloc(max + 16);
+    assert_non_null(payload);
+    assert_non_null(out);
+    for (size_t i = 0; i < max; i++)
+        payload[i] = (uint8_t)(i * 7 + (i >> 9));
+    for (int h = 0; h < 3; h++) {
+        for (size_t si = 0; si < sizeof(sizes) / sizeof(sizes[0]); si++) {
+            size_t n = sizes[si];
+            for (int round = 0; round < 2; round++) { /* a new chunk, then a cached one */
+                struct sendq q;
+                sendq_init(&q);
+                struct iovec one = {.iov_base = payload, .iov_len = n};
+                assert_int_equal(sendq_push_copyv(&q, hdrs[h], hls[h], &one, 1), 0);
+                assert_int_equal(q.bytes, hls[h] + n);
+                if (hls[h] + n <= SENDQ_CHUNK) { /* one chunk, the queue's only entry */
+                    assert_non_null(sendq_single(&q));
+                    assert_int_equal(sendq_single(&q)->len, hls[h] + n);
+                    assert_int_equal(sendq_single(&q)->cap, SENDQ_CHUNK);
+                }
+                memset(out, 0xee, max + 16);
+                assert_int_equal(drain(&q, out, max + 16, 0), hls[h] + n);
+                assert_memory_equal(out, hdrs[h], hls[h]);
+                assert_memory_equal(out + hls[h], payload, n);
+                assert_true(sendq_empty(&q));
+                /* the chunk goes back to the cache; a short reply takes it */
+                assert_int_equal(
+                    sendq_push_copy(&q, (const uint8_t *)"\x81\x02", 2, (const uint8_t *)"ok", 2),
+                    0);
+                assert_int_equal(q.bytes, 4);
+                assert_int_equal(drain(&q, out, max + 16, 0), 4);
+                assert_memory_equal(out, "\x81\x02ok", 4);
+            }
+        }
+    }
+    free(payload);
+    free(out);
     sendq_cache_flush();
     assert_int_equal(frame_ref_live(), live0);
 }
@@ -455,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_push_first_and_single_done),
         cmocka_unit_test(test_small_frames_behind_others_are_copied),
         cmocka_unit_test(test_reply_copy_every_size),
+        cmocka_unit_test(test_reply_copy_long_sizes),
         cmocka_unit_test(test_partial_writes_keep_wire_order),
         cmocka_unit_test(test_one_entry_state_and_its_end),
         cmocka_unit_test(test_ring_growth_and_clear),

@@ -237,6 +237,64 @@ static void test_ws_frame__mask_matches_naive_any_alignment_offset(void **state)
     }
 }
 
+/* ws_mask's 16-byte blocks (64 at a time from 64 bytes on, then 16, 8 and
+ * single bytes): every length 0..330 (every tail after one to five 64-byte
+ * blocks), every start address modulo 16 and every key phase, against the
+ * byte-at-a-time reference; the bytes around the range stay untouched. */
+static void test_ws_frame__mask_blocks_every_length_alignment_phase(void **state)
+{
+    static const uint8_t key[4] = {0xa5, 0x00, 0xff, 0x3c};
+    uint8_t src[16 + 330 + 16], want[330];
+    for (size_t i = 0; i < sizeof(src); i++)
+        src[i] = (uint8_t)(i * 151 + 3);
+    for (size_t len = 0; len <= 330; len++) {
+        for (size_t align = 0; align < 16; align++) {
+            for (uint64_t off = 0; off < 4; off++) {
+                /* align + len + 16 bytes: the range, with 16 bytes after it */
+                uint8_t *buf = guardbuf_put(src, align + len + 16);
+                memcpy(want, src + align, len);
+                naive_mask(want, len, key, off);
+                ws_mask(buf + align, len, key, off);
+                assert_memory_equal(buf + align, want, len);
+                assert_memory_equal(buf, src, align);
+                assert_memory_equal(buf + align + len, src + align + len, 16);
+            }
+        }
+    }
+}
+
+/* Random lengths up to 70 000 (past the 16-bit frame length), random keys,
+ * offsets and starts, and the range split at a random point as a frame fed
+ * in two reads would be: always the byte-at-a-time reference. */
+static void test_ws_frame__mask_random_matches_naive(void **state)
+{
+    enum { MAX = 70000 };
+    uint8_t *src = malloc(MAX + 16), *want = malloc(MAX);
+    assert_non_null(src);
+    assert_non_null(want);
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int round = 0; round < 400; round++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t len = round < 200 ? (size_t)(x % 2048) : (size_t)(x % MAX);
+        size_t align = (size_t)(x >> 20) % 16;
+        uint64_t off = x >> 40;
+        uint8_t key[4] = {(uint8_t)(x >> 8), (uint8_t)(x >> 16), (uint8_t)(x >> 24),
+                          (uint8_t)(x >> 32)};
+        for (size_t i = 0; i < align + len; i++)
+            src[i] = (uint8_t)(i ^ (x >> (i % 48)));
+        uint8_t *buf = guardbuf_put(src, align + len);
+        memcpy(want, src + align, len);
+        naive_mask(want, len, key, off);
+        size_t cut = len ? (size_t)(x >> 3) % (len + 1) : 0;
+        ws_mask(buf + align, cut, key, off);
+        ws_mask(buf + align + cut, len - cut, key, off + cut);
+        assert_memory_equal(buf + align, want, len);
+        assert_memory_equal(buf, src, align);
+    }
+    free(src);
+    free(want);
+}
+
 static void test_ws_frame__mask_resumes_at_every_split(void **state)
 {
     static const uint8_t key[4] = {0x11, 0x22, 0x33, 0x44};
@@ -271,6 +329,8 @@ int main(void)
         cmocka_unit_test(test_ws_frame__mask_rfc_hello),
         cmocka_unit_test(test_ws_frame__mask_matches_naive_any_alignment_offset),
         cmocka_unit_test(test_ws_frame__mask_resumes_at_every_split),
+        cmocka_unit_test(test_ws_frame__mask_blocks_every_length_alignment_phase),
+        cmocka_unit_test(test_ws_frame__mask_random_matches_naive),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     guardbuf_free();

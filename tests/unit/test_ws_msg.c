@@ -1024,6 +1024,225 @@ static void test_ws_msg__small_frame_shortcut_matches_general_path(void **state)
     ws_msg_reset(&m);
 }
 
+/* Fills p[0..n) with valid UTF-8 text (ASCII with two-, three- and four-byte
+ * characters mixed in, never cut at the end) when text, or any bytes. */
+static void fill_payload(uint8_t *p, size_t n, int text, unsigned seed)
+{
+    static const char *const chars[] = {"a", "Z", "\xce\xba", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    size_t i = 0;
+    while (i < n) {
+        if (!text) {
+            p[i] = (uint8_t)(i * 29 + seed);
+            i++;
+            continue;
+        }
+        const char *c = chars[(i * 7 + seed) % 5];
+        size_t cl = strlen(c);
+        if (cl > n - i)
+            c = "q", cl = 1;
+        memcpy(p + i, c, cl);
+        i += cl;
+    }
+}
+
+/* One frame of n bytes (op, FIN) masked with key into out; returns its size. */
+static size_t masked_frame(uint8_t *out, int fin, unsigned op, const uint8_t *plain, size_t n,
+                           const uint8_t key[4])
+{
+    size_t hl = ws_frame_encode_header(out, fin, 0, op, n, key);
+    memcpy(out + hl, plain, n);
+    ws_mask(out + hl, n, key, 0);
+    return hl + n;
+}
+
+/* Whole frames in the 16-bit length form (126..65535 bytes) take ws_msg_feed's
+ * second shortcut (and ws_msg_feed_any's, when the last event's buffer was
+ * just released). Every length 126..200 (every tail of the 16-byte unmask)
+ * and longer ones, text and binary, at every start address modulo 16, must
+ * be delivered in place with what the general path gives; the shortcut must
+ * not bypass the size cap, the fragmentation rules, the minimal length rule
+ * or UTF-8 validation, and a frame cut short must wait for the rest. */
+static void test_ws_msg__16bit_frame_shortcut_matches_general_path(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = {0x5a, 0x01, 0xc3, 0x80};
+    static const size_t more[] = {255, 256, 1000, 1023, 1024, 1025, 4096, 65535};
+    size_t sizes[75 + sizeof(more) / sizeof(more[0])], nsizes = 0;
+    for (size_t n = 126; n <= 200; n++)
+        sizes[nsizes++] = n;
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+        sizes[nsizes++] = more[i];
+    uint8_t *plain = malloc(65535), *frame = malloc(16 + 8 + 65535), *copy = malloc(8 + 65535);
+    long live = rc_alloc_live();
+    for (unsigned op = WS_OP_TEXT; op <= WS_OP_BINARY; op++) {
+        for (size_t si = 0; si < nsizes; si++) {
+            size_t n = sizes[si];
+            fill_payload(plain, n, op == WS_OP_TEXT, (unsigned)si);
+            size_t fl = masked_frame(copy, 1, op, plain, n, key);
+            assert_int_equal(fl, 8 + n);
+            struct ws_msg m;
+            struct ws_event ev;
+            for (size_t align = 0; align < 16; align += n <= 200 ? 1 : 5) {
+                /* whole: the shortcut, in place */
+                uint8_t *in = frame + align;
+                memcpy(in, copy, fl);
+                ws_msg_init(&m, &server_cfg);
+                assert_int_equal(ws_msg_feed(&m, in, fl, &ev), (ssize_t)fl);
+                assert_int_equal(ev.type, WS_EV_MESSAGE);
+                assert_int_equal(ev.opcode, op);
+                assert_int_equal(ev.rsv, 0);
+                assert_ptr_equal(ev.data, in + 8);
+                assert_int_equal(ev.len, n);
+                assert_memory_equal(ev.data, plain, n);
+                assert_true(ws_msg_blank(&m));
+                ws_msg_reset(&m);
+            }
+            /* one byte at a time (the general path), and whole at the end of a
+             * guard page: the same message */
+            struct exp_ev e = {WS_EV_MESSAGE, op, 0, plain, n};
+            if (n <= 200)
+                check_stride(&server_cfg, copy, fl, &e, 1, 0, -1, 7);
+            else {
+                struct run r;
+                size_t cut = 3;
+                run_cuts(&server_cfg, copy, fl, &cut, 1, &r);
+                expect_run(&r, &e, 1, 0, "split", cut);
+                run_free(&r);
+                run_cuts(&server_cfg, copy, fl, NULL, 0, &r);
+                expect_run(&r, &e, 1, 0, "whole", 0);
+                run_free(&r);
+            }
+            /* cut short by one byte: nothing yet, then the last byte completes it */
+            memcpy(frame, copy, fl);
+            ws_msg_init(&m, &server_cfg);
+            assert_int_equal(ws_msg_feed(&m, frame, fl - 1, &ev), (ssize_t)(fl - 1));
+            assert_int_equal(ev.type, WS_EV_NONE);
+            assert_int_equal(ws_msg_feed(&m, frame + fl - 1, 1, &ev), 1);
+            assert_int_equal(ev.type, WS_EV_MESSAGE);
+            assert_int_equal(ev.len, n);
+            assert_memory_equal(ev.data, plain, n);
+            ws_msg_reset(&m);
+            /* over a cap one smaller: 1009; at the cap exactly: delivered */
+            struct ws_msg_cfg small = server_cfg;
+            small.max_message = n - 1;
+            ws_msg_init(&m, &small);
+            memcpy(frame, copy, fl);
+            assert_int_equal(ws_msg_feed(&m, frame, fl, &ev), RC_E_TOO_BIG);
+            ws_msg_reset(&m);
+            small.max_message = n;
+            ws_msg_init(&m, &small);
+            memcpy(frame, copy, fl);
+            assert_int_equal(ws_msg_feed(&m, frame, fl, &ev), (ssize_t)fl);
+            assert_int_equal(ev.len, n);
+            ws_msg_reset(&m);
+            /* while a fragmented message is open: a new data frame is 1002 */
+            ws_msg_init(&m, &server_cfg);
+            uint8_t first[WS_MAX_HEADER];
+            assert_int_equal(ws_frame_encode_header(first, 0, 0, WS_OP_BINARY, 0, key), 6);
+            assert_int_equal(ws_msg_feed(&m, first, 6, &ev), 6);
+            memcpy(frame, copy, fl);
+            assert_int_equal(ws_msg_feed(&m, frame, fl, &ev), RC_E_PROTO);
+            ws_msg_reset(&m);
+            /* not final: the first fragment of a message, not a message */
+            ws_msg_init(&m, &server_cfg);
+            masked_frame(frame, 0, op, plain, n, key);
+            assert_int_equal(ws_msg_feed(&m, frame, fl, &ev), (ssize_t)fl);
+            assert_int_equal(ev.type, WS_EV_NONE);
+            assert_false(ws_msg_idle(&m));
+            ws_msg_reset(&m);
+            /* unmasked from a client: 1002 (§5.1) */
+            ws_msg_init(&m, &server_cfg);
+            size_t ul = ws_frame_encode_header(frame, 1, 0, op, n, NULL);
+            memcpy(frame + ul, plain, n);
+            assert_int_equal(ws_msg_feed(&m, frame, ul + n, &ev), RC_E_PROTO);
+            ws_msg_reset(&m);
+            /* right after a fragmented message whose buffer backs the last
+             * event: ws_msg_feed_any releases it, then takes the shortcut */
+            ws_msg_init(&m, &server_cfg);
+            struct bld b = {0};
+            bld_frame(&b, 0, WS_OP_TEXT, "ab", 2);
+            bld_frame(&b, 1, WS_OP_CONT, "c", 1);
+            size_t off = 0;
+            while (off < b.len) {
+                ssize_t r = ws_msg_feed(&m, b.p + off, b.len - off, &ev);
+                assert_true(r > 0);
+                off += (size_t)r;
+            }
+            assert_int_equal(ev.type, WS_EV_MESSAGE);
+            assert_non_null(m.buf); /* backs the event just delivered */
+            memcpy(frame, copy, fl);
+            assert_int_equal(ws_msg_feed(&m, frame, fl, &ev), (ssize_t)fl);
+            assert_int_equal(ev.type, WS_EV_MESSAGE);
+            assert_ptr_equal(ev.data, frame + 8);
+            assert_memory_equal(ev.data, plain, n);
+            assert_null(m.buf);
+            ws_msg_reset(&m);
+            bld_free(&b);
+        }
+    }
+    /* A 16-bit length under 126 is not minimal (§5.2), even with the whole
+     * payload there: 1002, never delivered. */
+    for (size_t n = 0; n < 126; n++) {
+        uint8_t v[8 + 125] = {0x82, 0xFE, 0x00, (uint8_t)n, 1, 2, 3, 4};
+        struct ws_msg m;
+        struct ws_event ev;
+        ws_msg_init(&m, &server_cfg);
+        assert_int_equal(ws_msg_feed(&m, v, 8 + n, &ev), RC_E_PROTO);
+        ws_msg_reset(&m);
+    }
+    assert_int_equal(rc_alloc_live(), live);
+    free(plain);
+    free(frame);
+    free(copy);
+}
+
+/* Invalid UTF-8 at every position of a whole 16-bit-length text frame (the
+ * shortcut validates it whole) fails with 1007, and at the same byte as the
+ * general path when the frame arrives in pieces (fail-fast, §8.1): an
+ * invalid byte, an overlong form, a surrogate, a code point over U+10FFFF,
+ * and a character cut by the end of the message. */
+static void test_ws_msg__16bit_text_invalid_utf8_every_position(void **state)
+{
+    (void)state;
+    static const uint8_t key[4] = {0x01, 0x02, 0x03, 0x04};
+    static const struct {
+        const char *bytes;
+        size_t len, bad; /* the sequence, and which of its bytes makes it invalid */
+    } seqs[] = {
+        {"\xff", 1, 0},             /* never valid */
+        {"\xc0\xaf", 2, 0},         /* overlong "/" */
+        {"\xe0\x80\xaf", 3, 1},     /* overlong, three bytes */
+        {"\xed\xa0\x80", 3, 1},     /* surrogate U+D800 */
+        {"\xf4\x90\x80\x80", 4, 1}, /* over U+10FFFF */
+        {"\x80", 1, 0},             /* a lone continuation */
+    };
+    enum { N = 140 };
+    uint8_t plain[N], frame[8 + N];
+    for (size_t si = 0; si < sizeof(seqs) / sizeof(seqs[0]); si++) {
+        for (size_t pos = 0; pos + seqs[si].len <= N; pos++) {
+            memset(plain, 'x', N);
+            memcpy(plain + pos, seqs[si].bytes, seqs[si].len);
+            size_t fl = masked_frame(frame, 1, WS_OP_TEXT, plain, N, key);
+            check_stride(&server_cfg, frame, fl, NULL, 0, RC_E_UTF8, (long)(8 + pos + seqs[si].bad),
+                         pos % 16 == 0 ? 1 : 17);
+        }
+    }
+    /* cut at the end of the message: E2 82 as its last two bytes, and F0 9F 98 */
+    static const char *const cuts[] = {"\xe2\x82", "\xf0\x9f\x98", "\xce"};
+    for (size_t i = 0; i < 3; i++) {
+        size_t cl = strlen(cuts[i]);
+        memset(plain, 'y', N);
+        memcpy(plain + N - cl, cuts[i], cl);
+        size_t fl = masked_frame(frame, 1, WS_OP_TEXT, plain, N, key);
+        check_err(&server_cfg, frame, fl, RC_E_UTF8, (long)fl - 1);
+    }
+    /* the same bytes as binary are delivered as they are */
+    memcpy(plain, "\xed\xa0\x80\xff", 4);
+    size_t fl = masked_frame(frame, 1, WS_OP_BINARY, plain, N, key);
+    struct exp_ev e = {WS_EV_MESSAGE, WS_OP_BINARY, 0, plain, N};
+    check(&server_cfg, frame, fl, &e, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1054,6 +1273,8 @@ int main(void)
         cmocka_unit_test(test_ws_msg__64mib_in_64_byte_fragments),
         cmocka_unit_test(test_ws_msg__idle_reset_and_lazy_release),
         cmocka_unit_test(test_ws_msg__small_frame_shortcut_matches_general_path),
+        cmocka_unit_test(test_ws_msg__16bit_frame_shortcut_matches_general_path),
+        cmocka_unit_test(test_ws_msg__16bit_text_invalid_utf8_every_position),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     guardbuf_free();

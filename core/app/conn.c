@@ -844,8 +844,24 @@ static RC_COLD_FN void flush_failed(struct conn *c, ssize_t wr)
     conn_release(c);
 }
 
-/* After a flush: an empty queue may finish a close; reading resumes once the
- * queue has drained below half the pause mark; the events follow. */
+/* Whether a connection whose reads paused over the soft limit may read
+ * again (the flush has just run): once its queue is under half the limit,
+ * or, while the socket still takes every byte offered (not write_blocked: the
+ * flush yielded), once it is back under the limit itself. The half mark
+ * spares a blocked socket a pause per WL_WRITE. A yielded queue is over the
+ * limit only because it goes out CONN_FLUSH_BUDGET bytes per iteration; held
+ * to the half mark, a peer that does not read stayed paused for good once
+ * the kernel's buffers filled with the queue between the marks (71_daemon's
+ * drain test read 5 of 6 echoes: paused over the limit by reads that outran
+ * the slices, then blocked at 614 KB). */
+static inline int reads_may_resume(const struct conn *c)
+{
+    size_t soft = c->cs->cfg->sendq_soft_limit;
+    return c->q.bytes < soft / 2 || (!c->write_blocked && c->q.bytes <= soft);
+}
+
+/* After a flush: an empty queue may finish a close; reading resumes
+ * (reads_may_resume); the events follow. */
 static inline void flush_end(struct conn *c)
 {
     if (sendq_empty(&c->q)) {
@@ -856,8 +872,7 @@ static inline void flush_end(struct conn *c)
             return;
         }
     }
-    if (rc_unlikely(c->read_paused) && c->state != CONN_HTTP &&
-        c->q.bytes < c->cs->cfg->sendq_soft_limit / 2)
+    if (rc_unlikely(c->read_paused) && c->state != CONN_HTTP && reads_may_resume(c))
         c->read_paused = 0;
     update_events(c);
 }

@@ -2,12 +2,13 @@
 """71_daemon - process management: -d with a locked pidfile and a log file;
 SIGTERM drain (queued data delivered, then close 1001; /health 503 while
 draining; bounded exit); SIGUSR1 log reopen; sd_notify READY/RELOADING/
-STOPPING over $NOTIFY_SOCKET."""
+STOPPING over $NOTIFY_SOCKET; a burst of unread echoes all read."""
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -94,6 +95,45 @@ def test_drain_delivers_then_1001(srv):
         check(any("draining" in l for l in s.log()), "log mentions the drain")
         a.close()
         b.close()
+    finally:
+        problems = s.stop()
+        check(not problems, "; ".join(problems))
+
+
+def test_unread_echoes_in_one_burst_all_read(srv):
+    # The drain test's client again, its six 900 KiB messages arriving in one
+    # burst (the server stopped while they are sent): the server reads faster
+    # than its 64 KiB flush slices write, so its reads pause over the soft
+    # limit while the socket still takes every byte. They must resume once
+    # the slices take the queue back under the limit: held to half of it,
+    # the kernel's buffers filled first (the client reads nothing, no
+    # EPOLLOUT comes) and the server read 5 of the 6 for good.
+    s = Server(["-c", DRAIN, "--admin", "127.0.0.1:0"]).start()
+    try:
+        port = admin_port(s)
+        msgs = [os.urandom(900 << 10) for _ in range(6)]
+        a = s.connect()
+        s.proc.send_signal(signal.SIGSTOP)
+        sent = []
+
+        def send_all():
+            for m in msgs:
+                a.send_frame(OP_BINARY, m)
+                sent.append(m)
+
+        t = threading.Thread(target=send_all)
+        try:
+            t.start()
+            time.sleep(0.3)  # the client's sends fill the kernel's buffers
+        finally:
+            s.proc.send_signal(signal.SIGCONT)
+        t.join(tmo(10))
+        eq(len(sent), len(msgs), "messages sent")
+        wait_metric(port, "roomcast_msgs_in_total", len(msgs), timeout=10)
+        for m in msgs:
+            a.expect_message(OP_BINARY, m, timeout=10)
+        a.finish()
+        a.close()
     finally:
         problems = s.stop()
         check(not problems, "; ".join(problems))

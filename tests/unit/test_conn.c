@@ -1510,8 +1510,8 @@ static void test_conn__slices_then_eagain(void **state)
 }
 
 /* A client that does not read its big answers: past the soft limit its
- * reads pause (backpressure), and they resume once the slices have taken
- * the queue under half of it, without any WL_WRITE (the socket never
+ * reads pause (backpressure), and they resume at the first slice that takes
+ * the queue back under it, without any WL_WRITE (the socket never
  * blocked). */
 static void test_conn__slices_resume_paused_reads(void **state)
 {
@@ -1528,18 +1528,108 @@ static void test_conn__slices_resume_paused_reads(void **state)
     assert_int_equal(rec.messages, 1);
     assert_int_equal(c->read_paused, 1);
     assert_false(c->io.events & WL_READ);
-    iterate(); /* slice 1: 2 budgets left, over half the soft limit */
-    assert_int_equal(c->read_paused, 1);
-    assert_false(c->io.events & WL_READ);
-    iterate(); /* slice 2: under it */
+    iterate(); /* slice 1: 2 budgets + 10 bytes left, under the limit */
     assert_int_equal(c->read_paused, 0);
     assert_true(c->io.events & WL_READ);
     assert_false(c->io.events & WL_WRITE);
     script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "two", 3));
-    readable(); /* and slice 3 */
+    readable(); /* and slice 2 */
     assert_int_equal(rec.messages, 2);
+    iterate(); /* slice 3 */
     iterate(); /* the frame's last 10 bytes */
     assert_null(F.cs.dirty);
+    expect_one_frame(p, big);
+    fx_teardown();
+}
+
+/* 71_daemon's drain test at a 64 KiB budget: a client sends big echoes and
+ * reads none. A read that comes before the flush takes the queue over the
+ * soft limit (reads pause, though the socket still takes every byte); the
+ * slices take it back under the limit; then the kernel's buffers are full
+ * (EAGAIN; the peer reads nothing, so no WL_WRITE ever comes) with the queue
+ * still over half the limit. The reads resumed at the slice that took the
+ * queue under the limit, so the next message is read. Held to the half mark
+ * they stayed paused for good: the server read 5 of the 6 messages. */
+static void test_conn__yield_under_the_soft_limit_resumes_reads(void **state)
+{
+    fx_setup();
+    F.cfg.sendq_soft_limit = 4 * CONN_FLUSH_BUDGET;
+    upgrade();
+    struct conn *c = live();
+    const size_t big = 4 * CONN_FLUSH_BUDGET, hl = 10;
+    uint8_t *p = pattern(big);
+    assert_int_equal(conn_send(c, WS_OP_BINARY, p, big), 0);
+    F.sc.write_limited = 1;
+    F.sc.write_room = 2 * CONN_FLUSH_BUDGET; /* the kernel takes two slices */
+    uint8_t b[64];
+    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "one", 3));
+    c->io.cb(&c->io, WL_READ); /* read before any flush: over the soft limit */
+    assert_int_equal(rec.messages, 1);
+    assert_int_equal(c->read_paused, 1);
+    assert_false(c->io.events & WL_READ);
+    iterate(); /* slice 1: 3 budgets + 10 bytes left, under the limit */
+    assert_int_equal(c->write_blocked, 0);
+    assert_int_equal(c->read_paused, 0);
+    assert_true(c->io.events & WL_READ);
+    iterate(); /* slice 2 fills the socket */
+    iterate(); /* EAGAIN: blocked over half the limit */
+    assert_int_equal(c->write_blocked, 1);
+    assert_int_equal(c->q.bytes, 2 * CONN_FLUSH_BUDGET + hl);
+    assert_true(c->io.events & WL_WRITE);
+    assert_int_equal(c->read_paused, 0);
+    assert_true(c->io.events & WL_READ);
+    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "two", 3));
+    readable();
+    assert_int_equal(rec.messages, 2);
+    assert_memory_equal(rec.msg[1], "two", 3);
+
+    /* The peer reads at last: the rest goes out. */
+    F.sc.write_limited = 0;
+    writable();
+    iterate();
+    assert_null(F.cs.dirty);
+    assert_int_equal(c->write_blocked, 0);
+    expect_one_frame(p, big);
+    fx_teardown();
+}
+
+/* With the socket blocked, the half mark holds: a flush that takes the
+ * queue under the soft limit and then meets EAGAIN leaves the reads paused
+ * (no pause and resume per WL_WRITE); they resume at a slice that the
+ * socket takes whole with the queue under the limit, or under half of it. */
+static void test_conn__blocked_reads_wait_for_the_half_mark(void **state)
+{
+    fx_setup();
+    const size_t B = CONN_FLUSH_BUDGET, hl = 10;
+    F.cfg.sendq_soft_limit = 4 * B;
+    upgrade();
+    struct conn *c = live();
+    const size_t big = 4 * B + B / 4 - hl; /* queued: a quarter budget over the limit */
+    uint8_t *p = pattern(big);
+    assert_int_equal(conn_send(c, WS_OP_BINARY, p, big), 0);
+    F.sc.write_limited = 1;
+    F.sc.write_room = B / 2;
+    uint8_t b[64];
+    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "one", 3));
+    c->io.cb(&c->io, WL_READ);
+    assert_int_equal(c->read_paused, 1);
+    iterate(); /* half a budget, then EAGAIN: under the limit, over half */
+    assert_int_equal(c->q.bytes, 4 * B - B / 4);
+    assert_int_equal(c->write_blocked, 1);
+    assert_int_equal(c->read_paused, 1);
+    assert_false(c->io.events & WL_READ);
+    F.sc.write_room = B / 2;
+    writable(); /* the same again */
+    assert_int_equal(c->q.bytes, 4 * B - 3 * B / 4);
+    assert_int_equal(c->write_blocked, 1);
+    assert_int_equal(c->read_paused, 1);
+    assert_false(c->io.events & WL_READ);
+    F.sc.write_limited = 0;
+    writable(); /* a whole slice: the socket took every byte */
+    assert_int_equal(c->read_paused, 0);
+    assert_true(c->io.events & WL_READ);
+    while (F.cs.dirty != NULL)
+        iterate();
     expect_one_frame(p, big);
     fx_teardown();
 }
@@ -1757,6 +1847,8 @@ int main(void)
         cmocka_unit_test(test_conn__big_answer_in_slices),
         cmocka_unit_test(test_conn__slices_then_eagain),
         cmocka_unit_test(test_conn__slices_resume_paused_reads),
+        cmocka_unit_test(test_conn__yield_under_the_soft_limit_resumes_reads),
+        cmocka_unit_test(test_conn__blocked_reads_wait_for_the_half_mark),
         cmocka_unit_test(test_conn__cold_part_follows_the_user),
         cmocka_unit_test(test_conn__cold_part_follows_the_rooms),
         cmocka_unit_test(test_conn__room_hold_and_release),

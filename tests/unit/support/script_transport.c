@@ -62,6 +62,8 @@ static ssize_t sc_writev(struct transport *t, const struct iovec *iov, int iovcn
     if (s->write_eagain)
         return -EAGAIN;
     size_t room = s->write_max ? s->write_max : (size_t)-1, done = 0;
+    if (s->write_limited && room > s->write_room)
+        room = s->write_room;
     for (int i = 0; i < iovcnt && room > 0; i++) {
         size_t n = iov[i].iov_len < room ? iov[i].iov_len : room;
         grow(&s->out, &s->out_cap, s->out_len + n);
@@ -72,6 +74,8 @@ static ssize_t sc_writev(struct transport *t, const struct iovec *iov, int iovcn
     }
     if (done == 0)
         return -EAGAIN;
+    if (s->write_limited)
+        s->write_room -= done;
     s->writevs++;
     return (ssize_t)done;
 }

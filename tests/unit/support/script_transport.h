@@ -22,6 +22,8 @@ struct script {
     size_t out_len, out_cap;
     size_t write_max;        /* bytes per writev at most (0: all) */
     int write_eagain;        /* writev returns -EAGAIN */
+    int write_limited;       /* a send buffer that fills: */
+    size_t write_room;       /* bytes writev takes in all before it blocks */
     int write_error;         /* nonzero: writev returns it */
     int shutdowns;           /* shutdown calls */
     int destroyed;           /* destroy calls */

@@ -96,11 +96,12 @@ return {
     -- this window wait for its end, so a member gets them in one writev
     -- (what a saturated worker does anyway). Bounded: at most this much
     -- added latency, and a member's queue past 64K is written at once.
-    -- Replies, direct sends, pings and closes never wait. 0 = off (the
-    -- lowest latency under load; a busy worker then spends more CPU per
-    -- delivery). A window already open at a SIGHUP ends at its old end;
-    -- the next one uses the new value.
-    fanout_delay = 0.01,        -- (R) seconds (10 ms), e.g. "5ms"
+    -- Replies, direct sends, pings and closes never wait. 0 = off. Inside
+    -- a window a fan-out waits only when the worker's fan-outs come closer
+    -- together than the time left. A window already open at a SIGHUP ends
+    -- at its old end; the next one uses the new value. 5-10 ms cuts the
+    -- CPU of a worker that is busy but not saturated (tests/bench/RESULTS.md).
+    fanout_delay = 0,           -- (R) seconds, e.g. "10ms"
 
     -- permessage-deflate (RFC 7692), negotiated when a client offers it;
     -- enabled = false or --no-compression turns it off. Both directions run without context

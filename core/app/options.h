@@ -147,7 +147,7 @@
     XX("sendq_limit", SIZE, sendq_hard_limit, 8 * 1024 * 1024, 1024, (size_t)1 << 40, BOOT, 0, NULL, "BYTES", "per-connection send queue hard limit") \
     XX("sendq_soft_limit", SIZE, sendq_soft_limit, 1024 * 1024, 0, (size_t)1 << 40, BOOT, 0, NULL, "BYTES", "send queue soft limit ...") \
     XX("sendq_soft_seconds", SECS, sendq_soft_seconds, 10, 0, 0, BOOT, 0, NULL, "SECS", "... exceeded for this long counts as over") \
-    XX("fanout_delay", SECS, fanout_delay, 0.01, 0, 0, LIVE, 0, NULL, "SECS", "hold a member's room messages up to this long to write them together (0: off)") \
+    XX("fanout_delay", SECS, fanout_delay, 0, 0, 0, LIVE, 0, NULL, "SECS", "hold a member's room messages up to this long to write them together (0: off)") \
     XX("slow_consumer", ENUM_slow, slow_policy, SLOW_DROP, 0, 0, BOOT, 0, "slow-policy", "P", "over the limit: drop | close (1008) | latest") \
     /* protection */ \
     XX("max_connections", INT, max_conns, 0, 0, 1e9, LIVE, 0, NULL, "N", "open WebSocket connections; 0 = no limit; 503 above") \

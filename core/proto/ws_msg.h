@@ -181,6 +181,20 @@ static inline void ws_unmask_short(uint8_t *p, size_t n, const uint8_t key[4])
         p[i] ^= key[i & 3];
 }
 
+/* ws_msg_feed's shortcuts end here: ev is the message of the frame whose
+ * first byte is b0, payload p (n bytes, unmasked) after hl header bytes. */
+static inline __attribute__((always_inline)) ssize_t ws_msg_whole(struct ws_event *ev, uint8_t b0,
+                                                                  uint8_t *p, size_t n, size_t hl)
+{
+    ev->type = WS_EV_MESSAGE;
+    ev->opcode = b0 & 0x0f;
+    ev->rsv = 0;
+    ev->data = p;
+    ev->len = n;
+    ev->close_code = 0;
+    return (ssize_t)(hl + n);
+}
+
 /* The common cases inline, told from the first bytes: a whole, final,
  * masked text or binary frame of 1 to 125 bytes, or of 126 to 65535 bytes in
  * the 16-bit length form (a 1 KiB message), while m holds nothing. It
@@ -201,13 +215,7 @@ static inline ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, str
             ws_unmask_short(p, n, in + 2);
             if (in[0] == 0x81 && utf8_validate(UTF8_ACCEPT, p, n) != UTF8_ACCEPT)
                 return RC_E_UTF8; /* §8.1 */
-            ev->type = WS_EV_MESSAGE;
-            ev->opcode = in[0] & 0x0f;
-            ev->rsv = 0;
-            ev->data = p;
-            ev->len = n;
-            ev->close_code = 0;
-            return (ssize_t)(6 + n);
+            return ws_msg_whole(ev, in[0], p, n, 6);
         }
     }
     /* in[1]: MASK and 126, the 16-bit length form; the length 126..65535
@@ -219,13 +227,7 @@ static inline ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, str
             ws_mask(p, n, in + 4, 0); /* 16-byte blocks: worth the call */
             if (in[0] == 0x81 && utf8_validate(UTF8_ACCEPT, p, n) != UTF8_ACCEPT)
                 return RC_E_UTF8; /* §8.1 */
-            ev->type = WS_EV_MESSAGE;
-            ev->opcode = in[0] & 0x0f;
-            ev->rsv = 0;
-            ev->data = p;
-            ev->len = n;
-            ev->close_code = 0;
-            return (ssize_t)(8 + n);
+            return ws_msg_whole(ev, in[0], p, n, 8);
         }
     }
     return ws_msg_feed_any(m, in, len, ev);

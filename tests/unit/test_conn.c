@@ -997,12 +997,23 @@ static void test_conn__cold_part_follows_the_user(void **state)
 }
 
 /* Rooms for one worker (this fixture's loop, stats and connection set),
- * with its mailbox; rooms_destroy and mailbox_destroy at the end. */
+ * with its mailbox; rooms_fx_down at the end. */
 static void one_worker_rooms(struct mailbox *mb, struct rooms *R)
 {
     mailbox_init(mb, F.loop);
     rooms_init(R, 1, &F.cfg, NULL, NULL);
     rooms_attach(R, 0, F.loop, mb, &F.stats, &F.cs);
+}
+
+/* The rooms tests' teardown: the GC timer leaves the loop's heap before the
+ * rooms' memory goes; the deliveries' recycled mails are freed, so that the
+ * allocation count that follows sees only what leaked. */
+static void rooms_fx_down(struct rooms *r, struct mailbox *mb)
+{
+    wtimer_stop(F.loop, &r->part[0].gc);
+    rooms_destroy(r);
+    mailbox_destroy(mb);
+    mail_cache_flush();
 }
 
 /* Rooms live in the cold part: joins create it, the last leave frees it, a
@@ -1052,11 +1063,7 @@ static void test_conn__cold_part_follows_the_rooms(void **state)
     iterate();
     close(fd2);
     script_free(&sc2);
-    /* Here the loop outlives the rooms (in the server it is freed first):
-     * their GC timer leaves the loop's heap before its memory goes. */
-    wtimer_stop(F.loop, &R.part[0].gc);
-    rooms_destroy(&R);
-    mailbox_destroy(&mb);
+    rooms_fx_down(&R, &mb);                                 /* the loop outlives the rooms here */
     assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS); /* the fixture's conn went */
     fx_teardown();
 }
@@ -1143,10 +1150,7 @@ static void test_conn__room_hold_and_release(void **state)
 
     conn_release(c); /* waiting (released, nothing newer yet): the leave frees the hold */
     iterate();
-    wtimer_stop(F.loop, &R.part[0].gc);
-    rooms_destroy(&R);
-    mailbox_destroy(&mb);
-    mail_cache_flush(); /* the deliveries' recycled mails */
+    rooms_fx_down(&R, &mb);
     assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS);
     fx_teardown();
 }
@@ -1250,10 +1254,7 @@ static void test_conn__room_hold_end(void **state)
 
     conn_release(c); /* leaves both, frees the ended wait */
     iterate();
-    wtimer_stop(F.loop, &R.part[0].gc);
-    rooms_destroy(&R);
-    mailbox_destroy(&mb);
-    mail_cache_flush();
+    rooms_fx_down(&R, &mb);
     assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS);
     fx_teardown();
 }
@@ -1302,10 +1303,7 @@ static void test_conn__room_hold_timeout(void **state)
     conn_release(c);
     iterate();
     assert_false(wtimer_active(&R.part[0].hold_timer));
-    wtimer_stop(F.loop, &R.part[0].gc);
-    rooms_destroy(&R);
-    mailbox_destroy(&mb);
-    mail_cache_flush();
+    rooms_fx_down(&R, &mb);
     rc_live_shutdown();
     assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS);
     fx_teardown();

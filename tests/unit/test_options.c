@@ -582,9 +582,25 @@ static void readme_lists_every_option(void **state)
                         o->scope == RC_OS_LIVE ? "should" : "should not", line);
             missing++;
         }
-        if (strstr(line, want) == NULL || !flag_ok) {
-            print_error("README.md: the row of '%s' should show %s%s%s: %s\n", o->name, want,
-                        flag_ok ? "" : " and ", flag_ok ? "" : flag, line);
+        /* the default is the third cell: | `name` | `--flag` | `default` | ... */
+        char cell[256] = "";
+        const char *c3 = line;
+        for (int k = 0; k < 3 && c3 != NULL; k++) {
+            c3 = strchr(c3, '|');
+            if (c3 != NULL)
+                c3++;
+        }
+        const char *c3e = c3 ? strchr(c3, '|') : NULL;
+        if (c3e != NULL) {
+            while (*c3 == ' ')
+                c3++;
+            while (c3e > c3 && c3e[-1] == ' ')
+                c3e--;
+            snprintf(cell, sizeof(cell), "%.*s", (int)(c3e - c3), c3);
+        }
+        if (strcmp(cell, want) != 0 || !flag_ok) {
+            print_error("README.md: the row of '%s' should show %s%s%s (default column: %s): %s\n",
+                        o->name, want, flag_ok ? "" : " and ", flag_ok ? "" : flag, cell, line);
             missing++;
         }
     }

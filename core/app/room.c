@@ -651,18 +651,25 @@ static void on_hold_timer(struct wloop *loop, struct wtimer *t)
                 kc->rooms[j].index == ROOM_INDEX_HELD ? hold_find(lr->hold, c) : NULL;
             if (w == NULL || w->released || w->token != due[k].token)
                 continue;
-            static _Thread_local struct rc_ratelimit rl;
-            int nl = lr->name_len > 64 ? 64 : (int)lr->name_len;
-            rc_log_limited(&rl, 10, RC_LOG_WARN,
-                           "room '%.*s': conn %llu held for its replay over %.3gs "
-                           "(recover_hold_timeout) without conn:release: closing it 1011",
-                           nl, lr->name, (unsigned long long)c->id, limit);
-            STAT_INC(p->stats, recover_holds_ended_total);
+            char why[64];
+            snprintf(why, sizeof(why), "over %.3gs (recover_hold_timeout)", limit);
+            room_hold_ended(p->stats, lr->name, lr->name_len, c->id, why, "closing it 1011");
             hold_end_quiet(lr, c);
             conn_close(c, 1011, "held join not released in time"); /* RFC 6455 §7.4.1 */
             break;
         }
     }
+}
+
+void room_hold_ended(struct worker_stats *stats, const char *name, size_t len, uint64_t conn_id,
+                     const char *why, const char *outcome)
+{
+    static _Thread_local struct rc_ratelimit rl;
+    STAT_INC(stats, recover_holds_ended_total);
+    int n = len > 64 ? 64 : (int)len;
+    rc_log_limited(&rl, 10, RC_LOG_WARN,
+                   "room '%.*s': conn %llu held for its replay: %s without conn:release: %s", n,
+                   name, (unsigned long long)conn_id, why, outcome);
 }
 
 static void hold_timer_arm(struct room_part *p)

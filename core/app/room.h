@@ -173,6 +173,15 @@ uint64_t room_hold_token(const struct conn *c, const char *name, size_t len);
 #define ROOM_HOLD_END_CLOSE 1
 int room_hold_end(struct rooms *r, struct conn *c, const char *name, size_t len, uint64_t token,
                   long *queued);
+/* The record of a wait that ended without conn:release, whoever ended it
+ * (room_hold_end's caller when its handler ended, or recover_hold_timeout):
+ * counts it in recover_holds_ended_total and logs one warning (rate
+ * limited, shared by both) that reads
+ *   room '<name>': conn <id> held for its replay: <why> without conn:release: <outcome>
+ * e.g. why "its handler (chat.lua) raised", outcome "closing it 1011".
+ * The caller closes c where the outcome says so. */
+void room_hold_ended(struct worker_stats *stats, const char *name, size_t len, uint64_t conn_id,
+                     const char *why, const char *outcome);
 /* Returns 0 or RC_E_NOT_FOUND (not a member). */
 int room_leave(struct rooms *r, struct conn *c, const char *name, size_t len);
 int room_is_member(const struct conn *c, const char *name, size_t len);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <lua.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -165,20 +166,16 @@ static void hold_end_cb(struct lcall_end *e, int rc)
     int r =
         c ? room_hold_end(&w->srv->rooms, c, h->room, h->len, h->token, &queued) : RC_E_NOT_FOUND;
     if (r >= 0) {
-        static _Thread_local struct rc_ratelimit rl;
-        STAT_INC(&w->stats, recover_holds_ended_total);
-        int n = h->len > 64 ? 64 : (int)h->len;
-        rc_log_limited(&rl, 10, RC_LOG_WARN,
-                       "lua: %s: the handler that joined room '%.*s' held (conn %llu) %s without "
-                       "conn:release: %s",
-                       w->cfg->script ? w->cfg->script : "(script)", n, h->room,
-                       (unsigned long long)h->conn_id,
-                       rc == 0              ? "ended"
-                       : rc == RC_E_TIMEOUT ? "ran out of budget"
-                                            : "raised",
-                       r == ROOM_HOLD_END_RELEASED
-                           ? "released after 0 (nothing was sent since the join)"
-                           : "closing it 1011 (it was sent part of an answer)");
+        char cause[192];
+        snprintf(cause, sizeof(cause), "its handler (%.120s) %s",
+                 w->cfg->script ? w->cfg->script : "script",
+                 rc == 0              ? "ended"
+                 : rc == RC_E_TIMEOUT ? "ran out of budget"
+                                      : "raised");
+        room_hold_ended(&w->stats, h->room, h->len, h->conn_id, cause,
+                        r == ROOM_HOLD_END_RELEASED
+                            ? "released after 0 (nothing was sent since the join)"
+                            : "closing it 1011 (it was sent part of an answer)");
         if (r == ROOM_HOLD_END_CLOSE) {
             static const char why[] = "held join not released";
             rc_ffi_close(h->conn_id, WS_CLOSE_INTERNAL, why, sizeof(why) - 1);

@@ -36,6 +36,59 @@ DECL = re.compile(r"^(?!\s*(?:#|typedef|return|static inline|\s))[A-Za-z_][\w \t
 INLINE = re.compile(r"^static inline [\w \t\*]*?\b([a-z_]\w*)\s*\(", re.M)
 COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
 STRING = re.compile(r'"(?:\\.|[^"\\])*"')
+CALL = re.compile(r"\b([a-z_]\w*)\s*\(")
+# Words that take parentheses but name no function of ours: C keywords and
+# operators, and the identifiers the C standard reserves to the compiler
+# (two underscores, or one and a capital: __attribute__, __builtin_expect,
+# _Static_assert, _Alignas, _Alignof, _Generic...). Never a declaration in a
+# header, never a call in a .c.
+KEYWORDS = {
+    "alignas", "alignof", "asm", "defined", "for", "if", "return", "sizeof",
+    "static_assert", "switch", "typeof", "typeof_unqual", "while",
+}
+RESERVED = re.compile(r"^(?:__|_[A-Z])")
+# In a header, what stands between a declaration's start and its name:
+# attribute-like words with a parenthesised argument go (with the argument,
+# nested parentheses included), type-like ones become a type word; bare
+# qualifiers go. "static inline __attribute__((always_inline)) int f(" then
+# reads as "static inline int f(": f, not __attribute__, is the function.
+ATTR = re.compile(r"\b(?:__attribute__|__attribute|__declspec|_Alignas|alignas|__asm__|__asm|asm)"
+                  r"\s*\(")
+TYPEOF = re.compile(r"\b(?:__typeof__|__typeof|typeof_unqual|typeof|_Atomic)\s*\(")
+QUALIFIER = re.compile(r"\b(?:__extension__|__inline__|__inline|_Noreturn|__restrict__|__restrict|"
+                       r"__thread|__volatile__|__const__|__signed__)\b[ \t]*")
+
+
+def reserved(name):
+    return name in KEYWORDS or RESERVED.match(name) is not None
+
+
+def close_paren(text, i):
+    """Index just past the parenthesis that closes the one before text[i]."""
+    depth = 1
+    while i < len(text) and depth:
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        i += 1
+    return i
+
+
+def unattribute(text):
+    """Header text with attribute, typeof and qualifier words taken out."""
+    out, i = [], 0
+    while True:
+        a, t = ATTR.search(text, i), TYPEOF.search(text, i)
+        m = min((x for x in (a, t) if x), key=lambda x: x.start(), default=None)
+        if m is None:
+            break
+        end = close_paren(text, m.end())
+        out.append(text[i:m.start()])
+        if m is t:
+            out.append("typeof_t ")
+        while end < len(text) and text[end] in " \t":
+            end += 1
+        i = end
+    out.append(text[i:])
+    return QUALIFIER.sub("", "".join(out))
 
 
 def strip(text):
@@ -67,14 +120,21 @@ def scan(root):
     return mods, header_of
 
 
-def graph(mods, header_of):
-    decls = {}  # function -> module whose header declares it
+def declarations(mods):
+    """function -> the module whose header declares it."""
+    decls = {}
     for name, m in mods.items():
         for f in m["files"]:
             if f.endswith(".h"):
-                text = strip(open(f, encoding="utf-8").read())
+                text = unattribute(strip(open(f, encoding="utf-8").read()))
                 for fn in DECL.findall(text) + INLINE.findall(text):
-                    decls.setdefault(fn, name)
+                    if not reserved(fn):
+                        decls.setdefault(fn, name)
+    return decls
+
+
+def graph(mods, header_of):
+    decls = declarations(mods)
     edges = {name: {} for name in mods}  # a -> {b: "include" | "call"}
     for name, m in mods.items():
         for f in m["files"]:
@@ -85,8 +145,8 @@ def graph(mods, header_of):
                     edges[name].setdefault(b, "include %s (%s)" % (inc, os.path.basename(f)))
             if f.endswith(".c"):
                 body = strip(raw)
-                for fn in set(re.findall(r"\b([a-z_]\w*)\s*\(", body)):
-                    b = decls.get(fn)
+                for fn in set(CALL.findall(body)):
+                    b = None if reserved(fn) else decls.get(fn)
                     if b and b != name:
                         edges[name].setdefault(b, "call %s() (%s)" % (fn, os.path.basename(f)))
     return edges

@@ -21,6 +21,28 @@ static struct frame_ref *text(const char *s)
     return frame_ref_encode(0x1, 0, s, strlen(s));
 }
 
+/* Every test's end (its teardown): what the queues cached is given back,
+ * and no frame reference is leaked or dropped twice. */
+static int live_setup(void **state)
+{
+    static long live0;
+    live0 = frame_ref_live();
+    *state = &live0;
+    return 0;
+}
+
+static int live_teardown(void **state)
+{
+    sendq_cache_flush();
+    assert_int_equal(frame_ref_live(), *(long *)*state);
+    return 0;
+}
+
+/* The replies' frame headers: 16-bit, 7-bit and 64-bit length forms. */
+static const uint8_t hdrs[3][10] = {
+    {0x82, 0x7e, 1, 2}, {0x82, 5}, {0x82, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8}};
+static const size_t hls[3] = {4, 2, 10};
+
 /* Drains q through sendq_iov/sendq_consume, `step` bytes per write (0: all
  * the iovecs at once), and returns what a socket would have received. */
 static size_t drain(struct sendq *q, uint8_t *out, size_t cap, size_t step)
@@ -50,7 +72,6 @@ static size_t drain(struct sendq *q, uint8_t *out, size_t cap, size_t step)
 static void test_single_frame_by_reference(void **state)
 {
     (void)state;
-    long live0 = frame_ref_live();
     struct sendq q;
     sendq_init(&q);
     struct frame_ref *f = text("hello");
@@ -77,13 +98,11 @@ static void test_single_frame_by_reference(void **state)
     assert_null(q.lanes);
     assert_int_equal(atomic_load(&f->refs), 1);
     frame_ref_put(f);
-    assert_int_equal(frame_ref_live(), live0);
 }
 
 static void test_push_first_and_single_done(void **state)
 {
     (void)state;
-    long live0 = frame_ref_live();
     struct sendq q;
     sendq_init(&q);
     struct frame_ref *f = text("fan-out"), *g = text("behind");
@@ -111,13 +130,11 @@ static void test_push_first_and_single_done(void **state)
     sendq_clear(&q);
     frame_ref_put(f);
     frame_ref_put(g);
-    assert_int_equal(frame_ref_live(), live0);
 }
 
 static void test_small_frames_behind_others_are_copied(void **state)
 {
     (void)state;
-    long live0 = frame_ref_live();
     struct sendq q;
     sendq_init(&q);
     struct frame_ref *a = text("first"), *b = text("second"), *c = text("third");
@@ -138,8 +155,6 @@ static void test_small_frames_behind_others_are_copied(void **state)
     assert_int_equal(drain(&q, out, sizeof(out), 0), wl);
     assert_memory_equal(out, want, wl);
     frame_ref_put(a), frame_ref_put(b), frame_ref_put(c);
-    sendq_cache_flush();
-    assert_int_equal(frame_ref_live(), live0);
 }
 
 /* Builds the same mixed queue again and again and drains it `step` bytes at
@@ -147,7 +162,6 @@ static void test_small_frames_behind_others_are_copied(void **state)
 static void test_partial_writes_keep_wire_order(void **state)
 {
     (void)state;
-    long live0 = frame_ref_live();
     static uint8_t big[3000];
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (uint8_t)(i * 7);
@@ -180,8 +194,6 @@ static void test_partial_writes_keep_wire_order(void **state)
         assert_null(q.lanes);
         frame_ref_put(large), frame_ref_put(small), frame_ref_put(ping);
     }
-    sendq_cache_flush();
-    assert_int_equal(frame_ref_live(), live0);
 }
 
 /* A reply into an empty queue (sendq_push_copyv's inline copy up to 128
@@ -191,10 +203,6 @@ static void test_partial_writes_keep_wire_order(void **state)
 static void test_reply_copy_every_size(void **state)
 {
     (void)state;
-    long live0 = frame_ref_live();
-    static const uint8_t hdrs[3][10] = {
-        {0x82, 0x7e, 1, 2}, {0x82, 5}, {0x82, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8}};
-    static const size_t hls[3] = {4, 2, 10};
     uint8_t payload[300], out[400];
     for (size_t i = 0; i < sizeof(payload); i++)
         payload[i] = (uint8_t)(i * 13 + 1);
@@ -221,8 +229,6 @@ static void test_reply_copy_every_size(void **state)
             }
         }
     }
-    sendq_cache_flush();
-    assert_int_equal(frame_ref_live(), live0);
 }
 
 /* A longer reply into an empty queue (push_copyv_slow's first case: one
@@ -233,10 +239,6 @@ static void test_reply_copy_every_size(void **state)
 static void test_reply_copy_long_sizes(void **state)
 {
     (void)state;
-    long live0 = frame_ref_live();
-    static const uint8_t hdrs[3][10] = {
-        {0x82, 0x7e, 1, 2}, {0x82, 5}, {0x82, 0x7f, 1, 2, 3, 4, 5, 6, 7, 8}};
-    static const size_t hls[3] = {4, 2, 10};
     static const size_t sizes[] = {129,
                                    130,
                                    255,
@@ -288,8 +290,6 @@ static void test_reply_copy_long_sizes(void **state)
     }
     free(payload);
     free(out);
-    sendq_cache_flush();
-    assert_int_equal(frame_ref_live(), live0);
 }
 
 /* The queue stays in its one-entry state (no lanes allocated) while replies
@@ -298,7 +298,6 @@ static void test_reply_copy_long_sizes(void **state)
 static void test_one_entry_state_and_its_end(void **state)
 {
     (void)state;
-    long live0 = frame_ref_live();
     struct sendq q;
     sendq_init(&q);
     uint8_t want[8192], out[8192];
@@ -366,14 +365,11 @@ static void test_one_entry_state_and_its_end(void **state)
     assert_null(q.lanes);
     frame_ref_put(close);
     frame_ref_put(small), frame_ref_put(ping), frame_ref_put(large);
-    sendq_cache_flush();
-    assert_int_equal(frame_ref_live(), live0);
 }
 
 static void test_ring_growth_and_clear(void **state)
 {
     (void)state;
-    long live0 = frame_ref_live();
     static uint8_t big[SENDQ_COPY_MAX + 10];
     struct frame_ref *f = frame_ref_encode(0x2, 0, big, sizeof(big));
     struct sendq q;
@@ -391,13 +387,11 @@ static void test_ring_growth_and_clear(void **state)
     assert_true(sendq_empty(&q));
     assert_int_equal(atomic_load(&f->refs), 1);
     frame_ref_put(f);
-    assert_int_equal(frame_ref_live(), live0);
 }
 
 static void test_drop_pending(void **state)
 {
     (void)state;
-    long live0 = frame_ref_live();
     static uint8_t big[SENDQ_COPY_MAX + 10];
     struct frame_ref *room_a = frame_ref_encode(0x2, 0, big, sizeof(big));
     struct frame_ref *room_b = frame_ref_encode(0x2, 0, big, sizeof(big));
@@ -433,8 +427,6 @@ static void test_drop_pending(void **state)
     assert_null(q.one);
     assert_null(q.lanes);
     frame_ref_put(room_a), frame_ref_put(room_b), frame_ref_put(close);
-    sendq_cache_flush();
-    assert_int_equal(frame_ref_live(), live0);
 }
 
 /* sendq_push_ref_from: a frame built behind headroom goes out from `from`,
@@ -443,7 +435,6 @@ static void test_drop_pending(void **state)
 static void test_push_ref_from(void **state)
 {
     (void)state;
-    long live0 = frame_ref_live();
     struct frame_ref *blk = frame_ref_new(64, 0);
     memcpy(blk->data, "xxxxxxxxxx", 10);        /* headroom, never sent */
     memcpy(blk->data + 10, "\x81\x05hello", 7); /* the frame */
@@ -482,8 +473,6 @@ static void test_push_ref_from(void **state)
     uint8_t out[64];
     assert_int_equal(drain(&q, out, sizeof(out), 1), pong->len + 7);
     frame_ref_put(blk), frame_ref_put(pong), frame_ref_put(other);
-    sendq_cache_flush();
-    assert_int_equal(frame_ref_live(), live0);
 }
 
 /* Big blocks (256 KiB..16 MiB) come in power-of-two classes and are reused
@@ -492,7 +481,6 @@ static void test_push_ref_from(void **state)
 static void test_big_blocks(void **state)
 {
     (void)state;
-    long live0 = frame_ref_live();
     struct frame_ref *a = frame_ref_new(300 << 10, 0);
     assert_true(a->flags & FRAME_BIG);
     assert_int_equal(a->cap, 512 << 10);
@@ -513,23 +501,25 @@ static void test_big_blocks(void **state)
     assert_int_equal(atomic_load(&b->refs), 1);
     assert_int_equal(b->len, 0);
     frame_ref_put(b), frame_ref_put(small), frame_ref_put(huge);
-    assert_int_equal(frame_ref_live(), live0);
 }
+
+/* Each test between live_setup and live_teardown. */
+#define SENDQ_TEST(t) cmocka_unit_test_setup_teardown(t, live_setup, live_teardown)
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_single_frame_by_reference),
-        cmocka_unit_test(test_push_first_and_single_done),
-        cmocka_unit_test(test_small_frames_behind_others_are_copied),
-        cmocka_unit_test(test_reply_copy_every_size),
-        cmocka_unit_test(test_reply_copy_long_sizes),
-        cmocka_unit_test(test_partial_writes_keep_wire_order),
-        cmocka_unit_test(test_one_entry_state_and_its_end),
-        cmocka_unit_test(test_ring_growth_and_clear),
-        cmocka_unit_test(test_drop_pending),
-        cmocka_unit_test(test_push_ref_from),
-        cmocka_unit_test(test_big_blocks),
+        SENDQ_TEST(test_single_frame_by_reference),
+        SENDQ_TEST(test_push_first_and_single_done),
+        SENDQ_TEST(test_small_frames_behind_others_are_copied),
+        SENDQ_TEST(test_reply_copy_every_size),
+        SENDQ_TEST(test_reply_copy_long_sizes),
+        SENDQ_TEST(test_partial_writes_keep_wire_order),
+        SENDQ_TEST(test_one_entry_state_and_its_end),
+        SENDQ_TEST(test_ring_growth_and_clear),
+        SENDQ_TEST(test_drop_pending),
+        SENDQ_TEST(test_push_ref_from),
+        SENDQ_TEST(test_big_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,14 +26,12 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import rctest  # noqa: E402
+
 REPORT = os.path.join(HERE, "report.py")
-failures = []
-
-
-def check(ok, what):
-    if not ok:
-        failures.append(what)
-        print("FAIL " + what)
+tally = rctest.Tally()
+check = tally.check
 
 
 def fanout_run(server, per_cpu_s, delivered=1.0, p99_us=20000.0, rate=1600):
@@ -258,7 +256,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-if failures:
-    print(f"{len(failures)} check(s) failed")
-    sys.exit(1)
-print("ok   report.py: tables, roomcast-only rows, goals PASS and MISS")
+tally.done("ok   report.py: tables, roomcast-only rows, goals PASS and MISS")

@@ -26,14 +26,12 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import rctest  # noqa: E402
+
 RUN = os.path.join(HERE, "run.sh")
-failures = []
-
-
-def check(ok, what):
-    if not ok:
-        failures.append(what)
-        print("FAIL " + what)
+tally = rctest.Tally()
+check = tally.check
 
 
 def plan(mode, rows=None, servers="roomcast node gorilla lws"):
@@ -163,7 +161,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-if failures:
-    print(f"{len(failures)} check(s) failed")
-    sys.exit(1)
-print("ok   run.sh plan: servers=, pin=no, flags=, fresh=yes, paired order, RC_BENCH_ROWS")
+tally.done("ok   run.sh plan: servers=, pin=no, flags=, fresh=yes, paired order, RC_BENCH_ROWS")

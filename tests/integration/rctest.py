@@ -84,6 +84,26 @@ def eq(got, want, what):
         raise Failure("%s: got %s, want %s" % (what, short(got), short(want)))
 
 
+class Tally:
+    """Checks that go on past a failure, for a script that is not run by
+    main() (tests/bench's *_test.py): check() prints FAIL and keeps the
+    failure; done() exits 1 after any, else prints ok_line."""
+
+    def __init__(self):
+        self.failures = []
+
+    def check(self, ok, what):
+        if not ok:
+            self.failures.append(what)
+            print("FAIL " + what)
+
+    def done(self, ok_line):
+        if self.failures:
+            print(f"{len(self.failures)} check(s) failed")
+            sys.exit(1)
+        print(ok_line)
+
+
 def short(v, limit=80):
     r = repr(v)
     if isinstance(v, (bytes, bytearray)) and len(v) > 40:

@@ -149,9 +149,8 @@ def test_drain_writes_held_messages(_srv):
     them, then close 1001, and the server is gone long before the window
     would have ended."""
     window = 30.0
-    srv = rctest.Server(("-s", CHAT, "--fanout-delay", "%g" % window, "--admin", "127.0.0.1:0",
-                         "--drain-time", "0.2")).start()
-    try:
+    with rctest.Server(("-s", CHAT, "--fanout-delay", "%g" % window, "--admin", "127.0.0.1:0",
+                        "--drain-time", "0.2")).start() as srv:
         port = admin_port(srv)
 
         async def main():
@@ -181,9 +180,6 @@ def test_drain_writes_held_messages(_srv):
             check(time.monotonic() - t0 < window / 2, "the drain did not wait for the window")
 
         rctest.run(main(), 60)
-    finally:
-        problems = srv.stop()
-        check(not problems, "server shutdown: %s" % "; ".join(problems))
 
 
 TMP = rctest.scratch_dir("rc33-")
@@ -235,8 +231,7 @@ def test_sighup_turns_the_window_on_and_off(_srv):
     window's end (fanout_flushes_total rises); a long window open when
     SIGHUP sets 0 still ends and delivers what it held, in order; then off
     again, no window flush at all."""
-    srv = rctest.Server(("-c", window_conf(0), "--admin", "127.0.0.1:0")).start()
-    try:
+    with rctest.Server(("-c", window_conf(0), "--admin", "127.0.0.1:0")).start() as srv:
         port = admin_port(srv)
         room = "reload-%d-%d" % (os.getpid(), next(RUN))
 
@@ -288,9 +283,6 @@ def test_sighup_turns_the_window_on_and_off(_srv):
                 await ws.close()
 
         rctest.run(main(), 60)
-    finally:
-        problems = srv.stop()
-        check(not problems, "server shutdown: %s" % "; ".join(problems))
 
 
 def close_code(c, timeout):
@@ -306,10 +298,9 @@ def close_code(c, timeout):
 def test_slow_consumer_closed_under_window(_srv):
     """The close policy still applies to a member that does not read while
     the window holds its flushes: it is closed 1008, the others get all."""
-    srv = rctest.Server(("-s", CHAT, "--fanout-delay", "0.05", "--slow-policy", "close",
-                         "--sendq-limit", "256K", "--sendq-soft-limit", "256K",
-                         "--sndbuf", "8K")).start()
-    try:
+    with rctest.Server(("-s", CHAT, "--fanout-delay", "0.05", "--slow-policy", "close",
+                        "--sendq-limit", "256K", "--sendq-soft-limit", "256K",
+                        "--sndbuf", "8K")).start() as srv:
         async def main():
             fast = await ws_join(srv, "slow", "fast")
             # a raw member that never reads, with a small receive buffer
@@ -333,9 +324,6 @@ def test_slow_consumer_closed_under_window(_srv):
 
         code = rctest.run(main(), 60)
         eq(code, 1008, "the slow member's close code")
-    finally:
-        problems = srv.stop()
-        check(not problems, "server shutdown: %s" % "; ".join(problems))
 
 
 if __name__ == "__main__":

@@ -68,8 +68,7 @@ def test_daemon_pidfile(srv):
 
 
 def test_drain_delivers_then_1001(srv):
-    s = Server(["-c", DRAIN, "--admin", "127.0.0.1:0"]).start()
-    try:
+    with Server(["-c", DRAIN, "--admin", "127.0.0.1:0"]).start() as s:
         port = admin_port(s)
         msgs = [os.urandom(900 << 10) for _ in range(6)]
         a = s.connect()
@@ -95,9 +94,6 @@ def test_drain_delivers_then_1001(srv):
         check(any("draining" in l for l in s.log()), "log mentions the drain")
         a.close()
         b.close()
-    finally:
-        problems = s.stop()
-        check(not problems, "; ".join(problems))
 
 
 def test_unread_echoes_in_one_burst_all_read(srv):
@@ -108,8 +104,7 @@ def test_unread_echoes_in_one_burst_all_read(srv):
     # the slices take the queue back under the limit: held to half of it,
     # the kernel's buffers filled first (the client reads nothing, no
     # EPOLLOUT comes) and the server read 5 of the 6 for good.
-    s = Server(["-c", DRAIN, "--admin", "127.0.0.1:0"]).start()
-    try:
+    with Server(["-c", DRAIN, "--admin", "127.0.0.1:0"]).start() as s:
         port = admin_port(s)
         msgs = [os.urandom(900 << 10) for _ in range(6)]
         a = s.connect()
@@ -134,14 +129,10 @@ def test_unread_echoes_in_one_burst_all_read(srv):
             a.expect_message(OP_BINARY, m, timeout=10)
         a.finish()
         a.close()
-    finally:
-        problems = s.stop()
-        check(not problems, "; ".join(problems))
 
 
 def test_drain_is_paced(srv):
-    s = Server(["-c", DRAIN, "--admin", "off"]).start()
-    try:
+    with Server(["-c", DRAIN, "--admin", "off"]).start() as s:
         conns = [s.connect() for _ in range(40)]
         s.proc.send_signal(signal.SIGTERM)
         t0 = time.monotonic()
@@ -155,9 +146,6 @@ def test_drain_is_paced(srv):
         for c in conns:
             c.close()
         eq(s.proc.wait(tmo(10)), 0, "exit status")
-    finally:
-        problems = s.stop()
-        check(not problems, "; ".join(problems))
 
 
 def test_sigusr1_reopens_log(srv):
@@ -194,7 +182,7 @@ def test_sd_notify(srv):
         s = Server(["--echo", "--admin", "off"]).start()
     finally:
         del os.environ["NOTIFY_SOCKET"]
-    try:
+    with ns, s:
         check(b"READY=1" in ns.recv(4096), "READY=1 at startup")
         s.proc.send_signal(signal.SIGHUP)
         m = ns.recv(4096)
@@ -202,10 +190,6 @@ def test_sd_notify(srv):
         check(b"READY=1" in ns.recv(4096), "READY=1 after the reload")
         s.proc.send_signal(signal.SIGTERM)
         check(b"STOPPING=1" in ns.recv(4096), "STOPPING=1 on SIGTERM")
-    finally:
-        ns.close()
-        problems = s.stop()
-        check(not problems, "; ".join(problems))
 
 
 def test_port_in_use_is_an_error(srv):

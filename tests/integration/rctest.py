@@ -227,6 +227,16 @@ class Server:
                 break
         return problems
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        """`with Server(args).start() as s:` stops s at the end of the block,
+        and a problem at the stop (see stop()) fails the test."""
+        problems = self.stop()
+        check(not problems, "server stop: %s\n%s" % ("; ".join(problems), self.log_tail()))
+        return False
+
     def connect(self, path="/", headers=None, **kw):
         """A Conn that has completed a valid opening handshake."""
         c = Conn(self.host, self.port)

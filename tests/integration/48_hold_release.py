@@ -131,13 +131,35 @@ async def expect_seq(m, payloads, what):
     eq(got, list(payloads), what)
 
 
-@rctest.server(*ARGS)
-def test_return_without_release_releases_after_0(srv):
+async def expect_close(ws, code, reason, timeout):
+    """ws is closed by the server with (code, reason) before timeout."""
+    try:
+        x = await asyncio.wait_for(ws.recv(), tmo(timeout))
+        raise rctest.Failure("expected a close, got %r" % x)
+    except websockets.ConnectionClosed as e:
+        eq((e.rcvd.code, e.rcvd.reason), (code, reason), "close")
+
+
+def member_and_publisher(srv, body, want_ended, what):
+    """Runs body(m, p) with two new clients, the member m and the publisher
+    p (closed after it); then the core must have ended want_ended holds
+    meanwhile (roomcast_recover_holds_ended_total)."""
     n0 = ended(srv)
-    room = uniq("f")
 
     async def go():
         m, p = await client(srv), await client(srv)
+        await body(m, p)
+        await m.close()
+        await p.close()
+    rctest.run(go())
+    eq(ended(srv) - n0, want_ended, what)
+
+
+@rctest.server(*ARGS)
+def test_return_without_release_releases_after_0(srv):
+    room = uniq("f")
+
+    async def go(m, p):
         await m.send("forget %s" % room)
         await wait_count(p, room, 1)
         await pub(p, room, "a1", "a2", "a3")
@@ -145,20 +167,15 @@ def test_return_without_release_releases_after_0(srv):
         await m.send("state %s" % room)
         eq(await text(m), "state nil not_member", "it waits no more")
         await nothing(m)
-        await m.close()
-        await p.close()
-    rctest.run(go())
-    eq(ended(srv) - n0, 1, "one hold ended by the core")
+    member_and_publisher(srv, go, 1, "one hold ended by the core")
     wait_log(srv, "without conn:release: released after 0")
 
 
 @rctest.server(*ARGS)
 def test_return_after_a_wait_gives_the_held_frames_in_order(srv):
-    n0 = ended(srv)
     room = uniq("w")
 
-    async def go():
-        m, p = await client(srv), await client(srv)
+    async def go(m, p):
         await m.send("sleepforget %s 400" % room)
         await wait_count(p, room, 1)
         await pub(p, room, "b1", "b2", "b3")  # held while the handler sleeps
@@ -167,19 +184,14 @@ def test_return_after_a_wait_gives_the_held_frames_in_order(srv):
         await pub(p, room, "b4", "b5")
         await expect_seq(m, ["b4", "b5"], "then the live ones")
         await nothing(m)
-        await m.close()
-        await p.close()
-    rctest.run(go())
-    eq(ended(srv) - n0, 1, "one hold ended by the core")
+    member_and_publisher(srv, go, 1, "one hold ended by the core")
 
 
 @rctest.server(*ARGS)
 def test_raise_after_the_held_join(srv):
-    n0 = ended(srv)
     room, room2 = uniq("r"), uniq("rw")
 
-    async def go():
-        m, p = await client(srv), await client(srv)
+    async def go(m, p):
         await m.send("raise %s" % room)
         check('"handler_error"' in await text(m), "the chain answers handler_error")
         await pub(p, room, "c1", "c2")
@@ -193,60 +205,42 @@ def test_raise_after_the_held_join(srv):
         await pub(p, room2, "d3")
         await expect_seq(m, ["d3"], "then live")
         await nothing(m)
-        await m.close()
-        await p.close()
-    rctest.run(go())
-    eq(ended(srv) - n0, 2, "two holds ended by the core")
+    member_and_publisher(srv, go, 2, "two holds ended by the core")
     wait_log(srv, "raised without conn:release")
 
 
 @rctest.server(*ARGS)
 def test_refusal_through_the_chain(srv):
-    n0 = ended(srv)
     room = uniq("n")
 
-    async def go():
-        m, p = await client(srv), await client(srv)
+    async def go(m, p):
         await m.send("refuse %s" % room)
         check('"unavailable"' in await text(m), "the script's refusal reaches the client")
         await pub(p, room, "e1")
         await expect_seq(m, ["e1"], "and the member hears the room")
-        await m.close()
-        await p.close()
-    rctest.run(go())
-    eq(ended(srv) - n0, 1, "one hold ended by the core")
+    member_and_publisher(srv, go, 1, "one hold ended by the core")
 
 
 @rctest.server(*ARGS)
 def test_partial_answer_closes_1011(srv):
-    n0 = ended(srv)
     room = uniq("h")
 
-    async def go():
-        m, p = await client(srv), await client(srv)
+    async def go(m, p):
         await m.send("half %s" % room)
         eq(await text(m), "joined %s" % room, "the partial answer")
-        try:
-            x = await asyncio.wait_for(m.recv(), tmo(5))
-            raise rctest.Failure("expected a close, got %r" % x)
-        except websockets.ConnectionClosed as e:
-            eq((e.rcvd.code, e.rcvd.reason), (1011, "held join not released"), "close")
+        await expect_close(m, 1011, "held join not released", 5)
         await wait_count(p, room, 0)
-        await p.close()
-    rctest.run(go())
-    eq(ended(srv) - n0, 1, "one hold ended by the core")
+    member_and_publisher(srv, go, 1, "one hold ended by the core")
     wait_log(srv, "closing it 1011")
 
 
 @rctest.server(*ARGS)
 def test_reload_while_the_handler_waits(srv):
-    n0 = ended(srv)
     room = uniq("g")
     nworkers = int(os.environ.get("RC_WORKERS") or "1")
     before = len([ln for ln in srv.log() if "reload: generation" in ln])
 
-    async def go():
-        m, p = await client(srv), await client(srv)
+    async def go(m, p):
         await m.send("sleepforget %s 700" % room)
         await wait_count(p, room, 1)
         srv.proc.send_signal(signal.SIGHUP)
@@ -256,39 +250,32 @@ def test_reload_while_the_handler_waits(srv):
         await expect_seq(m, ["g1", "g2"], "held across the reload, released at the end")
         await pub(p, room, "g3")
         await expect_seq(m, ["g3"], "then live")
-        await m.close()
-        await p.close()
-    rctest.run(go())
-    eq(ended(srv) - n0, 1, "one hold ended by the core")
+    member_and_publisher(srv, go, 1, "one hold ended by the core")
 
 
 @rctest.server(*ARGS)
 def test_close_or_leave_while_held_ends_nothing(srv):
-    n0 = ended(srv)
     room, room2 = uniq("c"), uniq("l")
 
-    async def go():
-        m, p = await client(srv), await client(srv)
+    async def go(m, p):
         await m.send("sleepforget %s 300" % room)
         await wait_count(p, room, 1)
         await pub(p, room, "x1", "x2")
         await m.close()  # while held: the release hook frees what was held
         await wait_count(p, room, 0)
         await asyncio.sleep(0.4)  # the handler resumes and finds it gone
-        m = await client(srv)
-        await m.send("sleepleave %s 300" % room2)
+        m2 = await client(srv)
+        await m2.send("sleepleave %s 300" % room2)
         await wait_count(p, room2, 1)
         await pub(p, room2, "y1")
         await wait_count(p, room2, 0)
-        await nothing(m)
-        await m.send("good %s" % room2)
-        eq(await text(m), "joined %s" % room2, "a handler that releases")
+        await nothing(m2)
+        await m2.send("good %s" % room2)
+        eq(await text(m2), "joined %s" % room2, "a handler that releases")
         await pub(p, room2, "y2")
-        await expect_seq(m, ["y2"], "hears the room")
-        await m.close()
-        await p.close()
-    rctest.run(go())
-    eq(ended(srv) - n0, 0, "nothing ended by the core")
+        await expect_seq(m2, ["y2"], "hears the room")
+        await m2.close()
+    member_and_publisher(srv, go, 0, "nothing ended by the core")
 
 
 @rctest.server(*ARGS, "--recover-hold-timeout", "300ms")
@@ -300,18 +287,14 @@ def test_recover_hold_timeout_closes_a_wait_that_goes_on(srv):
     n0 = ended(srv)
     room = uniq("t")
 
-    async def go():
-        m, p, o = await client(srv), await client(srv), await client(srv)
+    async def go(m, p):
+        o = await client(srv)
         await o.send("good %s" % room)
         eq(await text(o), "joined %s" % room, "an ordinary member")
         await m.send("sleepforget %s 1200" % room)
         await wait_count(p, room, 2)
         await pub(p, room, "t1")
-        try:
-            x = await asyncio.wait_for(m.recv(), tmo(3))
-            raise rctest.Failure("expected a close, got %r" % x)
-        except websockets.ConnectionClosed as e:
-            eq((e.rcvd.code, e.rcvd.reason), (1011, "held join not released in time"), "close")
+        await expect_close(m, 1011, "held join not released in time", 3)
         eq(ended(srv) - n0, 1, "one hold ended by the timeout")
         await wait_count(p, room, 1)
         await expect_seq(o, ["t1"], "the other member heard the room")
@@ -319,9 +302,7 @@ def test_recover_hold_timeout_closes_a_wait_that_goes_on(srv):
         await pub(p, room, "t2")
         await expect_seq(o, ["t2"], "and still does")
         await o.close()
-        await p.close()
-    rctest.run(go())
-    eq(ended(srv) - n0, 1, "counted once")
+    member_and_publisher(srv, go, 1, "counted once")
     wait_log(srv, "recover_hold_timeout")
 
 

@@ -1397,6 +1397,28 @@ static void expect_one_frame(uint8_t *p, size_t big)
     free(p);
 }
 
+/* A new fixture (sendq_soft_limit = soft_limit) whose connection, *cp, has
+ * a binary answer of big bytes queued and not yet flushed; returns its
+ * payload (pattern(big): expect_one_frame checks and frees it). */
+static uint8_t *big_answer_queued(size_t soft_limit, size_t big, struct conn **cp)
+{
+    fx_setup();
+    F.cfg.sendq_soft_limit = soft_limit;
+    upgrade();
+    struct conn *c = live();
+    uint8_t *p = pattern(big);
+    assert_int_equal(conn_send(c, WS_OP_BINARY, p, big), 0);
+    *cp = c;
+    return p;
+}
+
+/* The client sends the text message msg (whole, masked). */
+static void client_text(const char *msg)
+{
+    uint8_t b[64];
+    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, msg, strlen(msg)));
+}
+
 /* Issue 10: a big answer goes out CONN_FLUSH_BUDGET bytes per iteration.
  * When the socket took the whole slice the connection is not blocked (no
  * WL_WRITE: epoll would report it writable only once a third of the send
@@ -1430,8 +1452,7 @@ static void test_conn__big_answer_in_slices(void **state)
 
     /* Between slices: c is read (a message comes in), and c2's next reply
      * goes out with c's second slice. */
-    uint8_t b[64];
-    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "more", 4));
+    client_text("more");
     assert_int_equal(conn_send(c2, WS_OP_TEXT, "y", 1), 0);
     readable();
     assert_int_equal(rec.messages, 1);
@@ -1513,15 +1534,10 @@ static void test_conn__slices_then_eagain(void **state)
  * blocked). */
 static void test_conn__slices_resume_paused_reads(void **state)
 {
-    fx_setup();
-    F.cfg.sendq_soft_limit = 3 * CONN_FLUSH_BUDGET;
-    upgrade();
-    struct conn *c = live();
+    struct conn *c;
     const size_t big = 3 * CONN_FLUSH_BUDGET;
-    uint8_t *p = pattern(big);
-    assert_int_equal(conn_send(c, WS_OP_BINARY, p, big), 0);
-    uint8_t b[64];
-    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "one", 3));
+    uint8_t *p = big_answer_queued(3 * CONN_FLUSH_BUDGET, big, &c);
+    client_text("one");
     c->io.cb(&c->io, WL_READ); /* read before any flush: over the soft limit */
     assert_int_equal(rec.messages, 1);
     assert_int_equal(c->read_paused, 1);
@@ -1530,7 +1546,7 @@ static void test_conn__slices_resume_paused_reads(void **state)
     assert_int_equal(c->read_paused, 0);
     assert_true(c->io.events & WL_READ);
     assert_false(c->io.events & WL_WRITE);
-    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "two", 3));
+    client_text("two");
     readable(); /* and slice 2 */
     assert_int_equal(rec.messages, 2);
     iterate(); /* slice 3 */
@@ -1550,17 +1566,12 @@ static void test_conn__slices_resume_paused_reads(void **state)
  * they stayed paused for good: the server read 5 of the 6 messages. */
 static void test_conn__yield_under_the_soft_limit_resumes_reads(void **state)
 {
-    fx_setup();
-    F.cfg.sendq_soft_limit = 4 * CONN_FLUSH_BUDGET;
-    upgrade();
-    struct conn *c = live();
+    struct conn *c;
     const size_t big = 4 * CONN_FLUSH_BUDGET, hl = 10;
-    uint8_t *p = pattern(big);
-    assert_int_equal(conn_send(c, WS_OP_BINARY, p, big), 0);
+    uint8_t *p = big_answer_queued(4 * CONN_FLUSH_BUDGET, big, &c);
     F.sc.write_limited = 1;
     F.sc.write_room = 2 * CONN_FLUSH_BUDGET; /* the kernel takes two slices */
-    uint8_t b[64];
-    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "one", 3));
+    client_text("one");
     c->io.cb(&c->io, WL_READ); /* read before any flush: over the soft limit */
     assert_int_equal(rec.messages, 1);
     assert_int_equal(c->read_paused, 1);
@@ -1576,7 +1587,7 @@ static void test_conn__yield_under_the_soft_limit_resumes_reads(void **state)
     assert_true(c->io.events & WL_WRITE);
     assert_int_equal(c->read_paused, 0);
     assert_true(c->io.events & WL_READ);
-    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "two", 3));
+    client_text("two");
     readable();
     assert_int_equal(rec.messages, 2);
     assert_memory_equal(rec.msg[1], "two", 3);
@@ -1597,18 +1608,13 @@ static void test_conn__yield_under_the_soft_limit_resumes_reads(void **state)
  * socket takes whole with the queue under the limit, or under half of it. */
 static void test_conn__blocked_reads_wait_for_the_half_mark(void **state)
 {
-    fx_setup();
     const size_t B = CONN_FLUSH_BUDGET, hl = 10;
-    F.cfg.sendq_soft_limit = 4 * B;
-    upgrade();
-    struct conn *c = live();
+    struct conn *c;
     const size_t big = 4 * B + B / 4 - hl; /* queued: a quarter budget over the limit */
-    uint8_t *p = pattern(big);
-    assert_int_equal(conn_send(c, WS_OP_BINARY, p, big), 0);
+    uint8_t *p = big_answer_queued(4 * B, big, &c);
     F.sc.write_limited = 1;
     F.sc.write_room = B / 2;
-    uint8_t b[64];
-    script_input(&F.sc, b, client_frame(b, 1, WS_OP_TEXT, "one", 3));
+    client_text("one");
     c->io.cb(&c->io, WL_READ);
     assert_int_equal(c->read_paused, 1);
     iterate(); /* half a budget, then EAGAIN: under the limit, over half */

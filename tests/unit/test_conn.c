@@ -542,9 +542,10 @@ static struct frame_ref *room_frame(uint64_t tag, char mark, size_t len)
     return f;
 }
 
-/* Over the hard limit a room frame is dropped (and counted); the
- * connection and what it already has queued are untouched. */
-static void test_conn__slow_consumer_drop(void **state)
+/* A new fixture for the slow-consumer tests: send queue limits of 1000
+ * bytes (hard) and 900 (soft, for a minute), upgraded, and its socket
+ * blocked (EAGAIN): what is delivered stays queued. */
+static void slow_fx_setup(void)
 {
     fx_setup();
     F.cfg.sendq_hard_limit = 1000;
@@ -552,6 +553,22 @@ static void test_conn__slow_consumer_drop(void **state)
     F.cfg.sendq_soft_seconds = 60;
     upgrade();
     F.sc.write_eagain = 1;
+}
+
+/* The socket takes bytes again: what was queued goes out; returns how many
+ * frames the server has written in all (server_frames). */
+static int unblocked_frames(struct sframe *fr, int max)
+{
+    F.sc.write_eagain = 0;
+    writable();
+    return server_frames(fr, max);
+}
+
+/* Over the hard limit a room frame is dropped (and counted); the
+ * connection and what it already has queued are untouched. */
+static void test_conn__slow_consumer_drop(void **state)
+{
+    slow_fx_setup();
     int ok = 0, limited = 0;
     for (int i = 0; i < 5; i++) {
         struct frame_ref *f = room_frame(7, (char)('A' + i), 300);
@@ -565,10 +582,8 @@ static void test_conn__slow_consumer_drop(void **state)
     assert_int_equal(ok, 3);
     assert_int_equal(limited, 2);
     assert_int_equal(STAT_GET(&F.stats, drops_total), 2);
-    F.sc.write_eagain = 0;
-    writable();
     struct sframe fr[8];
-    assert_int_equal(server_frames(fr, 8), 3);
+    assert_int_equal(unblocked_frames(fr, 8), 3);
     assert_int_equal(fr[2].p[0], 'C');
     assert_int_equal(live()->state, CONN_OPEN);
     fx_teardown();
@@ -578,12 +593,7 @@ static void test_conn__slow_consumer_drop(void **state)
  * 1008 is next in line. */
 static void test_conn__slow_consumer_close(void **state)
 {
-    fx_setup();
-    F.cfg.sendq_hard_limit = 1000;
-    F.cfg.sendq_soft_limit = 900;
-    F.cfg.sendq_soft_seconds = 60;
-    upgrade();
-    F.sc.write_eagain = 1;
+    slow_fx_setup();
     int rc = 0;
     for (int i = 0; i < 5 && rc == 0; i++) {
         struct frame_ref *f = room_frame(7, 'x', 300);
@@ -594,10 +604,8 @@ static void test_conn__slow_consumer_close(void **state)
     assert_int_equal(STAT_GET(&F.stats, slow_closes_total), 1);
     assert_int_equal(rec.closes, 1);
     assert_int_equal(rec.close_code, WS_CLOSE_POLICY);
-    F.sc.write_eagain = 0;
-    writable();
     struct sframe fr[8];
-    assert_int_equal(server_frames(fr, 8), 1);
+    assert_int_equal(unblocked_frames(fr, 8), 1);
     assert_int_equal(close_code_of(&fr[0]), WS_CLOSE_POLICY);
     /* failing: no wait for the peer's close once ours is out */
     assert_int_equal(live()->state, CONN_LINGER);
@@ -608,12 +616,7 @@ static void test_conn__slow_consumer_close(void **state)
  * the newest; other rooms' frames stay. */
 static void test_conn__slow_consumer_latest(void **state)
 {
-    fx_setup();
-    F.cfg.sendq_hard_limit = 1000;
-    F.cfg.sendq_soft_limit = 900;
-    F.cfg.sendq_soft_seconds = 60;
-    upgrade();
-    F.sc.write_eagain = 1;
+    slow_fx_setup();
     const struct {
         uint64_t tag;
         char mark;
@@ -623,10 +626,8 @@ static void test_conn__slow_consumer_latest(void **state)
         assert_int_equal(conn_deliver(live(), f, SLOW_LATEST), 0);
         frame_ref_put(f);
     }
-    F.sc.write_eagain = 0;
-    writable();
     struct sframe fr[8];
-    assert_int_equal(server_frames(fr, 8), 2);
+    assert_int_equal(unblocked_frames(fr, 8), 2);
     assert_int_equal(fr[0].p[0], 'B');
     assert_int_equal(fr[1].p[0], 'd');
     assert_int_equal(STAT_GET(&F.stats, drops_total), 2);
@@ -639,14 +640,9 @@ static void test_conn__slow_consumer_latest(void **state)
  * empty), so the counters never fall behind what that path sees. */
 static void test_conn__batched_delivery(void **state)
 {
-    fx_setup();
-    F.cfg.sendq_hard_limit = 1000;
-    F.cfg.sendq_soft_limit = 900;
-    F.cfg.sendq_soft_seconds = 60;
-    upgrade();
+    slow_fx_setup();
     uint64_t msgs0 = STAT_GET(&F.stats, msgs_out_total);
     uint64_t bytes0 = STAT_GET(&F.stats, queued_bytes);
-    F.sc.write_eagain = 1;
     struct frame_ref *a = room_frame(7, 'a', 300);
     struct frame_ref *b = room_frame(7, 'b', 300);
     struct deliver_batch batch;
@@ -669,10 +665,8 @@ static void test_conn__batched_delivery(void **state)
     frame_ref_put(a);
     frame_ref_put(b);
 
-    F.sc.write_eagain = 0;
-    writable();
     struct sframe fr[8];
-    assert_int_equal(server_frames(fr, 8), 3);
+    assert_int_equal(unblocked_frames(fr, 8), 3);
     assert_int_equal(fr[0].p[0], 'a');
     assert_int_equal(fr[1].p[0], 'b');
     assert_int_equal(fr[2].p[0], 'b');
@@ -692,10 +686,8 @@ static void test_conn__close_during_pending_flush(void **state)
     assert_int_equal(conn_send(live(), WS_OP_TEXT, "after", 5), RC_E_CLOSED);
     iterate();
     assert_int_equal(live()->state, CONN_CLOSING);
-    F.sc.write_eagain = 0;
-    writable();
     struct sframe fr[8];
-    assert_int_equal(server_frames(fr, 8), 2);
+    assert_int_equal(unblocked_frames(fr, 8), 2);
     assert_int_equal(fr[0].op, WS_OP_TEXT);
     assert_memory_equal(fr[0].p, "first", 5);
     assert_int_equal(close_code_of(&fr[1]), 1000);

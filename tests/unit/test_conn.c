@@ -1661,6 +1661,22 @@ static void window_passes(void)
     iterate(); /* their flush */
 }
 
+/* A new fixture (fanout_delay d; sendq_soft_limit too unless 0) whose
+ * connection, returned, was sent room frame 'A' after a quiet spell: it
+ * was written at once and opened a window. */
+static struct conn *window_opened(double d, size_t soft_limit)
+{
+    fx_setup();
+    if (soft_limit != 0)
+        F.cfg.sendq_soft_limit = soft_limit;
+    set_fanout_delay(d);
+    upgrade();
+    struct conn *c = live();
+    fanout_one(c, 'A');
+    iterate();
+    return c;
+}
+
 /* fanout_delay: the first fan-out after a quiet spell is written at once
  * and opens a window; what the next iterations deliver is held until it
  * ends (one write); a reply flushes the held frames with it, in order; a
@@ -1719,12 +1735,7 @@ static void test_conn__fanout_window(void **state)
  * nothing, paying the hold on every member. */
 static void test_conn__fanout_window_skips_a_hold_that_batches_nothing(void **state)
 {
-    fx_setup();
-    set_fanout_delay(0.05);
-    upgrade();
-    struct conn *c = live();
-    fanout_one(c, 'A'); /* quiet: written now, opens the window */
-    iterate();
+    struct conn *c = window_opened(0.05, 0); /* A: quiet, written now */
     usleep(45000);
     iterate(); /* the loop's clock moves on */
     fanout_one(c, 'B');
@@ -1751,13 +1762,7 @@ static void test_conn__fanout_window_skips_a_hold_that_batches_nothing(void **st
 /* A queue past FANOUT_HOLD_MAX (or half the soft limit) is not held. */
 static void test_conn__fanout_window_bounded_by_bytes(void **state)
 {
-    fx_setup();
-    F.cfg.sendq_soft_limit = 40;
-    set_fanout_delay(10);
-    upgrade();
-    struct conn *c = live();
-    fanout_one(c, 'A'); /* opens the window */
-    iterate();
+    struct conn *c = window_opened(10, 40);
     fanout_one(c, 'B');
     assert_true(c->later && !c->dirty);
     fanout_one(c, 'C'); /* 24 bytes queued >= 40 / 2: written now */
@@ -1774,12 +1779,7 @@ static void test_conn__fanout_window_bounded_by_bytes(void **state)
  * it is 0; a new value opens windows again. */
 static void test_conn__fanout_window_follows_a_reload(void **state)
 {
-    fx_setup();
-    set_fanout_delay(0.05);
-    upgrade();
-    struct conn *c = live();
-    fanout_one(c, 'A'); /* opens the window */
-    iterate();
+    struct conn *c = window_opened(0.05, 0);
     fanout_one(c, 'B'); /* held */
     assert_true(c->later && !c->dirty);
     set_fanout_delay(0); /* the SIGHUP */

@@ -989,12 +989,15 @@ static void test_conn__cold_part_follows_the_user(void **state)
 }
 
 /* Rooms for one worker (this fixture's loop, stats and connection set),
- * with its mailbox; rooms_fx_down at the end. */
-static void one_worker_rooms(struct mailbox *mb, struct rooms *R)
+ * with its mailbox, and the fixture's connection upgraded (returned);
+ * rooms_fx_down at the end. */
+static struct conn *one_worker_rooms(struct mailbox *mb, struct rooms *R)
 {
     mailbox_init(mb, F.loop);
     rooms_init(R, 1, &F.cfg, NULL, NULL);
     rooms_attach(R, 0, F.loop, mb, &F.stats, &F.cs);
+    upgrade();
+    return live();
 }
 
 /* The rooms tests' teardown: the GC timer leaves the loop's heap before the
@@ -1018,7 +1021,6 @@ static void test_conn__cold_part_follows_the_rooms(void **state)
     struct mailbox mb;
     struct rooms R;
     one_worker_rooms(&mb, &R);
-    upgrade();
     struct script sc2;
     int fd2;
     struct conn *c2 = second_conn(&sc2, &fd2);
@@ -1093,9 +1095,7 @@ static void test_conn__room_hold_and_release(void **state)
     F.cfg.recover_hold = 3;
     struct mailbox mb;
     struct rooms R;
-    one_worker_rooms(&mb, &R);
-    upgrade();
-    struct conn *c = live();
+    struct conn *c = one_worker_rooms(&mb, &R);
     size_t seen = 0;
     char marks[32];
     assert_int_equal(room_join_ex(&R, c, "r", 1, ROOM_JOIN_HOLD), 0);
@@ -1170,9 +1170,7 @@ static void test_conn__room_hold_end(void **state)
     F.cfg.recover_hold = 8;
     struct mailbox mb;
     struct rooms R;
-    one_worker_rooms(&mb, &R);
-    upgrade();
-    struct conn *c = live();
+    struct conn *c = one_worker_rooms(&mb, &R);
     size_t seen = 0;
     char marks[32];
     long q = -1;
@@ -1263,9 +1261,7 @@ static void test_conn__room_hold_timeout(void **state)
     assert_true(rc_live_publish(&F.cfg) >= 0); /* the fan-out reads fanout_delay from it */
     struct mailbox mb;
     struct rooms R;
-    one_worker_rooms(&mb, &R);
-    upgrade();
-    struct conn *c = live();
+    struct conn *c = one_worker_rooms(&mb, &R);
     struct sframe fr[8];
     assert_false(wtimer_active(&R.part[0].hold_timer));
 

@@ -26,21 +26,16 @@
 #include "lapi.h"
 #include "lbridge.h"
 #include "lcall.h"
+#include "scratch.h"
 #include "stats.h"
 
-static char tmpdir[] = "/tmp/test_lbridge.XXXXXX";
+static char tmpdir[256];
 static struct rc_config cfg;
 static struct worker_stats stats;
 
 static const char *write_script(const char *name, const char *text)
 {
-    static char path[512];
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
+    return scratch_write(tmpdir, name, text);
 }
 
 static struct lbridge *bridge_for(const char *text, const char *old_state)
@@ -72,7 +67,7 @@ static int deliver(struct lbridge *b, const char *data)
 static int setup(void **state)
 {
     (void)state;
-    assert_non_null(mkdtemp(tmpdir));
+    scratch_dir(tmpdir, sizeof(tmpdir), "test_lbridge.");
     rc_config_defaults(&cfg);
     const char *src = getenv("RC_SOURCE_DIR");
     char dir[512];
@@ -85,9 +80,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[600];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(scratch_remove(tmpdir), 0);
     rc_config_free(&cfg);
     return 0;
 }

@@ -25,6 +25,7 @@
 
 #include "../../core/app/config.c"
 #include "../../core/app/confload.c"
+#include "scratch.h"
 
 /* after the sources: cmocka defines a `fail` macro */
 #include <cmocka.h>
@@ -48,13 +49,7 @@ static char *slurp(const char *path)
 
 static const char *write_conf(const char *name, const char *text)
 {
-    static char path[512];
-    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-    return path;
+    return scratch_write(tmpdir, name, text);
 }
 
 static int is_test_row(const struct rc_option *o)
@@ -634,8 +629,7 @@ static void init_lua_policies_match_the_table(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/rc_options_XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
+    scratch_dir(tmpdir, sizeof(tmpdir), "rc_options_");
     rc_log_set_level(RC_LOG_WARN);
     return 0;
 }
@@ -643,9 +637,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return scratch_remove(tmpdir);
 }
 
 int main(void)

@@ -25,6 +25,7 @@
 
 #include "alloc.h"
 #include "err.h"
+#include "scratch.h"
 #include "store_sqlite.h"
 
 /* -- a host whose "workers" are the test thread ------------------------------------ */
@@ -149,8 +150,7 @@ static char dbpath[300];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/rc_store_XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
+    scratch_dir(tmpdir, sizeof(tmpdir), "rc_store_");
     /* A missing subdirectory: open must create it. */
     snprintf(dbpath, sizeof(dbpath), "%s/var/sub/roomcast.db", tmpdir);
     return 0;
@@ -159,9 +159,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(scratch_remove(tmpdir), 0);
     return 0;
 }
 

@@ -444,14 +444,21 @@ def test_bomb_1gib_leaves_rss_unmoved(srv):
 
 # --- rooms: a mix of deflate and plain members ------------------------------------------
 
-def join_raw(srv, room, user, deflate):
-    headers = [("Sec-WebSocket-Extensions", "permessage-deflate")] if deflate else []
+def join_offer(srv, room, user, offer=None):
+    """A raw client of srv that offered `offer` (None: no extension) and
+    joined room as user."""
+    headers = [("Sec-WebSocket-Extensions", offer)] if offer else []
     c = srv.connect("/ws", headers=headers)
-    eq(c.response.header("Sec-WebSocket-Extensions") is not None, deflate, "negotiated")
     c.send_frame(OP_TEXT, json.dumps({"type": "join", "room_id": room, "user_id": user}))
     op, rsv, data, _ = recv_data(c)
     reply = json.loads(payload_of(op, rsv, data))
     eq((reply.get("type"), reply.get("room_id")), ("joined", room), "join reply")
+    return c
+
+
+def join_raw(srv, room, user, deflate):
+    c = join_offer(srv, room, user, "permessage-deflate" if deflate else None)
+    eq(c.response.header("Sec-WebSocket-Extensions") is not None, deflate, "negotiated")
     return c
 
 
@@ -510,15 +517,6 @@ def test_room_broadcast_mixed_members(srv):
     finally:
         for c in zs + ps:
             c.close()
-
-
-def join_offer(srv, room, user, offer):
-    c = srv.connect("/ws", headers=[("Sec-WebSocket-Extensions", offer)])
-    c.send_frame(OP_TEXT, json.dumps({"type": "join", "room_id": room, "user_id": user}))
-    op, rsv, data, _ = recv_data(c)
-    reply = json.loads(payload_of(op, rsv, data))
-    eq((reply.get("type"), reply.get("room_id")), ("joined", room), "join reply")
-    return c
 
 
 @rctest.server(*CHATARGS)

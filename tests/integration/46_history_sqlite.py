@@ -38,10 +38,8 @@ with open(FAST, "w") as f:
     f.write("drain_time = 0\n")  # SIGTERM: no spreading of the 1001 closes
 
 
-def start(db, *extra, preexec=None):
-    if "-c" not in extra:
-        extra = ("-c", FAST) + extra
-    srv = rctest.Server(("-s", CHAT, "--admin", "off", "--history", "sqlite:" + db) + extra)
+def start_server(srv, preexec=None):
+    """srv.start(), with preexec (when given) run in the child before exec."""
     if preexec is None:
         return srv.start()
     # rctest.Server has no preexec hook: wrap Popen for this start only.
@@ -55,6 +53,13 @@ def start(db, *extra, preexec=None):
         return srv.start()
     finally:
         subprocess.Popen = real
+
+
+def start(db, *extra, preexec=None):
+    if "-c" not in extra:
+        extra = ("-c", FAST) + extra
+    return start_server(rctest.Server(("-s", CHAT, "--admin", "off", "--history", "sqlite:" + db)
+                                      + extra), preexec)
 
 
 def stop_ok(srv):
@@ -136,9 +141,9 @@ def test_restart_resumes_seq_epoch_and_missed_messages(_srv):
 def test_kill9_under_load_loses_at_most_the_last_flush_and_never_reuses_a_seq(_srv):
     d = fresh_dir()
     db = os.path.join(d, "h.db")
-    conf = os.path.join(d, "rc.conf.lua")
-    with open(conf, "w") as f:  # keep everything: a missing message is a lost one
-        f.write('drain_time = 0\nhistory = { keep = 1000000, flush_ms = 10 }\n')
+    # keep everything: a missing message is a lost one
+    conf = rctest.write_in(d, "rc.conf.lua",
+                           'drain_time = 0\nhistory = { keep = 1000000, flush_ms = 10 }\n')
     srv = start(db, "-c", conf)
     pub, watcher = Client(srv), Client(srv)
     epoch = pub.join("k", "p")["epoch"]
@@ -206,11 +211,9 @@ def test_kill9_under_load_loses_at_most_the_last_flush_and_never_reuses_a_seq(_s
 def test_retention_keep(_srv):
     d = fresh_dir()
     db = os.path.join(d, "h.db")
-    conf = os.path.join(d, "rc.conf.lua")
-    with open(conf, "w") as f:
-        f.write('drain_time = 0\n'
-                'history = { store = "sqlite", path = %s, keep = 50, max_age = "7d", flush_ms = 5 }\n'
-                % json.dumps(db))
+    conf = rctest.write_in(d, "rc.conf.lua", 'drain_time = 0\n'
+                           'history = { store = "sqlite", path = %s, keep = 50, max_age = "7d", '
+                           'flush_ms = 5 }\n' % json.dumps(db))
     srv = rctest.Server(("-c", conf, "-s", CHAT, "--admin", "off")).start()
     try:
         c = Client(srv)
@@ -282,16 +285,7 @@ def test_write_errors_degrade_and_recover(_srv):
 
     def small_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-    real = subprocess.Popen
-
-    def popen(*a, **kw):
-        kw["preexec_fn"] = small_files
-        return real(*a, **kw)
-    subprocess.Popen = popen
-    try:
-        srv.start()
-    finally:
-        subprocess.Popen = real
+    start_server(srv, small_files)
     try:
         port = admin_port(srv)
         eq(get(port, "/health")[0], 200, "healthy at start")
@@ -345,22 +339,11 @@ def test_store_errors_refuse(_srv):
     /health answers 503; all is well again once writes resume."""
     d = fresh_dir()
     db = os.path.join(d, "h.db")
-    conf = os.path.join(d, "rc.conf.lua")
-    with open(conf, "w") as f:
-        f.write('drain_time = 0\nstore_errors = "refuse"\n')
+    conf = rctest.write_in(d, "rc.conf.lua", 'drain_time = 0\nstore_errors = "refuse"\n')
     srv = rctest.Server(("-c", conf, "-s", CHAT, "--admin", "127.0.0.1:0", "--history",
                          "sqlite:" + db))
-    real = subprocess.Popen
-
-    def popen(*a, **kw):
-        kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
-                                                      (256 * 1024, resource.RLIM_INFINITY))
-        return real(*a, **kw)
-    subprocess.Popen = popen
-    try:
-        srv.start()
-    finally:
-        subprocess.Popen = real
+    start_server(srv, lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
+                                                 (256 * 1024, resource.RLIM_INFINITY)))
     try:
         port = admin_port(srv)
         a = Client(srv)

@@ -98,6 +98,7 @@ struct opts {
     const char *label;
     int deflate;      /* --deflate: offer permessage-deflate */
     int json_payload; /* --payload json */
+    int lockstep;     /* --lockstep K: fanout publishes K at a time, closed loop */
 };
 
 /* One client connection. Owned by its thread's conns array. */
@@ -829,10 +830,35 @@ static void on_readable(struct thread *t, struct conn *c, uint64_t now)
 
 /* ---- sending (open loop) ------------------------------------------------- */
 
+/* --lockstep K (fanout): the publisher queues K publishes at once (one
+ * write) once every member has received every publish sent before, so the
+ * server sees the same reads, passes and writevs whatever the load and
+ * however fast it runs (under valgrind, say). Closed loop: -r is ignored. */
+static void lockstep(struct thread *t, uint64_t now)
+{
+    uint64_t recv = 0, members = 0;
+    for (int i = 0; i < o.threads; i++) {
+        struct tstats *st = &g_thr[i].st;
+        recv += atomic_load_explicit(&st->recv, memory_order_relaxed);
+        members += atomic_load_explicit(&st->opened, memory_order_relaxed) -
+                   atomic_load_explicit(&st->closed, memory_order_relaxed);
+    }
+    if (recv < t->sent_total * members)
+        return;
+    for (int k = 0; k < o.lockstep && t->sent_total < t->budget; k++)
+        if (send_one(t, &t->c[0], now) != 0)
+            break;
+}
+
 /* Sends what the open-loop schedule says is due by now. */
 static void pace(struct thread *t, uint64_t now)
 {
     double rate; /* messages per second from this thread */
+    if (o.lockstep) {
+        if (t->idx == 0 && t->n > 0) /* gid 0 publishes */
+            lockstep(t, now);
+        return;
+    }
     if (o.sc == SC_N2)
         rate = o.rate * t->n;
     else if ((o.sc == SC_FANOUT || o.sc == SC_SLOW) && t->idx == 0 && t->n > 0) /* gid 0 */
@@ -976,6 +1002,9 @@ static void usage(void)
             "  -s BYTES       message size, >= 16 (default 32)\n"
             "  -D N           echo pipeline depth per connection (default 1)\n"
             "  -r RATE        fanout/slow: publishes/s; n2: msgs/s per member (default 1000/10)\n"
+            "  --lockstep K   fanout: publish K at once (one write), the next K only when\n"
+            "                 every member has received all before them (closed loop, -r\n"
+            "                 ignored): the same server passes whatever the load\n"
             "  --text         send text frames (default binary)\n"
             "  --payload KIND x (default: ts + 'x' * n) or json (chat-like JSON text)\n"
             "  --deflate      offer permessage-deflate; compress what is sent when negotiated\n"
@@ -1014,6 +1043,7 @@ static void parse_args(int argc, char **argv)
         {"payload", required_argument, NULL, 9},
         {"redis-pid", required_argument, NULL, 10},
         {"redis-port", required_argument, NULL, 11},
+        {"lockstep", required_argument, NULL, 12},
         {NULL, 0, NULL, 0},
     };
     o.host = "127.0.0.1";
@@ -1119,6 +1149,11 @@ static void parse_args(int argc, char **argv)
             if (o.redis_port < 1 || o.redis_port > 65535)
                 die("bad redis port");
             break;
+        case 12:
+            o.lockstep = (int)num(optarg, "lockstep");
+            if (o.lockstep < 1 || o.lockstep > 1000)
+                die("--lockstep is 1..1000 publishes");
+            break;
         default:
             usage();
         }
@@ -1133,6 +1168,8 @@ static void parse_args(int argc, char **argv)
         die("duration is capped at 3600 s, warm-up at 600 s");
     if (o.rate < 0)
         o.rate = o.sc == SC_N2 ? 10 : 1000;
+    if (o.lockstep && o.sc != SC_FANOUT)
+        die("--lockstep is for -S fanout only");
     if ((o.sc == SC_FANOUT || o.sc == SC_SLOW) && o.conns < 2)
         die("fanout needs at least 2 members");
     if (o.threads > o.conns)
@@ -1349,6 +1386,8 @@ static void print_table(FILE *f, const struct result *r)
     uint64_t exp = expected_deliveries(s, r->members);
     fprintf(f, "  params        size %zu  depth %d  rate %.0f  warm-up %.1f s  measured %.3f s\n",
             o.size, o.depth, o.rate, o.warmup, r->measure_s);
+    if (o.lockstep)
+        fprintf(f, "  lockstep      %d publishes per step (-r not used)\n", o.lockstep);
     fprintf(f,
             "  messages      sent %" PRIu64 " (measured %" PRIu64 ")  received %" PRIu64
             " (measured %" PRIu64 " of %" PRIu64 " expected = %.4f)  skipped %" PRIu64 "\n",
@@ -1415,7 +1454,7 @@ static void print_json(FILE *f, const struct result *r)
                 : -1,
             r->measure_s > 0 ? 100 * r->client_cpu_s / r->measure_s : 0, s->pmd, s->rbytes_m,
             s->recv_m ? (double)s->rbytes_m / (double)s->recv_m : 0);
-    fprintf(f, ",\"nodes\":%d,\"server_pids\":%d", o.ndst, o.npids);
+    fprintf(f, ",\"nodes\":%d,\"server_pids\":%d,\"lockstep\":%d", o.ndst, o.npids, o.lockstep);
     if (o.redis_pid > 0 || o.redis_port > 0) {
         /* Publishes: what the publisher sent inside the measure window. */
         double rcpu = r->r1.cpu_s >= 0 && r->r0.cpu_s >= 0 ? r->r1.cpu_s - r->r0.cpu_s : -1;

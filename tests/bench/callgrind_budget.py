@@ -208,7 +208,7 @@ def fanout_case(build, tmp, tag, server_args, bench_extra=(), size=32, workers=1
     if deliveries != expected:
         return None, f"{tag} delivered {deliveries} of {expected}"
     info = {"ir_base": ir0, "ir_run": ir1, "deliveries": deliveries}
-    if res.get("deflate_conns") is not None:
+    if res.get("deflate_conns"):  # the deflate case; 0 elsewhere
         info["deflate_conns"] = res["deflate_conns"]
     return (ir1 - ir0) / deliveries, info
 

@@ -28,6 +28,9 @@ import subprocess
 import sys
 import threading
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import rctest  # noqa: E402
+
 try:
     import websockets
 except ImportError:
@@ -105,13 +108,7 @@ def main():
     if websockets is None:
         print("SKIP: python3-websockets not installed")
         return SKIP
-    failures = []
-
-    def check(cond, what):
-        print(("ok   " if cond else "FAIL ") + what)
-        if not cond:
-            failures.append(what)
-
+    tally = rctest.Tally()
     room = Room()
     ready = {"event": threading.Event()}
     threading.Thread(target=serve, args=(room, ready), daemon=True).start()
@@ -122,36 +119,36 @@ def main():
 
     # 1. lockstep
     r = rcbench(a.build, port, "-n", "30", "--lockstep", "3")
-    check(r.returncode == 0, f"rcbench --lockstep 3 exits 0 ({r.returncode})"
-          + (f": {r.stderr.strip()[-300:]}" if r.returncode else ""))
+    tally.check(r.returncode == 0, f"rcbench --lockstep 3 exits 0 ({r.returncode})"
+                + (f": {r.stderr.strip()[-300:]}" if r.returncode else ""))
     res = json.loads(r.stdout) if r.returncode == 0 else {}
-    check(res.get("sent") == 30 and res.get("received") == 30 * MEMBERS,
-          f"30 publishes, {30 * MEMBERS} deliveries (sent {res.get('sent')}, "
-          f"received {res.get('received')})")
-    check(res.get("skipped") == 0 and res.get("lockstep") == 3,
-          f"nothing skipped, JSON lockstep 3 ({res.get('skipped')}, {res.get('lockstep')})")
-    check(room.max_outstanding == 3,
-          f"at most 3 publishes outstanding, 3 at once ({room.max_outstanding})")
+    tally.check(res.get("sent") == 30 and res.get("received") == 30 * MEMBERS,
+                f"30 publishes, {30 * MEMBERS} deliveries (sent {res.get('sent')}, "
+                f"received {res.get('received')})")
+    tally.check(res.get("skipped") == 0 and res.get("lockstep") == 3,
+                f"nothing skipped, JSON lockstep 3 ({res.get('skipped')}, {res.get('lockstep')})")
+    tally.check(room.max_outstanding == 3,
+                f"at most 3 publishes outstanding, 3 at once ({room.max_outstanding})")
 
     # 2. open loop: the same measure sees the backlog
     room.reset()
     r = rcbench(a.build, port, "-n", "30", "-r", "2000")
-    check(r.returncode == 0, f"rcbench -r 2000 exits 0 ({r.returncode})")
-    check(room.max_outstanding > 3,
-          f"open loop: more than 3 outstanding ({room.max_outstanding})")
+    tally.check(r.returncode == 0, f"rcbench -r 2000 exits 0 ({r.returncode})")
+    tally.check(room.max_outstanding > 3,
+                f"open loop: more than 3 outstanding ({room.max_outstanding})")
 
     # 3. bad use
     for args, why in ((["--lockstep", "0"], "1..1000"), (["--lockstep", "x"], "bad lockstep")):
         r = rcbench(a.build, port, *args)
-        check(r.returncode == 2 and why in r.stderr,
-              f"{' '.join(args)}: exit 2, '{why}' ({r.returncode}: {r.stderr.strip()})")
+        tally.check(r.returncode == 2 and why in r.stderr,
+                    f"{' '.join(args)}: exit 2, '{why}' ({r.returncode}: {r.stderr.strip()})")
     r = subprocess.run([exe, "-S", "echo", "-p", str(port), "--lockstep", "2"],
                        capture_output=True, text=True, timeout=30)
-    check(r.returncode == 2 and "fanout only" in r.stderr,
-          f"-S echo --lockstep 2: exit 2, 'fanout only' ({r.returncode}: {r.stderr.strip()})")
+    tally.check(r.returncode == 2 and "fanout only" in r.stderr,
+                f"-S echo --lockstep 2: exit 2, 'fanout only' ({r.returncode}: {r.stderr.strip()})")
 
-    print(f"{'FAIL' if failures else 'ok'}: rcbench --lockstep, {len(failures)} failed")
-    return 1 if failures else 0
+    tally.done("ok   rcbench --lockstep: at most K outstanding, open loop more, bad use refused")
+    return 0
 
 
 if __name__ == "__main__":

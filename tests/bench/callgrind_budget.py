@@ -38,11 +38,9 @@ load, against a limit of 243. What still moves between runs is LuaJIT's
 share (its machine code lands at other addresses, its interpreter and GC
 work differs by some 0.1-1.5 M Ir a run), plus a little that follows the
 clock (the handler-time histogram, the main thread's timer): P = 5000
-publishes, 500 000 deliveries, bring that to 0.4-0.8 % of fanout,
-fanout_sqlite, fanout_deflate and fanout_redis, 1.2 % of fanout_burst
-and 3 % of fanout_w2 (two Lua states, two threads), over 5 runs quiet
-and under a CPU hog (tests/bench/RESULTS.md, session 8); the tolerance
-is 10 %.
+publishes, 500 000 deliveries, bring that to 0.4-1.5 % of a case and 3 %
+of fanout_w2 (two Lua states, two threads), over 7-11 runs quiet and under
+a CPU hog (tests/bench/RESULTS.md, session 8); the tolerance is 10 %.
 
 Compares with tests/bench/budget.json and fails when a case is more than
 `tolerance` (10 %) above its baseline. A case whose prerequisites are missing

@@ -705,7 +705,7 @@ static int slow(struct conn *c, size_t add)
 }
 
 /* conn_deliver behind other queued frames, or near the limits. */
-static RC_NOINLINE int deliver_queue(struct conn *c, struct frame_ref *f, int policy)
+static RC_NOINLINE int deliver_queue(struct conn *c, struct frame_ref *f, int policy, uint32_t msgs)
 {
     struct worker_stats *st = c->cs->stats;
     if (rc_unlikely(slow(c, f->len))) {
@@ -741,7 +741,7 @@ static RC_NOINLINE int deliver_queue(struct conn *c, struct frame_ref *f, int po
         sendq_push_ref_nocopy(&c->q, f);
     else
         sendq_push_ref(&c->q, f);
-    STAT_INC(st, msgs_out_total);
+    STAT_ADD(st, msgs_out_total, msgs);
     queued(c, before);
     return 0;
 }
@@ -778,7 +778,28 @@ int conn_deliver(struct conn *c, struct frame_ref *f, int policy)
         STAT_ADD(c->cs->stats, queued_bytes, f->len);
         return 0;
     }
-    return deliver_queue(c, f, policy);
+    return deliver_queue(c, f, policy, 1);
+}
+
+/* The general path of a merged run (deliver_batch.parts): whole while f
+ * keeps the queue under its limits, else part by part through conn_deliver
+ * (the policy then drops or closes exactly where it would have). */
+static RC_NOINLINE int deliver_run(struct conn *c, const struct deliver_batch *b)
+{
+    if (rc_unlikely(!can_send(c)))
+        return RC_E_CLOSED;
+    if (rc_likely(!slow(c, b->f->len)))
+        return deliver_queue(c, b->f, b->policy, b->msgs);
+    int rc = 0;
+    for (uint32_t i = 0; i < b->msgs && rc != RC_E_CLOSED; i++)
+        rc = conn_deliver(c, b->parts[i], b->policy);
+    return rc;
+}
+
+/* conn_deliver of the batch's frame, or of its run. */
+static inline int deliver_general(struct conn *c, const struct deliver_batch *b)
+{
+    return b->msgs == 1 ? conn_deliver(c, b->f, b->policy) : deliver_run(c, b);
 }
 
 void conn_batch_begin(struct deliver_batch *b, struct frame_ref *f, int policy,
@@ -787,15 +808,25 @@ void conn_batch_begin(struct deliver_batch *b, struct frame_ref *f, int policy,
     b->f = f;
     b->policy = policy;
     b->fits = frame_fits(cfg, f->len);
+    b->msgs = 1;
     b->n = 0;
     b->st = NULL;
+    b->parts = NULL;
+}
+
+void conn_batch_run(struct deliver_batch *b, struct frame_ref *f, struct frame_ref *const *parts,
+                    uint32_t msgs, int policy, const struct rc_config *cfg)
+{
+    conn_batch_begin(b, f, policy, cfg);
+    b->msgs = msgs;
+    b->parts = parts;
 }
 
 void conn_batch_end(struct deliver_batch *b)
 {
     if (b->n == 0)
         return;
-    STAT_ADD(b->st, msgs_out_total, b->n);
+    STAT_ADD(b->st, msgs_out_total, b->n * b->msgs);
     STAT_ADD(b->st, queued_bytes, b->n * b->f->len);
     b->n = 0;
 }
@@ -808,7 +839,7 @@ int conn_deliver_batched(struct conn *c, struct deliver_batch *b)
         return 0;
     }
     conn_batch_end(b);
-    return conn_deliver(c, b->f, b->policy);
+    return deliver_general(c, b);
 }
 
 void conn_deliver_walk(struct conn **const *members, const uint32_t *count, uint64_t exclude,
@@ -831,7 +862,7 @@ void conn_deliver_walk(struct conn **const *members, const uint32_t *count, uint
         b->n += n; /* counted before the general path, which may run hooks */
         n = 0;
         conn_batch_end(b);
-        conn_deliver(c, f, b->policy);
+        deliver_general(c, b);
     }
     b->n += n;
 }

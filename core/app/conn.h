@@ -376,12 +376,23 @@ struct deliver_batch {
     struct frame_ref *f;
     int policy;
     int fits;                /* f is under both send-queue limits */
+    uint32_t msgs;           /* messages in f: 1, or the run's (conn_batch_run) */
     uint64_t n;              /* fast deliveries not counted yet */
     struct worker_stats *st; /* the members' worker's (set by the first) */
+    /* With msgs > 1: f is parts[0..msgs) end to end (a room's consecutive
+     * deliveries merged, room.c). A member that takes f by reference or
+     * under the limits takes it whole; one that f would put over a queue
+     * limit gets the parts one by one, so that the slow-consumer policy sees
+     * each message as it would have. */
+    struct frame_ref *const *parts;
 };
 
 void conn_batch_begin(struct deliver_batch *b, struct frame_ref *f, int policy,
                       const struct rc_config *cfg);
+/* The same for the msgs frames parts[], merged end to end into f (msgs >= 2;
+ * parts stay owned by the caller and must outlive the batch). */
+void conn_batch_run(struct deliver_batch *b, struct frame_ref *f, struct frame_ref *const *parts,
+                    uint32_t msgs, int policy, const struct rc_config *cfg);
 /* Same returns as conn_deliver. */
 int conn_deliver_batched(struct conn *c, struct deliver_batch *b);
 void conn_batch_end(struct deliver_batch *b);

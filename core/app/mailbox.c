@@ -86,25 +86,52 @@ void mail_cache_flush(void)
 #endif
 }
 
-static void handle(struct mailbox *mb, struct mail *m)
+static RC_COLD_FN RC_NORETURN void no_receiver(const struct mail *m)
+{
+    rc_panic("no receiver for mail type %u", m->type);
+}
+
+/* Handles m, or the run of mails of m's type that starts with it when its
+ * type has a run receiver. Returns the mail after what it handled. */
+static struct mail *handle(struct mailbox *mb, struct mail *m)
 {
     if (m->type == MAIL_CALL) {
+        struct mail *next = m->next;
         m->fn(m->arg);
-    } else {
-        if (m->type >= MAIL_TYPES || mb->recv[m->type].fn == NULL)
-            rc_panic("no receiver for mail type %u", m->type);
-        mb->recv[m->type].fn(mb->recv[m->type].ctx, m);
+        mail_free(m);
+        return next;
     }
+    if (m->type >= MAIL_TYPES)
+        no_receiver(m);
+    const struct mail_recv *r = &mb->recv[m->type];
+    if (r->run != NULL) {
+        unsigned n = 1;
+        struct mail *last = m;
+        while (n < MAIL_RUN_MAX && last->next && last->next->type == m->type) {
+            last = last->next;
+            n++;
+        }
+        struct mail *next = last->next;
+        r->run(r->ctx, m, n);
+        for (unsigned i = 0; i < n; i++) {
+            struct mail *f = m;
+            m = m->next;
+            mail_free(f);
+        }
+        return next;
+    }
+    if (r->fn == NULL)
+        no_receiver(m);
+    struct mail *next = m->next;
+    r->fn(r->ctx, m);
     mail_free(m);
+    return next;
 }
 
 static void drain_list(struct mailbox *mb, struct mail *m)
 {
-    while (m) {
-        struct mail *next = m->next;
-        handle(mb, m);
-        m = next;
-    }
+    while (m)
+        m = handle(mb, m);
 }
 
 void mailbox_drain_local(struct mailbox *mb)
@@ -231,6 +258,16 @@ void mailbox_register(struct mailbox *mb, uint32_t type, mail_receiver fn, mail_
 {
     RC_ASSERT(type > MAIL_CALL && type < MAIL_TYPES);
     mb->recv[type].fn = fn;
+    mb->recv[type].discard = discard;
+    mb->recv[type].ctx = ctx;
+}
+
+void mailbox_register_run(struct mailbox *mb, uint32_t type, mail_run_receiver run,
+                          mail_discard discard, void *ctx)
+{
+    RC_ASSERT(type > MAIL_CALL && type < MAIL_TYPES);
+    mb->recv[type].fn = NULL;
+    mb->recv[type].run = run;
     mb->recv[type].discard = discard;
     mb->recv[type].ctx = ctx;
 }

@@ -73,6 +73,14 @@ typedef void (*mail_receiver)(void *ctx, struct mail *m);
 /* Optional: a mail of this type that no receiver will see (teardown). Frees
  * what the mail stands for (e.g. closes a handed-over fd); not m itself. */
 typedef void (*mail_discard)(void *ctx, struct mail *m);
+/* Optional, instead of a mail_receiver: the run of consecutive mails of one
+ * type found in one drain (first, first->next, ... n of them, n >= 1, at
+ * most MAIL_RUN_MAX), in order, so that a receiver can do once what the run
+ * shares (room.c merges a room's consecutive deliveries into one member
+ * walk). The mailbox frees them after it returns; the receiver must not
+ * follow first's list past the n-th. */
+typedef void (*mail_run_receiver)(void *ctx, struct mail *first, unsigned n);
+#define MAIL_RUN_MAX 64
 
 /* One worker's mailbox. Embedded in struct worker; set up by mailbox_init. */
 struct mailbox {
@@ -86,8 +94,9 @@ struct mailbox {
     int batching;       /* mailbox_batch: posts from the bound thread go to the outbox */
     struct wloop *loop; /* borrowed */
     struct wasync async;
-    struct {
+    struct mail_recv {
         mail_receiver fn;
+        mail_run_receiver run; /* set instead of fn (mailbox_register_run) */
         mail_discard discard;
         void *ctx;
     } recv[MAIL_TYPES]; /* written before the worker starts, then read-only */
@@ -139,6 +148,9 @@ void mailbox_init(struct mailbox *mb, struct wloop *loop);
  * starts). A mail without a receiver is a bug: rc_panic. */
 void mailbox_register(struct mailbox *mb, uint32_t type, mail_receiver fn, mail_discard discard,
                       void *ctx);
+/* Registers a run receiver (mail_run_receiver) for one mail type instead. */
+void mailbox_register_run(struct mailbox *mb, uint32_t type, mail_run_receiver run,
+                          mail_discard discard, void *ctx);
 /* The mailbox of the worker running on the calling thread (set by the
  * worker thread with mailbox_bind_thread), or NULL off the workers. */
 void mailbox_bind_thread(struct mailbox *mb);

@@ -234,7 +234,7 @@ static void local_room_free(void *p)
     rc_free(lr);
 }
 
-static void on_deliver(void *ctx, struct mail *m);
+static void on_deliver_run(void *ctx, struct mail *m, unsigned n);
 static void on_conn_release(void *ctx, struct conn *c);
 static void on_conn_user(void *ctx, struct conn *c, const char *old);
 
@@ -266,7 +266,7 @@ void rooms_attach(struct rooms *R, int worker, struct wloop *loop, struct mailbo
     p->stats = stats;
     p->pmd = &cs->pmd;
     p->cs = cs;
-    mailbox_register(mb, MAIL_DELIVER, on_deliver, NULL, p);
+    mailbox_register_run(mb, MAIL_DELIVER, on_deliver_run, NULL, p);
     conn_hook_release(cs, on_conn_release, R);
     conn_hook_refused(cs, on_conn_release, R); /* rooms a refusing connect hook joined */
     conn_hook_user(cs, on_conn_user, R);
@@ -965,6 +965,83 @@ static void on_deliver(void *ctx, struct mail *m)
     conn_fanout_end(p->cs, mark);
     lr->busy--;
     maybe_free_local(p, lr);
+}
+
+/* Consecutive deliveries of one room merged into one walk over its members
+ * (the MAIL_DELIVER run receiver). A worker that fell behind finds several
+ * of a room's publishes in its mailbox at once (the owner posts each of an
+ * iteration's publishes, a saturated loop reads many per iteration). One
+ * walk with the frames end to end gives an idle member the whole run by one
+ * reference, where a walk per publish copied each one after the first into
+ * every member's queue: the member touched once instead of once per
+ * message, and the kernel sees the same single writev either way. Only what
+ * the per-mail walk would do identically merges: same room, same excluded
+ * sender and policy, no permessage-deflate variant, not the "latest" policy
+ * (it replaces by message), no held joins in the room; up to
+ * DELIVER_MERGE_MAX bytes. */
+#define DELIVER_MERGE_MAX 16384
+
+static int deliver_mergeable(const struct mail *a, const struct mail *b)
+{
+    return b->zframe == NULL && b->conn_id == a->conn_id && b->flags == a->flags &&
+           b->name_len == a->name_len && memcmp(b->name, a->name, a->name_len) == 0;
+}
+
+/* The k >= 2 mergeable mails from m on, `bytes` in all. */
+static void deliver_merged(struct room_part *p, struct mail *m, unsigned k, size_t bytes)
+{
+    struct local_room *lr = strmap_get(&p->local, m->name, m->name_len);
+    if (lr == NULL)
+        return;
+    struct frame_ref *parts[MAIL_RUN_MAX];
+    struct frame_ref *f = lr->hold == NULL ? frame_ref_try_new(bytes, 0) : NULL;
+    if (f == NULL) { /* held joins keep per-message state; or out of memory */
+        for (unsigned i = 0; i < k; i++, m = m->next)
+            on_deliver(p, m);
+        return;
+    }
+    f->tag = m->frame->tag;
+    struct mail *e = m;
+    for (unsigned i = 0; i < k; i++, e = e->next) {
+        parts[i] = e->frame;
+        memcpy(f->data + f->len, e->frame->data, e->frame->len);
+        f->len += e->frame->len;
+    }
+    const struct rc_config *cfg = p->all->cfg;
+    lr->busy++;
+    struct conn **mark = conn_fanout_begin(p->cs);
+    struct deliver_batch b;
+    conn_batch_run(&b, f, parts, k, (int)m->flags, cfg);
+    conn_deliver_walk(&lr->members, &lr->count, m->conn_id, &b);
+    conn_batch_end(&b);
+    conn_fanout_end(p->cs, mark);
+    lr->busy--;
+    maybe_free_local(p, lr);
+    frame_ref_put(f);
+}
+
+/* MAIL_DELIVER's run receiver (mailbox.h): per mail, or merged. */
+static void on_deliver_run(void *ctx, struct mail *m, unsigned n)
+{
+    struct room_part *p = ctx;
+    while (n > 0) {
+        unsigned k = 1;
+        size_t bytes = m->frame->len;
+        struct mail *e = m->next;
+        if (m->zframe == NULL && (int)m->flags != SLOW_LATEST) {
+            while (k < n && deliver_mergeable(m, e) && bytes + e->frame->len <= DELIVER_MERGE_MAX) {
+                bytes += e->frame->len;
+                e = e->next;
+                k++;
+            }
+        }
+        if (k == 1)
+            on_deliver(p, m);
+        else
+            deliver_merged(p, m, k, bytes);
+        n -= k;
+        m = e; /* not read when n is 0: the run may end before e */
+    }
 }
 
 /* ------------------------------------------------------------------------

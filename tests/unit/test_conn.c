@@ -1084,6 +1084,84 @@ static void got_marks(char *out, size_t cap, size_t *seen)
     *seen = (size_t)n;
 }
 
+/* The owner's delivery of a `len`-byte frame of marks to `room`, not drained. */
+static void post_in(struct rooms *R, const char *room, char mark, size_t len, uint64_t exclude)
+{
+    struct frame_ref *f = room_frame(7, mark, len);
+    struct store_msg m = {.seq = 0};
+    room_deliver_frame(R, room, strlen(room), &m, f, exclude);
+    frame_ref_put(f);
+}
+
+/* A room's consecutive deliveries found in one drain reach a member as one
+ * frame by reference (one walk: its queue holds the run whole, no private
+ * copy); another room's delivery, another excluded sender or the "latest"
+ * policy end a run; order and counts are those of one walk per message; a
+ * run that would put a member over a queue limit goes part by part, so the
+ * policy drops exactly what it would have. */
+static void test_conn__room_deliveries_merge(void **state)
+{
+    fx_setup();
+    /* fanout_delay 0 for the fan-out to read (published before live0: the
+     * teardown frees it) */
+    struct rc_config snap = F.cfg;
+    assert_true(rc_live_publish(&snap) >= 0);
+    long live0 = allocs_now();
+    F.cfg.sendq_hard_limit = 1000;
+    F.cfg.sendq_soft_limit = 900;
+    F.cfg.sendq_soft_seconds = 60;
+    struct mailbox mb;
+    struct rooms R;
+    struct conn *c = one_worker_rooms(&mb, &R);
+    assert_int_equal(room_join(&R, c, "r", 1), 0);
+    assert_int_equal(room_join(&R, c, "s", 1), 0);
+    uint64_t msgs0 = STAT_GET(&F.stats, msgs_out_total);
+    size_t seen = 0;
+    char marks[32];
+
+    post_in(&R, "r", '1', 10, 0);
+    post_in(&R, "r", '2', 10, 0);
+    post_in(&R, "r", '3', 10, 0);
+    mailbox_drain_local(&mb);
+    assert_non_null(c->q.one);
+    assert_null(c->q.lanes); /* one entry: the run, by reference */
+    assert_false(c->q.one->flags & FRAME_PRIVATE);
+    assert_int_equal(c->q.one->len, 3 * 12);
+    assert_int_equal(STAT_GET(&F.stats, msgs_out_total), msgs0 + 3);
+    iterate();
+    got_marks(marks, sizeof(marks), &seen);
+    assert_string_equal(marks, "123");
+
+    post_in(&R, "r", '4', 10, 0);
+    post_in(&R, "s", 'a', 10, 0);
+    post_in(&R, "r", '5', 10, 0);
+    post_in(&R, "r", '6', 10, c->id); /* excluded: not for c */
+    post_in(&R, "r", '7', 10, 0);
+    mailbox_drain_local(&mb);
+    iterate();
+    got_marks(marks, sizeof(marks), &seen);
+    assert_string_equal(marks, "4a57");
+    assert_int_equal(STAT_GET(&F.stats, msgs_out_total), msgs0 + 7);
+
+    /* 4 x 304 bytes > the hard limit: three queue, the fourth is dropped */
+    F.sc.write_eagain = 1;
+    for (char k = 'A'; k <= 'D'; k++)
+        post_in(&R, "r", k, 300, 0);
+    mailbox_drain_local(&mb);
+    assert_int_equal(STAT_GET(&F.stats, drops_total), 1);
+    assert_int_equal(STAT_GET(&F.stats, msgs_out_total), msgs0 + 10);
+    F.sc.write_eagain = 0;
+    writable();
+    got_marks(marks, sizeof(marks), &seen);
+    assert_string_equal(marks, "ABC");
+
+    conn_release(c);
+    iterate();
+    rooms_fx_down(&R, &mb);
+    assert_int_equal(allocs_now(), live0 - FX_CONN_ALLOCS);
+    fx_teardown();
+}
+
 /* A recovering member (ROOM_JOIN_HOLD): outside the fan-out while it
  * waits, its deliveries held; released after seq 2: the held 3 and 4, a
  * late copy of 4 dropped, 5 live and it is a fan-out member again; the
@@ -1843,6 +1921,7 @@ int main(void)
         cmocka_unit_test(test_conn__blocked_reads_wait_for_the_half_mark),
         cmocka_unit_test(test_conn__cold_part_follows_the_user),
         cmocka_unit_test(test_conn__cold_part_follows_the_rooms),
+        cmocka_unit_test(test_conn__room_deliveries_merge),
         cmocka_unit_test(test_conn__room_hold_and_release),
         cmocka_unit_test(test_conn__room_hold_end),
         cmocka_unit_test(test_conn__room_hold_timeout),

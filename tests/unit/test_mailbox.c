@@ -26,6 +26,7 @@
 #include "mailbox.h"
 #include "room.h"
 #include "store_mem.h"
+#include "wloop.h"
 #include "worker.h"
 
 #define PRODUCERS 3
@@ -194,10 +195,80 @@ static void test_mailbox__publishers_on_threads_are_sequenced_once_in_order(void
     assert_int_equal(frame_ref_live(), live0);
 }
 
+/* What the run receiver and the plain receiver saw, in order: a run as its
+ * length and first mail's flags, a plain mail as -1. */
+static struct {
+    int n;
+    int len[200];
+    uint32_t first[200];
+} seen_runs;
+
+static void run_rx(void *ctx, struct mail *first, unsigned n)
+{
+    (void)ctx;
+    struct mail *m = first;
+    for (unsigned i = 1; i < n; i++) { /* the run is consecutive and in order */
+        assert_int_equal(m->next->flags, m->flags + 1);
+        m = m->next;
+    }
+    seen_runs.len[seen_runs.n] = (int)n;
+    seen_runs.first[seen_runs.n++] = first->flags;
+}
+
+static void plain_rx(void *ctx, struct mail *m)
+{
+    (void)ctx;
+    seen_runs.len[seen_runs.n] = -1;
+    seen_runs.first[seen_runs.n++] = m->flags;
+}
+
+/* A run receiver gets each run of consecutive mails of its type found in
+ * one drain, at most MAIL_RUN_MAX at a time, in post order; a mail of
+ * another type ends a run; every mail is freed. */
+static void test_mailbox__run_receiver_gets_consecutive_runs(void **state)
+{
+    (void)state;
+    memset(&seen_runs, 0, sizeof(seen_runs));
+    struct wloop *loop = wloop_new();
+    assert_non_null(loop);
+    struct mailbox mb;
+    mailbox_init(&mb, loop);
+    mailbox_register_run(&mb, MAIL_DELIVER, run_rx, NULL, NULL);
+    mailbox_register(&mb, MAIL_SEND_CONN, plain_rx, NULL, NULL);
+    mail_cache_flush();
+    long live0 = rc_alloc_live();
+    uint32_t k = 0;
+    /* 3 deliveries, a send, MAIL_RUN_MAX + 2 deliveries, a send, 1 delivery */
+    int plan[][2] = {{MAIL_DELIVER, 3},
+                     {MAIL_SEND_CONN, 1},
+                     {MAIL_DELIVER, MAIL_RUN_MAX + 2},
+                     {MAIL_SEND_CONN, 1},
+                     {MAIL_DELIVER, 1}};
+    for (size_t i = 0; i < sizeof(plan) / sizeof(plan[0]); i++)
+        for (int j = 0; j < plan[i][1]; j++) {
+            struct mail *m = mail_new((uint32_t)plan[i][0], "r", 1, NULL, 0);
+            m->flags = k++;
+            mail_post(&mb, &mb, m);
+        }
+    mailbox_drain_local(&mb);
+    int want_len[] = {3, -1, MAIL_RUN_MAX, 2, -1, 1};
+    uint32_t want_first[] = {0, 3, 4, 4 + MAIL_RUN_MAX, 6 + MAIL_RUN_MAX, 7 + MAIL_RUN_MAX};
+    assert_int_equal(seen_runs.n, 6);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(seen_runs.len[i], want_len[i]);
+        assert_int_equal(seen_runs.first[i], want_first[i]);
+    }
+    mail_cache_flush();
+    assert_int_equal(rc_alloc_live(), live0); /* every mail freed */
+    mailbox_destroy(&mb);
+    wloop_free(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mailbox__publishers_on_threads_are_sequenced_once_in_order),
+        cmocka_unit_test(test_mailbox__run_receiver_gets_consecutive_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

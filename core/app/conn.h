@@ -189,7 +189,10 @@ struct connset {
     } on_user[CONN_MAX_HOOKS];
     int n_release, n_refused, n_user;
     /* Gates: 0 to go on. upgrade fills *why when it refuses; message
-     * returns nonzero to drop the message (and may have failed c). */
+     * returns nonzero to drop the message (and may have failed c), and is
+     * called only while the live snapshot's message_rate is above 0 (a
+     * SIGHUP may change it between that test and the call: the gate
+     * reads the snapshot again). */
     int (*gate_upgrade)(void *ctx, struct conn *c, const struct http_request *req,
                         struct ws_refusal *why);
     int (*gate_message)(void *ctx, struct conn *c);

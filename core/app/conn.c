@@ -1069,20 +1069,20 @@ void conn_fail(struct conn *c, unsigned code, const char *reason)
 }
 
 /* The peer's close frame (RFC 6455 §5.5.1): echo its code, then close TCP. */
-static void on_peer_close(struct conn *c, const struct ws_event *ev)
+static void on_peer_close(struct conn *c, unsigned code, const uint8_t *reason, size_t reason_len)
 {
     c->close_recv = 1;
     if (c->state == CONN_OPEN) {
         c->state = CONN_CLOSING;
-        c->close_code = (uint16_t)(ev->close_code ? ev->close_code : WS_CLOSE_NO_STATUS);
-        notify_close(c, c->close_code, ev->data, ev->len);
+        c->close_code = (uint16_t)(code ? code : WS_CLOSE_NO_STATUS);
+        notify_close(c, c->close_code, reason, reason_len);
         if (c->released)
             return;
         uint8_t payload[2];
         size_t len = 0;
-        if (ev->close_code) {
-            payload[0] = (uint8_t)(ev->close_code >> 8);
-            payload[1] = (uint8_t)ev->close_code;
+        if (code) {
+            payload[0] = (uint8_t)(code >> 8);
+            payload[1] = (uint8_t)code;
             len = 2;
         }
         queue_ctrl(c, WS_OP_CLOSE, payload, len);
@@ -1133,17 +1133,18 @@ static inline __attribute__((always_inline)) void run_handler(struct conn *c, un
 
 /* A compressed message (RSV1): inflated, then handled. Out of line, as most
  * messages are not compressed. Returns nonzero when c failed. */
-static RC_NOINLINE int on_compressed(struct conn *c, const struct ws_event *ev)
+static RC_NOINLINE int on_compressed(struct conn *c, unsigned opcode, const uint8_t *data,
+                                     size_t len)
 {
     struct connset *cs = c->cs;
     uint8_t *inflated = NULL; /* owned: the message's bytes */
-    ssize_t il = deflate_inflate(&cs->pmd, cs->stats, ev->opcode, ev->data, ev->len,
-                                 cs->cfg->max_message, &inflated);
+    ssize_t il =
+        deflate_inflate(&cs->pmd, cs->stats, opcode, data, len, cs->cfg->max_message, &inflated);
     if (il < 0) {
         fail_with_error(c, (int)il);
         return -1;
     }
-    run_handler(c, ev->opcode, inflated, (size_t)il);
+    run_handler(c, opcode, inflated, (size_t)il);
     rc_free(inflated);
     return 0;
 }
@@ -1173,7 +1174,7 @@ static inline __attribute__((always_inline)) void feed_events(struct conn *c, st
                     c->cs->gate_message(c->cs->gate_ctx, c) != 0)
                     break; /* over the message rate: dropped, or failed with 1008 */
                 if (ev.rsv & WS_RSV1) {
-                    if (on_compressed(c, &ev) != 0)
+                    if (on_compressed(c, ev.opcode, ev.data, ev.len) != 0)
                         return;
                 } else {
                     run_handler(c, ev.opcode, ev.data, ev.len);
@@ -1187,7 +1188,7 @@ static inline __attribute__((always_inline)) void feed_events(struct conn *c, st
         case WS_EV_PONG:
             break; /* liveness was recorded when the bytes arrived */
         case WS_EV_CLOSE:
-            on_peer_close(c, &ev);
+            on_peer_close(c, ev.close_code, ev.data, ev.len);
             break;
         }
     }

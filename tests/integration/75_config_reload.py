@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """75_config_reload - SIGHUP re-reads the config file's reloadable options
 (a new rc_live snapshot) and reloads the script while clients connect and the
-admin endpoint is polled (a TSan run watches the threads): max_connections and admin_token take their new values, a broken file
+admin endpoint is polled (a TSan run watches the threads): max_connections and admin_token take their new values, message_rate turns
+on and off for open connections, a broken file
 is refused and the running values stay, a changed restart-only option is
 reported as ignored, and command-line flags still win over the file."""
 import os
@@ -153,6 +154,49 @@ def test_sighup_swaps_the_live_options(_srv):
         check(not problems, "; ".join(problems) + "\n" + s.log_tail())
 
 
+def rate_conf(rate, token):
+    return ("return {\n  admin_token = %r,\n  message_rate = %d,\n  message_burst = %d,\n}\n"
+            % (token, rate, rate))
+
+
+def echo_n(c, n, tag):
+    for i in range(n):
+        c.send_frame(rctest.OP_TEXT, "%s%d" % (tag, i))
+        c.expect_message(rctest.OP_TEXT, "%s%d" % (tag, i))
+
+
+def test_sighup_turns_the_message_rate_on_and_off(_srv):
+    # conn.c calls the message gate only while the live snapshot's
+    # message_rate is above 0, read per message: a SIGHUP turns the limit on
+    # for a connection opened without one, and off again.
+    path = conf("rate.lua", rate_conf(0, "a"))
+    s = Server(["-c", path, "--echo", "--admin", "127.0.0.1:0"]).start()
+    try:
+        port = admin_port(s)
+        c = s.connect()
+        echo_n(c, 50, "off")  # no limit: 50 at once all come back
+        write(path, rate_conf(5, "b"))
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: get(port, "/stats", bearer("b"))[0] == 200, "message_rate = 5")
+        echo_n(c, 5, "burst")  # the same connection: its burst passes
+        for _ in range(10):
+            c.try_send(rctest.frame(rctest.OP_TEXT, "flood"))
+        c.expect_fail(1008)
+        c.close()
+        write(path, rate_conf(0, "c"))
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: get(port, "/stats", bearer("c"))[0] == 200, "message_rate = 0")
+        with s.connect() as c2:
+            echo_n(c2, 50, "again")  # off again
+            c2.finish()
+        m = metrics(port, bearer("c"))
+        eq(total(m, "roomcast_refused_connections_total", reason="message_rate"), 1,
+           "one 1008 for the rate")
+    finally:
+        problems = s.stop()
+        check(not problems, "; ".join(problems) + "\n" + s.log_tail())
+
+
 def plain(fn):
     def run(srv):
         fn(srv)
@@ -161,5 +205,7 @@ def plain(fn):
 
 
 if __name__ == "__main__":
-    ns = {"test_sighup_swaps_the_live_options": test_sighup_swaps_the_live_options}
+    ns = {"test_sighup_swaps_the_live_options": test_sighup_swaps_the_live_options,
+          "test_sighup_turns_the_message_rate_on_and_off":
+          test_sighup_turns_the_message_rate_on_and_off}
     rctest.main(ns, default_args=("--echo", "--admin", "off"))

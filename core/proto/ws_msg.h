@@ -127,7 +127,8 @@ static inline void ws_msg_trim(struct ws_msg *m)
  * as soon as a frame header announces it), RC_E_NOMEM (buffer allocation
  * failed). After an error the state is undefined until ws_msg_reset.
  */
-static inline ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev);
+static RC_ALWAYS_INLINE ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len,
+                                            struct ws_event *ev);
 
 /* ws_msg_feed without its inline shortcut: every case (the shortcut's too). */
 ssize_t ws_msg_feed_any(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev);
@@ -204,8 +205,12 @@ static RC_ALWAYS_INLINE ssize_t ws_msg_whole(struct ws_event *ev, uint8_t b0, ui
  * delivered in place without the header state machine; anything else goes
  * to ws_msg_feed_any. The short form is unmasked inline; the longer one
  * second, so the short form's path is what it was (tests/bench
- * callgrind_budget.py, echo and echo_1k). */
-static inline ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev)
+ * callgrind_budget.py, echo and echo_1k). Always inline: the server has one
+ * caller (conn.c's feed_ws, itself inline in the read path), and the
+ * compiler's own choice made it a call with its own frame once that caller
+ * grew (echo: +40 Ir). */
+static RC_ALWAYS_INLINE ssize_t ws_msg_feed(struct ws_msg *m, uint8_t *in, size_t len,
+                                            struct ws_event *ev)
 {
     /* in[0]: FIN, no RSV, text or binary; in[1]: MASK and a length of 1-125 */
     if (len >= 7 && (unsigned)(in[0] - 0x81) < 2 && (unsigned)(in[1] - 0x81) < 125 &&

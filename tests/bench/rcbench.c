@@ -41,6 +41,8 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <dirent.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -263,6 +265,148 @@ static int servers_sample(struct psample *ps)
     ps->cpu_s = cpu;
     ps->rss_kb = rss;
     return 0;
+}
+
+/* ---- the measure window's CPU accounting --------------------------------
+ *
+ * Server CPU: /proc/P/stat's utime + stime come in clock ticks (10 ms), each
+ * rounded down on its own, so a 2 s window at 100 % reads 1.96 to 2.04 s: a
+ * 2 % spread from the counter alone, as large as the effects goal 4 weighs.
+ * The process's CPU clock (clock_getcpuclockid: the scheduler's ns count of
+ * every thread, the exited ones included, the same sum that stat's ticks
+ * are cut from) has no such step; the sum of /proc/P/task/T/schedstat's
+ * first field (live threads only) is recorded beside it as a cross-check.
+ *
+ * Steal: the hypervisor's time taken from each CPU (/proc/stat's 8th
+ * column, in ticks), over the same window, on the CPUs the server may run
+ * on (its affinity: CPU 0 when pinned, every CPU when not) and on the ones
+ * rcbench may run on. Stolen time is neither the server's CPU nor time it
+ * could have had: a run with steal is not the same experiment. */
+#define MAX_CPUS 256
+
+struct wsample {
+    double cpu_clock_s;                 /* process CPU clocks, summed; -1: unreadable */
+    double cpu_sched_s;                 /* task schedstat sums; -1: unreadable */
+    int threads;                        /* tasks seen in /proc/P/task */
+    int ncpu;                           /* cpuN lines read from /proc/stat; 0: unreadable */
+    unsigned long long steal[MAX_CPUS]; /* per CPU, in clock ticks */
+};
+
+static double pid_cpu_clock(pid_t pid)
+{
+    clockid_t c;
+    struct timespec ts;
+    if (clock_getcpuclockid(pid, &c) != 0 || clock_gettime(c, &ts) != 0)
+        return -1;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Sum of the first field of /proc/PID/task/ASTERISK/schedstat (ns on CPU). */
+static double pid_sched_sum(pid_t pid, int *threads)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    unsigned long long sum = 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%.32s/schedstat", (int)pid, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue; /* the thread has just exited */
+        unsigned long long ns = 0;
+        if (fscanf(f, "%llu", &ns) == 1) {
+            sum += ns;
+            n++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    *threads += n;
+    return n ? (double)sum / 1e9 : -1;
+}
+
+static void steal_read(struct wsample *w)
+{
+    char line[512];
+    w->ncpu = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned cpu;
+        unsigned long long v[8];
+        if (strncmp(line, "cpu", 3) != 0 || line[3] < '0' || line[3] > '9')
+            continue;
+        /* cpuN user nice system idle iowait irq softirq steal ... (proc(5)) */
+        if (sscanf(line + 3, "%u %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) != 9 ||
+            cpu >= MAX_CPUS)
+            continue;
+        w->steal[cpu] = v[7];
+        if ((int)cpu + 1 > w->ncpu)
+            w->ncpu = (int)cpu + 1;
+    }
+    fclose(f);
+}
+
+static void window_sample(struct wsample *w)
+{
+    w->cpu_clock_s = w->cpu_sched_s = o.npids ? 0 : -1;
+    w->threads = 0;
+    for (int i = 0; i < o.npids; i++) {
+        double c = pid_cpu_clock(o.server_pids[i]);
+        double t = pid_sched_sum(o.server_pids[i], &w->threads);
+        w->cpu_clock_s = c < 0 || w->cpu_clock_s < 0 ? -1 : w->cpu_clock_s + c;
+        w->cpu_sched_s = t < 0 || w->cpu_sched_s < 0 ? -1 : w->cpu_sched_s + t;
+    }
+    steal_read(w);
+}
+
+/* The CPUs the servers may run on (the union of their affinities; every
+ * online CPU when none could be read) and the ones rcbench may run on. */
+static void window_cpus(cpu_set_t *server, cpu_set_t *client)
+{
+    CPU_ZERO(server);
+    for (int i = 0; i < o.npids; i++) {
+        cpu_set_t one;
+        if (sched_getaffinity(o.server_pids[i], sizeof(one), &one) == 0)
+            CPU_OR(server, server, &one);
+    }
+    if (CPU_COUNT(server) == 0)
+        for (long c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < MAX_CPUS; c++)
+            CPU_SET((int)c, server);
+    if (sched_getaffinity(0, sizeof(*client), client) != 0) {
+        CPU_ZERO(client);
+        for (long c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < MAX_CPUS; c++)
+            CPU_SET((int)c, client);
+    }
+}
+
+/* Stolen seconds on the CPUs of set between a and b, and their names
+ * ("0", "0,1") in names; -1 when /proc/stat could not be read. */
+static double steal_s(const struct wsample *a, const struct wsample *b, const cpu_set_t *set,
+                      char *names, size_t cap)
+{
+    unsigned long long ticks = 0;
+    size_t used = 0;
+    names[0] = 0;
+    if (a->ncpu == 0 || b->ncpu == 0)
+        return -1;
+    for (int c = 0; c < a->ncpu && c < b->ncpu; c++) {
+        if (!CPU_ISSET(c, set))
+            continue;
+        ticks += b->steal[c] >= a->steal[c] ? b->steal[c] - a->steal[c] : 0;
+        int n = snprintf(names + used, cap - used, "%s%d", used ? "," : "", c);
+        if (n > 0 && (size_t)n < cap - used)
+            used += (size_t)n;
+    }
+    return (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* The calls of every command redis-server has run (INFO commandstats,
@@ -1008,8 +1152,9 @@ static void usage(void)
             "  --text         send text frames (default binary)\n"
             "  --payload KIND x (default: ts + 'x' * n) or json (chat-like JSON text)\n"
             "  --deflate      offer permessage-deflate; compress what is sent when negotiated\n"
-            "  --server-pid P[,P] sample CPU (/proc/P/stat) and RSS (/proc/P/status),\n"
-            "                 summed over every pid given\n"
+            "  --server-pid P[,P] sample CPU (the process CPU clock, /proc/P/stat's ticks\n"
+            "                 as a check) and RSS (/proc/P/status), summed over every pid\n"
+            "                 given; the JSON also has the steal (/proc/stat) on their CPUs\n"
             "  --redis-pid P  also report this redis-server's CPU over the measure window\n"
             "  --redis-port P and its commands (INFO commandstats) over the same window\n"
             "  --connect-timeout SEC (default 30)\n"
@@ -1338,6 +1483,7 @@ struct result {
     struct hist lat, conn;
     double connect_s, measure_s;
     struct psample p0, p1, pbase;
+    struct wsample w0, w1; /* the measure window's ends: precise CPU, steal */
     long rss_max;
     uint64_t members;
     double client_cpu_s;      /* rcbench's own user+sys over the measure window */
@@ -1353,10 +1499,52 @@ static double self_cpu(void)
            ru.ru_stime.tv_usec / 1e6;
 }
 
+/* The server's CPU seconds over the window: the CPU clock's when it was
+ * read at both ends and agrees with the tick count within the ticks' own
+ * error (two 10 ms steps per sample and server, plus 1 %), else the ticks';
+ * *src says which. */
+static double server_cpu(const struct result *r, const char **src)
+{
+    double ticks = r->p1.cpu_s >= 0 && r->p0.cpu_s >= 0 ? r->p1.cpu_s - r->p0.cpu_s : -1;
+    double clk = r->w1.cpu_clock_s >= 0 && r->w0.cpu_clock_s >= 0
+                     ? r->w1.cpu_clock_s - r->w0.cpu_clock_s
+                     : -1;
+    double tol = 0.03 * o.npids + 0.01 * ticks;
+    *src = "ticks";
+    if (clk >= 0 && (ticks < 0 || fabs(clk - ticks) <= tol)) {
+        *src = "clock";
+        return clk;
+    }
+    if (clk >= 0)
+        fprintf(stderr, "rcbench: server CPU clock %.4f s and ticks %.4f s disagree; using ticks\n",
+                clk, ticks);
+    return ticks;
+}
+
+struct steal {
+    double server_s, client_s;     /* stolen seconds, summed over the CPUs */
+    double server_pct, client_pct; /* per CPU, as % of the measure window; -1: unknown */
+    char server_cpus[256], client_cpus[256];
+};
+
+static void steal_of(const struct result *r, struct steal *st)
+{
+    cpu_set_t sv, cl;
+    window_cpus(&sv, &cl);
+    st->server_s = steal_s(&r->w0, &r->w1, &sv, st->server_cpus, sizeof(st->server_cpus));
+    st->client_s = steal_s(&r->w0, &r->w1, &cl, st->client_cpus, sizeof(st->client_cpus));
+    int ns = CPU_COUNT(&sv), nc = CPU_COUNT(&cl);
+    st->server_pct =
+        st->server_s >= 0 && r->measure_s > 0 && ns ? 100 * st->server_s / (r->measure_s * ns) : -1;
+    st->client_pct =
+        st->client_s >= 0 && r->measure_s > 0 && nc ? 100 * st->client_s / (r->measure_s * nc) : -1;
+}
+
 static void print_table(FILE *f, const struct result *r)
 {
     const struct totals *s = &r->s;
-    double cpu = r->p1.cpu_s >= 0 && r->p0.cpu_s >= 0 ? r->p1.cpu_s - r->p0.cpu_s : -1;
+    const char *src;
+    double cpu = server_cpu(r, &src);
     fprintf(f, "\nrcbench %s  target %s (%s:%u)  conns %d  threads %d\n", sc_names[o.sc], o.label,
             o.host, ntohs(o.dst[0].sin_port), o.conns, o.threads);
     fprintf(f,
@@ -1403,10 +1591,15 @@ static void print_table(FILE *f, const struct result *r)
             r->measure_s > 0 ? 100 * r->client_cpu_s / r->measure_s : 0);
     if (cpu >= 0)
         fprintf(f,
-                "  server        CPU %.3f s (%.0f %%)  %.0f per CPU-second  RSS %ld -> %ld kB"
+                "  server        CPU %.3f s (%.0f %%, %s)  %.0f per CPU-second  RSS %ld -> %ld kB"
                 " (max %ld)\n",
-                cpu, 100 * cpu / r->measure_s, cpu > 0 ? s->recv_m / cpu : 0, r->p0.rss_kb,
+                cpu, 100 * cpu / r->measure_s, src, cpu > 0 ? s->recv_m / cpu : 0, r->p0.rss_kb,
                 r->p1.rss_kb, r->rss_max);
+    struct steal st;
+    steal_of(r, &st);
+    if (st.server_pct >= 0)
+        fprintf(f, "  steal         server CPUs %s: %.2f %%  client CPUs %s: %.2f %%\n",
+                st.server_cpus, st.server_pct, st.client_cpus, st.client_pct);
 }
 
 static void json_hist(FILE *f, const char *name, const struct hist *h)
@@ -1422,7 +1615,17 @@ static void json_hist(FILE *f, const char *name, const struct hist *h)
 static void print_json(FILE *f, const struct result *r)
 {
     const struct totals *s = &r->s;
-    double cpu = r->p1.cpu_s >= 0 && r->p0.cpu_s >= 0 ? r->p1.cpu_s - r->p0.cpu_s : -1;
+    const char *src;
+    double cpu = server_cpu(r, &src);
+    double ticks = r->p1.cpu_s >= 0 && r->p0.cpu_s >= 0 ? r->p1.cpu_s - r->p0.cpu_s : -1;
+    double clk = r->w1.cpu_clock_s >= 0 && r->w0.cpu_clock_s >= 0
+                     ? r->w1.cpu_clock_s - r->w0.cpu_clock_s
+                     : -1;
+    double sched = r->w1.cpu_sched_s >= 0 && r->w0.cpu_sched_s >= 0
+                       ? r->w1.cpu_sched_s - r->w0.cpu_sched_s
+                       : -1;
+    struct steal st;
+    steal_of(r, &st);
     uint64_t exp = expected_deliveries(s, r->members);
     double per_s = r->measure_s > 0 ? s->recv_m / r->measure_s : 0;
     fprintf(f,
@@ -1455,6 +1658,14 @@ static void print_json(FILE *f, const struct result *r)
             r->measure_s > 0 ? 100 * r->client_cpu_s / r->measure_s : 0, s->pmd, s->rbytes_m,
             s->recv_m ? (double)s->rbytes_m / (double)s->recv_m : 0);
     fprintf(f, ",\"nodes\":%d,\"server_pids\":%d,\"lockstep\":%d", o.ndst, o.npids, o.lockstep);
+    fprintf(f,
+            ",\"server_cpu\":{\"src\":\"%s\",\"ticks_s\":%.4f,\"clock_s\":%.6f,\"sched_s\":%.6f,"
+            "\"threads_start\":%d,\"threads_end\":%d}",
+            src, ticks, clk, sched, r->w0.threads, r->w1.threads);
+    fprintf(f,
+            ",\"steal\":{\"server_pct\":%.3f,\"client_pct\":%.3f,\"server_s\":%.3f,"
+            "\"client_s\":%.3f,\"server_cpus\":\"%s\",\"client_cpus\":\"%s\"}",
+            st.server_pct, st.client_pct, st.server_s, st.client_s, st.server_cpus, st.client_cpus);
     if (o.redis_pid > 0 || o.redis_port > 0) {
         /* Publishes: what the publisher sent inside the measure window. */
         double rcpu = r->r1.cpu_s >= 0 && r->r0.cpu_s >= 0 ? r->r1.cpu_s - r->r0.cpu_s : -1;
@@ -1565,6 +1776,7 @@ int main(int argc, char **argv)
 
     static struct result r;
     r.rss_max = -1;
+    r.w0.cpu_clock_s = r.w1.cpu_clock_s = r.w0.cpu_sched_s = r.w1.cpu_sched_s = -1;
     if (o.sc == SC_IDLE && o.server_pid > 0)
         warm_server(16);
     servers_sample(&r.pbase);
@@ -1653,11 +1865,13 @@ int main(int argc, char **argv)
         uint64_t now = now_ns();
         wait_phase(t0, now + 500000000ull, &prev, &next_tick, PH_SETTLE, NULL, &r.rss_max);
         servers_sample(&r.p0);
+        window_sample(&r.w0);
         ms = now_ns();
         wait_phase(t0, ms + (uint64_t)(o.duration * 1e9), &prev, &next_tick, PH_SETTLE, NULL,
                    &r.rss_max);
         me = now_ns();
         servers_sample(&r.p1);
+        window_sample(&r.w1);
     } else {
         atomic_store(&g_phase, PH_SETTLE);
         wait_phase(t0, now_ns() + SETTLE_NS, &prev, &next_tick, PH_SETTLE, NULL, &r.rss_max);
@@ -1671,6 +1885,7 @@ int main(int argc, char **argv)
         atomic_store_explicit(&g_phase, PH_RUN, memory_order_release);
         wait_phase(t0, ms, &prev, &next_tick, PH_RUN, run_done, &r.rss_max);
         servers_sample(&r.p0);
+        window_sample(&r.w0);
         proc_sample(o.redis_pid, &r.r0);
         r.calls0 = redis_calls();
         double c0 = self_cpu();
@@ -1685,6 +1900,7 @@ int main(int argc, char **argv)
         /* Server CPU is taken when the senders stop; the drain that follows
          * only collects what is still in flight. */
         servers_sample(&r.p1);
+        window_sample(&r.w1);
         proc_sample(o.redis_pid, &r.r1);
         r.calls1 = redis_calls();
         wait_phase(t0, now_ns() + (uint64_t)(o.drain * 1e9), &prev, &next_tick, PH_DRAIN, drained,

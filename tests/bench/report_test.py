@@ -14,6 +14,10 @@ meta.txt that run.sh writes:
         0.90, unpinned 0.95), and the pinned one-worker row missing so the
         fanout-1000-r1600 row (same load, not run in turn) stands in;
   none: no goal row at all: every goal says "no data".
+  pairs: goal 4 where the median of the per-pair ratios and the ratio of
+        the medians disagree (drift across the runs), both ways: the pairs
+        decide; the A/A row (w1b / w1) as the noise band; steal per row in
+        the detail table, and the runs steal.tsv says were replaced or kept.
 
 No load, no timing: report.py is run on fixed inputs and its output read.
 """
@@ -34,9 +38,9 @@ tally = rctest.Tally()
 check = tally.check
 
 
-def fanout_run(server, per_cpu_s, delivered=1.0, p99_us=20000.0, rate=1600):
+def fanout_run(server, per_cpu_s, delivered=1.0, p99_us=20000.0, rate=1600, steal=None):
     """rcbench's fanout JSON; delivered 0 is a run that timed nothing (every
-    percentile 0, as rcbench writes it)."""
+    percentile 0, as rcbench writes it). steal: (server %, client %)."""
     if delivered == 0:
         p99_us = 0.0
     return {"scenario": "fanout", "target": server, "conns": 1000, "rate": float(rate),
@@ -45,7 +49,10 @@ def fanout_run(server, per_cpu_s, delivered=1.0, p99_us=20000.0, rate=1600):
                            "p90": p99_us * 0.8, "p99": p99_us, "p999": p99_us * 1.1},
             "server": {"cpu_s": 2.0, "cpu_pct": 100.0, "per_cpu_s": per_cpu_s,
                        "rss_max_kb": 20000, "rss_per_conn_b": -1.0},
-            "client_cpu_pct": 80.0}
+            "client_cpu_pct": 80.0,
+            **({"steal": {"server_pct": steal[0], "client_pct": steal[1], "server_s": 0.0,
+                          "client_s": 0.0, "server_cpus": "0", "client_cpus": "1"}}
+               if steal else {})}
 
 
 def idle_run(server, b_per_conn):
@@ -55,8 +62,9 @@ def idle_run(server, b_per_conn):
                        "rss_max_kb": 9000, "rss_per_conn_b": b_per_conn}}
 
 
-def make_out(name, runs, rows_txt):
-    """runs: {(server, row, rep): dict}; rows_txt: lines for rows.txt."""
+def make_out(name, runs, rows_txt, steal_tsv=None):
+    """runs: {(server, row, rep): dict}; rows_txt: lines for rows.txt;
+    steal_tsv: lines for steal.tsv (and the threshold lines in meta.txt)."""
     out = os.path.join(tmp, name)
     os.makedirs(os.path.join(out, "raw"))
     for (server, row, rep), data in runs.items():
@@ -68,6 +76,11 @@ def make_out(name, runs, rows_txt):
         f.write("lws\tlibwebsockets-dev not installed (run make bench-deps)\n")
     with open(os.path.join(out, "meta.txt"), "w") as f:
         f.write("mode: full\ndate: 2026-11-30T00:00:00Z\nelapsed_s: 1\n")
+        if steal_tsv is not None:
+            f.write("steal_max_pct: 1\nsteal_reruns: 3\n")
+    if steal_tsv is not None:
+        with open(os.path.join(out, "steal.tsv"), "w") as f:
+            f.write("".join(line + "\n" for line in steal_tsv))
     return out
 
 
@@ -245,6 +258,74 @@ try:
     g = goal_line(md, "3.")
     check(g is not None and g[3] == "99.85 % delivered, p99 20.0 ms" and
           "(1 of 3 meet both)" in g[4] and g[5] == "**MISS**", f"goal 3 miss on delivered: {g}")
+
+    # ---- goal 4: the pairs decide, the A/A band, steal ----------------------------------
+    # Pinned: the machine drifts up over the three pairs (1.0M, 1.5M, 2.0M);
+    # w2 beats its neighbour in two pairs of three (1.02, 0.98, 1.02): the
+    # median of the pairs passes (1.020) where the ratio of the medians
+    # (1.47M / 1.50M = 0.980) would miss. Unpinned the other way round: w2
+    # loses two pairs of three (0.98, 1.02, 0.98 -> 0.980, MISS) while the
+    # ratio of the medians says 1.53M / 1.50M = 1.020.
+    runs = {}
+    for rep, base, w2, w2f, aa in ((1, 1.0e6, 1.02e6, 0.98e6, 1.01e6),
+                                   (2, 1.5e6, 1.47e6, 1.53e6, 1.485e6),
+                                   (3, 2.0e6, 2.04e6, 1.96e6, 2.04e6)):
+        runs[("roomcast", "fanout-1000-r1600-w1", rep)] = fanout_run(
+            "roomcast", base, steal=(0.5 * rep, 0.0))
+        runs[("roomcast", "fanout-1000-r1600-w2", rep)] = fanout_run(
+            "roomcast", w2, steal=(0.0, 2.0))
+        runs[("roomcast", "fanout-1000-r1600-w1b", rep)] = fanout_run(
+            "roomcast", aa, steal=(-1.0, -1.0) if rep == 1 else (0.25, 0.0))
+        runs[("roomcast", "fanout-1000-r1600-w1-free", rep)] = fanout_run("roomcast", base)
+        runs[("roomcast", "fanout-1000-r1600-w2-free", rep)] = fanout_run("roomcast", w2f)
+    steal_tsv = ["roomcast\tfanout-1000-r1600-w2\t2\t0\t2.5\treplaced",
+                 "roomcast\tfanout-1000-r1600-w1\t3\t0\t1.5\treplaced",
+                 "roomcast\tfanout-1000-r1600-w1\t3\t1\t4.0\tkept"]
+    md, _ = render(make_out("pairs", runs, ROWS[4:] + ["fanout-1000-r1600-w1b\troomcast\tyes\t"],
+                            steal_tsv))
+    g = goal_line(md, "4.", "CPU 0")
+    check(g is not None and "median of 3 pairs **1.020** (decides)" in g[3] and
+          "1.47M / 1.50M = 0.980" in g[3] and g[4] == "run by run: 1.020, 0.980, 1.020" and
+          g[5] == "**PASS**", f"goal 4 pinned: the pairs' median passes, not the medians: {g}")
+    g = goal_line(md, "4.", "unpinned")
+    check(g is not None and "median of 3 pairs **0.980** (decides)" in g[3] and
+          "1.53M / 1.50M = 1.020" in g[3] and g[5] == "**MISS**",
+          f"goal 4 unpinned: the pairs' median misses though the medians pass: {g}")
+    check("**median of the per-pair ratios**" in md and "does not decide" in md,
+          "results.md says which estimator decides and why")
+    aa = [line for line in md.splitlines() if line.startswith("A/A control")]
+    check(len(aa) == 1 and "fanout-1000-r1600-w1b / fanout-1000-r1600-w1" in aa[0] and
+          "median of 3 pairs **1.010**" in aa[0] and "1.010, 0.990, 1.020" in aa[0] and
+          "spread 0.990 to 1.020" in aa[0] and "1.49M / 1.50M = 0.990" in aa[0] and
+          "not a goal" in aa[0], f"the A/A row as the noise band: {aa}")
+    sect = md.partition("## Goals (issue 14)")[2].partition("\n## ")[0]
+    check(not any("w1b" in line for line in sect.splitlines() if line.startswith("|")),
+          "the A/A row is in no goal row of the table")
+    st = [line for line in md.splitlines() if line.startswith("Steal (")]
+    check(len(st) == 1 and "over 1 % is run again, at most 3 extra runs per row" in st[0] and
+          "2 run(s) replaced: fanout-1000-r1600-w2 run 2 (2.5 %); fanout-1000-r1600-w1 run 3 "
+          "(1.5 %)." in st[0] and
+          "1 run(s) kept over the threshold" in st[0] and "fanout-1000-r1600-w1 run 3 (4.0 %)"
+          in st[0], f"the steal re-runs counted with their reasons: {st}")
+    r = table_row(md, ["fanout-1000-r1600-w1", "roomcast"])
+    check(r is not None and r[11] == "1.0 / 0.0", f"detail: w1's median steal 1.0 / 0.0: {r}")
+    r = table_row(md, ["fanout-1000-r1600-w2", "roomcast"])
+    check(r is not None and r[11] == "0.0 / 2.0", f"detail: w2's steal, server / client: {r}")
+    r = table_row(md, ["fanout-1000-r1600-w1b", "roomcast"])
+    check(r is not None and r[11] == "0.2 / 0.0",
+          f"detail: a run without a steal figure (-1) left out of the median: {r}")
+    r = table_row(md, ["fanout-1000-r1600-w1-free", "roomcast"])
+    check(r is not None and r[11] == "- / -", f"detail: no steal figure at all: {r}")
+    check("Steal: the host's time taken" in md and "steal % server / client" in md,
+          "the detail table has the steal column, explained")
+
+    # No steal.tsv, no threshold in meta.txt (an older run.sh): no steal line.
+    md, _ = render(make_out("pairs-nosteal", runs, ROWS[4:]))
+    check(not any(line.startswith("Steal (") for line in md.splitlines()),
+          "no steal line without run.sh's steal records")
+    # A run.sh that replaced nothing says so.
+    md, _ = render(make_out("pairs-clean", runs, ROWS[4:], []))
+    check("No run was replaced." in md, "a clean run says no run was replaced")
 
     # ---- no goal rows at all (a quick run filtered to echo) ---------------------------
     runs = {("roomcast", "echo-32-d1", 1): {"scenario": "echo", "per_s": 1e5,

@@ -1666,6 +1666,16 @@ static void print_json(FILE *f, const struct result *r)
             ",\"steal\":{\"server_pct\":%.3f,\"client_pct\":%.3f,\"server_s\":%.3f,"
             "\"client_s\":%.3f,\"server_cpus\":\"%s\",\"client_cpus\":\"%s\"}",
             st.server_pct, st.client_pct, st.server_s, st.client_s, st.server_cpus, st.client_cpus);
+    /* Every CPU's own share, the ones neither side may run on included. */
+    fputs(",\"steal_per_cpu_pct\":[", f);
+    for (int c = 0; c < r->w0.ncpu && c < r->w1.ncpu; c++) {
+        unsigned long long d =
+            r->w1.steal[c] >= r->w0.steal[c] ? r->w1.steal[c] - r->w0.steal[c] : 0;
+        fprintf(f, "%s%.3f", c ? "," : "",
+                r->measure_s > 0 ? 100.0 * (double)d / (double)sysconf(_SC_CLK_TCK) / r->measure_s
+                                 : -1.0);
+    }
+    fputc(']', f);
     if (o.redis_pid > 0 || o.redis_port > 0) {
         /* Publishes: what the publisher sent inside the measure window. */
         double rcpu = r->r1.cpu_s >= 0 && r->r0.cpu_s >= 0 ? r->r1.cpu_s - r->r0.cpu_s : -1;

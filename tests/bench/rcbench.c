@@ -281,7 +281,10 @@ static int servers_sample(struct psample *ps)
  * column, in ticks), over the same window, on the CPUs the server may run
  * on (its affinity: CPU 0 when pinned, every CPU when not) and on the ones
  * rcbench may run on. Stolen time is neither the server's CPU nor time it
- * could have had: a run with steal is not the same experiment. */
+ * could have had: a run with steal is not the same experiment. Beside it,
+ * the time the server's CPUs spent on anything but the server and rcbench
+ * (other processes, the kernel's own work): the load the run shared them
+ * with. */
 #define MAX_CPUS 256
 
 struct wsample {
@@ -290,6 +293,7 @@ struct wsample {
     int threads;                        /* tasks seen in /proc/P/task */
     int ncpu;                           /* cpuN lines read from /proc/stat; 0: unreadable */
     unsigned long long steal[MAX_CPUS]; /* per CPU, in clock ticks */
+    unsigned long long busy[MAX_CPUS];  /* user+nice+system+irq+softirq, ticks */
 };
 
 static double pid_cpu_clock(pid_t pid)
@@ -349,6 +353,7 @@ static void steal_read(struct wsample *w)
             cpu >= MAX_CPUS)
             continue;
         w->steal[cpu] = v[7];
+        w->busy[cpu] = v[0] + v[1] + v[2] + v[5] + v[6];
         if ((int)cpu + 1 > w->ncpu)
             w->ncpu = (int)cpu + 1;
     }
@@ -386,6 +391,19 @@ static void window_cpus(cpu_set_t *server, cpu_set_t *client)
         for (long c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < MAX_CPUS; c++)
             CPU_SET((int)c, client);
     }
+}
+
+/* Busy seconds (not idle, not stolen) on the CPUs of set between a and b;
+ * -1 when /proc/stat could not be read. */
+static double busy_s(const struct wsample *a, const struct wsample *b, const cpu_set_t *set)
+{
+    unsigned long long ticks = 0;
+    if (a->ncpu == 0 || b->ncpu == 0)
+        return -1;
+    for (int c = 0; c < a->ncpu && c < b->ncpu; c++)
+        if (CPU_ISSET(c, set))
+            ticks += b->busy[c] >= a->busy[c] ? b->busy[c] - a->busy[c] : 0;
+    return (double)ticks / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Stolen seconds on the CPUs of set between a and b, and their names
@@ -1524,10 +1542,11 @@ static double server_cpu(const struct result *r, const char **src)
 struct steal {
     double server_s, client_s;     /* stolen seconds, summed over the CPUs */
     double server_pct, client_pct; /* per CPU, as % of the measure window; -1: unknown */
+    double others_pct;             /* the server's CPUs busy with neither side, likewise */
     char server_cpus[256], client_cpus[256];
 };
 
-static void steal_of(const struct result *r, struct steal *st)
+static void steal_of(const struct result *r, double server_cpu_s, struct steal *st)
 {
     cpu_set_t sv, cl;
     window_cpus(&sv, &cl);
@@ -1538,6 +1557,16 @@ static void steal_of(const struct result *r, struct steal *st)
         st->server_s >= 0 && r->measure_s > 0 && ns ? 100 * st->server_s / (r->measure_s * ns) : -1;
     st->client_pct =
         st->client_s >= 0 && r->measure_s > 0 && nc ? 100 * st->client_s / (r->measure_s * nc) : -1;
+    /* rcbench's own CPU counts against the server's CPUs when it may run
+     * only on them (unpinned server), not when they are apart (pinned). */
+    cpu_set_t both;
+    CPU_AND(&both, &sv, &cl);
+    double mine = CPU_EQUAL(&both, &cl) ? r->client_cpu_s : 0;
+    double busy = busy_s(&r->w0, &r->w1, &sv);
+    double others = busy - (server_cpu_s > 0 ? server_cpu_s : 0) - mine;
+    st->others_pct = busy >= 0 && r->measure_s > 0 && ns
+                         ? 100 * (others > 0 ? others : 0) / (r->measure_s * ns)
+                         : -1;
 }
 
 static void print_table(FILE *f, const struct result *r)
@@ -1596,10 +1625,12 @@ static void print_table(FILE *f, const struct result *r)
                 cpu, 100 * cpu / r->measure_s, src, cpu > 0 ? s->recv_m / cpu : 0, r->p0.rss_kb,
                 r->p1.rss_kb, r->rss_max);
     struct steal st;
-    steal_of(r, &st);
+    steal_of(r, cpu, &st);
     if (st.server_pct >= 0)
-        fprintf(f, "  steal         server CPUs %s: %.2f %%  client CPUs %s: %.2f %%\n",
-                st.server_cpus, st.server_pct, st.client_cpus, st.client_pct);
+        fprintf(f,
+                "  steal         server CPUs %s: %.2f %%  client CPUs %s: %.2f %%"
+                "  (server CPUs busy with others: %.1f %%)\n",
+                st.server_cpus, st.server_pct, st.client_cpus, st.client_pct, st.others_pct);
 }
 
 static void json_hist(FILE *f, const char *name, const struct hist *h)
@@ -1625,7 +1656,7 @@ static void print_json(FILE *f, const struct result *r)
                        ? r->w1.cpu_sched_s - r->w0.cpu_sched_s
                        : -1;
     struct steal st;
-    steal_of(r, &st);
+    steal_of(r, cpu, &st);
     uint64_t exp = expected_deliveries(s, r->members);
     double per_s = r->measure_s > 0 ? s->recv_m / r->measure_s : 0;
     fprintf(f,
@@ -1664,8 +1695,10 @@ static void print_json(FILE *f, const struct result *r)
             src, ticks, clk, sched, r->w0.threads, r->w1.threads);
     fprintf(f,
             ",\"steal\":{\"server_pct\":%.3f,\"client_pct\":%.3f,\"server_s\":%.3f,"
-            "\"client_s\":%.3f,\"server_cpus\":\"%s\",\"client_cpus\":\"%s\"}",
-            st.server_pct, st.client_pct, st.server_s, st.client_s, st.server_cpus, st.client_cpus);
+            "\"client_s\":%.3f,\"server_cpus\":\"%s\",\"client_cpus\":\"%s\","
+            "\"others_pct\":%.2f}",
+            st.server_pct, st.client_pct, st.server_s, st.client_s, st.server_cpus, st.client_cpus,
+            st.others_pct);
     /* Every CPU's own share, the ones neither side may run on included. */
     fputs(",\"steal_per_cpu_pct\":[", f);
     for (int c = 0; c < r->w0.ncpu && c < r->w1.ncpu; c++) {

@@ -82,7 +82,7 @@ def has_samples(run, key):
     measure window), so it is not a value for the median; likewise a steal
     figure rcbench could not read (-1)."""
     group, _, field = key.rpartition(".")
-    if group == "steal" and field.endswith("_pct"):
+    if group == "steal" and field.endswith("_pct"):  # others_pct too
         return run.get(key, -1) >= 0  # -1: rcbench could not read /proc/stat
     return field == "count" or run.get(group + ".count", 1) > 0
 
@@ -108,6 +108,11 @@ def steal_cell(r):
         v = r.get(k)
         return "-" if v is None or v < 0 else f"{v:.1f}"
     return f"{one('steal.server_pct')} / {one('steal.client_pct')}"
+
+
+def others_cell(r):
+    v = r.get("steal.others_pct")
+    return "-" if v is None or v < 0 else f"{v:.1f}"
 
 
 def verdict(ok):
@@ -387,11 +392,13 @@ def main():
     md.extend(goals(results, by_rep, steal))
     md.append("\n## Detail\n")
     md.append("Steal: the host's time taken over the measure window, as % of it, on the "
-              "server's CPUs / on rcbench's (medians over the runs).\n")
+              "server's CPUs / on rcbench's. Others: the server's CPUs busy with neither the "
+              "server nor rcbench (other processes on the machine), likewise. Medians over the "
+              "runs.\n")
     md.append("| row | server | per s | per server CPU-s | delivered | p50 us | p90 us | p99 us "
-              "| p99.9 us | server CPU % | client CPU % | steal % server / client | RSS max kB "
-              "| runs |")
-    md.append("|" + "---|" * 14)
+              "| p99.9 us | server CPU % | client CPU % | steal % server / client | others % "
+              "| RSS max kB | runs |")
+    md.append("|" + "---|" * 15)
     for row in rows:
         if row.startswith("jwt"):
             continue  # their own table below
@@ -416,7 +423,7 @@ def main():
                 f"{fmt(r.get(lat + '.p50'), 1)} | {fmt(r.get(lat + '.p90'), 1)} | "
                 f"{fmt(r.get(lat + '.p99'), 1)} | {fmt(r.get(lat + '.p999'), 1)} | "
                 f"{fmt(r.get('server.cpu_pct'), 1)} | {fmt(r.get('client_cpu_pct'), 1)} | "
-                f"{steal_cell(r)} | {fmt(r.get('server.rss_max_kb'))} | "
+                f"{steal_cell(r)} | {others_cell(r)} | {fmt(r.get('server.rss_max_kb'))} | "
                 f"{r['repeats']} |")
     jwt_rows = [r for r in rows if r.startswith("jwt") and "roomcast" in results[r]]
     if jwt_rows:

@@ -51,7 +51,8 @@ def fanout_run(server, per_cpu_s, delivered=1.0, p99_us=20000.0, rate=1600, stea
                        "rss_max_kb": 20000, "rss_per_conn_b": -1.0},
             "client_cpu_pct": 80.0,
             **({"steal": {"server_pct": steal[0], "client_pct": steal[1], "server_s": 0.0,
-                          "client_s": 0.0, "server_cpus": "0", "client_cpus": "1"}}
+                          "client_s": 0.0, "server_cpus": "0", "client_cpus": "1",
+                          "others_pct": steal[2] if len(steal) > 2 else -1.0}}
                if steal else {})}
 
 
@@ -271,7 +272,7 @@ try:
                                    (2, 1.5e6, 1.47e6, 1.53e6, 1.485e6),
                                    (3, 2.0e6, 2.04e6, 1.96e6, 2.04e6)):
         runs[("roomcast", "fanout-1000-r1600-w1", rep)] = fanout_run(
-            "roomcast", base, steal=(0.5 * rep, 0.0))
+            "roomcast", base, steal=(0.5 * rep, 0.0, 10.0 * rep))
         runs[("roomcast", "fanout-1000-r1600-w2", rep)] = fanout_run(
             "roomcast", w2, steal=(0.0, 2.0))
         runs[("roomcast", "fanout-1000-r1600-w1b", rep)] = fanout_run(
@@ -308,14 +309,17 @@ try:
           "1 run(s) kept over the threshold" in st[0] and "fanout-1000-r1600-w1 run 3 (4.0 %)"
           in st[0], f"the steal re-runs counted with their reasons: {st}")
     r = table_row(md, ["fanout-1000-r1600-w1", "roomcast"])
-    check(r is not None and r[11] == "1.0 / 0.0", f"detail: w1's median steal 1.0 / 0.0: {r}")
+    check(r is not None and r[11] == "1.0 / 0.0" and r[12] == "20.0",
+          f"detail: w1's median steal 1.0 / 0.0, others 20 %: {r}")
     r = table_row(md, ["fanout-1000-r1600-w2", "roomcast"])
-    check(r is not None and r[11] == "0.0 / 2.0", f"detail: w2's steal, server / client: {r}")
+    check(r is not None and r[11] == "0.0 / 2.0" and r[12] == "-",
+          f"detail: w2's steal, server / client, others unknown (-1): {r}")
     r = table_row(md, ["fanout-1000-r1600-w1b", "roomcast"])
     check(r is not None and r[11] == "0.2 / 0.0",
           f"detail: a run without a steal figure (-1) left out of the median: {r}")
     r = table_row(md, ["fanout-1000-r1600-w1-free", "roomcast"])
-    check(r is not None and r[11] == "- / -", f"detail: no steal figure at all: {r}")
+    check(r is not None and r[11] == "- / -" and r[12] == "-" and r[13] == "20.0k",
+          f"detail: no steal figure at all: {r}")
     check("Steal: the host's time taken" in md and "steal % server / client" in md,
           "the detail table has the steal column, explained")
 

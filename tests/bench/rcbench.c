@@ -1563,7 +1563,10 @@ static void steal_of(const struct result *r, double server_cpu_s, struct steal *
     CPU_AND(&both, &sv, &cl);
     double mine = CPU_EQUAL(&both, &cl) ? r->client_cpu_s : 0;
     double busy = busy_s(&r->w0, &r->w1, &sv);
+    /* Ticks against a clock: a short window can read a tick over 100 %. */
     double others = busy - (server_cpu_s > 0 ? server_cpu_s : 0) - mine;
+    if (others > r->measure_s * ns)
+        others = r->measure_s * ns;
     st->others_pct = busy >= 0 && r->measure_s > 0 && ns
                          ? 100 * (others > 0 ? others : 0) / (r->measure_s * ns)
                          : -1;

@@ -322,6 +322,13 @@ try:
           f"detail: no steal figure at all: {r}")
     check("Steal: the host's time taken" in md and "steal % server / client" in md,
           "the detail table has the steal column, explained")
+    check("**Shared machine**: the server's CPUs were busy with other work for 20-20 %" in md,
+          "goal 4's rows on a shared machine (others 20 %) are flagged")
+    # w1's others at 2.5-7.5 %: a quiet machine, no flag.
+    for rep in (1, 2, 3):
+        runs[("roomcast", "fanout-1000-r1600-w1", rep)]["steal"]["others_pct"] = 2.5 * rep
+    md, _ = render(make_out("pairs-quiet", runs, ROWS[4:], []))
+    check("Shared machine" not in md, "others at 5 % is no shared machine")
 
     # No steal.tsv, no threshold in meta.txt (an older run.sh): no steal line.
     md, _ = render(make_out("pairs-nosteal", runs, ROWS[4:]))

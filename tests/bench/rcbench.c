@@ -282,9 +282,12 @@ static int servers_sample(struct psample *ps)
  * on (its affinity: CPU 0 when pinned, every CPU when not) and on the ones
  * rcbench may run on. Stolen time is neither the server's CPU nor time it
  * could have had: a run with steal is not the same experiment. Beside it,
- * the time the server's CPUs spent in processes other than the server and
- * rcbench (user, nice and system time; interrupts left out, as most of
- * them are the run's own loopback traffic): the load it shared them with. */
+ * the time the server's CPUs were busy with neither the server nor rcbench:
+ * the load it shared them with. Interrupts count as busy: without
+ * IRQ_TIME_ACCOUNTING (Debian's kernels, this VM's) the softirq work done
+ * in a process's context, loopback TCP included, is that process's CPU time
+ * and the CPU's irq/softirq columns alike; with it, interrupts are nobody's
+ * time and show here as others. */
 #define MAX_CPUS 256
 
 struct wsample {
@@ -293,7 +296,7 @@ struct wsample {
     int threads;                        /* tasks seen in /proc/P/task */
     int ncpu;                           /* cpuN lines read from /proc/stat; 0: unreadable */
     unsigned long long steal[MAX_CPUS]; /* per CPU, in clock ticks */
-    unsigned long long busy[MAX_CPUS];  /* user+nice+system, ticks */
+    unsigned long long busy[MAX_CPUS];  /* user+nice+system+irq+softirq, ticks */
 };
 
 static double pid_cpu_clock(pid_t pid)
@@ -353,7 +356,7 @@ static void steal_read(struct wsample *w)
             cpu >= MAX_CPUS)
             continue;
         w->steal[cpu] = v[7];
-        w->busy[cpu] = v[0] + v[1] + v[2];
+        w->busy[cpu] = v[0] + v[1] + v[2] + v[5] + v[6];
         if ((int)cpu + 1 > w->ncpu)
             w->ncpu = (int)cpu + 1;
     }
@@ -393,7 +396,7 @@ static void window_cpus(cpu_set_t *server, cpu_set_t *client)
     }
 }
 
-/* Seconds in processes (user, nice, system) on the CPUs of set between a and b;
+/* Busy seconds (neither idle nor stolen) on the CPUs of set between a and b;
  * -1 when /proc/stat could not be read. */
 static double busy_s(const struct wsample *a, const struct wsample *b, const cpu_set_t *set)
 {

@@ -704,8 +704,21 @@ static int slow(struct conn *c, size_t add)
     return (double)(uint32_t)(now - c->soft_since) >= cfg->sendq_soft_seconds * 1000.0;
 }
 
+/* Queues f (msgs messages) behind what c has, once the limits allowed it. */
+static int push_queued(struct conn *c, struct frame_ref *f, int policy, uint32_t msgs)
+{
+    size_t before = c->q.bytes;
+    if (policy == SLOW_LATEST && f->tag)
+        sendq_push_ref_nocopy(&c->q, f);
+    else
+        sendq_push_ref(&c->q, f);
+    STAT_ADD(c->cs->stats, msgs_out_total, msgs);
+    queued(c, before);
+    return 0;
+}
+
 /* conn_deliver behind other queued frames, or near the limits. */
-static RC_NOINLINE int deliver_queue(struct conn *c, struct frame_ref *f, int policy, uint32_t msgs)
+static RC_NOINLINE int deliver_queue(struct conn *c, struct frame_ref *f, int policy)
 {
     struct worker_stats *st = c->cs->stats;
     if (rc_unlikely(slow(c, f->len))) {
@@ -736,14 +749,7 @@ static RC_NOINLINE int deliver_queue(struct conn *c, struct frame_ref *f, int po
             return RC_E_LIMIT;
         }
     }
-    size_t before = c->q.bytes;
-    if (policy == SLOW_LATEST && f->tag)
-        sendq_push_ref_nocopy(&c->q, f);
-    else
-        sendq_push_ref(&c->q, f);
-    STAT_ADD(st, msgs_out_total, msgs);
-    queued(c, before);
-    return 0;
+    return push_queued(c, f, policy, 1);
 }
 
 /* A frame that may go to an idle member by reference at once: under both
@@ -778,7 +784,7 @@ int conn_deliver(struct conn *c, struct frame_ref *f, int policy)
         STAT_ADD(c->cs->stats, queued_bytes, f->len);
         return 0;
     }
-    return deliver_queue(c, f, policy, 1);
+    return deliver_queue(c, f, policy);
 }
 
 /* The general path of a merged run (deliver_batch.parts): whole while f
@@ -789,7 +795,7 @@ static RC_NOINLINE int deliver_run(struct conn *c, const struct deliver_batch *b
     if (rc_unlikely(!can_send(c)))
         return RC_E_CLOSED;
     if (rc_likely(!slow(c, b->f->len)))
-        return deliver_queue(c, b->f, b->policy, b->msgs);
+        return push_queued(c, b->f, b->policy, b->msgs);
     int rc = 0;
     for (uint32_t i = 0; i < b->msgs && rc != RC_E_CLOSED; i++)
         rc = conn_deliver(c, b->parts[i], b->policy);

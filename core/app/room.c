@@ -918,13 +918,61 @@ void room_deliver(struct rooms *R, const char *name, size_t len, const struct st
     frame_ref_put(f);
 }
 
-/* MAIL_DELIVER, on a worker with members: the fan-out. */
-static void on_deliver(void *ctx, struct mail *m)
+/* Consecutive deliveries of one room merged into one walk over its members
+ * (the MAIL_DELIVER run receiver). A worker that fell behind finds several
+ * of a room's publishes in its mailbox at once (the owner posts each of an
+ * iteration's publishes, a saturated loop reads many per iteration). One
+ * walk with the frames end to end gives an idle member the whole run by one
+ * reference, where a walk per publish copied each one after the first into
+ * every member's queue: the member touched once instead of once per
+ * message, and the kernel sees the same single writev either way. Only what
+ * the per-mail walk would do identically merges: same room, same excluded
+ * sender and policy, no permessage-deflate variant, not the "latest" policy
+ * (it replaces by message), no held joins in the room; up to
+ * DELIVER_MERGE_MAX bytes. */
+#define DELIVER_MERGE_MAX 16384
+
+static int deliver_mergeable(const struct mail *a, const struct mail *b)
 {
-    struct room_part *p = ctx;
+    return b->zframe == NULL && b->conn_id == a->conn_id && b->flags == a->flags &&
+           b->name_len == a->name_len && memcmp(b->name, a->name, a->name_len) == 0;
+}
+
+/* The k mails from m on (`bytes` of frames in all) end to end in one new
+ * frame, their frames in parts[]; NULL when out of memory. */
+static struct frame_ref *merge_frames(struct mail *m, unsigned k, size_t bytes,
+                                      struct frame_ref **parts)
+{
+    struct frame_ref *f = frame_ref_try_new(bytes, 0);
+    if (f == NULL)
+        return NULL;
+    f->tag = m->frame->tag;
+    for (unsigned i = 0; i < k; i++, m = m->next) {
+        parts[i] = m->frame;
+        memcpy(f->data + f->len, m->frame->data, m->frame->len);
+        f->len += m->frame->len;
+    }
+    return f;
+}
+
+/* On a worker with members: the fan-out of the k >= 1 mails from m on
+ * (k > 1: mergeable, deliver_mergeable, `bytes` of frames in all). */
+static void fan_out(struct room_part *p, struct mail *m, unsigned k, size_t bytes)
+{
     struct local_room *lr = strmap_get(&p->local, m->name, m->name_len);
     if (lr == NULL)
         return;
+    struct frame_ref *parts[MAIL_RUN_MAX];
+    struct frame_ref *merged = NULL;
+    if (k > 1) {
+        /* held joins keep state per message: one walk each (so on no memory) */
+        merged = lr->hold == NULL ? merge_frames(m, k, bytes, parts) : NULL;
+        if (merged == NULL) {
+            for (unsigned i = 0; i < k; i++, m = m->next)
+                fan_out(p, m, 1, m->frame->len);
+            return;
+        }
+    }
     const struct rc_config *cfg = p->all->cfg;
     if (rc_unlikely(lr->hold != NULL)) /* once per mail, not per member */
         hold_keep(lr, m, (uint32_t)cfg->recover_hold);
@@ -932,7 +980,10 @@ static void on_deliver(void *ctx, struct mail *m)
     uint64_t exclude = m->conn_id;
     struct conn **mark = conn_fanout_begin(p->cs); /* the fan-out window (conn.h) */
     struct deliver_batch plain;
-    conn_batch_begin(&plain, m->frame, (int)m->flags, cfg);
+    if (merged)
+        conn_batch_run(&plain, merged, parts, k, (int)m->flags, cfg);
+    else
+        conn_batch_begin(&plain, m->frame, (int)m->flags, cfg);
     /* Backwards: a member that leaves during the walk (a slow-consumer close
      * running a disconnect hook) swaps an already-visited member into its
      * slot, so nobody is skipped or visited twice. */
@@ -965,59 +1016,8 @@ static void on_deliver(void *ctx, struct mail *m)
     conn_fanout_end(p->cs, mark);
     lr->busy--;
     maybe_free_local(p, lr);
-}
-
-/* Consecutive deliveries of one room merged into one walk over its members
- * (the MAIL_DELIVER run receiver). A worker that fell behind finds several
- * of a room's publishes in its mailbox at once (the owner posts each of an
- * iteration's publishes, a saturated loop reads many per iteration). One
- * walk with the frames end to end gives an idle member the whole run by one
- * reference, where a walk per publish copied each one after the first into
- * every member's queue: the member touched once instead of once per
- * message, and the kernel sees the same single writev either way. Only what
- * the per-mail walk would do identically merges: same room, same excluded
- * sender and policy, no permessage-deflate variant, not the "latest" policy
- * (it replaces by message), no held joins in the room; up to
- * DELIVER_MERGE_MAX bytes. */
-#define DELIVER_MERGE_MAX 16384
-
-static int deliver_mergeable(const struct mail *a, const struct mail *b)
-{
-    return b->zframe == NULL && b->conn_id == a->conn_id && b->flags == a->flags &&
-           b->name_len == a->name_len && memcmp(b->name, a->name, a->name_len) == 0;
-}
-
-/* The k >= 2 mergeable mails from m on, `bytes` in all. */
-static void deliver_merged(struct room_part *p, struct mail *m, unsigned k, size_t bytes)
-{
-    struct local_room *lr = strmap_get(&p->local, m->name, m->name_len);
-    if (lr == NULL)
-        return;
-    struct frame_ref *parts[MAIL_RUN_MAX];
-    struct frame_ref *f = lr->hold == NULL ? frame_ref_try_new(bytes, 0) : NULL;
-    if (f == NULL) { /* held joins keep per-message state; or out of memory */
-        for (unsigned i = 0; i < k; i++, m = m->next)
-            on_deliver(p, m);
-        return;
-    }
-    f->tag = m->frame->tag;
-    struct mail *e = m;
-    for (unsigned i = 0; i < k; i++, e = e->next) {
-        parts[i] = e->frame;
-        memcpy(f->data + f->len, e->frame->data, e->frame->len);
-        f->len += e->frame->len;
-    }
-    const struct rc_config *cfg = p->all->cfg;
-    lr->busy++;
-    struct conn **mark = conn_fanout_begin(p->cs);
-    struct deliver_batch b;
-    conn_batch_run(&b, f, parts, k, (int)m->flags, cfg);
-    conn_deliver_walk(&lr->members, &lr->count, m->conn_id, &b);
-    conn_batch_end(&b);
-    conn_fanout_end(p->cs, mark);
-    lr->busy--;
-    maybe_free_local(p, lr);
-    frame_ref_put(f);
+    if (merged)
+        frame_ref_put(merged);
 }
 
 /* MAIL_DELIVER's run receiver (mailbox.h): per mail, or merged. */
@@ -1035,10 +1035,7 @@ static void on_deliver_run(void *ctx, struct mail *m, unsigned n)
                 k++;
             }
         }
-        if (k == 1)
-            on_deliver(p, m);
-        else
-            deliver_merged(p, m, k, bytes);
+        fan_out(p, m, k, bytes);
         n -= k;
         m = e; /* not read when n is 0: the run may end before e */
     }

@@ -285,13 +285,7 @@ static inline ssize_t deliver_whole(uint8_t *in, size_t hl, size_t n, struct ws_
     ws_mask(p, n, p - 4, 0); /* §5.3 */
     if (in[0] == 0x81 && utf8_validate(UTF8_ACCEPT, p, n) != UTF8_ACCEPT)
         return RC_E_UTF8; /* §8.1 */
-    ev->type = WS_EV_MESSAGE;
-    ev->opcode = in[0] & 0x0f;
-    ev->rsv = 0;
-    ev->data = n ? p : empty_payload;
-    ev->len = n;
-    ev->close_code = 0;
-    return (ssize_t)(hl + n);
+    return ws_msg_whole(ev, in[0], n ? p : empty_payload, n, hl);
 }
 
 ssize_t ws_msg_feed_any(struct ws_msg *m, uint8_t *in, size_t len, struct ws_event *ev)

@@ -185,8 +185,8 @@ static inline void ws_unmask_short(uint8_t *p, size_t n, const uint8_t key[4])
 
 /* ws_msg_feed's shortcuts end here: ev is the message of the frame whose
  * first byte is b0, payload p (n bytes, unmasked) after hl header bytes. */
-static RC_ALWAYS_INLINE ssize_t ws_msg_whole(struct ws_event *ev, uint8_t b0, uint8_t *p, size_t n,
-                                             size_t hl)
+static RC_ALWAYS_INLINE ssize_t ws_msg_whole(struct ws_event *ev, uint8_t b0, const uint8_t *p,
+                                             size_t n, size_t hl)
 {
     ev->type = WS_EV_MESSAGE;
     ev->opcode = b0 & 0x0f;

@@ -10,7 +10,10 @@
 
 void scratch_dir(char *dir, size_t cap, const char *prefix)
 {
-    int n = snprintf(dir, cap, "/tmp/%sXXXXXX", prefix);
+    const char *base = getenv("TMPDIR"); /* as mkstemp(3) users expect; /tmp otherwise */
+    if (base == NULL || base[0] == '\0')
+        base = "/tmp";
+    int n = snprintf(dir, cap, "%s/%sXXXXXX", base, prefix);
     assert_true(n > 0 && (size_t)n < cap);
     assert_non_null(mkdtemp(dir));
 }

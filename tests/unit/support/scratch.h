@@ -1,12 +1,12 @@
-/* scratch.h - a unit test's scratch directory under /tmp: made at setup,
+/* scratch.h - a unit test's scratch directory under $TMPDIR: made at setup,
  * files written into it, removed with all it holds at teardown. */
 #ifndef RC_TEST_SCRATCH_H
 #define RC_TEST_SCRATCH_H
 
 #include <stddef.h>
 
-/* Makes a new directory /tmp/<prefix>XXXXXX; its path goes to dir (cap
- * bytes). Fails the test when it cannot. */
+/* Makes a new directory $TMPDIR/<prefix>XXXXXX (/tmp without TMPDIR); its
+ * path goes to dir (cap bytes). Fails the test when it cannot. */
 void scratch_dir(char *dir, size_t cap, const char *prefix);
 /* Writes text to dir/name (created or truncated); returns the file's path,
  * valid until the next call. Fails the test when it cannot. */
